@@ -1,0 +1,320 @@
+//! Keeps the current state and every reply it can give, formatted ahead of time.
+//!
+//! The loop asks `reply` for a slice to write; nothing on that path formats,
+//! allocates or reads a clock. Replies are re-formatted only when the state,
+//! the ready window or the load feedback changes.
+
+use crate::log;
+use crate::reply::{self, Line, Reply};
+use crate::state::{self, Entry, Name, State, StateError, Status, SERVICES_MAX};
+
+/// Where a state change came from, for the log.
+#[derive(Clone, Copy, Debug)]
+pub enum Cause {
+    /// The state file was (re)read.
+    File,
+    /// SIGUSR1 or SIGUSR2.
+    Signal,
+}
+
+impl Cause {
+    fn name(self) -> &'static str {
+        match self {
+            Cause::File => "state file",
+            Cause::Signal => "signal",
+        }
+    }
+}
+
+/// What load feedback asks of one UP entry.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Verdict {
+    /// Percentage to apply to the file's weight (100 leaves it alone).
+    pub weight_pct: u8,
+    /// The lowest effective weight feedback may produce.
+    pub min_weight: u8,
+    /// When set, report the server down with this reason.
+    pub down: Option<state::Reason>,
+}
+
+impl Verdict {
+    /// Leaves an entry as the file says.
+    pub const NONE: Verdict = Verdict {
+        weight_pct: 100,
+        min_weight: 0,
+        down: None,
+    };
+}
+
+/// The replies prepared for one entry.
+#[derive(Clone, Debug)]
+struct Prepared {
+    /// `[without ready, with ready]`.
+    lines: [Line; 2],
+    /// Until when (ms) `ready` is sent, if a window is set and running.
+    ready_until: Option<u32>,
+    /// The feedback applied when these lines were made.
+    verdict: Verdict,
+    /// The status and weight the lines report, after feedback.
+    shown: (Status, u8),
+}
+
+/// The agent's state and its prepared replies.
+pub struct Agent {
+    state: State,
+    /// Index 0: top level; 1..: `state.services` in order.
+    prepared: heapless::Vec<Prepared, { SERVICES_MAX + 1 }>,
+    /// How long `ready` is sent after a status change; `None`: always.
+    window_ms: Option<u32>,
+    /// Whether the file may be overwritten (false after reading an invalid one).
+    may_persist: bool,
+}
+
+impl Agent {
+    /// Makes an agent with an empty state and a ready window.
+    pub fn new(window_ms: Option<u32>) -> Agent {
+        Agent {
+            state: State::default(),
+            prepared: heapless::Vec::new(),
+            window_ms,
+            may_persist: true,
+        }
+    }
+
+    /// Shows the current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Tells whether the state may be written back to the file.
+    pub fn may_persist(&self) -> bool {
+        self.may_persist
+    }
+
+    /// Takes a state read from the file, or the failure to read one.
+    pub fn load(&mut self, loaded: Result<State, LoadError>, now: u32) {
+        match loaded {
+            Ok(s) => {
+                self.may_persist = true;
+                self.replace(s, Cause::File, now);
+            }
+            Err(e) => {
+                // A missing file may be created; anything else is kept for a human.
+                self.may_persist = matches!(e, LoadError::Io(nix::errno::Errno::ENOENT));
+                let mut top = Entry::new(Status::Fail);
+                let _ = top.reason.push_str("state file: ");
+                e.describe(&mut top.reason);
+                self.replace(
+                    State {
+                        top: Some(top),
+                        services: heapless::Vec::new(),
+                    },
+                    Cause::File,
+                    now,
+                );
+            }
+        }
+    }
+
+    /// Applies SIGUSR1 (`Up`) or SIGUSR2 (`Down`) to the top level and every service.
+    pub fn set_status(&mut self, status: Status, now: u32) {
+        let mut s = self.state.clone();
+        if let Some(t) = &mut s.top {
+            t.status = status;
+        }
+        for (_, e) in s.services.iter_mut() {
+            e.status = status;
+        }
+        self.replace(s, Cause::Signal, now);
+    }
+
+    /// Installs a new state, logs what changed and re-formats the replies.
+    fn replace(&mut self, new: State, cause: Cause, now: u32) {
+        let old = core::mem::replace(&mut self.state, new);
+        let mut prepared: heapless::Vec<Prepared, { SERVICES_MAX + 1 }> = heapless::Vec::new();
+        let entries = core::iter::once((None, self.state.top.as_ref()))
+            .chain(self.state.services.iter().map(|(n, e)| (Some(n), Some(e))));
+        for (name, entry) in entries {
+            let before = match name {
+                None => old.top.as_ref(),
+                Some(n) => old.service(n.as_bytes()),
+            };
+            let kept = self
+                .prepared
+                .get(index_of(&old, name))
+                .filter(|_| before.is_some());
+            let mut p = Prepared {
+                lines: [Line::new(), Line::new()],
+                ready_until: kept.and_then(|k| k.ready_until),
+                verdict: kept.map(|k| k.verdict.clone()).unwrap_or(Verdict::NONE),
+                shown: (Status::Fail, 0),
+            };
+            if let Some(e) = entry {
+                let changed = before.map(|b| b.status != e.status).unwrap_or(true);
+                if changed {
+                    p.ready_until = self.window_ms.map(|w| now.wrapping_add(w));
+                }
+                if before != Some(e) {
+                    log_entry(cause, name, e);
+                }
+                p.shown = format(e, &p.verdict, &mut p.lines);
+            }
+            let _ = prepared.push(p);
+        }
+        self.prepared = prepared;
+    }
+
+    /// Returns the reply for a probe that named `service` (or none).
+    pub fn reply(&self, service: Option<&[u8]>) -> &[u8] {
+        let i = match service.and_then(|n| {
+            self.state
+                .services
+                .iter()
+                .position(|(s, _)| s.as_bytes() == n)
+        }) {
+            Some(i) => i + 1,
+            None if self.state.top.is_some() => 0,
+            None => return reply::UNKNOWN_SERVICE,
+        };
+        let p = &self.prepared[i];
+        let ready = self.window_ms.is_none() || p.ready_until.is_some();
+        &p.lines[ready as usize]
+    }
+
+    /// Lists every entry as (service name, status shown, weight shown, maxconn).
+    pub fn summary(&self) -> impl Iterator<Item = (Option<&[u8]>, Status, u8, Option<u16>)> + '_ {
+        let top = self.state.top.as_ref().map(|e| (None, e));
+        let services = self
+            .state
+            .services
+            .iter()
+            .map(|(n, e)| (Some(n.as_bytes()), e));
+        top.into_iter()
+            .chain(services)
+            .zip(
+                self.prepared
+                    .iter()
+                    .skip(if self.state.top.is_some() { 0 } else { 1 }),
+            )
+            .map(|((name, e), p)| (name, p.shown.0, p.shown.1, e.maxconn))
+    }
+
+    /// Ends ready windows that are over at `now`; returns the next end, if any.
+    pub fn tick(&mut self, now: u32) -> Option<u32> {
+        let mut next: Option<u32> = None;
+        for p in self.prepared.iter_mut() {
+            if let Some(until) = p.ready_until {
+                let left = until.wrapping_sub(now) as i32;
+                if left <= 0 {
+                    p.ready_until = None;
+                } else {
+                    next = Some(next.map_or(left as u32, |n| n.min(left as u32)));
+                }
+            }
+        }
+        next
+    }
+
+    /// Sets the feedback verdict for the top level (`None`) or a service; re-formats on change.
+    pub fn set_verdict(&mut self, service: Option<&[u8]>, v: &Verdict) {
+        let (i, entry) = match service {
+            None => (0, self.state.top.as_ref()),
+            Some(n) => match self
+                .state
+                .services
+                .iter()
+                .position(|(s, _)| s.as_bytes() == n)
+            {
+                Some(i) => (i + 1, Some(&self.state.services[i].1)),
+                None => return,
+            },
+        };
+        let (Some(e), Some(p)) = (entry, self.prepared.get_mut(i)) else {
+            return;
+        };
+        if p.verdict == *v {
+            return;
+        }
+        p.verdict = v.clone();
+        p.shown = format(e, &p.verdict, &mut p.lines);
+        log::info()
+            .s("feedback: ")
+            .b(service.unwrap_or(b""))
+            .s(if service.is_some() { " " } else { "" })
+            .b(&p.lines[1][..p.lines[1].len() - 1])
+            .send();
+    }
+}
+
+fn index_of(s: &State, name: Option<&Name>) -> usize {
+    match name {
+        None => 0,
+        Some(n) => s
+            .services
+            .iter()
+            .position(|(m, _)| m == n)
+            .map_or(usize::MAX, |i| i + 1),
+    }
+}
+
+/// Applies feedback to an entry, formats both reply variants, returns the status and weight shown.
+fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
+    let mut r = Reply {
+        status: e.status,
+        weight: e.weight,
+        maxconn: e.maxconn,
+        reason: e.reason.as_bytes(),
+    };
+    if matches!(e.status, Status::Up | Status::Ready) {
+        if v.weight_pct < 100 {
+            let w = (e.weight as u32 * v.weight_pct as u32 / 100) as u8;
+            r.weight = w.max(v.min_weight.min(e.weight));
+        }
+        if let Some(reason) = &v.down {
+            r.status = Status::Down;
+            r.reason = reason.as_bytes();
+        }
+    }
+    reply::format(&r, false, &mut lines[0]);
+    reply::format(&r, true, &mut lines[1]);
+    (r.status, r.weight)
+}
+
+fn log_entry(cause: Cause, name: Option<&Name>, e: &Entry) {
+    let mut l = log::info().s("state: ");
+    if let Some(n) = name {
+        l = l.s(n).s(" ");
+    }
+    l = l.s(e.status.name()).s(" weight ").u(e.weight as u32);
+    if let Some(m) = e.maxconn {
+        l = l.s(" maxconn ").u(m as u32);
+    }
+    if !e.reason.is_empty() {
+        l = l.s(" reason \"").s(&e.reason).s("\"");
+    }
+    l.s(" (").s(cause.name()).s(")").send();
+}
+
+/// Why the state file could not be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// It could not be opened or read.
+    Io(nix::errno::Errno),
+    /// Its content is invalid.
+    Invalid(StateError),
+}
+
+impl LoadError {
+    /// Appends a short description, as much as fits.
+    pub fn describe(self, out: &mut state::Reason) {
+        let (a, b) = match self {
+            LoadError::Io(e) => ("unreadable ", crate::sys::errno_name(e)),
+            LoadError::Invalid(e) => (e.as_str(), ""),
+        };
+        for c in a.chars().chain(b.chars()) {
+            if out.push(c).is_err() {
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Matches client addresses against a list of CIDR blocks; does no I/O.
+
+use std::net::IpAddr;
+
+/// The most blocks one list may hold.
+pub const BLOCKS_MAX: usize = 16;
+
+/// One block, kept as an IPv6 prefix (IPv4 is mapped into `::ffff:0:0/96`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Block {
+    addr: u128,
+    len: u8,
+}
+
+/// Who may ask; empty means everyone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllowList {
+    blocks: heapless::Vec<Block, BLOCKS_MAX>,
+}
+
+fn mapped(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+impl AllowList {
+    /// Lets everyone ask.
+    pub fn everyone() -> AllowList {
+        AllowList::default()
+    }
+
+    /// Tells whether the list lets everyone ask.
+    pub fn is_everyone(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Parses `CIDR[,CIDR...]`; a bare address is a one-address block.
+    pub fn parse(s: &[u8]) -> Option<AllowList> {
+        let mut list = AllowList::default();
+        for part in s.split(|&c| c == b',') {
+            let part = core::str::from_utf8(part).ok()?.trim();
+            let (a, len) = match part.split_once('/') {
+                Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+                None => (part, None),
+            };
+            let ip: IpAddr = a.parse().ok()?;
+            let (max, offset) = if ip.is_ipv4() { (32, 96) } else { (128, 0) };
+            let len = len.unwrap_or(max);
+            if len > max {
+                return None;
+            }
+            let len = len + offset;
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len as u32)
+            };
+            list.blocks
+                .push(Block {
+                    addr: mapped(ip) & mask,
+                    len,
+                })
+                .ok()?;
+        }
+        Some(list)
+    }
+
+    /// Tells whether `ip` may ask.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        if self.blocks.is_empty() {
+            return true;
+        }
+        // A dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        let a = mapped(ip);
+        self.blocks.iter().any(|b| {
+            let mask = if b.len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - b.len as u32)
+            };
+            a & mask == b.addr
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn matches_blocks() {
+        let l = AllowList::parse(b"10.0.0.0/8, 127.0.0.1,::1/128").unwrap();
+        assert!(l.allows(ip("10.1.2.3")));
+        assert!(l.allows(ip("127.0.0.1")));
+        assert!(l.allows(ip("::ffff:127.0.0.1")));
+        assert!(!l.allows(ip("127.0.0.2")));
+        assert!(l.allows(ip("::1")));
+        assert!(!l.allows(ip("::2")));
+        assert!(!l.allows(ip("11.0.0.1")));
+        assert!(AllowList::parse(b"0.0.0.0/0")
+            .unwrap()
+            .allows(ip("1.2.3.4")));
+        assert!(!AllowList::parse(b"0.0.0.0/0")
+            .unwrap()
+            .allows(ip("2001:db8::1")));
+        assert!(AllowList::parse(b"::/0").unwrap().allows(ip("2001:db8::1")));
+        assert!(AllowList::everyone().allows(ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn refuses_bad_lists() {
+        for bad in [
+            &b"10.0.0.0/33"[..],
+            b"::1/129",
+            b"",
+            b"10.0.0.0/8,",
+            b"x",
+            b"1.2.3.4/",
+        ] {
+            assert!(AllowList::parse(bad).is_none(), "{:?}", bad);
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! Answers HTTP/1.0 requests on the agent port: the agent line, or Prometheus metrics.
+//!
+//! Does no I/O: responses are built into a caller-owned fixed buffer. Any
+//! path answers with the top-level state, `/NAME` with service NAME's, and
+//! `/metrics` with counters; status 200 when the health is up (ready or
+//! drain), 503 otherwise.
+
+use crate::agent::Agent;
+use crate::num::{self, Full};
+use crate::server::Counters;
+
+/// The largest response.
+pub const RESPONSE_MAX: usize = 4096;
+/// A response under construction.
+pub type Response = heapless::Vec<u8, RESPONSE_MAX>;
+
+/// Builds the response to `GET`/`HEAD path` into `out`.
+pub fn respond(out: &mut Response, head: bool, path: &[u8], agent: &Agent, counters: &Counters) {
+    out.clear();
+    let mut body: Response = Response::new();
+    let (code, ctype): (&[u8], &[u8]) = if path == b"/metrics" {
+        if metrics(&mut body, agent, counters).is_err() {
+            body.clear();
+            let _ = num::push(&mut body, b"# metrics truncated\n");
+        }
+        (b"200 OK", b"text/plain; version=0.0.4")
+    } else {
+        let name = path.strip_prefix(b"/").filter(|n| !n.is_empty());
+        let line = agent.reply(name);
+        let _ = num::push(&mut body, line);
+        (
+            if line.starts_with(b"up ") {
+                b"200 OK"
+            } else {
+                b"503 Service Unavailable"
+            },
+            b"text/plain",
+        )
+    };
+    let _ = head_lines(out, code, ctype, body.len());
+    if !head {
+        let _ = num::push(out, &body);
+    }
+}
+
+fn head_lines(out: &mut Response, code: &[u8], ctype: &[u8], len: usize) -> Result<(), Full> {
+    num::push(out, b"HTTP/1.0 ")?;
+    num::push(out, code)?;
+    num::push(out, b"\r\nContent-Type: ")?;
+    num::push(out, ctype)?;
+    num::push(out, b"\r\nContent-Length: ")?;
+    num::push_u32(out, len as u32)?;
+    num::push(out, b"\r\nConnection: close\r\n\r\n")
+}
+
+fn metric(
+    out: &mut Response,
+    name: &[u8],
+    service: Option<&[u8]>,
+    extra: &[u8],
+    v: u32,
+) -> Result<(), Full> {
+    num::push(out, name)?;
+    if let Some(s) = service {
+        num::push(out, b"{service=\"")?;
+        num::push(out, s)?;
+        num::push(out, b"\"")?;
+        num::push(out, extra)?;
+        num::push(out, b"}")?;
+    }
+    num::push(out, b" ")?;
+    num::push_u32(out, v)?;
+    num::push(out, b"\n")
+}
+
+fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> {
+    num::push(
+        out,
+        b"# TYPE heft_up gauge\n# TYPE heft_weight gauge\n# TYPE heft_maxconn gauge\n",
+    )?;
+    for (name, status, weight, maxconn) in agent.summary() {
+        let svc = Some(name.unwrap_or(b""));
+        let up = !status.is_down() && status != crate::state::Status::Maint;
+        num::push(out, b"heft_up{service=\"")?;
+        num::push(out, name.unwrap_or(b""))?;
+        num::push(out, b"\",status=\"")?;
+        num::push(out, status.name().as_bytes())?;
+        num::push(out, b"\"} ")?;
+        num::push(out, if up { b"1\n" } else { b"0\n" })?;
+        metric(out, b"heft_weight", svc, b"", weight as u32)?;
+        if let Some(m) = maxconn {
+            metric(out, b"heft_maxconn", svc, b"", m as u32)?;
+        }
+    }
+    for (name, help, v) in [
+        (
+            &b"heft_probes_total"[..],
+            &b"agent replies written"[..],
+            c.probes,
+        ),
+        (
+            b"heft_http_requests_total",
+            b"HTTP requests answered",
+            c.http,
+        ),
+        (
+            b"heft_refused_total",
+            b"connections refused by --allow",
+            c.refused,
+        ),
+        (
+            b"heft_reloads_total",
+            b"state file reloads after start-up",
+            c.reloads,
+        ),
+        (
+            b"heft_timeouts_total",
+            b"connections closed at their deadline",
+            c.timeouts,
+        ),
+    ] {
+        num::push(out, b"# HELP ")?;
+        num::push(out, name)?;
+        num::push(out, b" ")?;
+        num::push(out, help)?;
+        num::push(out, b"\n# TYPE ")?;
+        num::push(out, name)?;
+        num::push(out, b" counter\n")?;
+        metric(out, name, None, b"", v)?;
+    }
+    num::push(
+        out,
+        b"# HELP heft_errors_total errors by kind\n# TYPE heft_errors_total counter\n",
+    )?;
+    for (kind, v) in [
+        (&b"accept"[..], c.accept_errors),
+        (b"persist", c.persist_errors),
+        (b"state_file", c.state_errors),
+    ] {
+        num::push(out, b"heft_errors_total{kind=\"")?;
+        num::push(out, kind)?;
+        num::push(out, b"\"} ")?;
+        num::push_u32(out, v)?;
+        num::push(out, b"\n")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! heft: a HAProxy agent-check agent for small machines.
+//!
+//! HAProxy connects to the agent every few seconds and reads one line such as
+//! `up ready 77% maxconn:300`. heft answers from a JSON state file, Unix
+//! signals, and (optionally) the host's load, in one thread around one
+//! `poll(2)` loop. Why it is built this way:
+//!
+//! - One thread, no async runtime: an agent answers a handful of probes per
+//!   second; a poll loop is all it needs and the smallest thing that works.
+//! - Replies are formatted when the state changes, never per probe, so a
+//!   probe costs accept, (read), write, shutdown, read, close.
+//! - Signal handlers store to atomics and poke a self-pipe; the loop does the
+//!   rest. Nothing in a handler can block or deadlock.
+//! - No heap allocation after start-up: fixed buffers, a slot table sized once.
+//! - No `core::fmt`: it would cost about 8 KB on every target.
+//!
+//! Not features: TLS, IPv6 scope ids, more than 16 services per file, reasons
+//! longer than 64 bytes, a configuration file for the agent itself (flags and
+//! variables suffice), Windows.
+//!
+//! Module map: `state`, `reply`, `request`, `http`, `allow`, `cli` and `num`
+//! parse or format bytes and do no I/O; `persist` does file I/O; `server` is
+//! the loop; `sys` holds every `unsafe` block.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod agent;
+pub mod allow;
+pub mod cli;
+pub mod client;
+pub mod http;
+pub mod log;
+pub mod num;
+pub mod persist;
+pub mod privs;
+pub mod reply;
+pub mod request;
+pub mod server;
+pub mod setcmd;
+pub mod state;
+pub mod sys;

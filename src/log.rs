@@ -1,0 +1,149 @@
+//! Writes one line per event to stderr or the local syslog, without `core::fmt`.
+//!
+//! A line is built in a fixed 256-byte buffer and leaves in one `write(2)`
+//! (or one datagram), so lines from one process never interleave. A line that
+//! does not fit is cut and ends in `...`.
+
+use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+
+use crate::num;
+use crate::sys;
+
+/// How much is logged: errors only, events (the default), or every sample and probe.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+#[repr(u8)]
+pub enum Level {
+    /// Something failed.
+    Error = 0,
+    /// A state change, start-up or shutdown.
+    Info = 1,
+    /// Detail for `-v`.
+    Debug = 2,
+}
+
+static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+/// The connected `/dev/log` socket, or -1 for stderr.
+static SYSLOG_FD: AtomicI32 = AtomicI32::new(-1);
+/// The pid shown in syslog lines.
+static PID: AtomicI32 = AtomicI32::new(0);
+
+/// Sets the most detailed level that is written.
+pub fn set_level(l: Level) {
+    LEVEL.store(l as u8, Ordering::Relaxed);
+}
+
+/// Sends every later line to the connected syslog socket `fd` as `pid`.
+pub fn use_syslog(fd: i32, pid: i32) {
+    PID.store(pid, Ordering::Relaxed);
+    SYSLOG_FD.store(fd, Ordering::Relaxed);
+}
+
+/// Tells whether lines of level `l` are written.
+pub fn enabled(l: Level) -> bool {
+    l as u8 <= LEVEL.load(Ordering::Relaxed)
+}
+
+/// One log line under construction.
+pub struct Line {
+    buf: heapless::Vec<u8, 256>,
+    level: Level,
+    cut: bool,
+}
+
+/// Starts an error line.
+pub fn error() -> Line {
+    Line::new(Level::Error)
+}
+
+/// Starts an event line.
+pub fn info() -> Line {
+    Line::new(Level::Info)
+}
+
+/// Starts a detail line (shown with `-v`).
+pub fn debug() -> Line {
+    Line::new(Level::Debug)
+}
+
+impl Line {
+    fn new(level: Level) -> Line {
+        let mut l = Line {
+            buf: heapless::Vec::new(),
+            level,
+            cut: false,
+        };
+        if level == Level::Error {
+            l = l.s("error: ");
+        }
+        l
+    }
+
+    /// Appends text.
+    pub fn s(self, s: &str) -> Line {
+        self.b(s.as_bytes())
+    }
+
+    /// Appends bytes, replacing anything that is not printable ASCII by `?`.
+    pub fn b(mut self, s: &[u8]) -> Line {
+        for &c in s {
+            let c = if (0x20..0x7f).contains(&c) { c } else { b'?' };
+            if self.buf.push(c).is_err() {
+                self.cut = true;
+                break;
+            }
+        }
+        self
+    }
+
+    /// Appends a number in decimal.
+    pub fn u(self, n: u32) -> Line {
+        let mut d = [0u8; 10];
+        self.b(num::fmt_u32(n, &mut d))
+    }
+
+    /// Appends an OS error as its name and number, e.g. `EACCES (13)`.
+    pub fn errno(self, e: nix::errno::Errno) -> Line {
+        self.s(sys::errno_name(e)).s(" (").u(e as i32 as u32).s(")")
+    }
+
+    /// Writes the line if its level is enabled.
+    pub fn send(self) {
+        if !enabled(self.level) {
+            return;
+        }
+        let body: &[u8] = if self.cut {
+            let n = self.buf.len().saturating_sub(3);
+            &self.buf[..n]
+        } else {
+            &self.buf
+        };
+        let mut out: heapless::Vec<u8, 300> = heapless::Vec::new();
+        let fd = SYSLOG_FD.load(Ordering::Relaxed);
+        if fd >= 0 {
+            // RFC 3164 without a timestamp (syslogd adds it): facility daemon (3).
+            let prio = 3 * 8
+                + match self.level {
+                    Level::Error => 3,
+                    Level::Info => 6,
+                    Level::Debug => 7,
+                };
+            let _ = num::push(&mut out, b"<");
+            let _ = num::push_u32(&mut out, prio);
+            let _ = num::push(&mut out, b">heft[");
+            let _ = num::push_u32(&mut out, PID.load(Ordering::Relaxed) as u32);
+            let _ = num::push(&mut out, b"]: ");
+        } else {
+            let _ = num::push(&mut out, b"heft: ");
+        }
+        let _ = num::push(&mut out, body);
+        if self.cut {
+            let _ = num::push(&mut out, b"...");
+        }
+        if fd >= 0 {
+            sys::log_write(fd, &out);
+        } else {
+            let _ = num::push(&mut out, b"\n");
+            sys::log_write(2, &out);
+        }
+    }
+}

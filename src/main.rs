@@ -1,0 +1,169 @@
+//! The `heft` command: start-up in a fixed order, then the loop.
+//!
+//! `serve` goes: parse options, bind, write the pid file, drop privileges,
+//! install signal handlers, read the state file, loop. Exit codes: 0 after
+//! SIGTERM/SIGINT, 100 bad usage or configuration, 111 a system call failed at
+//! start-up (`get`: 0 a whole line came back, 1 not).
+#![deny(unsafe_code)]
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+
+use heft::cli::{self, Command, Serve};
+use heft::log;
+use heft::server::{self, Server};
+
+const USAGE: i32 = 100;
+const SYSCALL: i32 = 111;
+
+fn main() {
+    let env = |k: &str| std::env::var_os(k);
+    let code = match cli::parse(std::env::args_os().skip(1), &env) {
+        Err(u) => {
+            let mut l = log::error().s(u.source).s(": ");
+            if let Some(v) = &u.value {
+                l = l.s("bad value \"").b(v.as_bytes()).s("\" ");
+            }
+            l.s("(expected ").s(u.expected).s(")").send();
+            USAGE
+        }
+        Ok(Command::Help) => {
+            let _ = std::io::stdout().write_all(cli::HELP.as_bytes());
+            0
+        }
+        Ok(Command::Version) => {
+            let v = [
+                "heft ",
+                env!("CARGO_PKG_VERSION"),
+                " (",
+                env!("HEFT_TARGET"),
+                ", profile ",
+                env!("HEFT_PROFILE"),
+                ")\n",
+            ];
+            let mut out = std::io::stdout();
+            for s in v {
+                let _ = out.write_all(s.as_bytes());
+            }
+            0
+        }
+        Ok(Command::Get(g)) => heft::client::run(&g),
+        Ok(Command::Set(s)) => {
+            log::set_level(s.level);
+            heft::setcmd::run(&s)
+        }
+        Ok(Command::Serve(s)) => serve(&s),
+    };
+    std::process::exit(code);
+}
+
+fn serve(cfg: &Serve) -> i32 {
+    log::set_level(cfg.level);
+    let listener = match server::listen(cfg.addr, cfg.port) {
+        Ok(l) => l,
+        Err(e) => {
+            let mut l = log::error()
+                .s(e.step)
+                .s(" ")
+                .b(&addr_text(cfg))
+                .s(": ")
+                .errno(e.errno);
+            if e.errno == nix::errno::Errno::EADDRINUSE {
+                l = l.s(" (another agent already listens there)");
+            }
+            l.send();
+            return SYSCALL;
+        }
+    };
+    if let Some(p) = &cfg.pid_file {
+        let mut d = [0u8; 10];
+        let mut text = heft::num::fmt_u32(std::process::id(), &mut d).to_vec();
+        text.push(b'\n');
+        if let Err(e) = std::fs::write(p, &text) {
+            log::error()
+                .s("pid file ")
+                .b(p.as_os_str().as_bytes())
+                .s(": ")
+                .errno(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+                .send();
+            return SYSCALL;
+        }
+    }
+    if cfg.user.is_some() || cfg.group.is_some() {
+        if let Err(e) = heft::privs::drop_to(cfg.user.as_deref(), cfg.group.as_deref()) {
+            let l = log::error().s("dropping privileges: ");
+            match e {
+                heft::privs::DropError::NoUser => l.s("no such user").send(),
+                heft::privs::DropError::NoGroup => l.s("no such group").send(),
+                heft::privs::DropError::Call(c, errno) => l.s(c).s(": ").errno(errno).send(),
+            }
+            return if matches!(e, heft::privs::DropError::Call(..)) {
+                SYSCALL
+            } else {
+                USAGE
+            };
+        }
+        warn_if_unwritable(cfg);
+    }
+    let wake = match heft::sys::install_signals() {
+        Ok(w) => w,
+        Err(e) => {
+            log::error()
+                .s("installing signal handlers: ")
+                .errno(e)
+                .send();
+            return SYSCALL;
+        }
+    };
+    if cfg.syslog {
+        if let Err(e) = heft::sys::connect_syslog() {
+            log::error()
+                .s("syslog /dev/log: ")
+                .errno(e)
+                .s(" (logging to stderr)")
+                .send();
+        }
+    }
+    log::info()
+        .s("listening on ")
+        .b(&addr_text(cfg))
+        .s(", state file ")
+        .b(cfg.state_file.as_os_str().as_bytes())
+        .send();
+    let mut server = Server::new(cfg, listener, wake);
+    let code = server.run();
+    if let Some(p) = &cfg.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    code
+}
+
+/// Says at start-up when signals could not be saved to the state file as the new user.
+fn warn_if_unwritable(cfg: &Serve) {
+    let dir = match cfg.state_file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        log::error()
+            .s("the state file's directory ")
+            .b(dir.as_os_str().as_bytes())
+            .s(" is not writable by this user: signals will change the replies but not the file")
+            .send();
+    }
+}
+
+fn addr_text(cfg: &Serve) -> Vec<u8> {
+    let mut out: heapless::Vec<u8, 64> = heapless::Vec::new();
+    let v6 = cfg.addr.is_ipv6();
+    if v6 {
+        let _ = out.push(b'[');
+    }
+    heft::num::push_ip(&mut out, cfg.addr);
+    if v6 {
+        let _ = out.push(b']');
+    }
+    let _ = heft::num::push(&mut out, b":");
+    let _ = heft::num::push_u32(&mut out, cfg.port as u32);
+    out.to_vec()
+}

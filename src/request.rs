@@ -1,0 +1,131 @@
+//! Classifies the first bytes a client sends: an agent payload or an HTTP request line.
+//!
+//! Does no I/O. HAProxy's `agent-send` payload is sent verbatim, with or
+//! without a newline; its first word names a service. `GET ` or `HEAD ` at the
+//! start means an HTTP client on the same port.
+
+/// What the bytes so far say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// Not enough to decide: keep reading until the wait ends.
+    Partial,
+    /// An agent probe; the payload's first word, if it has one.
+    Agent(Option<&'a [u8]>),
+    /// An HTTP request for `path`; `head` for HEAD.
+    Http {
+        /// Whether the method is HEAD.
+        head: bool,
+        /// The request target, e.g. `/metrics`.
+        path: &'a [u8],
+    },
+}
+
+fn is_sep(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b',' | b'\r' | b'\n' | 0)
+}
+
+/// Classifies `buf`. `done` says no more bytes will come (end of stream,
+/// wait over, or buffer full); `want_word` says whether the first word matters.
+pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
+    for (method, head) in [(&b"GET "[..], false), (&b"HEAD "[..], true)] {
+        if buf.len() < method.len() && method.starts_with(buf) && !buf.is_empty() {
+            return if done {
+                Request::Agent(word(buf))
+            } else {
+                Request::Partial
+            };
+        }
+        if let Some(rest) = buf.strip_prefix(method) {
+            let end = rest
+                .iter()
+                .position(|&c| c == b' ' || c == b'\r' || c == b'\n');
+            return match end {
+                Some(e) => Request::Http {
+                    head,
+                    path: &rest[..e],
+                },
+                None if done => Request::Http { head, path: rest },
+                None => Request::Partial,
+            };
+        }
+    }
+    if buf.is_empty() {
+        return if done {
+            Request::Agent(None)
+        } else {
+            Request::Partial
+        };
+    }
+    if !want_word {
+        return Request::Agent(None);
+    }
+    match buf.iter().position(|&c| is_sep(c)) {
+        Some(_) => Request::Agent(word(buf)),
+        None if done => Request::Agent(word(buf)),
+        None => Request::Partial,
+    }
+}
+
+/// Returns the first word, skipping leading separators.
+fn word(buf: &[u8]) -> Option<&[u8]> {
+    let start = buf.iter().position(|&c| !is_sep(c))?;
+    let rest = &buf[start..];
+    let end = rest.iter().position(|&c| is_sep(c)).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_agent_payloads() {
+        assert_eq!(
+            classify(b"web\n", false, true),
+            Request::Agent(Some(b"web"))
+        );
+        assert_eq!(classify(b"web", false, true), Request::Partial);
+        assert_eq!(classify(b"web", true, true), Request::Agent(Some(b"web")));
+        assert_eq!(classify(b"pouet", false, false), Request::Agent(None));
+        assert_eq!(
+            classify(b"db extra\r\n", false, true),
+            Request::Agent(Some(b"db"))
+        );
+        assert_eq!(classify(b"\n", false, true), Request::Agent(None));
+        assert_eq!(classify(b"", true, true), Request::Agent(None));
+        assert_eq!(classify(b"", false, false), Request::Partial);
+    }
+
+    #[test]
+    fn reads_http_request_lines() {
+        assert_eq!(
+            classify(b"GET /metrics HTTP/1.1\r\n", false, false),
+            Request::Http {
+                head: false,
+                path: b"/metrics"
+            }
+        );
+        assert_eq!(
+            classify(b"HEAD / HTTP/1.0\r\n", false, true),
+            Request::Http {
+                head: true,
+                path: b"/"
+            }
+        );
+        assert_eq!(classify(b"GE", false, false), Request::Partial);
+        assert_eq!(classify(b"GET /x", false, false), Request::Partial);
+        assert_eq!(
+            classify(b"GET /x", true, false),
+            Request::Http {
+                head: false,
+                path: b"/x"
+            }
+        );
+        // A service called GET is still a service when it is not followed by a space.
+        assert_eq!(
+            classify(b"GETTER\n", false, true),
+            Request::Agent(Some(b"GETTER"))
+        );
+        assert_eq!(classify(b"GE", true, true), Request::Agent(Some(b"GE")));
+    }
+}

@@ -1,0 +1,584 @@
+//! Runs the agent: one `poll(2)` loop over the listener, the self-pipe and a
+//! fixed table of connection slots.
+//!
+//! Each wake-up does bounded work: take signals, serve ready connections,
+//! close expired ones, accept a bounded batch, then write the state file if a
+//! signal changed it. Serving a probe is accept, (read), write a prepared
+//! slice, shut down the write side, read until EOF, close.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6,
+};
+
+use crate::agent::Agent;
+use crate::cli::Serve;
+use crate::http;
+use crate::log;
+use crate::persist;
+use crate::request::{self, Request};
+use crate::sys;
+
+/// The most connections accepted per wake-up, so that a flood cannot starve the rest.
+const ACCEPT_BATCH: usize = 16;
+/// The shortest time (ms) between two writes of the state file after signals.
+const PERSIST_GAP_MS: u32 = 100;
+/// How long (ms) to wait before writing the state file again after a failure.
+const PERSIST_RETRY_MS: u32 = 5000;
+/// How long (ms) to stop accepting after running out of descriptors or memory.
+const ACCEPT_PAUSE_MS: u32 = 100;
+/// The bytes kept of what a client sends first.
+const FIRST_BYTES: usize = 96;
+
+/// A step of start-up that failed, with its error.
+#[derive(Debug)]
+pub struct StartError {
+    /// What was being done.
+    pub step: &'static str,
+    /// Why it failed.
+    pub errno: Errno,
+}
+
+fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
+    move |errno| StartError { step, errno }
+}
+
+/// Opens the listening socket: exclusive (no SO_REUSEPORT), dual-stack for `::`.
+pub fn listen(addr: IpAddr, port: u16) -> Result<OwnedFd, StartError> {
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket::socket(family, SockType::Stream, flags, None).map_err(fail("socket"))?;
+    // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
+    // Linux still refuses a second listener on the same address and port.
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(fail("setsockopt SO_REUSEADDR"))?;
+    match SocketAddr::new(addr, port) {
+        SocketAddr::V4(a) => socket::bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
+        SocketAddr::V6(a) => {
+            socket::setsockopt(&fd, sockopt::Ipv6V6Only, &false)
+                .map_err(fail("setsockopt IPV6_V6ONLY"))?;
+            socket::bind(fd.as_raw_fd(), &SockaddrIn6::from(a))
+        }
+    }
+    .map_err(fail("bind"))?;
+    socket::listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN)).map_err(fail("listen"))?;
+    Ok(fd)
+}
+
+/// Where a connection is in its short life.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Waiting (until `wait_until`) for a payload or an HTTP request line.
+    Await,
+    /// Answered and shut down for writing; reading until EOF.
+    Drain,
+}
+
+/// One connection slot.
+struct Conn {
+    fd: OwnedFd,
+    phase: Phase,
+    /// When the whole connection must be over.
+    deadline: u32,
+    /// When to stop waiting for the first bytes.
+    wait_until: u32,
+    first: heapless::Vec<u8, FIRST_BYTES>,
+}
+
+/// Counts of what happened, for `/metrics` and the log.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Counters {
+    /// Agent replies written.
+    pub probes: u32,
+    /// HTTP requests answered.
+    pub http: u32,
+    /// Connections closed at once because of `--allow`.
+    pub refused: u32,
+    /// Times the state file was read after start-up.
+    pub reloads: u32,
+    /// Failed accepts (EMFILE, ENFILE, ENOMEM, ...).
+    pub accept_errors: u32,
+    /// Failed writes of the state file.
+    pub persist_errors: u32,
+    /// State file reads that failed.
+    pub state_errors: u32,
+    /// Connections closed at their deadline.
+    pub timeouts: u32,
+}
+
+/// Logs an error at most once per interval, with how many were skipped.
+#[derive(Default)]
+struct RateLimit {
+    last: Option<u32>,
+    skipped: u32,
+}
+
+impl RateLimit {
+    /// Tells whether to log now; returns the number skipped since the last log.
+    fn check(&mut self, now: u32) -> Option<u32> {
+        match self.last {
+            Some(t) if now.wrapping_sub(t) < 10_000 => {
+                self.skipped += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(core::mem::take(&mut self.skipped))
+            }
+        }
+    }
+}
+
+/// The running agent.
+pub struct Server {
+    listener: OwnedFd,
+    wake: OwnedFd,
+    agent: Agent,
+    state_file: PathBuf,
+    tmp_file: PathBuf,
+    read_buf: Box<[u8; crate::state::FILE_MAX + 1]>,
+    allow: crate::allow::AllowList,
+    wait_ms: u32,
+    timeout_ms: u32,
+    conns: Vec<Option<Conn>>,
+    pfds: Vec<libc::pollfd>,
+    /// For each `pfds` entry past the first two, its slot.
+    pslot: Vec<u16>,
+    /// When set, the state must be written, not before this time.
+    persist_at: Option<u32>,
+    /// When the state file was last written.
+    last_write: Option<u32>,
+    /// Accepting is paused until this time after EMFILE and friends.
+    accept_paused_until: Option<u32>,
+    counters: Counters,
+    accept_log: RateLimit,
+    refuse_log: RateLimit,
+    persist_log: RateLimit,
+}
+
+impl Server {
+    /// Builds the server around a bound listener; allocates everything it will ever use.
+    pub fn new(cfg: &Serve, listener: OwnedFd, wake: OwnedFd) -> Server {
+        let slots = cfg.slots as usize;
+        let mut conns = Vec::with_capacity(slots);
+        conns.resize_with(slots, || None);
+        Server {
+            listener,
+            wake,
+            agent: Agent::new(cfg.ready_window_ms),
+            state_file: cfg.state_file.clone(),
+            tmp_file: persist::temp_path(&cfg.state_file, ".tmp"),
+            read_buf: Box::new([0u8; crate::state::FILE_MAX + 1]),
+            allow: cfg.allow.clone(),
+            wait_ms: cfg.wait_ms,
+            timeout_ms: cfg.timeout_ms,
+            conns,
+            pfds: Vec::with_capacity(slots + 2),
+            pslot: Vec::with_capacity(slots),
+            persist_at: None,
+            last_write: None,
+            accept_paused_until: None,
+            counters: Counters::default(),
+            accept_log: RateLimit::default(),
+            refuse_log: RateLimit::default(),
+            persist_log: RateLimit::default(),
+        }
+    }
+
+    /// Reads the state file (at start-up and on SIGHUP) and logs any failure with the path.
+    fn load(&mut self, now: u32) {
+        let loaded = persist::read(&self.state_file, &mut self.read_buf);
+        if let Err(e) = &loaded {
+            self.counters.state_errors += 1;
+            let mut reason = crate::state::Reason::new();
+            e.describe(&mut reason);
+            log::error()
+                .s("state file ")
+                .b(self.state_file.as_os_str().as_encoded_bytes())
+                .s(": ")
+                .s(&reason)
+                .s(" (serving FAIL)")
+                .send();
+        }
+        self.agent.load(loaded, now);
+        self.persist_at = None;
+    }
+
+    /// Runs until SIGTERM or SIGINT; returns the exit code.
+    pub fn run(&mut self) -> i32 {
+        let now = sys::now_ms();
+        self.load(now);
+        loop {
+            let now = sys::now_ms();
+            let timeout = self.timeout(now);
+            self.build_pollset(now);
+            if let Err(e) = sys::poll(&mut self.pfds, timeout) {
+                // EINVAL/ENOMEM: nothing to do but try again shortly.
+                log::error().s("poll: ").errno(e).send();
+                let _ = sys::poll(&mut [], 10);
+                continue;
+            }
+            let now = sys::now_ms();
+            if self.pfds[0].revents != 0 {
+                sys::drain_wake(&self.wake);
+            }
+            if self.signals(now) {
+                break;
+            }
+            self.service(now);
+            self.expire(now);
+            if self.pfds[1].revents != 0 {
+                self.accept(now);
+            }
+            self.agent.tick(now);
+            self.persist_if_due(now);
+        }
+        self.shutdown();
+        0
+    }
+
+    /// Computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
+    fn timeout(&mut self, now: u32) -> i32 {
+        let mut next: Option<u32> = self.agent.tick(now);
+        let mut at = |t: u32| {
+            let left = (t.wrapping_sub(now) as i32).max(0) as u32;
+            next = Some(next.map_or(left, |n| n.min(left)));
+        };
+        for c in self.conns.iter().flatten() {
+            at(if c.phase == Phase::Await {
+                c.wait_until
+            } else {
+                c.deadline
+            });
+        }
+        if let Some(t) = self.persist_at {
+            at(t);
+        }
+        if let Some(t) = self.accept_paused_until {
+            at(t);
+        }
+        next.map_or(-1, |n| n as i32)
+    }
+
+    fn build_pollset(&mut self, now: u32) {
+        self.pfds.clear();
+        self.pslot.clear();
+        let ev = libc::POLLIN;
+        self.pfds.push(libc::pollfd {
+            fd: self.wake.as_raw_fd(),
+            events: ev,
+            revents: 0,
+        });
+        if let Some(t) = self.accept_paused_until {
+            if (t.wrapping_sub(now) as i32) <= 0 {
+                self.accept_paused_until = None;
+            }
+        }
+        let free = self.conns.iter().any(|c| c.is_none())
+            || self.conns.iter().flatten().any(|c| c.phase == Phase::Drain);
+        let accepting = free && self.accept_paused_until.is_none();
+        // A negative fd is ignored by poll(2): the listener stays in place at index 1.
+        let lfd = if accepting {
+            self.listener.as_raw_fd()
+        } else {
+            -1
+        };
+        self.pfds.push(libc::pollfd {
+            fd: lfd,
+            events: ev,
+            revents: 0,
+        });
+        for (i, c) in self.conns.iter().enumerate() {
+            if let Some(c) = c {
+                self.pfds.push(libc::pollfd {
+                    fd: c.fd.as_raw_fd(),
+                    events: ev,
+                    revents: 0,
+                });
+                self.pslot.push(i as u16);
+            }
+        }
+    }
+
+    /// Applies what the signal handlers recorded; returns true when it is time to stop.
+    fn signals(&mut self, now: u32) -> bool {
+        let s = sys::take_signals();
+        if !s.any() {
+            return false;
+        }
+        if s.reload {
+            log::info()
+                .s("SIGHUP: reading ")
+                .b(self.state_file.as_os_str().as_encoded_bytes())
+                .send();
+            self.counters.reloads += 1;
+            self.load(now);
+        }
+        if let Some(status) = s.status {
+            self.agent.set_status(status, now);
+            if self.agent.may_persist() {
+                if self.persist_at.is_none() {
+                    // The gap keeps a signal storm from turning into an fsync storm.
+                    let gap_end = self
+                        .last_write
+                        .map_or(now, |t| t.wrapping_add(PERSIST_GAP_MS));
+                    let wait = (gap_end.wrapping_sub(now) as i32).clamp(0, PERSIST_GAP_MS as i32);
+                    self.persist_at = Some(now.wrapping_add(wait as u32));
+                }
+            } else {
+                log::error().s("not writing the state file: it could not be read; fix it and send SIGHUP, or use heft set").send();
+            }
+        }
+        s.stop
+    }
+
+    /// Writes the state file when a signal changed the state and the gap since the last write is over.
+    fn persist_if_due(&mut self, now: u32) {
+        let Some(at) = self.persist_at else { return };
+        if (at.wrapping_sub(now) as i32) > 0 {
+            return;
+        }
+        match persist::write(&self.state_file, &self.tmp_file, self.agent.state()) {
+            Ok(()) => {
+                let skipped = self.persist_log.skipped;
+                if self.persist_log.last.is_some() {
+                    log::info()
+                        .s("state file written again after ")
+                        .u(skipped + 1)
+                        .s(" failure(s)")
+                        .send();
+                    self.persist_log = RateLimit::default();
+                }
+                self.persist_at = None;
+                self.last_write = Some(now);
+            }
+            Err(e) => {
+                self.counters.persist_errors += 1;
+                if let Some(skipped) = self.persist_log.check(now) {
+                    let (step, errno) = e.parts();
+                    let mut l = log::error()
+                        .s("writing ")
+                        .b(self.state_file.as_os_str().as_encoded_bytes())
+                        .s(": ")
+                        .s(step);
+                    if let Some(errno) = errno {
+                        l = l.s(": ").errno(errno);
+                    }
+                    l.s(" (still serving the new state; retrying; ")
+                        .u(skipped)
+                        .s(" more since last logged)")
+                        .send();
+                }
+                self.persist_at = Some(now.wrapping_add(PERSIST_RETRY_MS));
+            }
+        }
+    }
+
+    fn service(&mut self, now: u32) {
+        for k in 0..self.pslot.len() {
+            let revents = self.pfds[k + 2].revents;
+            if revents == 0 {
+                continue;
+            }
+            let slot = self.pslot[k] as usize;
+            self.readable(slot, now);
+        }
+    }
+
+    /// Reads what a connection sent and moves it along.
+    fn readable(&mut self, slot: usize, now: u32) {
+        let Some(c) = self.conns[slot].as_mut() else {
+            return;
+        };
+        match c.phase {
+            Phase::Await => {
+                let mut chunk = [0u8; FIRST_BYTES];
+                let room = FIRST_BYTES - c.first.len();
+                match sys::recv(&c.fd, &mut chunk[..room]) {
+                    Ok(0) => self.answer(slot, now, true),
+                    Ok(n) => {
+                        let _ = c.first.extend_from_slice(&chunk[..n]);
+                        let full = c.first.len() == FIRST_BYTES;
+                        self.answer(slot, now, full);
+                    }
+                    Err(Errno::EAGAIN) => {}
+                    Err(_) => self.conns[slot] = None,
+                }
+            }
+            Phase::Drain => {
+                let mut sink = [0u8; 512];
+                for _ in 0..4 {
+                    match sys::recv(&c.fd, &mut sink) {
+                        Ok(n) if n == sink.len() => continue,
+                        Ok(0) | Err(_) => {
+                            // EOF or reset: the client is done (ECONNRESET is HAProxy's normal close).
+                            self.conns[slot] = None;
+                            return;
+                        }
+                        Ok(_) => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers a waiting connection if its first bytes say enough (or `done`).
+    fn answer(&mut self, slot: usize, now: u32, done: bool) {
+        // A probe accepted after a signal was sent must see the signal's state:
+        // the handler ran before accept(2) returned, so its atomics are set.
+        if sys::signals_pending() {
+            self.signals(now);
+        }
+        let want_word = !self.agent.state().services.is_empty();
+        let Some(c) = self.conns[slot].as_mut() else {
+            return;
+        };
+        let sent = match request::classify(&c.first, done, want_word) {
+            Request::Partial => return,
+            Request::Agent(word) => {
+                self.counters.probes += 1;
+                sys::send(&c.fd, self.agent.reply(word))
+            }
+            Request::Http { head, path } => {
+                self.counters.http += 1;
+                let mut out = http::Response::new();
+                http::respond(&mut out, head, path, &self.agent, &self.counters);
+                sys::send(&c.fd, &out)
+            }
+        };
+        match sent.and_then(|_| sys::shutdown_write(&c.fd)) {
+            Ok(()) => c.phase = Phase::Drain,
+            // Reset before we answered: nothing more to do for it.
+            Err(_) => self.conns[slot] = None,
+        }
+    }
+
+    /// Answers connections whose wait is over and closes those past their deadline.
+    fn expire(&mut self, now: u32) {
+        for slot in 0..self.conns.len() {
+            let Some(c) = &self.conns[slot] else { continue };
+            if c.phase == Phase::Await && (c.wait_until.wrapping_sub(now) as i32) <= 0 {
+                self.answer(slot, now, true);
+            }
+            let Some(c) = &self.conns[slot] else { continue };
+            if (c.deadline.wrapping_sub(now) as i32) <= 0 {
+                self.counters.timeouts += 1;
+                self.conns[slot] = None;
+            }
+        }
+    }
+
+    /// Accepts up to a batch of connections while slots are free.
+    fn accept(&mut self, now: u32) {
+        for _ in 0..ACCEPT_BATCH {
+            let Some(slot) = self.free_slot() else { return };
+            match sys::accept(&self.listener) {
+                Ok((fd, peer)) => {
+                    if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
+                        self.counters.refused += 1;
+                        if let Some(skipped) = self.refuse_log.check(now) {
+                            log::info()
+                                .s("refused a probe from ")
+                                .b(&ip_text(ip))
+                                .s(" (")
+                                .u(skipped)
+                                .s(" more since last logged)")
+                                .send();
+                        }
+                        continue;
+                    }
+                    self.conns[slot] = Some(Conn {
+                        fd,
+                        phase: Phase::Await,
+                        deadline: now.wrapping_add(self.timeout_ms),
+                        wait_until: now.wrapping_add(self.wait_ms),
+                        first: heapless::Vec::new(),
+                    });
+                    if self.wait_ms == 0 {
+                        self.answer(slot, now, true);
+                    }
+                }
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::ECONNABORTED) | Err(Errno::EPROTO) => continue,
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can and pause briefly.
+                    self.counters.accept_errors += 1;
+                    if let Some(skipped) = self.accept_log.check(now) {
+                        log::error()
+                            .s("accept: ")
+                            .errno(e)
+                            .s(" (pausing accepts; ")
+                            .u(skipped)
+                            .s(" more since last logged)")
+                            .send();
+                    }
+                    if !self.evict_one() {
+                        self.accept_paused_until = Some(now.wrapping_add(ACCEPT_PAUSE_MS));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finds a free slot, closing the oldest answered connection if all are taken.
+    fn free_slot(&mut self) -> Option<usize> {
+        if let Some(i) = self.conns.iter().position(|c| c.is_none()) {
+            return Some(i);
+        }
+        if self.evict_one() {
+            return self.conns.iter().position(|c| c.is_none());
+        }
+        None
+    }
+
+    /// Closes the answered connection closest to its deadline; false if none is answered.
+    fn evict_one(&mut self) -> bool {
+        let victim = self
+            .conns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.as_ref()
+                    .filter(|c| c.phase == Phase::Drain)
+                    .map(|c| (i, c.deadline))
+            })
+            .min_by_key(|&(_, d)| d);
+        match victim {
+            Some((i, _)) => {
+                self.conns[i] = None;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops: closes every connection, writes a pending state change, logs.
+    fn shutdown(&mut self) {
+        for c in self.conns.iter_mut() {
+            *c = None;
+        }
+        if self.persist_at.is_some() {
+            self.persist_at = Some(sys::now_ms());
+            self.persist_if_due(sys::now_ms());
+        }
+        log::info()
+            .s("stopping: ")
+            .u(self.counters.probes)
+            .s(" probes served")
+            .send();
+    }
+}
+
+fn ip_text(ip: IpAddr) -> heapless::Vec<u8, 48> {
+    let mut s = heapless::Vec::new();
+    crate::num::push_ip(&mut s, ip);
+    s
+}

@@ -1,0 +1,129 @@
+//! `heft set`: changes the state file atomically, then sends SIGHUP to the agent.
+
+use std::path::Path;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::cli::Set;
+use crate::log;
+use crate::persist;
+use crate::state::{Entry, Name, State, FILE_MAX};
+
+/// Applies `s` to the state file; returns the exit code (0 done, 1 agent not signalled, 111 not written).
+pub fn run(s: &Set) -> i32 {
+    let mut buf = [0u8; FILE_MAX + 1];
+    let mut state = match persist::read(&s.state_file, &mut buf) {
+        Ok(st) => st,
+        Err(e) => {
+            let mut why = crate::state::Reason::new();
+            e.describe(&mut why);
+            log::info()
+                .s("state file ")
+                .b(s.state_file.as_os_str().as_encoded_bytes())
+                .s(": ")
+                .s(&why)
+                .s("; writing a new one")
+                .send();
+            State::default()
+        }
+    };
+    apply(&mut state, s);
+    let tmp = persist::temp_path(&s.state_file, &pid_suffix());
+    if let Err(e) = persist::write(&s.state_file, &tmp, &state) {
+        let (step, errno) = e.parts();
+        let mut l = log::error()
+            .s("writing ")
+            .b(s.state_file.as_os_str().as_encoded_bytes())
+            .s(": ")
+            .s(step);
+        if let Some(errno) = errno {
+            l = l.s(": ").errno(errno);
+        }
+        l.send();
+        return 111;
+    }
+    match &s.pid_file {
+        None => {
+            log::info()
+                .s("no pid file given: send SIGHUP to the agent yourself")
+                .send();
+            0
+        }
+        Some(p) => signal(p),
+    }
+}
+
+/// Changes the top level, or one service, as `s` says; keeps every field it is not told to change.
+pub fn apply(state: &mut State, s: &Set) {
+    let entry: &mut Entry = match &s.service {
+        None => state.top.get_or_insert_with(|| Entry::new(s.status)),
+        Some(name) => {
+            if state.service(name.as_bytes()).is_none() {
+                let n: Name = name.clone();
+                if state.services.push((n, Entry::new(s.status))).is_err() {
+                    log::error()
+                        .s("too many services (at most 16); changing nothing")
+                        .send();
+                    return;
+                }
+            }
+            match state.service_mut(name.as_bytes()) {
+                Some(e) => e,
+                None => return,
+            }
+        }
+    };
+    entry.status = s.status;
+    if let Some(w) = s.weight {
+        entry.weight = w;
+    }
+    if let Some(m) = s.maxconn {
+        entry.maxconn = m;
+    }
+    if let Some(r) = &s.reason {
+        entry.reason = r.clone();
+    }
+}
+
+fn pid_suffix() -> heapless::String<24> {
+    let mut s = heapless::String::new();
+    let mut d = [0u8; 10];
+    let _ = s.push_str(".set-");
+    let pid = crate::num::fmt_u32(std::process::id(), &mut d);
+    let _ = s.push_str(core::str::from_utf8(pid).unwrap_or("0"));
+    let _ = s.push_str(".tmp");
+    s
+}
+
+fn signal(pid_file: &Path) -> i32 {
+    let text = std::fs::read(pid_file).unwrap_or_default();
+    let digits: &[u8] = text
+        .split(|c| c.is_ascii_whitespace())
+        .next()
+        .unwrap_or(b"");
+    let Some(pid) = crate::num::parse_u32(digits).filter(|&p| p > 1 && p <= i32::MAX as u32) else {
+        log::error()
+            .s("no pid in ")
+            .b(pid_file.as_os_str().as_encoded_bytes())
+            .s("; the agent was not told")
+            .send();
+        return 1;
+    };
+    match kill(Pid::from_raw(pid as i32), Signal::SIGHUP) {
+        Ok(()) => {
+            log::info().s("sent SIGHUP to ").u(pid).send();
+            0
+        }
+        Err(e) => {
+            log::error()
+                .s("SIGHUP to ")
+                .u(pid)
+                .s(": ")
+                .errno(e)
+                .s("; the agent was not told")
+                .send();
+            1
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! Parses and writes the JSON state file; does no I/O.
+//!
+//! The format is hapgent's (`{"status":"UP","weight":77,"maxconn":300}`) plus
+//! an optional `reason` and an optional `services` object of named states.
+
+use heapless::{LinearMap, String, Vec};
+use serde::Deserialize;
+
+use crate::num::{self, Full};
+
+/// The largest state file accepted, in bytes.
+pub const FILE_MAX: usize = 4096;
+/// The longest reason, in bytes.
+pub const REASON_MAX: usize = 64;
+/// The longest service name, in bytes.
+pub const NAME_MAX: usize = 32;
+/// The most services one file may name.
+pub const SERVICES_MAX: usize = 16;
+
+/// What a state asks HAProxy to do with the server.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Status {
+    /// Operationally up, administratively ready.
+    Up,
+    /// Same reply as `Up`; kept apart so the file says what was written.
+    Ready,
+    /// Up, but takes no new connections.
+    Drain,
+    /// Maintenance: no connections, no health checks.
+    Maint,
+    /// Operationally down.
+    Down,
+    /// Down, shown as `fail`.
+    Fail,
+    /// Down, shown as `stopped`.
+    Stopped,
+}
+
+/// Every status, in the order `Status::index` numbers them.
+pub const STATUSES: [Status; 7] = [
+    Status::Up,
+    Status::Ready,
+    Status::Drain,
+    Status::Maint,
+    Status::Down,
+    Status::Fail,
+    Status::Stopped,
+];
+
+impl Status {
+    /// Reads a status name in any letter case.
+    pub fn parse(s: &[u8]) -> Option<Status> {
+        STATUSES
+            .iter()
+            .copied()
+            .find(|st| st.name().as_bytes().eq_ignore_ascii_case(s))
+    }
+
+    /// Names the status as the state file spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Up => "UP",
+            Status::Ready => "READY",
+            Status::Drain => "DRAIN",
+            Status::Maint => "MAINT",
+            Status::Down => "DOWN",
+            Status::Fail => "FAIL",
+            Status::Stopped => "STOPPED",
+        }
+    }
+
+    /// Numbers the status for storing in an atomic.
+    pub fn index(self) -> u8 {
+        self as u8
+    }
+
+    /// Tells whether HAProxy takes the server out of service for this status.
+    pub fn is_down(self) -> bool {
+        matches!(self, Status::Down | Status::Fail | Status::Stopped)
+    }
+}
+
+/// A reason shown on HAProxy's stats page: printable ASCII without `#`.
+pub type Reason = String<REASON_MAX>;
+/// A service name: `[A-Za-z0-9_.-]`, 1 to 32 bytes.
+pub type Name = String<NAME_MAX>;
+
+/// One server's intended state.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Entry {
+    /// What HAProxy should do with the server.
+    pub status: Status,
+    /// Percentage of the configured weight, 0 to 255.
+    pub weight: u8,
+    /// The connection limit to send; `None` sends none.
+    pub maxconn: Option<u16>,
+    /// Text for the stats page; empty for none.
+    pub reason: Reason,
+}
+
+impl Entry {
+    /// Makes an entry with the default weight, no maxconn and no reason.
+    pub fn new(status: Status) -> Entry {
+        Entry {
+            status,
+            weight: 100,
+            maxconn: None,
+            reason: Reason::new(),
+        }
+    }
+}
+
+/// Everything a state file holds.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct State {
+    /// The state that answers when no service is named, if the file has one.
+    pub top: Option<Entry>,
+    /// Named states, in file order.
+    pub services: Vec<(Name, Entry), SERVICES_MAX>,
+}
+
+impl State {
+    /// Finds a service's entry by name.
+    pub fn service(&self, name: &[u8]) -> Option<&Entry> {
+        self.services
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name)
+            .map(|(_, e)| e)
+    }
+
+    /// Finds a service's entry by name, for changing it.
+    pub fn service_mut(&mut self, name: &[u8]) -> Option<&mut Entry> {
+        self.services
+            .iter_mut()
+            .find(|(n, _)| n.as_bytes() == name)
+            .map(|(_, e)| e)
+    }
+}
+
+/// Why a state file was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StateError {
+    /// Larger than `FILE_MAX`.
+    TooLarge,
+    /// Not valid JSON, or a value of the wrong type.
+    Syntax(&'static str),
+    /// No `status` and no `services`.
+    MissingStatus,
+    /// A `status` that is not one of the seven names.
+    BadStatus,
+    /// `weight` outside 0 to 255.
+    WeightRange,
+    /// `maxconn` outside 0 to 65535.
+    MaxconnRange,
+    /// `reason` longer than 64 bytes.
+    ReasonTooLong,
+    /// `reason` with a byte that is not printable ASCII, or with `#`.
+    ReasonInvalid,
+    /// A service name that is empty, too long or has other bytes.
+    BadName,
+    /// A service without a valid state.
+    ServiceStatus,
+}
+
+impl StateError {
+    /// Describes the error in a few words, for logs and the FAIL reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateError::TooLarge => "file larger than 4096 bytes",
+            StateError::Syntax(s) => s,
+            StateError::MissingStatus => "status missing",
+            StateError::BadStatus => "status not one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
+            StateError::WeightRange => "weight out of range",
+            StateError::MaxconnRange => "maxconn out of range",
+            StateError::ReasonTooLong => "reason longer than 64 bytes",
+            StateError::ReasonInvalid => "reason not printable ASCII without #",
+            StateError::BadName => "service name not [A-Za-z0-9_.-]{1,32}",
+            StateError::ServiceStatus => "service status missing or invalid",
+        }
+    }
+}
+
+/// Checks that a reason is printable ASCII without `#` and short enough.
+pub fn check_reason(r: &[u8]) -> Result<(), StateError> {
+    if r.len() > REASON_MAX {
+        return Err(StateError::ReasonTooLong);
+    }
+    if r.iter().any(|&c| !(0x20..0x7f).contains(&c) || c == b'#') {
+        return Err(StateError::ReasonInvalid);
+    }
+    Ok(())
+}
+
+/// Checks that a service name is 1 to 32 bytes of `[A-Za-z0-9_.-]`.
+pub fn check_name(n: &[u8]) -> Result<(), StateError> {
+    let ok = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-');
+    if n.is_empty() || n.len() > NAME_MAX || !n.iter().all(ok) {
+        return Err(StateError::BadName);
+    }
+    Ok(())
+}
+
+/// The entry fields as the JSON has them, before range checks.
+#[derive(Deserialize)]
+struct RawEntry {
+    status: Option<String<16>>,
+    weight: Option<i32>,
+    maxconn: Option<i32>,
+    // Longer than REASON_MAX so that a long reason gets its own error.
+    reason: Option<String<256>>,
+}
+
+/// The whole file as the JSON has it: a top-level entry plus services.
+#[derive(Deserialize)]
+struct RawFile {
+    status: Option<String<16>>,
+    weight: Option<i32>,
+    maxconn: Option<i32>,
+    reason: Option<String<256>>,
+    services: Option<LinearMap<String<64>, RawEntry, SERVICES_MAX>>,
+}
+
+fn entry(raw: &RawEntry) -> Result<Entry, StateError> {
+    let status = match &raw.status {
+        None => return Err(StateError::MissingStatus),
+        Some(s) => Status::parse(s.as_bytes()).ok_or(StateError::BadStatus)?,
+    };
+    let weight = match raw.weight {
+        None => 100,
+        Some(w) => u8::try_from(w).map_err(|_| StateError::WeightRange)?,
+    };
+    let maxconn = match raw.maxconn {
+        None => None,
+        Some(m) => Some(u16::try_from(m).map_err(|_| StateError::MaxconnRange)?),
+    };
+    let mut reason = Reason::new();
+    if let Some(r) = &raw.reason {
+        check_reason(r.as_bytes())?;
+        reason.push_str(r).map_err(|_| StateError::ReasonTooLong)?;
+    }
+    Ok(Entry {
+        status,
+        weight,
+        maxconn,
+        reason,
+    })
+}
+
+fn syntax(e: serde_json_core::de::Error) -> StateError {
+    use serde_json_core::de::Error as E;
+    StateError::Syntax(match e {
+        E::InvalidNumber => "number not a whole number in range",
+        E::InvalidType => "value of the wrong type",
+        E::CustomError => "value too long, too many services, or a field twice",
+        E::TrailingCharacters => "bytes after the JSON object",
+        E::EscapedStringIsTooLong => "string too long",
+        E::InvalidEscapeSequence | E::InvalidUnicodeCodePoint => "bad escape in a string",
+        _ => "not a valid JSON object",
+    })
+}
+
+/// Parses a state file's bytes.
+pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
+    if bytes.len() > FILE_MAX {
+        return Err(StateError::TooLarge);
+    }
+    let mut unescape = [0u8; 256];
+    let (raw, used) =
+        serde_json_core::from_slice_escaped::<RawFile>(bytes, &mut unescape).map_err(syntax)?;
+    if bytes[used..].iter().any(|c| !c.is_ascii_whitespace()) {
+        return Err(StateError::Syntax("bytes after the JSON object"));
+    }
+    let mut state = State::default();
+    if let Some(services) = &raw.services {
+        for (name, e) in services.iter() {
+            check_name(name.as_bytes())?;
+            let e = entry(e).map_err(|err| match err {
+                StateError::MissingStatus => StateError::ServiceStatus,
+                other => other,
+            })?;
+            let mut n = Name::new();
+            // check_name bounded the length, so this cannot fail.
+            let _ = n.push_str(name);
+            let _ = state.services.push((n, e));
+        }
+    }
+    let top = RawEntry {
+        status: raw.status,
+        weight: raw.weight,
+        maxconn: raw.maxconn,
+        reason: raw.reason,
+    };
+    match entry(&top) {
+        Ok(e) => state.top = Some(e),
+        Err(StateError::MissingStatus) if raw.services.is_some() => {
+            if top.weight.is_some() || top.maxconn.is_some() || top.reason.is_some() {
+                return Err(StateError::MissingStatus);
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(state)
+}
+
+fn write_entry(e: &Entry, out: &mut Vec<u8, FILE_MAX>) -> Result<(), Full> {
+    num::push(out, b"\"status\":\"")?;
+    num::push(out, e.status.name().as_bytes())?;
+    num::push(out, b"\",\"weight\":")?;
+    num::push_u32(out, e.weight as u32)?;
+    if let Some(m) = e.maxconn {
+        num::push(out, b",\"maxconn\":")?;
+        num::push_u32(out, m as u32)?;
+    }
+    if !e.reason.is_empty() {
+        // A checked reason has no `"` escapes to worry about but `\` and `"`.
+        num::push(out, b",\"reason\":\"")?;
+        for &c in e.reason.as_bytes() {
+            if c == b'"' || c == b'\\' {
+                num::push(out, b"\\")?;
+            }
+            num::push(out, &[c])?;
+        }
+        num::push(out, b"\"")?;
+    }
+    Ok(())
+}
+
+/// Writes a state as a JSON file that `parse` reads back to the same state.
+pub fn write(state: &State, out: &mut Vec<u8, FILE_MAX>) -> Result<(), Full> {
+    out.clear();
+    num::push(out, b"{")?;
+    if let Some(t) = &state.top {
+        write_entry(t, out)?;
+    }
+    if !state.services.is_empty() {
+        if state.top.is_some() {
+            num::push(out, b",")?;
+        }
+        num::push(out, b"\"services\":{")?;
+        for (i, (name, e)) in state.services.iter().enumerate() {
+            if i > 0 {
+                num::push(out, b",")?;
+            }
+            num::push(out, b"\"")?;
+            num::push(out, name.as_bytes())?;
+            num::push(out, b"\":{")?;
+            write_entry(e, out)?;
+            num::push(out, b"}")?;
+        }
+        num::push(out, b"}")?;
+    }
+    num::push(out, b"}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<State, StateError> {
+        parse(s.as_bytes())
+    }
+
+    #[test]
+    fn reads_hapgent_files() {
+        let s = p(r#"{"status":"UP","maxconn":300,"weight":77}"#).unwrap();
+        let t = s.top.unwrap();
+        assert_eq!((t.status, t.weight, t.maxconn), (Status::Up, 77, Some(300)));
+        assert_eq!(p(r#"{"status":"ready"}"#).unwrap().top.unwrap().weight, 100);
+        assert_eq!(
+            p(r#"{"status":"DoWn","maxconn":10}"#)
+                .unwrap()
+                .top
+                .unwrap()
+                .status,
+            Status::Down
+        );
+        assert_eq!(
+            p(" {\"status\":\"STOPPED\"}\n")
+                .unwrap()
+                .top
+                .unwrap()
+                .status,
+            Status::Stopped
+        );
+    }
+
+    #[test]
+    fn ignores_unknown_fields() {
+        assert!(p(r#"{"status":"UP","comment":"x","n":[1,2]}"#).is_ok());
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        assert_eq!(
+            p(r#"{"status":"UP","weight":256}"#),
+            Err(StateError::WeightRange)
+        );
+        assert_eq!(
+            p(r#"{"status":"UP","weight":-1}"#),
+            Err(StateError::WeightRange)
+        );
+        assert_eq!(
+            p(r#"{"status":"UP","maxconn":65536}"#),
+            Err(StateError::MaxconnRange)
+        );
+        assert_eq!(p(r#"{"status":"UPP"}"#), Err(StateError::BadStatus));
+        assert_eq!(p(r#"{"weight":5}"#), Err(StateError::MissingStatus));
+        assert_eq!(p(r#"{}"#), Err(StateError::MissingStatus));
+        assert!(matches!(
+            p(r#"{"status":"UP","weight":7.5}"#),
+            Err(StateError::Syntax(_))
+        ));
+        assert!(matches!(p(r#"{"status":"UP""#), Err(StateError::Syntax(_))));
+        assert!(matches!(
+            p(r#"{"status":"UP"} x"#),
+            Err(StateError::Syntax(_))
+        ));
+        assert!(matches!(p(""), Err(StateError::Syntax(_))));
+        assert_eq!(parse(&[b' '; FILE_MAX + 1]), Err(StateError::TooLarge));
+    }
+
+    #[test]
+    fn checks_reasons() {
+        let s = p(r#"{"status":"DOWN","reason":"deploy 42"}"#).unwrap();
+        assert_eq!(s.top.unwrap().reason.as_str(), "deploy 42");
+        assert_eq!(
+            p(r#"{"status":"DOWN","reason":"a\nb"}"#),
+            Err(StateError::ReasonInvalid)
+        );
+        assert_eq!(
+            p(r#"{"status":"DOWN","reason":"a\rb"}"#),
+            Err(StateError::ReasonInvalid)
+        );
+        assert_eq!(
+            p(r#"{"status":"DOWN","reason":"a#b"}"#),
+            Err(StateError::ReasonInvalid)
+        );
+        assert_eq!(
+            p(r#"{"status":"DOWN","reason":"\u00e9"}"#),
+            Err(StateError::ReasonInvalid)
+        );
+        let long = std::format!(r#"{{"status":"DOWN","reason":"{}"}}"#, "x".repeat(65));
+        assert_eq!(p(&long), Err(StateError::ReasonTooLong));
+        let max = std::format!(r#"{{"status":"DOWN","reason":"{}"}}"#, "x".repeat(64));
+        assert!(p(&max).is_ok());
+    }
+
+    #[test]
+    fn reads_services() {
+        let s = p(r#"{"services":{"web":{"status":"UP","weight":50},"db-1":{"status":"drain"}}}"#)
+            .unwrap();
+        assert!(s.top.is_none());
+        assert_eq!(s.service(b"web").unwrap().weight, 50);
+        assert_eq!(s.service(b"db-1").unwrap().status, Status::Drain);
+        assert_eq!(
+            p(r#"{"services":{"a b":{"status":"UP"}}}"#),
+            Err(StateError::BadName)
+        );
+        assert_eq!(
+            p(r#"{"services":{"a":{"weight":1}}}"#),
+            Err(StateError::ServiceStatus)
+        );
+        let s = p(r#"{"status":"MAINT","services":{"a":{"status":"UP"}}}"#).unwrap();
+        assert_eq!(s.top.unwrap().status, Status::Maint);
+    }
+
+    #[test]
+    fn round_trips() {
+        for text in [
+            r#"{"status":"UP","weight":77,"maxconn":300}"#,
+            r#"{"status":"DOWN","weight":0,"reason":"say \"hi\" \\o/"}"#,
+            r#"{"status":"FAIL","services":{"a":{"status":"MAINT","weight":255,"maxconn":0}}}"#,
+            r#"{"services":{"x.y_z":{"status":"READY"}}}"#,
+        ] {
+            let s = p(text).unwrap();
+            let mut out = Vec::new();
+            write(&s, &mut out).unwrap();
+            assert_eq!(
+                parse(&out).unwrap(),
+                s,
+                "{}",
+                core::str::from_utf8(&out).unwrap()
+            );
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! Holds every `unsafe` block: signal handlers, `poll(2)`, raw descriptors.
+//!
+//! Each block says why it is sound. Everything else in heft is safe code.
+#![allow(unsafe_code)]
+
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use nix::sys::socket::{self, MsgFlags};
+
+/// The status the last SIGUSR1/SIGUSR2 asked for: 0 none, else 1 + `Status::index`.
+static WANT: AtomicU8 = AtomicU8::new(0);
+/// Whether SIGHUP arrived since the loop last looked.
+static HUP: AtomicBool = AtomicBool::new(false);
+/// Whether SIGTERM or SIGINT arrived.
+static STOP: AtomicBool = AtomicBool::new(false);
+/// The write end of the self-pipe that wakes `poll`, or -1.
+static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+
+const UP: u8 = 1 + crate::state::Status::Up as u8;
+const DOWN: u8 = 1 + crate::state::Status::Down as u8;
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only async-signal-safe work: atomic stores and one write(2).
+    match sig {
+        libc::SIGUSR1 => WANT.store(UP, Ordering::SeqCst),
+        libc::SIGUSR2 => WANT.store(DOWN, Ordering::SeqCst),
+        libc::SIGHUP => HUP.store(true, Ordering::SeqCst),
+        _ => STOP.store(true, Ordering::SeqCst),
+    }
+    let fd = WAKE_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let saved = Errno::last_raw();
+        // SAFETY: write(2) is async-signal-safe; the buffer is a live local
+        // and a full pipe (EAGAIN) is fine: the loop is awake already.
+        unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
+        Errno::set_raw(saved);
+    }
+}
+
+/// What the signal handlers recorded since the last call.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Signals {
+    /// The status asked for by SIGUSR1 (`Up`) or SIGUSR2 (`Down`), the last one delivered.
+    pub status: Option<crate::state::Status>,
+    /// Whether the state file must be re-read.
+    pub reload: bool,
+    /// Whether to shut down.
+    pub stop: bool,
+}
+
+impl Signals {
+    /// Tells whether any signal arrived.
+    pub fn any(&self) -> bool {
+        self.status.is_some() || self.reload || self.stop
+    }
+}
+
+/// Takes what the handlers recorded, leaving nothing pending; costs no syscall.
+pub fn take_signals() -> Signals {
+    let want = WANT.swap(0, Ordering::SeqCst);
+    Signals {
+        status: match want {
+            UP => Some(crate::state::Status::Up),
+            DOWN => Some(crate::state::Status::Down),
+            _ => None,
+        },
+        reload: HUP.swap(false, Ordering::SeqCst),
+        stop: STOP.load(Ordering::SeqCst),
+    }
+}
+
+/// Tells whether a handler recorded anything not yet taken; costs no syscall.
+pub fn signals_pending() -> bool {
+    WANT.load(Ordering::SeqCst) != 0 || HUP.load(Ordering::SeqCst) || STOP.load(Ordering::SeqCst)
+}
+
+/// Installs the handlers and returns the self-pipe's read end for `poll`.
+///
+/// SA_RESTART makes every other blocking call resume by itself, so the one
+/// place that sees EINTR is `poll` below.
+pub fn install_signals() -> Result<OwnedFd, Errno> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
+    WAKE_FD.store(w.as_raw_fd(), Ordering::SeqCst);
+    // The write end lives for the whole process: the handler may use it at any time.
+    core::mem::forget(w);
+    let act = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGHUP,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+    ] {
+        // SAFETY: the handler only touches atomics and calls write(2).
+        unsafe { signal::sigaction(sig, &act)? };
+    }
+    // SAFETY: ignoring SIGPIPE installs no handler; sends use MSG_NOSIGNAL anyway.
+    unsafe {
+        signal::sigaction(
+            Signal::SIGPIPE,
+            &SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty()),
+        )?
+    };
+    Ok(r)
+}
+
+/// Empties the self-pipe after it woke `poll`.
+pub fn drain_wake(fd: &OwnedFd) {
+    let mut buf = [0u8; 64];
+    while let Ok(n) = nix::unistd::read(fd, &mut buf) {
+        if n < buf.len() {
+            break;
+        }
+    }
+}
+
+/// Waits for events on `fds` for at most `timeout_ms` (-1: forever).
+///
+/// Returns the number of ready descriptors; a signal (EINTR) counts as a
+/// wake-up with none ready. This is the one place EINTR is handled.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
+    // SAFETY: the pointer and length describe a live, exclusively borrowed slice.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    match Errno::last() {
+        Errno::EINTR => Ok(0),
+        e => Err(e),
+    }
+}
+
+/// Reads the monotonic clock in milliseconds, wrapping every 49 days.
+///
+/// Callers compare times with `wrapping_sub`, which keeps 32-bit targets free
+/// of 64-bit arithmetic.
+pub fn now_ms() -> u32 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u32)
+        .wrapping_mul(1000)
+        .wrapping_add(ts.tv_nsec as u32 / 1_000_000)
+}
+
+/// Accepts one connection as a non-blocking, close-on-exec descriptor, with the peer's address.
+pub fn accept(listener: &OwnedFd) -> Result<(OwnedFd, Option<IpAddr>), Errno> {
+    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
+    let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: `ss` and `len` are live and describe a buffer of `len` bytes.
+    let fd = unsafe {
+        libc::accept4(
+            listener.as_raw_fd(),
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+            flags,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: accept4 just returned this descriptor and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let peer = match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin: &libc::sockaddr_in =
+                unsafe { &*(&ss as *const libc::sockaddr_storage).cast() };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6: &libc::sockaddr_in6 =
+                unsafe { &*(&ss as *const libc::sockaddr_storage).cast() };
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    };
+    Ok((fd, peer))
+}
+
+/// Sends bytes without raising SIGPIPE; returns how many were taken.
+pub fn send(fd: &OwnedFd, buf: &[u8]) -> Result<usize, Errno> {
+    socket::send(fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)
+}
+
+/// Reads what has arrived; 0 means the peer closed.
+pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)
+}
+
+/// Closes the write side, so the peer sees the end of the reply.
+pub fn shutdown_write(fd: &OwnedFd) -> Result<(), Errno> {
+    socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Write)
+}
+
+/// Writes a log line to `fd` in one call, ignoring failures (there is nowhere to report them).
+pub fn log_write(fd: RawFd, buf: &[u8]) {
+    // SAFETY: `fd` is stderr or the syslog socket, both open for the process's lifetime.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let _ = nix::unistd::write(fd, buf);
+}
+
+/// Connects a datagram socket to `/dev/log` and sends every later log line there.
+pub fn connect_syslog() -> Result<(), Errno> {
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(fd.as_raw_fd(), &UnixAddr::new("/dev/log")?)?;
+    crate::log::use_syslog(fd.as_raw_fd(), std::process::id() as i32);
+    // The socket lives as long as the process: every log line may use it.
+    core::mem::forget(fd);
+    Ok(())
+}
+
+/// Names the errors heft reports, without pulling in the whole strerror table.
+pub fn errno_name(e: Errno) -> &'static str {
+    match e {
+        Errno::EACCES => "EACCES",
+        Errno::EPERM => "EPERM",
+        Errno::ENOENT => "ENOENT",
+        Errno::ENOTDIR => "ENOTDIR",
+        Errno::EISDIR => "EISDIR",
+        Errno::EROFS => "EROFS",
+        Errno::ENOSPC => "ENOSPC",
+        Errno::EDQUOT => "EDQUOT",
+        Errno::EIO => "EIO",
+        Errno::EADDRINUSE => "EADDRINUSE",
+        Errno::EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        Errno::EAFNOSUPPORT => "EAFNOSUPPORT",
+        Errno::EMFILE => "EMFILE",
+        Errno::ENFILE => "ENFILE",
+        Errno::ENOMEM => "ENOMEM",
+        Errno::ENOBUFS => "ENOBUFS",
+        Errno::ECONNREFUSED => "ECONNREFUSED",
+        Errno::ECONNRESET => "ECONNRESET",
+        Errno::ECONNABORTED => "ECONNABORTED",
+        Errno::EPIPE => "EPIPE",
+        Errno::ETIMEDOUT => "ETIMEDOUT",
+        Errno::ESRCH => "ESRCH",
+        Errno::EINVAL => "EINVAL",
+        _ => "errno",
+    }
+}
