@@ -66,8 +66,8 @@ pub struct Serve {
     pub user: Option<OsString>,
     /// Group to run as after binding.
     pub group: Option<OsString>,
-    /// Whether to log to `/dev/log`.
-    pub syslog: bool,
+    /// The syslog socket to log to, when logging to syslog.
+    pub syslog: Option<PathBuf>,
     /// How much to log.
     pub level: Level,
 }
@@ -257,7 +257,7 @@ const GET: &[Opt] = &[
 /// The values found for one command's options, by index into its table.
 struct Found {
     /// `(source, value)`; a switch without a value has an empty one.
-    vals: [Option<(&'static str, OsString)>; 13],
+    vals: [Option<(&'static str, OsString)>; 16],
     positional: Option<OsString>,
     level: Level,
 }
@@ -417,7 +417,11 @@ fn parse_serve(mut f: Found) -> Result<Serve, Usage> {
         allow,
         user: f.vals[10].take().map(|(_, u)| u),
         group: f.vals[11].take().map(|(_, g)| g),
-        syslog,
+        syslog: match (syslog, f.vals[13].take()) {
+            (_, Some((_, p))) => Some(PathBuf::from(p)),
+            (true, None) => Some(PathBuf::from("/dev/log")),
+            (false, None) => None,
+        },
         level: f.level,
     })
 }
@@ -534,6 +538,7 @@ serve options (each also read from the variable shown):
   --user NAME           HEFT_USER                    run as NAME after binding
   --group NAME          HEFT_GROUP                   run as group NAME after binding
   --syslog              HEFT_SYSLOG=1                log to /dev/log, facility daemon
+  --syslog-socket PATH  HEFT_SYSLOG_SOCKET           log to this syslog socket instead
   -q | -v               HEFT_LOG=quiet|verbose       log less | more
 
 set options: --weight N, --maxconn N|none, --reason TEXT, --service NAME,

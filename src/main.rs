@@ -115,10 +115,12 @@ fn serve(cfg: &Serve) -> i32 {
             return SYSCALL;
         }
     };
-    if cfg.syslog {
-        if let Err(e) = heft::sys::connect_syslog() {
+    if let Some(path) = &cfg.syslog {
+        if let Err(e) = heft::sys::connect_syslog(path) {
             log::error()
-                .s("syslog /dev/log: ")
+                .s("syslog ")
+                .b(path.as_os_str().as_bytes())
+                .s(": ")
                 .errno(e)
                 .s(" (logging to stderr)")
                 .send();

@@ -217,8 +217,8 @@ pub fn log_write(fd: RawFd, buf: &[u8]) {
     let _ = nix::unistd::write(fd, buf);
 }
 
-/// Connects a datagram socket to `/dev/log` and sends every later log line there.
-pub fn connect_syslog() -> Result<(), Errno> {
+/// Connects a datagram socket to the syslog socket at `path` and sends every later log line there.
+pub fn connect_syslog(path: &std::path::Path) -> Result<(), Errno> {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
     let fd = socket(
         AddressFamily::Unix,
@@ -226,7 +226,7 @@ pub fn connect_syslog() -> Result<(), Errno> {
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
-    connect(fd.as_raw_fd(), &UnixAddr::new("/dev/log")?)?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
     crate::log::use_syslog(fd.as_raw_fd(), std::process::id() as i32);
     // The socket lives as long as the process: every log line may use it.
     core::mem::forget(fd);
