@@ -417,6 +417,7 @@ impl Server {
                 for _ in 0..4 {
                     match sys::recv(&c.fd, &mut sink) {
                         Ok(n) if n == sink.len() => continue,
+                        Err(Errno::EAGAIN) => return,
                         Ok(0) | Err(_) => {
                             // EOF or reset: the client is done (ECONNRESET is HAProxy's normal close).
                             self.conns[slot] = None;
