@@ -28,6 +28,7 @@ pub mod agent;
 pub mod allow;
 pub mod cli;
 pub mod client;
+pub mod feedback;
 pub mod http;
 pub mod log;
 pub mod num;

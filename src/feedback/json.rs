@@ -1,0 +1,221 @@
+//! Reads JSON a piece at a time from a byte slice, without allocating.
+//!
+//! Enough for the feedback configuration (whose errors must name the field,
+//! which a derived deserializer cannot do) and for picking one top-level
+//! field out of a health URL's body. Strings are returned raw, escapes left
+//! in place; callers that need plain text refuse a backslash.
+
+/// The deepest nesting skipped over.
+const DEPTH_MAX: u8 = 32;
+
+/// What was wrong with the JSON text.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Syntax(pub &'static str);
+
+/// A position in a JSON text.
+pub struct Reader<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+/// A scalar or string value, as its text.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Token<'a> {
+    /// A string's raw content, between the quotes.
+    Str(&'a [u8]),
+    /// A number, `true`, `false` or `null`, as written.
+    Bare(&'a [u8]),
+}
+
+impl<'a> Reader<'a> {
+    /// Starts reading at the beginning of `s`.
+    pub fn new(s: &'a [u8]) -> Reader<'a> {
+        Reader { s, i: 0 }
+    }
+
+    fn ws(&mut self) {
+        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+
+    /// Returns the next byte that is not whitespace, without taking it.
+    pub fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.s.get(self.i).copied()
+    }
+
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), Syntax> {
+        if self.peek() != Some(c) {
+            return Err(Syntax(what));
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    /// Calls `f` with each key of an object; `f` must read the member's value.
+    pub fn members<E: From<Syntax>>(
+        &mut self,
+        mut f: impl FnMut(&mut Self, &'a [u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.expect(b'{', "expected an object")?;
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            let key = match self.token()? {
+                Token::Str(k) => k,
+                Token::Bare(_) => return Err(Syntax("expected a quoted key").into()),
+            };
+            self.expect(b':', "expected ':' after a key")?;
+            f(self, key)?;
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Syntax("expected ',' or '}' in an object").into()),
+            }
+        }
+    }
+
+    /// Calls `f` once per element of an array; `f` must read the element.
+    pub fn items<E: From<Syntax>>(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.expect(b'[', "expected an array")?;
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            f(self)?;
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Syntax("expected ',' or ']' in an array").into()),
+            }
+        }
+    }
+
+    /// Reads a string, number, `true`, `false` or `null`.
+    pub fn token(&mut self) -> Result<Token<'a>, Syntax> {
+        match self.peek() {
+            Some(b'"') => {
+                self.i += 1;
+                let start = self.i;
+                while self.i < self.s.len() {
+                    match self.s[self.i] {
+                        b'"' => {
+                            self.i += 1;
+                            return Ok(Token::Str(&self.s[start..self.i - 1]));
+                        }
+                        b'\\' => self.i += 2,
+                        c if c < 0x20 => return Err(Syntax("control character in a string")),
+                        _ => self.i += 1,
+                    }
+                }
+                Err(Syntax("unterminated string"))
+            }
+            Some(c) if c == b'-' || c.is_ascii_alphanumeric() => {
+                let start = self.i;
+                while self.i < self.s.len()
+                    && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+                {
+                    self.i += 1;
+                }
+                let t = &self.s[start..self.i];
+                let number = t[0] == b'-' || t[0].is_ascii_digit();
+                if number || matches!(t, b"true" | b"false" | b"null") {
+                    Ok(Token::Bare(t))
+                } else {
+                    Err(Syntax("unknown bare word"))
+                }
+            }
+            Some(b'{') | Some(b'[') => Err(Syntax("expected a string or a number")),
+            _ => Err(Syntax("expected a value")),
+        }
+    }
+
+    /// Skips one value of any kind.
+    pub fn skip(&mut self) -> Result<(), Syntax> {
+        self.skip_depth(0)
+    }
+
+    fn skip_depth(&mut self, depth: u8) -> Result<(), Syntax> {
+        if depth > DEPTH_MAX {
+            return Err(Syntax("nested too deeply"));
+        }
+        match self.peek() {
+            Some(b'{') => self.members(|r, _| r.skip_depth(depth + 1)),
+            Some(b'[') => self.items(|r| r.skip_depth(depth + 1)),
+            _ => self.token().map(|_| ()),
+        }
+    }
+
+    /// Checks that nothing but whitespace is left.
+    pub fn end(&mut self) -> Result<(), Syntax> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(Syntax("bytes after the JSON value")),
+        }
+    }
+}
+
+/// Finds a top-level member of a JSON object and returns its value if it is a string or scalar.
+pub fn top_field<'a>(body: &'a [u8], key: &[u8]) -> Option<Token<'a>> {
+    let mut r = Reader::new(body);
+    let mut found = None;
+    r.members(|r, k| {
+        if k == key && found.is_none() {
+            found = Some(r.token()?);
+            Ok(())
+        } else {
+            r.skip()
+        }
+    })
+    .ok()?;
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_top_level_fields() {
+        let body = br#"{"status":"ok","nested":{"queue":1,"a":[1,{"queue":2}]},"queue": 17.5 ,"s":"a\"b"}"#;
+        assert_eq!(top_field(body, b"queue"), Some(Token::Bare(b"17.5")));
+        assert_eq!(top_field(body, b"status"), Some(Token::Str(b"ok")));
+        assert_eq!(top_field(body, b"s"), Some(Token::Str(br#"a\"b"#)));
+        assert_eq!(top_field(body, b"missing"), None);
+        assert_eq!(top_field(body, b"nested"), None);
+        assert_eq!(top_field(b"[1,2]", b"queue"), None);
+        assert_eq!(top_field(br#"{"queue":1"#, b"queue"), None);
+        assert_eq!(top_field(br#"{"queue":tru}"#, b"queue"), None);
+        assert_eq!(top_field(b"", b"queue"), None);
+    }
+
+    #[test]
+    fn refuses_broken_json() {
+        let mut deep = [b'['; 40];
+        deep[39] = b']';
+        assert!(Reader::new(&deep).skip().is_err());
+        assert!(Reader::new(b"\"abc").skip().is_err());
+        assert!(Reader::new(b"{1:2}").skip().is_err());
+        assert!(Reader::new(b"{\"a\" 2}").skip().is_err());
+        assert!(Reader::new(b"[1 2]").skip().is_err());
+        let mut r = Reader::new(b"{} x");
+        r.skip().unwrap();
+        assert!(r.end().is_err());
+        let mut r = Reader::new(b" {\"a\":[],\"b\":{}} \n");
+        r.skip().unwrap();
+        assert!(r.end().is_ok());
+    }
+}

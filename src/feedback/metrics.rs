@@ -1,0 +1,376 @@
+//! Parses `/proc` files and numbers into metric values; does no I/O.
+//!
+//! Counters are kept modulo 2^32: `/proc/stat` counts can pass 2^32 on a
+//! long-lived many-core host, but the difference between two samples a few
+//! seconds apart never does, and `wrapping_sub` gets it right.
+
+use super::curve::VALUE_MAX;
+
+/// CPU time counters from the first line of `/proc/stat`, modulo 2^32.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct CpuTimes {
+    /// Time spent doing anything but idling or waiting for I/O.
+    pub busy: u32,
+    /// All time counted.
+    pub total: u32,
+}
+
+/// Reads a run of digits at the start of `s` modulo 2^32; returns it and the digits used.
+fn digits_wrapping(s: &[u8]) -> (u32, usize) {
+    let mut v: u32 = 0;
+    let mut n = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            break;
+        }
+        v = v.wrapping_mul(10).wrapping_add((c - b'0') as u32);
+        n += 1;
+    }
+    (v, n)
+}
+
+/// Splits a line into its space-separated words.
+fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|&c| c == b' ' || c == b'\t')
+        .filter(|w| !w.is_empty())
+}
+
+/// Reads the aggregate `cpu` line of `/proc/stat`.
+///
+/// Busy is user + nice + system + irq + softirq + steal; idle and iowait are
+/// not busy. Guest time is already inside user and nice, so it is not added.
+pub fn parse_stat(text: &[u8]) -> Option<CpuTimes> {
+    let line = text.split(|&c| c == b'\n').next()?;
+    let mut w = words(line);
+    if w.next()? != b"cpu" {
+        return None;
+    }
+    let mut f = [0u32; 8];
+    let mut n = 0;
+    for word in w.take(8) {
+        let (v, used) = digits_wrapping(word);
+        if used == 0 || used != word.len() {
+            return None;
+        }
+        f[n] = v;
+        n += 1;
+    }
+    // user nice system idle are in every kernel since 2.6.
+    if n < 4 {
+        return None;
+    }
+    let total = f.iter().fold(0u32, |a, &v| a.wrapping_add(v));
+    let idle = f[3].wrapping_add(f[4]);
+    Some(CpuTimes {
+        busy: total.wrapping_sub(idle),
+        total,
+    })
+}
+
+/// Computes the busy percentage (0 to 100) between two samples; `None` if no time passed.
+pub fn cpu_busy_pct(prev: CpuTimes, cur: CpuTimes) -> Option<u32> {
+    let mut dt = cur.total.wrapping_sub(prev.total);
+    let mut db = cur.busy.wrapping_sub(prev.busy);
+    if dt == 0 || dt > u32::MAX / 2 {
+        return None;
+    }
+    while dt >= 1 << 24 {
+        dt >>= 1;
+        db >>= 1;
+    }
+    Some(((db.min(dt) * 100 + dt / 2) / dt).min(100))
+}
+
+/// Reads the 1-minute load average of `/proc/loadavg` in hundredths.
+pub fn parse_loadavg(text: &[u8]) -> Option<u32> {
+    let first = words(text.split(|&c| c == b'\n').next()?).next()?;
+    parse_decimal(first, 2)
+}
+
+/// Counts the CPUs in a list like `/sys/devices/system/cpu/online` (`0-3,6,8-9`).
+pub fn parse_cpu_list(text: &[u8]) -> Option<u32> {
+    let text = trim(text);
+    if text.is_empty() {
+        return None;
+    }
+    let mut count: u32 = 0;
+    for part in text.split(|&c| c == b',') {
+        let mut ends = part.splitn(2, |&c| c == b'-');
+        let a = crate::num::parse_u32(ends.next()?)?;
+        let b = match ends.next() {
+            Some(b) => crate::num::parse_u32(b)?,
+            None => a,
+        };
+        if b < a {
+            return None;
+        }
+        count = count.checked_add(b - a + 1)?;
+    }
+    Some(count)
+}
+
+/// Divides a load average (hundredths) by the CPU count: hundredths of load per CPU.
+pub fn load_per_cpu(load: u32, cpus: u32) -> u32 {
+    let cpus = cpus.max(1);
+    ((load + cpus / 2) / cpus).min(VALUE_MAX)
+}
+
+/// Reads `MemTotal` and `MemAvailable` from `/proc/meminfo` and returns the % in use (0 to 100).
+pub fn parse_meminfo(text: &[u8]) -> Option<u32> {
+    let mut total = None;
+    let mut avail = None;
+    for line in text.split(|&c| c == b'\n') {
+        let mut w = words(line);
+        let slot = match w.next() {
+            Some(b"MemTotal:") => &mut total,
+            Some(b"MemAvailable:") => &mut avail,
+            _ => continue,
+        };
+        let v = w.next()?;
+        *slot = Some(crate::num::parse_u32(v).or_else(|| {
+            // Above 4 TiB in kB: keep the top digits, the ratio is what matters.
+            v.iter().all(u8::is_ascii_digit).then_some(u32::MAX)
+        })?);
+        if total.is_some() && avail.is_some() {
+            break;
+        }
+    }
+    let (mut t, mut a) = (total?, avail?);
+    if t == 0 {
+        return None;
+    }
+    a = a.min(t);
+    while t >= 1 << 24 {
+        t >>= 1;
+        a >>= 1;
+    }
+    Some(((t - a) * 100 + t / 2) / t.max(1))
+}
+
+/// Strips ASCII whitespace from both ends.
+pub fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &s[start..end]
+}
+
+/// Reads a decimal number like `12`, `-3` or `0.75` (surrounding whitespace allowed) as
+/// an integer count of 10^−`decimals` units, truncated; negatives read as 0 and large
+/// values as `VALUE_MAX`. Exponents and anything else are refused.
+pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
+    let mut s = trim(text);
+    let negative = s.first() == Some(&b'-');
+    if matches!(s.first(), Some(b'-' | b'+')) {
+        s = &s[1..];
+    }
+    let (int, frac) = match s.iter().position(|&c| c == b'.') {
+        Some(p) => (&s[..p], &s[p + 1..]),
+        None => (s, &s[s.len()..]),
+    };
+    let has_point = int.len() != s.len();
+    if (int.is_empty() && frac.is_empty()) || (has_point && frac.is_empty()) {
+        return None;
+    }
+    if !int.iter().chain(frac).all(u8::is_ascii_digit) {
+        return None;
+    }
+    if negative {
+        return Some(0);
+    }
+    let mut v: u32 = 0;
+    let mut push = |c: u8| {
+        v = v
+            .saturating_mul(10)
+            .saturating_add((c - b'0') as u32)
+            .min(VALUE_MAX * 10);
+    };
+    for &c in int {
+        push(c);
+    }
+    for i in 0..decimals as usize {
+        push(frac.get(i).copied().unwrap_or(b'0'));
+    }
+    Some(v.min(VALUE_MAX))
+}
+
+/// Appends a value of `decimals` decimal places as text, e.g. 150 with 2 as `1.50`.
+pub fn push_value<const N: usize>(out: &mut heapless::String<N>, v: u32, decimals: u8) {
+    let mut d = [0u8; 10];
+    let digits = crate::num::fmt_u32(v, &mut d);
+    let dec = decimals as usize;
+    let mut padded = [b'0'; 14];
+    let len = digits.len().max(dec + 1);
+    padded[len - digits.len()..len].copy_from_slice(digits);
+    for (i, &c) in padded[..len].iter().enumerate() {
+        if dec > 0 && i == len - dec {
+            let _ = out.push('.');
+        }
+        let _ = out.push(c as char);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Copied from the machine these tests were written on (2 CPUs), intr line shortened.
+    const STAT_A: &str = "cpu  44415 0 15184 2015383 769 0 565 490 0 0
+cpu0 19230 0 6938 1011742 208 0 143 284 0 0
+cpu1 25185 0 8245 1003640 560 0 422 205 0 0
+intr 668796 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1 1 8 0 0 0 0 2079 1
+ctxt 1033635
+btime 1795417973
+processes 16806
+procs_running 2
+procs_blocked 0
+softirq 1263040 0 125459 4 693841 49717 0 75 231207 0 162737
+";
+    const STAT_B: &str = "cpu  32328 0 11180 2006043 681 0 242 474 0 0
+cpu0 14292 0 5244 1005553 161 0 91 277 0 0
+";
+    const LOADAVG: &str = "1.14 1.06 0.47 1/89 13523\n";
+    const MEMINFO: &str = "MemTotal:       24683656 kB
+MemFree:        22287176 kB
+MemAvailable:   24088960 kB
+Buffers:           14260 kB
+Cached:          1936872 kB
+SwapCached:            0 kB
+Active:           969844 kB
+Inactive:        1200840 kB
+SwapTotal:             0 kB
+VmallocTotal:   34359738367 kB
+HugePages_Total:       0
+Hugepagesize:       2048 kB
+DirectMap1G:    25165824 kB
+";
+
+    #[test]
+    fn reads_real_proc_stat() {
+        let a = parse_stat(STAT_A.as_bytes()).unwrap();
+        assert_eq!(a.total, 44415 + 15184 + 2015383 + 769 + 565 + 490);
+        assert_eq!(a.busy, 44415 + 15184 + 565 + 490);
+        let b = parse_stat(STAT_B.as_bytes()).unwrap();
+        // B was taken earlier than A: from B to A, 12087+4004+323+16 busy of 25779+...
+        let pct = cpu_busy_pct(b, a).unwrap();
+        assert_eq!(pct, 64); // 16430 busy of 25858 ticks
+        assert_eq!(cpu_busy_pct(a, a), None);
+    }
+
+    #[test]
+    fn cpu_deltas_survive_wrapping() {
+        let prev = CpuTimes {
+            busy: u32::MAX - 10,
+            total: u32::MAX - 100,
+        };
+        let cur = CpuTimes {
+            busy: 40,
+            total: 100,
+        };
+        // 51 busy of 201
+        assert_eq!(cpu_busy_pct(prev, cur), Some(25));
+        // Counters above 2^32 in the text are read modulo 2^32.
+        let t = parse_stat(b"cpu 4294967296 0 1 2\n").unwrap();
+        assert_eq!((t.busy, t.total), (1, 3));
+    }
+
+    #[test]
+    fn refuses_malformed_stat() {
+        assert_eq!(parse_stat(b""), None);
+        assert_eq!(parse_stat(b"cpu0 1 2 3 4\n"), None);
+        assert_eq!(parse_stat(b"cpu 1 2 3\n"), None);
+        assert_eq!(parse_stat(b"cpu 1 2 x 4\n"), None);
+        assert_eq!(parse_stat(b"cpu 1 2 -3 4\n"), None);
+        assert_eq!(parse_stat(b"intr 1 2 3 4\ncpu 1 2 3 4\n"), None);
+        assert!(parse_stat(b"cpu 1 2 3 4").is_some());
+    }
+
+    #[test]
+    fn reads_real_loadavg_and_cpu_lists() {
+        assert_eq!(parse_loadavg(LOADAVG.as_bytes()), Some(114));
+        assert_eq!(parse_loadavg(b"0.00 0.01 0.05 1/1 1\n"), Some(0));
+        assert_eq!(parse_loadavg(b"123.45 1 1 1/1 1"), Some(12345));
+        assert_eq!(parse_loadavg(b""), None);
+        assert_eq!(parse_loadavg(b"high 1 1"), None);
+        assert_eq!(parse_cpu_list(b"0-1\n"), Some(2));
+        assert_eq!(parse_cpu_list(b"0\n"), Some(1));
+        assert_eq!(parse_cpu_list(b"0-3,6,8-9\n"), Some(7));
+        assert_eq!(parse_cpu_list(b""), None);
+        assert_eq!(parse_cpu_list(b"3-1"), None);
+        assert_eq!(parse_cpu_list(b"0-"), None);
+        assert_eq!(load_per_cpu(114, 2), 57);
+        assert_eq!(load_per_cpu(114, 0), 114);
+    }
+
+    #[test]
+    fn reads_real_meminfo() {
+        // (24683656 − 24088960) / 24683656 = 2.4%
+        assert_eq!(parse_meminfo(MEMINFO.as_bytes()), Some(2));
+        assert_eq!(
+            parse_meminfo(b"MemTotal: 1000 kB\nMemAvailable: 250 kB\n"),
+            Some(75)
+        );
+        assert_eq!(
+            parse_meminfo(b"MemTotal: 1000 kB\nMemAvailable: 2000 kB\n"),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_meminfo() {
+        assert_eq!(parse_meminfo(b""), None);
+        assert_eq!(parse_meminfo(b"MemTotal: 1000 kB\n"), None);
+        assert_eq!(parse_meminfo(b"MemAvailable: 10 kB\n"), None);
+        assert_eq!(parse_meminfo(b"MemTotal: 0 kB\nMemAvailable: 0 kB\n"), None);
+        assert_eq!(parse_meminfo(b"MemTotal: lots\nMemAvailable: 1 kB\n"), None);
+        assert_eq!(parse_meminfo(b"MemTotal:\nMemAvailable: 1 kB\n"), None);
+    }
+
+    #[test]
+    fn reads_decimals() {
+        assert_eq!(parse_decimal(b"42\n", 0), Some(42));
+        assert_eq!(parse_decimal(b" 0.75 ", 2), Some(75));
+        assert_eq!(parse_decimal(b"0.756", 2), Some(75));
+        assert_eq!(parse_decimal(b"3", 3), Some(3000));
+        assert_eq!(parse_decimal(b"1.5", 0), Some(1));
+        assert_eq!(parse_decimal(b".5", 1), Some(5));
+        assert_eq!(parse_decimal(b"+7", 0), Some(7));
+        assert_eq!(parse_decimal(b"-7", 0), Some(0));
+        assert_eq!(parse_decimal(b"99999999999999", 0), Some(VALUE_MAX));
+        for bad in [
+            &b""[..],
+            b"-",
+            b".",
+            b"5.",
+            b"1e3",
+            b"1,5",
+            b"0x10",
+            b"1 2",
+            b"--1",
+            b"nan",
+        ] {
+            assert_eq!(parse_decimal(bad, 1), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn writes_values_with_decimals() {
+        let mut s: heapless::String<16> = heapless::String::new();
+        push_value(&mut s, 150, 2);
+        assert_eq!(s.as_str(), "1.50");
+        s.clear();
+        push_value(&mut s, 7, 2);
+        assert_eq!(s.as_str(), "0.07");
+        s.clear();
+        push_value(&mut s, 97, 0);
+        assert_eq!(s.as_str(), "97");
+        s.clear();
+        push_value(&mut s, 0, 3);
+        assert_eq!(s.as_str(), "0.000");
+    }
+}
