@@ -59,6 +59,17 @@ fn main() {
 
 fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
+    let feedback = match cfg.feedback.as_deref().map(|p| {
+        heft::feedback::Feedback::load(p, heft::sys::now_ms()).map_err(|e| (p, e))
+    }) {
+        None => None,
+        Some(Ok(f)) => Some(f),
+        Some(Err((p, e))) => {
+            let l = log::error().s("feedback ").b(p.as_os_str().as_bytes()).s(": ");
+            e.describe(l).send();
+            return USAGE;
+        }
+    };
     let listener = match server::listen(cfg.addr, cfg.port) {
         Ok(l) => l,
         Err(e) => {
@@ -133,6 +144,9 @@ fn serve(cfg: &Serve) -> i32 {
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
     let mut server = Server::new(cfg, listener, wake);
+    if let Some(f) = feedback {
+        server.set_feedback(f);
+    }
     let code = server.run();
     if let Some(p) = &cfg.pid_file {
         let _ = std::fs::remove_file(p);

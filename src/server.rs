@@ -161,6 +161,8 @@ pub struct Server {
     accept_log: RateLimit,
     refuse_log: RateLimit,
     persist_log: RateLimit,
+    /// Load feedback, when configured.
+    feedback: Option<Box<crate::feedback::Feedback>>,
 }
 
 impl Server {
@@ -180,7 +182,7 @@ impl Server {
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
             conns,
-            pfds: Vec::with_capacity(slots + 2),
+            pfds: Vec::with_capacity(slots + 2 + crate::feedback::FDS_MAX),
             pslot: Vec::with_capacity(slots),
             persist_at: None,
             last_write: None,
@@ -189,7 +191,13 @@ impl Server {
             accept_log: RateLimit::default(),
             refuse_log: RateLimit::default(),
             persist_log: RateLimit::default(),
+            feedback: None,
         }
+    }
+
+    /// Adds load feedback, loaded at start-up.
+    pub fn set_feedback(&mut self, f: Box<crate::feedback::Feedback>) {
+        self.feedback = Some(f);
     }
 
     /// Reads the state file (at start-up and on SIGHUP) and logs any failure with the path.
@@ -237,6 +245,9 @@ impl Server {
             if self.pfds[1].revents != 0 {
                 self.accept(now);
             }
+            if let Some(f) = self.feedback.as_mut() {
+                f.run(now, &self.pfds, &mut self.agent);
+            }
             self.agent.tick(now);
             self.persist_if_due(now);
         }
@@ -262,6 +273,9 @@ impl Server {
             at(t);
         }
         if let Some(t) = self.accept_paused_until {
+            at(t);
+        }
+        if let Some(t) = self.feedback.as_ref().and_then(|f| f.next_wake(now)) {
             at(t);
         }
         next.map_or(-1, |n| n as i32)
@@ -305,6 +319,9 @@ impl Server {
                 self.pslot.push(i as u16);
             }
         }
+        if let Some(f) = self.feedback.as_mut() {
+            f.add_fds(&mut self.pfds);
+        }
     }
 
     /// Applies what the signal handlers recorded; returns true when it is time to stop.
@@ -320,6 +337,9 @@ impl Server {
                 .send();
             self.counters.reloads += 1;
             self.load(now);
+            if let Some(f) = self.feedback.as_mut() {
+                f.reload(now);
+            }
         }
         if let Some(status) = s.status {
             self.agent.set_status(status, now);

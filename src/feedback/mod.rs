@@ -1,6 +1,479 @@
-//! Load feedback: samples the host on a timer inside the poll loop and turns the values into a weight and a health verdict.
+//! Load feedback: samples the host on a timer inside the agent's poll loop and
+//! turns what it sees into a weight and a health verdict for each UP entry.
+//!
+//! The loop asks `next_wake` for its poll timeout, lets `add_fds` put running
+//! HTTP checks into the poll set after its own descriptors, and calls `run`
+//! after every wake-up. `run` reads `/proc` (a few small reads per interval),
+//! moves HTTP checks along without blocking, and hands each entry its
+//! `Verdict`; `Agent::set_verdict` re-formats a reply only when it changes.
+//! Everything is allocated once, when the configuration is first loaded.
+//!
+//! Module map: `config` and `json` read the configuration, `curve` and `rule`
+//! do the arithmetic, `metrics` parses `/proc` text, `httpcheck` runs checks.
+//! Only this file reads files.
+
 pub mod config;
 pub mod curve;
+pub mod httpcheck;
 pub mod json;
 pub mod metrics;
 pub mod rule;
+
+use std::io::Read as _;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::agent::{Agent, Verdict};
+use crate::log;
+use crate::state::{Name, Reason, SERVICES_MAX};
+use config::{Config, ConfigError, Metric, Rule, CONFIG_MAX, HTTP_MAX, RULES_MAX};
+use httpcheck::{Check, Outcome};
+use metrics::CpuTimes;
+use rule::{Change, Health, RuleState};
+
+/// The most poll entries feedback adds to the loop's poll set.
+pub const FDS_MAX: usize = HTTP_MAX;
+
+/// Why the configuration could not be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// It could not be opened or read.
+    Io(Errno),
+    /// Its content is invalid.
+    Invalid(ConfigError),
+}
+
+impl LoadError {
+    /// Appends a one-line description to a log line.
+    pub fn describe(&self, l: log::Line) -> log::Line {
+        match self {
+            LoadError::Io(e) => l.s("unreadable: ").errno(*e),
+            LoadError::Invalid(e) => e.describe(l),
+        }
+    }
+}
+
+/// What one metric read gave.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Read {
+    /// A value.
+    Value(u32),
+    /// Nothing yet (CPU needs two samples).
+    Pending,
+    /// The source could not be read or parsed.
+    Failed,
+}
+
+/// The feedback engine the loop drives.
+pub struct Feedback {
+    path: PathBuf,
+    cfg: Config,
+    states: [RuleState; RULES_MAX],
+    checks: [Check; HTTP_MAX],
+    /// Whether each rule's source failed at the last read (to log changes only).
+    failed: [bool; RULES_MAX],
+    buf: [u8; CONFIG_MAX + 1],
+    next_sample: u32,
+    cpu_prev: Option<CpuTimes>,
+}
+
+/// Reads a file into `buf` until EOF or the buffer is full; returns the bytes read.
+fn read_file(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
+    let errno = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let mut f = std::fs::File::open(path).map_err(errno)?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(errno(e)),
+        }
+    }
+    Ok(n)
+}
+
+/// Reads and parses a configuration file with `buf` as scratch space.
+fn read_config(path: &Path, buf: &mut [u8; CONFIG_MAX + 1]) -> Result<Config, LoadError> {
+    let n = read_file(path, buf).map_err(LoadError::Io)?;
+    config::parse(&buf[..n]).map_err(LoadError::Invalid)
+}
+
+/// Tells whether `t` is at or before `now`.
+fn due(t: u32, now: u32) -> bool {
+    (t.wrapping_sub(now) as i32) <= 0
+}
+
+impl Feedback {
+    /// Reads and checks the configuration at `path`; allocates everything feedback will use.
+    pub fn load(path: &Path, now: u32) -> Result<Box<Feedback>, LoadError> {
+        let mut f = Box::new(Feedback {
+            path: path.to_path_buf(),
+            cfg: Config {
+                interval_ms: 2000,
+                rules: heapless::Vec::new(),
+            },
+            states: core::array::from_fn(|_| RuleState::new()),
+            checks: [const { Check::new() }; HTTP_MAX],
+            failed: [false; RULES_MAX],
+            buf: [0; CONFIG_MAX + 1],
+            next_sample: now,
+            cpu_prev: None,
+        });
+        f.cfg = read_config(path, &mut f.buf)?;
+        f.log_loaded();
+        Ok(f)
+    }
+
+    fn log_loaded(&self) {
+        log::info()
+            .s("feedback: ")
+            .u(self.cfg.rules.len() as u32)
+            .s(" rule(s) from ")
+            .b(self.path.as_os_str().as_bytes())
+            .s(", sampling every ")
+            .u(self.cfg.interval_ms)
+            .s(" ms")
+            .send();
+    }
+
+    /// Re-reads the configuration (SIGHUP); keeps the previous rules if the new file is bad.
+    pub fn reload(&mut self, now: u32) {
+        let cfg = match read_config(&self.path, &mut self.buf) {
+            Ok(c) => c,
+            Err(e) => {
+                let l = log::error()
+                    .s("feedback ")
+                    .b(self.path.as_os_str().as_bytes())
+                    .s(": ");
+                e.describe(l).s(" (keeping the previous rules)").send();
+                return;
+            }
+        };
+        for i in 0..RULES_MAX {
+            // A rule that did not change keeps its value, smoothing and trip.
+            if self.cfg.rules.get(i) != cfg.rules.get(i) {
+                self.states[i] = RuleState::new();
+                self.failed[i] = false;
+            }
+        }
+        for c in self.checks.iter_mut() {
+            c.cancel();
+        }
+        self.cfg = cfg;
+        self.next_sample = now;
+        self.log_loaded();
+    }
+
+    /// Returns when the loop must wake up next for feedback, if ever.
+    pub fn next_wake(&self, now: u32) -> Option<u32> {
+        if self.cfg.rules.is_empty() {
+            return None;
+        }
+        let mut next = self.next_sample;
+        for d in self.checks.iter().filter_map(|c| c.deadline()) {
+            if d.wrapping_sub(now) as i32 <= next.wrapping_sub(now) as i32 {
+                next = d;
+            }
+        }
+        Some(next)
+    }
+
+    /// Appends the sockets of running HTTP checks to the poll set and remembers where.
+    pub fn add_fds(&mut self, pfds: &mut Vec<libc::pollfd>) {
+        for c in self.checks.iter_mut() {
+            c.pidx = None;
+            if let Some((fd, events)) = c.pollfd() {
+                c.pidx = Some(pfds.len());
+                pfds.push(libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                });
+            }
+        }
+    }
+
+    /// Does what is due after a wake-up at `now`: HTTP progress, sampling, verdicts.
+    pub fn run(&mut self, now: u32, pfds: &[libc::pollfd], agent: &mut Agent) {
+        let mut ci = 0;
+        for i in 0..self.cfg.rules.len() {
+            let Some(target) = &self.cfg.rules[i].http else {
+                continue;
+            };
+            let check = &mut self.checks[ci];
+            ci += 1;
+            let woke = check
+                .pidx
+                .and_then(|p| pfds.get(p))
+                .is_some_and(|p| p.revents != 0);
+            let mut outcome = None;
+            if woke {
+                outcome = check.ready(target, self.cfg.rules[i].decimals);
+            }
+            if outcome.is_none() {
+                outcome = check.expire(now);
+            }
+            if let Some(o) = outcome {
+                self.http_outcome(i, o, now);
+            }
+        }
+        if !self.cfg.rules.is_empty() && due(self.next_sample, now) {
+            self.sample(now);
+            let next = self.next_sample.wrapping_add(self.cfg.interval_ms);
+            self.next_sample = if due(next, now) {
+                now.wrapping_add(self.cfg.interval_ms)
+            } else {
+                next
+            };
+        }
+        self.apply(now, agent);
+    }
+
+    /// Reads every metric once and feeds the rules; starts HTTP checks that are not running.
+    fn sample(&mut self, now: u32) {
+        let uses = |f: &Self, m: Metric| f.cfg.rules.iter().any(|r| r.metric == m);
+        let cpu = if uses(self, Metric::Cpu) {
+            self.read_cpu()
+        } else {
+            Read::Pending
+        };
+        let load = if uses(self, Metric::Load) {
+            self.read_load()
+        } else {
+            Read::Pending
+        };
+        let mem = if uses(self, Metric::Mem) {
+            self.read_with(Path::new("/proc/meminfo"), metrics::parse_meminfo)
+        } else {
+            Read::Pending
+        };
+        let mut ci = 0;
+        for i in 0..self.cfg.rules.len() {
+            let rule = &self.cfg.rules[i];
+            let read = match rule.metric {
+                Metric::Cpu => cpu,
+                Metric::Load => load,
+                Metric::Mem => mem,
+                Metric::File => {
+                    let d = rule.decimals;
+                    let p = Path::new(rule.path.as_str());
+                    let n = read_file(p, &mut self.buf[..64]);
+                    match n.ok().and_then(|n| metrics::parse_decimal(&self.buf[..n], d)) {
+                        Some(v) => Read::Value(v),
+                        None => Read::Failed,
+                    }
+                }
+                Metric::Http => {
+                    let check = &mut self.checks[ci];
+                    ci += 1;
+                    let started = match (&rule.http, check.busy()) {
+                        (Some(t), false) => check.start(t, now),
+                        _ => None,
+                    };
+                    if let Some(o) = started {
+                        self.http_outcome(i, o, now);
+                    }
+                    continue;
+                }
+            };
+            self.feed(i, read, now);
+        }
+    }
+
+    /// Reads `/proc/stat` and returns the busy % since the previous read.
+    fn read_cpu(&mut self) -> Read {
+        let cur = read_file(Path::new("/proc/stat"), &mut self.buf[..1024])
+            .ok()
+            .and_then(|n| metrics::parse_stat(&self.buf[..n]));
+        let Some(cur) = cur else {
+            return Read::Failed;
+        };
+        let prev = self.cpu_prev.replace(cur);
+        match prev.and_then(|p| metrics::cpu_busy_pct(p, cur)) {
+            Some(v) => Read::Value(v),
+            None => Read::Pending,
+        }
+    }
+
+    /// Reads the load average and the online CPU count; returns hundredths of load per CPU.
+    fn read_load(&mut self) -> Read {
+        let Read::Value(load) = self.read_with(Path::new("/proc/loadavg"), metrics::parse_loadavg)
+        else {
+            return Read::Failed;
+        };
+        let cpus = match self.read_with(
+            Path::new("/sys/devices/system/cpu/online"),
+            metrics::parse_cpu_list,
+        ) {
+            Read::Value(n) => n,
+            _ => 1,
+        };
+        Read::Value(metrics::load_per_cpu(load, cpus))
+    }
+
+    /// Reads a small file and parses it.
+    fn read_with(&mut self, path: &Path, parse: fn(&[u8]) -> Option<u32>) -> Read {
+        match read_file(path, &mut self.buf[..4096])
+            .ok()
+            .and_then(|n| parse(&self.buf[..n]))
+        {
+            Some(v) => Read::Value(v),
+            None => Read::Failed,
+        }
+    }
+
+    /// Gives rule `i` what its metric read, and logs what changed.
+    fn feed(&mut self, i: usize, read: Read, now: u32) {
+        let rule = &self.cfg.rules[i];
+        let st = &mut self.states[i];
+        match read {
+            Read::Value(v) => {
+                if core::mem::take(&mut self.failed[i]) {
+                    log::info().s("feedback: ").s(&rule.name).s(" readable again").send();
+                }
+                let change = st.observe(rule, v, now);
+                log_change(rule, st, change, now);
+                if log::enabled(log::Level::Debug) {
+                    let say = st.say(rule, now);
+                    let mut text: heapless::String<24> = heapless::String::new();
+                    metrics::push_value(&mut text, v, rule.decimals);
+                    let mut l = log::debug().s("sample ").s(&rule.name).s(" ").s(&text);
+                    if rule.smooth_ms > 0 {
+                        text.clear();
+                        metrics::push_value(&mut text, st.value.unwrap_or(0), rule.decimals);
+                        l = l.s(" smoothed ").s(&text);
+                    }
+                    l.s(" weight ").u(say.weight as u32).s("%").send();
+                }
+            }
+            Read::Pending => {}
+            Read::Failed => {
+                st.lose_value();
+                if !core::mem::replace(&mut self.failed[i], true) {
+                    let l = log::error().s("feedback: ").s(&rule.name).s(": cannot read ");
+                    let l = match rule.metric {
+                        Metric::Cpu => l.s("/proc/stat"),
+                        Metric::Load => l.s("/proc/loadavg"),
+                        Metric::Mem => l.s("/proc/meminfo"),
+                        _ => l.s("a number from ").s(&rule.path),
+                    };
+                    l.s(" (the rule has no say until it can)").send();
+                }
+            }
+        }
+    }
+
+    /// Takes the outcome of rule `i`'s HTTP check.
+    fn http_outcome(&mut self, i: usize, o: Outcome, now: u32) {
+        let rule = &self.cfg.rules[i];
+        let st = &mut self.states[i];
+        let result = match o {
+            Outcome::Healthy(v) => Ok(v),
+            other => Err(outcome_reason(rule, other)),
+        };
+        if log::enabled(log::Level::Debug) {
+            let l = log::debug().s("sample ").s(&rule.name).s(" ");
+            match &result {
+                Ok(Some(v)) => {
+                    let mut text: heapless::String<24> = heapless::String::new();
+                    metrics::push_value(&mut text, *v, rule.decimals);
+                    l.s("healthy ").s(&text).send()
+                }
+                Ok(None) => l.s("healthy").send(),
+                Err(r) => l.s("failed: ").s(r).send(),
+            }
+        }
+        let before = st.health.clone();
+        let change = st.http_result(rule, result, now);
+        match (&before, &st.health) {
+            (Health::Failing(_), Health::Good) => {
+                log::info().s("feedback: ").s(&rule.name).s(" healthy again").send()
+            }
+            (Health::Failing(a), Health::Failing(b)) if a == b => {}
+            (_, Health::Failing(b)) => log::info()
+                .s("feedback: check failed: ")
+                .s(b)
+                .send(),
+            _ => {}
+        }
+        log_change(rule, st, change, now);
+    }
+
+    /// Hands every entry of the agent its verdict.
+    fn apply(&self, now: u32, agent: &mut Agent) {
+        let mut names: heapless::Vec<Name, SERVICES_MAX> = heapless::Vec::new();
+        for (n, _) in agent.state().services.iter() {
+            let _ = names.push(n.clone());
+        }
+        if agent.state().top.is_some() {
+            agent.set_verdict(None, &self.verdict(None, now));
+        }
+        for n in names.iter() {
+            agent.set_verdict(Some(n.as_bytes()), &self.verdict(Some(n), now));
+        }
+    }
+
+    /// Combines the rules that apply to one entry: the lowest weight and the first failure.
+    pub fn verdict(&self, service: Option<&Name>, now: u32) -> Verdict {
+        let mut v = Verdict::NONE;
+        let mut any = false;
+        for (rule, st) in self.cfg.rules.iter().zip(self.states.iter()) {
+            if rule.service.is_some() && rule.service.as_ref() != service {
+                continue;
+            }
+            let say = st.say(rule, now);
+            if !any || say.weight < v.weight_pct {
+                v.weight_pct = say.weight;
+                v.min_weight = say.min;
+            }
+            any = true;
+            if v.down.is_none() {
+                v.down = say.down;
+            }
+        }
+        v
+    }
+}
+
+/// Names a failed check for the stats page, e.g. `http status 503`.
+fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
+    let mut r = Reason::new();
+    let _ = r.push_str(&rule.name);
+    let _ = r.push(' ');
+    let _ = match o {
+        Outcome::Healthy(_) => Ok(()),
+        Outcome::Status(code) => {
+            let _ = r.push_str("status ");
+            metrics::push_value(&mut r, code as u32, 0);
+            Ok(())
+        }
+        Outcome::NoField => r.push_str("no number in the body"),
+        Outcome::BadReply => r.push_str("bad reply"),
+        Outcome::Timeout => r.push_str("timeout"),
+        Outcome::Error(e) => r.push_str(crate::sys::errno_name(e)),
+    };
+    r
+}
+
+/// Logs a rule tripping or clearing.
+fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>, now: u32) {
+    match change {
+        Some(Change::Tripped) => {
+            let reason = st.say(rule, now).down.unwrap_or_default();
+            log::info().s("feedback: ").s(&reason).s(": down").send();
+        }
+        Some(Change::Cleared) => {
+            let mut l = log::info().s("feedback: ").s(&rule.name).s(" cleared");
+            if let Some(th) = &rule.threshold {
+                let mut text: heapless::String<24> = heapless::String::new();
+                metrics::push_value(&mut text, th.leave, rule.decimals);
+                l = l.s(" (below ").s(&text).s(" for ").u(th.hold_ms).s(" ms)");
+            }
+            l.send();
+        }
+        None => {}
+    }
+}

@@ -1,0 +1,308 @@
+//! Checks a local HTTP/1.x health URL without ever blocking: a non-blocking
+//! connect, one write and reads driven by the agent's own `poll(2)`.
+//!
+//! The request is HTTP/1.0 with `Connection: close`, so the answer is never
+//! chunked and ends at EOF or after `Content-Length` bytes. Only the first
+//! 2048 bytes are kept; a JSON body that does not fit is a bad reply.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
+
+use super::config::HttpTarget;
+use super::json::{top_field, Token};
+use super::metrics::parse_decimal;
+use crate::sys;
+
+/// The most bytes of an answer kept.
+pub const RESPONSE_MAX: usize = 2048;
+
+/// How a check ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Outcome {
+    /// A 2xx answer, with the field's value when one was asked for.
+    Healthy(Option<u32>),
+    /// Any other status.
+    Status(u16),
+    /// 2xx, but the body had no usable number in the field.
+    NoField,
+    /// Not an HTTP answer, or too long.
+    BadReply,
+    /// No complete answer before the timeout.
+    Timeout,
+    /// The connection failed.
+    Error(Errno),
+}
+
+/// Where the answer's head ends: the index of the body, if the head is complete.
+fn body_start(buf: &[u8]) -> Option<usize> {
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Reads the value of `Content-Length` from the head, if present.
+fn content_length(head: &[u8]) -> Option<usize> {
+    for line in head.split(|&c| c == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        if line[..colon].eq_ignore_ascii_case(b"content-length") {
+            let v = super::metrics::trim(&line[colon + 1..]);
+            return crate::num::parse_u32(v).map(|n| n as usize);
+        }
+    }
+    None
+}
+
+/// Judges the bytes of an answer so far; `None` means more are needed.
+///
+/// `eof` says the server closed (or the buffer is full): decide with what there is.
+pub fn judge(buf: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Option<Outcome> {
+    let line_end = buf.iter().position(|&c| c == b'\n');
+    if line_end.is_none() && !eof && buf.len() < 16 {
+        return None;
+    }
+    let line = &buf[..line_end.unwrap_or(buf.len())];
+    let code = match line {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', _, b' ', a, b, c, ..]
+            if [a, b, c].iter().all(|d| d.is_ascii_digit()) =>
+        {
+            (*a - b'0') as u16 * 100 + (*b - b'0') as u16 * 10 + (*c - b'0') as u16
+        }
+        _ if line_end.is_none() && !eof => return None,
+        _ => return Some(Outcome::BadReply),
+    };
+    let Some(start) = body_start(buf) else {
+        return eof.then_some(Outcome::BadReply);
+    };
+    if !(200..300).contains(&code) {
+        return Some(Outcome::Status(code));
+    }
+    let Some(field) = field else {
+        return Some(Outcome::Healthy(None));
+    };
+    let body = &buf[start..];
+    let complete = match content_length(&buf[..start]) {
+        Some(n) => body.len() >= n,
+        None => false,
+    };
+    if !complete && !eof {
+        return None;
+    }
+    let body = match content_length(&buf[..start]) {
+        Some(n) if body.len() >= n => &body[..n],
+        _ => body,
+    };
+    let v = match top_field(body, field) {
+        Some(Token::Bare(t)) | Some(Token::Str(t)) => parse_decimal(t, decimals),
+        None => None,
+    };
+    Some(v.map_or(Outcome::NoField, |v| Outcome::Healthy(Some(v))))
+}
+
+/// Where a check is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Waiting for the connection to complete.
+    Connecting,
+    /// Request sent; reading the answer.
+    Reading,
+}
+
+/// One check in flight, or none.
+pub struct Check {
+    /// The socket and phase while a check runs.
+    conn: Option<(OwnedFd, Phase)>,
+    /// When the running check times out.
+    deadline: u32,
+    buf: [u8; RESPONSE_MAX],
+    len: usize,
+    /// This check's index in the poll set, while it is in one.
+    pub pidx: Option<usize>,
+}
+
+impl Default for Check {
+    fn default() -> Self {
+        Check::new()
+    }
+}
+
+impl Check {
+    /// Makes an idle check.
+    pub const fn new() -> Check {
+        Check {
+            conn: None,
+            deadline: 0,
+            buf: [0; RESPONSE_MAX],
+            len: 0,
+            pidx: None,
+        }
+    }
+
+    /// Tells whether a check is in flight.
+    pub fn busy(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Returns the running check's deadline.
+    pub fn deadline(&self) -> Option<u32> {
+        self.conn.as_ref().map(|_| self.deadline)
+    }
+
+    /// Drops a running check without a result.
+    pub fn cancel(&mut self) {
+        self.conn = None;
+        self.pidx = None;
+    }
+
+    /// Starts a check; returns its outcome at once if it failed already.
+    pub fn start(&mut self, t: &HttpTarget, now: u32) -> Option<Outcome> {
+        self.cancel();
+        self.len = 0;
+        self.deadline = now.wrapping_add(t.timeout_ms);
+        let family = match t.addr {
+            SocketAddr::V4(_) => AddressFamily::Inet,
+            SocketAddr::V6(_) => AddressFamily::Inet6,
+        };
+        let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+        let fd = match socket::socket(family, SockType::Stream, flags, None) {
+            Ok(fd) => fd,
+            Err(e) => return Some(Outcome::Error(e)),
+        };
+        let r = match t.addr {
+            SocketAddr::V4(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
+            SocketAddr::V6(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+        };
+        match r {
+            Ok(()) => {
+                self.conn = Some((fd, Phase::Connecting));
+                self.send(t)
+            }
+            Err(Errno::EINPROGRESS) | Err(Errno::EINTR) => {
+                self.conn = Some((fd, Phase::Connecting));
+                None
+            }
+            Err(e) => Some(Outcome::Error(e)),
+        }
+    }
+
+    /// Returns the descriptor and events to poll for, while a check runs.
+    pub fn pollfd(&self) -> Option<(RawFd, i16)> {
+        self.conn.as_ref().map(|(fd, phase)| {
+            let ev = match phase {
+                Phase::Connecting => libc::POLLOUT,
+                Phase::Reading => libc::POLLIN,
+            };
+            (fd.as_raw_fd(), ev)
+        })
+    }
+
+    /// Sends the request once connected.
+    fn send(&mut self, t: &HttpTarget) -> Option<Outcome> {
+        let (fd, _) = self.conn.as_ref()?;
+        let r = match socket::getsockopt(fd, sockopt::SocketError) {
+            Ok(0) => sys::send(fd, &t.request),
+            Ok(e) => Err(Errno::from_raw(e)),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(n) if n == t.request.len() => {
+                if let Some((_, p)) = self.conn.as_mut() {
+                    *p = Phase::Reading;
+                }
+                None
+            }
+            Ok(_) => self.finish(Outcome::Error(Errno::EMSGSIZE)),
+            Err(e) => self.finish(Outcome::Error(e)),
+        }
+    }
+
+    fn finish(&mut self, o: Outcome) -> Option<Outcome> {
+        self.cancel();
+        Some(o)
+    }
+
+    /// Moves the check along after `poll` reported events on its socket.
+    pub fn ready(&mut self, t: &HttpTarget, decimals: u8) -> Option<Outcome> {
+        let (fd, phase) = self.conn.as_ref()?;
+        if *phase == Phase::Connecting {
+            return self.send(t);
+        }
+        let field = t.field.as_ref().map(|f| f.as_bytes());
+        // A few reads per wake-up at most, so that a fast talker cannot hold the loop.
+        for _ in 0..4 {
+            let room = &mut self.buf[self.len..];
+            match sys::recv(fd, room) {
+                Ok(0) => {
+                    let o = judge(&self.buf[..self.len], true, field, decimals);
+                    return self.finish(o.unwrap_or(Outcome::BadReply));
+                }
+                Ok(n) => {
+                    self.len += n;
+                    let full = self.len == RESPONSE_MAX;
+                    if let Some(o) = judge(&self.buf[..self.len], full, field, decimals) {
+                        return self.finish(o);
+                    }
+                }
+                Err(Errno::EAGAIN) => return None,
+                Err(e) => return self.finish(Outcome::Error(e)),
+            }
+        }
+        None
+    }
+
+    /// Ends a check that is past its deadline at `now`.
+    pub fn expire(&mut self, now: u32) -> Option<Outcome> {
+        let d = self.deadline()?;
+        if (d.wrapping_sub(now) as i32) <= 0 {
+            return self.finish(Outcome::Timeout);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judges_status_lines() {
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfine";
+        assert_eq!(judge(ok, false, None, 0), Some(Outcome::Healthy(None)));
+        assert_eq!(judge(b"HTTP/1.0 204 No Content\n\n", false, None, 0), Some(Outcome::Healthy(None)));
+        assert_eq!(judge(b"HTTP/1.1 503 Busy\r\n\r\n", false, None, 0), Some(Outcome::Status(503)));
+        assert_eq!(judge(b"HTTP/1.1 301 Moved\r\n\r\n", false, None, 0), Some(Outcome::Status(301)));
+        assert_eq!(judge(b"HTTP/1.1 200 OK\r\nX: y\r\n", false, None, 0), None);
+        assert_eq!(judge(b"HTTP/1.1 200 OK\r\nX: y\r\n", true, None, 0), Some(Outcome::BadReply));
+        assert_eq!(judge(b"HTTP/1.", false, None, 0), None);
+        assert_eq!(judge(b"", true, None, 0), Some(Outcome::BadReply));
+        assert_eq!(judge(b"SSH-2.0-OpenSSH_9.2\r\n", false, None, 0), Some(Outcome::BadReply));
+        assert_eq!(judge(b"HTTP/2 200\r\n\r\n", false, None, 0), Some(Outcome::BadReply));
+    }
+
+    #[test]
+    fn takes_a_number_from_the_json_body() {
+        let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n";
+        let mut full = head.to_vec();
+        full.extend_from_slice(br#"{"queue":42.5,"ok":true}   "#);
+        assert_eq!(judge(&full, false, Some(b"queue"), 1), Some(Outcome::Healthy(Some(425))));
+        // Until Content-Length bytes arrive, wait (unless the server closed).
+        assert_eq!(judge(&full[..full.len() - 5], false, Some(b"queue"), 1), None);
+        let no_len = b"HTTP/1.0 200 OK\r\n\r\n{\"queue\": \"7\"}";
+        assert_eq!(judge(no_len, false, Some(b"queue"), 0), None);
+        assert_eq!(judge(no_len, true, Some(b"queue"), 0), Some(Outcome::Healthy(Some(7))));
+        assert_eq!(judge(no_len, true, Some(b"depth"), 0), Some(Outcome::NoField));
+        assert_eq!(judge(b"HTTP/1.0 200 OK\r\n\r\nnot json", true, Some(b"q"), 0), Some(Outcome::NoField));
+        assert_eq!(judge(b"HTTP/1.0 200 OK\r\n\r\n{\"q\":true}", true, Some(b"q"), 0), Some(Outcome::NoField));
+        // A failing status wins without reading the body.
+        assert_eq!(judge(b"HTTP/1.0 500 x\r\n\r\n", false, Some(b"q"), 0), Some(Outcome::Status(500)));
+        assert_eq!(content_length(b"HTTP/1.1 200 OK\r\ncontent-LENGTH:  12 \r\n"), Some(12));
+    }
+}
