@@ -74,6 +74,17 @@ impl Agent {
 
     /// Like `start`, with extra environment variables.
     pub fn start_with(state: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Agent {
+        let a = Agent::spawn(state, args, env, &[]);
+        a.wait_listening();
+        a
+    }
+
+    /// Starts heft like `start_with` without waiting for it, run through
+    /// `wrapper` when it is not empty (e.g. `["unshare", "-m", "--"]`, or
+    /// `["sh", "-c", "ulimit -n 12; exec \"$0\" \"$@\""]`): heft's path and
+    /// arguments are appended to it, so the wrapper must exec heft in place
+    /// for `pid()` and `signal` to reach heft itself.
+    pub fn spawn(state: Option<&str>, args: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> Agent {
         let dir = temp_dir("agent");
         let state_path = dir.join("state.json");
         if let Some(s) = state {
@@ -81,32 +92,25 @@ impl Agent {
         }
         let port = free_port();
         let pid_file = dir.join("heft.pid");
-        let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let mut cmd = Command::new(HEFT);
-        cmd.arg("--addr")
-            .arg("127.0.0.1")
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--state-file")
-            .arg(&state_path)
-            .arg("--pid-file")
-            .arg(&pid_file)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        let child = cmd.spawn().unwrap();
-        let a = Agent {
+        let mut argv: Vec<std::ffi::OsString> = vec![
+            "--addr".into(),
+            "127.0.0.1".into(),
+            "--port".into(),
+            port.to_string().into(),
+            "--state-file".into(),
+            state_path.clone().into(),
+            "--pid-file".into(),
+            pid_file.clone().into(),
+        ];
+        argv.extend(args.iter().map(|a| a.into()));
+        let child = spawn_heft(&dir, wrapper, &argv, env);
+        Agent {
             child,
             port,
             dir,
             state: state_path,
             pid_file,
-        };
-        a.wait_listening();
-        a
+        }
     }
 
     /// Waits until the agent accepts connections (it has read its state file by then).
@@ -162,18 +166,42 @@ impl Agent {
     }
 
     /// Sends SIGTERM and returns the exit status code.
-    pub fn stop(mut self) -> Option<i32> {
-        self.signal(libc::SIGTERM);
+    pub fn stop(self) -> Option<i32> {
+        self.stop_with(libc::SIGTERM, Duration::from_secs(5))
+    }
+
+    /// Sends `sig` and returns the exit status code if heft exits within `limit`.
+    pub fn stop_with(mut self, sig: i32, limit: Duration) -> Option<i32> {
+        self.signal(sig);
+        self.wait_exit(limit)
+    }
+
+    /// Waits up to `limit` for heft to exit; returns its exit code (None: still running, or killed by a signal).
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
         let start = Instant::now();
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st.code();
             }
-            if start.elapsed() > Duration::from_secs(5) {
+            if start.elapsed() > limit {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Tells whether heft is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits until a probe with a newline payload gets a whole line back
+    /// (for agents started with `-q`, which log no start-up line).
+    pub fn wait_serving(&self) {
+        let ok = wait_for(Duration::from_secs(10), || {
+            probe_port(self.port, b"\n").is_ok_and(|r| r.ends_with('\n'))
+        });
+        assert!(ok, "agent does not serve; log:\n{}", self.log());
     }
 
     /// Runs `heft` with `args` (e.g. `set`) against this agent's files and returns (code, stderr).
@@ -209,6 +237,83 @@ pub fn run_heft(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Like `run_heft`, but kills heft if it has not exited within `limit`
+/// (for commands that must fail at once and would otherwise serve forever);
+/// the code is None when it had to be killed.
+pub fn run_heft_for(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Option<i32>, String, String) {
+    let mut child = Command::new(HEFT)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = child.wait_with_output().unwrap();
+    (
+        code,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Spawns `heft` with exactly `args` and `env` (nothing implied), through
+/// `wrapper` when it is not empty (see `Agent::spawn`); stdin and stdout are
+/// null, stderr is appended to `dir/stderr.log`.
+pub fn spawn_heft(
+    dir: &Path,
+    wrapper: &[&str],
+    args: &[std::ffi::OsString],
+    env: &[(&str, &str)],
+) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("stderr.log"))
+        .unwrap();
+    let mut cmd = match wrapper.split_first() {
+        None => Command::new(HEFT),
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(HEFT);
+            c
+        }
+    };
+    cmd.args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {wrapper:?} {HEFT}: {e}"))
+}
+
+/// A fixed PATH for wrappers run with a cleared environment.
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The names in `dir`, sorted.
+pub fn file_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 /// Tells whether `path` exists.
