@@ -113,6 +113,18 @@ impl Agent {
         }
     }
 
+    /// Wraps a heft child started by hand in `dir` (state file `dir/state.json`,
+    /// pid file `dir/heft.pid`), listening on 127.0.0.1:`port`.
+    pub fn adopt(child: Child, port: u16, dir: PathBuf) -> Agent {
+        Agent {
+            child,
+            port,
+            state: dir.join("state.json"),
+            pid_file: dir.join("heft.pid"),
+            dir,
+        }
+    }
+
     /// Waits until the agent accepts connections (it has read its state file by then).
     pub fn wait_listening(&self) {
         let ok = wait_for(Duration::from_secs(10), || {
