@@ -29,6 +29,7 @@ pub mod allow;
 pub mod cli;
 pub mod client;
 pub mod feedback;
+pub mod file;
 pub mod http;
 pub mod log;
 pub mod num;

@@ -59,13 +59,18 @@ fn main() {
 
 fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
-    let feedback = match cfg.feedback.as_deref().map(|p| {
-        heft::feedback::Feedback::load(p, heft::sys::now_ms()).map_err(|e| (p, e))
-    }) {
+    let feedback = match cfg
+        .feedback
+        .as_deref()
+        .map(|p| heft::feedback::Feedback::load(p, heft::sys::now_ms()).map_err(|e| (p, e)))
+    {
         None => None,
         Some(Ok(f)) => Some(f),
         Some(Err((p, e))) => {
-            let l = log::error().s("feedback ").b(p.as_os_str().as_bytes()).s(": ");
+            let l = log::error()
+                .s("feedback ")
+                .b(p.as_os_str().as_bytes())
+                .s(": ");
             e.describe(l).send();
             return USAGE;
         }
@@ -88,14 +93,15 @@ fn serve(cfg: &Serve) -> i32 {
     };
     if let Some(p) = &cfg.pid_file {
         let mut d = [0u8; 10];
-        let mut text = heft::num::fmt_u32(std::process::id(), &mut d).to_vec();
-        text.push(b'\n');
-        if let Err(e) = std::fs::write(p, &text) {
+        let mut text: heapless::Vec<u8, 12> = heapless::Vec::new();
+        let _ = text.extend_from_slice(heft::num::fmt_u32(std::process::id(), &mut d));
+        let _ = text.push(b'\n');
+        if let Err(e) = heft::file::create(p, &text) {
             log::error()
                 .s("pid file ")
                 .b(p.as_os_str().as_bytes())
                 .s(": ")
-                .errno(nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+                .errno(e)
                 .send();
             return SYSCALL;
         }
@@ -149,7 +155,7 @@ fn serve(cfg: &Serve) -> i32 {
     }
     let code = server.run();
     if let Some(p) = &cfg.pid_file {
-        let _ = std::fs::remove_file(p);
+        let _ = heft::file::remove(p);
     }
     code
 }

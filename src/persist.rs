@@ -5,14 +5,13 @@
 //! (truncated) by the next write instead of piling up.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::unistd::fsync;
 
 use crate::agent::LoadError;
+use crate::file;
 use crate::state::{self, State, FILE_MAX};
 
 /// The step of a write that failed, for the log.
@@ -40,25 +39,11 @@ impl WriteError {
     }
 }
 
-fn errno(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
 /// Reads and parses the state file into a caller-owned buffer.
 pub fn read(path: &Path, buf: &mut [u8; FILE_MAX + 1]) -> Result<State, LoadError> {
-    let mut f = File::open(path).map_err(|e| LoadError::Io(errno(&e)))?;
-    let mut n = 0;
-    loop {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => {
-                n += k;
-                if n == buf.len() {
-                    return Err(LoadError::Invalid(state::StateError::TooLarge));
-                }
-            }
-            Err(e) => return Err(LoadError::Io(errno(&e))),
-        }
+    let n = file::read(path, buf).map_err(LoadError::Io)?;
+    if n == buf.len() {
+        return Err(LoadError::Invalid(state::StateError::TooLarge));
     }
     state::parse(&buf[..n]).map_err(LoadError::Invalid)
 }
@@ -76,28 +61,20 @@ pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
     state::write(st, &mut out).map_err(|_| WriteError::TooLarge)?;
     let result = write_via(path, tmp, &out);
     if result.is_err() {
-        let _ = fs::remove_file(tmp);
+        let _ = file::remove(tmp);
     }
     result
 }
 
 fn write_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(tmp)
-        .map_err(|e| WriteError::Write(errno(&e)))?;
-    f.write_all(bytes)
-        .map_err(|e| WriteError::Write(errno(&e)))?;
-    f.sync_all().map_err(|e| WriteError::Sync(errno(&e)))?;
+    let f = file::create(tmp, bytes).map_err(WriteError::Write)?;
+    fsync(&f).map_err(WriteError::Sync)?;
     drop(f);
-    fs::rename(tmp, path).map_err(|e| WriteError::Rename(errno(&e)))?;
+    file::rename(tmp, path).map_err(WriteError::Rename)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let d = File::open(dir).map_err(|e| WriteError::Sync(errno(&e)))?;
-    d.sync_all().map_err(|e| WriteError::Sync(errno(&e)))
+    let d = file::open_read(dir).map_err(WriteError::Sync)?;
+    fsync(&d).map_err(WriteError::Sync)
 }

@@ -1,10 +1,17 @@
 //! Drops root privileges after binding: supplementary groups, group, then user.
+//!
+//! Names are looked up in `/etc/passwd` and `/etc/group` directly, as on the
+//! routers and busybox boxes heft is for; NSS (LDAP, NIS) is not consulted.
+//! Numeric ids are taken as they are. (musl's getpwnam would cost ~15 KB.)
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 use nix::errno::Errno;
-use nix::unistd::{self, Gid, Group, Uid, User};
+use nix::unistd::{self, Gid, Uid};
+
+use crate::num::parse_u32;
 
 /// Why privileges could not be dropped.
 #[derive(Debug)]
@@ -20,42 +27,65 @@ pub enum DropError {
 /// Switches to `user` (and its group, or `group`); refuses to go on as root if that fails.
 pub fn drop_to(user: Option<&OsStr>, group: Option<&OsStr>) -> Result<(), DropError> {
     let u = match user {
-        Some(name) => Some(lookup_user(name)?),
+        Some(name) => Some(lookup_user(name.as_bytes(), group.is_some())?),
         None => None,
     };
-    let gid: Option<Gid> = match group {
-        Some(name) => Some(lookup_group(name)?),
-        None => u.as_ref().map(|u| u.gid),
+    let gid = match group {
+        Some(name) => Some(lookup_group(name.as_bytes())?),
+        None => u.map(|(_, g)| g),
     };
     if let Some(g) = gid {
+        let g = Gid::from_raw(g);
         unistd::setgroups(&[]).map_err(|e| DropError::Call("setgroups", e))?;
         unistd::setresgid(g, g, g).map_err(|e| DropError::Call("setresgid", e))?;
     }
-    if let Some(u) = u {
-        unistd::setresuid(u.uid, u.uid, u.uid).map_err(|e| DropError::Call("setresuid", e))?;
+    if let Some((uid, _)) = u {
+        let uid = Uid::from_raw(uid);
+        unistd::setresuid(uid, uid, uid).map_err(|e| DropError::Call("setresuid", e))?;
         // Make sure there is no way back.
-        if u.uid != Uid::from_raw(0) && unistd::setuid(Uid::from_raw(0)).is_ok() {
+        if !uid.is_root() && unistd::setuid(Uid::from_raw(0)).is_ok() {
             return Err(DropError::Call("setuid check", Errno::EPERM));
         }
     }
     Ok(())
 }
 
-fn lookup_user(name: &OsStr) -> Result<User, DropError> {
-    let found = match crate::num::parse_u32(name.as_bytes()) {
-        Some(id) => User::from_uid(Uid::from_raw(id)),
-        None => User::from_name(name.to_str().ok_or(DropError::NoUser)?),
-    };
-    found.ok().flatten().ok_or(DropError::NoUser)
+/// Finds the line of a `name:password:id:...` database whose name (or, for a
+/// number, id) is `key`; returns that line's id and the field after it.
+fn lookup(db: &str, key: &[u8]) -> Option<(u32, Option<u32>)> {
+    let numeric = parse_u32(key);
+    let mut buf = [0u8; 512];
+    crate::file::find_line(Path::new(db), &mut buf, |line| {
+        let mut f = line.split(|&c| c == b':');
+        let name = f.next()?;
+        let id = parse_u32(f.nth(1)?)?;
+        let matches = match numeric {
+            Some(n) => n == id,
+            None => name == key,
+        };
+        matches.then(|| (id, f.next().and_then(parse_u32)))
+    })
+    .ok()
+    .flatten()
 }
 
-fn lookup_group(name: &OsStr) -> Result<Gid, DropError> {
-    if let Some(id) = crate::num::parse_u32(name.as_bytes()) {
-        return Ok(Gid::from_raw(id));
+/// Finds a user's uid and primary gid; a number not in the file is accepted when a group is given.
+fn lookup_user(name: &[u8], have_group: bool) -> Result<(u32, u32), DropError> {
+    match lookup("/etc/passwd", name) {
+        Some((uid, Some(gid))) => Ok((uid, gid)),
+        _ => match parse_u32(name) {
+            Some(uid) if have_group => Ok((uid, 0)),
+            _ => Err(DropError::NoUser),
+        },
     }
-    let g = Group::from_name(name.to_str().ok_or(DropError::NoGroup)?)
-        .ok()
-        .flatten()
-        .ok_or(DropError::NoGroup)?;
-    Ok(g.gid)
+}
+
+/// Finds a group's gid; a number is taken as it is.
+fn lookup_group(name: &[u8]) -> Result<u32, DropError> {
+    if let Some(id) = parse_u32(name) {
+        return Ok(id);
+    }
+    lookup("/etc/group", name)
+        .map(|(g, _)| g)
+        .ok_or(DropError::NoGroup)
 }

@@ -97,8 +97,9 @@ fn pid_suffix() -> heapless::String<24> {
 }
 
 fn signal(pid_file: &Path) -> i32 {
-    let text = std::fs::read(pid_file).unwrap_or_default();
-    let digits: &[u8] = text
+    let mut text = [0u8; 16];
+    let n = crate::file::read(pid_file, &mut text).unwrap_or(0);
+    let digits: &[u8] = text[..n]
         .split(|c| c.is_ascii_whitespace())
         .next()
         .unwrap_or(b"");

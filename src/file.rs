@@ -1,0 +1,106 @@
+//! Reads and writes small files with plain system calls, into caller-owned buffers.
+//!
+//! `std::fs` would do, but it costs several KB on every target (open options,
+//! boxed error strings, Unicode tables for their Debug output); heft only ever
+//! reads a few small files whole and writes one. Paths go through nix, which
+//! copies them to a stack buffer.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{self, OFlag, AT_FDCWD};
+use nix::sys::stat::Mode;
+use nix::unistd;
+
+/// Opens `path` for reading.
+pub fn open_read(path: &Path) -> Result<OwnedFd, Errno> {
+    fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+}
+
+/// Reads from `fd` until EOF or until `buf` is full; returns the bytes read.
+pub fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let mut n = 0;
+    while n < buf.len() {
+        match unistd::read(fd, &mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Reads the start of the file at `path` into `buf`; returns the bytes read.
+pub fn read(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
+    read_full(&open_read(path)?, buf)
+}
+
+/// Writes all of `bytes` to `fd`.
+pub fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
+    while !bytes.is_empty() {
+        match unistd::write(fd, bytes)? {
+            0 => return Err(Errno::EIO),
+            k => bytes = &bytes[k..],
+        }
+    }
+    Ok(())
+}
+
+/// Creates or truncates `path` (mode 0644 before the umask) and writes `bytes` to it.
+pub fn create(path: &Path, bytes: &[u8]) -> Result<OwnedFd, Errno> {
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
+    let fd = fcntl::open(path, flags, Mode::from_bits_truncate(0o644))?;
+    write_all(&fd, bytes)?;
+    Ok(fd)
+}
+
+/// Renames `from` over `to`.
+pub fn rename(from: &Path, to: &Path) -> Result<(), Errno> {
+    fcntl::renameat(AT_FDCWD, from, AT_FDCWD, to)
+}
+
+/// Removes `path`.
+pub fn remove(path: &Path) -> Result<(), Errno> {
+    unistd::unlink(path)
+}
+
+/// Calls `f` with each line of the file at `path` (without its `\n`), using `buf`
+/// as the window; lines longer than `buf` are skipped. Stops when `f` returns `Some`.
+pub fn find_line<T>(
+    path: &Path,
+    buf: &mut [u8],
+    mut f: impl FnMut(&[u8]) -> Option<T>,
+) -> Result<Option<T>, Errno> {
+    let fd = open_read(path)?;
+    let mut have = 0;
+    let mut skipping = false;
+    loop {
+        let k = unistd::read(&fd, &mut buf[have..])?;
+        let eof = k == 0;
+        have += k;
+        let mut start = 0;
+        while let Some(p) = buf[start..have].iter().position(|&c| c == b'\n') {
+            let line = &buf[start..start + p];
+            start += p + 1;
+            if core::mem::take(&mut skipping) {
+                continue;
+            }
+            if let Some(t) = f(line) {
+                return Ok(Some(t));
+            }
+        }
+        if eof {
+            return Ok(if skipping || start == have {
+                None
+            } else {
+                f(&buf[start..have])
+            });
+        }
+        buf.copy_within(start..have, 0);
+        have -= start;
+        if have == buf.len() {
+            have = 0;
+            skipping = true;
+        }
+    }
+}
