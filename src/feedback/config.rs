@@ -138,6 +138,16 @@ pub struct Config {
     pub rules: Vec<Rule, RULES_MAX>,
 }
 
+impl Config {
+    /// Makes the configuration of no file: no rules, sampling every 2 s.
+    pub const fn new() -> Config {
+        Config {
+            interval_ms: 2000,
+            rules: Vec::new(),
+        }
+    }
+}
+
 /// Why a configuration was refused: where, and what is wrong.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ConfigError {
@@ -322,13 +332,19 @@ fn rule_name_ok(n: &[u8]) -> bool {
 
 /// Parses a configuration file's bytes.
 pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let mut cfg = Config::new();
+    parse_into(bytes, &mut cfg).map(|()| cfg)
+}
+
+/// Parses a configuration file's bytes into `cfg`, which the caller owns
+/// (a `Config` is several KB: the loop keeps a spare one rather than grow its
+/// stack on SIGHUP). On error `cfg` holds a partial configuration.
+pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
     if bytes.len() > CONFIG_MAX {
         return Err(ConfigError::new(None, b"", "file larger than 8192 bytes"));
     }
-    let mut cfg = Config {
-        interval_ms: 2000,
-        rules: Vec::new(),
-    };
+    cfg.interval_ms = 2000;
+    cfg.rules.clear();
     let mut r = Reader::new(bytes);
     let mut http_count = 0;
     r.members(|r, key| -> Result<(), ConfigError> {
@@ -379,7 +395,7 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
         }
     })?;
     r.end()?;
-    Ok(cfg)
+    Ok(())
 }
 
 fn parse_rule(r: &mut Reader<'_>, idx: u8) -> Result<Rule, ConfigError> {

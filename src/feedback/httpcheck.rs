@@ -276,33 +276,76 @@ mod tests {
     fn judges_status_lines() {
         let ok = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfine";
         assert_eq!(judge(ok, false, None, 0), Some(Outcome::Healthy(None)));
-        assert_eq!(judge(b"HTTP/1.0 204 No Content\n\n", false, None, 0), Some(Outcome::Healthy(None)));
-        assert_eq!(judge(b"HTTP/1.1 503 Busy\r\n\r\n", false, None, 0), Some(Outcome::Status(503)));
-        assert_eq!(judge(b"HTTP/1.1 301 Moved\r\n\r\n", false, None, 0), Some(Outcome::Status(301)));
+        assert_eq!(
+            judge(b"HTTP/1.0 204 No Content\n\n", false, None, 0),
+            Some(Outcome::Healthy(None))
+        );
+        assert_eq!(
+            judge(b"HTTP/1.1 503 Busy\r\n\r\n", false, None, 0),
+            Some(Outcome::Status(503))
+        );
+        assert_eq!(
+            judge(b"HTTP/1.1 301 Moved\r\n\r\n", false, None, 0),
+            Some(Outcome::Status(301))
+        );
         assert_eq!(judge(b"HTTP/1.1 200 OK\r\nX: y\r\n", false, None, 0), None);
-        assert_eq!(judge(b"HTTP/1.1 200 OK\r\nX: y\r\n", true, None, 0), Some(Outcome::BadReply));
+        assert_eq!(
+            judge(b"HTTP/1.1 200 OK\r\nX: y\r\n", true, None, 0),
+            Some(Outcome::BadReply)
+        );
         assert_eq!(judge(b"HTTP/1.", false, None, 0), None);
         assert_eq!(judge(b"", true, None, 0), Some(Outcome::BadReply));
-        assert_eq!(judge(b"SSH-2.0-OpenSSH_9.2\r\n", false, None, 0), Some(Outcome::BadReply));
-        assert_eq!(judge(b"HTTP/2 200\r\n\r\n", false, None, 0), Some(Outcome::BadReply));
+        assert_eq!(
+            judge(b"SSH-2.0-OpenSSH_9.2\r\n", false, None, 0),
+            Some(Outcome::BadReply)
+        );
+        assert_eq!(
+            judge(b"HTTP/2 200\r\n\r\n", false, None, 0),
+            Some(Outcome::BadReply)
+        );
     }
 
     #[test]
     fn takes_a_number_from_the_json_body() {
-        let head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n";
+        let head =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 27\r\n\r\n";
         let mut full = head.to_vec();
         full.extend_from_slice(br#"{"queue":42.5,"ok":true}   "#);
-        assert_eq!(judge(&full, false, Some(b"queue"), 1), Some(Outcome::Healthy(Some(425))));
+        assert_eq!(
+            judge(&full, false, Some(b"queue"), 1),
+            Some(Outcome::Healthy(Some(425)))
+        );
         // Until Content-Length bytes arrive, wait (unless the server closed).
-        assert_eq!(judge(&full[..full.len() - 5], false, Some(b"queue"), 1), None);
+        assert_eq!(
+            judge(&full[..full.len() - 5], false, Some(b"queue"), 1),
+            None
+        );
         let no_len = b"HTTP/1.0 200 OK\r\n\r\n{\"queue\": \"7\"}";
         assert_eq!(judge(no_len, false, Some(b"queue"), 0), None);
-        assert_eq!(judge(no_len, true, Some(b"queue"), 0), Some(Outcome::Healthy(Some(7))));
-        assert_eq!(judge(no_len, true, Some(b"depth"), 0), Some(Outcome::NoField));
-        assert_eq!(judge(b"HTTP/1.0 200 OK\r\n\r\nnot json", true, Some(b"q"), 0), Some(Outcome::NoField));
-        assert_eq!(judge(b"HTTP/1.0 200 OK\r\n\r\n{\"q\":true}", true, Some(b"q"), 0), Some(Outcome::NoField));
+        assert_eq!(
+            judge(no_len, true, Some(b"queue"), 0),
+            Some(Outcome::Healthy(Some(7)))
+        );
+        assert_eq!(
+            judge(no_len, true, Some(b"depth"), 0),
+            Some(Outcome::NoField)
+        );
+        assert_eq!(
+            judge(b"HTTP/1.0 200 OK\r\n\r\nnot json", true, Some(b"q"), 0),
+            Some(Outcome::NoField)
+        );
+        assert_eq!(
+            judge(b"HTTP/1.0 200 OK\r\n\r\n{\"q\":true}", true, Some(b"q"), 0),
+            Some(Outcome::NoField)
+        );
         // A failing status wins without reading the body.
-        assert_eq!(judge(b"HTTP/1.0 500 x\r\n\r\n", false, Some(b"q"), 0), Some(Outcome::Status(500)));
-        assert_eq!(content_length(b"HTTP/1.1 200 OK\r\ncontent-LENGTH:  12 \r\n"), Some(12));
+        assert_eq!(
+            judge(b"HTTP/1.0 500 x\r\n\r\n", false, Some(b"q"), 0),
+            Some(Outcome::Status(500))
+        );
+        assert_eq!(
+            content_length(b"HTTP/1.1 200 OK\r\ncontent-LENGTH:  12 \r\n"),
+            Some(12)
+        );
     }
 }

@@ -19,7 +19,6 @@ pub mod json;
 pub mod metrics;
 pub mod rule;
 
-use std::io::Read as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +69,8 @@ enum Read {
 pub struct Feedback {
     path: PathBuf,
     cfg: Config,
+    /// Where SIGHUP reads a new configuration before it replaces `cfg`.
+    spare: Config,
     states: [RuleState; RULES_MAX],
     checks: [Check; HTTP_MAX],
     /// Whether each rule's source failed at the last read (to log changes only).
@@ -79,26 +80,14 @@ pub struct Feedback {
     cpu_prev: Option<CpuTimes>,
 }
 
-/// Reads a file into `buf` until EOF or the buffer is full; returns the bytes read.
-fn read_file(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
-    let errno = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    let mut f = std::fs::File::open(path).map_err(errno)?;
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(errno(e)),
-        }
-    }
-    Ok(n)
-}
-
-/// Reads and parses a configuration file with `buf` as scratch space.
-fn read_config(path: &Path, buf: &mut [u8; CONFIG_MAX + 1]) -> Result<Config, LoadError> {
-    let n = read_file(path, buf).map_err(LoadError::Io)?;
-    config::parse(&buf[..n]).map_err(LoadError::Invalid)
+/// Reads and parses a configuration file into `cfg`, with `buf` as scratch space.
+fn read_config(
+    path: &Path,
+    buf: &mut [u8; CONFIG_MAX + 1],
+    cfg: &mut Config,
+) -> Result<(), LoadError> {
+    let n = crate::file::read(path, buf).map_err(LoadError::Io)?;
+    config::parse_into(&buf[..n], cfg).map_err(LoadError::Invalid)
 }
 
 /// Tells whether `t` is at or before `now`.
@@ -111,10 +100,8 @@ impl Feedback {
     pub fn load(path: &Path, now: u32) -> Result<Box<Feedback>, LoadError> {
         let mut f = Box::new(Feedback {
             path: path.to_path_buf(),
-            cfg: Config {
-                interval_ms: 2000,
-                rules: heapless::Vec::new(),
-            },
+            cfg: Config::new(),
+            spare: Config::new(),
             states: core::array::from_fn(|_| RuleState::new()),
             checks: [const { Check::new() }; HTTP_MAX],
             failed: [false; RULES_MAX],
@@ -122,7 +109,7 @@ impl Feedback {
             next_sample: now,
             cpu_prev: None,
         });
-        f.cfg = read_config(path, &mut f.buf)?;
+        read_config(path, &mut f.buf, &mut f.cfg)?;
         f.log_loaded();
         Ok(f)
     }
@@ -141,8 +128,8 @@ impl Feedback {
 
     /// Re-reads the configuration (SIGHUP); keeps the previous rules if the new file is bad.
     pub fn reload(&mut self, now: u32) {
-        let cfg = match read_config(&self.path, &mut self.buf) {
-            Ok(c) => c,
+        match read_config(&self.path, &mut self.buf, &mut self.spare) {
+            Ok(()) => {}
             Err(e) => {
                 let l = log::error()
                     .s("feedback ")
@@ -154,7 +141,7 @@ impl Feedback {
         };
         for i in 0..RULES_MAX {
             // A rule that did not change keeps its value, smoothing and trip.
-            if self.cfg.rules.get(i) != cfg.rules.get(i) {
+            if self.cfg.rules.get(i) != self.spare.rules.get(i) {
                 self.states[i] = RuleState::new();
                 self.failed[i] = false;
             }
@@ -162,7 +149,7 @@ impl Feedback {
         for c in self.checks.iter_mut() {
             c.cancel();
         }
-        self.cfg = cfg;
+        core::mem::swap(&mut self.cfg, &mut self.spare);
         self.next_sample = now;
         self.log_loaded();
     }
@@ -260,8 +247,11 @@ impl Feedback {
                 Metric::File => {
                     let d = rule.decimals;
                     let p = Path::new(rule.path.as_str());
-                    let n = read_file(p, &mut self.buf[..64]);
-                    match n.ok().and_then(|n| metrics::parse_decimal(&self.buf[..n], d)) {
+                    let n = crate::file::read(p, &mut self.buf[..64]);
+                    match n
+                        .ok()
+                        .and_then(|n| metrics::parse_decimal(&self.buf[..n], d))
+                    {
                         Some(v) => Read::Value(v),
                         None => Read::Failed,
                     }
@@ -285,7 +275,7 @@ impl Feedback {
 
     /// Reads `/proc/stat` and returns the busy % since the previous read.
     fn read_cpu(&mut self) -> Read {
-        let cur = read_file(Path::new("/proc/stat"), &mut self.buf[..1024])
+        let cur = crate::file::read(Path::new("/proc/stat"), &mut self.buf[..1024])
             .ok()
             .and_then(|n| metrics::parse_stat(&self.buf[..n]));
         let Some(cur) = cur else {
@@ -316,7 +306,7 @@ impl Feedback {
 
     /// Reads a small file and parses it.
     fn read_with(&mut self, path: &Path, parse: fn(&[u8]) -> Option<u32>) -> Read {
-        match read_file(path, &mut self.buf[..4096])
+        match crate::file::read(path, &mut self.buf[..4096])
             .ok()
             .and_then(|n| parse(&self.buf[..n]))
         {
@@ -332,7 +322,11 @@ impl Feedback {
         match read {
             Read::Value(v) => {
                 if core::mem::take(&mut self.failed[i]) {
-                    log::info().s("feedback: ").s(&rule.name).s(" readable again").send();
+                    log::info()
+                        .s("feedback: ")
+                        .s(&rule.name)
+                        .s(" readable again")
+                        .send();
                 }
                 let change = st.observe(rule, v, now);
                 log_change(rule, st, change, now);
@@ -353,7 +347,10 @@ impl Feedback {
             Read::Failed => {
                 st.lose_value();
                 if !core::mem::replace(&mut self.failed[i], true) {
-                    let l = log::error().s("feedback: ").s(&rule.name).s(": cannot read ");
+                    let l = log::error()
+                        .s("feedback: ")
+                        .s(&rule.name)
+                        .s(": cannot read ");
                     let l = match rule.metric {
                         Metric::Cpu => l.s("/proc/stat"),
                         Metric::Load => l.s("/proc/loadavg"),
@@ -389,14 +386,13 @@ impl Feedback {
         let before = st.health.clone();
         let change = st.http_result(rule, result, now);
         match (&before, &st.health) {
-            (Health::Failing(_), Health::Good) => {
-                log::info().s("feedback: ").s(&rule.name).s(" healthy again").send()
-            }
-            (Health::Failing(a), Health::Failing(b)) if a == b => {}
-            (_, Health::Failing(b)) => log::info()
-                .s("feedback: check failed: ")
-                .s(b)
+            (Health::Failing(_), Health::Good) => log::info()
+                .s("feedback: ")
+                .s(&rule.name)
+                .s(" healthy again")
                 .send(),
+            (Health::Failing(a), Health::Failing(b)) if a == b => {}
+            (_, Health::Failing(b)) => log::info().s("feedback: check failed: ").s(b).send(),
             _ => {}
         }
         log_change(rule, st, change, now);
