@@ -10,14 +10,14 @@ ALL_TARGETS="x86_64 aarch64 armv7 armv6 mipsel"
 
 die() { echo "${0##*/}: $*" >&2; exit 1; }
 
-# resolve NAME: sets TRIPLE SHORT ZIG_TARGET ZIG_CPU QEMU QEMU_CPU from
+# resolve NAME: sets TRIPLE SHORT ZIG_TARGET ZIG_CPU QEMU QEMU_CPU HEFT_FLAGS from
 # cross/targets, NAME being a Rust triple or a short name.
 resolve() {
-    local t s zt zc q qc
-    while read -r t s zt zc q qc; do
+    local t s zt zc q qc hf
+    while read -r t s zt zc q qc hf; do
         case $t in '' | '#'*) continue ;; esac
         if [ "$1" = "$t" ] || [ "$1" = "$s" ]; then
-            TRIPLE=$t SHORT=$s ZIG_TARGET=$zt ZIG_CPU=$zc QEMU=$q QEMU_CPU=$qc
+            TRIPLE=$t SHORT=$s ZIG_TARGET=$zt ZIG_CPU=$zc QEMU=$q QEMU_CPU=$qc HEFT_FLAGS=${hf:--}
             return 0
         fi
     done <"$CROSS_DIR/targets"

@@ -3,7 +3,7 @@
 //! Each block says why it is sound. Everything else in heft is safe code.
 #![allow(unsafe_code)]
 
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
@@ -12,8 +12,19 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nix::sys::socket::{self, MsgFlags};
 
-/// The status the last SIGUSR1/SIGUSR2 asked for: 0 none, else 1 + `Status::index`.
-static WANT: AtomicU8 = AtomicU8::new(0);
+// The handlers and the loop share these with plain loads and stores, never a
+// read-modify-write: ARMv6 in Thumb mode has no atomic swap, and one thread
+// needs none. A handler cannot be interrupted by another of ours (each blocks
+// them all). SIGUSR1/SIGUSR2 store, in one word, the status asked for and a
+// count of such signals; the loop acts when the count differs from the one it
+// last saw, so no signal is lost between its read and its bookkeeping. SIGHUP
+// is a flag the loop clears *before* re-reading the file, so a SIGHUP that
+// lands during a reload causes one more reload, never none.
+
+/// Count of SIGUSR1/SIGUSR2 << 8 | the status the last one asked for (1 + `Status::index`).
+static WANT: AtomicU32 = AtomicU32::new(0);
+/// The count in WANT that the loop last acted on (only the loop touches it).
+static WANT_SEEN: AtomicU32 = AtomicU32::new(0);
 /// Whether SIGHUP arrived since the loop last looked.
 static HUP: AtomicBool = AtomicBool::new(false);
 /// Whether SIGTERM or SIGINT arrived.
@@ -21,18 +32,22 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// The write end of the self-pipe that wakes `poll`, or -1.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
+const R: Ordering = Ordering::Relaxed;
+
 const UP: u8 = 1 + crate::state::Status::Up as u8;
 const DOWN: u8 = 1 + crate::state::Status::Down as u8;
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // Only async-signal-safe work: atomic stores and one write(2).
     match sig {
-        libc::SIGUSR1 => WANT.store(UP, Ordering::SeqCst),
-        libc::SIGUSR2 => WANT.store(DOWN, Ordering::SeqCst),
-        libc::SIGHUP => HUP.store(true, Ordering::SeqCst),
-        _ => STOP.store(true, Ordering::SeqCst),
+        libc::SIGUSR1 | libc::SIGUSR2 => {
+            let status = if sig == libc::SIGUSR1 { UP } else { DOWN };
+            WANT.store((WANT.load(R) >> 8).wrapping_add(1) << 8 | status as u32, R);
+        }
+        libc::SIGHUP => HUP.store(true, R),
+        _ => STOP.store(true, R),
     }
-    let fd = WAKE_FD.load(Ordering::SeqCst);
+    let fd = WAKE_FD.load(R);
     if fd >= 0 {
         let saved = Errno::last_raw();
         // SAFETY: write(2) is async-signal-safe; the buffer is a live local
@@ -62,21 +77,30 @@ impl Signals {
 
 /// Takes what the handlers recorded, leaving nothing pending; costs no syscall.
 pub fn take_signals() -> Signals {
-    let want = WANT.swap(0, Ordering::SeqCst);
-    Signals {
-        status: match want {
+    let want = WANT.load(R);
+    let mut status = None;
+    if want >> 8 != WANT_SEEN.load(R) {
+        WANT_SEEN.store(want >> 8, R);
+        status = match (want & 0xff) as u8 {
             UP => Some(crate::state::Status::Up),
             DOWN => Some(crate::state::Status::Down),
             _ => None,
-        },
-        reload: HUP.swap(false, Ordering::SeqCst),
-        stop: STOP.load(Ordering::SeqCst),
+        };
+    }
+    let reload = HUP.load(R);
+    if reload {
+        HUP.store(false, R);
+    }
+    Signals {
+        status,
+        reload,
+        stop: STOP.load(R),
     }
 }
 
 /// Tells whether a handler recorded anything not yet taken; costs no syscall.
 pub fn signals_pending() -> bool {
-    WANT.load(Ordering::SeqCst) != 0 || HUP.load(Ordering::SeqCst) || STOP.load(Ordering::SeqCst)
+    WANT.load(R) >> 8 != WANT_SEEN.load(R) || HUP.load(R) || STOP.load(R)
 }
 
 /// Installs the handlers and returns the self-pipe's read end for `poll`.
@@ -85,21 +109,23 @@ pub fn signals_pending() -> bool {
 /// place that sees EINTR is `poll` below.
 pub fn install_signals() -> Result<OwnedFd, Errno> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
-    WAKE_FD.store(w.as_raw_fd(), Ordering::SeqCst);
+    WAKE_FD.store(w.as_raw_fd(), R);
     // The write end lives for the whole process: the handler may use it at any time.
     core::mem::forget(w);
-    let act = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for sig in [
+    let ours = [
         Signal::SIGUSR1,
         Signal::SIGUSR2,
         Signal::SIGHUP,
         Signal::SIGTERM,
         Signal::SIGINT,
-    ] {
+    ];
+    // Each handler blocks all of ours while it runs, so handlers never nest.
+    let mut mask = SigSet::empty();
+    for sig in ours {
+        mask.add(sig);
+    }
+    let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, mask);
+    for sig in ours {
         // SAFETY: the handler only touches atomics and calls write(2).
         unsafe { signal::sigaction(sig, &act)? };
     }
