@@ -348,9 +348,18 @@ fn failure_threshold_trips_and_clears_only_after_the_hold_time() {
     holds_for(&a, b"", "up ready 60%\n", Duration::from_millis(400));
     write_atomic(&v, "97.5");
     expect(&a, down);
-    // Between leave and enter: stays down well past the hold time.
+    // Between leave and enter: stays down well past the hold time, also
+    // across a SIGHUP that re-reads an unchanged rule (a rule reset by the
+    // reload would start untripped, and 90 would not trip it again).
     write_atomic(&v, "90");
-    holds_for(&a, b"", down, Duration::from_millis(2000));
+    holds_for(&a, b"", down, Duration::from_millis(300));
+    a.signal(libc::SIGHUP);
+    assert!(wait_for(Duration::from_secs(5), || a
+        .log()
+        .matches("feedback: 1 rule(s) from")
+        .count()
+        == 2));
+    holds_for(&a, b"", down, Duration::from_millis(1700));
     // Below leave for a while, then back above it: the hold starts again.
     write_atomic(&v, "50");
     holds_for(&a, b"", down, Duration::from_millis(500));
