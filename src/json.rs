@@ -1,9 +1,9 @@
 //! Reads JSON a piece at a time from a byte slice, without allocating.
 //!
-//! Enough for the feedback configuration (whose errors must name the field,
-//! which a derived deserializer cannot do) and for picking one top-level
-//! field out of a health URL's body. Strings are returned raw, escapes left
-//! in place; callers that need plain text refuse a backslash.
+//! Enough for the state file, the feedback configuration (whose errors must
+//! name the field, which a derived deserializer cannot do) and picking one
+//! top-level field out of a health URL's body. Strings are returned raw,
+//! escapes left in place; `unescape` decodes one when text is wanted.
 
 /// The deepest nesting skipped over.
 const DEPTH_MAX: u8 = 32;
@@ -184,6 +184,52 @@ pub fn top_field<'a>(body: &'a [u8], key: &[u8]) -> Option<Token<'a>> {
     found
 }
 
+/// Decodes the escapes of a raw string into `out`; returns false when it does
+/// not fit or an escape is malformed. A `\\u` escape outside ASCII becomes the
+/// byte 0x80, which callers that want printable ASCII refuse anyway.
+pub fn unescape<const N: usize>(raw: &[u8], out: &mut heapless::Vec<u8, N>) -> bool {
+    let mut i = 0;
+    while i < raw.len() {
+        let mut c = raw[i];
+        i += 1;
+        if c == b'\\' {
+            let Some(&e) = raw.get(i) else { return false };
+            i += 1;
+            c = match e {
+                b'"' | b'\\' | b'/' => e,
+                b'b' => 8,
+                b'f' => 12,
+                b'n' => b'\n',
+                b'r' => b'\r',
+                b't' => b'\t',
+                b'u' => {
+                    let Some(hex) = raw.get(i..i + 4) else {
+                        return false;
+                    };
+                    i += 4;
+                    let mut v = 0u32;
+                    for &h in hex {
+                        let Some(d) = (h as char).to_digit(16) else {
+                            return false;
+                        };
+                        v = v * 16 + d;
+                    }
+                    if v < 0x80 {
+                        v as u8
+                    } else {
+                        0x80
+                    }
+                }
+                _ => return false,
+            };
+        }
+        if out.push(c).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +263,25 @@ mod tests {
         let mut r = Reader::new(b" {\"a\":[],\"b\":{}} \n");
         r.skip().unwrap();
         assert!(r.end().is_ok());
+    }
+
+    #[test]
+    fn unescapes_strings() {
+        let mut out: heapless::Vec<u8, 8> = heapless::Vec::new();
+        assert!(unescape(br#"a\"b\\c\n\u0041"#, &mut out));
+        assert_eq!(&out[..], b"a\"b\\c\nA");
+        out.clear();
+        assert!(unescape(br#"\u00e9"#, &mut out));
+        assert_eq!(&out[..], b"\x80");
+        for bad in [
+            &br#"\"#[..],
+            br#"\x"#,
+            br#"\u12"#,
+            br#"\u12g4"#,
+            b"123456789",
+        ] {
+            out.clear();
+            assert!(!unescape(bad, &mut out), "{bad:?}");
+        }
     }
 }

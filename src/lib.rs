@@ -31,6 +31,7 @@ pub mod client;
 pub mod feedback;
 pub mod file;
 pub mod http;
+pub mod json;
 pub mod log;
 pub mod num;
 pub mod persist;

@@ -3,9 +3,9 @@
 //! The format is hapgent's (`{"status":"UP","weight":77,"maxconn":300}`) plus
 //! an optional `reason` and an optional `services` object of named states.
 
-use heapless::{LinearMap, String, Vec};
-use serde::Deserialize;
+use heapless::{String, Vec};
 
+use crate::json::{self, Reader, Syntax, Token};
 use crate::num::{self, Full};
 
 /// The largest state file accepted, in bytes.
@@ -200,43 +200,86 @@ pub fn check_name(n: &[u8]) -> Result<(), StateError> {
     Ok(())
 }
 
-/// The entry fields as the JSON has them, before range checks.
-#[derive(Deserialize)]
-struct RawEntry {
-    status: Option<String<16>>,
-    weight: Option<i32>,
-    maxconn: Option<i32>,
-    // Longer than REASON_MAX so that a long reason gets its own error.
-    reason: Option<String<256>>,
+/// The fields of one entry as the file has them, before any check.
+#[derive(Default)]
+struct Fields<'a> {
+    status: Option<Token<'a>>,
+    weight: Option<Token<'a>>,
+    maxconn: Option<Token<'a>>,
+    reason: Option<Token<'a>>,
 }
 
-/// The whole file as the JSON has it: a top-level entry plus services.
-#[derive(Deserialize)]
-struct RawFile {
-    status: Option<String<16>>,
-    weight: Option<i32>,
-    maxconn: Option<i32>,
-    reason: Option<String<256>>,
-    services: Option<LinearMap<String<64>, RawEntry, SERVICES_MAX>>,
+impl<'a> Fields<'a> {
+    /// Takes the value of `key` if it is an entry field; returns false for other keys.
+    fn take(&mut self, r: &mut Reader<'a>, key: &[u8]) -> Result<bool, StateError> {
+        let slot = match key {
+            b"status" => &mut self.status,
+            b"weight" => &mut self.weight,
+            b"maxconn" => &mut self.maxconn,
+            b"reason" => &mut self.reason,
+            _ => return Ok(false),
+        };
+        *slot = Some(r.token()?);
+        Ok(true)
+    }
+
+    /// Tells whether any field other than `status` is set.
+    fn any_but_status(&self) -> bool {
+        self.weight.is_some() || self.maxconn.is_some() || self.reason.is_some()
+    }
 }
 
-fn entry(raw: &RawEntry) -> Result<Entry, StateError> {
-    let status = match &raw.status {
+impl From<Syntax> for StateError {
+    fn from(s: Syntax) -> StateError {
+        StateError::Syntax(s.0)
+    }
+}
+
+const WRONG_TYPE: StateError = StateError::Syntax("value of the wrong type");
+
+/// Reads an optional whole number no larger than `max`; `null` is absent.
+fn number(t: Option<Token>, max: u32, range: StateError) -> Result<Option<u32>, StateError> {
+    let t = match t {
+        None | Some(Token::Bare(b"null")) => return Ok(None),
+        Some(Token::Bare(t)) => t,
+        Some(Token::Str(_)) => return Err(WRONG_TYPE),
+    };
+    let digits = t.strip_prefix(b"-").unwrap_or(t);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(StateError::Syntax("number not a whole number"));
+    }
+    match num::parse_u32(t) {
+        Some(v) if v <= max => Ok(Some(v)),
+        _ => Err(range),
+    }
+}
+
+/// Checks one entry's fields and builds it.
+fn entry(f: &Fields) -> Result<Entry, StateError> {
+    let status = match f.status {
         None => return Err(StateError::MissingStatus),
-        Some(s) => Status::parse(s.as_bytes()).ok_or(StateError::BadStatus)?,
+        Some(Token::Str(s)) => Status::parse(s).ok_or(StateError::BadStatus)?,
+        Some(Token::Bare(_)) => return Err(WRONG_TYPE),
     };
-    let weight = match raw.weight {
-        None => 100,
-        Some(w) => u8::try_from(w).map_err(|_| StateError::WeightRange)?,
-    };
-    let maxconn = match raw.maxconn {
-        None => None,
-        Some(m) => Some(u16::try_from(m).map_err(|_| StateError::MaxconnRange)?),
-    };
+    let weight = number(f.weight, 255, StateError::WeightRange)?.unwrap_or(100) as u8;
+    let maxconn = number(f.maxconn, 65535, StateError::MaxconnRange)?.map(|m| m as u16);
     let mut reason = Reason::new();
-    if let Some(r) = &raw.reason {
-        check_reason(r.as_bytes())?;
-        reason.push_str(r).map_err(|_| StateError::ReasonTooLong)?;
+    match f.reason {
+        None | Some(Token::Bare(b"null")) => {}
+        Some(Token::Str(raw)) => {
+            let mut text: Vec<u8, 256> = Vec::new();
+            if !json::unescape(raw, &mut text) {
+                return Err(if raw.len() > text.capacity() {
+                    StateError::ReasonTooLong
+                } else {
+                    StateError::Syntax("bad escape in a string")
+                });
+            }
+            check_reason(&text)?;
+            // check_reason allowed printable ASCII only, no longer than the capacity.
+            let _ = reason.push_str(core::str::from_utf8(&text).unwrap_or(""));
+        }
+        Some(Token::Bare(_)) => return Err(WRONG_TYPE),
     }
     Ok(Entry {
         status,
@@ -246,16 +289,31 @@ fn entry(raw: &RawEntry) -> Result<Entry, StateError> {
     })
 }
 
-fn syntax(e: serde_json_core::de::Error) -> StateError {
-    use serde_json_core::de::Error as E;
-    StateError::Syntax(match e {
-        E::InvalidNumber => "number not a whole number in range",
-        E::InvalidType => "value of the wrong type",
-        E::CustomError => "value too long, too many services, or a field twice",
-        E::TrailingCharacters => "bytes after the JSON object",
-        E::EscapedStringIsTooLong => "string too long",
-        E::InvalidEscapeSequence | E::InvalidUnicodeCodePoint => "bad escape in a string",
-        _ => "not a valid JSON object",
+/// Reads the `services` object into `state`.
+fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
+    r.members(|r, name| {
+        check_name(name)?;
+        if state.service(name).is_some() {
+            return Err(StateError::Syntax("a service named twice"));
+        }
+        let mut f = Fields::default();
+        r.members(|r, key| {
+            if !f.take(r, key)? {
+                r.skip()?;
+            }
+            Ok::<(), StateError>(())
+        })?;
+        let e = entry(&f).map_err(|err| match err {
+            StateError::MissingStatus => StateError::ServiceStatus,
+            other => other,
+        })?;
+        let mut n = Name::new();
+        // check_name bounded the length and the bytes, so this cannot fail.
+        let _ = n.push_str(core::str::from_utf8(name).unwrap_or(""));
+        state
+            .services
+            .push((n, e))
+            .map_err(|_| StateError::Syntax("more than 16 services"))
     })
 }
 
@@ -264,39 +322,24 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     if bytes.len() > FILE_MAX {
         return Err(StateError::TooLarge);
     }
-    let mut unescape = [0u8; 256];
-    let (raw, used) =
-        serde_json_core::from_slice_escaped::<RawFile>(bytes, &mut unescape).map_err(syntax)?;
-    if bytes[used..].iter().any(|c| !c.is_ascii_whitespace()) {
-        return Err(StateError::Syntax("bytes after the JSON object"));
-    }
     let mut state = State::default();
-    if let Some(services) = &raw.services {
-        for (name, e) in services.iter() {
-            check_name(name.as_bytes())?;
-            let e = entry(e).map_err(|err| match err {
-                StateError::MissingStatus => StateError::ServiceStatus,
-                other => other,
-            })?;
-            let mut n = Name::new();
-            // check_name bounded the length, so this cannot fail.
-            let _ = n.push_str(name);
-            let _ = state.services.push((n, e));
+    let mut top = Fields::default();
+    let mut has_services = false;
+    let mut r = Reader::new(bytes);
+    r.members(|r, key| {
+        if top.take(r, key)? {
+            Ok(())
+        } else if key == b"services" {
+            has_services = true;
+            services(r, &mut state)
+        } else {
+            Ok(r.skip()?)
         }
-    }
-    let top = RawEntry {
-        status: raw.status,
-        weight: raw.weight,
-        maxconn: raw.maxconn,
-        reason: raw.reason,
-    };
+    })?;
+    r.end()?;
     match entry(&top) {
         Ok(e) => state.top = Some(e),
-        Err(StateError::MissingStatus) if raw.services.is_some() => {
-            if top.weight.is_some() || top.maxconn.is_some() || top.reason.is_some() {
-                return Err(StateError::MissingStatus);
-            }
-        }
+        Err(StateError::MissingStatus) if has_services && !top.any_but_status() => {}
         Err(e) => return Err(e),
     }
     Ok(state)

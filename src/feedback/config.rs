@@ -18,8 +18,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use heapless::{String, Vec};
 
 use super::curve::{Curve, Shape};
-use super::json::{Reader, Syntax, Token};
 use super::metrics::parse_decimal;
+use crate::json::{Reader, Syntax, Token};
 use crate::state::{check_name, Name};
 
 /// The largest configuration file accepted, in bytes.

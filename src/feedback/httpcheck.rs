@@ -12,8 +12,8 @@ use nix::errno::Errno;
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
 
 use super::config::HttpTarget;
-use super::json::{top_field, Token};
 use super::metrics::parse_decimal;
+use crate::json::{top_field, Token};
 use crate::sys;
 
 /// The most bytes of an answer kept.

@@ -15,7 +15,6 @@
 pub mod config;
 pub mod curve;
 pub mod httpcheck;
-pub mod json;
 pub mod metrics;
 pub mod rule;
 
