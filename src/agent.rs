@@ -68,6 +68,8 @@ pub struct Agent {
     window_ms: Option<u32>,
     /// Whether the file may be overwritten (false after reading an invalid one).
     may_persist: bool,
+    /// Whether the state was made up after a failed load (its reason is heft's, not the file's).
+    made_up: bool,
 }
 
 impl Agent {
@@ -78,6 +80,7 @@ impl Agent {
             prepared: heapless::Vec::new(),
             window_ms,
             may_persist: true,
+            made_up: false,
         }
     }
 
@@ -96,11 +99,13 @@ impl Agent {
         match loaded {
             Ok(s) => {
                 self.may_persist = true;
+                self.made_up = false;
                 self.replace(s, Cause::File, now);
             }
             Err(e) => {
                 // A missing file may be created; anything else is kept for a human.
                 self.may_persist = matches!(e, LoadError::Io(nix::errno::Errno::ENOENT));
+                self.made_up = true;
                 let mut top = Entry::new(Status::Fail);
                 let _ = top.reason.push_str("state file: ");
                 e.describe(&mut top.reason);
@@ -121,6 +126,10 @@ impl Agent {
         let mut s = self.state.clone();
         if let Some(t) = &mut s.top {
             t.status = status;
+            // The FAIL reason of a missing file is ours: the file a signal writes must not keep it.
+            if core::mem::take(&mut self.made_up) {
+                t.reason.clear();
+            }
         }
         for (_, e) in s.services.iter_mut() {
             e.status = status;
