@@ -336,6 +336,11 @@ impl Server {
                 .b(self.state_file.as_os_str().as_encoded_bytes())
                 .send();
             self.counters.reloads += 1;
+            // A signal's state not yet written would be undone by reading the old file.
+            if self.persist_at.is_some() {
+                self.persist_at = Some(now);
+                self.persist_if_due(now);
+            }
             self.load(now);
             if let Some(f) = self.feedback.as_mut() {
                 f.reload(now);
@@ -499,7 +504,15 @@ impl Server {
     /// Accepts up to a batch of connections while slots are free.
     fn accept(&mut self, now: u32) {
         for _ in 0..ACCEPT_BATCH {
-            let Some(slot) = self.free_slot() else { return };
+            // Room is made (by closing an answered connection) only for a
+            // connection actually accepted, never in advance.
+            let room = self
+                .conns
+                .iter()
+                .any(|c| c.as_ref().is_none_or(|c| c.phase == Phase::Drain));
+            if !room {
+                return;
+            }
             match sys::accept(&self.listener) {
                 Ok((fd, peer)) => {
                     if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
@@ -515,6 +528,7 @@ impl Server {
                         }
                         continue;
                     }
+                    let Some(slot) = self.free_slot() else { return };
                     self.conns[slot] = Some(Conn {
                         fd,
                         phase: Phase::Await,
