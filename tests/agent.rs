@@ -1359,7 +1359,9 @@ fn logging_and_quiet() {
         first,
         format!("heft: listening on 127.0.0.1:{}, state file {}", a.port, a.state.display())
     );
-    assert!(a.log().contains("state: UP weight 77 maxconn 300 (state file)"), "{}", a.log());
+    // Logged when the file is read, which may come just after the port opens.
+    let change = "state: UP weight 77 maxconn 300 (state file)";
+    assert!(wait_for(SECS5, || a.log().contains(change)), "{}", a.log());
     drop(a);
 
     for (args, env) in [(&["-q"][..], &[][..]), (&[], &[("HEFT_LOG", "quiet")])] {
