@@ -1224,7 +1224,7 @@ fn full_slots_of_waiting_clients_hold_new_probes_until_one_frees() {
 #[test]
 fn emfile_is_logged_once_and_heft_recovers() {
     let wrapper = ["sh", "-c", "ulimit -n 12 && exec \"$0\" \"$@\""];
-    let mut a = Agent::spawn(Some(STATE), &["--wait", "1000", "--timeout", "3000"], &[], &wrapper);
+    let mut a = Agent::spawn(Some(STATE), &["--wait", "500", "--timeout", "3000"], &[], &wrapper);
     a.wait_listening();
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", a.pid())).unwrap();
     let nofile = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
