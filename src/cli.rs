@@ -62,10 +62,10 @@ pub struct Serve {
     pub feedback: Option<PathBuf>,
     /// Who may ask.
     pub allow: AllowList,
-    /// User to run as after binding.
-    pub user: Option<OsString>,
-    /// Group to run as after binding.
-    pub group: Option<OsString>,
+    /// User to run as after binding, and where that was said (flag or variable).
+    pub user: Option<(&'static str, OsString)>,
+    /// Group to run as after binding, and where that was said.
+    pub group: Option<(&'static str, OsString)>,
     /// The syslog socket to log to, when logging to syslog.
     pub syslog: Option<PathBuf>,
     /// How much to log.
@@ -195,6 +195,11 @@ const SERVE: &[Opt] = &[
         flag: "--syslog",
         vars: &["HEFT_SYSLOG"],
         takes_value: false,
+    },
+    Opt {
+        flag: "--syslog-socket",
+        vars: &["HEFT_SYSLOG_SOCKET"],
+        takes_value: true,
     },
 ];
 
@@ -415,8 +420,8 @@ fn parse_serve(mut f: Found) -> Result<Serve, Usage> {
         pid_file: path(f.vals[3].take()),
         feedback: path(f.vals[8].take()),
         allow,
-        user: f.vals[10].take().map(|(_, u)| u),
-        group: f.vals[11].take().map(|(_, g)| g),
+        user: f.vals[10].take(),
+        group: f.vals[11].take(),
         syslog: match (syslog, f.vals[13].take()) {
             (_, Some((_, p))) => Some(PathBuf::from(p)),
             (true, None) => Some(PathBuf::from("/dev/log")),

@@ -11,6 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use heft::cli::{self, Command, Serve};
 use heft::log;
+use heft::privs::DropError;
 use heft::server::{self, Server};
 
 const USAGE: i32 = 100;
@@ -19,14 +20,7 @@ const SYSCALL: i32 = 111;
 fn main() {
     let env = |k: &str| std::env::var_os(k);
     let code = match cli::parse(std::env::args_os().skip(1), &env) {
-        Err(u) => {
-            let mut l = log::error().s(u.source).s(": ");
-            if let Some(v) = &u.value {
-                l = l.s("bad value \"").b(v.as_bytes()).s("\" ");
-            }
-            l.s("(expected ").s(u.expected).s(")").send();
-            USAGE
-        }
+        Err(u) => usage(u.source, u.value.as_deref(), u.expected),
         Ok(Command::Help) => {
             let _ = std::io::stdout().write_all(cli::HELP.as_bytes());
             0
@@ -55,6 +49,16 @@ fn main() {
         Ok(Command::Serve(s)) => serve(&s),
     };
     std::process::exit(code);
+}
+
+/// Logs a bad value with where it came from and what was expected; returns the exit code.
+fn usage(source: &str, value: Option<&std::ffi::OsStr>, expected: &str) -> i32 {
+    let mut l = log::error().s(source).s(": ");
+    if let Some(v) = value {
+        l = l.s("bad value \"").b(v.as_bytes()).s("\" ");
+    }
+    l.s("(expected ").s(expected).s(")").send();
+    USAGE
 }
 
 fn serve(cfg: &Serve) -> i32 {
@@ -106,18 +110,39 @@ fn serve(cfg: &Serve) -> i32 {
             return SYSCALL;
         }
     }
+    let code = drop_and_run(cfg, listener, feedback);
+    if let Some(p) = &cfg.pid_file {
+        let _ = heft::file::remove(p);
+    }
+    code
+}
+
+/// Start-up after the pid file: drop privileges, signals, syslog; then the loop.
+fn drop_and_run(
+    cfg: &Serve,
+    listener: std::os::fd::OwnedFd,
+    feedback: Option<Box<heft::feedback::Feedback>>,
+) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
-        if let Err(e) = heft::privs::drop_to(cfg.user.as_deref(), cfg.group.as_deref()) {
-            let l = log::error().s("dropping privileges: ");
-            match e {
-                heft::privs::DropError::NoUser => l.s("no such user").send(),
-                heft::privs::DropError::NoGroup => l.s("no such group").send(),
-                heft::privs::DropError::Call(c, errno) => l.s(c).s(": ").errno(errno).send(),
-            }
-            return if matches!(e, heft::privs::DropError::Call(..)) {
-                SYSCALL
-            } else {
-                USAGE
+        let user = cfg.user.as_ref().map(|(_, v)| v.as_os_str());
+        let group = cfg.group.as_ref().map(|(_, v)| v.as_os_str());
+        if let Err(e) = heft::privs::drop_to(user, group) {
+            let named = |o: &Option<(&'static str, std::ffi::OsString)>, what| match o {
+                Some((src, v)) => usage(src, Some(v), what),
+                None => USAGE,
+            };
+            return match e {
+                DropError::NoUser => named(&cfg.user, "a user in /etc/passwd or a number"),
+                DropError::NoGroup => named(&cfg.group, "a group in /etc/group or a number"),
+                DropError::Call(c, errno) => {
+                    log::error()
+                        .s("dropping privileges: ")
+                        .s(c)
+                        .s(": ")
+                        .errno(errno)
+                        .send();
+                    SYSCALL
+                }
             };
         }
         warn_if_unwritable(cfg);
@@ -153,11 +178,7 @@ fn serve(cfg: &Serve) -> i32 {
     if let Some(f) = feedback {
         server.set_feedback(f);
     }
-    let code = server.run();
-    if let Some(p) = &cfg.pid_file {
-        let _ = heft::file::remove(p);
-    }
-    code
+    server.run()
 }
 
 /// Says at start-up when signals could not be saved to the state file as the new user.
