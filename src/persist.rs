@@ -66,8 +66,31 @@ pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
     result
 }
 
+/// Gives the new file the old one's mode and (when we may) owner, else mode
+/// 0644 whatever the umask: `heft set` run as root must not leave a file the
+/// agent, running as its own user, can no longer read or replace.
+fn keep_mode_and_owner(path: &Path, f: &std::os::fd::OwnedFd) {
+    use nix::sys::stat::{fchmod, stat, Mode};
+    match stat(path) {
+        Ok(st) => {
+            let _ = fchmod(f, Mode::from_bits_truncate(st.st_mode & 0o7777));
+            let (uid, gid) = (
+                nix::unistd::Uid::from_raw(st.st_uid),
+                nix::unistd::Gid::from_raw(st.st_gid),
+            );
+            if nix::unistd::geteuid() != uid {
+                let _ = nix::unistd::fchown(f, Some(uid), Some(gid));
+            }
+        }
+        Err(_) => {
+            let _ = fchmod(f, Mode::from_bits_truncate(0o644));
+        }
+    }
+}
+
 fn write_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let f = file::create(tmp, bytes).map_err(WriteError::Write)?;
+    keep_mode_and_owner(path, &f);
     fsync(&f).map_err(WriteError::Sync)?;
     drop(f);
     file::rename(tmp, path).map_err(WriteError::Rename)?;
