@@ -614,6 +614,7 @@ impl Server {
 
 fn ip_text(ip: IpAddr) -> heapless::Vec<u8, 48> {
     let mut s = heapless::Vec::new();
-    crate::num::push_ip(&mut s, ip);
+    // An IPv4 client of a dual-stack listener reads better as IPv4.
+    crate::num::push_ip(&mut s, ip.to_canonical());
     s
 }

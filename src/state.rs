@@ -173,7 +173,7 @@ impl StateError {
             StateError::WeightRange => "weight out of range",
             StateError::MaxconnRange => "maxconn out of range",
             StateError::ReasonTooLong => "reason longer than 64 bytes",
-            StateError::ReasonInvalid => "reason not printable ASCII without #",
+            StateError::ReasonInvalid => "reason not printable ASCII, or with a hash sign",
             StateError::BadName => "service name not [A-Za-z0-9_.-]{1,32}",
             StateError::ServiceStatus => "service status missing or invalid",
         }
