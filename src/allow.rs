@@ -40,7 +40,7 @@ impl AllowList {
     pub fn parse(s: &[u8]) -> Option<AllowList> {
         let mut list = AllowList::default();
         for part in s.split(|&c| c == b',') {
-            let part = core::str::from_utf8(part).ok()?.trim();
+            let part = core::str::from_utf8(part.trim_ascii()).ok()?;
             let (a, len) = match part.split_once('/') {
                 Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
                 None => (part, None),

@@ -1,51 +1,91 @@
 //! `heft get`: probes an agent the way HAProxy does and prints its reply line.
+//!
+//! Plain non-blocking sockets and `poll`, like the agent itself: std's
+//! `TcpStream` with timeouts would cost more bytes than this whole file.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
 
 use crate::cli::Get;
-use crate::log;
+use crate::{log, sys};
 
 /// Connects, sends the payload, prints the first line; 0 if a whole line came back, else 1.
 pub fn run(g: &Get) -> i32 {
-    let start = Instant::now();
-    let total = Duration::from_millis(g.timeout_ms as u64);
-    let addr = SocketAddr::new(g.addr, g.port);
-    let mut s = match TcpStream::connect_timeout(&addr, total) {
-        Ok(s) => s,
+    let deadline = sys::now_ms().wrapping_add(g.timeout_ms);
+    let fd = match connect(g, deadline) {
+        Ok(fd) => fd,
         Err(e) => {
-            log::error().s("connect: ").errno(errno(&e)).send();
+            log::error().s("connect: ").errno(e).send();
             return 1;
         }
     };
-    if !g.send.is_empty() && s.write_all(&g.send).is_err() {
+    if !g.send.is_empty() && sys::send(&fd, &g.send) != Ok(g.send.len()) {
         log::error().s("could not send the payload").send();
         return 1;
     }
     let mut buf = [0u8; 4096];
     let mut n = 0;
-    while n < buf.len() {
-        let left = total.saturating_sub(start.elapsed());
-        if left.is_zero() || s.set_read_timeout(Some(left)).is_err() {
-            break;
-        }
-        match s.read(&mut buf[n..]) {
-            Ok(0) | Err(_) => break,
+    while n < buf.len() && wait(&fd, libc::POLLIN, deadline) {
+        match sys::recv(&fd, &mut buf[n..]) {
+            Ok(0) => break,
             Ok(k) => {
                 n += k;
                 if let Some(end) = buf[..n].iter().position(|&c| c == b'\n' || c == b'\r') {
-                    let _ = std::io::stdout().write_all(&buf[..end]);
-                    let _ = std::io::stdout().write_all(b"\n");
-                    return 0;
+                    let ok = sys::write_stdout(&buf[..end]) && sys::write_stdout(b"\n");
+                    return if ok { 0 } else { 1 };
                 }
             }
+            Err(Errno::EAGAIN) => {}
+            Err(_) => break,
         }
     }
     log::error().s("no whole line came back").send();
     1
 }
 
-fn errno(e: &std::io::Error) -> nix::errno::Errno {
-    nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))
+/// Opens a non-blocking connection to the agent, waiting until `deadline` for it.
+fn connect(g: &Get, deadline: u32) -> Result<OwnedFd, Errno> {
+    let family = if g.addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let fd = socket::socket(family, SockType::Stream, flags, None)?;
+    let started = match SocketAddr::new(g.addr, g.port) {
+        SocketAddr::V4(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
+        SocketAddr::V6(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+    };
+    match started {
+        Ok(()) => Ok(fd),
+        Err(Errno::EINPROGRESS) if !wait(&fd, libc::POLLOUT, deadline) => Err(Errno::ETIMEDOUT),
+        Err(Errno::EINPROGRESS) => match socket::getsockopt(&fd, sockopt::SocketError)? {
+            0 => Ok(fd),
+            e => Err(Errno::from_raw(e)),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Waits until `fd` has `events` or `deadline` passes; false on timeout.
+fn wait(fd: &OwnedFd, events: i16, deadline: u32) -> bool {
+    loop {
+        let left = deadline.wrapping_sub(sys::now_ms()) as i32;
+        if left <= 0 {
+            return false;
+        }
+        let mut p = [libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events,
+            revents: 0,
+        }];
+        match sys::poll(&mut p, left) {
+            Ok(0) => {} // a signal or the timeout: look at the clock again
+            Ok(_) => return true,
+            Err(_) => return false,
+        }
+    }
 }

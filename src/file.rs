@@ -5,7 +5,7 @@
 //! reads a few small files whole and writes one. Paths go through nix, which
 //! copies them to a stack buffer.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -36,7 +36,7 @@ pub fn read(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
 }
 
 /// Writes all of `bytes` to `fd`.
-pub fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
+pub fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> Result<(), Errno> {
     while !bytes.is_empty() {
         match unistd::write(fd, bytes)? {
             0 => return Err(Errno::EIO),
@@ -50,7 +50,7 @@ pub fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
 pub fn create(path: &Path, bytes: &[u8]) -> Result<OwnedFd, Errno> {
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
     let fd = fcntl::open(path, flags, Mode::from_bits_truncate(0o644))?;
-    write_all(&fd, bytes)?;
+    write_all(fd.as_fd(), bytes)?;
     Ok(fd)
 }
 

@@ -6,7 +6,6 @@
 //! start-up (`get`: 0 a whole line came back, 1 not).
 #![deny(unsafe_code)]
 
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 
 use heft::cli::{self, Command, Serve};
@@ -22,11 +21,11 @@ fn main() {
     let code = match cli::parse(std::env::args_os().skip(1), &env) {
         Err(u) => usage(u.source, u.value.as_deref(), u.expected),
         Ok(Command::Help) => {
-            let _ = std::io::stdout().write_all(cli::HELP.as_bytes());
+            heft::sys::write_stdout(cli::HELP.as_bytes());
             0
         }
         Ok(Command::Version) => {
-            let v = [
+            let v = concat!(
                 "heft ",
                 env!("CARGO_PKG_VERSION"),
                 " (",
@@ -34,11 +33,8 @@ fn main() {
                 ", profile ",
                 env!("HEFT_PROFILE"),
                 ")\n",
-            ];
-            let mut out = std::io::stdout();
-            for s in v {
-                let _ = out.write_all(s.as_bytes());
-            }
+            );
+            heft::sys::write_stdout(v.as_bytes());
             0
         }
         Ok(Command::Get(g)) => heft::client::run(&g),

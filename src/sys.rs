@@ -243,6 +243,13 @@ pub fn log_write(fd: RawFd, buf: &[u8]) {
     let _ = nix::unistd::write(fd, buf);
 }
 
+/// Writes all of `buf` to standard output; false if it could not.
+pub fn write_stdout(buf: &[u8]) -> bool {
+    // SAFETY: descriptor 1 is the process's standard output, open for its whole life.
+    let fd = unsafe { BorrowedFd::borrow_raw(1) };
+    crate::file::write_all(fd, buf).is_ok()
+}
+
 /// Connects a datagram socket to the syslog socket at `path` and sends every later log line there.
 pub fn connect_syslog(path: &std::path::Path) -> Result<(), Errno> {
     use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
