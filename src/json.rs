@@ -53,55 +53,44 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    /// Calls `f` with each key of an object; `f` must read the member's value.
-    pub fn members<E: From<Syntax>>(
-        &mut self,
-        mut f: impl FnMut(&mut Self, &'a [u8]) -> Result<(), E>,
-    ) -> Result<(), E> {
-        self.expect(b'{', "expected an object")?;
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            return Ok(());
-        }
-        loop {
-            let key = match self.token()? {
-                Token::Str(k) => k,
-                Token::Bare(_) => return Err(Syntax("expected a quoted key").into()),
-            };
-            self.expect(b':', "expected ':' after a key")?;
-            f(self, key)?;
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Syntax("expected ',' or '}' in an object").into()),
-            }
-        }
+    /// Starts reading an object (`open` is `{`) or an array (`[`): consumes the opening byte.
+    pub fn open(&mut self, open: u8) -> Result<(), Syntax> {
+        let what = if open == b'{' {
+            "expected an object"
+        } else {
+            "expected an array"
+        };
+        self.expect(open, what)
     }
 
-    /// Calls `f` once per element of an array; `f` must read the element.
-    pub fn items<E: From<Syntax>>(
-        &mut self,
-        mut f: impl FnMut(&mut Self) -> Result<(), E>,
-    ) -> Result<(), E> {
-        self.expect(b'[', "expected an array")?;
-        if self.peek() == Some(b']') {
+    /// Moves to the next member of the object being read and returns its key,
+    /// or `None` after the closing `}`. `first` starts true for each object.
+    pub fn next_key(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, Syntax> {
+        if !self.next(b'}', first, "expected ',' or '}' in an object")? {
+            return Ok(None);
+        }
+        let Token::Str(key) = self.token()? else {
+            return Err(Syntax("expected a quoted key"));
+        };
+        self.expect(b':', "expected ':' after a key")?;
+        Ok(Some(key))
+    }
+
+    /// Moves to the next item of the array being read; false after the closing `]`.
+    pub fn next_item(&mut self, first: &mut bool) -> Result<bool, Syntax> {
+        self.next(b']', first, "expected ',' or ']' in an array")
+    }
+
+    /// Consumes the `close` byte (false) or, after the first element, the comma before the next (true).
+    fn next(&mut self, close: u8, first: &mut bool, what: &'static str) -> Result<bool, Syntax> {
+        if self.peek() == Some(close) {
             self.i += 1;
-            return Ok(());
+            return Ok(false);
         }
-        loop {
-            f(self)?;
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b']') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(Syntax("expected ',' or ']' in an array").into()),
-            }
+        if !core::mem::replace(first, false) {
+            self.expect(b',', what)?;
         }
+        Ok(true)
     }
 
     /// Reads a string, number, `true`, `false` or `null`.
@@ -152,11 +141,25 @@ impl<'a> Reader<'a> {
         if depth > DEPTH_MAX {
             return Err(Syntax("nested too deeply"));
         }
+        let mut first = true;
         match self.peek() {
-            Some(b'{') => self.members(|r, _| r.skip_depth(depth + 1)),
-            Some(b'[') => self.items(|r| r.skip_depth(depth + 1)),
-            _ => self.token().map(|_| ()),
+            Some(b'{') => {
+                self.open(b'{')?;
+                while self.next_key(&mut first)?.is_some() {
+                    self.skip_depth(depth + 1)?;
+                }
+            }
+            Some(b'[') => {
+                self.open(b'[')?;
+                while self.next_item(&mut first)? {
+                    self.skip_depth(depth + 1)?;
+                }
+            }
+            _ => {
+                self.token()?;
+            }
         }
+        Ok(())
     }
 
     /// Checks that nothing but whitespace is left.
@@ -172,15 +175,15 @@ impl<'a> Reader<'a> {
 pub fn top_field<'a>(body: &'a [u8], key: &[u8]) -> Option<Token<'a>> {
     let mut r = Reader::new(body);
     let mut found = None;
-    r.members(|r, k| {
+    let mut first = true;
+    r.open(b'{').ok()?;
+    while let Some(k) = r.next_key(&mut first).ok()? {
         if k == key && found.is_none() {
-            found = Some(r.token()?);
-            Ok(())
+            found = Some(r.token().ok()?);
         } else {
-            r.skip()
+            r.skip().ok()?;
         }
-    })
-    .ok()?;
+    }
     found
 }
 

@@ -291,18 +291,21 @@ fn entry(f: &Fields) -> Result<Entry, StateError> {
 
 /// Reads the `services` object into `state`.
 fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
-    r.members(|r, name| {
+    let mut first = true;
+    r.open(b'{')?;
+    while let Some(name) = r.next_key(&mut first)? {
         check_name(name)?;
         if state.service(name).is_some() {
             return Err(StateError::Syntax("a service named twice"));
         }
         let mut f = Fields::default();
-        r.members(|r, key| {
+        let mut first = true;
+        r.open(b'{')?;
+        while let Some(key) = r.next_key(&mut first)? {
             if !f.take(r, key)? {
                 r.skip()?;
             }
-            Ok::<(), StateError>(())
-        })?;
+        }
         let e = entry(&f).map_err(|err| match err {
             StateError::MissingStatus => StateError::ServiceStatus,
             other => other,
@@ -313,8 +316,9 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
         state
             .services
             .push((n, e))
-            .map_err(|_| StateError::Syntax("more than 16 services"))
-    })
+            .map_err(|_| StateError::Syntax("more than 16 services"))?;
+    }
+    Ok(())
 }
 
 /// Parses a state file's bytes.
@@ -326,16 +330,17 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     let mut top = Fields::default();
     let mut has_services = false;
     let mut r = Reader::new(bytes);
-    r.members(|r, key| {
-        if top.take(r, key)? {
-            Ok(())
+    let mut first = true;
+    r.open(b'{')?;
+    while let Some(key) = r.next_key(&mut first)? {
+        if top.take(&mut r, key)? {
         } else if key == b"services" {
             has_services = true;
-            services(r, &mut state)
+            services(&mut r, &mut state)?;
         } else {
-            Ok(r.skip()?)
+            r.skip()?;
         }
-    })?;
+    }
     r.end()?;
     match entry(&top) {
         Ok(e) => state.top = Some(e),

@@ -347,53 +347,50 @@ pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
     cfg.rules.clear();
     let mut r = Reader::new(bytes);
     let mut http_count = 0;
-    r.members(|r, key| -> Result<(), ConfigError> {
+    let mut first = true;
+    r.open(b'{')?;
+    while let Some(key) = r.next_key(&mut first)? {
         match key {
             b"interval_ms" => {
+                const WHAT: &str = "must be a whole number from 100 to 3600000";
                 cfg.interval_ms = match r.token()? {
                     Token::Bare(t) => crate::num::parse_u32(t)
                         .filter(|v| (100..=3_600_000).contains(v))
-                        .ok_or(ConfigError::new(
-                            None,
-                            key,
-                            "must be a whole number from 100 to 3600000",
-                        ))?,
-                    Token::Str(_) => {
-                        return Err(ConfigError::new(
-                            None,
-                            key,
-                            "must be a whole number from 100 to 3600000",
-                        ))
-                    }
+                        .ok_or(ConfigError::new(None, key, WHAT))?,
+                    Token::Str(_) => return Err(ConfigError::new(None, key, WHAT)),
                 };
-                Ok(())
             }
-            b"rules" => r.items(|r| -> Result<(), ConfigError> {
-                let idx = cfg.rules.len();
-                if idx == RULES_MAX {
-                    return Err(ConfigError::new(None, b"rules", "more than 16 rules"));
-                }
-                let rule = parse_rule(r, idx as u8)?;
-                if rule.metric == Metric::Http {
-                    http_count += 1;
-                    if http_count > HTTP_MAX {
-                        return Err(ConfigError::new(
-                            Some(idx as u8),
-                            b"metric",
-                            "more than 4 http rules",
-                        ));
+            b"rules" => {
+                let mut first = true;
+                r.open(b'[')?;
+                while r.next_item(&mut first)? {
+                    let idx = cfg.rules.len();
+                    if idx == RULES_MAX {
+                        return Err(ConfigError::new(None, b"rules", "more than 16 rules"));
                     }
+                    let rule = parse_rule(&mut r, idx as u8)?;
+                    if rule.metric == Metric::Http {
+                        http_count += 1;
+                        if http_count > HTTP_MAX {
+                            return Err(ConfigError::new(
+                                Some(idx as u8),
+                                b"metric",
+                                "more than 4 http rules",
+                            ));
+                        }
+                    }
+                    let _ = cfg.rules.push(rule);
                 }
-                let _ = cfg.rules.push(rule);
-                Ok(())
-            }),
-            _ => Err(ConfigError::new(
-                None,
-                key,
-                "unknown field (expected interval_ms or rules)",
-            )),
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    None,
+                    key,
+                    "unknown field (expected interval_ms or rules)",
+                ))
+            }
         }
-    })?;
+    }
     r.end()?;
     Ok(())
 }
@@ -403,7 +400,10 @@ fn parse_rule(r: &mut Reader<'_>, idx: u8) -> Result<Rule, ConfigError> {
         idx,
         vals: [None; RULE_FIELDS.len()],
     };
-    r.members(|r, key| -> Result<(), ConfigError> {
+    let syntax = |e: Syntax| ConfigError::new(Some(idx), b"", e.0);
+    let mut first = true;
+    r.open(b'{').map_err(syntax)?;
+    while let Some(key) = r.next_key(&mut first).map_err(syntax)? {
         let Some(i) = RULE_FIELDS.iter().position(|f| f.as_bytes() == key) else {
             return Err(ConfigError::new(Some(idx), key, "unknown field"));
         };
@@ -414,14 +414,7 @@ fn parse_rule(r: &mut Reader<'_>, idx: u8) -> Result<Rule, ConfigError> {
             r.token()
                 .map_err(|e| ConfigError::new(Some(idx), key, e.0))?,
         );
-        Ok(())
-    })
-    .map_err(|mut e| {
-        if e.rule.is_none() {
-            e.rule = Some(idx);
-        }
-        e
-    })?;
+    }
     check_rule(&raw)
 }
 
