@@ -118,6 +118,11 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
             b"connections closed at their deadline",
             c.timeouts,
         ),
+        (
+            b"heft_heap_allocations_total",
+            b"heap allocations since start (constant once serving)",
+            crate::sys::allocations(),
+        ),
     ] {
         num::push(out, b"# HELP ")?;
         num::push(out, name)?;

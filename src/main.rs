@@ -13,6 +13,10 @@ use heft::log;
 use heft::privs::DropError;
 use heft::server::{self, Server};
 
+/// Start-up's few allocations come from a bump arena: no malloc in the binary.
+#[global_allocator]
+static HEAP: heft::sys::Arena = heft::sys::Arena;
+
 const USAGE: i32 = 100;
 const SYSCALL: i32 = 111;
 

@@ -266,6 +266,74 @@ pub fn connect_syslog(path: &std::path::Path) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The heap of the `heft` binary: a bump allocator over a static arena, with
+/// large blocks mapped straight from the kernel. Nothing is ever freed.
+///
+/// heft allocates only while starting (argument strings, the connection
+/// table, the feedback rules) and never while serving, so a general-purpose
+/// `malloc` (about 3 KB in a static build) has nothing to do. Each allocation
+/// is counted, and `/metrics` shows the count, so a test can prove it stays
+/// constant after start-up. One thread, and handlers never allocate, so plain
+/// loads and stores suffice. Install it with `#[global_allocator]` in a binary;
+/// the library's tests and fuzzers keep the system allocator.
+pub struct Arena;
+
+/// Bytes of the arena: start-up's small allocations fit many times over.
+const ARENA_BYTES: usize = 64 * 1024;
+/// Blocks at least this large are mapped on their own.
+const MAP_BYTES: usize = 8 * 1024;
+
+struct ArenaBytes(core::cell::UnsafeCell<[u8; ARENA_BYTES]>);
+// SAFETY: only the one thread that runs heft touches the arena (see `Arena`).
+unsafe impl Sync for ArenaBytes {}
+static ARENA: ArenaBytes = ArenaBytes(core::cell::UnsafeCell::new([0; ARENA_BYTES]));
+/// Bytes of the arena handed out so far.
+static ARENA_USED: AtomicU32 = AtomicU32::new(0);
+/// Allocations made so far.
+static ALLOCATIONS: AtomicU32 = AtomicU32::new(0);
+
+/// Counts the heap allocations made since the process started.
+pub fn allocations() -> u32 {
+    ALLOCATIONS.load(R)
+}
+
+// SAFETY: `alloc` returns either null or a block of `layout.size()` bytes
+// aligned to `layout.align()` that no other call returns: arena blocks never
+// overlap (the cursor only moves forward) and mapped blocks are fresh pages.
+unsafe impl core::alloc::GlobalAlloc for Arena {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.store(ALLOCATIONS.load(R).wrapping_add(1), R);
+        let used = ARENA_USED.load(R) as usize;
+        let start = (used + layout.align() - 1) & !(layout.align() - 1);
+        if layout.size() < MAP_BYTES && start + layout.size() <= ARENA_BYTES {
+            ARENA_USED.store((start + layout.size()) as u32, R);
+            // SAFETY: `start + size` is within the arena, checked above.
+            return unsafe { ARENA.0.get().cast::<u8>().add(start) };
+        }
+        if layout.align() > 4096 {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: an anonymous private mapping touches no existing memory.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                layout.size(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            core::ptr::null_mut()
+        } else {
+            p.cast()
+        }
+    }
+
+    unsafe fn dealloc(&self, _ptr: *mut u8, _layout: core::alloc::Layout) {}
+}
+
 /// Names the errors heft reports, without pulling in the whole strerror table.
 pub fn errno_name(e: Errno) -> &'static str {
     match e {

@@ -7,7 +7,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 need=""
-for tool in haproxy busybox curl strace valgrind; do
+for tool in haproxy busybox curl strace; do
     command -v "$tool" >/dev/null 2>&1 || need="$need $tool"
 done
 if [ -n "$need" ]; then
