@@ -53,6 +53,16 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// Tells how far into the text the reader is.
+    pub fn pos(&self) -> usize {
+        self.i
+    }
+
+    /// Returns the text from `start` (a `pos`) to where the reader is now.
+    pub fn since(&self, start: usize) -> &'a [u8] {
+        &self.s[start.min(self.i)..self.i]
+    }
+
     /// Starts reading an object (`open` is `{`) or an array (`[`): consumes the opening byte.
     pub fn open(&mut self, open: u8) -> Result<(), Syntax> {
         let what = if open == b'{' {

@@ -127,6 +127,9 @@ pub struct Rule {
     pub threshold: Option<Threshold>,
     /// The smoothing time constant (ms); 0 for none.
     pub smooth_ms: u32,
+    /// A hash of the rule's text: SIGHUP keeps the running state of a rule
+    /// whose text did not change (cheaper than comparing every field).
+    pub text_hash: u32,
 }
 
 /// A whole configuration.
@@ -403,6 +406,7 @@ fn parse_rule(r: &mut Reader<'_>, idx: u8) -> Result<Rule, ConfigError> {
     let syntax = |e: Syntax| ConfigError::new(Some(idx), b"", e.0);
     let mut first = true;
     r.open(b'{').map_err(syntax)?;
+    let start = r.pos();
     while let Some(key) = r.next_key(&mut first).map_err(syntax)? {
         let Some(i) = RULE_FIELDS.iter().position(|f| f.as_bytes() == key) else {
             return Err(ConfigError::new(Some(idx), key, "unknown field"));
@@ -415,7 +419,12 @@ fn parse_rule(r: &mut Reader<'_>, idx: u8) -> Result<Rule, ConfigError> {
                 .map_err(|e| ConfigError::new(Some(idx), key, e.0))?,
         );
     }
-    check_rule(&raw)
+    let mut rule = check_rule(&raw)?;
+    // FNV-1a.
+    rule.text_hash = r.since(start).iter().fold(0x811c_9dc5, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    Ok(rule)
 }
 
 fn check_rule(raw: &RawRule<'_>) -> Result<Rule, ConfigError> {
@@ -547,6 +556,7 @@ fn check_rule(raw: &RawRule<'_>) -> Result<Rule, ConfigError> {
         curve,
         threshold,
         smooth_ms,
+        text_hash: 0,
     })
 }
 

@@ -140,7 +140,8 @@ impl Feedback {
         };
         for i in 0..RULES_MAX {
             // A rule that did not change keeps its value, smoothing and trip.
-            if self.cfg.rules.get(i) != self.spare.rules.get(i) {
+            let hash = |c: &Config| c.rules.get(i).map(|r| r.text_hash);
+            if hash(&self.cfg) != hash(&self.spare) {
                 self.states[i] = RuleState::new();
                 self.failed[i] = false;
             }
