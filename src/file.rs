@@ -64,6 +64,17 @@ pub fn remove(path: &Path) -> Result<(), Errno> {
     unistd::unlink(path)
 }
 
+/// Returns the directory that holds `path`: `.` for a bare name.
+pub fn dir_of(path: &Path) -> &Path {
+    use std::os::unix::ffi::OsStrExt;
+    let b = path.as_os_str().as_bytes();
+    match b.iter().rposition(|&c| c == b'/') {
+        Some(0) => Path::new("/"),
+        Some(i) => Path::new(std::ffi::OsStr::from_bytes(&b[..i])),
+        None => Path::new("."),
+    }
+}
+
 /// Calls `f` with each line of the file at `path` (without its `\n`), using `buf`
 /// as the window; lines longer than `buf` are skipped. Stops when `f` returns `Some`.
 pub fn find_line<T>(
@@ -101,6 +112,23 @@ pub fn find_line<T>(
         if have == buf.len() {
             have = 0;
             skipping = true;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_directory() {
+        for (p, d) in [
+            ("/etc/heft/state.json", "/etc/heft"),
+            ("/s.json", "/"),
+            ("s.json", "."),
+            ("a/b", "a"),
+        ] {
+            assert_eq!(dir_of(Path::new(p)), Path::new(d));
         }
     }
 }

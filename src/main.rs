@@ -21,7 +21,7 @@ const USAGE: i32 = 100;
 const SYSCALL: i32 = 111;
 
 fn main() {
-    let env = |k: &str| std::env::var_os(k);
+    let env = |k: &str| heft::sys::env_var(k);
     let code = match cli::parse(std::env::args_os().skip(1), &env) {
         Err(u) => usage(u.source, u.value.as_deref(), u.expected),
         Ok(Command::Help) => {
@@ -183,10 +183,7 @@ fn drop_and_run(
 
 /// Says at start-up when signals could not be saved to the state file as the new user.
 fn warn_if_unwritable(cfg: &Serve) {
-    let dir = match cfg.state_file.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
+    let dir = heft::file::dir_of(&cfg.state_file);
     if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
         log::error()
             .s("the state file's directory ")

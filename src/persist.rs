@@ -94,10 +94,6 @@ fn write_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     fsync(&f).map_err(WriteError::Sync)?;
     drop(f);
     file::rename(tmp, path).map_err(WriteError::Rename)?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let d = file::open_read(dir).map_err(WriteError::Sync)?;
+    let d = file::open_read(file::dir_of(path)).map_err(WriteError::Sync)?;
     fsync(&d).map_err(WriteError::Sync)
 }

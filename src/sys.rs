@@ -243,6 +243,42 @@ pub fn log_write(fd: RawFd, buf: &[u8]) {
     let _ = nix::unistd::write(fd, buf);
 }
 
+unsafe extern "C" {
+    /// The C library's environment: a null-terminated array of `NAME=value` strings.
+    static environ: *const *const libc::c_char;
+}
+
+/// Looks a variable up in the environment heft was started with.
+///
+/// Read straight from `environ`: std's lookup takes a lock and copies the
+/// name into a C string, and libc's getenv adds strchrnul; heft only reads
+/// the environment while starting, and nothing in it sets variables.
+pub fn env_var(name: &str) -> Option<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut p = {
+        // SAFETY: reading the pointer itself; nothing in heft modifies the environment.
+        unsafe { environ }
+    };
+    while !p.is_null() {
+        // SAFETY: `p` points into the null-terminated `environ` array.
+        let entry = unsafe { *p };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: each entry is a NUL-terminated string that lives as long as the process.
+        let bytes = unsafe { core::ffi::CStr::from_ptr(entry) }.to_bytes();
+        if let Some(value) = bytes
+            .strip_prefix(name.as_bytes())
+            .and_then(|rest| rest.strip_prefix(b"="))
+        {
+            return Some(std::ffi::OsStr::from_bytes(value).to_os_string());
+        }
+        // SAFETY: the array ends with a null entry, checked above before moving on.
+        p = unsafe { p.add(1) };
+    }
+    None
+}
+
 /// Writes all of `buf` to standard output; false if it could not.
 pub fn write_stdout(buf: &[u8]) -> bool {
     // SAFETY: descriptor 1 is the process's standard output, open for its whole life.
