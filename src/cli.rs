@@ -369,25 +369,29 @@ fn path(v: Option<(&'static str, OsString)>) -> Option<PathBuf> {
 
 /// Parses the arguments after the program name, reading variables through `env`.
 pub fn parse(
-    args: impl IntoIterator<Item = OsString>,
+    args: std::vec::Vec<OsString>,
     env: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Command, Usage> {
+    const SERVE_CMD: u8 = 0;
+    const SET_CMD: u8 = 1;
+    const GET_CMD: u8 = 2;
     let mut args = args.into_iter().peekable();
-    let cmd = match args.peek().map(|a| a.as_bytes().to_vec()) {
-        Some(c) if c == b"--help" || c == b"-h" || c == b"help" => return Ok(Command::Help),
-        Some(c) if c == b"--version" || c == b"-V" || c == b"version" => {
-            return Ok(Command::Version)
-        }
-        Some(c) if c == b"serve" || c == b"set" || c == b"get" => {
-            args.next();
-            c
-        }
-        _ => b"serve".to_vec(),
+    let (table, cmd, named) = match args.peek().map(|a| a.as_bytes()) {
+        Some(b"--help" | b"-h" | b"help") => return Ok(Command::Help),
+        Some(b"--version" | b"-V" | b"version") => return Ok(Command::Version),
+        Some(b"set") => (SET, SET_CMD, true),
+        Some(b"get") => (GET, GET_CMD, true),
+        Some(b"serve") => (SERVE, SERVE_CMD, true),
+        _ => (SERVE, SERVE_CMD, false),
     };
-    match cmd.as_slice() {
-        b"set" => parse_set(scan(SET, &mut args, env, true)?).map(Command::Set),
-        b"get" => parse_get(scan(GET, &mut args, env, false)?).map(Command::Get),
-        _ => parse_serve(scan(SERVE, &mut args, env, false)?).map(Command::Serve),
+    if named {
+        args.next();
+    }
+    let found = scan(table, &mut args, env, cmd == SET_CMD)?;
+    match cmd {
+        SET_CMD => parse_set(found).map(Command::Set),
+        GET_CMD => parse_get(found).map(Command::Get),
+        _ => parse_serve(found).map(Command::Serve),
     }
 }
 
@@ -570,7 +574,7 @@ mod tests {
                 .find(|(a, _)| a == k)
                 .map(|(_, b)| OsString::from(b))
         };
-        parse(args.iter().map(OsString::from), &lookup)
+        parse(args.iter().map(OsString::from).collect(), &lookup)
     }
 
     fn serve(args: &[&str], env: &[(&str, &str)]) -> Serve {

@@ -129,14 +129,16 @@ pub fn install_signals() -> Result<OwnedFd, Errno> {
         // SAFETY: the handler only touches atomics and calls write(2).
         unsafe { signal::sigaction(sig, &act)? };
     }
-    // SAFETY: ignoring SIGPIPE installs no handler; sends use MSG_NOSIGNAL anyway.
-    unsafe {
-        signal::sigaction(
-            Signal::SIGPIPE,
-            &SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty()),
-        )?
-    };
     Ok(r)
+}
+
+/// Ignores SIGPIPE, as std's runtime would have: a write to a closed pipe
+/// (stderr, stdout) fails with EPIPE instead of killing heft. Sockets are
+/// written with MSG_NOSIGNAL anyway.
+pub fn ignore_sigpipe() {
+    let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    // SAFETY: ignoring a signal installs no handler.
+    let _ = unsafe { signal::sigaction(Signal::SIGPIPE, &ign) };
 }
 
 /// Empties the self-pipe after it woke `poll`.
@@ -277,6 +279,22 @@ pub fn env_var(name: &str) -> Option<std::ffi::OsString> {
         p = unsafe { p.add(1) };
     }
     None
+}
+
+/// Copies the program's arguments, after its name, out of the C `argv`.
+///
+/// # Safety
+/// `argv` must hold `argc` pointers to NUL-terminated strings, as the C
+/// runtime passes to `main`.
+pub unsafe fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    (1..argc.max(1) as usize)
+        .map(|i| {
+            // SAFETY: i < argc, and each of the first argc entries is a valid C string.
+            let arg = unsafe { core::ffi::CStr::from_ptr(*argv.add(i)) };
+            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_os_string()
+        })
+        .collect()
 }
 
 /// Writes all of `buf` to standard output; false if it could not.
