@@ -328,14 +328,12 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     }
     let mut state = State::default();
     let mut top = Fields::default();
-    let mut has_services = false;
     let mut r = Reader::new(bytes);
     let mut first = true;
     r.open(b'{')?;
     while let Some(key) = r.next_key(&mut first)? {
         if top.take(&mut r, key)? {
         } else if key == b"services" {
-            has_services = true;
             services(&mut r, &mut state)?;
         } else {
             r.skip()?;
@@ -344,7 +342,8 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     r.end()?;
     match entry(&top) {
         Ok(e) => state.top = Some(e),
-        Err(StateError::MissingStatus) if has_services && !top.any_but_status() => {}
+        // Services stand in for a top-level status; an empty object does not.
+        Err(StateError::MissingStatus) if !state.services.is_empty() && !top.any_but_status() => {}
         Err(e) => return Err(e),
     }
     Ok(state)
