@@ -20,10 +20,6 @@ pub enum Request<'a> {
     },
 }
 
-fn is_sep(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b',' | b'\r' | b'\n' | 0)
-}
-
 /// Classifies `buf`. `done` says no more bytes will come (end of stream,
 /// wait over, or buffer full); `want_word` says whether the first word matters.
 pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
@@ -59,17 +55,31 @@ pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
     if !want_word {
         return Request::Agent(None);
     }
-    match buf.iter().position(|&c| is_sep(c)) {
-        Some(_) => Request::Agent(word(buf)),
-        None if done => Request::Agent(word(buf)),
-        None => Request::Partial,
+    // The service is the first word of the first line: a line that ends (or a
+    // word that a space ends) decides, whatever arrives after it.
+    let line_end = buf.iter().position(|&c| matches!(c, b'\n' | b'\r' | 0));
+    let line = &buf[..line_end.unwrap_or(buf.len())];
+    let w = word(line);
+    let word_ended = w.is_some_and(|w| {
+        let end = w.as_ptr() as usize - line.as_ptr() as usize + w.len();
+        end < line.len()
+    });
+    if line_end.is_some() || word_ended || done {
+        Request::Agent(w)
+    } else {
+        Request::Partial
     }
 }
 
-/// Returns the first word, skipping leading separators.
-fn word(buf: &[u8]) -> Option<&[u8]> {
-    let start = buf.iter().position(|&c| !is_sep(c))?;
-    let rest = &buf[start..];
+/// Tells whether `c` separates words on a payload's first line.
+fn is_sep(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b',')
+}
+
+/// Finds the first word of a line.
+fn word(line: &[u8]) -> Option<&[u8]> {
+    let start = line.iter().position(|&c| !is_sep(c))?;
+    let rest = &line[start..];
     let end = rest.iter().position(|&c| is_sep(c)).unwrap_or(rest.len());
     Some(&rest[..end])
 }
