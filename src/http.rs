@@ -10,24 +10,34 @@ use crate::num::{self, Full};
 use crate::server::Counters;
 
 /// The largest response.
-pub const RESPONSE_MAX: usize = 4096;
+pub const RESPONSE_MAX: usize = 8192;
 /// A response under construction.
 pub type Response = heapless::Vec<u8, RESPONSE_MAX>;
+/// The longest response head.
+const HEAD_MAX: usize = 160;
+/// The most one entry adds to `/metrics` (three lines, a 32-byte name in each).
+const METRICS_ENTRY_MAX: usize = 3 * 96;
+// The largest state's metrics (a top level and every service), the counters'
+// lines and a head fit: checked when compiling.
+const _: () =
+    assert!((crate::state::SERVICES_MAX + 1) * METRICS_ENTRY_MAX + 2048 + HEAD_MAX <= RESPONSE_MAX);
 
 /// Builds the response to `GET`/`HEAD path` into `out`.
+///
+/// The body is written first and the head slid in front of it, so one
+/// buffer holds both.
 pub fn respond(out: &mut Response, head: bool, path: &[u8], agent: &Agent, counters: &Counters) {
     out.clear();
-    let mut body: Response = Response::new();
     let (code, ctype): (&[u8], &[u8]) = if path == b"/metrics" {
-        if metrics(&mut body, agent, counters).is_err() {
-            body.clear();
-            let _ = num::push(&mut body, b"# metrics truncated\n");
+        if metrics(out, agent, counters).is_err() || out.len() > RESPONSE_MAX - HEAD_MAX {
+            out.clear();
+            let _ = num::push(out, b"# metrics truncated\n");
         }
         (b"200 OK", b"text/plain; version=0.0.4")
     } else {
         let name = path.strip_prefix(b"/").filter(|n| !n.is_empty());
         let line = agent.reply(name);
-        let _ = num::push(&mut body, line);
+        let _ = num::push(out, line);
         (
             if line.starts_with(b"up ") {
                 b"200 OK"
@@ -37,13 +47,25 @@ pub fn respond(out: &mut Response, head: bool, path: &[u8], agent: &Agent, count
             b"text/plain",
         )
     };
-    let _ = head_lines(out, code, ctype, body.len());
-    if !head {
-        let _ = num::push(out, &body);
+    let body = out.len();
+    let mut h: heapless::Vec<u8, HEAD_MAX> = heapless::Vec::new();
+    let _ = head_lines(&mut h, code, ctype, body);
+    if head {
+        out.clear();
     }
+    let kept = out.len();
+    // The body is at most RESPONSE_MAX - HEAD_MAX long (above), so this fits.
+    let _ = out.resize(kept + h.len(), 0);
+    out.copy_within(0..kept, h.len());
+    out[..h.len()].copy_from_slice(&h);
 }
 
-fn head_lines(out: &mut Response, code: &[u8], ctype: &[u8], len: usize) -> Result<(), Full> {
+fn head_lines<const N: usize>(
+    out: &mut heapless::Vec<u8, N>,
+    code: &[u8],
+    ctype: &[u8],
+    len: usize,
+) -> Result<(), Full> {
     num::push(out, b"HTTP/1.0 ")?;
     num::push(out, code)?;
     num::push(out, b"\r\nContent-Type: ")?;
