@@ -353,10 +353,12 @@ pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
     let mut first = true;
     r.open(b'{')?;
     while let Some(key) = r.next_key(&mut first)? {
+        // A syntax error inside a known field's value names the field.
+        let in_key = |e: Syntax| ConfigError::new(None, key, e.0);
         match key {
             b"interval_ms" => {
                 const WHAT: &str = "must be a whole number from 100 to 3600000";
-                cfg.interval_ms = match r.token()? {
+                cfg.interval_ms = match r.token().map_err(in_key)? {
                     Token::Bare(t) => crate::num::parse_u32(t)
                         .filter(|v| (100..=3_600_000).contains(v))
                         .ok_or(ConfigError::new(None, key, WHAT))?,
@@ -365,8 +367,8 @@ pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
             }
             b"rules" => {
                 let mut first = true;
-                r.open(b'[')?;
-                while r.next_item(&mut first)? {
+                r.open(b'[').map_err(in_key)?;
+                while r.next_item(&mut first).map_err(in_key)? {
                     let idx = cfg.rules.len();
                     if idx == RULES_MAX {
                         return Err(ConfigError::new(None, b"rules", "more than 16 rules"));
