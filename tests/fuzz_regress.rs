@@ -1,10 +1,7 @@
 //! Regression tests for what the fuzz targets in tests/fuzz found: each input a
 //! fuzzer reported, through the same library function and the same property.
 //!
-//! Tests marked `#[ignore]` fail until the library is fixed (see each reason);
-//! `cargo test --test fuzz_regress -- --include-ignored` runs them. Whoever
-//! fixes the cause removes the `#[ignore]`, and runs the fuzzer with
-//! `FUZZ_STRICT=1` (which turns the matching exemption in the target back on).
+//! Each was a bug when found and is fixed; the test keeps it fixed.
 
 use heft::agent::Agent;
 use heft::feedback::config;
@@ -25,7 +22,6 @@ fn quiet() {
 /// README: `status` is "required unless `services` is there") or write must
 /// keep it readable.
 #[test]
-#[ignore = "fails until src/state.rs refuses or round-trips an empty services object"]
 fn empty_services_object_round_trips() {
     for input in [
         &b"{\"services\":{    }}"[..],
@@ -51,7 +47,6 @@ fn empty_services_object_round_trips() {
 /// in one segment with a word after them name that service. The answer then
 /// depends on how TCP splits the payload.
 #[test]
-#[ignore = "fails until src/request.rs classifies a leading separator the same whatever follows"]
 fn leading_separators_classify_the_same_whatever_follows() {
     let buf: &[u8] = b"\0\0\0204T@&/db\0\0\0\0";
     let whole = classify(buf, false, true);
@@ -75,7 +70,6 @@ fn leading_separators_classify_the_same_whatever_follows() {
 /// 4027` (with zero counters) and carries no body. Since heft_heap_allocations_total
 /// was added, the body itself overflows and /metrics says only "# metrics truncated".
 #[test]
-#[ignore = "fails until src/http.rs fits the whole /metrics of the largest state, head included"]
 fn metrics_of_the_largest_state_have_their_body() {
     quiet();
     let mut s = state::State::default();
@@ -121,7 +115,6 @@ fn metrics_of_the_largest_state_have_their_body() {
 /// an object or array, is refused with a bare "expected an array" / "expected
 /// a string or a number" that names no field.
 #[test]
-#[ignore = "fails until src/feedback/config.rs names the field in these errors"]
 fn feedback_errors_name_the_field() {
     for (input, field) in [
         (&br#"{"rules": 0}"#[..], "rules"),
