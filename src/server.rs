@@ -23,8 +23,6 @@ use crate::persist;
 use crate::request::{self, Request};
 use crate::sys;
 
-/// The most connections accepted per wake-up, so that a flood cannot starve the rest.
-const ACCEPT_BATCH: usize = 16;
 /// The shortest time (ms) between two writes of the state file after signals.
 const PERSIST_GAP_MS: u32 = 100;
 /// How long (ms) to wait before writing the state file again after a failure.
@@ -479,10 +477,17 @@ impl Server {
                 sys::send(&c.fd, &out)
             }
         };
-        match sent.and_then(|_| sys::shutdown_write(&c.fd)) {
-            Ok(()) => c.phase = Phase::Drain,
+        // A client whose bytes end a line has said all it will (HAProxy's
+        // agent-send, an HTTP request head), and the last read did not fill
+        // the buffer, so nothing is left unread: closing now sends FIN, not
+        // RST, and saves a shutdown, a poll and a read. Anything else is
+        // shut down for writing and drained to EOF or the deadline.
+        let said_all = c.first.last() == Some(&b'\n') && c.first.len() < FIRST_BYTES;
+        match sent {
+            Ok(_) if said_all => self.conns[slot] = None,
+            Ok(_) if sys::shutdown_write(&c.fd).is_ok() => c.phase = Phase::Drain,
             // Reset before we answered: nothing more to do for it.
-            Err(_) => self.conns[slot] = None,
+            _ => self.conns[slot] = None,
         }
     }
 
@@ -501,63 +506,68 @@ impl Server {
         }
     }
 
-    /// Accepts up to a batch of connections while slots are free.
+    /// Accepts one connection and reads what it already sent.
+    ///
+    /// One per wake-up: poll is level-triggered, so another waiting
+    /// connection wakes the next poll at once, and no accept(2) is spent on
+    /// EAGAIN. HAProxy's payload usually arrives with the connection, so it
+    /// is read now rather than after another poll.
     fn accept(&mut self, now: u32) {
-        for _ in 0..ACCEPT_BATCH {
-            // Room is made (by closing an answered connection) only for a
-            // connection actually accepted, never in advance.
-            let room = self
-                .conns
-                .iter()
-                .any(|c| c.as_ref().is_none_or(|c| c.phase == Phase::Drain));
-            if !room {
-                return;
-            }
-            match sys::accept(&self.listener) {
-                Ok((fd, peer)) => {
-                    if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
-                        self.counters.refused += 1;
-                        if let Some(skipped) = self.refuse_log.check(now) {
-                            log::info()
-                                .s("refused a probe from ")
-                                .b(&ip_text(ip))
-                                .s(" (")
-                                .u(skipped)
-                                .s(" more since last logged)")
-                                .send();
-                        }
-                        continue;
-                    }
-                    let Some(slot) = self.free_slot() else { return };
-                    self.conns[slot] = Some(Conn {
-                        fd,
-                        phase: Phase::Await,
-                        deadline: now.wrapping_add(self.timeout_ms),
-                        wait_until: now.wrapping_add(self.wait_ms),
-                        first: heapless::Vec::new(),
-                    });
-                    if self.wait_ms == 0 {
-                        self.answer(slot, now, true);
-                    }
-                }
-                Err(Errno::EAGAIN) => return,
-                Err(Errno::ECONNABORTED) | Err(Errno::EPROTO) => continue,
-                Err(e) => {
-                    // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can and pause briefly.
-                    self.counters.accept_errors += 1;
-                    if let Some(skipped) = self.accept_log.check(now) {
-                        log::error()
-                            .s("accept: ")
-                            .errno(e)
-                            .s(" (pausing accepts; ")
+        // Room is made (by closing an answered connection) only for a
+        // connection actually accepted, never in advance.
+        let room = self
+            .conns
+            .iter()
+            .any(|c| c.as_ref().is_none_or(|c| c.phase == Phase::Drain));
+        if !room {
+            return;
+        }
+        match sys::accept(&self.listener) {
+            Ok((fd, peer)) => {
+                if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
+                    self.counters.refused += 1;
+                    if let Some(skipped) = self.refuse_log.check(now) {
+                        log::info()
+                            .s("refused a probe from ")
+                            .b(&ip_text(ip))
+                            .s(" (")
                             .u(skipped)
                             .s(" more since last logged)")
                             .send();
                     }
-                    if !self.evict_one() {
-                        self.accept_paused_until = Some(now.wrapping_add(ACCEPT_PAUSE_MS));
-                        return;
-                    }
+                    return;
+                }
+                let Some(slot) = self.free_slot() else { return };
+                self.conns[slot] = Some(Conn {
+                    fd,
+                    phase: Phase::Await,
+                    deadline: now.wrapping_add(self.timeout_ms),
+                    wait_until: now.wrapping_add(self.wait_ms),
+                    first: heapless::Vec::new(),
+                });
+                self.readable(slot, now);
+                let waiting = self.conns[slot]
+                    .as_ref()
+                    .is_some_and(|c| c.phase == Phase::Await);
+                if waiting && self.wait_ms == 0 {
+                    self.answer(slot, now, true);
+                }
+            }
+            Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EPROTO) => {}
+            Err(e) => {
+                // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can, or pause briefly.
+                self.counters.accept_errors += 1;
+                if let Some(skipped) = self.accept_log.check(now) {
+                    log::error()
+                        .s("accept: ")
+                        .errno(e)
+                        .s(" (pausing accepts; ")
+                        .u(skipped)
+                        .s(" more since last logged)")
+                        .send();
+                }
+                if !self.evict_one() {
+                    self.accept_paused_until = Some(now.wrapping_add(ACCEPT_PAUSE_MS));
                 }
             }
         }

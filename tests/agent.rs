@@ -1078,10 +1078,13 @@ fn payloads_with_and_without_newline_or_none() {
     answered_in(&a, b"web\n", "up drain 100%\n", zero, quick);
     answered_in(&a, b"web", "up drain 100%\n", waited, too_long);
 
-    // --wait 0: at once, and no service routing.
+    // --wait 0: at once; a service is routed only if its name came with the
+    // connection (read right after accept), which the test cannot force.
     let a = Agent::start(Some(services), &["--wait", "0"]);
     answered_in(&a, b"", "up ready 77%\n", zero, quick);
-    answered_in(&a, b"web\n", "up ready 77%\n", zero, quick);
+    let (r, t) = timed(&a, b"web\n");
+    assert!(r == "up ready 77%\n" || r == "up drain 100%\n", "{r:?}");
+    assert!(t < quick, "{t:?}");
 }
 
 /// heft never closes with unread bytes (which would send RST): a client that
@@ -1176,10 +1179,12 @@ fn full_slots_evict_the_oldest_answered_connection() {
         std::thread::sleep(Duration::from_millis(20));
     }
     for round in 0..3 {
-        // The new probe is held open too, so that every slot stays taken.
+        // The new probe is held open too, so that every slot stays taken: a
+        // payload without a line end is answered at once (one service) but,
+        // unlike a whole line, is not closed at once.
         let t = Instant::now();
         let mut s = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
-        s.write_all(b"\n").unwrap();
+        s.write_all(b"x").unwrap();
         assert_eq!(read_line(&mut s, SECS5), "up ready 77% maxconn:300\n", "round {round}");
         let took = t.elapsed();
         assert!(took < Duration::from_millis(1000), "round {round}: took {took:?}");
