@@ -84,16 +84,7 @@ fuzz_target!(|data: &[u8]| {
             let located =
                 e.rule.is_some() || !e.field.is_empty() || e.what.starts_with("unknown field");
             if !located && data.len() <= config::CONFIG_MAX {
-                if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(data) {
-                    // KNOWN (tests/fuzz_regress.rs): a top-level `rules` that is not
-                    // an array, or an `interval_ms` that is an object or array, gives
-                    // a bare "expected an array" / "expected a string or a number".
-                    // Set FUZZ_STRICT=1 to check again once src/feedback/config.rs is fixed.
-                    let known = m.get("rules").is_some_and(|v| !v.is_array())
-                        || m.get("interval_ms").is_some_and(|v| v.is_array() || v.is_object());
-                    if known && std::env::var_os("FUZZ_STRICT").is_none() {
-                        return;
-                    }
+                if let Ok(serde_json::Value::Object(_)) = serde_json::from_slice(data) {
                     panic!(
                         "error without a field for well-formed JSON: {:?} ({})",
                         String::from_utf8_lossy(data),
