@@ -804,8 +804,9 @@ mod tests {
         assert_eq!(err(r#"{"interval_ms":50}"#).1, "interval_ms");
         assert_eq!(err(r#"{"interval":2000}"#).1, "interval");
         assert_eq!(err(r#"{"rules":[{"metric":"cpu","enter":{}}]}"#).1, "enter");
+        // A syntax error inside the rules array names it.
         let (rule, field, what) = err(r#"{"rules":[{"metric":"cpu","enter":9}"#);
-        assert_eq!((rule, field.as_str()), (None, ""));
+        assert_eq!((rule, field.as_str()), (None, "rules"));
         assert!(!what.is_empty());
         assert_eq!(err("").2, "expected an object");
         assert_eq!(err("{} {}").2, "bytes after the JSON value");
