@@ -218,7 +218,7 @@ fn signal_storm() {
     let (a50, a99, amax) = percentiles(&mut with_payload);
     let (b50, b99, bmax) = percentiles(&mut without);
     println!(
-        "signal storm: 20,000 USR1/USR2 + 1,000 HUP in {storm:?}; {n1} probes with payload: p50 {a50:?} p99 {a99:?} max {amax:?}; {n2} without (heft waits --wait 20 ms): p50 {b50:?} p99 {b99:?} max {bmax:?}"
+        "signal storm: 20,000 USR1/USR2 + 1,000 HUP in {storm:?}; {n1} probes with payload: p50 {a50:?} p99 {a99:?} max {amax:?}; {n2} without (heft waits the default --wait): p50 {b50:?} p99 {b99:?} max {bmax:?}"
     );
     assert_eq!(
         failures.load(Ordering::Relaxed),
