@@ -23,13 +23,29 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     d
 }
 
-/// Finds a port on 127.0.0.1 that is free right now.
+/// Finds a port on 127.0.0.1 that is free right now, below the kernel's
+/// ephemeral range: a port the kernel hands out (as `bind(0)` would) could be
+/// taken by a parallel test's client socket before heft binds it. Each call
+/// takes the next port of a sequence that starts at a place derived from the
+/// process id, so parallel tests and test binaries do not ask for the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (first, span) = (10_000u32, low.saturating_sub(10_000));
+    if span < 1000 {
+        return TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    }
+    let start = std::process::id().wrapping_mul(7919) % span;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (first + (start + n * 13) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits up to `limit` for `f` to hold; returns whether it did.
