@@ -15,7 +15,7 @@ pub const LINE_MAX: usize = 128;
 pub type Line = Vec<u8, LINE_MAX>;
 
 // "stopped ready 255% maxconn:65535 #" + reason + "\n" must always fit.
-const _: () = assert!(34 + REASON_MAX + 1 <= LINE_MAX);
+const _: () = assert!(34 + REASON_MAX < LINE_MAX);
 
 /// What one reply says.
 #[derive(Clone, Copy, Debug)]

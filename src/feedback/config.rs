@@ -151,6 +151,12 @@ impl Config {
     }
 }
 
+impl Default for Config {
+    fn default() -> Config {
+        Config::new()
+    }
+}
+
 /// Why a configuration was refused: where, and what is wrong.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct ConfigError {
@@ -817,7 +823,7 @@ mod tests {
         assert_eq!(err(&many).2, "more than 16 rules");
         let http = std::format!(
             r#"{{"rules":[{}]}}"#,
-            vec![r#"{"metric":"http","url":"http://localhost/"}"#; 5].join(",")
+            [r#"{"metric":"http","url":"http://localhost/"}"#; 5].join(",")
         );
         assert_eq!(err(&http).2, "more than 4 http rules");
     }
