@@ -31,11 +31,6 @@ impl AllowList {
         AllowList::default()
     }
 
-    /// Tells whether the list lets everyone ask.
-    pub fn is_everyone(&self) -> bool {
-        self.blocks.is_empty()
-    }
-
     /// Parses `CIDR[,CIDR...]`; a bare address is a one-address block.
     pub fn parse(s: &[u8]) -> Option<AllowList> {
         let mut list = AllowList::default();

@@ -12,7 +12,7 @@ use common::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
@@ -166,15 +166,7 @@ fn connect_from(src: IpAddr, dst: SocketAddr) -> std::io::Result<TcpStream> {
 
 /// Connects from `src`, sends `payload`, returns every byte until EOF.
 fn ask_from(src: IpAddr, dst: SocketAddr, payload: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut s = connect_from(src, dst)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    if !payload.is_empty() {
-        s.write_all(payload)?;
-    }
-    let mut out = Vec::new();
-    s.read_to_end(&mut out)?;
-    let _ = s.shutdown(Shutdown::Both);
-    Ok(out)
+    exchange(connect_from(src, dst)?, payload)
 }
 
 /// Connects from `src` and asserts that the agent closes without sending a byte

@@ -62,7 +62,12 @@ pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 /// Connects to 127.0.0.1:`port`, sends `payload`, returns everything until EOF (or 5 s).
 pub fn probe_port(port: u16, payload: &[u8]) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    let out = exchange(TcpStream::connect(("127.0.0.1", port))?, payload)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// On a connected stream: sends `payload` (if any), returns every byte until EOF (or 5 s).
+pub fn exchange(mut s: TcpStream, payload: &[u8]) -> std::io::Result<Vec<u8>> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     if !payload.is_empty() {
         s.write_all(payload)?;
@@ -70,7 +75,7 @@ pub fn probe_port(port: u16, payload: &[u8]) -> std::io::Result<String> {
     let mut out = Vec::new();
     s.read_to_end(&mut out)?;
     let _ = s.shutdown(Shutdown::Both);
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(out)
 }
 
 /// A running agent, killed and cleaned up when dropped.
