@@ -9,9 +9,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::unistd::{self, Gid, Uid};
 
 use crate::num::parse_u32;
+use crate::sys;
 
 /// Why privileges could not be dropped.
 #[derive(Debug)]
@@ -35,15 +35,13 @@ pub fn drop_to(user: Option<&OsStr>, group: Option<&OsStr>) -> Result<(), DropEr
         None => u.map(|(_, g)| g),
     };
     if let Some(g) = gid {
-        let g = Gid::from_raw(g);
-        unistd::setgroups(&[]).map_err(|e| DropError::Call("setgroups", e))?;
-        unistd::setresgid(g, g, g).map_err(|e| DropError::Call("setresgid", e))?;
+        sys::clear_groups().map_err(|e| DropError::Call("setgroups", e))?;
+        sys::set_gid(g).map_err(|e| DropError::Call("setresgid", e))?;
     }
     if let Some((uid, _)) = u {
-        let uid = Uid::from_raw(uid);
-        unistd::setresuid(uid, uid, uid).map_err(|e| DropError::Call("setresuid", e))?;
+        sys::set_uid(uid).map_err(|e| DropError::Call("setresuid", e))?;
         // Make sure there is no way back.
-        if !uid.is_root() && unistd::setuid(Uid::from_raw(0)).is_ok() {
+        if uid != 0 && sys::can_become_root() {
             return Err(DropError::Call("setuid check", Errno::EPERM));
         }
     }

@@ -245,6 +245,56 @@ pub fn log_write(fd: RawFd, buf: &[u8]) {
     let _ = nix::unistd::write(fd, buf);
 }
 
+/// The id system calls that take 32-bit ids: ARM's original calls take 16-bit ones.
+#[cfg(target_arch = "arm")]
+mod id_calls {
+    pub use libc::{
+        SYS_setgroups32 as SETGROUPS, SYS_setresgid32 as SETRESGID, SYS_setresuid32 as SETRESUID,
+        SYS_setuid32 as SETUID,
+    };
+}
+/// The id system calls; on every other target they take 32-bit ids.
+#[cfg(not(target_arch = "arm"))]
+mod id_calls {
+    pub use libc::{
+        SYS_setgroups as SETGROUPS, SYS_setresgid as SETRESGID, SYS_setresuid as SETRESUID,
+        SYS_setuid as SETUID,
+    };
+}
+
+/// Runs an id-changing system call on this thread only.
+///
+/// musl's set*id functions stop every thread and repeat the call in each
+/// (about 2 KB of code for its thread broadcast); heft has one thread, where
+/// the raw system call has the same effect.
+fn id_call(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) -> Result<(), Errno> {
+    // SAFETY: the id calls take integers, and a null list with length 0 for
+    // setgroups; they touch no memory of ours.
+    Errno::result(unsafe { libc::syscall(nr, a, b, c) }).map(drop)
+}
+
+/// Clears the supplementary groups.
+pub fn clear_groups() -> Result<(), Errno> {
+    id_call(id_calls::SETGROUPS, 0, 0, 0)
+}
+
+/// Sets the real, effective and saved group id.
+pub fn set_gid(g: u32) -> Result<(), Errno> {
+    let g = g as libc::c_long;
+    id_call(id_calls::SETRESGID, g, g, g)
+}
+
+/// Sets the real, effective and saved user id.
+pub fn set_uid(u: u32) -> Result<(), Errno> {
+    let u = u as libc::c_long;
+    id_call(id_calls::SETRESUID, u, u, u)
+}
+
+/// Tells whether this process can still become root (it must not, after a drop).
+pub fn can_become_root() -> bool {
+    id_call(id_calls::SETUID, 0, 0, 0).is_ok()
+}
+
 unsafe extern "C" {
     /// The C library's environment: a null-terminated array of `NAME=value` strings.
     static environ: *const *const libc::c_char;
