@@ -35,18 +35,18 @@ impl AllowList {
     pub fn parse(s: &[u8]) -> Option<AllowList> {
         let mut list = AllowList::default();
         for part in s.split(|&c| c == b',') {
-            let part = core::str::from_utf8(part.trim_ascii()).ok()?;
-            let (a, len) = match part.split_once('/') {
-                Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+            let part = part.trim_ascii();
+            let (a, len) = match part.iter().position(|&c| c == b'/') {
+                Some(p) => (&part[..p], Some(crate::num::parse_u32(&part[p + 1..])?)),
                 None => (part, None),
             };
-            let ip: IpAddr = a.parse().ok()?;
+            let ip = crate::num::parse_ip(a)?;
             let (max, offset) = if ip.is_ipv4() { (32, 96) } else { (128, 0) };
             let len = len.unwrap_or(max);
             if len > max {
                 return None;
             }
-            let len = len + offset;
+            let len = len as u8 + offset;
             let mask = if len == 0 {
                 0
             } else {

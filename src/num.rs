@@ -1,4 +1,5 @@
-//! Decimal conversion without `core::fmt`, which would cost ~8 KB.
+//! Numbers and IP addresses to and from text, without `core::fmt` (about
+//! 8 KB) or `core::net`'s parser (about 2 KB).
 
 /// Writes `n` in decimal into `buf` and returns the digits.
 pub fn fmt_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
@@ -63,6 +64,88 @@ pub fn push_ip<const N: usize>(out: &mut heapless::Vec<u8, N>, ip: std::net::IpA
     }
 }
 
+/// Parses an IPv4 address (`a.b.c.d`) or an IPv6 address (RFC 4291 text,
+/// with `::` and a trailing dotted IPv4), accepting what `core::net` accepts.
+pub fn parse_ip(s: &[u8]) -> Option<std::net::IpAddr> {
+    if s.contains(&b':') {
+        parse_v6(s).map(std::net::IpAddr::from)
+    } else {
+        parse_v4(s).map(std::net::IpAddr::from)
+    }
+}
+
+/// Parses a dotted IPv4 address; a part with a leading zero is refused.
+fn parse_v4(s: &[u8]) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = s.split(|&c| c == b'.');
+    for o in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() > 1 && p[0] == b'0' {
+            return None;
+        }
+        *o = u8::try_from(parse_u32(p)?).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Parses an IPv6 address into its eight groups.
+fn parse_v6(s: &[u8]) -> Option<[u16; 8]> {
+    let mut g = [0u16; 8];
+    let mut n = 0;
+    let mut gap = None;
+    let mut rest = s;
+    if let Some(r) = rest.strip_prefix(b"::") {
+        gap = Some(0);
+        rest = r;
+    }
+    while !rest.is_empty() {
+        let end = rest.iter().position(|&c| c == b':').unwrap_or(rest.len());
+        let part = &rest[..end];
+        rest = &rest[end..];
+        if rest.is_empty() && part.contains(&b'.') {
+            let [a, b, c, d] = parse_v4(part)?;
+            if n > 6 {
+                return None;
+            }
+            g[n] = u16::from_be_bytes([a, b]);
+            g[n + 1] = u16::from_be_bytes([c, d]);
+            n += 2;
+            break;
+        }
+        if part.is_empty() || part.len() > 4 || n == 8 {
+            return None;
+        }
+        let mut v = 0u16;
+        for &c in part {
+            v = v << 4 | (c as char).to_digit(16)? as u16;
+        }
+        g[n] = v;
+        n += 1;
+        if let Some(r) = rest.strip_prefix(b"::") {
+            if gap.is_some() {
+                return None;
+            }
+            gap = Some(n);
+            rest = r;
+        } else if !rest.is_empty() {
+            rest = &rest[1..];
+            if rest.is_empty() {
+                return None;
+            }
+        }
+    }
+    match gap {
+        None if n == 8 => Some(g),
+        Some(at) if n < 8 => {
+            let tail = n - at;
+            g.copy_within(at..n, 8 - tail);
+            g[at..8 - tail].fill(0);
+            Some(g)
+        }
+        _ => None,
+    }
+}
+
 /// A fixed buffer was too small for what had to go in it.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub struct Full;
@@ -89,5 +172,61 @@ mod tests {
         assert_eq!(parse_u32(b"-1"), None);
         assert_eq!(parse_u32(b"1.5"), None);
         assert_eq!(parse_u32(b" 1"), None);
+    }
+
+    #[test]
+    fn parses_ips_as_core_net_does() {
+        let cases = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "256.0.0.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.",
+            ".1.2.3",
+            "1..2.3",
+            "a.b.c.d",
+            "",
+            "::",
+            "::1",
+            "1::",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1:2:3:4::5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7",
+            ":::",
+            "1:::2",
+            "1::2::3",
+            ":1",
+            "1:",
+            "::1:",
+            "fe80::1",
+            "FE80::ABCD",
+            "12345::",
+            "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "1:2:3:4:5:6:1.2.3.4",
+            "1:2:3:4:5:6:7:1.2.3.4",
+            "1:2:3:4:5::1.2.3.4",
+            "1:2:3:4:5:6::1.2.3.4",
+            "::1.2.3.4:5",
+            "::1.2.3",
+            "g::",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:1.2.3.04",
+            "[::1]",
+            " 1.2.3.4",
+            "::0:0",
+            "0:0:0:0:0:0:0:0",
+        ];
+        for c in cases {
+            let ours = parse_ip(c.as_bytes());
+            let std = c.parse::<std::net::IpAddr>().ok();
+            assert_eq!(ours, std, "{c:?}");
+        }
     }
 }
