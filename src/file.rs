@@ -2,10 +2,12 @@
 //!
 //! `std::fs` would do, but it costs several KB on every target (open options,
 //! boxed error strings, Unicode tables for their Debug output); heft only ever
-//! reads a few small files whole and writes one. Paths go through nix, which
-//! copies them to a stack buffer.
+//! reads a few small files whole and writes one. Paths are copied to a
+//! C string on the stack here, once, so that nix takes them as they are.
 
+use std::ffi::CStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -13,9 +15,35 @@ use nix::fcntl::{self, OFlag, AT_FDCWD};
 use nix::sys::stat::Mode;
 use nix::unistd;
 
+/// The longest path heft opens, in bytes with the terminating NUL.
+pub const PATH_BUF: usize = 1024;
+
+/// Copies `path` into `buf` as a C string; a longer path is `ENAMETOOLONG`.
+///
+/// nix would do the copy itself for a `&Path`, but with a second, allocating
+/// copy for long paths, instantiated for every call that takes one.
+pub fn c_path<'b>(path: &Path, buf: &'b mut [u8; PATH_BUF]) -> Result<&'b CStr, Errno> {
+    let b = path.as_os_str().as_bytes();
+    if b.len() >= PATH_BUF {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    buf[..b.len()].copy_from_slice(b);
+    buf[b.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..=b.len()]).map_err(|_| Errno::EINVAL)
+}
+
+/// Opens `path` with `flags` and, for a new file, `mode`.
+fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
+    fcntl::open(
+        c_path(path, &mut [0; PATH_BUF])?,
+        flags | OFlag::O_CLOEXEC,
+        mode,
+    )
+}
+
 /// Opens `path` for reading.
 pub fn open_read(path: &Path) -> Result<OwnedFd, Errno> {
-    fcntl::open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+    open(path, OFlag::O_RDONLY, Mode::empty())
 }
 
 /// Reads from `fd` until EOF or until `buf` is full; returns the bytes read.
@@ -48,25 +76,30 @@ pub fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> Result<(), Errno> {
 
 /// Creates or truncates `path` (mode 0644 before the umask) and writes `bytes` to it.
 pub fn create(path: &Path, bytes: &[u8]) -> Result<OwnedFd, Errno> {
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
-    let fd = fcntl::open(path, flags, Mode::from_bits_truncate(0o644))?;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
+    let fd = open(path, flags, Mode::from_bits_truncate(0o644))?;
     write_all(fd.as_fd(), bytes)?;
     Ok(fd)
 }
 
 /// Renames `from` over `to`.
 pub fn rename(from: &Path, to: &Path) -> Result<(), Errno> {
-    fcntl::renameat(AT_FDCWD, from, AT_FDCWD, to)
+    let mut b = [0; PATH_BUF];
+    fcntl::renameat(
+        AT_FDCWD,
+        c_path(from, &mut b)?,
+        AT_FDCWD,
+        c_path(to, &mut [0; PATH_BUF])?,
+    )
 }
 
 /// Removes `path`.
 pub fn remove(path: &Path) -> Result<(), Errno> {
-    unistd::unlink(path)
+    unistd::unlink(c_path(path, &mut [0; PATH_BUF])?)
 }
 
 /// Returns the directory that holds `path`: `.` for a bare name.
 pub fn dir_of(path: &Path) -> &Path {
-    use std::os::unix::ffi::OsStrExt;
     let b = path.as_os_str().as_bytes();
     match b.iter().rposition(|&c| c == b'/') {
         Some(0) => Path::new("/"),
@@ -130,5 +163,24 @@ mod tests {
         ] {
             assert_eq!(dir_of(Path::new(p)), Path::new(d));
         }
+    }
+
+    #[test]
+    fn makes_c_paths_or_says_why_not() {
+        let mut b = [0; PATH_BUF];
+        assert_eq!(
+            c_path(Path::new("/etc/heft/state.json"), &mut b).unwrap(),
+            c"/etc/heft/state.json"
+        );
+        let long = "a".repeat(PATH_BUF);
+        assert_eq!(c_path(Path::new(&long), &mut b), Err(Errno::ENAMETOOLONG));
+        assert_eq!(
+            c_path(Path::new(&long[1..]), &mut b)
+                .unwrap()
+                .to_bytes()
+                .len(),
+            PATH_BUF - 1
+        );
+        assert_eq!(c_path(Path::new("a\0b"), &mut b), Err(Errno::EINVAL));
     }
 }

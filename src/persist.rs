@@ -71,7 +71,7 @@ pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
 /// agent, running as its own user, can no longer read or replace.
 fn keep_mode_and_owner(path: &Path, f: &std::os::fd::OwnedFd) {
     use nix::sys::stat::{fchmod, stat, Mode};
-    match stat(path) {
+    match file::c_path(path, &mut [0; file::PATH_BUF]).and_then(stat) {
         Ok(st) => {
             let _ = fchmod(f, Mode::from_bits_truncate(st.st_mode & 0o7777));
             let (uid, gid) = (

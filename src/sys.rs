@@ -267,7 +267,12 @@ mod id_calls {
 /// musl's set*id functions stop every thread and repeat the call in each
 /// (about 2 KB of code for its thread broadcast); heft has one thread, where
 /// the raw system call has the same effect.
-fn id_call(nr: libc::c_long, a: libc::c_long, b: libc::c_long, c: libc::c_long) -> Result<(), Errno> {
+fn id_call(
+    nr: libc::c_long,
+    a: libc::c_long,
+    b: libc::c_long,
+    c: libc::c_long,
+) -> Result<(), Errno> {
     // SAFETY: the id calls take integers, and a null list with length 0 for
     // setgroups; they touch no memory of ours.
     Errno::result(unsafe { libc::syscall(nr, a, b, c) }).map(drop)
@@ -363,6 +368,8 @@ pub fn connect_syslog(path: &std::path::Path) -> Result<(), Errno> {
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
+    let mut buf = [0; crate::file::PATH_BUF];
+    let path = crate::file::c_path(path, &mut buf)?;
     connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
     crate::log::use_syslog(fd.as_raw_fd(), std::process::id() as i32);
     // The socket lives as long as the process: every log line may use it.
