@@ -3,11 +3,9 @@
 //! Plain non-blocking sockets and `poll`, like the agent itself: std's
 //! `TcpStream` with timeouts would cost more bytes than this whole file.
 
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
 
 use crate::cli::Get;
 use crate::{log, sys};
@@ -48,24 +46,11 @@ pub fn run(g: &Get) -> i32 {
 
 /// Opens a non-blocking connection to the agent, waiting until `deadline` for it.
 fn connect(g: &Get, deadline: u32) -> Result<OwnedFd, Errno> {
-    let family = if g.addr.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-    let fd = socket::socket(family, SockType::Stream, flags, None)?;
-    let started = match SocketAddr::new(g.addr, g.port) {
-        SocketAddr::V4(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
-        SocketAddr::V6(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
-    };
-    match started {
+    let fd = sys::tcp_socket(g.addr)?;
+    match sys::connect(&fd, g.addr, g.port) {
         Ok(()) => Ok(fd),
         Err(Errno::EINPROGRESS) if !wait(&fd, libc::POLLOUT, deadline) => Err(Errno::ETIMEDOUT),
-        Err(Errno::EINPROGRESS) => match socket::getsockopt(&fd, sockopt::SocketError)? {
-            0 => Ok(fd),
-            e => Err(Errno::from_raw(e)),
-        },
+        Err(Errno::EINPROGRESS) => sys::socket_error(&fd).map(|()| fd),
         Err(e) => Err(e),
     }
 }

@@ -6,14 +6,12 @@
 //! signal changed it. Serving a probe is accept, (read), write a prepared
 //! slice, shut down the write side, read until EOF, close.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6,
-};
+use nix::sys::socket::{self, Backlog};
 
 use crate::agent::Agent;
 use crate::cli::Serve;
@@ -47,25 +45,16 @@ fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
 
 /// Opens the listening socket: exclusive (no SO_REUSEPORT), dual-stack for `::`.
 pub fn listen(addr: IpAddr, port: u16) -> Result<OwnedFd, StartError> {
-    let family = if addr.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-    let fd = socket::socket(family, SockType::Stream, flags, None).map_err(fail("socket"))?;
+    let fd = sys::tcp_socket(addr).map_err(fail("socket"))?;
     // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
     // Linux still refuses a second listener on the same address and port.
-    socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(fail("setsockopt SO_REUSEADDR"))?;
-    match SocketAddr::new(addr, port) {
-        SocketAddr::V4(a) => socket::bind(fd.as_raw_fd(), &SockaddrIn::from(a)),
-        SocketAddr::V6(a) => {
-            socket::setsockopt(&fd, sockopt::Ipv6V6Only, &false)
-                .map_err(fail("setsockopt IPV6_V6ONLY"))?;
-            socket::bind(fd.as_raw_fd(), &SockaddrIn6::from(a))
-        }
+    sys::set_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
+        .map_err(fail("setsockopt SO_REUSEADDR"))?;
+    if addr.is_ipv6() {
+        sys::set_opt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)
+            .map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
-    .map_err(fail("bind"))?;
+    sys::bind(&fd, addr, port).map_err(fail("bind"))?;
     socket::listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN)).map_err(fail("listen"))?;
     Ok(fd)
 }

@@ -91,7 +91,7 @@ fn pid_suffix() -> heapless::String<24> {
     let mut d = [0u8; 10];
     let _ = s.push_str(".set-");
     let pid = crate::num::fmt_u32(std::process::id(), &mut d);
-    let _ = s.push_str(core::str::from_utf8(pid).unwrap_or("0"));
+    let _ = s.push_str(crate::sys::ascii_str(pid).unwrap_or("0"));
     let _ = s.push_str(".tmp");
     s
 }

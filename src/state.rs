@@ -277,7 +277,7 @@ fn entry(f: &Fields) -> Result<Entry, StateError> {
             }
             check_reason(&text)?;
             // check_reason allowed printable ASCII only, no longer than the capacity.
-            let _ = reason.push_str(core::str::from_utf8(&text).unwrap_or(""));
+            let _ = reason.push_str(crate::sys::ascii_str(&text).unwrap_or(""));
         }
         Some(Token::Bare(_)) => return Err(WRONG_TYPE),
     }
@@ -312,7 +312,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
         })?;
         let mut n = Name::new();
         // check_name bounded the length and the bytes, so this cannot fail.
-        let _ = n.push_str(core::str::from_utf8(name).unwrap_or(""));
+        let _ = n.push_str(crate::sys::ascii_str(name).unwrap_or(""));
         state
             .services
             .push((n, e))

@@ -5,11 +5,9 @@
 //! chunked and ends at EOF or after `Content-Length` bytes. Only the first
 //! 2048 bytes are kept; a JSON body that does not fit is a bad reply.
 
-use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
 
 use super::config::HttpTarget;
 use super::metrics::parse_decimal;
@@ -167,19 +165,11 @@ impl Check {
         self.cancel();
         self.len = 0;
         self.deadline = now.wrapping_add(t.timeout_ms);
-        let family = match t.addr {
-            SocketAddr::V4(_) => AddressFamily::Inet,
-            SocketAddr::V6(_) => AddressFamily::Inet6,
-        };
-        let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-        let fd = match socket::socket(family, SockType::Stream, flags, None) {
+        let fd = match sys::tcp_socket(t.addr.ip()) {
             Ok(fd) => fd,
             Err(e) => return Some(Outcome::Error(e)),
         };
-        let r = match t.addr {
-            SocketAddr::V4(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
-            SocketAddr::V6(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
-        };
+        let r = sys::connect(&fd, t.addr.ip(), t.addr.port());
         match r {
             Ok(()) => {
                 self.conn = Some((fd, Phase::Connecting));
@@ -207,11 +197,7 @@ impl Check {
     /// Sends the request once connected.
     fn send(&mut self, t: &HttpTarget) -> Option<Outcome> {
         let (fd, _) = self.conn.as_ref()?;
-        let r = match socket::getsockopt(fd, sockopt::SocketError) {
-            Ok(0) => sys::send(fd, &t.request),
-            Ok(e) => Err(Errno::from_raw(e)),
-            Err(e) => Err(e),
-        };
+        let r = sys::socket_error(fd).and_then(|()| sys::send(fd, &t.request));
         match r {
             Ok(n) if n == t.request.len() => {
                 if let Some((_, p)) = self.conn.as_mut() {
