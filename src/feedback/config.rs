@@ -20,7 +20,7 @@ use heapless::{String, Vec};
 
 use super::curve::{Curve, Shape};
 use super::metrics::parse_decimal;
-use crate::json::{Reader, Syntax, Token};
+use crate::json::{Reader, Token};
 use crate::state::{check_name, Name};
 
 /// The largest configuration file accepted, in bytes.
@@ -163,16 +163,6 @@ pub struct ConfigError {
     pub what: &'static str,
 }
 
-impl From<Syntax> for ConfigError {
-    fn from(s: Syntax) -> ConfigError {
-        ConfigError {
-            rule: None,
-            field: String::new(),
-            what: s.0,
-        }
-    }
-}
-
 impl ConfigError {
     fn new(rule: Option<u8>, field: &[u8], what: &'static str) -> ConfigError {
         let mut f = String::new();
@@ -211,7 +201,7 @@ impl ConfigError {
     }
 }
 
-/// The fields a rule may have, in the order `RawRule` stores them.
+/// The fields a rule may have, in the order `Parser::vals` stores them.
 const RULE_FIELDS: [&str; 19] = [
     "metric",
     "name",
@@ -317,11 +307,15 @@ fn copy(out: &mut StringView, s: &[u8]) {
     }
 }
 
-/// Stops a rule's check; `RawRule::bad` says why.
+/// Stops parsing; `Parser::bad` says why.
 struct Stop;
 
-/// A rule's fields as written, before they are checked.
-struct RawRule<'a> {
+/// Reads a configuration and keeps the first problem found.
+struct Parser<'a> {
+    r: Reader<'a>,
+    /// The index of the rule being read, if any.
+    rule: Option<u8>,
+    /// The rule's fields as written, before they are checked.
     vals: [Option<Token<'a>>; RULE_FIELDS.len()],
     /// The decimal places values are read with.
     decimals: u8,
@@ -329,7 +323,7 @@ struct RawRule<'a> {
     bad: (&'a [u8], &'static str),
 }
 
-impl<'a> RawRule<'a> {
+impl<'a> Parser<'a> {
     /// Records that `field`, as written, is wrong.
     #[inline(never)]
     fn record(&mut self, field: &'a [u8], what: &'static str) -> Stop {
@@ -348,30 +342,80 @@ impl<'a> RawRule<'a> {
         self.fail_at(f as usize, what)
     }
 
-    /// Reads the fields of the object at `r` and returns where its text starts.
-    fn read(&mut self, r: &mut Reader<'a>) -> Result<usize, Stop> {
-        if let Err(e) = r.open(b'{') {
-            return Err(self.record(b"", e.0));
-        }
-        let start = r.pos();
+    /// Reads the configuration into `cfg`.
+    fn config(&mut self, cfg: &mut Config) -> Result<(), Stop> {
+        cfg.interval_ms = 2000;
+        cfg.rules.clear();
+        let mut http_count = 0;
         let mut first = true;
-        loop {
-            let key = match r.next_key(&mut first) {
-                Ok(Some(k)) => k,
-                Ok(None) => return Ok(start),
-                Err(e) => return Err(self.record(b"", e.0)),
-            };
+        self.r.open(b'{').map_err(|e| self.record(b"", e.0))?;
+        while let Some(key) = self.next_key(&mut first)? {
+            // A syntax error inside a known field's value names the field.
+            match find(&TOP_FIELDS, key) {
+                Some(0) => {
+                    let t = self.r.token().map_err(|e| self.record(key, e.0))?;
+                    cfg.interval_ms = bounded(t, 100, 3_600_000).ok_or_else(|| {
+                        self.record(key, "must be a whole number from 100 to 3600000")
+                    })?;
+                }
+                Some(_) => {
+                    let mut first = true;
+                    self.r.open(b'[').map_err(|e| self.record(key, e.0))?;
+                    while self
+                        .r
+                        .next_item(&mut first)
+                        .map_err(|e| self.record(key, e.0))?
+                    {
+                        let idx = cfg.rules.len();
+                        if cfg.rules.push(BLANK).is_err() {
+                            return Err(self.record(key, "more than 16 rules"));
+                        }
+                        let rule = &mut cfg.rules[idx];
+                        self.rule = Some(idx as u8);
+                        self.read_rule(rule)?;
+                        if rule.metric == Metric::Http {
+                            http_count += 1;
+                            if http_count > HTTP_MAX {
+                                return Err(self.record(b"metric", "more than 4 http rules"));
+                            }
+                        }
+                        self.rule = None;
+                    }
+                }
+                None => {
+                    return Err(self.record(key, "unknown field (expected interval_ms or rules)"))
+                }
+            }
+        }
+        self.r.end().map_err(|e| self.record(b"", e.0))
+    }
+
+    /// Moves to the next member of the object being read and returns its key.
+    fn next_key(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, Stop> {
+        self.r.next_key(first).map_err(|e| self.record(b"", e.0))
+    }
+
+    /// Reads the rule at the reader into `rule`, a blank one.
+    fn read_rule(&mut self, rule: &mut Rule) -> Result<(), Stop> {
+        self.r.open(b'{').map_err(|e| self.record(b"", e.0))?;
+        let start = self.r.pos();
+        self.vals = [None; RULE_FIELDS.len()];
+        let mut first = true;
+        while let Some(key) = self.next_key(&mut first)? {
             let Some(i) = find(&RULE_FIELDS, key) else {
                 return Err(self.record(key, "unknown field"));
             };
             if self.vals[i].is_some() {
                 return Err(self.record(key, "given twice"));
             }
-            match r.token() {
-                Ok(t) => self.vals[i] = Some(t),
-                Err(e) => return Err(self.record(key, e.0)),
-            }
+            self.vals[i] = Some(self.r.token().map_err(|e| self.record(key, e.0))?);
         }
+        check_rule(self, rule)?;
+        // FNV-1a.
+        rule.text_hash = self.r.since(start).iter().fold(0x811c_9dc5, |h, &b| {
+            (h ^ b as u32).wrapping_mul(0x0100_0193)
+        });
+        Ok(())
     }
 
     /// Refuses the fields `from..=to` if any is set.
@@ -457,132 +501,70 @@ pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
     if bytes.len() > CONFIG_MAX {
         return Err(ConfigError::new(None, b"", "file larger than 8192 bytes"));
     }
-    cfg.interval_ms = 2000;
-    cfg.rules.clear();
-    let mut r = Reader::new(bytes);
-    let mut http_count = 0;
-    let mut first = true;
-    r.open(b'{')?;
-    while let Some(key) = r.next_key(&mut first)? {
-        // A syntax error inside a known field's value names the field.
-        let in_key = |e: Syntax| ConfigError::new(None, key, e.0);
-        match find(&TOP_FIELDS, key) {
-            Some(0) => {
-                let t = r.token().map_err(in_key)?;
-                cfg.interval_ms = bounded(t, 100, 3_600_000).ok_or(ConfigError::new(
-                    None,
-                    key,
-                    "must be a whole number from 100 to 3600000",
-                ))?;
-            }
-            Some(_) => {
-                let mut first = true;
-                r.open(b'[').map_err(in_key)?;
-                while r.next_item(&mut first).map_err(in_key)? {
-                    let idx = cfg.rules.len();
-                    if cfg.rules.push(BLANK).is_err() {
-                        return Err(ConfigError::new(None, key, "more than 16 rules"));
-                    }
-                    let rule = &mut cfg.rules[idx];
-                    parse_rule(&mut r, idx as u8, rule)?;
-                    if rule.metric == Metric::Http {
-                        http_count += 1;
-                        if http_count > HTTP_MAX {
-                            return Err(ConfigError::new(
-                                Some(idx as u8),
-                                b"metric",
-                                "more than 4 http rules",
-                            ));
-                        }
-                    }
-                }
-            }
-            None => {
-                return Err(ConfigError::new(
-                    None,
-                    key,
-                    "unknown field (expected interval_ms or rules)",
-                ))
-            }
-        }
-    }
-    r.end()?;
-    Ok(())
-}
-
-/// Reads rule `idx` at `r` into `rule`, a blank one.
-fn parse_rule(r: &mut Reader<'_>, idx: u8, rule: &mut Rule) -> Result<(), ConfigError> {
-    let mut raw = RawRule {
+    let mut p = Parser {
+        r: Reader::new(bytes),
+        rule: None,
         vals: [None; RULE_FIELDS.len()],
         decimals: 0,
         bad: (b"", ""),
     };
-    let Ok(start) = raw
-        .read(r)
-        .and_then(|start| check_rule(&mut raw, rule).map(|()| start))
-    else {
-        return Err(ConfigError::new(Some(idx), raw.bad.0, raw.bad.1));
-    };
-    // FNV-1a.
-    rule.text_hash = r.since(start).iter().fold(0x811c_9dc5, |h, &b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
-    });
-    Ok(())
+    p.config(cfg)
+        .map_err(|Stop| ConfigError::new(p.rule, p.bad.0, p.bad.1))
 }
 
 /// Checks a rule's fields and fills in `rule`, a blank one.
-fn check_rule(raw: &mut RawRule<'_>, rule: &mut Rule) -> Result<(), Stop> {
-    let metric = match raw.word(
+fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
+    let metric = match p.word(
         F::Metric,
         &METRIC_NAMES,
         "must be cpu, load, mem, file or http",
     )? {
         Some(i) => METRICS[i],
-        None => return Err(raw.fail(F::Metric, "missing (cpu, load, mem, file or http)")),
+        None => return Err(p.fail(F::Metric, "missing (cpu, load, mem, file or http)")),
     };
     rule.metric = metric;
-    let name = match raw.str(F::Name)? {
+    let name = match p.str(F::Name)? {
         Some(n) if n.len() <= RULE_NAME_MAX && check_name(n).is_ok() => n,
-        Some(_) => return Err(raw.fail(F::Name, "must be 1 to 16 of [A-Za-z0-9_.-]")),
+        Some(_) => return Err(p.fail(F::Name, "must be 1 to 16 of [A-Za-z0-9_.-]")),
         None => metric.name().as_bytes(),
     };
     copy(rule.name.as_mut_view(), name);
-    if let Some(s) = raw.str(F::Service)? {
+    if let Some(s) = p.str(F::Service)? {
         if check_name(s).is_err() {
-            return Err(raw.fail(F::Service, "must be 1 to 32 of [A-Za-z0-9_.-]"));
+            return Err(p.fail(F::Service, "must be 1 to 32 of [A-Za-z0-9_.-]"));
         }
         copy(rule.service.insert(String::new()).as_mut_view(), s);
     }
     let is_http = metric == Metric::Http;
     let is_file = metric == Metric::File;
     if !is_file {
-        raw.none_of(F::Path, F::Path, "only for metric file")?;
+        p.none_of(F::Path, F::Path, "only for metric file")?;
     }
     if !is_http {
-        raw.none_of(F::Url, F::Stale, "only for metric http")?;
+        p.none_of(F::Url, F::Stale, "only for metric http")?;
     }
     if !is_file && !is_http {
-        raw.none_of(F::Decimals, F::Decimals, "only for metric file or http")?;
+        p.none_of(F::Decimals, F::Decimals, "only for metric file or http")?;
     }
-    match raw.str(F::Path)? {
+    match p.str(F::Path)? {
         Some(p) if p.len() <= PATH_MAX && !p.is_empty() => copy(rule.path.as_mut_view(), p),
-        Some(_) => return Err(raw.fail(F::Path, "must be 1 to 128 bytes")),
-        None if is_file => return Err(raw.fail(F::Path, "missing (the file to read)")),
+        Some(_) => return Err(p.fail(F::Path, "must be 1 to 128 bytes")),
+        None if is_file => return Err(p.fail(F::Path, "missing (the file to read)")),
         None => {}
     }
     // Only file and http rules may set decimals (refused above for the others).
-    let decimals = raw.int(F::Decimals, 0, 3, 0, "must be 0 to 3")? as u8;
-    raw.decimals = if metric == Metric::Load { 2 } else { decimals };
-    rule.decimals = raw.decimals;
+    let decimals = p.int(F::Decimals, 0, 3, 0, "must be 0 to 3")? as u8;
+    p.decimals = if metric == Metric::Load { 2 } else { decimals };
+    rule.decimals = p.decimals;
     if is_http {
-        check_http(raw, rule)?;
+        check_http(p, rule)?;
     }
-    let low = raw.value(F::Low)?;
-    let limit = raw.value(F::Limit)?;
-    let min_w = raw.int(F::MinWeight, 0, 100, 1, "must be 0 to 100")?;
-    let max_w = raw.int(F::MaxWeight, 1, 100, 100, "must be 1 to 100")?;
-    match raw.word(F::Curve, &SHAPE_NAMES, "must be linear or first-order")? {
-        None => raw.none_of(
+    let low = p.value(F::Low)?;
+    let limit = p.value(F::Limit)?;
+    let min_w = p.int(F::MinWeight, 0, 100, 1, "must be 0 to 100")?;
+    let max_w = p.int(F::MaxWeight, 1, 100, 100, "must be 1 to 100")?;
+    match p.word(F::Curve, &SHAPE_NAMES, "must be linear or first-order")? {
+        None => p.none_of(
             F::Low,
             F::MaxWeight,
             "needs a curve (linear or first-order)",
@@ -590,13 +572,13 @@ fn check_rule(raw: &mut RawRule<'_>, rule: &mut Rule) -> Result<(), Stop> {
         Some(shape) => {
             let low = low.unwrap_or(0);
             let Some(limit) = limit else {
-                return Err(raw.fail(F::Limit, "missing (where the minimum weight is reached)"));
+                return Err(p.fail(F::Limit, "missing (where the minimum weight is reached)"));
             };
             if limit <= low {
-                return Err(raw.fail(F::Limit, "must be above low"));
+                return Err(p.fail(F::Limit, "must be above low"));
             }
             if min_w > max_w {
-                return Err(raw.fail(F::MinWeight, "must not be above max_weight"));
+                return Err(p.fail(F::MinWeight, "must not be above max_weight"));
             }
             rule.curve = Some(Curve::new(
                 SHAPES[shape],
@@ -607,14 +589,14 @@ fn check_rule(raw: &mut RawRule<'_>, rule: &mut Rule) -> Result<(), Stop> {
             ));
         }
     }
-    match raw.value(F::Enter)? {
-        None => raw.none_of(F::Leave, F::HoldMs, "needs enter")?,
+    match p.value(F::Enter)? {
+        None => p.none_of(F::Leave, F::HoldMs, "needs enter")?,
         Some(enter) => {
-            let leave = raw.value(F::Leave)?.unwrap_or(enter);
+            let leave = p.value(F::Leave)?.unwrap_or(enter);
             if leave > enter {
-                return Err(raw.fail(F::Leave, "must not be above enter"));
+                return Err(p.fail(F::Leave, "must not be above enter"));
             }
-            let hold_ms = raw.int(F::HoldMs, 0, DAY_MS, 0, DAY_WHAT)?;
+            let hold_ms = p.int(F::HoldMs, 0, DAY_MS, 0, DAY_WHAT)?;
             rule.threshold = Some(Threshold {
                 enter,
                 leave,
@@ -622,9 +604,9 @@ fn check_rule(raw: &mut RawRule<'_>, rule: &mut Rule) -> Result<(), Stop> {
             });
         }
     }
-    rule.smooth_ms = raw.int(F::SmoothMs, 0, DAY_MS, 0, DAY_WHAT)?;
+    rule.smooth_ms = p.int(F::SmoothMs, 0, DAY_MS, 0, DAY_WHAT)?;
     if rule.curve.is_none() && rule.threshold.is_none() && !is_http {
-        return Err(raw.fail(
+        return Err(p.fail(
             F::Curve,
             "missing: a rule needs a curve, an enter threshold, or both",
         ));
@@ -633,12 +615,12 @@ fn check_rule(raw: &mut RawRule<'_>, rule: &mut Rule) -> Result<(), Stop> {
 }
 
 /// Checks an `http` rule's own fields and fills in `rule.http`.
-fn check_http(raw: &mut RawRule<'_>, rule: &mut Rule) -> Result<(), Stop> {
-    let Some(url) = raw.str(F::Url)? else {
-        return Err(raw.fail(F::Url, "missing (http://host:port/path)"));
+fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
+    let Some(url) = p.str(F::Url)? else {
+        return Err(p.fail(F::Url, "missing (http://host:port/path)"));
     };
     let Some((addr, host, path)) = parse_url(url) else {
-        return Err(raw.fail(
+        return Err(p.fail(
             F::Url,
             "must be http://HOST[:PORT]/PATH with HOST an IP address or localhost",
         ));
@@ -658,23 +640,23 @@ fn check_http(raw: &mut RawRule<'_>, rule: &mut Rule) -> Result<(), Stop> {
         host,
         b"\r\nUser-Agent: heft\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
     ];
-    for p in parts {
-        if h.request.extend_from_slice(p).is_err() {
-            return Err(raw.fail(F::Url, "too long"));
+    for part in parts {
+        if h.request.extend_from_slice(part).is_err() {
+            return Err(p.fail(F::Url, "too long"));
         }
     }
-    match raw.str(F::Field)? {
+    match p.str(F::Field)? {
         Some(f) if !f.is_empty() && f.len() <= FIELD_MAX => {
             copy(h.field.insert(String::new()).as_mut_view(), f)
         }
-        Some(_) => return Err(raw.fail(F::Field, "must be 1 to 32 bytes")),
+        Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 bytes")),
         None => {}
     }
-    if let Some(i) = raw.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
+    if let Some(i) = p.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
         h.stale = STALES[i];
     }
-    h.timeout_ms = raw.int(F::TimeoutMs, 1, 60_000, 1000, "must be 1 to 60000")?;
-    h.stale_ms = raw.int(F::StaleMs, 0, DAY_MS, 0, DAY_WHAT)?;
+    h.timeout_ms = p.int(F::TimeoutMs, 1, 60_000, 1000, "must be 1 to 60000")?;
+    h.stale_ms = p.int(F::StaleMs, 0, DAY_MS, 0, DAY_WHAT)?;
     Ok(())
 }
 
