@@ -164,18 +164,11 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// Makes the error about `field`, named as written: cut short, `?` for
+    /// any byte outside printable ASCII.
     fn new(rule: Option<u8>, field: &[u8], what: &'static str) -> ConfigError {
         let mut f = String::new();
-        for &c in field {
-            let c = if (0x20..0x7f).contains(&c) {
-                c as char
-            } else {
-                '?'
-            };
-            if f.push(c).is_err() {
-                break;
-            }
-        }
+        copy(f.as_mut_view(), field, true);
         ConfigError {
             rule,
             field: f,
@@ -303,9 +296,15 @@ fn bounded(t: Token<'_>, lo: u32, hi: u32) -> Option<u32> {
     }
 }
 
-/// Appends each byte of `s` as the char of that code point, leaving out those that do not fit.
-fn copy(out: &mut StringView, s: &[u8]) {
+/// Appends each byte of `s` as the char of that code point (with `printable`,
+/// `?` for any byte outside printable ASCII), leaving out those that do not fit.
+fn copy(out: &mut StringView, s: &[u8], printable: bool) {
     for &c in s {
+        let c = if printable && !(0x20..0x7f).contains(&c) {
+            b'?'
+        } else {
+            c
+        };
         let _ = out.push(c as char);
     }
 }
@@ -328,6 +327,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     /// Records that `field`, as written, is wrong.
+    #[cold]
     #[inline(never)]
     fn record(&mut self, field: &'a [u8], what: &'static str) -> Stop {
         self.bad = (field, what);
@@ -335,6 +335,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Records that the field at `i` in `RULE_FIELDS` is wrong.
+    #[cold]
     #[inline(never)]
     fn fail_at(&mut self, i: usize, what: &'static str) -> Stop {
         self.record(RULE_FIELDS[i].as_bytes(), what)
@@ -531,12 +532,12 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         Some(_) => return Err(p.fail(F::Name, "must be 1 to 16 of [A-Za-z0-9_.-]")),
         None => metric.name().as_bytes(),
     };
-    copy(rule.name.as_mut_view(), name);
+    copy(rule.name.as_mut_view(), name, false);
     if let Some(s) = p.str(F::Service)? {
         if check_name(s).is_err() {
             return Err(p.fail(F::Service, "must be 1 to 32 of [A-Za-z0-9_.-]"));
         }
-        copy(rule.service.insert(String::new()).as_mut_view(), s);
+        copy(rule.service.insert(String::new()).as_mut_view(), s, false);
     }
     let is_http = metric == Metric::Http;
     let is_file = metric == Metric::File;
@@ -550,7 +551,9 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         p.none_of(F::Decimals, F::Decimals, "only for metric file or http")?;
     }
     match p.str(F::Path)? {
-        Some(p) if p.len() <= PATH_MAX && !p.is_empty() => copy(rule.path.as_mut_view(), p),
+        Some(path) if path.len() <= PATH_MAX && !path.is_empty() => {
+            copy(rule.path.as_mut_view(), path, false)
+        }
         Some(_) => return Err(p.fail(F::Path, "must be 1 to 128 bytes")),
         None if is_file => return Err(p.fail(F::Path, "missing (the file to read)")),
         None => {}
@@ -650,7 +653,7 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     }
     match p.str(F::Field)? {
         Some(f) if !f.is_empty() && f.len() <= FIELD_MAX => {
-            copy(h.field.insert(String::new()).as_mut_view(), f)
+            copy(h.field.insert(String::new()).as_mut_view(), f, false)
         }
         Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 bytes")),
         None => {}
