@@ -261,10 +261,6 @@ const SHAPES: [Shape; 2] = [Shape::Linear, Shape::FirstOrder];
 const SHAPE_NAMES: [&str; 2] = ["linear", "first-order"];
 /// The top-level fields.
 const TOP_FIELDS: [&str; 2] = ["interval_ms", "rules"];
-/// One day in ms, the longest time a rule field takes.
-const DAY_MS: u32 = 86_400_000;
-/// What is wrong with a time above `DAY_MS`.
-const DAY_WHAT: &str = "must be 0 to 86400000";
 
 /// Makes a rule with every field at its default, for `check_rule` to fill in
 /// (built field by field: a `const` would be a 600-byte copy from rodata).
@@ -470,6 +466,12 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Reads a time of up to a day in ms, 0 if the field is not set.
+    #[inline(never)]
+    fn ms(&mut self, f: F) -> Result<u32, Stop> {
+        self.int(f, 0, 86_400_000, 0, "must be 0 to 86400000")
+    }
+
     /// Reads a metric value with the rule's decimal places.
     fn value(&mut self, f: F) -> Result<Option<u32>, Stop> {
         match self.vals[f as usize] {
@@ -602,7 +604,7 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
             if leave > enter {
                 return Err(p.fail(F::Leave, "must not be above enter"));
             }
-            let hold_ms = p.int(F::HoldMs, 0, DAY_MS, 0, DAY_WHAT)?;
+            let hold_ms = p.ms(F::HoldMs)?;
             rule.threshold = Some(Threshold {
                 enter,
                 leave,
@@ -610,7 +612,7 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
             });
         }
     }
-    rule.smooth_ms = p.int(F::SmoothMs, 0, DAY_MS, 0, DAY_WHAT)?;
+    rule.smooth_ms = p.ms(F::SmoothMs)?;
     if rule.curve.is_none() && rule.threshold.is_none() && !is_http {
         return Err(p.fail(
             F::Curve,
@@ -662,7 +664,7 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         h.stale = STALES[i];
     }
     h.timeout_ms = p.int(F::TimeoutMs, 1, 60_000, 1000, "must be 1 to 60000")?;
-    h.stale_ms = p.int(F::StaleMs, 0, DAY_MS, 0, DAY_WHAT)?;
+    h.stale_ms = p.ms(F::StaleMs)?;
     Ok(())
 }
 
