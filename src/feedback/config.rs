@@ -310,6 +310,7 @@ struct Stop;
 
 /// Reads a configuration and keeps the first problem found.
 struct Parser<'a> {
+    /// Where in the text it is.
     r: Reader<'a>,
     /// The index of the rule being read, if any.
     rule: Option<u8>,
