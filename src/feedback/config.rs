@@ -15,11 +15,12 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use heapless::string::StringView;
 use heapless::{String, Vec};
 
 use super::curve::{Curve, Shape};
 use super::metrics::parse_decimal;
-use crate::json::{Reader, Syntax, Token};
+use crate::json::{Reader, Token};
 use crate::state::{check_name, Name};
 
 /// The largest configuration file accepted, in bytes.
@@ -55,13 +56,7 @@ pub enum Metric {
 impl Metric {
     /// Names the metric as the configuration spells it.
     pub fn name(self) -> &'static str {
-        match self {
-            Metric::Cpu => "cpu",
-            Metric::Load => "load",
-            Metric::Mem => "mem",
-            Metric::File => "file",
-            Metric::Http => "http",
-        }
+        METRIC_NAMES[self as usize]
     }
 }
 
@@ -168,29 +163,12 @@ pub struct ConfigError {
     pub what: &'static str,
 }
 
-impl From<Syntax> for ConfigError {
-    fn from(s: Syntax) -> ConfigError {
-        ConfigError {
-            rule: None,
-            field: String::new(),
-            what: s.0,
-        }
-    }
-}
-
 impl ConfigError {
+    /// Makes the error about `field`, named as written: cut short, `?` for
+    /// any byte outside printable ASCII.
     fn new(rule: Option<u8>, field: &[u8], what: &'static str) -> ConfigError {
         let mut f = String::new();
-        for &c in field {
-            let c = if (0x20..0x7f).contains(&c) {
-                c as char
-            } else {
-                '?'
-            };
-            if f.push(c).is_err() {
-                break;
-            }
-        }
+        copy(f.as_mut_view(), field, true);
         ConfigError {
             rule,
             field: f,
@@ -216,7 +194,7 @@ impl ConfigError {
     }
 }
 
-/// The fields a rule may have, in the order `RawRule` stores them.
+/// The fields a rule may have, in the order `Parser::vals` stores them.
 const RULE_FIELDS: [&str; 19] = [
     "metric",
     "name",
@@ -263,47 +241,240 @@ enum F {
     SmoothMs,
 }
 
-/// A rule's fields as written, before they are checked.
-struct RawRule<'a> {
-    idx: u8,
-    vals: [Option<Token<'a>>; RULE_FIELDS.len()],
+/// The metrics, in the order of `METRIC_NAMES`.
+const METRICS: [Metric; 5] = [
+    Metric::Cpu,
+    Metric::Load,
+    Metric::Mem,
+    Metric::File,
+    Metric::Http,
+];
+/// The metrics' names as the configuration spells them.
+const METRIC_NAMES: [&str; 5] = ["cpu", "load", "mem", "file", "http"];
+/// The `stale` values, in the order of `STALE_NAMES`.
+const STALES: [Stale; 4] = [Stale::Down, Stale::Keep, Stale::Ignore, Stale::Min];
+/// The `stale` values as the configuration spells them.
+const STALE_NAMES: [&str; 4] = ["down", "keep", "ignore", "min"];
+/// The curve shapes, in the order of `SHAPE_NAMES`.
+const SHAPES: [Shape; 2] = [Shape::Linear, Shape::FirstOrder];
+/// The curve shapes as the configuration spells them.
+const SHAPE_NAMES: [&str; 2] = ["linear", "first-order"];
+/// The top-level fields.
+const TOP_FIELDS: [&str; 2] = ["interval_ms", "rules"];
+
+/// Makes a rule with every field at its default, for `check_rule` to fill in
+/// (built field by field: a `const` would be a 600-byte copy from rodata).
+fn blank_rule() -> Rule {
+    Rule {
+        metric: Metric::Cpu,
+        name: String::new(),
+        service: None,
+        path: String::new(),
+        http: None,
+        decimals: 0,
+        curve: None,
+        threshold: None,
+        smooth_ms: 0,
+        text_hash: 0,
+    }
 }
 
-impl<'a> RawRule<'a> {
-    fn err(&self, f: F, what: &'static str) -> ConfigError {
-        ConfigError::new(Some(self.idx), RULE_FIELDS[f as usize].as_bytes(), what)
+/// Finds `s` among `words`.
+fn find(words: &[&str], s: &[u8]) -> Option<usize> {
+    words.iter().position(|w| w.as_bytes() == s)
+}
+
+/// Reads a whole number in `lo..=hi` from a token.
+fn bounded(t: Token<'_>, lo: u32, hi: u32) -> Option<u32> {
+    match t {
+        Token::Bare(t) => crate::num::parse_u32(t).filter(|v| (lo..=hi).contains(v)),
+        Token::Str(_) => None,
+    }
+}
+
+/// Appends each byte of `s` as the char of that code point (with `printable`,
+/// `?` for any byte outside printable ASCII), leaving out those that do not fit.
+fn copy(out: &mut StringView, s: &[u8], printable: bool) {
+    for &c in s {
+        let c = if printable && !(0x20..0x7f).contains(&c) {
+            b'?'
+        } else {
+            c
+        };
+        let _ = out.push(c as char);
+    }
+}
+
+/// Stops parsing; `Parser::bad` says why.
+struct Stop;
+
+/// Reads a configuration and keeps the first problem found.
+struct Parser<'a> {
+    /// Where in the text it is.
+    r: Reader<'a>,
+    /// The index of the rule being read, if any.
+    rule: Option<u8>,
+    /// The rule's fields as written, before they are checked.
+    vals: [Option<Token<'a>>; RULE_FIELDS.len()],
+    /// The decimal places values are read with.
+    decimals: u8,
+    /// The field found wrong, as written, and what is wrong with it.
+    bad: (&'a [u8], &'static str),
+}
+
+impl<'a> Parser<'a> {
+    /// Records that `field`, as written, is wrong.
+    #[cold]
+    #[inline(never)]
+    fn record(&mut self, field: &'a [u8], what: &'static str) -> Stop {
+        self.bad = (field, what);
+        Stop
     }
 
-    fn has(&self, f: F) -> bool {
-        self.vals[f as usize].is_some()
+    /// Records that the field at `i` in `RULE_FIELDS` is wrong.
+    #[cold]
+    #[inline(never)]
+    fn fail_at(&mut self, i: usize, what: &'static str) -> Stop {
+        self.record(RULE_FIELDS[i].as_bytes(), what)
+    }
+
+    /// Records that field `f` is wrong.
+    fn fail(&mut self, f: F, what: &'static str) -> Stop {
+        self.fail_at(f as usize, what)
+    }
+
+    /// Reads the configuration into `cfg`.
+    fn config(&mut self, cfg: &mut Config) -> Result<(), Stop> {
+        cfg.interval_ms = 2000;
+        cfg.rules.clear();
+        let mut http_count = 0;
+        let mut first = true;
+        self.r.open(b'{').map_err(|e| self.record(b"", e.0))?;
+        while let Some(key) = self.next_key(&mut first)? {
+            // A syntax error inside a known field's value names the field.
+            match find(&TOP_FIELDS, key) {
+                Some(0) => {
+                    let t = self.r.token().map_err(|e| self.record(key, e.0))?;
+                    cfg.interval_ms = bounded(t, 100, 3_600_000).ok_or_else(|| {
+                        self.record(key, "must be a whole number from 100 to 3600000")
+                    })?;
+                }
+                Some(_) => {
+                    let mut first = true;
+                    self.r.open(b'[').map_err(|e| self.record(key, e.0))?;
+                    while self
+                        .r
+                        .next_item(&mut first)
+                        .map_err(|e| self.record(key, e.0))?
+                    {
+                        let idx = cfg.rules.len();
+                        if cfg.rules.push(blank_rule()).is_err() {
+                            return Err(self.record(key, "more than 16 rules"));
+                        }
+                        let rule = &mut cfg.rules[idx];
+                        self.rule = Some(idx as u8);
+                        self.read_rule(rule)?;
+                        if rule.metric == Metric::Http {
+                            http_count += 1;
+                            if http_count > HTTP_MAX {
+                                return Err(self.record(b"metric", "more than 4 http rules"));
+                            }
+                        }
+                        self.rule = None;
+                    }
+                }
+                None => {
+                    return Err(self.record(key, "unknown field (expected interval_ms or rules)"))
+                }
+            }
+        }
+        self.r.end().map_err(|e| self.record(b"", e.0))
+    }
+
+    /// Moves to the next member of the object being read and returns its key.
+    fn next_key(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, Stop> {
+        self.r.next_key(first).map_err(|e| self.record(b"", e.0))
+    }
+
+    /// Reads the rule at the reader into `rule`, a blank one.
+    fn read_rule(&mut self, rule: &mut Rule) -> Result<(), Stop> {
+        self.r.open(b'{').map_err(|e| self.record(b"", e.0))?;
+        let start = self.r.pos();
+        self.vals = [None; RULE_FIELDS.len()];
+        let mut first = true;
+        while let Some(key) = self.next_key(&mut first)? {
+            let Some(i) = find(&RULE_FIELDS, key) else {
+                return Err(self.record(key, "unknown field"));
+            };
+            if self.vals[i].is_some() {
+                return Err(self.record(key, "given twice"));
+            }
+            self.vals[i] = Some(self.r.token().map_err(|e| self.record(key, e.0))?);
+        }
+        check_rule(self, rule)?;
+        // FNV-1a.
+        rule.text_hash = self.r.since(start).iter().fold(0x811c_9dc5, |h, &b| {
+            (h ^ b as u32).wrapping_mul(0x0100_0193)
+        });
+        Ok(())
+    }
+
+    /// Refuses the fields `from..=to` if any is set.
+    fn none_of(&mut self, from: F, to: F, what: &'static str) -> Result<(), Stop> {
+        for i in from as usize..=to as usize {
+            if self.vals[i].is_some() {
+                return Err(self.fail_at(i, what));
+            }
+        }
+        Ok(())
     }
 
     /// Reads a plain string field (no escapes).
-    fn str(&self, f: F) -> Result<Option<&'a [u8]>, ConfigError> {
+    fn str(&mut self, f: F) -> Result<Option<&'a [u8]>, Stop> {
         match self.vals[f as usize] {
             None => Ok(None),
             Some(Token::Str(s)) if s.contains(&b'\\') => {
-                Err(self.err(f, "escapes are not supported"))
+                Err(self.fail(f, "escapes are not supported"))
             }
             Some(Token::Str(s)) => Ok(Some(s)),
-            Some(Token::Bare(_)) => Err(self.err(f, "must be a string")),
+            Some(Token::Bare(_)) => Err(self.fail(f, "must be a string")),
         }
     }
 
-    /// Reads a whole number in `lo..=hi`.
-    fn int(&self, f: F, lo: u32, hi: u32, what: &'static str) -> Result<Option<u32>, ConfigError> {
-        match self.vals[f as usize] {
+    /// Reads a string field that must be one of `words`, as an index into them.
+    fn word(&mut self, f: F, words: &[&str], what: &'static str) -> Result<Option<usize>, Stop> {
+        match self.str(f)? {
             None => Ok(None),
-            Some(Token::Bare(t)) => match crate::num::parse_u32(t) {
-                Some(v) if (lo..=hi).contains(&v) => Ok(Some(v)),
-                _ => Err(self.err(f, what)),
+            Some(s) => match find(words, s) {
+                Some(i) => Ok(Some(i)),
+                None => Err(self.fail(f, what)),
             },
-            Some(Token::Str(_)) => Err(self.err(f, what)),
         }
     }
 
-    /// Reads a metric value with `decimals` places.
-    fn value(&self, f: F, decimals: u8) -> Result<Option<u32>, ConfigError> {
+    /// Reads a whole number in `lo..=hi`, or `default` if the field is not set.
+    fn int(
+        &mut self,
+        f: F,
+        lo: u32,
+        hi: u32,
+        default: u32,
+        what: &'static str,
+    ) -> Result<u32, Stop> {
+        match self.vals[f as usize] {
+            None => Ok(default),
+            Some(t) => bounded(t, lo, hi).ok_or_else(|| self.fail(f, what)),
+        }
+    }
+
+    /// Reads a time of up to a day in ms, 0 if the field is not set.
+    #[inline(never)]
+    fn ms(&mut self, f: F) -> Result<u32, Stop> {
+        self.int(f, 0, 86_400_000, 0, "must be 0 to 86400000")
+    }
+
+    /// Reads a metric value with the rule's decimal places.
+    fn value(&mut self, f: F) -> Result<Option<u32>, Stop> {
         match self.vals[f as usize] {
             None => Ok(None),
             Some(Token::Bare(t)) if t.first() != Some(&b'-') => {
@@ -311,32 +482,17 @@ impl<'a> RawRule<'a> {
                     .iter()
                     .position(|&c| c == b'.')
                     .map_or(0, |p| t.len() - p - 1);
-                match parse_decimal(t, decimals) {
-                    Some(v) if places <= decimals as usize => Ok(Some(v)),
-                    _ => Err(self.err(
+                match parse_decimal(t, self.decimals) {
+                    Some(v) if places <= self.decimals as usize => Ok(Some(v)),
+                    _ => Err(self.fail(
                         f,
                         "must be a number with no more decimals than the rule keeps",
                     )),
                 }
             }
-            Some(_) => Err(self.err(f, "must be a number, 0 or more")),
+            Some(_) => Err(self.fail(f, "must be a number, 0 or more")),
         }
     }
-}
-
-fn copy<const N: usize>(s: &[u8]) -> String<N> {
-    let mut out = String::new();
-    for &c in s {
-        let _ = out.push(c as char);
-    }
-    out
-}
-
-fn rule_name_ok(n: &[u8]) -> bool {
-    !n.is_empty()
-        && n.len() <= RULE_NAME_MAX
-        && n.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// Parses a configuration file's bytes.
@@ -352,231 +508,140 @@ pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
     if bytes.len() > CONFIG_MAX {
         return Err(ConfigError::new(None, b"", "file larger than 8192 bytes"));
     }
-    cfg.interval_ms = 2000;
-    cfg.rules.clear();
-    let mut r = Reader::new(bytes);
-    let mut http_count = 0;
-    let mut first = true;
-    r.open(b'{')?;
-    while let Some(key) = r.next_key(&mut first)? {
-        // A syntax error inside a known field's value names the field.
-        let in_key = |e: Syntax| ConfigError::new(None, key, e.0);
-        match key {
-            b"interval_ms" => {
-                const WHAT: &str = "must be a whole number from 100 to 3600000";
-                cfg.interval_ms = match r.token().map_err(in_key)? {
-                    Token::Bare(t) => crate::num::parse_u32(t)
-                        .filter(|v| (100..=3_600_000).contains(v))
-                        .ok_or(ConfigError::new(None, key, WHAT))?,
-                    Token::Str(_) => return Err(ConfigError::new(None, key, WHAT)),
-                };
-            }
-            b"rules" => {
-                let mut first = true;
-                r.open(b'[').map_err(in_key)?;
-                while r.next_item(&mut first).map_err(in_key)? {
-                    let idx = cfg.rules.len();
-                    if idx == RULES_MAX {
-                        return Err(ConfigError::new(None, b"rules", "more than 16 rules"));
-                    }
-                    let rule = parse_rule(&mut r, idx as u8)?;
-                    if rule.metric == Metric::Http {
-                        http_count += 1;
-                        if http_count > HTTP_MAX {
-                            return Err(ConfigError::new(
-                                Some(idx as u8),
-                                b"metric",
-                                "more than 4 http rules",
-                            ));
-                        }
-                    }
-                    let _ = cfg.rules.push(rule);
-                }
-            }
-            _ => {
-                return Err(ConfigError::new(
-                    None,
-                    key,
-                    "unknown field (expected interval_ms or rules)",
-                ))
-            }
-        }
-    }
-    r.end()?;
-    Ok(())
-}
-
-fn parse_rule(r: &mut Reader<'_>, idx: u8) -> Result<Rule, ConfigError> {
-    let mut raw = RawRule {
-        idx,
+    let mut p = Parser {
+        r: Reader::new(bytes),
+        rule: None,
         vals: [None; RULE_FIELDS.len()],
+        decimals: 0,
+        bad: (b"", ""),
     };
-    let syntax = |e: Syntax| ConfigError::new(Some(idx), b"", e.0);
-    let mut first = true;
-    r.open(b'{').map_err(syntax)?;
-    let start = r.pos();
-    while let Some(key) = r.next_key(&mut first).map_err(syntax)? {
-        let Some(i) = RULE_FIELDS.iter().position(|f| f.as_bytes() == key) else {
-            return Err(ConfigError::new(Some(idx), key, "unknown field"));
-        };
-        if raw.vals[i].is_some() {
-            return Err(ConfigError::new(Some(idx), key, "given twice"));
-        }
-        raw.vals[i] = Some(
-            r.token()
-                .map_err(|e| ConfigError::new(Some(idx), key, e.0))?,
-        );
-    }
-    let mut rule = check_rule(&raw)?;
-    // FNV-1a.
-    rule.text_hash = r.since(start).iter().fold(0x811c_9dc5, |h, &b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
-    });
-    Ok(rule)
+    p.config(cfg)
+        .map_err(|Stop| ConfigError::new(p.rule, p.bad.0, p.bad.1))
 }
 
-fn check_rule(raw: &RawRule<'_>) -> Result<Rule, ConfigError> {
-    let metric = match raw.str(F::Metric)? {
-        Some(b"cpu") => Metric::Cpu,
-        Some(b"load") => Metric::Load,
-        Some(b"mem") => Metric::Mem,
-        Some(b"file") => Metric::File,
-        Some(b"http") => Metric::Http,
-        Some(_) => return Err(raw.err(F::Metric, "must be cpu, load, mem, file or http")),
-        None => return Err(raw.err(F::Metric, "missing (cpu, load, mem, file or http)")),
+/// Checks a rule's fields and fills in `rule`, a blank one.
+fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
+    let metric = match p.word(
+        F::Metric,
+        &METRIC_NAMES,
+        "must be cpu, load, mem, file or http",
+    )? {
+        Some(i) => METRICS[i],
+        None => return Err(p.fail(F::Metric, "missing (cpu, load, mem, file or http)")),
     };
-    let name = match raw.str(F::Name)? {
-        Some(n) if rule_name_ok(n) => copy(n),
-        Some(_) => return Err(raw.err(F::Name, "must be 1 to 16 of [A-Za-z0-9_.-]")),
-        None => copy(metric.name().as_bytes()),
+    rule.metric = metric;
+    let name = match p.str(F::Name)? {
+        Some(n) if n.len() <= RULE_NAME_MAX && check_name(n).is_ok() => n,
+        Some(_) => return Err(p.fail(F::Name, "must be 1 to 16 of [A-Za-z0-9_.-]")),
+        None => metric.name().as_bytes(),
     };
-    let service = match raw.str(F::Service)? {
-        Some(s) => {
-            check_name(s).map_err(|_| raw.err(F::Service, "must be 1 to 32 of [A-Za-z0-9_.-]"))?;
-            Some(copy(s))
+    copy(rule.name.as_mut_view(), name, false);
+    if let Some(s) = p.str(F::Service)? {
+        if check_name(s).is_err() {
+            return Err(p.fail(F::Service, "must be 1 to 32 of [A-Za-z0-9_.-]"));
         }
-        None => None,
-    };
-    let only = |f: F, ok: bool, what: &'static str| -> Result<(), ConfigError> {
-        if raw.has(f) && !ok {
-            return Err(raw.err(f, what));
-        }
-        Ok(())
-    };
-    let is_http = metric == Metric::Http;
-    only(F::Path, metric == Metric::File, "only for metric file")?;
-    for f in [F::Url, F::Field, F::TimeoutMs, F::StaleMs, F::Stale] {
-        only(f, is_http, "only for metric http")?;
+        copy(rule.service.insert(String::new()).as_mut_view(), s, false);
     }
-    only(
-        F::Decimals,
-        matches!(metric, Metric::File | Metric::Http),
-        "only for metric file or http",
-    )?;
-    let path = match raw.str(F::Path)? {
-        Some(p) if p.len() <= PATH_MAX && !p.is_empty() => copy(p),
-        Some(_) => return Err(raw.err(F::Path, "must be 1 to 128 bytes")),
-        None if metric == Metric::File => {
-            return Err(raw.err(F::Path, "missing (the file to read)"))
+    let is_http = metric == Metric::Http;
+    let is_file = metric == Metric::File;
+    if !is_file {
+        p.none_of(F::Path, F::Path, "only for metric file")?;
+    }
+    if !is_http {
+        p.none_of(F::Url, F::Stale, "only for metric http")?;
+    }
+    if !is_file && !is_http {
+        p.none_of(F::Decimals, F::Decimals, "only for metric file or http")?;
+    }
+    match p.str(F::Path)? {
+        Some(path) if path.len() <= PATH_MAX && !path.is_empty() => {
+            copy(rule.path.as_mut_view(), path, false)
         }
-        None => String::new(),
-    };
-    let decimals = match metric {
-        Metric::Load => 2,
-        Metric::File | Metric::Http => {
-            raw.int(F::Decimals, 0, 3, "must be 0 to 3")?.unwrap_or(0) as u8
-        }
-        _ => 0,
-    };
-    let http = if is_http {
-        Some(check_http(raw)?)
-    } else {
-        None
-    };
-    let low = raw.value(F::Low, decimals)?;
-    let limit = raw.value(F::Limit, decimals)?;
-    let min_w = raw.int(F::MinWeight, 0, 100, "must be 0 to 100")?;
-    let max_w = raw.int(F::MaxWeight, 1, 100, "must be 1 to 100")?;
-    let curve = match raw.str(F::Curve)? {
-        None => {
-            for f in [F::Low, F::Limit, F::MinWeight, F::MaxWeight] {
-                only(f, false, "needs a curve (linear or first-order)")?;
-            }
-            None
-        }
-        Some(c) => {
-            let shape = match c {
-                b"linear" => Shape::Linear,
-                b"first-order" => Shape::FirstOrder,
-                _ => return Err(raw.err(F::Curve, "must be linear or first-order")),
-            };
+        Some(_) => return Err(p.fail(F::Path, "must be 1 to 128 bytes")),
+        None if is_file => return Err(p.fail(F::Path, "missing (the file to read)")),
+        None => {}
+    }
+    // Only file and http rules may set decimals (refused above for the others).
+    let decimals = p.int(F::Decimals, 0, 3, 0, "must be 0 to 3")? as u8;
+    p.decimals = if metric == Metric::Load { 2 } else { decimals };
+    rule.decimals = p.decimals;
+    if is_http {
+        check_http(p, rule)?;
+    }
+    let low = p.value(F::Low)?;
+    let limit = p.value(F::Limit)?;
+    let min_w = p.int(F::MinWeight, 0, 100, 1, "must be 0 to 100")?;
+    let max_w = p.int(F::MaxWeight, 1, 100, 100, "must be 1 to 100")?;
+    match p.word(F::Curve, &SHAPE_NAMES, "must be linear or first-order")? {
+        None => p.none_of(
+            F::Low,
+            F::MaxWeight,
+            "needs a curve (linear or first-order)",
+        )?,
+        Some(shape) => {
             let low = low.unwrap_or(0);
-            let limit =
-                limit.ok_or(raw.err(F::Limit, "missing (where the minimum weight is reached)"))?;
+            let Some(limit) = limit else {
+                return Err(p.fail(F::Limit, "missing (where the minimum weight is reached)"));
+            };
             if limit <= low {
-                return Err(raw.err(F::Limit, "must be above low"));
+                return Err(p.fail(F::Limit, "must be above low"));
             }
-            let (min_w, max_w) = (min_w.unwrap_or(1), max_w.unwrap_or(100));
             if min_w > max_w {
-                return Err(raw.err(F::MinWeight, "must not be above max_weight"));
+                return Err(p.fail(F::MinWeight, "must not be above max_weight"));
             }
-            Some(Curve::new(shape, low, limit, min_w as u8, max_w as u8))
+            rule.curve = Some(Curve::new(
+                SHAPES[shape],
+                low,
+                limit,
+                min_w as u8,
+                max_w as u8,
+            ));
         }
-    };
-    let enter = raw.value(F::Enter, decimals)?;
-    let threshold = match enter {
-        None => {
-            only(F::Leave, false, "needs enter")?;
-            only(F::HoldMs, false, "needs enter")?;
-            None
-        }
+    }
+    match p.value(F::Enter)? {
+        None => p.none_of(F::Leave, F::HoldMs, "needs enter")?,
         Some(enter) => {
-            let leave = raw.value(F::Leave, decimals)?.unwrap_or(enter);
+            let leave = p.value(F::Leave)?.unwrap_or(enter);
             if leave > enter {
-                return Err(raw.err(F::Leave, "must not be above enter"));
+                return Err(p.fail(F::Leave, "must not be above enter"));
             }
-            let hold_ms = raw
-                .int(F::HoldMs, 0, 86_400_000, "must be 0 to 86400000")?
-                .unwrap_or(0);
-            Some(Threshold {
+            let hold_ms = p.ms(F::HoldMs)?;
+            rule.threshold = Some(Threshold {
                 enter,
                 leave,
                 hold_ms,
-            })
+            });
         }
-    };
-    let smooth_ms = raw
-        .int(F::SmoothMs, 0, 86_400_000, "must be 0 to 86400000")?
-        .unwrap_or(0);
-    if curve.is_none() && threshold.is_none() && !is_http {
-        return Err(raw.err(
+    }
+    rule.smooth_ms = p.ms(F::SmoothMs)?;
+    if rule.curve.is_none() && rule.threshold.is_none() && !is_http {
+        return Err(p.fail(
             F::Curve,
             "missing: a rule needs a curve, an enter threshold, or both",
         ));
     }
-    Ok(Rule {
-        metric,
-        name,
-        service,
-        path,
-        http,
-        decimals,
-        curve,
-        threshold,
-        smooth_ms,
-        text_hash: 0,
-    })
+    Ok(())
 }
 
-fn check_http(raw: &RawRule<'_>) -> Result<HttpTarget, ConfigError> {
-    let url = raw
-        .str(F::Url)?
-        .ok_or(raw.err(F::Url, "missing (http://host:port/path)"))?;
-    let (addr, host, path) = parse_url(url).ok_or(raw.err(
-        F::Url,
-        "must be http://HOST[:PORT]/PATH with HOST an IP address or localhost",
-    ))?;
-    let mut request: Vec<u8, REQUEST_MAX> = Vec::new();
+/// Checks an `http` rule's own fields and fills in `rule.http`.
+fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
+    let Some(url) = p.str(F::Url)? else {
+        return Err(p.fail(F::Url, "missing (http://host:port/path)"));
+    };
+    let Some((addr, host, path)) = parse_url(url) else {
+        return Err(p.fail(
+            F::Url,
+            "must be http://HOST[:PORT]/PATH with HOST an IP address or localhost",
+        ));
+    };
+    let h = rule.http.insert(HttpTarget {
+        addr,
+        request: Vec::new(),
+        field: None,
+        timeout_ms: 0,
+        stale_ms: 0,
+        stale: Stale::Down,
+    });
     let parts: [&[u8]; 5] = [
         b"GET ",
         path,
@@ -584,35 +649,24 @@ fn check_http(raw: &RawRule<'_>) -> Result<HttpTarget, ConfigError> {
         host,
         b"\r\nUser-Agent: heft\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
     ];
-    for p in parts {
-        request
-            .extend_from_slice(p)
-            .map_err(|_| raw.err(F::Url, "too long"))?;
+    for part in parts {
+        if h.request.extend_from_slice(part).is_err() {
+            return Err(p.fail(F::Url, "too long"));
+        }
     }
-    let field = match raw.str(F::Field)? {
-        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX => Some(copy(f)),
-        Some(_) => return Err(raw.err(F::Field, "must be 1 to 32 bytes")),
-        None => None,
-    };
-    let stale = match raw.str(F::Stale)? {
-        None | Some(b"down") => Stale::Down,
-        Some(b"keep") => Stale::Keep,
-        Some(b"ignore") => Stale::Ignore,
-        Some(b"min") => Stale::Min,
-        Some(_) => return Err(raw.err(F::Stale, "must be down, keep, ignore or min")),
-    };
-    Ok(HttpTarget {
-        addr,
-        request,
-        field,
-        timeout_ms: raw
-            .int(F::TimeoutMs, 1, 60_000, "must be 1 to 60000")?
-            .unwrap_or(1000),
-        stale_ms: raw
-            .int(F::StaleMs, 0, 86_400_000, "must be 0 to 86400000")?
-            .unwrap_or(0),
-        stale,
-    })
+    match p.str(F::Field)? {
+        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX => {
+            copy(h.field.insert(String::new()).as_mut_view(), f, false)
+        }
+        Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 bytes")),
+        None => {}
+    }
+    if let Some(i) = p.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
+        h.stale = STALES[i];
+    }
+    h.timeout_ms = p.int(F::TimeoutMs, 1, 60_000, 1000, "must be 1 to 60000")?;
+    h.stale_ms = p.ms(F::StaleMs)?;
+    Ok(())
 }
 
 /// Splits `http://host[:port][/path]` into an address, the Host header value and the path.
