@@ -3,10 +3,10 @@
 //! A flag beats its `HEFT_*` variable, which beats hapgent's variable, which
 //! beats the default. A bad value is reported by `Usage` naming its source.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::allow::AllowList;
 use crate::log::Level;
@@ -25,6 +25,9 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 2000;
 pub const DEFAULT_SLOTS: u32 = 64;
 /// The most connection slots one agent may have.
 pub const SLOTS_MAX: u32 = 1024;
+
+/// A value as given (borrowed from `argv` or `environ`) and the flag or variable that gave it.
+pub type Given = (&'static str, &'static [u8]);
 
 /// What to run.
 pub enum Command {
@@ -47,9 +50,9 @@ pub struct Serve {
     /// Port to listen on.
     pub port: u16,
     /// The JSON state file.
-    pub state_file: PathBuf,
+    pub state_file: &'static Path,
     /// Where to write our pid, if anywhere.
-    pub pid_file: Option<PathBuf>,
+    pub pid_file: Option<&'static Path>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
     pub ready_window_ms: Option<u32>,
     /// How long to wait for a payload or HTTP request line before answering.
@@ -59,15 +62,15 @@ pub struct Serve {
     /// How many connections are served at once.
     pub slots: u32,
     /// The load feedback rules, if any.
-    pub feedback: Option<PathBuf>,
+    pub feedback: Option<&'static Path>,
     /// Who may ask.
     pub allow: AllowList,
     /// User to run as after binding, and where that was said (flag or variable).
-    pub user: Option<(&'static str, OsString)>,
+    pub user: Option<Given>,
     /// Group to run as after binding, and where that was said.
-    pub group: Option<(&'static str, OsString)>,
+    pub group: Option<Given>,
     /// The syslog socket to log to, when logging to syslog.
-    pub syslog: Option<PathBuf>,
+    pub syslog: Option<&'static Path>,
     /// How much to log.
     pub level: Level,
 }
@@ -85,9 +88,9 @@ pub struct Set {
     /// The service to change instead of the top level.
     pub service: Option<Name>,
     /// The state file.
-    pub state_file: PathBuf,
+    pub state_file: &'static Path,
     /// The agent's pid file, to send it SIGHUP.
-    pub pid_file: Option<PathBuf>,
+    pub pid_file: Option<&'static Path>,
     /// How much to log.
     pub level: Level,
 }
@@ -110,15 +113,15 @@ pub struct Usage {
     /// The flag or variable at fault.
     pub source: &'static str,
     /// The value given, if one was.
-    pub value: Option<OsString>,
+    pub value: Option<&'static [u8]>,
     /// What was expected.
     pub expected: &'static str,
 }
 
-fn bad(source: &'static str, value: &OsStr, expected: &'static str) -> Usage {
+fn bad(source: &'static str, value: &'static [u8], expected: &'static str) -> Usage {
     Usage {
         source,
-        value: Some(value.to_os_string()),
+        value: Some(value),
         expected,
     }
 }
@@ -262,15 +265,15 @@ const GET: &[Opt] = &[
 /// The values found for one command's options, by index into its table.
 struct Found {
     /// `(source, value)`; a switch without a value has an empty one.
-    vals: [Option<(&'static str, OsString)>; 16],
-    positional: Option<OsString>,
+    vals: [Option<Given>; 16],
+    positional: Option<&'static [u8]>,
     level: Level,
 }
 
 fn scan(
     table: &'static [Opt],
-    args: &mut dyn Iterator<Item = OsString>,
-    env: &dyn Fn(&str) -> Option<OsString>,
+    args: &mut dyn Iterator<Item = &'static [u8]>,
+    env: &dyn Fn(&str) -> Option<&'static [u8]>,
     positional: bool,
 ) -> Result<Found, Usage> {
     let mut f = Found {
@@ -279,7 +282,7 @@ fn scan(
         level: Level::Info,
     };
     while let Some(arg) = args.next() {
-        let bytes = arg.as_bytes();
+        let bytes = arg;
         match bytes {
             b"-q" | b"--quiet" => f.level = Level::Error,
             b"-v" | b"--verbose" => f.level = Level::Debug,
@@ -287,19 +290,19 @@ fn scan(
                 let (name, inline) = match bytes.iter().position(|&c| c == b'=') {
                     Some(i) => (
                         &bytes[..i],
-                        Some(OsStr::from_bytes(&bytes[i + 1..]).to_os_string()),
+                        Some(&bytes[i + 1..]),
                     ),
                     None => (bytes, None),
                 };
                 let Some(i) = table.iter().position(|o| o.flag.as_bytes() == name) else {
-                    return Err(bad("option", &arg, "see heft --help"));
+                    return Err(bad("option", arg, "see heft --help"));
                 };
                 let o = &table[i];
                 let v = if !o.takes_value {
                     if inline.is_some() {
-                        return Err(bad(o.flag, &arg, "no value"));
+                        return Err(bad(o.flag, arg, "no value"));
                     }
-                    OsString::new()
+                    &[][..]
                 } else {
                     match inline.or_else(|| args.next()) {
                         Some(v) => v,
@@ -315,7 +318,7 @@ fn scan(
                 f.vals[i] = Some((o.flag, v));
             }
             _ if positional && f.positional.is_none() => f.positional = Some(arg),
-            _ => return Err(bad("argument", &arg, "see heft --help")),
+            _ => return Err(bad("argument", arg, "see heft --help")),
         }
     }
     for (i, o) in table.iter().enumerate() {
@@ -328,7 +331,7 @@ fn scan(
     }
     if let Some(l) = env("HEFT_LOG") {
         if f.level == Level::Info {
-            f.level = match l.as_bytes() {
+            f.level = match l {
                 b"quiet" => Level::Error,
                 b"verbose" => Level::Debug,
                 _ => Level::Info,
@@ -339,44 +342,45 @@ fn scan(
 }
 
 fn number(
-    v: &Option<(&'static str, OsString)>,
+    v: &Option<Given>,
     min: u32,
     max: u32,
     expected: &'static str,
 ) -> Result<Option<u32>, Usage> {
     match v {
         None => Ok(None),
-        Some((src, val)) => match num::parse_u32(val.as_bytes()) {
+        Some((src, val)) => match num::parse_u32(val) {
             Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
             _ => Err(bad(src, val, expected)),
         },
     }
 }
 
-fn addr(v: &Option<(&'static str, OsString)>, default: &str) -> Result<IpAddr, Usage> {
+fn addr(v: &Option<Given>, default: &str) -> Result<IpAddr, Usage> {
     let (src, val) = match v {
         None => return Ok(default.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
         Some((s, v)) => (*s, v),
     };
-    val.to_str()
+    OsStr::from_bytes(val)
+        .to_str()
         .and_then(|s| s.trim_start_matches('[').trim_end_matches(']').parse().ok())
         .ok_or_else(|| bad(src, val, "an IPv4 or IPv6 address"))
 }
 
-fn path(v: Option<(&'static str, OsString)>) -> Option<PathBuf> {
-    v.map(|(_, p)| PathBuf::from(p))
+fn path(v: Option<Given>) -> Option<&'static Path> {
+    v.map(|(_, p)| Path::new(OsStr::from_bytes(p)))
 }
 
 /// Parses the arguments after the program name, reading variables through `env`.
 pub fn parse(
-    args: std::vec::Vec<OsString>,
-    env: &dyn Fn(&str) -> Option<OsString>,
+    args: impl Iterator<Item = &'static [u8]>,
+    env: &dyn Fn(&str) -> Option<&'static [u8]>,
 ) -> Result<Command, Usage> {
     const SERVE_CMD: u8 = 0;
     const SET_CMD: u8 = 1;
     const GET_CMD: u8 = 2;
-    let mut args = args.into_iter().peekable();
-    let (table, cmd, named) = match args.peek().map(|a| a.as_bytes()) {
+    let mut args = args.peekable();
+    let (table, cmd, named) = match args.peek().copied() {
         Some(b"--help" | b"-h" | b"help") => return Ok(Command::Help),
         Some(b"--version" | b"-V" | b"version") => return Ok(Command::Version),
         Some(b"set") => (SET, SET_CMD, true),
@@ -399,15 +403,13 @@ fn parse_serve(mut f: Found) -> Result<Serve, Usage> {
     let v = &f.vals;
     let allow = match &v[9] {
         None => AllowList::everyone(),
-        Some((src, val)) => AllowList::parse(val.as_bytes())
+        Some((src, val)) => AllowList::parse(val)
             .ok_or_else(|| bad(src, val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
     };
     let syslog = match &v[12] {
         None => false,
-        Some((_, val)) if val.is_empty() || val.as_bytes() == b"1" || val.as_bytes() == b"yes" => {
-            true
-        }
-        Some((_, val)) if val.as_bytes() == b"0" || val.as_bytes() == b"no" => false,
+        Some((_, b"" | b"1" | b"yes")) => true,
+        Some((_, b"0" | b"no")) => false,
         Some((src, val)) => return Err(bad(src, val, "1 or 0")),
     };
     Ok(Serve {
@@ -420,15 +422,15 @@ fn parse_serve(mut f: Found) -> Result<Serve, Usage> {
         timeout_ms: number(&v[6], 10, 60_000, "milliseconds from 10 to 60000")?
             .unwrap_or(DEFAULT_TIMEOUT_MS),
         slots: number(&v[7], 1, SLOTS_MAX, "a number from 1 to 1024")?.unwrap_or(DEFAULT_SLOTS),
-        state_file: path(f.vals[2].take()).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
+        state_file: path(f.vals[2].take()).unwrap_or(Path::new(DEFAULT_STATE_FILE)),
         pid_file: path(f.vals[3].take()),
         feedback: path(f.vals[8].take()),
         allow,
         user: f.vals[10].take(),
         group: f.vals[11].take(),
         syslog: match (syslog, f.vals[13].take()) {
-            (_, Some((_, p))) => Some(PathBuf::from(p)),
-            (true, None) => Some(PathBuf::from("/dev/log")),
+            (_, Some((_, p))) => Some(Path::new(OsStr::from_bytes(p))),
+            (true, None) => Some(Path::new("/dev/log")),
             (false, None) => None,
         },
         level: f.level,
@@ -444,19 +446,19 @@ fn parse_set(mut f: Found) -> Result<Set, Usage> {
                 expected: "UP READY DRAIN MAINT DOWN FAIL or STOPPED",
             })
         }
-        Some(s) => Status::parse(s.as_bytes())
+        Some(s) => Status::parse(s)
             .ok_or_else(|| bad("STATUS", s, "UP READY DRAIN MAINT DOWN FAIL or STOPPED"))?,
     };
     let v = &f.vals;
     let maxconn = match &v[1] {
-        Some((_, val)) if val.as_bytes() == b"none" => Some(None),
+        Some((_, b"none")) => Some(None),
         _ => number(&v[1], 0, 65535, "0 to 65535, or none")?.map(|m| Some(m as u16)),
     };
     let reason = match &v[2] {
         None => None,
         Some((src, val)) => {
             let mut r = Reason::new();
-            let s = val
+            let s = OsStr::from_bytes(val)
                 .to_str()
                 .filter(|s| state::check_reason(s.as_bytes()).is_ok());
             match s {
@@ -469,7 +471,7 @@ fn parse_set(mut f: Found) -> Result<Set, Usage> {
         None => None,
         Some((src, val)) => {
             let mut n = Name::new();
-            match val
+            match OsStr::from_bytes(val)
                 .to_str()
                 .filter(|s| state::check_name(s.as_bytes()).is_ok())
             {
@@ -484,7 +486,7 @@ fn parse_set(mut f: Found) -> Result<Set, Usage> {
         maxconn,
         reason,
         service,
-        state_file: path(f.vals[4].take()).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
+        state_file: path(f.vals[4].take()).unwrap_or(Path::new(DEFAULT_STATE_FILE)),
         pid_file: path(f.vals[5].take()),
         level: f.level,
     })
@@ -494,7 +496,7 @@ fn parse_get(f: Found) -> Result<Get, Usage> {
     let v = &f.vals;
     let mut send = heapless::Vec::new();
     if let Some((src, val)) = &v[2] {
-        unescape(val.as_bytes(), &mut send).map_err(|_| bad(src, val, "at most 256 bytes"))?;
+        unescape(val, &mut send).map_err(|_| bad(src, val, "at most 256 bytes"))?;
     }
     Ok(Get {
         addr: addr(&v[0], "127.0.0.1")?,
@@ -564,20 +566,12 @@ exit codes: 0 stopped by SIGTERM/SIGINT (get: a whole line came back),
 mod tests {
     use super::*;
 
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Usage> {
-        let env: std::vec::Vec<(std::string::String, std::string::String)> = env
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let lookup = move |k: &str| {
-            env.iter()
-                .find(|(a, _)| a == k)
-                .map(|(_, b)| OsString::from(b))
-        };
-        parse(args.iter().map(OsString::from).collect(), &lookup)
+    fn run(args: &[&'static str], env: &[(&str, &'static str)]) -> Result<Command, Usage> {
+        let lookup = |k: &str| env.iter().find(|e| e.0 == k).map(|e| e.1.as_bytes());
+        parse(args.iter().map(|a| a.as_bytes()), &lookup)
     }
 
-    fn serve(args: &[&str], env: &[(&str, &str)]) -> Serve {
+    fn serve(args: &[&'static str], env: &[(&str, &'static str)]) -> Serve {
         match run(args, env) {
             Ok(Command::Serve(s)) => s,
             _ => panic!("not serve"),
@@ -589,7 +583,7 @@ mod tests {
         let s = serve(&[], &[]);
         assert_eq!(s.addr.to_string(), "0.0.0.0");
         assert_eq!(s.port, 9777);
-        assert_eq!(s.state_file, PathBuf::from("/etc/heft/state.json"));
+        assert_eq!(s.state_file, Path::new("/etc/heft/state.json"));
         assert!(s.pid_file.is_none() && s.ready_window_ms.is_none());
     }
 
@@ -615,7 +609,7 @@ mod tests {
         );
         assert_eq!(
             (s.state_file, s.ready_window_ms),
-            (PathBuf::from("/x.json"), Some(6000))
+            (Path::new("/x.json"), Some(6000))
         );
     }
 
@@ -624,7 +618,7 @@ mod tests {
         let e = run(&["--port", "99999"], &[]).err().unwrap();
         assert_eq!(
             (e.source, e.value.unwrap()),
-            ("--port", OsString::from("99999"))
+            ("--port", &b"99999"[..])
         );
         let e = run(&[], &[("HEFT_PORT", "x")]).err().unwrap();
         assert_eq!(e.source, "HEFT_PORT");

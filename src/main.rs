@@ -34,11 +34,10 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
 }
 
 /// Runs the command the arguments name; returns the exit code.
-fn run(args: Vec<std::ffi::OsString>) -> i32 {
+fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     heft::sys::ignore_sigpipe();
-    let env = |k: &str| heft::sys::env_var(k);
-    match cli::parse(args, &env) {
-        Err(u) => usage(u.source, u.value.as_deref(), u.expected),
+    match cli::parse(args, &heft::sys::env_var) {
+        Err(u) => usage(u.source, u.value, u.expected),
         Ok(Command::Help) => {
             heft::sys::write_stdout(cli::HELP.as_bytes());
             0
@@ -66,10 +65,10 @@ fn run(args: Vec<std::ffi::OsString>) -> i32 {
 }
 
 /// Logs a bad value with where it came from and what was expected; returns the exit code.
-fn usage(source: &str, value: Option<&std::ffi::OsStr>, expected: &str) -> i32 {
+fn usage(source: &str, value: Option<&[u8]>, expected: &str) -> i32 {
     let mut l = log::error().s(source).s(": ");
     if let Some(v) = value {
-        l = l.s("bad value \"").b(v.as_bytes()).s("\" ");
+        l = l.s("bad value \"").b(v).s("\" ");
     }
     l.s("(expected ").s(expected).s(")").send();
     USAGE
@@ -138,16 +137,16 @@ fn drop_and_run(
     feedback: Option<Box<heft::feedback::Feedback>>,
 ) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
-        let user = cfg.user.as_ref().map(|(_, v)| v.as_os_str());
-        let group = cfg.group.as_ref().map(|(_, v)| v.as_os_str());
+        let user = cfg.user.map(|(_, v)| v);
+        let group = cfg.group.map(|(_, v)| v);
         if let Err(e) = heft::privs::drop_to(user, group) {
-            let named = |o: &Option<(&'static str, std::ffi::OsString)>, what| match o {
+            let named = |o: Option<cli::Given>, what| match o {
                 Some((src, v)) => usage(src, Some(v), what),
                 None => USAGE,
             };
             return match e {
-                DropError::NoUser => named(&cfg.user, "a user in /etc/passwd or a number"),
-                DropError::NoGroup => named(&cfg.group, "a group in /etc/group or a number"),
+                DropError::NoUser => named(cfg.user, "a user in /etc/passwd or a number"),
+                DropError::NoGroup => named(cfg.group, "a group in /etc/group or a number"),
                 DropError::Call(c, errno) => {
                     log::error()
                         .s("dropping privileges: ")
@@ -171,7 +170,7 @@ fn drop_and_run(
             return SYSCALL;
         }
     };
-    if let Some(path) = &cfg.syslog {
+    if let Some(path) = cfg.syslog {
         if let Err(e) = heft::sys::connect_syslog(path) {
             log::error()
                 .s("syslog ")

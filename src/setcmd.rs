@@ -13,7 +13,7 @@ use crate::state::{Entry, Name, State, FILE_MAX};
 /// Applies `s` to the state file; returns the exit code (0 done, 1 agent not signalled, 111 not written).
 pub fn run(s: &Set) -> i32 {
     let mut buf = [0u8; FILE_MAX + 1];
-    let mut state = match persist::read(&s.state_file, &mut buf) {
+    let mut state = match persist::read(s.state_file, &mut buf) {
         Ok(st) => st,
         Err(e) => {
             let mut why = crate::state::Reason::new();
@@ -29,8 +29,8 @@ pub fn run(s: &Set) -> i32 {
         }
     };
     apply(&mut state, s);
-    let tmp = persist::temp_path(&s.state_file, &pid_suffix());
-    if let Err(e) = persist::write(&s.state_file, &tmp, &state) {
+    let tmp = persist::temp_path(s.state_file, &pid_suffix());
+    if let Err(e) = persist::write(s.state_file, &tmp, &state) {
         let (step, errno) = e.parts();
         let mut l = log::error()
             .s("writing ")
