@@ -65,10 +65,10 @@ fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
 }
 
 /// Logs a bad value with where it came from and what was expected; returns the exit code.
-fn usage(source: &str, value: Option<&[u8]>, expected: &str) -> i32 {
+fn usage(source: &str, value: Option<&std::ffi::OsStr>, expected: &str) -> i32 {
     let mut l = log::error().s(source).s(": ");
     if let Some(v) = value {
-        l = l.s("bad value \"").b(v).s("\" ");
+        l = l.s("bad value \"").b(v.as_bytes()).s("\" ");
     }
     l.s("(expected ").s(expected).s(")").send();
     USAGE
@@ -78,7 +78,6 @@ fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
     let feedback = match cfg
         .feedback
-        .as_deref()
         .map(|p| heft::feedback::Feedback::load(p, heft::sys::now_ms()).map_err(|e| (p, e)))
     {
         None => None,
@@ -196,7 +195,7 @@ fn drop_and_run(
 
 /// Says at start-up when signals could not be saved to the state file as the new user.
 fn warn_if_unwritable(cfg: &Serve) {
-    let dir = heft::file::dir_of(&cfg.state_file);
+    let dir = heft::file::dir_of(cfg.state_file);
     if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
         log::error()
             .s("the state file's directory ")

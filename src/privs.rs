@@ -4,6 +4,8 @@
 //! routers and busybox boxes heft is for; NSS (LDAP, NIS) is not consulted.
 //! Numeric ids are taken as they are. (musl's getpwnam would cost ~15 KB.)
 
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -23,13 +25,13 @@ pub enum DropError {
 }
 
 /// Switches to `user` (and its group, or `group`); refuses to go on as root if that fails.
-pub fn drop_to(user: Option<&[u8]>, group: Option<&[u8]>) -> Result<(), DropError> {
+pub fn drop_to(user: Option<&OsStr>, group: Option<&OsStr>) -> Result<(), DropError> {
     let u = match user {
-        Some(name) => Some(lookup_user(name, group.is_some())?),
+        Some(name) => Some(lookup_user(name.as_bytes(), group.is_some())?),
         None => None,
     };
     let gid = match group {
-        Some(name) => Some(lookup_group(name)?),
+        Some(name) => Some(lookup_group(name.as_bytes())?),
         None => u.map(|(_, g)| g),
     };
     if let Some(g) = gid {
