@@ -395,6 +395,11 @@ fn scan(
     Ok(f)
 }
 
+/// Finds `word` among a table's words and returns what it stands for.
+fn lookup<T: Copy>(table: &[(&str, T)], word: &[u8]) -> Option<T> {
+    table.iter().find(|e| e.0.as_bytes() == word).map(|e| e.1)
+}
+
 /// Returns an option's flag, the first of its names.
 fn flag(o: &Opt) -> &'static str {
     o.names.split(' ').next().unwrap_or("")
@@ -428,23 +433,38 @@ fn state_file(v: Option<Given>) -> &'static Path {
     path(v).unwrap_or(Path::new(DEFAULT_STATE_FILE))
 }
 
+/// `heft --help` (not an option bit).
+const HELP_CMD: u8 = 8;
+/// `heft --version` (not an option bit).
+const VERSION_CMD: u8 = 16;
+/// The words that may come first, and what each asks for.
+const FIRST: [(&str, u8); 9] = [
+    ("--help", HELP_CMD),
+    ("-h", HELP_CMD),
+    ("help", HELP_CMD),
+    ("--version", VERSION_CMD),
+    ("-V", VERSION_CMD),
+    ("version", VERSION_CMD),
+    ("set", SET),
+    ("get", GET),
+    ("serve", SERVE),
+];
+
 /// Parses the arguments after the program name, reading variables through `env`.
 pub fn parse(
     args: impl Iterator<Item = &'static [u8]>,
     env: &dyn Fn(&str) -> Option<&'static [u8]>,
 ) -> Result<Command, Usage> {
     let mut args = args.peekable();
-    let (cmd, named) = match args.peek().copied() {
-        Some(b"--help" | b"-h" | b"help") => return Ok(Command::Help),
-        Some(b"--version" | b"-V" | b"version") => return Ok(Command::Version),
-        Some(b"set") => (SET, true),
-        Some(b"get") => (GET, true),
-        Some(b"serve") => (SERVE, true),
-        _ => (SERVE, false),
+    let cmd = match args.peek().and_then(|a| lookup(&FIRST, a)) {
+        Some(HELP_CMD) => return Ok(Command::Help),
+        Some(VERSION_CMD) => return Ok(Command::Version),
+        Some(cmd) => {
+            args.next();
+            cmd
+        }
+        None => SERVE,
     };
-    if named {
-        args.next();
-    }
     let found = scan(cmd, &mut args, env)?;
     match cmd {
         SET => parse_set(&found).map(Command::Set),
