@@ -11,7 +11,7 @@ use std::path::Path;
 use crate::allow::AllowList;
 use crate::log::Level;
 use crate::num;
-use crate::state::{self, Name, Reason, Status};
+use crate::state::{self, Status};
 
 /// The default agent port, hapgent's.
 pub const DEFAULT_PORT: u16 = 9777;
@@ -83,10 +83,10 @@ pub struct Set {
     pub weight: Option<u8>,
     /// The new maxconn (`Some(None)` removes it), if told.
     pub maxconn: Option<Option<u16>>,
-    /// The new reason (empty removes it), if told.
-    pub reason: Option<Reason>,
-    /// The service to change instead of the top level.
-    pub service: Option<Name>,
+    /// The new reason (empty removes it), if told; checked to fit a `Reason`.
+    pub reason: Option<&'static str>,
+    /// The service to change instead of the top level; checked to fit a `Name`.
+    pub service: Option<&'static str>,
     /// The state file.
     pub state_file: &'static Path,
     /// The agent's pid file, to send it SIGHUP.
@@ -550,20 +550,18 @@ const MAXCONN: Range = Range {
     expected: "0 to 65535, or none",
 };
 
-/// Copies a text that `check` accepts into a fixed-size string; `None` if none was given.
-fn text<const N: usize, E>(
+/// Returns the text given if `check` accepts it; `None` if none was given.
+fn text(
     v: Option<Given>,
-    check: fn(&[u8]) -> Result<(), E>,
+    check: fn(&[u8]) -> Result<(), state::StateError>,
     expected: &'static str,
-) -> Result<Option<heapless::String<N>>, Usage> {
+) -> Result<Option<&'static str>, Usage> {
     let Some((src, val)) = v else {
         return Ok(None);
     };
-    match val.to_str().filter(|s| check(s.as_bytes()).is_ok()) {
-        Some(s) => heapless::String::try_from(s)
-            .map(Some)
-            .map_err(|_| bad(src, val, expected)),
-        None => Err(bad(src, val, expected)),
+    match val.to_str() {
+        Some(s) if check(s.as_bytes()).is_ok() => Ok(Some(s)),
+        _ => Err(bad(src, val, expected)),
     }
 }
 
@@ -724,7 +722,7 @@ mod tests {
                     (s.status, s.weight, s.maxconn),
                     (Status::Drain, Some(5), Some(None))
                 );
-                assert_eq!(s.reason.unwrap().as_str(), "x y");
+                assert_eq!(s.reason, Some("x y"));
             }
             _ => panic!(),
         }
