@@ -335,9 +335,11 @@ fn scan(
     };
     while let Some(arg) = args.next() {
         let given = OsStr::from_bytes(arg);
+        if let Some(level) = lookup(&LEVEL_FLAGS, arg) {
+            f.level = level;
+            continue;
+        }
         match arg {
-            b"-q" | b"--quiet" => f.level = Level::Error,
-            b"-v" | b"--verbose" => f.level = Level::Debug,
             [b'-', _, ..] => {
                 let (name, inline) = match arg.iter().position(|&c| c == b'=') {
                     Some(i) => (&arg[..i], Some(&arg[i + 1..])),
@@ -383,17 +385,23 @@ fn scan(
             };
         }
     }
-    if let Some(l) = env("HEFT_LOG") {
-        if f.level == Level::Info {
-            f.level = match l {
-                b"quiet" => Level::Error,
-                b"verbose" => Level::Debug,
-                _ => Level::Info,
-            };
-        }
+    if f.level == Level::Info {
+        let name = |l: &[u8]| lookup(&LEVEL_NAMES, l);
+        f.level = env("HEFT_LOG").and_then(name).unwrap_or(Level::Info);
     }
     Ok(f)
 }
+
+/// The flags that say how much to log.
+const LEVEL_FLAGS: [(&str, Level); 4] = [
+    ("-q", Level::Error),
+    ("-v", Level::Debug),
+    ("--quiet", Level::Error),
+    ("--verbose", Level::Debug),
+];
+
+/// The values of `HEFT_LOG`.
+const LEVEL_NAMES: [(&str, Level); 2] = [("quiet", Level::Error), ("verbose", Level::Debug)];
 
 /// Finds `word` among a table's words and returns what it stands for.
 fn lookup<T: Copy>(table: &[(&str, T)], word: &[u8]) -> Option<T> {
@@ -473,6 +481,15 @@ pub fn parse(
     }
 }
 
+/// The values `--syslog` (empty) and `HEFT_SYSLOG` may have, and whether each turns it on.
+const SWITCH: [(&str, bool); 5] = [
+    ("", true),
+    ("1", true),
+    ("yes", true),
+    ("0", false),
+    ("no", false),
+];
+
 /// Builds `heft serve`'s options from what was found.
 fn parse_serve(f: &Found) -> Result<Serve, Usage> {
     let (v, n) = (&f.vals, &f.nums);
@@ -481,11 +498,12 @@ fn parse_serve(f: &Found) -> Result<Serve, Usage> {
         Some((src, val)) => AllowList::parse(val.as_bytes())
             .ok_or_else(|| bad(src, val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
     };
-    let syslog = match v[12].map(|(src, val)| (src, val, val.as_bytes())) {
+    let syslog = match v[12] {
         None => None,
-        Some((_, _, b"" | b"1" | b"yes")) => Some(Path::new("/dev/log")),
-        Some((_, _, b"0" | b"no")) => None,
-        Some((src, val, _)) => return Err(bad(src, val, "1 or 0")),
+        Some((src, val)) => match lookup(&SWITCH, val.as_bytes()) {
+            Some(on) => on.then_some(Path::new("/dev/log")),
+            None => return Err(bad(src, val, "1 or 0")),
+        },
     };
     Ok(Serve {
         addr: addr(&v[0], "0.0.0.0")?,
@@ -700,6 +718,25 @@ mod tests {
         );
         assert_eq!(run(&["--bogus"], &[]).err().unwrap().source, "option");
         assert_eq!(run(&["--port"], &[]).err().unwrap().source, "--port");
+    }
+
+    #[test]
+    fn levels_and_syslog_switch() {
+        assert_eq!(
+            serve(&["-q"], &[("HEFT_LOG", "verbose")]).level,
+            Level::Error
+        );
+        assert_eq!(serve(&[], &[("HEFT_LOG", "verbose")]).level, Level::Debug);
+        assert_eq!(serve(&[], &[("HEFT_LOG", "--quiet")]).level, Level::Info);
+        assert_eq!(run(&["quiet"], &[]).err().unwrap().source, "argument");
+        assert_eq!(run(&["-q=1"], &[]).err().unwrap().source, "option");
+        assert_eq!(
+            serve(&["--syslog"], &[]).syslog,
+            Some(Path::new("/dev/log"))
+        );
+        assert_eq!(serve(&[], &[("HEFT_SYSLOG", "no")]).syslog, None);
+        let e = run(&[], &[("HEFT_SYSLOG", "on")]).err().unwrap();
+        assert_eq!((e.source, e.expected), ("HEFT_SYSLOG", "1 or 0"));
     }
 
     #[test]
