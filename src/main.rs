@@ -205,7 +205,8 @@ fn warn_if_unwritable(cfg: &Serve) {
     }
 }
 
-fn addr_text(cfg: &Serve) -> Vec<u8> {
+/// Writes the listen address as `ip:port` or `[ip]:port`.
+fn addr_text(cfg: &Serve) -> heapless::Vec<u8, 64> {
     let mut out: heapless::Vec<u8, 64> = heapless::Vec::new();
     let v6 = cfg.addr.is_ipv6();
     if v6 {
@@ -217,5 +218,5 @@ fn addr_text(cfg: &Serve) -> Vec<u8> {
     }
     let _ = heft::num::push(&mut out, b":");
     let _ = heft::num::push_u32(&mut out, cfg.port as u32);
-    out.to_vec()
+    out
 }
