@@ -3,15 +3,15 @@
 //! A flag beats its `HEFT_*` variable, which beats hapgent's variable, which
 //! beats the default. A bad value is reported by `Usage` naming its source.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::allow::AllowList;
 use crate::log::Level;
 use crate::num;
-use crate::state::{self, Name, Reason, Status};
+use crate::state::{self, Status};
 
 /// The default agent port, hapgent's.
 pub const DEFAULT_PORT: u16 = 9777;
@@ -25,6 +25,9 @@ pub const DEFAULT_TIMEOUT_MS: u32 = 2000;
 pub const DEFAULT_SLOTS: u32 = 64;
 /// The most connection slots one agent may have.
 pub const SLOTS_MAX: u32 = 1024;
+
+/// A value as given (borrowed from `argv` or `environ`) and the flag or variable that gave it.
+pub type Given = (&'static str, &'static OsStr);
 
 /// What to run.
 pub enum Command {
@@ -47,9 +50,9 @@ pub struct Serve {
     /// Port to listen on.
     pub port: u16,
     /// The JSON state file.
-    pub state_file: PathBuf,
+    pub state_file: &'static Path,
     /// Where to write our pid, if anywhere.
-    pub pid_file: Option<PathBuf>,
+    pub pid_file: Option<&'static Path>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
     pub ready_window_ms: Option<u32>,
     /// How long to wait for a payload or HTTP request line before answering.
@@ -59,15 +62,15 @@ pub struct Serve {
     /// How many connections are served at once.
     pub slots: u32,
     /// The load feedback rules, if any.
-    pub feedback: Option<PathBuf>,
+    pub feedback: Option<&'static Path>,
     /// Who may ask.
     pub allow: AllowList,
     /// User to run as after binding, and where that was said (flag or variable).
-    pub user: Option<(&'static str, OsString)>,
+    pub user: Option<Given>,
     /// Group to run as after binding, and where that was said.
-    pub group: Option<(&'static str, OsString)>,
+    pub group: Option<Given>,
     /// The syslog socket to log to, when logging to syslog.
-    pub syslog: Option<PathBuf>,
+    pub syslog: Option<&'static Path>,
     /// How much to log.
     pub level: Level,
 }
@@ -80,14 +83,14 @@ pub struct Set {
     pub weight: Option<u8>,
     /// The new maxconn (`Some(None)` removes it), if told.
     pub maxconn: Option<Option<u16>>,
-    /// The new reason (empty removes it), if told.
-    pub reason: Option<Reason>,
-    /// The service to change instead of the top level.
-    pub service: Option<Name>,
+    /// The new reason (empty removes it), if told; checked to fit a `Reason`.
+    pub reason: Option<&'static str>,
+    /// The service to change instead of the top level; checked to fit a `Name`.
+    pub service: Option<&'static str>,
     /// The state file.
-    pub state_file: PathBuf,
+    pub state_file: &'static Path,
     /// The agent's pid file, to send it SIGHUP.
-    pub pid_file: Option<PathBuf>,
+    pub pid_file: Option<&'static Path>,
     /// How much to log.
     pub level: Level,
 }
@@ -110,250 +113,315 @@ pub struct Usage {
     /// The flag or variable at fault.
     pub source: &'static str,
     /// The value given, if one was.
-    pub value: Option<OsString>,
+    pub value: Option<&'static OsStr>,
     /// What was expected.
     pub expected: &'static str,
 }
 
-fn bad(source: &'static str, value: &OsStr, expected: &'static str) -> Usage {
+/// Builds the `Usage` error for a value that `source` gave.
+#[cold]
+fn bad(source: &'static str, value: &'static OsStr, expected: &'static str) -> Usage {
     Usage {
         source,
-        value: Some(value.to_os_string()),
+        value: Some(value),
         expected,
     }
 }
 
-/// One option: its flag, its variables, and whether it takes a value.
-struct Opt {
-    flag: &'static str,
-    vars: &'static [&'static str],
-    takes_value: bool,
+/// The command `heft serve` (bit for `Opt::cmds`).
+const SERVE: u8 = 1;
+/// The command `heft set`.
+const SET: u8 = 2;
+/// The command `heft get`.
+const GET: u8 = 4;
+
+/// A whole-number option's range, its default, and how the range reads in an error.
+struct Range {
+    min: u32,
+    max: u32,
+    default: u32,
+    expected: &'static str,
 }
 
-const SERVE: &[Opt] = &[
+/// How an option's value is read.
+enum Kind {
+    /// A flag without a value (its variable's value is checked by the command).
+    Switch,
+    /// A value the command checks and converts.
+    Text,
+    /// A whole number in a range, checked here.
+    Number(&'static Range),
+}
+
+/// One option: the commands that take it, its names, and how its value is read.
+struct Opt {
+    /// Bits of `SERVE`, `SET` and `GET`.
+    cmds: u8,
+    /// The flag, then the `HEFT_*` variable and hapgent's, if any, space-separated.
+    names: &'static str,
+    kind: Kind,
+}
+
+/// Port numbers, for `serve` and `get`.
+const PORT: Range = Range {
+    min: 1,
+    max: 65535,
+    default: DEFAULT_PORT as u32,
+    expected: "a port from 1 to 65535",
+};
+
+/// Every option of every command; `Found::vals` follows this order.
+const OPTS: [Opt; 21] = [
     Opt {
-        flag: "--addr",
-        vars: &["HEFT_ADDR", "HAPGENT_IP"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--addr HEFT_ADDR HAPGENT_IP",
+        kind: Kind::Text,
     },
     Opt {
-        flag: "--port",
-        vars: &["HEFT_PORT", "HAPGENT_PORT"],
-        takes_value: true,
+        cmds: SERVE | GET,
+        names: "--port HEFT_PORT HAPGENT_PORT",
+        kind: Kind::Number(&PORT),
     },
     Opt {
-        flag: "--state-file",
-        vars: &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"],
-        takes_value: true,
+        cmds: SERVE | SET,
+        names: "--state-file HEFT_STATE_FILE HAPGENT_STATE_FILE",
+        kind: Kind::Text,
     },
     Opt {
-        flag: "--pid-file",
-        vars: &["HEFT_PID_FILE"],
-        takes_value: true,
+        cmds: SERVE | SET,
+        names: "--pid-file HEFT_PID_FILE",
+        kind: Kind::Text,
     },
     Opt {
-        flag: "--ready-window",
-        vars: &["HEFT_READY_WINDOW"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--ready-window HEFT_READY_WINDOW",
+        kind: Kind::Number(&Range {
+            min: 1,
+            max: 86400,
+            default: 0,
+            expected: "seconds from 1 to 86400",
+        }),
     },
     Opt {
-        flag: "--wait",
-        vars: &["HEFT_WAIT"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--wait HEFT_WAIT",
+        kind: Kind::Number(&Range {
+            min: 0,
+            max: 10_000,
+            default: DEFAULT_WAIT_MS,
+            expected: "milliseconds from 0 to 10000",
+        }),
     },
     Opt {
-        flag: "--timeout",
-        vars: &["HEFT_TIMEOUT"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--timeout HEFT_TIMEOUT",
+        kind: Kind::Number(&Range {
+            min: 10,
+            max: 60_000,
+            default: DEFAULT_TIMEOUT_MS,
+            expected: "milliseconds from 10 to 60000",
+        }),
     },
     Opt {
-        flag: "--slots",
-        vars: &["HEFT_SLOTS"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--slots HEFT_SLOTS",
+        kind: Kind::Number(&Range {
+            min: 1,
+            max: SLOTS_MAX,
+            default: DEFAULT_SLOTS,
+            expected: "a number from 1 to 1024",
+        }),
     },
     Opt {
-        flag: "--feedback",
-        vars: &["HEFT_FEEDBACK"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--feedback HEFT_FEEDBACK",
+        kind: Kind::Text,
     },
     Opt {
-        flag: "--allow",
-        vars: &["HEFT_ALLOW"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--allow HEFT_ALLOW",
+        kind: Kind::Text,
     },
     Opt {
-        flag: "--user",
-        vars: &["HEFT_USER"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--user HEFT_USER",
+        kind: Kind::Text,
     },
     Opt {
-        flag: "--group",
-        vars: &["HEFT_GROUP"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--group HEFT_GROUP",
+        kind: Kind::Text,
     },
     Opt {
-        flag: "--syslog",
-        vars: &["HEFT_SYSLOG"],
-        takes_value: false,
+        cmds: SERVE,
+        names: "--syslog HEFT_SYSLOG",
+        kind: Kind::Switch,
     },
     Opt {
-        flag: "--syslog-socket",
-        vars: &["HEFT_SYSLOG_SOCKET"],
-        takes_value: true,
+        cmds: SERVE,
+        names: "--syslog-socket HEFT_SYSLOG_SOCKET",
+        kind: Kind::Text,
+    },
+    Opt {
+        cmds: SET,
+        names: "--weight",
+        kind: Kind::Number(&Range {
+            min: 0,
+            max: 255,
+            default: 0,
+            expected: "0 to 255",
+        }),
+    },
+    Opt {
+        cmds: SET,
+        names: "--maxconn",
+        kind: Kind::Text,
+    },
+    Opt {
+        cmds: SET,
+        names: "--reason",
+        kind: Kind::Text,
+    },
+    Opt {
+        cmds: SET,
+        names: "--service",
+        kind: Kind::Text,
+    },
+    Opt {
+        cmds: GET,
+        names: "--addr",
+        kind: Kind::Text,
+    },
+    Opt {
+        cmds: GET,
+        names: "--send",
+        kind: Kind::Text,
+    },
+    Opt {
+        cmds: GET,
+        names: "--timeout",
+        kind: Kind::Number(&Range {
+            min: 1,
+            max: 600_000,
+            default: DEFAULT_TIMEOUT_MS,
+            expected: "milliseconds from 1 to 600000",
+        }),
     },
 ];
 
-const SET: &[Opt] = &[
-    Opt {
-        flag: "--weight",
-        vars: &[],
-        takes_value: true,
-    },
-    Opt {
-        flag: "--maxconn",
-        vars: &[],
-        takes_value: true,
-    },
-    Opt {
-        flag: "--reason",
-        vars: &[],
-        takes_value: true,
-    },
-    Opt {
-        flag: "--service",
-        vars: &[],
-        takes_value: true,
-    },
-    Opt {
-        flag: "--state-file",
-        vars: &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"],
-        takes_value: true,
-    },
-    Opt {
-        flag: "--pid-file",
-        vars: &["HEFT_PID_FILE"],
-        takes_value: true,
-    },
-];
-
-const GET: &[Opt] = &[
-    Opt {
-        flag: "--addr",
-        vars: &[],
-        takes_value: true,
-    },
-    Opt {
-        flag: "--port",
-        vars: &["HEFT_PORT", "HAPGENT_PORT"],
-        takes_value: true,
-    },
-    Opt {
-        flag: "--send",
-        vars: &[],
-        takes_value: true,
-    },
-    Opt {
-        flag: "--timeout",
-        vars: &[],
-        takes_value: true,
-    },
-];
-
-/// The values found for one command's options, by index into its table.
+/// The values found for one command's options, by index into `OPTS`.
 struct Found {
-    /// `(source, value)`; a switch without a value has an empty one.
-    vals: [Option<(&'static str, OsString)>; 16],
-    positional: Option<OsString>,
+    /// The values given; a switch's flag gives an empty one.
+    vals: [Option<Given>; OPTS.len()],
+    /// Each number option's value, or its default.
+    nums: [u32; OPTS.len()],
+    /// The one argument that is not an option (`heft set`'s status).
+    positional: Option<&'static [u8]>,
+    /// How much to log.
     level: Level,
 }
 
+/// Reads `cmd`'s options from `args`, then from the environment; checks the numbers.
 fn scan(
-    table: &'static [Opt],
-    args: &mut dyn Iterator<Item = OsString>,
-    env: &dyn Fn(&str) -> Option<OsString>,
-    positional: bool,
+    cmd: u8,
+    args: &mut dyn Iterator<Item = &'static [u8]>,
+    env: &dyn Fn(&str) -> Option<&'static [u8]>,
 ) -> Result<Found, Usage> {
     let mut f = Found {
-        vals: Default::default(),
+        vals: [None; OPTS.len()],
+        nums: [0; OPTS.len()],
         positional: None,
         level: Level::Info,
     };
     while let Some(arg) = args.next() {
-        let bytes = arg.as_bytes();
-        match bytes {
-            b"-q" | b"--quiet" => f.level = Level::Error,
-            b"-v" | b"--verbose" => f.level = Level::Debug,
-            _ if bytes.starts_with(b"-") && bytes.len() > 1 => {
-                let (name, inline) = match bytes.iter().position(|&c| c == b'=') {
-                    Some(i) => (
-                        &bytes[..i],
-                        Some(OsStr::from_bytes(&bytes[i + 1..]).to_os_string()),
-                    ),
-                    None => (bytes, None),
+        let given = OsStr::from_bytes(arg);
+        if let Some(level) = lookup(&LEVEL_FLAGS, arg) {
+            f.level = level;
+            continue;
+        }
+        match arg {
+            [b'-', _, ..] => {
+                let (name, inline) = match arg.iter().position(|&c| c == b'=') {
+                    Some(i) => (&arg[..i], Some(&arg[i + 1..])),
+                    None => (arg, None),
                 };
-                let Some(i) = table.iter().position(|o| o.flag.as_bytes() == name) else {
-                    return Err(bad("option", &arg, "see heft --help"));
+                let Some(i) = OPTS
+                    .iter()
+                    .position(|o| o.cmds & cmd != 0 && flag(o).as_bytes() == name)
+                else {
+                    return Err(bad("option", given, "see heft --help"));
                 };
-                let o = &table[i];
-                let v = if !o.takes_value {
-                    if inline.is_some() {
-                        return Err(bad(o.flag, &arg, "no value"));
-                    }
-                    OsString::new()
-                } else {
-                    match inline.or_else(|| args.next()) {
-                        Some(v) => v,
-                        None => {
-                            return Err(Usage {
-                                source: o.flag,
-                                value: None,
-                                expected: "a value",
-                            })
-                        }
-                    }
+                let flag = flag(&OPTS[i]);
+                let v = match (&OPTS[i].kind, inline) {
+                    (Kind::Switch, None) => &[][..],
+                    (Kind::Switch, Some(_)) => return Err(bad(flag, given, "no value")),
+                    (_, Some(v)) => v,
+                    (_, None) => args.next().ok_or(Usage {
+                        source: flag,
+                        value: None,
+                        expected: "a value",
+                    })?,
                 };
-                f.vals[i] = Some((o.flag, v));
+                f.vals[i] = Some((flag, OsStr::from_bytes(v)));
             }
-            _ if positional && f.positional.is_none() => f.positional = Some(arg),
-            _ => return Err(bad("argument", &arg, "see heft --help")),
+            _ if cmd == SET && f.positional.is_none() => f.positional = Some(arg),
+            _ => return Err(bad("argument", given, "see heft --help")),
         }
     }
-    for (i, o) in table.iter().enumerate() {
+    for (i, o) in OPTS.iter().enumerate() {
+        if o.cmds & cmd == 0 {
+            continue;
+        }
         if f.vals[i].is_none() {
-            f.vals[i] = o
-                .vars
-                .iter()
-                .find_map(|&v| env(v).filter(|x| !x.is_empty()).map(|x| (v, x)));
+            f.vals[i] = o.names.split(' ').skip(1).find_map(|var| {
+                let v = env(var).filter(|v| !v.is_empty())?;
+                Some((var, OsStr::from_bytes(v)))
+            });
         }
-    }
-    if let Some(l) = env("HEFT_LOG") {
-        if f.level == Level::Info {
-            f.level = match l.as_bytes() {
-                b"quiet" => Level::Error,
-                b"verbose" => Level::Debug,
-                _ => Level::Info,
+        if let Kind::Number(r) = o.kind {
+            f.nums[i] = match f.vals[i] {
+                None => r.default,
+                Some((src, val)) => number(src, val, r)?,
             };
         }
+    }
+    if f.level == Level::Info {
+        let name = |l: &[u8]| lookup(&LEVEL_NAMES, l);
+        f.level = env("HEFT_LOG").and_then(name).unwrap_or(Level::Info);
     }
     Ok(f)
 }
 
-fn number(
-    v: &Option<(&'static str, OsString)>,
-    min: u32,
-    max: u32,
-    expected: &'static str,
-) -> Result<Option<u32>, Usage> {
-    match v {
-        None => Ok(None),
-        Some((src, val)) => match num::parse_u32(val.as_bytes()) {
-            Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-            _ => Err(bad(src, val, expected)),
-        },
+/// The flags that say how much to log.
+const LEVEL_FLAGS: [(&str, Level); 4] = [
+    ("-q", Level::Error),
+    ("-v", Level::Debug),
+    ("--quiet", Level::Error),
+    ("--verbose", Level::Debug),
+];
+
+/// The values of `HEFT_LOG`.
+const LEVEL_NAMES: [(&str, Level); 2] = [("quiet", Level::Error), ("verbose", Level::Debug)];
+
+/// Finds `word` among a table's words and returns what it stands for.
+fn lookup<T: Copy>(table: &[(&str, T)], word: &[u8]) -> Option<T> {
+    table.iter().find(|e| e.0.as_bytes() == word).map(|e| e.1)
+}
+
+/// Returns an option's flag, the first of its names.
+fn flag(o: &Opt) -> &'static str {
+    o.names.split(' ').next().unwrap_or("")
+}
+
+/// Parses a whole number that `src` gave and checks it is in `r`.
+fn number(src: &'static str, val: &'static OsStr, r: &Range) -> Result<u32, Usage> {
+    match num::parse_u32(val.as_bytes()) {
+        Some(n) if (r.min..=r.max).contains(&n) => Ok(n),
+        _ => Err(bad(src, val, r.expected)),
     }
 }
 
-fn addr(v: &Option<(&'static str, OsString)>, default: &str) -> Result<IpAddr, Usage> {
+fn addr(v: &Option<Given>, default: &str) -> Result<IpAddr, Usage> {
     let (src, val) = match v {
         None => return Ok(default.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
         Some((s, v)) => (*s, v),
@@ -363,146 +431,170 @@ fn addr(v: &Option<(&'static str, OsString)>, default: &str) -> Result<IpAddr, U
         .ok_or_else(|| bad(src, val, "an IPv4 or IPv6 address"))
 }
 
-fn path(v: Option<(&'static str, OsString)>) -> Option<PathBuf> {
-    v.map(|(_, p)| PathBuf::from(p))
+/// Returns the path given, if one was.
+fn path(v: Option<Given>) -> Option<&'static Path> {
+    v.map(|(_, p)| Path::new(p))
 }
+
+/// Returns the state file given, or the default one.
+fn state_file(v: Option<Given>) -> &'static Path {
+    path(v).unwrap_or(Path::new(DEFAULT_STATE_FILE))
+}
+
+/// `heft --help` (not an option bit).
+const HELP_CMD: u8 = 8;
+/// `heft --version` (not an option bit).
+const VERSION_CMD: u8 = 16;
+/// The words that may come first, and what each asks for.
+const FIRST: [(&str, u8); 9] = [
+    ("--help", HELP_CMD),
+    ("-h", HELP_CMD),
+    ("help", HELP_CMD),
+    ("--version", VERSION_CMD),
+    ("-V", VERSION_CMD),
+    ("version", VERSION_CMD),
+    ("set", SET),
+    ("get", GET),
+    ("serve", SERVE),
+];
 
 /// Parses the arguments after the program name, reading variables through `env`.
 pub fn parse(
-    args: std::vec::Vec<OsString>,
-    env: &dyn Fn(&str) -> Option<OsString>,
+    args: impl Iterator<Item = &'static [u8]>,
+    env: &dyn Fn(&str) -> Option<&'static [u8]>,
 ) -> Result<Command, Usage> {
-    const SERVE_CMD: u8 = 0;
-    const SET_CMD: u8 = 1;
-    const GET_CMD: u8 = 2;
-    let mut args = args.into_iter().peekable();
-    let (table, cmd, named) = match args.peek().map(|a| a.as_bytes()) {
-        Some(b"--help" | b"-h" | b"help") => return Ok(Command::Help),
-        Some(b"--version" | b"-V" | b"version") => return Ok(Command::Version),
-        Some(b"set") => (SET, SET_CMD, true),
-        Some(b"get") => (GET, GET_CMD, true),
-        Some(b"serve") => (SERVE, SERVE_CMD, true),
-        _ => (SERVE, SERVE_CMD, false),
+    let mut args = args.peekable();
+    let cmd = match args.peek().and_then(|a| lookup(&FIRST, a)) {
+        Some(HELP_CMD) => return Ok(Command::Help),
+        Some(VERSION_CMD) => return Ok(Command::Version),
+        Some(cmd) => {
+            args.next();
+            cmd
+        }
+        None => SERVE,
     };
-    if named {
-        args.next();
-    }
-    let found = scan(table, &mut args, env, cmd == SET_CMD)?;
+    let found = scan(cmd, &mut args, env)?;
     match cmd {
-        SET_CMD => parse_set(found).map(Command::Set),
-        GET_CMD => parse_get(found).map(Command::Get),
-        _ => parse_serve(found).map(Command::Serve),
+        SET => parse_set(&found).map(Command::Set),
+        GET => parse_get(&found).map(Command::Get),
+        _ => parse_serve(&found).map(Command::Serve),
     }
 }
 
-fn parse_serve(mut f: Found) -> Result<Serve, Usage> {
-    let v = &f.vals;
-    let allow = match &v[9] {
+/// The values `--syslog` (empty) and `HEFT_SYSLOG` may have, and whether each turns it on.
+const SWITCH: [(&str, bool); 5] = [
+    ("", true),
+    ("1", true),
+    ("yes", true),
+    ("0", false),
+    ("no", false),
+];
+
+/// Builds `heft serve`'s options from what was found.
+fn parse_serve(f: &Found) -> Result<Serve, Usage> {
+    let (v, n) = (&f.vals, &f.nums);
+    let allow = match v[9] {
         None => AllowList::everyone(),
         Some((src, val)) => AllowList::parse(val.as_bytes())
             .ok_or_else(|| bad(src, val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
     };
-    let syslog = match &v[12] {
-        None => false,
-        Some((_, val)) if val.is_empty() || val.as_bytes() == b"1" || val.as_bytes() == b"yes" => {
-            true
-        }
-        Some((_, val)) if val.as_bytes() == b"0" || val.as_bytes() == b"no" => false,
-        Some((src, val)) => return Err(bad(src, val, "1 or 0")),
+    let syslog = match v[12] {
+        None => None,
+        Some((src, val)) => match lookup(&SWITCH, val.as_bytes()) {
+            Some(on) => on.then_some(Path::new("/dev/log")),
+            None => return Err(bad(src, val, "1 or 0")),
+        },
     };
     Ok(Serve {
         addr: addr(&v[0], "0.0.0.0")?,
-        port: number(&v[1], 1, 65535, "a port from 1 to 65535")?.unwrap_or(DEFAULT_PORT as u32)
-            as u16,
-        ready_window_ms: number(&v[4], 1, 86400, "seconds from 1 to 86400")?.map(|s| s * 1000),
-        wait_ms: number(&v[5], 0, 10_000, "milliseconds from 0 to 10000")?
-            .unwrap_or(DEFAULT_WAIT_MS),
-        timeout_ms: number(&v[6], 10, 60_000, "milliseconds from 10 to 60000")?
-            .unwrap_or(DEFAULT_TIMEOUT_MS),
-        slots: number(&v[7], 1, SLOTS_MAX, "a number from 1 to 1024")?.unwrap_or(DEFAULT_SLOTS),
-        state_file: path(f.vals[2].take()).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
-        pid_file: path(f.vals[3].take()),
-        feedback: path(f.vals[8].take()),
+        port: n[1] as u16,
+        ready_window_ms: v[4].map(|_| n[4] * 1000),
+        wait_ms: n[5],
+        timeout_ms: n[6],
+        slots: n[7],
+        state_file: state_file(v[2]),
+        pid_file: path(v[3]),
+        feedback: path(v[8]),
         allow,
-        user: f.vals[10].take(),
-        group: f.vals[11].take(),
-        syslog: match (syslog, f.vals[13].take()) {
-            (_, Some((_, p))) => Some(PathBuf::from(p)),
-            (true, None) => Some(PathBuf::from("/dev/log")),
-            (false, None) => None,
-        },
+        user: v[10],
+        group: v[11],
+        syslog: path(v[13]).or(syslog),
         level: f.level,
     })
 }
 
-fn parse_set(mut f: Found) -> Result<Set, Usage> {
-    let status = match &f.positional {
-        None => {
-            return Err(Usage {
-                source: "STATUS",
-                value: None,
-                expected: "UP READY DRAIN MAINT DOWN FAIL or STOPPED",
-            })
-        }
-        Some(s) => Status::parse(s.as_bytes())
-            .ok_or_else(|| bad("STATUS", s, "UP READY DRAIN MAINT DOWN FAIL or STOPPED"))?,
+/// Builds `heft set`'s options from what was found.
+fn parse_set(f: &Found) -> Result<Set, Usage> {
+    const STATUSES: &str = "UP READY DRAIN MAINT DOWN FAIL or STOPPED";
+    let Some(s) = f.positional else {
+        return Err(Usage {
+            source: "STATUS",
+            value: None,
+            expected: STATUSES,
+        });
     };
+    let status = Status::parse(s).ok_or_else(|| bad("STATUS", OsStr::from_bytes(s), STATUSES))?;
     let v = &f.vals;
-    let maxconn = match &v[1] {
+    let maxconn = match v[15] {
+        None => None,
         Some((_, val)) if val.as_bytes() == b"none" => Some(None),
-        _ => number(&v[1], 0, 65535, "0 to 65535, or none")?.map(|m| Some(m as u16)),
-    };
-    let reason = match &v[2] {
-        None => None,
-        Some((src, val)) => {
-            let mut r = Reason::new();
-            let s = val
-                .to_str()
-                .filter(|s| state::check_reason(s.as_bytes()).is_ok());
-            match s {
-                Some(s) if r.push_str(s).is_ok() => Some(r),
-                _ => return Err(bad(src, val, "at most 64 printable ASCII bytes without #")),
-            }
-        }
-    };
-    let service = match &v[3] {
-        None => None,
-        Some((src, val)) => {
-            let mut n = Name::new();
-            match val
-                .to_str()
-                .filter(|s| state::check_name(s.as_bytes()).is_ok())
-            {
-                Some(s) if n.push_str(s).is_ok() => Some(n),
-                _ => return Err(bad(src, val, "a name of 1 to 32 bytes of [A-Za-z0-9_.-]")),
-            }
-        }
+        Some((src, val)) => Some(Some(number(src, val, &MAXCONN)? as u16)),
     };
     Ok(Set {
         status,
-        weight: number(&v[0], 0, 255, "0 to 255")?.map(|w| w as u8),
+        weight: v[14].map(|_| f.nums[14] as u8),
         maxconn,
-        reason,
-        service,
-        state_file: path(f.vals[4].take()).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
-        pid_file: path(f.vals[5].take()),
+        reason: text(
+            v[16],
+            state::check_reason,
+            "at most 64 printable ASCII bytes without #",
+        )?,
+        service: text(
+            v[17],
+            state::check_name,
+            "a name of 1 to 32 bytes of [A-Za-z0-9_.-]",
+        )?,
+        state_file: state_file(v[2]),
+        pid_file: path(v[3]),
         level: f.level,
     })
 }
 
-fn parse_get(f: Found) -> Result<Get, Usage> {
+/// The range of `heft set --maxconn`, which also takes `none`.
+const MAXCONN: Range = Range {
+    min: 0,
+    max: 65535,
+    default: 0,
+    expected: "0 to 65535, or none",
+};
+
+/// Returns the text given if `check` accepts it; `None` if none was given.
+fn text(
+    v: Option<Given>,
+    check: fn(&[u8]) -> Result<(), state::StateError>,
+    expected: &'static str,
+) -> Result<Option<&'static str>, Usage> {
+    let Some((src, val)) = v else {
+        return Ok(None);
+    };
+    match val.to_str() {
+        Some(s) if check(s.as_bytes()).is_ok() => Ok(Some(s)),
+        _ => Err(bad(src, val, expected)),
+    }
+}
+
+/// Builds `heft get`'s options from what was found.
+fn parse_get(f: &Found) -> Result<Get, Usage> {
     let v = &f.vals;
     let mut send = heapless::Vec::new();
-    if let Some((src, val)) = &v[2] {
+    if let Some((src, val)) = v[19] {
         unescape(val.as_bytes(), &mut send).map_err(|_| bad(src, val, "at most 256 bytes"))?;
     }
     Ok(Get {
-        addr: addr(&v[0], "127.0.0.1")?,
-        port: number(&v[1], 1, 65535, "a port from 1 to 65535")?.unwrap_or(DEFAULT_PORT as u32)
-            as u16,
+        addr: addr(&v[18], "127.0.0.1")?,
+        port: f.nums[1] as u16,
         send,
-        timeout_ms: number(&v[3], 1, 600_000, "milliseconds from 1 to 600000")?
-            .unwrap_or(DEFAULT_TIMEOUT_MS),
+        timeout_ms: f.nums[20],
     })
 }
 
@@ -564,20 +656,12 @@ exit codes: 0 stopped by SIGTERM/SIGINT (get: a whole line came back),
 mod tests {
     use super::*;
 
-    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Usage> {
-        let env: std::vec::Vec<(std::string::String, std::string::String)> = env
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect();
-        let lookup = move |k: &str| {
-            env.iter()
-                .find(|(a, _)| a == k)
-                .map(|(_, b)| OsString::from(b))
-        };
-        parse(args.iter().map(OsString::from).collect(), &lookup)
+    fn run(args: &[&'static str], env: &[(&str, &'static str)]) -> Result<Command, Usage> {
+        let lookup = |k: &str| env.iter().find(|e| e.0 == k).map(|e| e.1.as_bytes());
+        parse(args.iter().map(|a| a.as_bytes()), &lookup)
     }
 
-    fn serve(args: &[&str], env: &[(&str, &str)]) -> Serve {
+    fn serve(args: &[&'static str], env: &[(&str, &'static str)]) -> Serve {
         match run(args, env) {
             Ok(Command::Serve(s)) => s,
             _ => panic!("not serve"),
@@ -589,7 +673,7 @@ mod tests {
         let s = serve(&[], &[]);
         assert_eq!(s.addr.to_string(), "0.0.0.0");
         assert_eq!(s.port, 9777);
-        assert_eq!(s.state_file, PathBuf::from("/etc/heft/state.json"));
+        assert_eq!(s.state_file, Path::new("/etc/heft/state.json"));
         assert!(s.pid_file.is_none() && s.ready_window_ms.is_none());
     }
 
@@ -615,7 +699,7 @@ mod tests {
         );
         assert_eq!(
             (s.state_file, s.ready_window_ms),
-            (PathBuf::from("/x.json"), Some(6000))
+            (Path::new("/x.json"), Some(6000))
         );
     }
 
@@ -624,7 +708,7 @@ mod tests {
         let e = run(&["--port", "99999"], &[]).err().unwrap();
         assert_eq!(
             (e.source, e.value.unwrap()),
-            ("--port", OsString::from("99999"))
+            ("--port", OsStr::new("99999"))
         );
         let e = run(&[], &[("HEFT_PORT", "x")]).err().unwrap();
         assert_eq!(e.source, "HEFT_PORT");
@@ -634,6 +718,25 @@ mod tests {
         );
         assert_eq!(run(&["--bogus"], &[]).err().unwrap().source, "option");
         assert_eq!(run(&["--port"], &[]).err().unwrap().source, "--port");
+    }
+
+    #[test]
+    fn levels_and_syslog_switch() {
+        assert_eq!(
+            serve(&["-q"], &[("HEFT_LOG", "verbose")]).level,
+            Level::Error
+        );
+        assert_eq!(serve(&[], &[("HEFT_LOG", "verbose")]).level, Level::Debug);
+        assert_eq!(serve(&[], &[("HEFT_LOG", "--quiet")]).level, Level::Info);
+        assert_eq!(run(&["quiet"], &[]).err().unwrap().source, "argument");
+        assert_eq!(run(&["-q=1"], &[]).err().unwrap().source, "option");
+        assert_eq!(
+            serve(&["--syslog"], &[]).syslog,
+            Some(Path::new("/dev/log"))
+        );
+        assert_eq!(serve(&[], &[("HEFT_SYSLOG", "no")]).syslog, None);
+        let e = run(&[], &[("HEFT_SYSLOG", "on")]).err().unwrap();
+        assert_eq!((e.source, e.expected), ("HEFT_SYSLOG", "1 or 0"));
     }
 
     #[test]
@@ -656,7 +759,7 @@ mod tests {
                     (s.status, s.weight, s.maxconn),
                     (Status::Drain, Some(5), Some(None))
                 );
-                assert_eq!(s.reason.unwrap().as_str(), "x y");
+                assert_eq!(s.reason, Some("x y"));
             }
             _ => panic!(),
         }

@@ -34,11 +34,10 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
 }
 
 /// Runs the command the arguments name; returns the exit code.
-fn run(args: Vec<std::ffi::OsString>) -> i32 {
+fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     heft::sys::ignore_sigpipe();
-    let env = |k: &str| heft::sys::env_var(k);
-    match cli::parse(args, &env) {
-        Err(u) => usage(u.source, u.value.as_deref(), u.expected),
+    match cli::parse(args, &heft::sys::env_var) {
+        Err(u) => usage(u.source, u.value, u.expected),
         Ok(Command::Help) => {
             heft::sys::write_stdout(cli::HELP.as_bytes());
             0
@@ -79,7 +78,6 @@ fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
     let feedback = match cfg
         .feedback
-        .as_deref()
         .map(|p| heft::feedback::Feedback::load(p, heft::sys::now_ms()).map_err(|e| (p, e)))
     {
         None => None,
@@ -138,16 +136,16 @@ fn drop_and_run(
     feedback: Option<Box<heft::feedback::Feedback>>,
 ) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
-        let user = cfg.user.as_ref().map(|(_, v)| v.as_os_str());
-        let group = cfg.group.as_ref().map(|(_, v)| v.as_os_str());
+        let user = cfg.user.map(|(_, v)| v);
+        let group = cfg.group.map(|(_, v)| v);
         if let Err(e) = heft::privs::drop_to(user, group) {
-            let named = |o: &Option<(&'static str, std::ffi::OsString)>, what| match o {
+            let named = |o: Option<cli::Given>, what| match o {
                 Some((src, v)) => usage(src, Some(v), what),
                 None => USAGE,
             };
             return match e {
-                DropError::NoUser => named(&cfg.user, "a user in /etc/passwd or a number"),
-                DropError::NoGroup => named(&cfg.group, "a group in /etc/group or a number"),
+                DropError::NoUser => named(cfg.user, "a user in /etc/passwd or a number"),
+                DropError::NoGroup => named(cfg.group, "a group in /etc/group or a number"),
                 DropError::Call(c, errno) => {
                     log::error()
                         .s("dropping privileges: ")
@@ -171,7 +169,7 @@ fn drop_and_run(
             return SYSCALL;
         }
     };
-    if let Some(path) = &cfg.syslog {
+    if let Some(path) = cfg.syslog {
         if let Err(e) = heft::sys::connect_syslog(path) {
             log::error()
                 .s("syslog ")
@@ -197,7 +195,7 @@ fn drop_and_run(
 
 /// Says at start-up when signals could not be saved to the state file as the new user.
 fn warn_if_unwritable(cfg: &Serve) {
-    let dir = heft::file::dir_of(&cfg.state_file);
+    let dir = heft::file::dir_of(cfg.state_file);
     if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
         log::error()
             .s("the state file's directory ")
@@ -207,7 +205,8 @@ fn warn_if_unwritable(cfg: &Serve) {
     }
 }
 
-fn addr_text(cfg: &Serve) -> Vec<u8> {
+/// Writes the listen address as `ip:port` or `[ip]:port`.
+fn addr_text(cfg: &Serve) -> heapless::Vec<u8, 64> {
     let mut out: heapless::Vec<u8, 64> = heapless::Vec::new();
     let v6 = cfg.addr.is_ipv6();
     if v6 {
@@ -219,5 +218,5 @@ fn addr_text(cfg: &Serve) -> Vec<u8> {
     }
     let _ = heft::num::push(&mut out, b":");
     let _ = heft::num::push_u32(&mut out, cfg.port as u32);
-    out.to_vec()
+    out
 }

@@ -8,7 +8,7 @@
 
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::socket::{self, Backlog};
@@ -128,7 +128,7 @@ pub struct Server {
     listener: OwnedFd,
     wake: OwnedFd,
     agent: Agent,
-    state_file: PathBuf,
+    state_file: &'static Path,
     tmp_file: PathBuf,
     read_buf: Box<[u8; crate::state::FILE_MAX + 1]>,
     allow: crate::allow::AllowList,
@@ -162,8 +162,8 @@ impl Server {
             listener,
             wake,
             agent: Agent::new(cfg.ready_window_ms),
-            state_file: cfg.state_file.clone(),
-            tmp_file: persist::temp_path(&cfg.state_file, ".tmp"),
+            state_file: cfg.state_file,
+            tmp_file: persist::temp_path(cfg.state_file, ".tmp"),
             read_buf: Box::new([0u8; crate::state::FILE_MAX + 1]),
             allow: cfg.allow.clone(),
             wait_ms: cfg.wait_ms,
@@ -189,7 +189,7 @@ impl Server {
 
     /// Reads the state file (at start-up and on SIGHUP) and logs any failure with the path.
     fn load(&mut self, now: u32) {
-        let loaded = persist::read(&self.state_file, &mut self.read_buf);
+        let loaded = persist::read(self.state_file, &mut self.read_buf);
         if let Err(e) = &loaded {
             self.counters.state_errors += 1;
             let mut reason = crate::state::Reason::new();
@@ -357,7 +357,7 @@ impl Server {
         if (at.wrapping_sub(now) as i32) > 0 {
             return;
         }
-        match persist::write(&self.state_file, &self.tmp_file, self.agent.state()) {
+        match persist::write(self.state_file, &self.tmp_file, self.agent.state()) {
             Ok(()) => {
                 let skipped = self.persist_log.skipped;
                 if self.persist_log.last.is_some() {

@@ -13,7 +13,7 @@ use crate::state::{Entry, Name, State, FILE_MAX};
 /// Applies `s` to the state file; returns the exit code (0 done, 1 agent not signalled, 111 not written).
 pub fn run(s: &Set) -> i32 {
     let mut buf = [0u8; FILE_MAX + 1];
-    let mut state = match persist::read(&s.state_file, &mut buf) {
+    let mut state = match persist::read(s.state_file, &mut buf) {
         Ok(st) => st,
         Err(e) => {
             let mut why = crate::state::Reason::new();
@@ -29,8 +29,8 @@ pub fn run(s: &Set) -> i32 {
         }
     };
     apply(&mut state, s);
-    let tmp = persist::temp_path(&s.state_file, &pid_suffix());
-    if let Err(e) = persist::write(&s.state_file, &tmp, &state) {
+    let tmp = persist::temp_path(s.state_file, &pid_suffix());
+    if let Err(e) = persist::write(s.state_file, &tmp, &state) {
         let (step, errno) = e.parts();
         let mut l = log::error()
             .s("writing ")
@@ -56,11 +56,13 @@ pub fn run(s: &Set) -> i32 {
 
 /// Changes the top level, or one service, as `s` says; keeps every field it is not told to change.
 pub fn apply(state: &mut State, s: &Set) {
-    let entry: &mut Entry = match &s.service {
+    let entry: &mut Entry = match s.service {
         None => state.top.get_or_insert_with(|| Entry::new(s.status)),
         Some(name) => {
             if state.service(name.as_bytes()).is_none() {
-                let n: Name = name.clone();
+                let mut n = Name::new();
+                // cli checked the name, so it fits.
+                let _ = n.push_str(name);
                 if state.services.push((n, Entry::new(s.status))).is_err() {
                     log::error()
                         .s("too many services (at most 16); changing nothing")
@@ -81,8 +83,10 @@ pub fn apply(state: &mut State, s: &Set) {
     if let Some(m) = s.maxconn {
         entry.maxconn = m;
     }
-    if let Some(r) = &s.reason {
-        entry.reason = r.clone();
+    if let Some(r) = s.reason {
+        entry.reason.clear();
+        // cli checked the reason, so it fits.
+        let _ = entry.reason.push_str(r);
     }
 }
 

@@ -411,8 +411,7 @@ unsafe extern "C" {
 /// Read straight from `environ`: std's lookup takes a lock and copies the
 /// name into a C string, and libc's getenv adds strchrnul; heft only reads
 /// the environment while starting, and nothing in it sets variables.
-pub fn env_var(name: &str) -> Option<std::ffi::OsString> {
-    use std::os::unix::ffi::OsStrExt;
+pub fn env_var(name: &str) -> Option<&'static [u8]> {
     let mut p = {
         // SAFETY: reading the pointer itself; nothing in heft modifies the environment.
         unsafe { environ }
@@ -429,7 +428,7 @@ pub fn env_var(name: &str) -> Option<std::ffi::OsString> {
             .strip_prefix(name.as_bytes())
             .and_then(|rest| rest.strip_prefix(b"="))
         {
-            return Some(std::ffi::OsStr::from_bytes(value).to_os_string());
+            return Some(value);
         }
         // SAFETY: the array ends with a null entry, checked above before moving on.
         p = unsafe { p.add(1) };
@@ -437,20 +436,20 @@ pub fn env_var(name: &str) -> Option<std::ffi::OsString> {
     None
 }
 
-/// Copies the program's arguments, after its name, out of the C `argv`.
+/// Yields the program's arguments, after its name, straight from the C `argv`.
 ///
 /// # Safety
-/// `argv` must hold `argc` pointers to NUL-terminated strings, as the C
-/// runtime passes to `main`.
-pub unsafe fn args(argc: libc::c_int, argv: *const *const libc::c_char) -> Vec<std::ffi::OsString> {
-    use std::os::unix::ffi::OsStrExt;
-    (1..argc.max(1) as usize)
-        .map(|i| {
-            // SAFETY: i < argc, and each of the first argc entries is a valid C string.
-            let arg = unsafe { core::ffi::CStr::from_ptr(*argv.add(i)) };
-            std::ffi::OsStr::from_bytes(arg.to_bytes()).to_os_string()
-        })
-        .collect()
+/// `argv` must hold `argc` pointers to NUL-terminated strings that live as
+/// long as the process, as the C runtime passes to `main`.
+pub unsafe fn args(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+) -> impl Iterator<Item = &'static [u8]> {
+    (1..argc.max(1) as usize).map(move |i| {
+        // SAFETY: i < argc, and each of the first argc entries is a valid C
+        // string that lives as long as the process (the caller's promise).
+        unsafe { core::ffi::CStr::from_ptr(*argv.add(i)) }.to_bytes()
+    })
 }
 
 /// Views bytes as a `str` if they are all ASCII, without core's UTF-8
