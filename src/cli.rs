@@ -421,14 +421,15 @@ fn number(src: &'static str, val: &'static OsStr, r: &Range) -> Result<u32, Usag
     }
 }
 
-fn addr(v: &Option<Given>, default: &str) -> Result<IpAddr, Usage> {
-    let (src, val) = match v {
-        None => return Ok(default.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
-        Some((s, v)) => (*s, v),
+/// Reads an IP address, bare or in brackets; `default` when none was given.
+fn addr(v: &Option<Given>, default: [u8; 4]) -> Result<IpAddr, Usage> {
+    let Some((src, val)) = *v else {
+        return Ok(IpAddr::from(default));
     };
-    val.to_str()
-        .and_then(|s| s.trim_start_matches('[').trim_end_matches(']').parse().ok())
-        .ok_or_else(|| bad(src, val, "an IPv4 or IPv6 address"))
+    let b = val.as_bytes();
+    let b = b.strip_prefix(b"[").unwrap_or(b);
+    let b = b.strip_suffix(b"]").unwrap_or(b);
+    num::parse_ip(b).ok_or_else(|| bad(src, val, "an IPv4 or IPv6 address"))
 }
 
 /// Returns the path given, if one was.
@@ -506,7 +507,7 @@ fn parse_serve(f: &Found) -> Result<Serve, Usage> {
         },
     };
     Ok(Serve {
-        addr: addr(&v[0], "0.0.0.0")?,
+        addr: addr(&v[0], [0, 0, 0, 0])?,
         port: n[1] as u16,
         ready_window_ms: v[4].map(|_| n[4] * 1000),
         wait_ms: n[5],
@@ -577,7 +578,7 @@ fn text(
     let Some((src, val)) = v else {
         return Ok(None);
     };
-    match val.to_str() {
+    match crate::sys::ascii_str(val.as_bytes()) {
         Some(s) if check(s.as_bytes()).is_ok() => Ok(Some(s)),
         _ => Err(bad(src, val, expected)),
     }
@@ -591,7 +592,7 @@ fn parse_get(f: &Found) -> Result<Get, Usage> {
         unescape(val.as_bytes(), &mut send).map_err(|_| bad(src, val, "at most 256 bytes"))?;
     }
     Ok(Get {
-        addr: addr(&v[18], "127.0.0.1")?,
+        addr: addr(&v[18], [127, 0, 0, 1])?,
         port: f.nums[1] as u16,
         send,
         timeout_ms: f.nums[20],

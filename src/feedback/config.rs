@@ -700,7 +700,7 @@ pub fn parse_url(url: &[u8]) -> Option<(SocketAddr, &[u8], &[u8])> {
     let ip: IpAddr = if host.eq_ignore_ascii_case(b"localhost") {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
-        core::str::from_utf8(host).ok()?.parse().ok()?
+        crate::num::parse_ip(host)?
     };
     Some((SocketAddr::new(ip, port), authority, path))
 }
