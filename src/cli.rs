@@ -30,6 +30,8 @@ pub const SLOTS_MAX: u32 = 1024;
 pub type Given = (&'static str, &'static OsStr);
 
 /// What to run.
+// Made once at start-up and matched at once: boxing `Serve` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the agent.
     Serve(Serve),
@@ -169,6 +171,52 @@ const PORT: Range = Range {
     default: DEFAULT_PORT as u32,
     expected: "a port from 1 to 65535",
 };
+
+/// Indexes of `OPTS` (and of `Found`'s arrays), in table order.
+mod o {
+    /// `--addr` of `heft serve`.
+    pub const ADDR: usize = 0;
+    /// `--port`.
+    pub const PORT: usize = 1;
+    /// `--state-file`.
+    pub const STATE_FILE: usize = 2;
+    /// `--pid-file`.
+    pub const PID_FILE: usize = 3;
+    /// `--ready-window`.
+    pub const READY_WINDOW: usize = 4;
+    /// `--wait`.
+    pub const WAIT: usize = 5;
+    /// `--timeout` of `heft serve`.
+    pub const TIMEOUT: usize = 6;
+    /// `--slots`.
+    pub const SLOTS: usize = 7;
+    /// `--feedback`.
+    pub const FEEDBACK: usize = 8;
+    /// `--allow`.
+    pub const ALLOW: usize = 9;
+    /// `--user`.
+    pub const USER: usize = 10;
+    /// `--group`.
+    pub const GROUP: usize = 11;
+    /// `--syslog`.
+    pub const SYSLOG: usize = 12;
+    /// `--syslog-socket`.
+    pub const SYSLOG_SOCKET: usize = 13;
+    /// `--weight`.
+    pub const WEIGHT: usize = 14;
+    /// `--maxconn`.
+    pub const MAXCONN: usize = 15;
+    /// `--reason`.
+    pub const REASON: usize = 16;
+    /// `--service`.
+    pub const SERVICE: usize = 17;
+    /// `--addr` of `heft get`.
+    pub const GET_ADDR: usize = 18;
+    /// `--send`.
+    pub const SEND: usize = 19;
+    /// `--timeout` of `heft get`.
+    pub const GET_TIMEOUT: usize = 20;
+}
 
 /// Every option of every command; `Found::vals` follows this order.
 const OPTS: [Opt; 21] = [
@@ -494,12 +542,12 @@ const SWITCH: [(&str, bool); 5] = [
 /// Builds `heft serve`'s options from what was found.
 fn parse_serve(f: &Found) -> Result<Serve, Usage> {
     let (v, n) = (&f.vals, &f.nums);
-    let allow = match v[9] {
+    let allow = match v[o::ALLOW] {
         None => AllowList::everyone(),
         Some((src, val)) => AllowList::parse(val.as_bytes())
             .ok_or_else(|| bad(src, val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
     };
-    let syslog = match v[12] {
+    let syslog = match v[o::SYSLOG] {
         None => None,
         Some((src, val)) => match lookup(&SWITCH, val.as_bytes()) {
             Some(on) => on.then_some(Path::new("/dev/log")),
@@ -507,19 +555,19 @@ fn parse_serve(f: &Found) -> Result<Serve, Usage> {
         },
     };
     Ok(Serve {
-        addr: addr(&v[0], [0, 0, 0, 0])?,
-        port: n[1] as u16,
-        ready_window_ms: v[4].map(|_| n[4] * 1000),
-        wait_ms: n[5],
-        timeout_ms: n[6],
-        slots: n[7],
-        state_file: state_file(v[2]),
-        pid_file: path(v[3]),
-        feedback: path(v[8]),
+        addr: addr(&v[o::ADDR], [0, 0, 0, 0])?,
+        port: n[o::PORT] as u16,
+        ready_window_ms: v[o::READY_WINDOW].map(|_| n[o::READY_WINDOW] * 1000),
+        wait_ms: n[o::WAIT],
+        timeout_ms: n[o::TIMEOUT],
+        slots: n[o::SLOTS],
+        state_file: state_file(v[o::STATE_FILE]),
+        pid_file: path(v[o::PID_FILE]),
+        feedback: path(v[o::FEEDBACK]),
         allow,
-        user: v[10],
-        group: v[11],
-        syslog: path(v[13]).or(syslog),
+        user: v[o::USER],
+        group: v[o::GROUP],
+        syslog: path(v[o::SYSLOG_SOCKET]).or(syslog),
         level: f.level,
     })
 }
@@ -536,27 +584,27 @@ fn parse_set(f: &Found) -> Result<Set, Usage> {
     };
     let status = Status::parse(s).ok_or_else(|| bad("STATUS", OsStr::from_bytes(s), STATUSES))?;
     let v = &f.vals;
-    let maxconn = match v[15] {
+    let maxconn = match v[o::MAXCONN] {
         None => None,
         Some((_, val)) if val.as_bytes() == b"none" => Some(None),
         Some((src, val)) => Some(Some(number(src, val, &MAXCONN)? as u16)),
     };
     Ok(Set {
         status,
-        weight: v[14].map(|_| f.nums[14] as u8),
+        weight: v[o::WEIGHT].map(|_| f.nums[o::WEIGHT] as u8),
         maxconn,
         reason: text(
-            v[16],
+            v[o::REASON],
             state::check_reason,
             "at most 64 printable ASCII bytes without #",
         )?,
         service: text(
-            v[17],
+            v[o::SERVICE],
             state::check_name,
             "a name of 1 to 32 bytes of [A-Za-z0-9_.-]",
         )?,
-        state_file: state_file(v[2]),
-        pid_file: path(v[3]),
+        state_file: state_file(v[o::STATE_FILE]),
+        pid_file: path(v[o::PID_FILE]),
         level: f.level,
     })
 }
@@ -588,14 +636,14 @@ fn text(
 fn parse_get(f: &Found) -> Result<Get, Usage> {
     let v = &f.vals;
     let mut send = heapless::Vec::new();
-    if let Some((src, val)) = v[19] {
+    if let Some((src, val)) = v[o::SEND] {
         unescape(val.as_bytes(), &mut send).map_err(|_| bad(src, val, "at most 256 bytes"))?;
     }
     Ok(Get {
-        addr: addr(&v[18], [127, 0, 0, 1])?,
-        port: f.nums[1] as u16,
+        addr: addr(&v[o::GET_ADDR], [127, 0, 0, 1])?,
+        port: f.nums[o::PORT] as u16,
         send,
-        timeout_ms: f.nums[20],
+        timeout_ms: f.nums[o::GET_TIMEOUT],
     })
 }
 
@@ -667,6 +715,38 @@ mod tests {
             Ok(Command::Serve(s)) => s,
             _ => panic!("not serve"),
         }
+    }
+
+    #[test]
+    fn option_indexes_name_their_options() {
+        let flag = |i: usize| OPTS[i].names.split(' ').next().unwrap();
+        for (i, want) in [
+            (o::ADDR, "--addr"),
+            (o::PORT, "--port"),
+            (o::STATE_FILE, "--state-file"),
+            (o::PID_FILE, "--pid-file"),
+            (o::READY_WINDOW, "--ready-window"),
+            (o::WAIT, "--wait"),
+            (o::TIMEOUT, "--timeout"),
+            (o::SLOTS, "--slots"),
+            (o::FEEDBACK, "--feedback"),
+            (o::ALLOW, "--allow"),
+            (o::USER, "--user"),
+            (o::GROUP, "--group"),
+            (o::SYSLOG, "--syslog"),
+            (o::SYSLOG_SOCKET, "--syslog-socket"),
+            (o::WEIGHT, "--weight"),
+            (o::MAXCONN, "--maxconn"),
+            (o::REASON, "--reason"),
+            (o::SERVICE, "--service"),
+            (o::GET_ADDR, "--addr"),
+            (o::SEND, "--send"),
+            (o::GET_TIMEOUT, "--timeout"),
+        ] {
+            assert_eq!(flag(i), want);
+        }
+        assert_eq!(OPTS[o::GET_ADDR].cmds, GET);
+        assert_eq!(OPTS[o::GET_TIMEOUT].cmds, GET);
     }
 
     #[test]

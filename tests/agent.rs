@@ -419,7 +419,7 @@ fn probe_after_a_signal_gets_the_new_state() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         // Mostly flips, sometimes the same signal twice.
-        if seed % 4 != 0 {
+        if !seed.is_multiple_of(4) {
             up = !up;
         }
         a.signal(if up { libc::SIGUSR1 } else { libc::SIGUSR2 });
@@ -651,7 +651,9 @@ fn set_changes_only_what_it_is_told_and_signals_the_agent() {
         Some(r#"{"status":"UP","weight":77,"maxconn":300,"reason":"r1"}"#),
         &[],
     );
-    let steps: &[(&[&str], (heft::state::Status, u8, Option<u16>, &str), &str)] = &[
+    // (heft arguments, the file's entry afterwards, the reply afterwards)
+    type Step<'a> = (&'a [&'a str], (heft::state::Status, u8, Option<u16>, &'a str), &'a str);
+    let steps: &[Step] = &[
         (&["set", "drain"], (Drain, 77, Some(300), "r1"), "up drain 77% maxconn:300\n"),
         (&["set", "up", "--weight", "5"], (Up, 5, Some(300), "r1"), "up ready 5% maxconn:300\n"),
         (
@@ -910,7 +912,9 @@ fn get_fails_without_a_whole_line() {
 /// flag or variable and the bad value.
 #[test]
 fn bad_usage_exits_100_naming_the_value() {
-    let cases: &[(&[&str], &[(&str, &str)], &[&str])] = &[
+    // (arguments, environment, words the error line must hold)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case] = &[
         (&["--bogus"], &[], &["--bogus"]),
         (&["serve", "extra"], &[], &["extra"]),
         (&["--port", "99999"], &[], &["--port", "99999"]),

@@ -48,7 +48,7 @@ fn empty_services_object_round_trips() {
 /// depends on how TCP splits the payload.
 #[test]
 fn leading_separators_classify_the_same_whatever_follows() {
-    let buf: &[u8] = b"\0\0\0204T@&/db\0\0\0\0";
+    let buf: &[u8] = b"\0\0\x00204T@&/db\0\0\0\0";
     let whole = classify(buf, false, true);
     for k in 1..buf.len() {
         let p = classify(&buf[..k], false, true);
