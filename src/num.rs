@@ -175,6 +175,16 @@ mod tests {
     }
 
     #[test]
+    fn writes_ips_in_full() {
+        let mut v: heapless::Vec<u8, 64> = heapless::Vec::new();
+        push_ip(&mut v, "10.200.0.255".parse().unwrap());
+        assert_eq!(&v[..], b"10.200.0.255");
+        v.clear();
+        push_ip(&mut v, "fe80::1:abcd".parse().unwrap());
+        assert_eq!(&v[..], b"fe80:0000:0000:0000:0000:0000:0001:abcd");
+    }
+
+    #[test]
     fn parses_ips_as_core_net_does() {
         let cases = [
             "0.0.0.0",
