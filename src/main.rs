@@ -196,7 +196,10 @@ fn drop_and_run(
 /// Says at start-up when signals could not be saved to the state file as the new user.
 fn warn_if_unwritable(cfg: &Serve) {
     let dir = heft::file::dir_of(cfg.state_file);
-    if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+    let mut buf = [0; heft::file::PATH_BUF];
+    let writable = heft::file::c_path(dir, &mut buf)
+        .and_then(|d| nix::unistd::access(d, nix::unistd::AccessFlags::W_OK));
+    if writable.is_err() {
         log::error()
             .s("the state file's directory ")
             .b(dir.as_os_str().as_bytes())
