@@ -1342,17 +1342,32 @@ impl SysV {
         let pid_file = dir.join("run/heft.pid");
         std::fs::create_dir_all(dir.join("run")).unwrap();
         let mut path = PATH.to_string();
-        if ssd == Ssd::Busybox {
+        // The start-stop-daemon the script finds first on PATH is a wrapper
+        // that notes its arguments in ssd.log, then runs the real one. (The
+        // script's xtrace cannot tell: two shells' traces interleave.)
+        let real = match ssd {
+            Ssd::Busybox => Some(format!("{} start-stop-daemon", bb.display())),
+            Ssd::Debian => Some(
+                which("start-stop-daemon")
+                    .expect("Debian's start-stop-daemon is missing")
+                    .display()
+                    .to_string(),
+            ),
+            Ssd::None => None,
+        };
+        if let Some(real) = real {
+            use std::os::unix::fs::PermissionsExt;
             let bin = dir.join("bin");
             std::fs::create_dir_all(&bin).unwrap();
-            std::os::unix::fs::symlink(&bb, bin.join("start-stop-daemon")).unwrap();
+            let wrapper = bin.join("start-stop-daemon");
+            let log = dir.join("ssd.log");
+            std::fs::write(
+                &wrapper,
+                format!("#!/bin/sh\necho \"$*\" >>'{}'\nexec {real} \"$@\"\n", log.display()),
+            )
+            .unwrap();
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
             path = format!("{}:{path}", bin.display());
-        }
-        if ssd == Ssd::Debian {
-            assert!(
-                which("start-stop-daemon").is_some(),
-                "Debian's start-stop-daemon is missing"
-            );
         }
         let config = dir.join("default");
         std::fs::write(
@@ -1456,7 +1471,8 @@ fn sysv_life_cycle(ssd: Ssd, shell: Option<&str>) {
 
     let (code, out, err) = s.run("start", true);
     assert_eq!(code, 0, "start: {out}{err}\nlog:\n{}", s.log());
-    let used_ssd = err.lines().any(|l| l.contains("start-stop-daemon -S"));
+    let used_ssd = std::fs::read_to_string(s.dir.join("ssd.log"))
+        .is_ok_and(|l| l.lines().any(|l| l.starts_with("-S ")));
     assert_eq!(
         used_ssd,
         ssd != Ssd::None,
