@@ -5,6 +5,7 @@
 //! seconds apart never does, and `wrapping_sub` gets it right.
 
 use super::curve::VALUE_MAX;
+use crate::state::Reason;
 
 /// CPU time counters from the first line of `/proc/stat`, modulo 2^32.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -200,7 +201,7 @@ pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
 }
 
 /// Appends a value of `decimals` decimal places as text, e.g. 150 with 2 as `1.50`.
-pub fn push_value<const N: usize>(out: &mut heapless::String<N>, v: u32, decimals: u8) {
+pub fn push_value(out: &mut Reason, v: u32, decimals: u8) {
     let mut d = [0u8; 10];
     let digits = crate::num::fmt_u32(v, &mut d);
     let dec = decimals as usize;
@@ -360,7 +361,7 @@ DirectMap1G:    25165824 kB
 
     #[test]
     fn writes_values_with_decimals() {
-        let mut s: heapless::String<16> = heapless::String::new();
+        let mut s = Reason::new();
         push_value(&mut s, 150, 2);
         assert_eq!(s.as_str(), "1.50");
         s.clear();

@@ -332,13 +332,10 @@ impl Feedback {
                 log_change(rule, st, change, now);
                 if log::enabled(log::Level::Debug) {
                     let say = st.say(rule, now);
-                    let mut text: heapless::String<24> = heapless::String::new();
-                    metrics::push_value(&mut text, v, rule.decimals);
-                    let mut l = log::debug().s("sample ").s(&rule.name).s(" ").s(&text);
+                    let l = log::debug().s("sample ").s(&rule.name).s(" ");
+                    let mut l = with_value(l, v, rule.decimals);
                     if rule.smooth_ms > 0 {
-                        text.clear();
-                        metrics::push_value(&mut text, st.value.unwrap_or(0), rule.decimals);
-                        l = l.s(" smoothed ").s(&text);
+                        l = with_value(l.s(" smoothed "), st.value.unwrap_or(0), rule.decimals);
                     }
                     l.s(" weight ").u(say.weight as u32).s("%").send();
                 }
@@ -374,11 +371,7 @@ impl Feedback {
         if log::enabled(log::Level::Debug) {
             let l = log::debug().s("sample ").s(&rule.name).s(" ");
             match &result {
-                Ok(Some(v)) => {
-                    let mut text: heapless::String<24> = heapless::String::new();
-                    metrics::push_value(&mut text, *v, rule.decimals);
-                    l.s("healthy ").s(&text).send()
-                }
+                Ok(Some(v)) => with_value(l.s("healthy "), *v, rule.decimals).send(),
                 Ok(None) => l.s("healthy").send(),
                 Err(r) => l.s("failed: ").s(r).send(),
             }
@@ -454,6 +447,13 @@ fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
     r
 }
 
+/// Appends a value with `decimals` decimal places to a log line.
+fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
+    let mut text = Reason::new();
+    metrics::push_value(&mut text, v, decimals);
+    l.s(&text)
+}
+
 /// Logs a rule tripping or clearing.
 fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>, now: u32) {
     match change {
@@ -464,9 +464,8 @@ fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>, now: u32) {
         Some(Change::Cleared) => {
             let mut l = log::info().s("feedback: ").s(&rule.name).s(" cleared");
             if let Some(th) = &rule.threshold {
-                let mut text: heapless::String<24> = heapless::String::new();
-                metrics::push_value(&mut text, th.leave, rule.decimals);
-                l = l.s(" (below ").s(&text).s(" for ").u(th.hold_ms).s(" ms)");
+                l = with_value(l.s(" (below "), th.leave, rule.decimals);
+                l = l.s(" for ").u(th.hold_ms).s(" ms)");
             }
             l.send();
         }
