@@ -25,7 +25,7 @@ use nix::errno::Errno;
 
 use crate::agent::{Agent, Verdict};
 use crate::log;
-use crate::state::{Name, Reason, SERVICES_MAX};
+use crate::state::{Name, Reason};
 use config::{Config, ConfigError, Metric, Rule, CONFIG_MAX, HTTP_MAX, RULES_MAX};
 use httpcheck::{Check, Outcome};
 use metrics::CpuTimes;
@@ -376,32 +376,30 @@ impl Feedback {
                 Err(r) => l.s("failed: ").s(r).send(),
             }
         }
-        let before = st.health.clone();
-        let change = st.http_result(rule, result, now);
-        match (&before, &st.health) {
-            (Health::Failing(_), Health::Good) => log::info()
+        // Health becomes Good on Ok and Failing(reason) on Err: log what that changes.
+        match (&st.health, &result) {
+            (Health::Failing(_), Ok(_)) => log::info()
                 .s("feedback: ")
                 .s(&rule.name)
                 .s(" healthy again")
                 .send(),
-            (Health::Failing(a), Health::Failing(b)) if a == b => {}
-            (_, Health::Failing(b)) => log::info().s("feedback: check failed: ").s(b).send(),
+            (Health::Failing(a), Err(b)) if a == b => {}
+            (_, Err(b)) => log::info().s("feedback: check failed: ").s(b).send(),
             _ => {}
         }
+        let change = st.http_result(rule, result, now);
         log_change(rule, st, change, now);
     }
 
     /// Hands every entry of the agent its verdict.
     fn apply(&self, now: u32, agent: &mut Agent) {
-        let mut names: heapless::Vec<Name, SERVICES_MAX> = heapless::Vec::new();
-        for (n, _) in agent.state().services.iter() {
-            let _ = names.push(n.clone());
-        }
         if agent.state().top.is_some() {
             agent.set_verdict(None, &self.verdict(None, now));
         }
-        for n in names.iter() {
-            agent.set_verdict(Some(n.as_bytes()), &self.verdict(Some(n), now));
+        // set_verdict needs the agent mutable, so each name is copied out first.
+        for i in 0..agent.state().services.len() {
+            let n = agent.state().services[i].0.clone();
+            agent.set_verdict(Some(n.as_bytes()), &self.verdict(Some(&n), now));
         }
     }
 
