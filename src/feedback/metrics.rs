@@ -16,18 +16,37 @@ pub struct CpuTimes {
     pub total: u32,
 }
 
-/// Reads a run of digits at the start of `s` modulo 2^32; returns it and the digits used.
-fn digits_wrapping(s: &[u8]) -> (u32, usize) {
-    let mut v: u32 = 0;
-    let mut n = 0;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            break;
-        }
-        v = v.wrapping_mul(10).wrapping_add((c - b'0') as u32);
-        n += 1;
+/// Reads a word of ASCII digits: its value modulo 2^32, and whether `num::parse_u32` refuses it.
+fn digits(word: &[u8]) -> Option<(u32, bool)> {
+    if word.is_empty() {
+        return None;
     }
-    (v, n)
+    let mut v: u32 = 0;
+    let mut over = word.len() > 10;
+    for &c in word {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let (m, o) = v.overflowing_mul(10);
+        let (a, p) = m.overflowing_add((c - b'0') as u32);
+        over |= o | p;
+        v = a;
+    }
+    Some((v, over))
+}
+
+/// Halves a pair until the first is below 2^24, so that multiplying by 100 cannot overflow.
+fn scaled(mut whole: u32, mut part: u32) -> (u32, u32) {
+    while whole >= 1 << 24 {
+        whole >>= 1;
+        part >>= 1;
+    }
+    (whole, part)
+}
+
+/// Rounds `part` of `whole` (below 2^24, not 0) to a percentage.
+fn percent(part: u32, whole: u32) -> u32 {
+    (part * 100 + whole / 2) / whole.max(1)
 }
 
 /// Splits a line into its space-separated words.
@@ -46,22 +65,19 @@ pub fn parse_stat(text: &[u8]) -> Option<CpuTimes> {
     if w.next()? != b"cpu" {
         return None;
     }
-    let mut f = [0u32; 8];
-    let mut n = 0;
+    let (mut total, mut idle, mut n) = (0u32, 0u32, 0);
     for word in w.take(8) {
-        let (v, used) = digits_wrapping(word);
-        if used == 0 || used != word.len() {
-            return None;
+        let (v, _) = digits(word)?;
+        total = total.wrapping_add(v);
+        if n == 3 || n == 4 {
+            idle = idle.wrapping_add(v);
         }
-        f[n] = v;
         n += 1;
     }
     // user nice system idle are in every kernel since 2.6.
     if n < 4 {
         return None;
     }
-    let total = f.iter().fold(0u32, |a, &v| a.wrapping_add(v));
-    let idle = f[3].wrapping_add(f[4]);
     Some(CpuTimes {
         busy: total.wrapping_sub(idle),
         total,
@@ -70,16 +86,12 @@ pub fn parse_stat(text: &[u8]) -> Option<CpuTimes> {
 
 /// Computes the busy percentage (0 to 100) between two samples; `None` if no time passed.
 pub fn cpu_busy_pct(prev: CpuTimes, cur: CpuTimes) -> Option<u32> {
-    let mut dt = cur.total.wrapping_sub(prev.total);
-    let mut db = cur.busy.wrapping_sub(prev.busy);
+    let dt = cur.total.wrapping_sub(prev.total);
     if dt == 0 || dt > u32::MAX / 2 {
         return None;
     }
-    while dt >= 1 << 24 {
-        dt >>= 1;
-        db >>= 1;
-    }
-    Some(((db.min(dt) * 100 + dt / 2) / dt).min(100))
+    let (dt, db) = scaled(dt, cur.busy.wrapping_sub(prev.busy));
+    Some(percent(db.min(dt), dt))
 }
 
 /// Reads the 1-minute load average of `/proc/loadavg` in hundredths.
@@ -118,34 +130,26 @@ pub fn load_per_cpu(load: u32, cpus: u32) -> u32 {
 
 /// Reads `MemTotal` and `MemAvailable` from `/proc/meminfo` and returns the % in use (0 to 100).
 pub fn parse_meminfo(text: &[u8]) -> Option<u32> {
-    let mut total = None;
-    let mut avail = None;
+    const KEYS: [&[u8]; 2] = [b"MemTotal:", b"MemAvailable:"];
+    let mut kb = [None; 2];
     for line in text.split(|&c| c == b'\n') {
         let mut w = words(line);
-        let slot = match w.next() {
-            Some(b"MemTotal:") => &mut total,
-            Some(b"MemAvailable:") => &mut avail,
-            _ => continue,
+        let Some(i) = w.next().and_then(|k| KEYS.iter().position(|&key| key == k)) else {
+            continue;
         };
-        let v = w.next()?;
-        *slot = Some(crate::num::parse_u32(v).or_else(|| {
-            // Above 4 TiB in kB: keep the top digits, the ratio is what matters.
-            v.iter().all(u8::is_ascii_digit).then_some(u32::MAX)
-        })?);
-        if total.is_some() && avail.is_some() {
+        // Above 4 TiB in kB: u32::MAX, the ratio is what matters.
+        let (v, over) = digits(w.next()?)?;
+        kb[i] = Some(if over { u32::MAX } else { v });
+        if kb[0].is_some() && kb[1].is_some() {
             break;
         }
     }
-    let (mut t, mut a) = (total?, avail?);
+    let (t, a) = (kb[0]?, kb[1]?);
     if t == 0 {
         return None;
     }
-    a = a.min(t);
-    while t >= 1 << 24 {
-        t >>= 1;
-        a >>= 1;
-    }
-    Some(((t - a) * 100 + t / 2) / t.max(1))
+    let (t, a) = scaled(t, a.min(t));
+    Some(percent(t - a, t))
 }
 
 /// Strips ASCII whitespace from both ends.
