@@ -35,13 +35,18 @@ pub enum Outcome {
 }
 
 /// Where the answer's head ends: the index of the body, if the head is complete.
+///
+/// The head ends with the first `\n\n` or `\r\n\r\n`: the last four bytes read are
+/// kept in a word, the newest in the low byte.
 fn body_start(buf: &[u8]) -> Option<usize> {
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let mut last: u32 = 0;
+    for (i, &c) in buf.iter().enumerate() {
+        last = last << 8 | c as u32;
+        if last & 0xffff == 0x0a0a || last == 0x0d0a_0d0a {
+            return Some(i + 1);
+        }
     }
+    None
 }
 
 /// Reads the value of `Content-Length` from the head, if present.
@@ -86,17 +91,10 @@ pub fn judge(buf: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Optio
     let Some(field) = field else {
         return Some(Outcome::Healthy(None));
     };
-    let body = &buf[start..];
-    let complete = match content_length(&buf[..start]) {
-        Some(n) => body.len() >= n,
-        None => false,
-    };
-    if !complete && !eof {
-        return None;
-    }
-    let body = match content_length(&buf[..start]) {
-        Some(n) if body.len() >= n => &body[..n],
-        _ => body,
+    let body = match (&buf[start..], content_length(&buf[..start])) {
+        (b, Some(n)) if b.len() >= n => &b[..n],
+        _ if !eof => return None,
+        (b, _) => b,
     };
     let v = match top_field(body, field) {
         Some(Token::Bare(t)) | Some(Token::Str(t)) => parse_decimal(t, decimals),
