@@ -418,7 +418,7 @@ impl Feedback {
             }
             any = true;
             if v.down.is_none() {
-                v.down = say.down;
+                v.down = say.down.cloned();
             }
         }
         v
@@ -456,8 +456,8 @@ fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
 fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>, now: u32) {
     match change {
         Some(Change::Tripped) => {
-            let reason = st.say(rule, now).down.unwrap_or_default();
-            log::info().s("feedback: ").s(&reason).s(": down").send();
+            let reason = st.say(rule, now).down.map_or("", |r| r.as_str());
+            log::info().s("feedback: ").s(reason).s(": down").send();
         }
         Some(Change::Cleared) => {
             let mut l = log::info().s("feedback: ").s(&rule.name).s(" cleared");
