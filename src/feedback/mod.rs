@@ -102,7 +102,7 @@ impl Feedback {
             cfg: Config::new(),
             spare: Config::new(),
             states: core::array::from_fn(|_| RuleState::new()),
-            checks: [const { Check::new() }; HTTP_MAX],
+            checks: core::array::from_fn(|_| Check::new()),
             failed: [false; RULES_MAX],
             buf: [0; CONFIG_MAX + 1],
             next_sample: now,
