@@ -222,21 +222,18 @@ impl Check {
         let field = t.field.as_ref().map(|f| f.as_bytes());
         // A few reads per wake-up at most, so that a fast talker cannot hold the loop.
         for _ in 0..4 {
-            let room = &mut self.buf[self.len..];
-            match sys::recv(fd, room) {
-                Ok(0) => {
-                    let o = judge(&self.buf[..self.len], true, field, decimals);
-                    return self.finish(o.unwrap_or(Outcome::BadReply));
-                }
-                Ok(n) => {
-                    self.len += n;
-                    let full = self.len == RESPONSE_MAX;
-                    if let Some(o) = judge(&self.buf[..self.len], full, field, decimals) {
-                        return self.finish(o);
-                    }
-                }
+            let n = match sys::recv(fd, &mut self.buf[self.len..]) {
+                Ok(n) => n,
                 Err(Errno::EAGAIN) => return None,
                 Err(e) => return self.finish(Outcome::Error(e)),
+            };
+            self.len += n;
+            // Closed or full: judge decides with what there is.
+            let eof = n == 0 || self.len == RESPONSE_MAX;
+            match judge(&self.buf[..self.len], eof, field, decimals) {
+                Some(o) => return self.finish(o),
+                None if eof => return self.finish(Outcome::BadReply),
+                None => {}
             }
         }
         None
