@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 
 use super::config::HttpTarget;
-use super::metrics::parse_decimal;
+use super::metrics::{parse_decimal, pieces, split_once, trim};
 use crate::json::{top_field, Token};
 use crate::sys;
 
@@ -51,14 +51,13 @@ fn body_start(buf: &[u8]) -> Option<usize> {
 
 /// Reads the value of `Content-Length` from the head, if present.
 fn content_length(head: &[u8]) -> Option<usize> {
-    for line in head.split(|&c| c == b'\n') {
+    for line in pieces(head, b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&c| c == b':') else {
+        let (name, Some(value)) = split_once(line, b':') else {
             continue;
         };
-        if line[..colon].eq_ignore_ascii_case(b"content-length") {
-            let v = super::metrics::trim(&line[colon + 1..]);
-            return crate::num::parse_u32(v).map(|n| n as usize);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            return crate::num::parse_u32(trim(value)).map(|n| n as usize);
         }
     }
     None
@@ -68,18 +67,19 @@ fn content_length(head: &[u8]) -> Option<usize> {
 ///
 /// `eof` says the server closed (or the buffer is full): decide with what there is.
 pub fn judge(buf: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Option<Outcome> {
-    let line_end = buf.iter().position(|&c| c == b'\n');
-    if line_end.is_none() && !eof && buf.len() < 16 {
+    let (line, after) = split_once(buf, b'\n');
+    // The status line may still be coming.
+    let open = after.is_none() && !eof;
+    if open && buf.len() < 16 {
         return None;
     }
-    let line = &buf[..line_end.unwrap_or(buf.len())];
     let code = match line {
         [b'H', b'T', b'T', b'P', b'/', b'1', b'.', _, b' ', a, b, c, ..]
             if [a, b, c].iter().all(|d| d.is_ascii_digit()) =>
         {
             (*a - b'0') as u16 * 100 + (*b - b'0') as u16 * 10 + (*c - b'0') as u16
         }
-        _ if line_end.is_none() && !eof => return None,
+        _ if open => return None,
         _ => return Some(Outcome::BadReply),
     };
     let Some(start) = body_start(buf) else {

@@ -49,6 +49,19 @@ fn percent(part: u32, whole: u32) -> u32 {
     (part * 100 + whole / 2) / whole.max(1)
 }
 
+/// Splits `s` at its first `sep`: what comes before it, and what comes after it if it is there.
+pub fn split_once(s: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
+    match s.iter().position(|&c| c == sep) {
+        Some(p) => (&s[..p], Some(&s[p + 1..])),
+        None => (s, None),
+    }
+}
+
+/// Splits `s` at every `sep`.
+pub fn pieces(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    s.split(move |&c| c == sep)
+}
+
 /// Splits a line into its space-separated words.
 fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
     line.split(|&c| c == b' ' || c == b'\t')
@@ -60,8 +73,7 @@ fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Busy is user + nice + system + irq + softirq + steal; idle and iowait are
 /// not busy. Guest time is already inside user and nice, so it is not added.
 pub fn parse_stat(text: &[u8]) -> Option<CpuTimes> {
-    let line = text.split(|&c| c == b'\n').next()?;
-    let mut w = words(line);
+    let mut w = words(split_once(text, b'\n').0);
     if w.next()? != b"cpu" {
         return None;
     }
@@ -96,7 +108,7 @@ pub fn cpu_busy_pct(prev: CpuTimes, cur: CpuTimes) -> Option<u32> {
 
 /// Reads the 1-minute load average of `/proc/loadavg` in hundredths.
 pub fn parse_loadavg(text: &[u8]) -> Option<u32> {
-    let first = words(text.split(|&c| c == b'\n').next()?).next()?;
+    let first = words(split_once(text, b'\n').0).next()?;
     parse_decimal(first, 2)
 }
 
@@ -107,10 +119,10 @@ pub fn parse_cpu_list(text: &[u8]) -> Option<u32> {
         return None;
     }
     let mut count: u32 = 0;
-    for part in text.split(|&c| c == b',') {
-        let mut ends = part.splitn(2, |&c| c == b'-');
-        let a = crate::num::parse_u32(ends.next()?)?;
-        let b = match ends.next() {
+    for part in pieces(text, b',') {
+        let (a, b) = split_once(part, b'-');
+        let a = crate::num::parse_u32(a)?;
+        let b = match b {
             Some(b) => crate::num::parse_u32(b)?,
             None => a,
         };
@@ -132,7 +144,7 @@ pub fn load_per_cpu(load: u32, cpus: u32) -> u32 {
 pub fn parse_meminfo(text: &[u8]) -> Option<u32> {
     const KEYS: [&[u8]; 2] = [b"MemTotal:", b"MemAvailable:"];
     let mut kb = [None; 2];
-    for line in text.split(|&c| c == b'\n') {
+    for line in pieces(text, b'\n') {
         let mut w = words(line);
         let Some(i) = w.next().and_then(|k| KEYS.iter().position(|&key| key == k)) else {
             continue;
@@ -174,11 +186,9 @@ pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
     if matches!(s.first(), Some(b'-' | b'+')) {
         s = &s[1..];
     }
-    let (int, frac) = match s.iter().position(|&c| c == b'.') {
-        Some(p) => (&s[..p], &s[p + 1..]),
-        None => (s, &s[s.len()..]),
-    };
-    let has_point = int.len() != s.len();
+    let (int, frac) = split_once(s, b'.');
+    let has_point = frac.is_some();
+    let frac = frac.unwrap_or_default();
     if (int.is_empty() && frac.is_empty()) || (has_point && frac.is_empty()) {
         return None;
     }
