@@ -160,9 +160,11 @@ impl Feedback {
             return None;
         }
         let mut next = self.next_sample;
-        for d in self.checks.iter().filter_map(|c| c.deadline()) {
-            if d.wrapping_sub(now) as i32 <= next.wrapping_sub(now) as i32 {
-                next = d;
+        for c in self.checks.iter() {
+            if let Some(d) = c.deadline() {
+                if d.wrapping_sub(now) as i32 <= next.wrapping_sub(now) as i32 {
+                    next = d;
+                }
             }
         }
         Some(next)
