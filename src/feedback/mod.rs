@@ -432,18 +432,17 @@ fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
     let mut r = Reason::new();
     let _ = r.push_str(&rule.name);
     let _ = r.push(' ');
-    let _ = match o {
-        Outcome::Healthy(_) => Ok(()),
-        Outcome::Status(code) => {
-            let _ = r.push_str("status ");
-            metrics::push_value(&mut r, code as u32, 0);
-            Ok(())
-        }
-        Outcome::NoField => r.push_str("no number in the body"),
-        Outcome::BadReply => r.push_str("bad reply"),
-        Outcome::Timeout => r.push_str("timeout"),
-        Outcome::Error(e) => r.push_str(crate::sys::errno_name(e)),
-    };
+    let _ = r.push_str(match o {
+        Outcome::Healthy(_) => "",
+        Outcome::Status(_) => "status ",
+        Outcome::NoField => "no number in the body",
+        Outcome::BadReply => "bad reply",
+        Outcome::Timeout => "timeout",
+        Outcome::Error(e) => crate::sys::errno_name(e),
+    });
+    if let Outcome::Status(code) = o {
+        metrics::push_value(&mut r, code as u32, 0);
+    }
     r
 }
 
