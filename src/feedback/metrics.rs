@@ -182,34 +182,41 @@ pub fn trim(s: &[u8]) -> &[u8] {
 /// values as `VALUE_MAX`. Exponents and anything else are refused.
 pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
     let mut s = trim(text);
-    let negative = s.first() == Some(&b'-');
-    if matches!(s.first(), Some(b'-' | b'+')) {
+    let sign = s.first().copied();
+    if matches!(sign, Some(b'-' | b'+')) {
         s = &s[1..];
     }
     let (int, frac) = split_once(s, b'.');
-    let has_point = frac.is_some();
+    // Digits are needed before a missing point, and after a point.
+    let bare = match frac {
+        Some(f) => f.is_empty(),
+        None => int.is_empty(),
+    };
+    if bare {
+        return None;
+    }
     let frac = frac.unwrap_or_default();
-    if (int.is_empty() && frac.is_empty()) || (has_point && frac.is_empty()) {
-        return None;
-    }
-    if !int.iter().chain(frac).all(u8::is_ascii_digit) {
-        return None;
-    }
-    if negative {
-        return Some(0);
-    }
+    let keep = int.len() + decimals as usize;
     let mut v: u32 = 0;
-    let mut push = |c: u8| {
+    let mut push = |d: u8| {
         v = v
             .saturating_mul(10)
-            .saturating_add((c - b'0') as u32)
+            .saturating_add(d as u32)
             .min(VALUE_MAX * 10);
     };
-    for &c in int {
-        push(c);
+    for (i, &c) in int.iter().chain(frac).enumerate() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        if i < keep {
+            push(c - b'0');
+        }
     }
-    for i in 0..decimals as usize {
-        push(frac.get(i).copied().unwrap_or(b'0'));
+    for _ in frac.len()..decimals as usize {
+        push(0);
+    }
+    if sign == Some(b'-') {
+        return Some(0);
     }
     Some(v.min(VALUE_MAX))
 }
