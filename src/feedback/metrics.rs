@@ -221,20 +221,32 @@ pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
     Some(v.min(VALUE_MAX))
 }
 
+/// Writes a value of `decimals` decimal places as text at the end of `buf`, e.g. 150
+/// with 2 as `1.50`, and returns that text.
+pub fn value_text(mut v: u32, decimals: u8, buf: &mut [u8; 14]) -> &[u8] {
+    let dec = decimals as usize;
+    let mut i = buf.len();
+    let mut k = 0;
+    loop {
+        if k == dec && dec > 0 {
+            i -= 1;
+            buf[i] = b'.';
+        }
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        k += 1;
+        if v == 0 && k > dec {
+            return &buf[i..];
+        }
+    }
+}
+
 /// Appends a value of `decimals` decimal places as text, e.g. 150 with 2 as `1.50`.
 pub fn push_value(out: &mut Reason, v: u32, decimals: u8) {
-    let mut d = [0u8; 10];
-    let digits = crate::num::fmt_u32(v, &mut d);
-    let dec = decimals as usize;
-    let mut padded = [b'0'; 14];
-    let len = digits.len().max(dec + 1);
-    padded[len - digits.len()..len].copy_from_slice(digits);
-    for (i, &c) in padded[..len].iter().enumerate() {
-        if dec > 0 && i == len - dec {
-            let _ = out.push('.');
-        }
-        let _ = out.push(c as char);
-    }
+    let mut buf = [0; 14];
+    let text = value_text(v, decimals, &mut buf);
+    let _ = out.push_str(crate::sys::ascii_str(text).unwrap_or_default());
 }
 
 #[cfg(test)]

@@ -431,7 +431,7 @@ impl Feedback {
 fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
     let mut r = Reason::new();
     let _ = r.push_str(&rule.name);
-    let _ = r.push(' ');
+    let _ = r.push_str(" ");
     let _ = r.push_str(match o {
         Outcome::Healthy(_) => "",
         Outcome::Status(_) => "status ",
@@ -448,9 +448,7 @@ fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
 
 /// Appends a value with `decimals` decimal places to a log line.
 fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
-    let mut text = Reason::new();
-    metrics::push_value(&mut text, v, decimals);
-    l.s(&text)
+    l.b(metrics::value_text(v, decimals, &mut [0; 14]))
 }
 
 /// Logs a rule tripping or clearing.

@@ -127,7 +127,7 @@ impl RuleState {
         if change == Some(Change::Tripped) {
             self.trip_reason.clear();
             let _ = self.trip_reason.push_str(&rule.name);
-            let _ = self.trip_reason.push(' ');
+            let _ = self.trip_reason.push_str(" ");
             push_value(&mut self.trip_reason, v, rule.decimals);
             let _ = self.trip_reason.push_str(" > ");
             push_value(&mut self.trip_reason, th.enter, rule.decimals);
