@@ -407,23 +407,27 @@ impl Feedback {
 
     /// Combines the rules that apply to one entry: the lowest weight and the first failure.
     pub fn verdict(&self, service: Option<&Name>, now: u32) -> Verdict {
-        let mut v = Verdict::NONE;
+        let (mut weight, mut min) = (Verdict::NONE.weight_pct, Verdict::NONE.min_weight);
+        let mut down = None;
         let mut any = false;
         for (rule, st) in self.cfg.rules.iter().zip(self.states.iter()) {
             if rule.service.is_some() && rule.service.as_ref() != service {
                 continue;
             }
             let say = st.say(rule, now);
-            if !any || say.weight < v.weight_pct {
-                v.weight_pct = say.weight;
-                v.min_weight = say.min;
+            if !any || say.weight < weight {
+                weight = say.weight;
+                min = say.min;
             }
             any = true;
-            if v.down.is_none() {
-                v.down = say.down.cloned();
-            }
+            down = down.or(say.down);
         }
-        v
+        // Only the reason kept is copied.
+        Verdict {
+            weight_pct: weight,
+            min_weight: min,
+            down: down.cloned(),
+        }
     }
 }
 
