@@ -373,10 +373,11 @@ impl Feedback {
         if log::enabled(log::Level::Debug) {
             let l = log::debug().s("sample ").s(&rule.name).s(" ");
             match &result {
-                Ok(Some(v)) => with_value(l.s("healthy "), *v, rule.decimals).send(),
-                Ok(None) => l.s("healthy").send(),
-                Err(r) => l.s("failed: ").s(r).send(),
+                Ok(Some(v)) => with_value(l.s("healthy "), *v, rule.decimals),
+                Ok(None) => l.s("healthy"),
+                Err(r) => l.s("failed: ").s(r),
             }
+            .send();
         }
         // Health becomes Good on Ok and Failing(reason) on Err: log what that changes.
         match (&st.health, &result) {
@@ -457,19 +458,23 @@ fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
 
 /// Logs a rule tripping or clearing.
 fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>, now: u32) {
-    match change {
-        Some(Change::Tripped) => {
+    let Some(change) = change else {
+        return;
+    };
+    let l = log::info().s("feedback: ");
+    let l = match change {
+        Change::Tripped => {
             let reason = st.say(rule, now).down.map_or("", |r| r.as_str());
-            log::info().s("feedback: ").s(reason).s(": down").send();
+            l.s(reason).s(": down")
         }
-        Some(Change::Cleared) => {
-            let mut l = log::info().s("feedback: ").s(&rule.name).s(" cleared");
+        Change::Cleared => {
+            let mut l = l.s(&rule.name).s(" cleared");
             if let Some(th) = &rule.threshold {
                 l = with_value(l.s(" (below "), th.leave, rule.decimals);
                 l = l.s(" for ").u(th.hold_ms).s(" ms)");
             }
-            l.send();
+            l
         }
-        None => {}
-    }
+    };
+    l.send();
 }
