@@ -73,14 +73,17 @@ pub fn judge(buf: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Optio
     if open && buf.len() < 16 {
         return None;
     }
-    let code = match line {
-        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', _, b' ', a, b, c, ..]
-            if [a, b, c].iter().all(|d| d.is_ascii_digit()) =>
-        {
-            (*a - b'0') as u16 * 100 + (*b - b'0') as u16 * 10 + (*c - b'0') as u16
+    // `HTTP/1.x ddd`
+    let code = match line.get(8..12) {
+        Some([b' ', digits @ ..]) if line.starts_with(b"HTTP/1.") => {
+            crate::num::parse_u32(digits)
         }
-        _ if open => return None,
-        _ => return Some(Outcome::BadReply),
+        _ => None,
+    };
+    let code = match code {
+        Some(c) => c as u16,
+        None if open => return None,
+        None => return Some(Outcome::BadReply),
     };
     let Some(start) = body_start(buf) else {
         return eof.then_some(Outcome::BadReply);
