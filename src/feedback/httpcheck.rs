@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 
 use super::config::HttpTarget;
-use super::metrics::{parse_decimal, pieces, split_once, trim};
+use super::metrics::{parse_decimal, pieces, split_once};
 use crate::json::{top_field, Token};
 use crate::sys;
 
@@ -57,7 +57,7 @@ fn content_length(head: &[u8]) -> Option<usize> {
             continue;
         };
         if name.eq_ignore_ascii_case(b"content-length") {
-            return crate::num::parse_u32(trim(value)).map(|n| n as usize);
+            return crate::num::parse_u32(value.trim_ascii()).map(|n| n as usize);
         }
     }
     None

@@ -114,7 +114,7 @@ pub fn parse_loadavg(text: &[u8]) -> Option<u32> {
 
 /// Counts the CPUs in a list like `/sys/devices/system/cpu/online` (`0-3,6,8-9`).
 pub fn parse_cpu_list(text: &[u8]) -> Option<u32> {
-    let text = trim(text);
+    let text = text.trim_ascii();
     if text.is_empty() {
         return None;
     }
@@ -164,24 +164,11 @@ pub fn parse_meminfo(text: &[u8]) -> Option<u32> {
     Some(percent(t - a, t))
 }
 
-/// Strips ASCII whitespace from both ends.
-pub fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &s[start..end]
-}
-
 /// Reads a decimal number like `12`, `-3` or `0.75` (surrounding whitespace allowed) as
 /// an integer count of 10^−`decimals` units, truncated; negatives read as 0 and large
 /// values as `VALUE_MAX`. Exponents and anything else are refused.
 pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
-    let mut s = trim(text);
+    let mut s = text.trim_ascii();
     let sign = s.first().copied();
     if matches!(sign, Some(b'-' | b'+')) {
         s = &s[1..];
