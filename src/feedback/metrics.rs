@@ -114,12 +114,9 @@ pub fn parse_loadavg(text: &[u8]) -> Option<u32> {
 
 /// Counts the CPUs in a list like `/sys/devices/system/cpu/online` (`0-3,6,8-9`).
 pub fn parse_cpu_list(text: &[u8]) -> Option<u32> {
-    let text = text.trim_ascii();
-    if text.is_empty() {
-        return None;
-    }
     let mut count: u32 = 0;
-    for part in pieces(text, b',') {
+    // An empty list is one empty part, which parse_u32 refuses.
+    for part in pieces(text.trim_ascii(), b',') {
         let (a, b) = split_once(part, b'-');
         let a = crate::num::parse_u32(a)?;
         let b = match b {
