@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use nix::errno::Errno;
 
 use super::config::HttpTarget;
-use super::metrics::parse_decimal;
+use super::metrics::{parse_decimal, pieces, split_once};
 use crate::json::{top_field, Token};
 use crate::sys;
 
@@ -35,25 +35,29 @@ pub enum Outcome {
 }
 
 /// Where the answer's head ends: the index of the body, if the head is complete.
+///
+/// The head ends with the first `\n\n` or `\r\n\r\n`: the last four bytes read are
+/// kept in a word, the newest in the low byte.
 fn body_start(buf: &[u8]) -> Option<usize> {
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    let mut last: u32 = 0;
+    for (i, &c) in buf.iter().enumerate() {
+        last = last << 8 | c as u32;
+        if last & 0xffff == 0x0a0a || last == 0x0d0a_0d0a {
+            return Some(i + 1);
+        }
     }
+    None
 }
 
 /// Reads the value of `Content-Length` from the head, if present.
 fn content_length(head: &[u8]) -> Option<usize> {
-    for line in head.split(|&c| c == b'\n') {
+    for line in pieces(head, b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|&c| c == b':') else {
+        let (name, Some(value)) = split_once(line, b':') else {
             continue;
         };
-        if line[..colon].eq_ignore_ascii_case(b"content-length") {
-            let v = super::metrics::trim(&line[colon + 1..]);
-            return crate::num::parse_u32(v).map(|n| n as usize);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            return crate::num::parse_u32(value.trim_ascii()).map(|n| n as usize);
         }
     }
     None
@@ -63,19 +67,23 @@ fn content_length(head: &[u8]) -> Option<usize> {
 ///
 /// `eof` says the server closed (or the buffer is full): decide with what there is.
 pub fn judge(buf: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Option<Outcome> {
-    let line_end = buf.iter().position(|&c| c == b'\n');
-    if line_end.is_none() && !eof && buf.len() < 16 {
+    let (line, after) = split_once(buf, b'\n');
+    // The status line may still be coming.
+    let open = after.is_none() && !eof;
+    if open && buf.len() < 16 {
         return None;
     }
-    let line = &buf[..line_end.unwrap_or(buf.len())];
-    let code = match line {
-        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', _, b' ', a, b, c, ..]
-            if [a, b, c].iter().all(|d| d.is_ascii_digit()) =>
-        {
-            (*a - b'0') as u16 * 100 + (*b - b'0') as u16 * 10 + (*c - b'0') as u16
+    // `HTTP/1.x ddd`
+    let code = match line.get(8..12) {
+        Some([b' ', digits @ ..]) if line.starts_with(b"HTTP/1.") => {
+            crate::num::parse_u32(digits)
         }
-        _ if line_end.is_none() && !eof => return None,
-        _ => return Some(Outcome::BadReply),
+        _ => None,
+    };
+    let code = match code {
+        Some(c) => c as u16,
+        None if open => return None,
+        None => return Some(Outcome::BadReply),
     };
     let Some(start) = body_start(buf) else {
         return eof.then_some(Outcome::BadReply);
@@ -86,17 +94,10 @@ pub fn judge(buf: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Optio
     let Some(field) = field else {
         return Some(Outcome::Healthy(None));
     };
-    let body = &buf[start..];
-    let complete = match content_length(&buf[..start]) {
-        Some(n) => body.len() >= n,
-        None => false,
-    };
-    if !complete && !eof {
-        return None;
-    }
-    let body = match content_length(&buf[..start]) {
-        Some(n) if body.len() >= n => &body[..n],
-        _ => body,
+    let body = match (&buf[start..], content_length(&buf[..start])) {
+        (b, Some(n)) if b.len() >= n => &b[..n],
+        _ if !eof => return None,
+        (b, _) => b,
     };
     let v = match top_field(body, field) {
         Some(Token::Bare(t)) | Some(Token::Str(t)) => parse_decimal(t, decimals),
@@ -224,21 +225,18 @@ impl Check {
         let field = t.field.as_ref().map(|f| f.as_bytes());
         // A few reads per wake-up at most, so that a fast talker cannot hold the loop.
         for _ in 0..4 {
-            let room = &mut self.buf[self.len..];
-            match sys::recv(fd, room) {
-                Ok(0) => {
-                    let o = judge(&self.buf[..self.len], true, field, decimals);
-                    return self.finish(o.unwrap_or(Outcome::BadReply));
-                }
-                Ok(n) => {
-                    self.len += n;
-                    let full = self.len == RESPONSE_MAX;
-                    if let Some(o) = judge(&self.buf[..self.len], full, field, decimals) {
-                        return self.finish(o);
-                    }
-                }
+            let n = match sys::recv(fd, &mut self.buf[self.len..]) {
+                Ok(n) => n,
                 Err(Errno::EAGAIN) => return None,
                 Err(e) => return self.finish(Outcome::Error(e)),
+            };
+            self.len += n;
+            // Closed or full: judge decides with what there is.
+            let eof = n == 0 || self.len == RESPONSE_MAX;
+            match judge(&self.buf[..self.len], eof, field, decimals) {
+                Some(o) => return self.finish(o),
+                None if eof => return self.finish(Outcome::BadReply),
+                None => {}
             }
         }
         None

@@ -5,6 +5,7 @@
 //! seconds apart never does, and `wrapping_sub` gets it right.
 
 use super::curve::VALUE_MAX;
+use crate::state::Reason;
 
 /// CPU time counters from the first line of `/proc/stat`, modulo 2^32.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -15,18 +16,50 @@ pub struct CpuTimes {
     pub total: u32,
 }
 
-/// Reads a run of digits at the start of `s` modulo 2^32; returns it and the digits used.
-fn digits_wrapping(s: &[u8]) -> (u32, usize) {
-    let mut v: u32 = 0;
-    let mut n = 0;
-    for &c in s {
-        if !c.is_ascii_digit() {
-            break;
-        }
-        v = v.wrapping_mul(10).wrapping_add((c - b'0') as u32);
-        n += 1;
+/// Reads a word of ASCII digits: its value modulo 2^32, and whether `num::parse_u32` refuses it.
+fn digits(word: &[u8]) -> Option<(u32, bool)> {
+    if word.is_empty() {
+        return None;
     }
-    (v, n)
+    let mut v: u32 = 0;
+    let mut over = word.len() > 10;
+    for &c in word {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        let (m, o) = v.overflowing_mul(10);
+        let (a, p) = m.overflowing_add((c - b'0') as u32);
+        over |= o | p;
+        v = a;
+    }
+    Some((v, over))
+}
+
+/// Halves a pair until the first is below 2^24, so that multiplying by 100 cannot overflow.
+fn scaled(mut whole: u32, mut part: u32) -> (u32, u32) {
+    while whole >= 1 << 24 {
+        whole >>= 1;
+        part >>= 1;
+    }
+    (whole, part)
+}
+
+/// Rounds `part` of `whole` (below 2^24, not 0) to a percentage.
+fn percent(part: u32, whole: u32) -> u32 {
+    (part * 100 + whole / 2) / whole.max(1)
+}
+
+/// Splits `s` at its first `sep`: what comes before it, and what comes after it if it is there.
+pub fn split_once(s: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
+    match s.iter().position(|&c| c == sep) {
+        Some(p) => (&s[..p], Some(&s[p + 1..])),
+        None => (s, None),
+    }
+}
+
+/// Splits `s` at every `sep`.
+pub fn pieces(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
+    s.split(move |&c| c == sep)
 }
 
 /// Splits a line into its space-separated words.
@@ -40,27 +73,23 @@ fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Busy is user + nice + system + irq + softirq + steal; idle and iowait are
 /// not busy. Guest time is already inside user and nice, so it is not added.
 pub fn parse_stat(text: &[u8]) -> Option<CpuTimes> {
-    let line = text.split(|&c| c == b'\n').next()?;
-    let mut w = words(line);
+    let mut w = words(split_once(text, b'\n').0);
     if w.next()? != b"cpu" {
         return None;
     }
-    let mut f = [0u32; 8];
-    let mut n = 0;
+    let (mut total, mut idle, mut n) = (0u32, 0u32, 0);
     for word in w.take(8) {
-        let (v, used) = digits_wrapping(word);
-        if used == 0 || used != word.len() {
-            return None;
+        let (v, _) = digits(word)?;
+        total = total.wrapping_add(v);
+        if n == 3 || n == 4 {
+            idle = idle.wrapping_add(v);
         }
-        f[n] = v;
         n += 1;
     }
     // user nice system idle are in every kernel since 2.6.
     if n < 4 {
         return None;
     }
-    let total = f.iter().fold(0u32, |a, &v| a.wrapping_add(v));
-    let idle = f[3].wrapping_add(f[4]);
     Some(CpuTimes {
         busy: total.wrapping_sub(idle),
         total,
@@ -69,35 +98,28 @@ pub fn parse_stat(text: &[u8]) -> Option<CpuTimes> {
 
 /// Computes the busy percentage (0 to 100) between two samples; `None` if no time passed.
 pub fn cpu_busy_pct(prev: CpuTimes, cur: CpuTimes) -> Option<u32> {
-    let mut dt = cur.total.wrapping_sub(prev.total);
-    let mut db = cur.busy.wrapping_sub(prev.busy);
+    let dt = cur.total.wrapping_sub(prev.total);
     if dt == 0 || dt > u32::MAX / 2 {
         return None;
     }
-    while dt >= 1 << 24 {
-        dt >>= 1;
-        db >>= 1;
-    }
-    Some(((db.min(dt) * 100 + dt / 2) / dt).min(100))
+    let (dt, db) = scaled(dt, cur.busy.wrapping_sub(prev.busy));
+    Some(percent(db.min(dt), dt))
 }
 
 /// Reads the 1-minute load average of `/proc/loadavg` in hundredths.
 pub fn parse_loadavg(text: &[u8]) -> Option<u32> {
-    let first = words(text.split(|&c| c == b'\n').next()?).next()?;
+    let first = words(split_once(text, b'\n').0).next()?;
     parse_decimal(first, 2)
 }
 
 /// Counts the CPUs in a list like `/sys/devices/system/cpu/online` (`0-3,6,8-9`).
 pub fn parse_cpu_list(text: &[u8]) -> Option<u32> {
-    let text = trim(text);
-    if text.is_empty() {
-        return None;
-    }
     let mut count: u32 = 0;
-    for part in text.split(|&c| c == b',') {
-        let mut ends = part.splitn(2, |&c| c == b'-');
-        let a = crate::num::parse_u32(ends.next()?)?;
-        let b = match ends.next() {
+    // An empty list is one empty part, which parse_u32 refuses.
+    for part in pieces(text.trim_ascii(), b',') {
+        let (a, b) = split_once(part, b'-');
+        let a = crate::num::parse_u32(a)?;
+        let b = match b {
             Some(b) => crate::num::parse_u32(b)?,
             None => a,
         };
@@ -117,102 +139,98 @@ pub fn load_per_cpu(load: u32, cpus: u32) -> u32 {
 
 /// Reads `MemTotal` and `MemAvailable` from `/proc/meminfo` and returns the % in use (0 to 100).
 pub fn parse_meminfo(text: &[u8]) -> Option<u32> {
-    let mut total = None;
-    let mut avail = None;
-    for line in text.split(|&c| c == b'\n') {
+    const KEYS: [&[u8]; 2] = [b"MemTotal:", b"MemAvailable:"];
+    let mut kb = [None; 2];
+    for line in pieces(text, b'\n') {
         let mut w = words(line);
-        let slot = match w.next() {
-            Some(b"MemTotal:") => &mut total,
-            Some(b"MemAvailable:") => &mut avail,
-            _ => continue,
+        let Some(i) = w.next().and_then(|k| KEYS.iter().position(|&key| key == k)) else {
+            continue;
         };
-        let v = w.next()?;
-        *slot = Some(crate::num::parse_u32(v).or_else(|| {
-            // Above 4 TiB in kB: keep the top digits, the ratio is what matters.
-            v.iter().all(u8::is_ascii_digit).then_some(u32::MAX)
-        })?);
-        if total.is_some() && avail.is_some() {
+        // Above 4 TiB in kB: u32::MAX, the ratio is what matters.
+        let (v, over) = digits(w.next()?)?;
+        kb[i] = Some(if over { u32::MAX } else { v });
+        if kb[0].is_some() && kb[1].is_some() {
             break;
         }
     }
-    let (mut t, mut a) = (total?, avail?);
+    let (t, a) = (kb[0]?, kb[1]?);
     if t == 0 {
         return None;
     }
-    a = a.min(t);
-    while t >= 1 << 24 {
-        t >>= 1;
-        a >>= 1;
-    }
-    Some(((t - a) * 100 + t / 2) / t.max(1))
-}
-
-/// Strips ASCII whitespace from both ends.
-pub fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &s[start..end]
+    let (t, a) = scaled(t, a.min(t));
+    Some(percent(t - a, t))
 }
 
 /// Reads a decimal number like `12`, `-3` or `0.75` (surrounding whitespace allowed) as
 /// an integer count of 10^−`decimals` units, truncated; negatives read as 0 and large
 /// values as `VALUE_MAX`. Exponents and anything else are refused.
 pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
-    let mut s = trim(text);
-    let negative = s.first() == Some(&b'-');
-    if matches!(s.first(), Some(b'-' | b'+')) {
+    let mut s = text.trim_ascii();
+    let sign = s.first().copied();
+    if matches!(sign, Some(b'-' | b'+')) {
         s = &s[1..];
     }
-    let (int, frac) = match s.iter().position(|&c| c == b'.') {
-        Some(p) => (&s[..p], &s[p + 1..]),
-        None => (s, &s[s.len()..]),
+    let (int, frac) = split_once(s, b'.');
+    // Digits are needed before a missing point, and after a point.
+    let bare = match frac {
+        Some(f) => f.is_empty(),
+        None => int.is_empty(),
     };
-    let has_point = int.len() != s.len();
-    if (int.is_empty() && frac.is_empty()) || (has_point && frac.is_empty()) {
+    if bare {
         return None;
     }
-    if !int.iter().chain(frac).all(u8::is_ascii_digit) {
-        return None;
-    }
-    if negative {
-        return Some(0);
-    }
+    let frac = frac.unwrap_or_default();
+    let keep = int.len() + decimals as usize;
     let mut v: u32 = 0;
-    let mut push = |c: u8| {
+    let mut push = |d: u8| {
         v = v
             .saturating_mul(10)
-            .saturating_add((c - b'0') as u32)
+            .saturating_add(d as u32)
             .min(VALUE_MAX * 10);
     };
-    for &c in int {
-        push(c);
+    for (i, &c) in int.iter().chain(frac).enumerate() {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        if i < keep {
+            push(c - b'0');
+        }
     }
-    for i in 0..decimals as usize {
-        push(frac.get(i).copied().unwrap_or(b'0'));
+    for _ in frac.len()..decimals as usize {
+        push(0);
+    }
+    if sign == Some(b'-') {
+        return Some(0);
     }
     Some(v.min(VALUE_MAX))
 }
 
-/// Appends a value of `decimals` decimal places as text, e.g. 150 with 2 as `1.50`.
-pub fn push_value<const N: usize>(out: &mut heapless::String<N>, v: u32, decimals: u8) {
-    let mut d = [0u8; 10];
-    let digits = crate::num::fmt_u32(v, &mut d);
+/// Writes a value of `decimals` decimal places as text at the end of `buf`, e.g. 150
+/// with 2 as `1.50`, and returns that text.
+pub fn value_text(mut v: u32, decimals: u8, buf: &mut [u8; 14]) -> &[u8] {
     let dec = decimals as usize;
-    let mut padded = [b'0'; 14];
-    let len = digits.len().max(dec + 1);
-    padded[len - digits.len()..len].copy_from_slice(digits);
-    for (i, &c) in padded[..len].iter().enumerate() {
-        if dec > 0 && i == len - dec {
-            let _ = out.push('.');
+    let mut i = buf.len();
+    let mut k = 0;
+    loop {
+        if k == dec && dec > 0 {
+            i -= 1;
+            buf[i] = b'.';
         }
-        let _ = out.push(c as char);
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        k += 1;
+        if v == 0 && k > dec {
+            return &buf[i..];
+        }
     }
+}
+
+/// Appends a value of `decimals` decimal places as text, e.g. 150 with 2 as `1.50`.
+pub fn push_value(out: &mut Reason, v: u32, decimals: u8) {
+    let mut buf = [0; 14];
+    let text = value_text(v, decimals, &mut buf);
+    let _ = out.push_str(crate::sys::ascii_str(text).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -360,7 +378,7 @@ DirectMap1G:    25165824 kB
 
     #[test]
     fn writes_values_with_decimals() {
-        let mut s: heapless::String<16> = heapless::String::new();
+        let mut s = Reason::new();
         push_value(&mut s, 150, 2);
         assert_eq!(s.as_str(), "1.50");
         s.clear();

@@ -25,7 +25,7 @@ use nix::errno::Errno;
 
 use crate::agent::{Agent, Verdict};
 use crate::log;
-use crate::state::{Name, Reason, SERVICES_MAX};
+use crate::state::{Name, Reason};
 use config::{Config, ConfigError, Metric, Rule, CONFIG_MAX, HTTP_MAX, RULES_MAX};
 use httpcheck::{Check, Outcome};
 use metrics::CpuTimes;
@@ -102,7 +102,7 @@ impl Feedback {
             cfg: Config::new(),
             spare: Config::new(),
             states: core::array::from_fn(|_| RuleState::new()),
-            checks: [const { Check::new() }; HTTP_MAX],
+            checks: core::array::from_fn(|_| Check::new()),
             failed: [false; RULES_MAX],
             buf: [0; CONFIG_MAX + 1],
             next_sample: now,
@@ -160,9 +160,11 @@ impl Feedback {
             return None;
         }
         let mut next = self.next_sample;
-        for d in self.checks.iter().filter_map(|c| c.deadline()) {
-            if d.wrapping_sub(now) as i32 <= next.wrapping_sub(now) as i32 {
-                next = d;
+        for c in self.checks.iter() {
+            if let Some(d) = c.deadline() {
+                if d.wrapping_sub(now) as i32 <= next.wrapping_sub(now) as i32 {
+                    next = d;
+                }
             }
         }
         Some(next)
@@ -332,13 +334,10 @@ impl Feedback {
                 log_change(rule, st, change, now);
                 if log::enabled(log::Level::Debug) {
                     let say = st.say(rule, now);
-                    let mut text: heapless::String<24> = heapless::String::new();
-                    metrics::push_value(&mut text, v, rule.decimals);
-                    let mut l = log::debug().s("sample ").s(&rule.name).s(" ").s(&text);
+                    let l = log::debug().s("sample ").s(&rule.name).s(" ");
+                    let mut l = with_value(l, v, rule.decimals);
                     if rule.smooth_ms > 0 {
-                        text.clear();
-                        metrics::push_value(&mut text, st.value.unwrap_or(0), rule.decimals);
-                        l = l.s(" smoothed ").s(&text);
+                        l = with_value(l.s(" smoothed "), st.value.unwrap_or(0), rule.decimals);
                     }
                     l.s(" weight ").u(say.weight as u32).s("%").send();
                 }
@@ -374,63 +373,62 @@ impl Feedback {
         if log::enabled(log::Level::Debug) {
             let l = log::debug().s("sample ").s(&rule.name).s(" ");
             match &result {
-                Ok(Some(v)) => {
-                    let mut text: heapless::String<24> = heapless::String::new();
-                    metrics::push_value(&mut text, *v, rule.decimals);
-                    l.s("healthy ").s(&text).send()
-                }
-                Ok(None) => l.s("healthy").send(),
-                Err(r) => l.s("failed: ").s(r).send(),
+                Ok(Some(v)) => with_value(l.s("healthy "), *v, rule.decimals),
+                Ok(None) => l.s("healthy"),
+                Err(r) => l.s("failed: ").s(r),
             }
+            .send();
         }
-        let before = st.health.clone();
-        let change = st.http_result(rule, result, now);
-        match (&before, &st.health) {
-            (Health::Failing(_), Health::Good) => log::info()
+        // Health becomes Good on Ok and Failing(reason) on Err: log what that changes.
+        match (&st.health, &result) {
+            (Health::Failing(_), Ok(_)) => log::info()
                 .s("feedback: ")
                 .s(&rule.name)
                 .s(" healthy again")
                 .send(),
-            (Health::Failing(a), Health::Failing(b)) if a == b => {}
-            (_, Health::Failing(b)) => log::info().s("feedback: check failed: ").s(b).send(),
+            (Health::Failing(a), Err(b)) if a == b => {}
+            (_, Err(b)) => log::info().s("feedback: check failed: ").s(b).send(),
             _ => {}
         }
+        let change = st.http_result(rule, result, now);
         log_change(rule, st, change, now);
     }
 
     /// Hands every entry of the agent its verdict.
     fn apply(&self, now: u32, agent: &mut Agent) {
-        let mut names: heapless::Vec<Name, SERVICES_MAX> = heapless::Vec::new();
-        for (n, _) in agent.state().services.iter() {
-            let _ = names.push(n.clone());
-        }
         if agent.state().top.is_some() {
             agent.set_verdict(None, &self.verdict(None, now));
         }
-        for n in names.iter() {
-            agent.set_verdict(Some(n.as_bytes()), &self.verdict(Some(n), now));
+        // set_verdict needs the agent mutable, so each name is copied out first.
+        for i in 0..agent.state().services.len() {
+            let n = agent.state().services[i].0.clone();
+            agent.set_verdict(Some(n.as_bytes()), &self.verdict(Some(&n), now));
         }
     }
 
     /// Combines the rules that apply to one entry: the lowest weight and the first failure.
     pub fn verdict(&self, service: Option<&Name>, now: u32) -> Verdict {
-        let mut v = Verdict::NONE;
+        let (mut weight, mut min) = (Verdict::NONE.weight_pct, Verdict::NONE.min_weight);
+        let mut down = None;
         let mut any = false;
         for (rule, st) in self.cfg.rules.iter().zip(self.states.iter()) {
             if rule.service.is_some() && rule.service.as_ref() != service {
                 continue;
             }
             let say = st.say(rule, now);
-            if !any || say.weight < v.weight_pct {
-                v.weight_pct = say.weight;
-                v.min_weight = say.min;
+            if !any || say.weight < weight {
+                weight = say.weight;
+                min = say.min;
             }
             any = true;
-            if v.down.is_none() {
-                v.down = say.down;
-            }
+            down = down.or(say.down);
         }
-        v
+        // Only the reason kept is copied.
+        Verdict {
+            weight_pct: weight,
+            min_weight: min,
+            down: down.cloned(),
+        }
     }
 }
 
@@ -438,38 +436,45 @@ impl Feedback {
 fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
     let mut r = Reason::new();
     let _ = r.push_str(&rule.name);
-    let _ = r.push(' ');
-    let _ = match o {
-        Outcome::Healthy(_) => Ok(()),
-        Outcome::Status(code) => {
-            let _ = r.push_str("status ");
-            metrics::push_value(&mut r, code as u32, 0);
-            Ok(())
-        }
-        Outcome::NoField => r.push_str("no number in the body"),
-        Outcome::BadReply => r.push_str("bad reply"),
-        Outcome::Timeout => r.push_str("timeout"),
-        Outcome::Error(e) => r.push_str(crate::sys::errno_name(e)),
-    };
+    let _ = r.push_str(" ");
+    let _ = r.push_str(match o {
+        Outcome::Healthy(_) => "",
+        Outcome::Status(_) => "status ",
+        Outcome::NoField => "no number in the body",
+        Outcome::BadReply => "bad reply",
+        Outcome::Timeout => "timeout",
+        Outcome::Error(e) => crate::sys::errno_name(e),
+    });
+    if let Outcome::Status(code) = o {
+        metrics::push_value(&mut r, code as u32, 0);
+    }
     r
+}
+
+/// Appends a value with `decimals` decimal places to a log line.
+fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
+    l.b(metrics::value_text(v, decimals, &mut [0; 14]))
 }
 
 /// Logs a rule tripping or clearing.
 fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>, now: u32) {
-    match change {
-        Some(Change::Tripped) => {
-            let reason = st.say(rule, now).down.unwrap_or_default();
-            log::info().s("feedback: ").s(&reason).s(": down").send();
+    let Some(change) = change else {
+        return;
+    };
+    let l = log::info().s("feedback: ");
+    let l = match change {
+        Change::Tripped => {
+            let reason = st.say(rule, now).down.map_or("", |r| r.as_str());
+            l.s(reason).s(": down")
         }
-        Some(Change::Cleared) => {
-            let mut l = log::info().s("feedback: ").s(&rule.name).s(" cleared");
+        Change::Cleared => {
+            let mut l = l.s(&rule.name).s(" cleared");
             if let Some(th) = &rule.threshold {
-                let mut text: heapless::String<24> = heapless::String::new();
-                metrics::push_value(&mut text, th.leave, rule.decimals);
-                l = l.s(" (below ").s(&text).s(" for ").u(th.hold_ms).s(" ms)");
+                l = with_value(l.s(" (below "), th.leave, rule.decimals);
+                l = l.s(" for ").u(th.hold_ms).s(" ms)");
             }
-            l.send();
+            l
         }
-        None => {}
-    }
+    };
+    l.send();
 }

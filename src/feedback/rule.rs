@@ -87,13 +87,13 @@ pub struct RuleState {
 
 /// What one rule asks of the entries it applies to.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Say {
+pub struct Say<'a> {
     /// Weight percentage (100 when the rule has no opinion).
     pub weight: u8,
     /// The rule's minimum weight.
     pub min: u8,
     /// Set when the rule reports the server down.
-    pub down: Option<Reason>,
+    pub down: Option<&'a Reason>,
 }
 
 impl Default for RuleState {
@@ -127,7 +127,7 @@ impl RuleState {
         if change == Some(Change::Tripped) {
             self.trip_reason.clear();
             let _ = self.trip_reason.push_str(&rule.name);
-            let _ = self.trip_reason.push(' ');
+            let _ = self.trip_reason.push_str(" ");
             push_value(&mut self.trip_reason, v, rule.decimals);
             let _ = self.trip_reason.push_str(" > ");
             push_value(&mut self.trip_reason, th.enter, rule.decimals);
@@ -163,7 +163,7 @@ impl RuleState {
     }
 
     /// Says what this rule asks at `now`.
-    pub fn say(&self, rule: &Rule, now: u32) -> Say {
+    pub fn say(&self, rule: &Rule, now: u32) -> Say<'_> {
         let min = rule.curve.map_or(100, |c| c.min());
         let mut say = Say {
             weight: match (rule.curve, self.value) {
@@ -171,7 +171,7 @@ impl RuleState {
                 _ => 100,
             },
             min,
-            down: self.hyst.tripped().then(|| self.trip_reason.clone()),
+            down: self.hyst.tripped().then_some(&self.trip_reason),
         };
         if let (Some(h), Health::Failing(why)) = (&rule.http, &self.health) {
             let fresh = self
@@ -179,7 +179,7 @@ impl RuleState {
                 .is_some_and(|t| now.wrapping_sub(t) < h.stale_ms);
             if !fresh {
                 match h.stale {
-                    Stale::Down => say.down = Some(why.clone()),
+                    Stale::Down => say.down = Some(why),
                     Stale::Keep => {}
                     Stale::Ignore => {
                         say.weight = 100;
