@@ -135,9 +135,8 @@ pub struct Server {
     wait_ms: u32,
     timeout_ms: u32,
     conns: Vec<Option<Conn>>,
+    /// The self-pipe, the listener, each open connection in slot order, then feedback's.
     pfds: Vec<libc::pollfd>,
-    /// For each `pfds` entry past the first two, its slot.
-    pslot: Vec<u16>,
     /// When set, the state must be written, not before this time.
     persist_at: Option<u32>,
     /// When the state file was last written.
@@ -170,7 +169,6 @@ impl Server {
             timeout_ms: cfg.timeout_ms,
             conns,
             pfds: Vec::with_capacity(slots + 2 + crate::feedback::FDS_MAX),
-            pslot: Vec::with_capacity(slots),
             persist_at: None,
             last_write: None,
             accept_paused_until: None,
@@ -270,7 +268,6 @@ impl Server {
 
     fn build_pollset(&mut self, now: u32) {
         self.pfds.clear();
-        self.pslot.clear();
         let ev = libc::POLLIN;
         self.pfds.push(libc::pollfd {
             fd: self.wake.as_raw_fd(),
@@ -296,15 +293,12 @@ impl Server {
             events: ev,
             revents: 0,
         });
-        for (i, c) in self.conns.iter().enumerate() {
-            if let Some(c) = c {
-                self.pfds.push(libc::pollfd {
-                    fd: c.fd.as_raw_fd(),
-                    events: ev,
-                    revents: 0,
-                });
-                self.pslot.push(i as u16);
-            }
+        for c in self.conns.iter().filter_map(Option::as_ref) {
+            self.pfds.push(libc::pollfd {
+                fd: c.fd.as_raw_fd(),
+                events: ev,
+                revents: 0,
+            });
         }
         if let Some(f) = self.feedback.as_mut() {
             f.add_fds(&mut self.pfds);
@@ -393,14 +387,20 @@ impl Server {
         }
     }
 
+    /// Reads from every connection poll found ready.
+    ///
+    /// Nothing opened or closed a connection since `build_pollset`, and
+    /// `readable` closes at most the slot it reads, so the open slots still
+    /// match `pfds` from index 2 on, in order.
     fn service(&mut self, now: u32) {
-        for k in 0..self.pslot.len() {
-            let revents = self.pfds[k + 2].revents;
-            if revents == 0 {
-                continue;
+        let mut k = 2;
+        for slot in 0..self.conns.len() {
+            if self.conns[slot].is_some() {
+                if self.pfds[k].revents != 0 {
+                    self.readable(slot, now);
+                }
+                k += 1;
             }
-            let slot = self.pslot[k] as usize;
-            self.readable(slot, now);
         }
     }
 
