@@ -611,7 +611,8 @@ impl Server {
     }
 }
 
-fn ip_text(ip: IpAddr) -> heapless::Vec<u8, 48> {
+/// Writes a client's address for the log, in the capacity `num::push_ip` already has for the listen address.
+fn ip_text(ip: IpAddr) -> heapless::Vec<u8, 64> {
     let mut s = heapless::Vec::new();
     // An IPv4 client of a dual-stack listener reads better as IPv4.
     crate::num::push_ip(&mut s, ip.to_canonical());
