@@ -13,8 +13,9 @@ use crate::server::Counters;
 pub const RESPONSE_MAX: usize = 8192;
 /// A response under construction.
 pub type Response = heapless::Vec<u8, RESPONSE_MAX>;
-/// The longest response head.
-const HEAD_MAX: usize = 160;
+/// The room kept for a response head: a reply line's, whose buffer it uses
+/// (the longest head, a 503's, is 103 bytes).
+const HEAD_MAX: usize = crate::reply::LINE_MAX;
 /// The most one entry adds to `/metrics` (three lines, a 32-byte name in each).
 const METRICS_ENTRY_MAX: usize = 3 * 96;
 // The largest state's metrics (a top level and every service), the counters'
@@ -48,7 +49,7 @@ pub fn respond(out: &mut Response, head: bool, path: &[u8], agent: &Agent, count
         )
     };
     let body = out.len();
-    let mut h: heapless::Vec<u8, HEAD_MAX> = heapless::Vec::new();
+    let mut h = crate::reply::Line::new();
     let _ = head_lines(&mut h, code, ctype, body);
     if head {
         out.clear();
@@ -60,8 +61,9 @@ pub fn respond(out: &mut Response, head: bool, path: &[u8], agent: &Agent, count
     out[..h.len()].copy_from_slice(&h);
 }
 
-fn head_lines<const N: usize>(
-    out: &mut heapless::Vec<u8, N>,
+/// Writes the status line and headers for a body of `len` bytes.
+fn head_lines(
+    out: &mut crate::reply::Line,
     code: &[u8],
     ctype: &[u8],
     len: usize,
