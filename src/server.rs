@@ -377,10 +377,7 @@ impl Server {
                     if let Some(errno) = errno {
                         l = l.s(": ").errno(errno);
                     }
-                    l.s(" (still serving the new state; retrying; ")
-                        .u(skipped)
-                        .s(" more since last logged)")
-                        .send();
+                    send_skipped(l, " (still serving the new state; retrying; ", skipped);
                 }
                 self.persist_at = Some(now.wrapping_add(PERSIST_RETRY_MS));
             }
@@ -516,13 +513,8 @@ impl Server {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
                     self.counters.refused += 1;
                     if let Some(skipped) = self.refuse_log.check(now) {
-                        log::info()
-                            .s("refused a probe from ")
-                            .b(&ip_text(ip))
-                            .s(" (")
-                            .u(skipped)
-                            .s(" more since last logged)")
-                            .send();
+                        let l = log::info().s("refused a probe from ").b(&ip_text(ip));
+                        send_skipped(l, " (", skipped);
                     }
                     return;
                 }
@@ -547,13 +539,8 @@ impl Server {
                 // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can, or pause briefly.
                 self.counters.accept_errors += 1;
                 if let Some(skipped) = self.accept_log.check(now) {
-                    log::error()
-                        .s("accept: ")
-                        .errno(e)
-                        .s(" (pausing accepts; ")
-                        .u(skipped)
-                        .s(" more since last logged)")
-                        .send();
+                    let l = log::error().s("accept: ").errno(e);
+                    send_skipped(l, " (pausing accepts; ", skipped);
                 }
                 if !self.evict_one() {
                     self.accept_paused_until = Some(now.wrapping_add(ACCEPT_PAUSE_MS));
@@ -609,6 +596,14 @@ impl Server {
             .s(" probes served")
             .send();
     }
+}
+
+/// Ends a rate-limited log line with `before`, the count of lines skipped, and sends it.
+fn send_skipped(l: log::Line, before: &str, skipped: u32) {
+    l.s(before)
+        .u(skipped)
+        .s(" more since last logged)")
+        .send();
 }
 
 /// Writes a client's address for the log, in the capacity `num::push_ip` already has for the listen address.
