@@ -320,10 +320,10 @@ impl LoadError {
             LoadError::Io(e) => ("unreadable ", crate::sys::errno_name(e)),
             LoadError::Invalid(e) => (e.as_str(), ""),
         };
-        for c in a.chars().chain(b.chars()) {
-            if out.push(c).is_err() {
-                break;
-            }
+        // Both texts are ASCII, so any cut is on a character boundary.
+        for t in [a, b] {
+            let room = out.capacity() - out.len();
+            let _ = out.push_str(t.get(..t.len().min(room)).unwrap_or(""));
         }
     }
 }
