@@ -450,19 +450,20 @@ impl Server {
         let Some(c) = self.conns[slot].as_mut() else {
             return;
         };
-        let sent = match request::classify(&c.first, done, want_word) {
+        let mut out = http::Response::new();
+        let reply = match request::classify(&c.first, done, want_word) {
             Request::Partial => return,
             Request::Agent(word) => {
                 self.counters.probes += 1;
-                sys::send(&c.fd, self.agent.reply(word))
+                self.agent.reply(word)
             }
             Request::Http { head, path } => {
                 self.counters.http += 1;
-                let mut out = http::Response::new();
                 http::respond(&mut out, head, path, &self.agent, &self.counters);
-                sys::send(&c.fd, &out)
+                &out
             }
         };
+        let sent = sys::send(&c.fd, reply);
         // A client whose bytes end a line has said all it will (HAProxy's
         // agent-send, an HTTP request head), and the last read did not fill
         // the buffer, so nothing is left unread: closing now sends FIN, not
