@@ -76,7 +76,10 @@ struct Conn {
     deadline: u32,
     /// When to stop waiting for the first bytes.
     wait_until: u32,
-    first: heapless::Vec<u8, FIRST_BYTES>,
+    /// The first bytes the client sent: `len` of them.
+    first: [u8; FIRST_BYTES],
+    /// How many of `first` were received.
+    len: u8,
 }
 
 /// Counts of what happened, for `/metrics` and the log.
@@ -408,13 +411,11 @@ impl Server {
         };
         match c.phase {
             Phase::Await => {
-                let mut chunk = [0u8; FIRST_BYTES];
-                let room = FIRST_BYTES - c.first.len();
-                match sys::recv(&c.fd, &mut chunk[..room]) {
+                match sys::recv(&c.fd, &mut c.first[c.len as usize..]) {
                     Ok(0) => self.answer(slot, now, true),
                     Ok(n) => {
-                        let _ = c.first.extend_from_slice(&chunk[..n]);
-                        let full = c.first.len() == FIRST_BYTES;
+                        c.len += n as u8;
+                        let full = c.len as usize == FIRST_BYTES;
                         self.answer(slot, now, full);
                     }
                     Err(Errno::EAGAIN) => {}
@@ -451,7 +452,8 @@ impl Server {
             return;
         };
         let mut out = http::Response::new();
-        let reply = match request::classify(&c.first, done, want_word) {
+        let first = &c.first[..c.len as usize];
+        let reply = match request::classify(first, done, want_word) {
             Request::Partial => return,
             Request::Agent(word) => {
                 self.counters.probes += 1;
@@ -469,7 +471,7 @@ impl Server {
         // the buffer, so nothing is left unread: closing now sends FIN, not
         // RST, and saves a shutdown, a poll and a read. Anything else is
         // shut down for writing and drained to EOF or the deadline.
-        let said_all = c.first.last() == Some(&b'\n') && c.first.len() < FIRST_BYTES;
+        let said_all = first.last() == Some(&b'\n') && first.len() < FIRST_BYTES;
         match sent {
             Ok(_) if said_all => self.conns[slot] = None,
             Ok(_) if sys::shutdown_write(&c.fd).is_ok() => c.phase = Phase::Drain,
@@ -525,7 +527,8 @@ impl Server {
                     phase: Phase::Await,
                     deadline: now.wrapping_add(self.timeout_ms),
                     wait_until: now.wrapping_add(self.wait_ms),
-                    first: heapless::Vec::new(),
+                    first: [0; FIRST_BYTES],
+                    len: 0,
                 });
                 self.readable(slot, now);
                 let waiting = self.conns[slot]
