@@ -566,23 +566,17 @@ impl Server {
 
     /// Closes the answered connection closest to its deadline; false if none is answered.
     fn evict_one(&mut self) -> bool {
-        let victim = self
-            .conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                c.as_ref()
-                    .filter(|c| c.phase == Phase::Drain)
-                    .map(|c| (i, c.deadline))
-            })
-            .min_by_key(|&(_, d)| d);
-        match victim {
-            Some((i, _)) => {
-                self.conns[i] = None;
-                true
+        let mut victim: Option<(usize, u32)> = None;
+        for (i, c) in self.conns.iter().enumerate() {
+            if let Some(c) = c.as_ref().filter(|c| c.phase == Phase::Drain) {
+                if victim.is_none_or(|(_, d)| c.deadline < d) {
+                    victim = Some((i, c.deadline));
+                }
             }
-            None => false,
         }
+        let Some((i, _)) = victim else { return false };
+        self.conns[i] = None;
+        true
     }
 
     /// Stops: closes every connection, writes a pending state change, logs.
