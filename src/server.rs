@@ -158,8 +158,6 @@ impl Server {
     /// Builds the server around a bound listener; allocates everything it will ever use.
     pub fn new(cfg: &Serve, listener: OwnedFd, wake: OwnedFd) -> Server {
         let slots = cfg.slots as usize;
-        let mut conns = Vec::with_capacity(slots);
-        conns.resize_with(slots, || None);
         Server {
             listener,
             wake,
@@ -170,7 +168,7 @@ impl Server {
             allow: cfg.allow.clone(),
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
-            conns,
+            conns: (0..slots).map(|_| None).collect(),
             pfds: Vec::with_capacity(slots + 2 + crate::feedback::FDS_MAX),
             persist_at: None,
             last_write: None,
