@@ -181,20 +181,16 @@ impl Agent {
 
     /// Lists every entry as (service name, status shown, weight shown, maxconn).
     pub fn summary(&self) -> impl Iterator<Item = (Option<&[u8]>, Status, u8, Option<u16>)> + '_ {
-        let top = self.state.top.as_ref().map(|e| (None, e));
-        let services = self
-            .state
-            .services
-            .iter()
-            .map(|(n, e)| (Some(n.as_bytes()), e));
-        top.into_iter()
-            .chain(services)
-            .zip(
-                self.prepared
-                    .iter()
-                    .skip(if self.state.top.is_some() { 0 } else { 1 }),
-            )
-            .map(|((name, e), p)| (name, p.shown.0, p.shown.1, e.maxconn))
+        self.prepared.iter().enumerate().filter_map(|(i, p)| {
+            let (name, e) = match i.checked_sub(1) {
+                None => (None, self.state.top.as_ref()?),
+                Some(k) => {
+                    let (n, e) = self.state.services.get(k)?;
+                    (Some(n.as_bytes()), e)
+                }
+            };
+            Some((name, p.shown.0, p.shown.1, e.maxconn))
+        })
     }
 
     /// Ends ready windows that are over at `now`; returns the next end, if any.
