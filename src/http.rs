@@ -55,8 +55,9 @@ pub fn respond(out: &mut Response, head: bool, path: &[u8], agent: &Agent, count
         out.clear();
     }
     let kept = out.len();
-    // The body is at most RESPONSE_MAX - HEAD_MAX long (above), so this fits.
-    let _ = out.resize(kept + h.len(), 0);
+    // The body is at most RESPONSE_MAX - HEAD_MAX long (above), so this fits;
+    // appending the head only makes room, overwritten below.
+    let _ = num::push(out, &h);
     out.copy_within(0..kept, h.len());
     out[..h.len()].copy_from_slice(&h);
 }
