@@ -280,9 +280,7 @@ impl Server {
                 self.accept_paused_until = None;
             }
         }
-        let free = self.conns.iter().any(|c| c.is_none())
-            || self.conns.iter().flatten().any(|c| c.phase == Phase::Drain);
-        let accepting = free && self.accept_paused_until.is_none();
+        let accepting = self.has_room() && self.accept_paused_until.is_none();
         // A negative fd is ignored by poll(2): the listener stays in place at index 1.
         let lfd = if accepting {
             self.listener.as_raw_fd()
@@ -502,11 +500,7 @@ impl Server {
     fn accept(&mut self, now: u32) {
         // Room is made (by closing an answered connection) only for a
         // connection actually accepted, never in advance.
-        let room = self
-            .conns
-            .iter()
-            .any(|c| c.as_ref().is_none_or(|c| c.phase == Phase::Drain));
-        if !room {
+        if !self.has_room() {
             return;
         }
         match sys::accept(&self.listener) {
@@ -549,6 +543,13 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Tells whether a slot is free or holds an answered connection that may be closed for a new one.
+    fn has_room(&self) -> bool {
+        self.conns
+            .iter()
+            .any(|c| c.as_ref().is_none_or(|c| c.phase == Phase::Drain))
     }
 
     /// Finds a free slot, closing the oldest answered connection if all are taken.
