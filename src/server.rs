@@ -317,10 +317,7 @@ impl Server {
                 .send();
             self.counters.reloads += 1;
             // A signal's state not yet written would be undone by reading the old file.
-            if self.persist_at.is_some() {
-                self.persist_at = Some(now);
-                self.persist_if_due(now);
-            }
+            self.persist_now(now);
             self.load(now);
             if let Some(f) = self.feedback.as_mut() {
                 f.reload(now);
@@ -342,6 +339,14 @@ impl Server {
             }
         }
         s.stop
+    }
+
+    /// Writes a pending state change now, whatever the gap since the last write.
+    fn persist_now(&mut self, now: u32) {
+        if self.persist_at.is_some() {
+            self.persist_at = Some(now);
+            self.persist_if_due(now);
+        }
     }
 
     /// Writes the state file when a signal changed the state and the gap since the last write is over.
@@ -583,10 +588,7 @@ impl Server {
         for c in self.conns.iter_mut() {
             *c = None;
         }
-        if self.persist_at.is_some() {
-            self.persist_at = Some(sys::now_ms());
-            self.persist_if_due(sys::now_ms());
-        }
+        self.persist_now(sys::now_ms());
         log::info()
             .s("stopping: ")
             .u(self.counters.probes)
