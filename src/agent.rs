@@ -149,10 +149,14 @@ impl Agent {
             let before = found.map(|(_, e)| e);
             let mut p = Prepared {
                 lines: [Line::new(), Line::new()],
-                ready_until: kept.and_then(|k| k.ready_until),
-                verdict: kept.map(|k| k.verdict.clone()).unwrap_or(Verdict::NONE),
+                ready_until: None,
+                verdict: Verdict::NONE,
                 shown: (Status::Fail, 0),
             };
+            if let Some(k) = kept {
+                p.ready_until = k.ready_until;
+                p.verdict.clone_from(&k.verdict);
+            }
             if let Some(e) = entry {
                 let changed = before.map(|b| b.status != e.status).unwrap_or(true);
                 if changed {
