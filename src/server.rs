@@ -411,18 +411,16 @@ impl Server {
             return;
         };
         match c.phase {
-            Phase::Await => {
-                match sys::recv(&c.fd, &mut c.first[c.len as usize..]) {
-                    Ok(0) => self.answer(slot, now, true),
-                    Ok(n) => {
-                        c.len += n as u8;
-                        let full = c.len as usize == FIRST_BYTES;
-                        self.answer(slot, now, full);
-                    }
-                    Err(Errno::EAGAIN) => {}
-                    Err(_) => self.conns[slot] = None,
+            Phase::Await => match sys::recv(&c.fd, &mut c.first[c.len as usize..]) {
+                Ok(0) => self.answer(slot, now, true),
+                Ok(n) => {
+                    c.len += n as u8;
+                    let full = c.len as usize == FIRST_BYTES;
+                    self.answer(slot, now, full);
                 }
-            }
+                Err(Errno::EAGAIN) => {}
+                Err(_) => self.conns[slot] = None,
+            },
             Phase::Drain => {
                 let mut sink = [0u8; 512];
                 for _ in 0..4 {
@@ -599,10 +597,7 @@ impl Server {
 
 /// Ends a rate-limited log line with `before`, the count of lines skipped, and sends it.
 fn send_skipped(l: log::Line, before: &str, skipped: u32) {
-    l.s(before)
-        .u(skipped)
-        .s(" more since last logged)")
-        .send();
+    l.s(before).u(skipped).s(" more since last logged)").send();
 }
 
 /// Writes a client's address for the log, in the capacity `num::push_ip` already has for the listen address.
