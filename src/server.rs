@@ -243,11 +243,9 @@ impl Server {
 
     /// Computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
     fn timeout(&mut self, now: u32) -> i32 {
-        let mut next: Option<u32> = self.agent.tick(now);
-        let mut at = |t: u32| {
-            let left = (t.wrapping_sub(now) as i32).max(0) as u32;
-            next = Some(next.map_or(left, |n| n.min(left)));
-        };
+        // u32::MAX for none: every wait found is at most i32::MAX.
+        let mut next = self.agent.tick(now).unwrap_or(u32::MAX);
+        let mut at = |t: u32| next = next.min((t.wrapping_sub(now) as i32).max(0) as u32);
         for c in self.conns.iter().flatten() {
             at(if c.phase == Phase::Await {
                 c.wait_until
@@ -264,7 +262,7 @@ impl Server {
         if let Some(t) = self.feedback.as_ref().and_then(|f| f.next_wake(now)) {
             at(t);
         }
-        next.map_or(-1, |n| n as i32)
+        i32::try_from(next).unwrap_or(-1)
     }
 
     fn build_pollset(&mut self, now: u32) {
