@@ -135,7 +135,7 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         c.timeouts,
         crate::sys::allocations(),
     ];
-    for ((name, help), v) in COUNTERS.into_iter().zip(values) {
+    for (&(name, help), &v) in COUNTERS.iter().zip(&values) {
         // The HELP and TYPE lines, then the sample's name, written as one
         // "metric" named `# HELP ` whose label pieces are all the rest.
         let rest: [&[u8]; 7] = [name, b" ", help, b"\n# TYPE ", name, b" counter\n", name];
