@@ -145,7 +145,7 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         out,
         b"# HELP heft_errors_total errors by kind\n# TYPE heft_errors_total counter\n",
     )?;
-    for (kind, v) in [
+    for &(kind, v) in &[
         (&b"accept"[..], c.accept_errors),
         (b"persist", c.persist_errors),
         (b"state_file", c.state_errors),
