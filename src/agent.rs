@@ -303,7 +303,7 @@ impl LoadError {
             LoadError::Invalid(e) => (e.as_str(), ""),
         };
         // Both texts are ASCII, so any cut is on a character boundary.
-        for t in [a, b] {
+        for t in &[a, b] {
             let room = out.capacity() - out.len();
             let _ = out.push_str(t.get(..t.len().min(room)).unwrap_or(""));
         }
