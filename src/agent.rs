@@ -144,20 +144,19 @@ impl Agent {
         let entries = core::iter::once((None, self.state.top.as_ref()))
             .chain(self.state.services.iter().map(|(n, e)| (Some(n), Some(e))));
         for (name, entry) in entries {
-            let before = match name {
-                None => old.top.as_ref(),
-                Some(n) => old.service(n.as_bytes()),
-            };
-            let kept = self
-                .prepared
-                .get(index_of(&old, name))
-                .filter(|_| before.is_some());
+            let found = find(&old, name.map(|n| n.as_bytes()));
+            let kept = found.and_then(|(i, _)| self.prepared.get(i));
+            let before = found.map(|(_, e)| e);
             let mut p = Prepared {
                 lines: [Line::new(), Line::new()],
-                ready_until: kept.and_then(|k| k.ready_until),
-                verdict: kept.map(|k| k.verdict.clone()).unwrap_or(Verdict::NONE),
+                ready_until: None,
+                verdict: Verdict::NONE,
                 shown: (Status::Fail, 0),
             };
+            if let Some(k) = kept {
+                p.ready_until = k.ready_until;
+                p.verdict.clone_from(&k.verdict);
+            }
             if let Some(e) = entry {
                 let changed = before.map(|b| b.status != e.status).unwrap_or(true);
                 if changed {
@@ -175,15 +174,9 @@ impl Agent {
 
     /// Returns the reply for a probe that named `service` (or none).
     pub fn reply(&self, service: Option<&[u8]>) -> &[u8] {
-        let i = match service.and_then(|n| {
-            self.state
-                .services
-                .iter()
-                .position(|(s, _)| s.as_bytes() == n)
-        }) {
-            Some(i) => i + 1,
-            None if self.state.top.is_some() => 0,
-            None => return reply::UNKNOWN_SERVICE,
+        let found = service.and_then(|n| find(&self.state, Some(n)));
+        let Some((i, _)) = found.or_else(|| find(&self.state, None)) else {
+            return reply::UNKNOWN_SERVICE;
         };
         let p = &self.prepared[i];
         let ready = self.window_ms.is_none() || p.ready_until.is_some();
@@ -192,20 +185,16 @@ impl Agent {
 
     /// Lists every entry as (service name, status shown, weight shown, maxconn).
     pub fn summary(&self) -> impl Iterator<Item = (Option<&[u8]>, Status, u8, Option<u16>)> + '_ {
-        let top = self.state.top.as_ref().map(|e| (None, e));
-        let services = self
-            .state
-            .services
-            .iter()
-            .map(|(n, e)| (Some(n.as_bytes()), e));
-        top.into_iter()
-            .chain(services)
-            .zip(
-                self.prepared
-                    .iter()
-                    .skip(if self.state.top.is_some() { 0 } else { 1 }),
-            )
-            .map(|((name, e), p)| (name, p.shown.0, p.shown.1, e.maxconn))
+        self.prepared.iter().enumerate().filter_map(|(i, p)| {
+            let (name, e) = match i.checked_sub(1) {
+                None => (None, self.state.top.as_ref()?),
+                Some(k) => {
+                    let (n, e) = self.state.services.get(k)?;
+                    (Some(n.as_bytes()), e)
+                }
+            };
+            Some((name, p.shown.0, p.shown.1, e.maxconn))
+        })
     }
 
     /// Ends ready windows that are over at `now`; returns the next end, if any.
@@ -226,19 +215,10 @@ impl Agent {
 
     /// Sets the feedback verdict for the top level (`None`) or a service; re-formats on change.
     pub fn set_verdict(&mut self, service: Option<&[u8]>, v: &Verdict) {
-        let (i, entry) = match service {
-            None => (0, self.state.top.as_ref()),
-            Some(n) => match self
-                .state
-                .services
-                .iter()
-                .position(|(s, _)| s.as_bytes() == n)
-            {
-                Some(i) => (i + 1, Some(&self.state.services[i].1)),
-                None => return,
-            },
+        let Some((i, e)) = find(&self.state, service) else {
+            return;
         };
-        let (Some(e), Some(p)) = (entry, self.prepared.get_mut(i)) else {
+        let Some(p) = self.prepared.get_mut(i) else {
             return;
         };
         if p.verdict == *v {
@@ -255,14 +235,16 @@ impl Agent {
     }
 }
 
-fn index_of(s: &State, name: Option<&Name>) -> usize {
+/// Finds the top level (`None`) or a service's entry and its index in `Agent::prepared`.
+fn find<'a>(s: &'a State, name: Option<&[u8]>) -> Option<(usize, &'a Entry)> {
     match name {
-        None => 0,
+        None => s.top.as_ref().map(|e| (0, e)),
         Some(n) => s
             .services
             .iter()
-            .position(|(m, _)| m == n)
-            .map_or(usize::MAX, |i| i + 1),
+            .enumerate()
+            .find(|(_, (m, _))| m.as_bytes() == n)
+            .map(|(i, (_, e))| (i + 1, e)),
     }
 }
 
@@ -320,10 +302,10 @@ impl LoadError {
             LoadError::Io(e) => ("unreadable ", crate::sys::errno_name(e)),
             LoadError::Invalid(e) => (e.as_str(), ""),
         };
-        for c in a.chars().chain(b.chars()) {
-            if out.push(c).is_err() {
-                break;
-            }
+        // Both texts are ASCII, so any cut is on a character boundary.
+        for t in &[a, b] {
+            let room = out.capacity() - out.len();
+            let _ = out.push_str(t.get(..t.len().min(room)).unwrap_or(""));
         }
     }
 }

@@ -13,8 +13,9 @@ use crate::server::Counters;
 pub const RESPONSE_MAX: usize = 8192;
 /// A response under construction.
 pub type Response = heapless::Vec<u8, RESPONSE_MAX>;
-/// The longest response head.
-const HEAD_MAX: usize = 160;
+/// The room kept for a response head: a reply line's, whose buffer it uses
+/// (the longest head, a 503's, is 103 bytes).
+const HEAD_MAX: usize = crate::reply::LINE_MAX;
 /// The most one entry adds to `/metrics` (three lines, a 32-byte name in each).
 const METRICS_ENTRY_MAX: usize = 3 * 96;
 // The largest state's metrics (a top level and every service), the counters'
@@ -48,20 +49,22 @@ pub fn respond(out: &mut Response, head: bool, path: &[u8], agent: &Agent, count
         )
     };
     let body = out.len();
-    let mut h: heapless::Vec<u8, HEAD_MAX> = heapless::Vec::new();
+    let mut h = crate::reply::Line::new();
     let _ = head_lines(&mut h, code, ctype, body);
     if head {
         out.clear();
     }
     let kept = out.len();
-    // The body is at most RESPONSE_MAX - HEAD_MAX long (above), so this fits.
-    let _ = out.resize(kept + h.len(), 0);
+    // The body is at most RESPONSE_MAX - HEAD_MAX long (above), so this fits;
+    // appending the head only makes room, overwritten below.
+    let _ = num::push(out, &h);
     out.copy_within(0..kept, h.len());
     out[..h.len()].copy_from_slice(&h);
 }
 
-fn head_lines<const N: usize>(
-    out: &mut heapless::Vec<u8, N>,
+/// Writes the status line and headers for a body of `len` bytes.
+fn head_lines(
+    out: &mut crate::reply::Line,
     code: &[u8],
     ctype: &[u8],
     len: usize,
@@ -75,100 +78,79 @@ fn head_lines<const N: usize>(
     num::push(out, b"\r\nConnection: close\r\n\r\n")
 }
 
-fn metric(
-    out: &mut Response,
-    name: &[u8],
-    service: Option<&[u8]>,
-    extra: &[u8],
-    v: u32,
-) -> Result<(), Full> {
+/// Writes one sample: `name`, its label text in pieces, a space, `v` and a newline.
+fn metric(out: &mut Response, name: &[u8], labels: &[&[u8]], v: u32) -> Result<(), Full> {
     num::push(out, name)?;
-    if let Some(s) = service {
-        num::push(out, b"{service=\"")?;
-        num::push(out, s)?;
-        num::push(out, b"\"")?;
-        num::push(out, extra)?;
-        num::push(out, b"}")?;
+    for l in labels {
+        num::push(out, l)?;
     }
     num::push(out, b" ")?;
     num::push_u32(out, v)?;
     num::push(out, b"\n")
 }
 
+/// The counters' names and help texts, in the order `metrics` gives their values.
+const COUNTERS: [(&[u8], &[u8]); 6] = [
+    (b"heft_probes_total", b"agent replies written"),
+    (b"heft_http_requests_total", b"HTTP requests answered"),
+    (b"heft_refused_total", b"connections refused by --allow"),
+    (b"heft_reloads_total", b"state file reloads after start-up"),
+    (
+        b"heft_timeouts_total",
+        b"connections closed at their deadline",
+    ),
+    (
+        b"heft_heap_allocations_total",
+        b"heap allocations since start (constant once serving)",
+    ),
+];
+
+/// Writes the `/metrics` body: every entry's gauges, then the counters.
 fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> {
     num::push(
         out,
         b"# TYPE heft_up gauge\n# TYPE heft_weight gauge\n# TYPE heft_maxconn gauge\n",
     )?;
     for (name, status, weight, maxconn) in agent.summary() {
-        let svc = Some(name.unwrap_or(b""));
+        let name = name.unwrap_or(b"");
         let up = !status.is_down() && status != crate::state::Status::Maint;
-        num::push(out, b"heft_up{service=\"")?;
-        num::push(out, name.unwrap_or(b""))?;
-        num::push(out, b"\",status=\"")?;
-        num::push(out, status.name().as_bytes())?;
-        num::push(out, b"\"} ")?;
-        num::push(out, if up { b"1\n" } else { b"0\n" })?;
-        metric(out, b"heft_weight", svc, b"", weight as u32)?;
+        let status = status.name().as_bytes();
+        metric(
+            out,
+            b"heft_up",
+            &[b"{service=\"", name, b"\",status=\"", status, b"\"}"],
+            up as u32,
+        )?;
+        let svc: [&[u8]; 3] = [b"{service=\"", name, b"\"}"];
+        metric(out, b"heft_weight", &svc, weight as u32)?;
         if let Some(m) = maxconn {
-            metric(out, b"heft_maxconn", svc, b"", m as u32)?;
+            metric(out, b"heft_maxconn", &svc, m as u32)?;
         }
     }
-    for (name, help, v) in [
-        (
-            &b"heft_probes_total"[..],
-            &b"agent replies written"[..],
-            c.probes,
-        ),
-        (
-            b"heft_http_requests_total",
-            b"HTTP requests answered",
-            c.http,
-        ),
-        (
-            b"heft_refused_total",
-            b"connections refused by --allow",
-            c.refused,
-        ),
-        (
-            b"heft_reloads_total",
-            b"state file reloads after start-up",
-            c.reloads,
-        ),
-        (
-            b"heft_timeouts_total",
-            b"connections closed at their deadline",
-            c.timeouts,
-        ),
-        (
-            b"heft_heap_allocations_total",
-            b"heap allocations since start (constant once serving)",
-            crate::sys::allocations(),
-        ),
-    ] {
-        num::push(out, b"# HELP ")?;
-        num::push(out, name)?;
-        num::push(out, b" ")?;
-        num::push(out, help)?;
-        num::push(out, b"\n# TYPE ")?;
-        num::push(out, name)?;
-        num::push(out, b" counter\n")?;
-        metric(out, name, None, b"", v)?;
+    let values = [
+        c.probes,
+        c.http,
+        c.refused,
+        c.reloads,
+        c.timeouts,
+        crate::sys::allocations(),
+    ];
+    for (&(name, help), &v) in COUNTERS.iter().zip(&values) {
+        // The HELP and TYPE lines, then the sample's name, written as one
+        // "metric" named `# HELP ` whose label pieces are all the rest.
+        let rest: [&[u8]; 7] = [name, b" ", help, b"\n# TYPE ", name, b" counter\n", name];
+        metric(out, b"# HELP ", &rest, v)?;
     }
     num::push(
         out,
         b"# HELP heft_errors_total errors by kind\n# TYPE heft_errors_total counter\n",
     )?;
-    for (kind, v) in [
+    for &(kind, v) in &[
         (&b"accept"[..], c.accept_errors),
         (b"persist", c.persist_errors),
         (b"state_file", c.state_errors),
     ] {
-        num::push(out, b"heft_errors_total{kind=\"")?;
-        num::push(out, kind)?;
-        num::push(out, b"\"} ")?;
-        num::push_u32(out, v)?;
-        num::push(out, b"\n")?;
+        metric(out, b"heft_errors_total", &[b"{kind=\"", kind, b"\"}"], v)?;
     }
     Ok(())
 }

@@ -23,27 +23,28 @@ pub enum Request<'a> {
 /// Classifies `buf`. `done` says no more bytes will come (end of stream,
 /// wait over, or buffer full); `want_word` says whether the first word matters.
 pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
-    for (method, head) in [(&b"GET "[..], false), (&b"HEAD "[..], true)] {
-        if buf.len() < method.len() && method.starts_with(buf) && !buf.is_empty() {
-            return if done {
-                Request::Agent(word(buf))
-            } else {
-                Request::Partial
-            };
-        }
-        if let Some(rest) = buf.strip_prefix(method) {
-            let end = rest
-                .iter()
-                .position(|&c| c == b' ' || c == b'\r' || c == b'\n');
-            return match end {
-                Some(e) => Request::Http {
-                    head,
-                    path: &rest[..e],
-                },
-                None if done => Request::Http { head, path: rest },
-                None => Request::Partial,
-            };
-        }
+    // The first byte tells which method the bytes could start.
+    let head = buf.first() == Some(&b'H');
+    let method: &[u8] = if head { b"HEAD " } else { b"GET " };
+    if buf.len() < method.len() && method.starts_with(buf) && !buf.is_empty() {
+        return if done {
+            Request::Agent(word(buf))
+        } else {
+            Request::Partial
+        };
+    }
+    if let Some(rest) = buf.strip_prefix(method) {
+        let end = rest
+            .iter()
+            .position(|&c| c == b' ' || c == b'\r' || c == b'\n');
+        return match end {
+            Some(e) => Request::Http {
+                head,
+                path: &rest[..e],
+            },
+            None if done => Request::Http { head, path: rest },
+            None => Request::Partial,
+        };
     }
     if buf.is_empty() {
         return if done {

@@ -76,7 +76,10 @@ struct Conn {
     deadline: u32,
     /// When to stop waiting for the first bytes.
     wait_until: u32,
-    first: heapless::Vec<u8, FIRST_BYTES>,
+    /// The first bytes the client sent: `len` of them.
+    first: [u8; FIRST_BYTES],
+    /// How many of `first` were received.
+    len: u8,
 }
 
 /// Counts of what happened, for `/metrics` and the log.
@@ -135,9 +138,8 @@ pub struct Server {
     wait_ms: u32,
     timeout_ms: u32,
     conns: Vec<Option<Conn>>,
+    /// The self-pipe, the listener, each open connection in slot order, then feedback's.
     pfds: Vec<libc::pollfd>,
-    /// For each `pfds` entry past the first two, its slot.
-    pslot: Vec<u16>,
     /// When set, the state must be written, not before this time.
     persist_at: Option<u32>,
     /// When the state file was last written.
@@ -156,8 +158,6 @@ impl Server {
     /// Builds the server around a bound listener; allocates everything it will ever use.
     pub fn new(cfg: &Serve, listener: OwnedFd, wake: OwnedFd) -> Server {
         let slots = cfg.slots as usize;
-        let mut conns = Vec::with_capacity(slots);
-        conns.resize_with(slots, || None);
         Server {
             listener,
             wake,
@@ -168,9 +168,8 @@ impl Server {
             allow: cfg.allow.clone(),
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
-            conns,
+            conns: (0..slots).map(|_| None).collect(),
             pfds: Vec::with_capacity(slots + 2 + crate::feedback::FDS_MAX),
-            pslot: Vec::with_capacity(slots),
             persist_at: None,
             last_write: None,
             accept_paused_until: None,
@@ -244,11 +243,9 @@ impl Server {
 
     /// Computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
     fn timeout(&mut self, now: u32) -> i32 {
-        let mut next: Option<u32> = self.agent.tick(now);
-        let mut at = |t: u32| {
-            let left = (t.wrapping_sub(now) as i32).max(0) as u32;
-            next = Some(next.map_or(left, |n| n.min(left)));
-        };
+        // u32::MAX for none: every wait found is at most i32::MAX.
+        let mut next = self.agent.tick(now).unwrap_or(u32::MAX);
+        let mut at = |t: u32| next = next.min((t.wrapping_sub(now) as i32).max(0) as u32);
         for c in self.conns.iter().flatten() {
             at(if c.phase == Phase::Await {
                 c.wait_until
@@ -265,12 +262,11 @@ impl Server {
         if let Some(t) = self.feedback.as_ref().and_then(|f| f.next_wake(now)) {
             at(t);
         }
-        next.map_or(-1, |n| n as i32)
+        i32::try_from(next).unwrap_or(-1)
     }
 
     fn build_pollset(&mut self, now: u32) {
         self.pfds.clear();
-        self.pslot.clear();
         let ev = libc::POLLIN;
         self.pfds.push(libc::pollfd {
             fd: self.wake.as_raw_fd(),
@@ -282,9 +278,7 @@ impl Server {
                 self.accept_paused_until = None;
             }
         }
-        let free = self.conns.iter().any(|c| c.is_none())
-            || self.conns.iter().flatten().any(|c| c.phase == Phase::Drain);
-        let accepting = free && self.accept_paused_until.is_none();
+        let accepting = self.has_room() && self.accept_paused_until.is_none();
         // A negative fd is ignored by poll(2): the listener stays in place at index 1.
         let lfd = if accepting {
             self.listener.as_raw_fd()
@@ -296,15 +290,12 @@ impl Server {
             events: ev,
             revents: 0,
         });
-        for (i, c) in self.conns.iter().enumerate() {
-            if let Some(c) = c {
-                self.pfds.push(libc::pollfd {
-                    fd: c.fd.as_raw_fd(),
-                    events: ev,
-                    revents: 0,
-                });
-                self.pslot.push(i as u16);
-            }
+        for c in self.conns.iter().filter_map(Option::as_ref) {
+            self.pfds.push(libc::pollfd {
+                fd: c.fd.as_raw_fd(),
+                events: ev,
+                revents: 0,
+            });
         }
         if let Some(f) = self.feedback.as_mut() {
             f.add_fds(&mut self.pfds);
@@ -324,10 +315,7 @@ impl Server {
                 .send();
             self.counters.reloads += 1;
             // A signal's state not yet written would be undone by reading the old file.
-            if self.persist_at.is_some() {
-                self.persist_at = Some(now);
-                self.persist_if_due(now);
-            }
+            self.persist_now(now);
             self.load(now);
             if let Some(f) = self.feedback.as_mut() {
                 f.reload(now);
@@ -349,6 +337,14 @@ impl Server {
             }
         }
         s.stop
+    }
+
+    /// Writes a pending state change now, whatever the gap since the last write.
+    fn persist_now(&mut self, now: u32) {
+        if self.persist_at.is_some() {
+            self.persist_at = Some(now);
+            self.persist_if_due(now);
+        }
     }
 
     /// Writes the state file when a signal changed the state and the gap since the last write is over.
@@ -383,24 +379,27 @@ impl Server {
                     if let Some(errno) = errno {
                         l = l.s(": ").errno(errno);
                     }
-                    l.s(" (still serving the new state; retrying; ")
-                        .u(skipped)
-                        .s(" more since last logged)")
-                        .send();
+                    send_skipped(l, " (still serving the new state; retrying; ", skipped);
                 }
                 self.persist_at = Some(now.wrapping_add(PERSIST_RETRY_MS));
             }
         }
     }
 
+    /// Reads from every connection poll found ready.
+    ///
+    /// Nothing opened or closed a connection since `build_pollset`, and
+    /// `readable` closes at most the slot it reads, so the open slots still
+    /// match `pfds` from index 2 on, in order.
     fn service(&mut self, now: u32) {
-        for k in 0..self.pslot.len() {
-            let revents = self.pfds[k + 2].revents;
-            if revents == 0 {
-                continue;
+        let mut k = 2;
+        for slot in 0..self.conns.len() {
+            if self.conns[slot].is_some() {
+                if self.pfds[k].revents != 0 {
+                    self.readable(slot, now);
+                }
+                k += 1;
             }
-            let slot = self.pslot[k] as usize;
-            self.readable(slot, now);
         }
     }
 
@@ -410,20 +409,16 @@ impl Server {
             return;
         };
         match c.phase {
-            Phase::Await => {
-                let mut chunk = [0u8; FIRST_BYTES];
-                let room = FIRST_BYTES - c.first.len();
-                match sys::recv(&c.fd, &mut chunk[..room]) {
-                    Ok(0) => self.answer(slot, now, true),
-                    Ok(n) => {
-                        let _ = c.first.extend_from_slice(&chunk[..n]);
-                        let full = c.first.len() == FIRST_BYTES;
-                        self.answer(slot, now, full);
-                    }
-                    Err(Errno::EAGAIN) => {}
-                    Err(_) => self.conns[slot] = None,
+            Phase::Await => match sys::recv(&c.fd, &mut c.first[c.len as usize..]) {
+                Ok(0) => self.answer(slot, now, true),
+                Ok(n) => {
+                    c.len += n as u8;
+                    let full = c.len as usize == FIRST_BYTES;
+                    self.answer(slot, now, full);
                 }
-            }
+                Err(Errno::EAGAIN) => {}
+                Err(_) => self.conns[slot] = None,
+            },
             Phase::Drain => {
                 let mut sink = [0u8; 512];
                 for _ in 0..4 {
@@ -453,25 +448,27 @@ impl Server {
         let Some(c) = self.conns[slot].as_mut() else {
             return;
         };
-        let sent = match request::classify(&c.first, done, want_word) {
+        let mut out = http::Response::new();
+        let first = &c.first[..c.len as usize];
+        let reply = match request::classify(first, done, want_word) {
             Request::Partial => return,
             Request::Agent(word) => {
                 self.counters.probes += 1;
-                sys::send(&c.fd, self.agent.reply(word))
+                self.agent.reply(word)
             }
             Request::Http { head, path } => {
                 self.counters.http += 1;
-                let mut out = http::Response::new();
                 http::respond(&mut out, head, path, &self.agent, &self.counters);
-                sys::send(&c.fd, &out)
+                &out
             }
         };
+        let sent = sys::send(&c.fd, reply);
         // A client whose bytes end a line has said all it will (HAProxy's
         // agent-send, an HTTP request head), and the last read did not fill
         // the buffer, so nothing is left unread: closing now sends FIN, not
         // RST, and saves a shutdown, a poll and a read. Anything else is
         // shut down for writing and drained to EOF or the deadline.
-        let said_all = c.first.last() == Some(&b'\n') && c.first.len() < FIRST_BYTES;
+        let said_all = first.last() == Some(&b'\n') && first.len() < FIRST_BYTES;
         match sent {
             Ok(_) if said_all => self.conns[slot] = None,
             Ok(_) if sys::shutdown_write(&c.fd).is_ok() => c.phase = Phase::Drain,
@@ -504,11 +501,7 @@ impl Server {
     fn accept(&mut self, now: u32) {
         // Room is made (by closing an answered connection) only for a
         // connection actually accepted, never in advance.
-        let room = self
-            .conns
-            .iter()
-            .any(|c| c.as_ref().is_none_or(|c| c.phase == Phase::Drain));
-        if !room {
+        if !self.has_room() {
             return;
         }
         match sys::accept(&self.listener) {
@@ -516,13 +509,8 @@ impl Server {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
                     self.counters.refused += 1;
                     if let Some(skipped) = self.refuse_log.check(now) {
-                        log::info()
-                            .s("refused a probe from ")
-                            .b(&ip_text(ip))
-                            .s(" (")
-                            .u(skipped)
-                            .s(" more since last logged)")
-                            .send();
+                        let l = log::info().s("refused a probe from ").b(&ip_text(ip));
+                        send_skipped(l, " (", skipped);
                     }
                     return;
                 }
@@ -532,7 +520,8 @@ impl Server {
                     phase: Phase::Await,
                     deadline: now.wrapping_add(self.timeout_ms),
                     wait_until: now.wrapping_add(self.wait_ms),
-                    first: heapless::Vec::new(),
+                    first: [0; FIRST_BYTES],
+                    len: 0,
                 });
                 self.readable(slot, now);
                 let waiting = self.conns[slot]
@@ -547,19 +536,21 @@ impl Server {
                 // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can, or pause briefly.
                 self.counters.accept_errors += 1;
                 if let Some(skipped) = self.accept_log.check(now) {
-                    log::error()
-                        .s("accept: ")
-                        .errno(e)
-                        .s(" (pausing accepts; ")
-                        .u(skipped)
-                        .s(" more since last logged)")
-                        .send();
+                    let l = log::error().s("accept: ").errno(e);
+                    send_skipped(l, " (pausing accepts; ", skipped);
                 }
                 if !self.evict_one() {
                     self.accept_paused_until = Some(now.wrapping_add(ACCEPT_PAUSE_MS));
                 }
             }
         }
+    }
+
+    /// Tells whether a slot is free or holds an answered connection that may be closed for a new one.
+    fn has_room(&self) -> bool {
+        self.conns
+            .iter()
+            .any(|c| c.as_ref().is_none_or(|c| c.phase == Phase::Drain))
     }
 
     /// Finds a free slot, closing the oldest answered connection if all are taken.
@@ -575,23 +566,17 @@ impl Server {
 
     /// Closes the answered connection closest to its deadline; false if none is answered.
     fn evict_one(&mut self) -> bool {
-        let victim = self
-            .conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                c.as_ref()
-                    .filter(|c| c.phase == Phase::Drain)
-                    .map(|c| (i, c.deadline))
-            })
-            .min_by_key(|&(_, d)| d);
-        match victim {
-            Some((i, _)) => {
-                self.conns[i] = None;
-                true
+        let mut victim: Option<(usize, u32)> = None;
+        for (i, c) in self.conns.iter().enumerate() {
+            if let Some(c) = c.as_ref().filter(|c| c.phase == Phase::Drain) {
+                if victim.is_none_or(|(_, d)| c.deadline < d) {
+                    victim = Some((i, c.deadline));
+                }
             }
-            None => false,
         }
+        let Some((i, _)) = victim else { return false };
+        self.conns[i] = None;
+        true
     }
 
     /// Stops: closes every connection, writes a pending state change, logs.
@@ -599,10 +584,7 @@ impl Server {
         for c in self.conns.iter_mut() {
             *c = None;
         }
-        if self.persist_at.is_some() {
-            self.persist_at = Some(sys::now_ms());
-            self.persist_if_due(sys::now_ms());
-        }
+        self.persist_now(sys::now_ms());
         log::info()
             .s("stopping: ")
             .u(self.counters.probes)
@@ -611,7 +593,13 @@ impl Server {
     }
 }
 
-fn ip_text(ip: IpAddr) -> heapless::Vec<u8, 48> {
+/// Ends a rate-limited log line with `before`, the count of lines skipped, and sends it.
+fn send_skipped(l: log::Line, before: &str, skipped: u32) {
+    l.s(before).u(skipped).s(" more since last logged)").send();
+}
+
+/// Writes a client's address for the log, in the capacity `num::push_ip` already has for the listen address.
+fn ip_text(ip: IpAddr) -> heapless::Vec<u8, 64> {
     let mut s = heapless::Vec::new();
     // An IPv4 client of a dual-stack listener reads better as IPv4.
     crate::num::push_ip(&mut s, ip.to_canonical());
