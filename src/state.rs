@@ -200,32 +200,26 @@ pub fn check_name(n: &[u8]) -> Result<(), StateError> {
     Ok(())
 }
 
-/// The fields of one entry as the file has them, before any check.
+/// The keys of an entry's fields, in the order `Fields` holds them.
+const KEYS: [&[u8]; 4] = [b"status", b"weight", b"maxconn", b"reason"];
+
+/// The fields of one entry as the file has them, in `KEYS` order, before any check.
 #[derive(Default)]
-struct Fields<'a> {
-    status: Option<Token<'a>>,
-    weight: Option<Token<'a>>,
-    maxconn: Option<Token<'a>>,
-    reason: Option<Token<'a>>,
-}
+struct Fields<'a>([Option<Token<'a>>; 4]);
 
 impl<'a> Fields<'a> {
     /// Takes the value of `key` if it is an entry field; returns false for other keys.
     fn take(&mut self, r: &mut Reader<'a>, key: &[u8]) -> Result<bool, StateError> {
-        let slot = match key {
-            b"status" => &mut self.status,
-            b"weight" => &mut self.weight,
-            b"maxconn" => &mut self.maxconn,
-            b"reason" => &mut self.reason,
-            _ => return Ok(false),
+        let Some(i) = KEYS.iter().position(|k| *k == key) else {
+            return Ok(false);
         };
-        *slot = Some(r.token()?);
+        self.0[i] = Some(r.token()?);
         Ok(true)
     }
 
     /// Tells whether any field other than `status` is set.
     fn any_but_status(&self) -> bool {
-        self.weight.is_some() || self.maxconn.is_some() || self.reason.is_some()
+        self.0[1..].iter().any(Option::is_some)
     }
 }
 
@@ -256,15 +250,16 @@ fn number(t: Option<Token>, max: u32, range: StateError) -> Result<Option<u32>, 
 
 /// Checks one entry's fields and builds it.
 fn entry(f: &Fields) -> Result<Entry, StateError> {
-    let status = match f.status {
+    let [status, weight, maxconn, raw_reason] = f.0;
+    let status = match status {
         None => return Err(StateError::MissingStatus),
         Some(Token::Str(s)) => Status::parse(s).ok_or(StateError::BadStatus)?,
         Some(Token::Bare(_)) => return Err(WRONG_TYPE),
     };
-    let weight = number(f.weight, 255, StateError::WeightRange)?.unwrap_or(100) as u8;
-    let maxconn = number(f.maxconn, 65535, StateError::MaxconnRange)?.map(|m| m as u16);
+    let weight = number(weight, 255, StateError::WeightRange)?.unwrap_or(100) as u8;
+    let maxconn = number(maxconn, 65535, StateError::MaxconnRange)?.map(|m| m as u16);
     let mut reason = Reason::new();
-    match f.reason {
+    match raw_reason {
         None | Some(Token::Bare(b"null")) => {}
         Some(Token::Str(raw)) => {
             let mut text: Vec<u8, 256> = Vec::new();
