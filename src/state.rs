@@ -344,54 +344,78 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     Ok(state)
 }
 
-fn write_entry(e: &Entry, out: &mut Vec<u8, FILE_MAX>) -> Result<(), Full> {
-    num::push(out, b"\"status\":\"")?;
-    num::push(out, e.status.name().as_bytes())?;
-    num::push(out, b"\",\"weight\":")?;
-    num::push_u32(out, e.weight as u32)?;
+/// Appends a state file's bytes, remembering whether any did not fit.
+struct Out<'a> {
+    buf: &'a mut Vec<u8, FILE_MAX>,
+    full: bool,
+}
+
+impl Out<'_> {
+    /// Appends `s`, or notes that it did not fit.
+    fn put(&mut self, s: &[u8]) {
+        self.full |= num::push(self.buf, s).is_err();
+    }
+
+    /// Appends `n` in decimal.
+    fn put_u32(&mut self, n: u32) {
+        let mut b = [0u8; 10];
+        self.put(num::fmt_u32(n, &mut b));
+    }
+}
+
+/// Appends one entry's members, without the braces.
+fn write_entry(e: &Entry, out: &mut Out) {
+    out.put(b"\"status\":\"");
+    out.put(e.status.name().as_bytes());
+    out.put(b"\",\"weight\":");
+    out.put_u32(e.weight as u32);
     if let Some(m) = e.maxconn {
-        num::push(out, b",\"maxconn\":")?;
-        num::push_u32(out, m as u32)?;
+        out.put(b",\"maxconn\":");
+        out.put_u32(m as u32);
     }
     if !e.reason.is_empty() {
         // A checked reason has no `"` escapes to worry about but `\` and `"`.
-        num::push(out, b",\"reason\":\"")?;
+        out.put(b",\"reason\":\"");
         for &c in e.reason.as_bytes() {
             if c == b'"' || c == b'\\' {
-                num::push(out, b"\\")?;
+                out.put(b"\\");
             }
-            num::push(out, &[c])?;
+            out.put(&[c]);
         }
-        num::push(out, b"\"")?;
+        out.put(b"\"");
     }
-    Ok(())
 }
 
 /// Writes a state as a JSON file that `parse` reads back to the same state.
-pub fn write(state: &State, out: &mut Vec<u8, FILE_MAX>) -> Result<(), Full> {
-    out.clear();
-    num::push(out, b"{")?;
+pub fn write(state: &State, buf: &mut Vec<u8, FILE_MAX>) -> Result<(), Full> {
+    buf.clear();
+    let out = &mut Out { buf, full: false };
+    out.put(b"{");
     if let Some(t) = &state.top {
-        write_entry(t, out)?;
+        write_entry(t, out);
     }
     if !state.services.is_empty() {
         if state.top.is_some() {
-            num::push(out, b",")?;
+            out.put(b",");
         }
-        num::push(out, b"\"services\":{")?;
+        out.put(b"\"services\":{");
         for (i, (name, e)) in state.services.iter().enumerate() {
             if i > 0 {
-                num::push(out, b",")?;
+                out.put(b",");
             }
-            num::push(out, b"\"")?;
-            num::push(out, name.as_bytes())?;
-            num::push(out, b"\":{")?;
-            write_entry(e, out)?;
-            num::push(out, b"}")?;
+            out.put(b"\"");
+            out.put(name.as_bytes());
+            out.put(b"\":{");
+            write_entry(e, out);
+            out.put(b"}");
         }
-        num::push(out, b"}")?;
+        out.put(b"}");
     }
-    num::push(out, b"}\n")
+    out.put(b"}\n");
+    if out.full {
+        return Err(Full);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
