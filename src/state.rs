@@ -284,6 +284,25 @@ fn entry(f: &Fields) -> Result<Entry, StateError> {
     })
 }
 
+/// Reads an entry's object into `f`; with `state`, reads `services` into it too.
+fn object<'a>(
+    r: &mut Reader<'a>,
+    f: &mut Fields<'a>,
+    mut state: Option<&mut State>,
+) -> Result<(), StateError> {
+    let mut first = true;
+    r.open(b'{')?;
+    while let Some(key) = r.next_key(&mut first)? {
+        if f.take(r, key)? {
+        } else if let (Some(state), b"services") = (state.as_deref_mut(), key) {
+            services(r, state)?;
+        } else {
+            r.skip()?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads the `services` object into `state`.
 fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
     let mut first = true;
@@ -294,13 +313,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
             return Err(StateError::Syntax("a service named twice"));
         }
         let mut f = Fields::default();
-        let mut first = true;
-        r.open(b'{')?;
-        while let Some(key) = r.next_key(&mut first)? {
-            if !f.take(r, key)? {
-                r.skip()?;
-            }
-        }
+        object(r, &mut f, None)?;
         let e = entry(&f).map_err(|err| match err {
             StateError::MissingStatus => StateError::ServiceStatus,
             other => other,
@@ -324,16 +337,7 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     let mut state = State::default();
     let mut top = Fields::default();
     let mut r = Reader::new(bytes);
-    let mut first = true;
-    r.open(b'{')?;
-    while let Some(key) = r.next_key(&mut first)? {
-        if top.take(&mut r, key)? {
-        } else if key == b"services" {
-            services(&mut r, &mut state)?;
-        } else {
-            r.skip()?;
-        }
-    }
+    object(&mut r, &mut top, Some(&mut state))?;
     r.end()?;
     match entry(&top) {
         Ok(e) => state.top = Some(e),
