@@ -59,19 +59,24 @@ pub fn apply(state: &mut State, s: &Set) {
     let entry: &mut Entry = match s.service {
         None => state.top.get_or_insert_with(|| Entry::new(s.status)),
         Some(name) => {
-            if state.service(name.as_bytes()).is_none() {
+            let services = &mut state.services;
+            let i = services
+                .iter()
+                .position(|(n, _)| n.as_str() == name)
+                .unwrap_or(services.len());
+            if i == services.len() {
                 let mut n = Name::new();
                 // cli checked the name, so it fits.
                 let _ = n.push_str(name);
-                if state.services.push((n, Entry::new(s.status))).is_err() {
+                if services.push((n, Entry::new(s.status))).is_err() {
                     log::error()
                         .s("too many services (at most 16); changing nothing")
                         .send();
                     return;
                 }
             }
-            match state.service_mut(name.as_bytes()) {
-                Some(e) => e,
+            match services.get_mut(i) {
+                Some((_, e)) => e,
                 None => return,
             }
         }

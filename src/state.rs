@@ -127,14 +127,6 @@ impl State {
             .find(|(n, _)| n.as_bytes() == name)
             .map(|(_, e)| e)
     }
-
-    /// Finds a service's entry by name, for changing it.
-    pub fn service_mut(&mut self, name: &[u8]) -> Option<&mut Entry> {
-        self.services
-            .iter_mut()
-            .find(|(n, _)| n.as_bytes() == name)
-            .map(|(_, e)| e)
-    }
 }
 
 /// Why a state file was refused.
