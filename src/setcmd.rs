@@ -95,8 +95,9 @@ pub fn apply(state: &mut State, s: &Set) {
     }
 }
 
-fn pid_suffix() -> heapless::String<24> {
-    let mut s = heapless::String::new();
+/// Makes the temporary file suffix `.set-<pid>.tmp`, so that two `heft set`s never share one.
+fn pid_suffix() -> crate::state::Reason {
+    let mut s = crate::state::Reason::new();
     let mut d = [0u8; 10];
     let _ = s.push_str(".set-");
     let pid = crate::num::fmt_u32(std::process::id(), &mut d);
@@ -105,6 +106,7 @@ fn pid_suffix() -> heapless::String<24> {
     s
 }
 
+/// Sends SIGHUP to the pid in `pid_file`; returns the exit code (0 sent, 1 not).
 fn signal(pid_file: &Path) -> i32 {
     let mut text = [0u8; 16];
     let n = crate::file::read(pid_file, &mut text).unwrap_or(0);
