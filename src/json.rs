@@ -131,7 +131,7 @@ impl<'a> Reader<'a> {
                 }
                 let t = &self.s[start..self.i];
                 let number = t[0] == b'-' || t[0].is_ascii_digit();
-                if number || matches!(t, b"true" | b"false" | b"null") {
+                if number || [&b"true"[..], b"false", b"null"].contains(&t) {
                     Ok(Token::Bare(t))
                 } else {
                     Err(Syntax("unknown bare word"))
