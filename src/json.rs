@@ -197,6 +197,11 @@ pub fn top_field<'a>(body: &'a [u8], key: &[u8]) -> Option<Token<'a>> {
     found
 }
 
+/// The letters that may follow a backslash, other than `u`.
+const ESCAPES: [u8; 8] = *b"\"\\/bfnrt";
+/// What each of `ESCAPES` stands for.
+const ESCAPED: [u8; 8] = *b"\"\\/\x08\x0c\n\r\t";
+
 /// Decodes the escapes of a raw string into `out`; returns false when it does
 /// not fit or an escape is malformed. A `\\u` escape outside ASCII becomes the
 /// byte 0x80, which callers that want printable ASCII refuse anyway.
@@ -209,12 +214,6 @@ pub fn unescape<const N: usize>(raw: &[u8], out: &mut heapless::Vec<u8, N>) -> b
             let Some(&e) = raw.get(i) else { return false };
             i += 1;
             c = match e {
-                b'"' | b'\\' | b'/' => e,
-                b'b' => 8,
-                b'f' => 12,
-                b'n' => b'\n',
-                b'r' => b'\r',
-                b't' => b'\t',
                 b'u' => {
                     let Some(hex) = raw.get(i..i + 4) else {
                         return false;
@@ -233,7 +232,10 @@ pub fn unescape<const N: usize>(raw: &[u8], out: &mut heapless::Vec<u8, N>) -> b
                         0x80
                     }
                 }
-                _ => return false,
+                _ => match ESCAPES.iter().position(|&k| k == e) {
+                    Some(k) => ESCAPED[k],
+                    None => return false,
+                },
             };
         }
         if out.push(c).is_err() {
@@ -283,6 +285,9 @@ mod tests {
         let mut out: heapless::Vec<u8, 8> = heapless::Vec::new();
         assert!(unescape(br#"a\"b\\c\n\u0041"#, &mut out));
         assert_eq!(&out[..], b"a\"b\\c\nA");
+        out.clear();
+        assert!(unescape(br#"\b\f\r\t\/"#, &mut out));
+        assert_eq!(&out[..], b"\x08\x0c\r\t/");
         out.clear();
         assert!(unescape(br#"\u00e9"#, &mut out));
         assert_eq!(&out[..], b"\x80");
