@@ -91,6 +91,7 @@ fn usage(source: &str, value: Option<&std::ffi::OsStr>, expected: &str) -> i32 {
     USAGE
 }
 
+/// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
 fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
     let feedback = match cfg
