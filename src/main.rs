@@ -121,11 +121,11 @@ fn serve(cfg: &Serve) -> i32 {
         }
     };
     if let Some(p) = &cfg.pid_file {
-        let mut d = [0u8; 10];
-        let mut text: heapless::Vec<u8, 12> = heapless::Vec::new();
-        let _ = text.extend_from_slice(heft::num::fmt_u32(std::process::id(), &mut d));
-        let _ = text.push(b'\n');
-        if let Err(e) = heft::file::create(p, &text) {
+        // The digits end right before the newline.
+        let mut d = [b'\n'; 11];
+        let [digits @ .., _] = &mut d;
+        let n = heft::num::fmt_u32(std::process::id(), digits).len();
+        if let Err(e) = heft::file::create(p, &d[10 - n..]) {
             return failed("pid file ", p.as_os_str().as_bytes(), e, "");
         }
     }
