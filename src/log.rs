@@ -21,6 +21,7 @@ pub enum Level {
     Debug = 2,
 }
 
+/// The most detailed level written, as a `Level`.
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 /// The connected `/dev/log` socket, or -1 for stderr.
 static SYSLOG_FD: AtomicI32 = AtomicI32::new(-1);

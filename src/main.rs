@@ -23,7 +23,9 @@ use heft::server::{self, Server};
 #[global_allocator]
 static HEAP: heft::sys::Arena = heft::sys::Arena;
 
+/// Exit code for bad usage or configuration.
 const USAGE: i32 = 100;
+/// Exit code for a system call that failed at start-up.
 const SYSCALL: i32 = 111;
 
 /// Entry point, called by the C runtime with the program's arguments.

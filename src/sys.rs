@@ -32,9 +32,12 @@ static STOP: AtomicBool = AtomicBool::new(false);
 /// The write end of the self-pipe that wakes `poll`, or -1.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
+/// The ordering every atomic here uses (see above).
 const R: Ordering = Ordering::Relaxed;
 
+/// WANT's low byte for SIGUSR1 (`Up`).
 const UP: u8 = 1 + crate::state::Status::Up as u8;
+/// WANT's low byte for SIGUSR2 (`Down`).
 const DOWN: u8 = 1 + crate::state::Status::Down as u8;
 
 extern "C" fn on_signal(sig: libc::c_int) {
@@ -506,9 +509,11 @@ const ARENA_BYTES: usize = 64 * 1024;
 /// Blocks at least this large are mapped on their own.
 const MAP_BYTES: usize = 8 * 1024;
 
+/// The arena's bytes, shareable as a static.
 struct ArenaBytes(core::cell::UnsafeCell<[u8; ARENA_BYTES]>);
 // SAFETY: only the one thread that runs heft touches the arena (see `Arena`).
 unsafe impl Sync for ArenaBytes {}
+/// The arena itself.
 static ARENA: ArenaBytes = ArenaBytes(core::cell::UnsafeCell::new([0; ARENA_BYTES]));
 /// Bytes of the arena handed out so far.
 static ARENA_USED: AtomicU32 = AtomicU32::new(0);
