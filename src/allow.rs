@@ -18,6 +18,7 @@ pub struct AllowList {
     blocks: heapless::Vec<Block, BLOCKS_MAX>,
 }
 
+/// Returns an address as a number in IPv6 space (IPv4 as `::ffff:a.b.c.d`).
 fn mapped(ip: IpAddr) -> u128 {
     match ip {
         IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),

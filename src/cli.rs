@@ -421,7 +421,7 @@ fn scan(
             continue;
         }
         if f.vals[i].is_none() {
-            f.vals[i] = o.names.split(' ').skip(1).find_map(|var| {
+            f.vals[i] = names(o).skip(1).find_map(|var| {
                 let v = env(var).filter(|v| !v.is_empty())?;
                 Some((var, OsStr::from_bytes(v)))
             });
@@ -458,7 +458,18 @@ fn lookup<T: Copy>(table: &[(&str, T)], word: &[u8]) -> Option<T> {
 
 /// Returns an option's flag, the first of its names.
 fn flag(o: &Opt) -> &'static str {
-    o.names.split(' ').next().unwrap_or("")
+    names(o).next().unwrap_or("")
+}
+
+/// Yields an option's names: its flag, then its variables.
+///
+/// Split as bytes, as the names are ASCII: `str::split(' ')` costs 224 B
+/// more on x86_64, 288 B on mipsel.
+fn names(o: &Opt) -> impl Iterator<Item = &'static str> {
+    o.names
+        .as_bytes()
+        .split(|&c| c == b' ')
+        .filter_map(crate::sys::ascii_str)
 }
 
 /// Parses a whole number that `src` gave and checks it is in `r`.
@@ -508,6 +519,9 @@ const FIRST: [(&str, u8); 9] = [
 ];
 
 /// Parses the arguments after the program name, reading variables through `env`.
+// Kept out of `main`: inlined there, the options are copied between more
+// stack slots (x86_64 +864 B, mipsel +192 B).
+#[inline(never)]
 pub fn parse(
     args: impl Iterator<Item = &'static [u8]>,
     env: &dyn Fn(&str) -> Option<&'static [u8]>,

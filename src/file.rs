@@ -123,9 +123,15 @@ pub fn find_line<T>(
         let eof = k == 0;
         have += k;
         let mut start = 0;
-        while let Some(p) = buf[start..have].iter().position(|&c| c == b'\n') {
-            let line = &buf[start..start + p];
-            start += p + 1;
+        // At the end of the file, what is left is the last line (one call site of `f`).
+        loop {
+            let end = match buf[start..have].iter().position(|&c| c == b'\n') {
+                Some(p) => start + p,
+                None if eof && start < have => have,
+                None => break,
+            };
+            let line = &buf[start..end];
+            start = have.min(end + 1);
             if core::mem::take(&mut skipping) {
                 continue;
             }
@@ -134,11 +140,7 @@ pub fn find_line<T>(
             }
         }
         if eof {
-            return Ok(if skipping || start == have {
-                None
-            } else {
-                f(&buf[start..have])
-            });
+            return Ok(None);
         }
         buf.copy_within(start..have, 0);
         have -= start;
@@ -163,6 +165,26 @@ mod tests {
         ] {
             assert_eq!(dir_of(Path::new(p)), Path::new(d));
         }
+    }
+
+    #[test]
+    fn finds_lines_skipping_long_ones_up_to_the_last() {
+        let path = std::env::temp_dir().join(format!("heft-find-line-{}", std::process::id()));
+        let long = "x".repeat(40);
+        let mut buf = [0u8; 16];
+        let mut find = |text: &str, key: &[u8]| {
+            std::fs::write(&path, text).unwrap();
+            find_line(&path, &mut buf, |l| l.strip_prefix(key).map(<[u8]>::to_vec))
+        };
+        let text = format!("a:1\n{long}:9\nb:2\nc:3");
+        assert_eq!(find(&text, b"a:"), Ok(Some(b"1".to_vec())));
+        assert_eq!(find(&text, b"b:"), Ok(Some(b"2".to_vec())));
+        assert_eq!(find(&text, b"c:"), Ok(Some(b"3".to_vec())));
+        assert_eq!(find(&text, b"x"), Ok(None));
+        assert_eq!(find(&format!("a:1\n{long}"), b"x"), Ok(None));
+        assert_eq!(find("c:3\n", b"c:"), Ok(Some(b"3".to_vec())));
+        assert_eq!(find("", b""), Ok(None));
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub enum Level {
     Debug = 2,
 }
 
+/// The most detailed level written, as a `Level`.
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 /// The connected `/dev/log` socket, or -1 for stderr.
 static SYSLOG_FD: AtomicI32 = AtomicI32::new(-1);
@@ -79,12 +80,24 @@ impl Line {
     }
 
     /// Appends text.
+    #[inline(always)]
     pub fn s(self, s: &str) -> Line {
         self.b(s.as_bytes())
     }
 
     /// Appends bytes, replacing anything that is not printable ASCII by `?`.
+    ///
+    /// Inlined into a call to `put`: the line then stays in its caller's
+    /// stack slot instead of being copied (264 bytes) at every step.
+    #[inline(always)]
     pub fn b(mut self, s: &[u8]) -> Line {
+        self.put(s);
+        self
+    }
+
+    /// Appends bytes in place, as `b` does.
+    #[inline(never)]
+    fn put(&mut self, s: &[u8]) {
         for &c in s {
             let c = if (0x20..0x7f).contains(&c) { c } else { b'?' };
             if self.buf.push(c).is_err() {
@@ -92,18 +105,36 @@ impl Line {
                 break;
             }
         }
-        self
     }
 
     /// Appends a number in decimal.
-    pub fn u(self, n: u32) -> Line {
+    #[inline(always)]
+    pub fn u(mut self, n: u32) -> Line {
+        self.put_u32(n);
+        self
+    }
+
+    /// Appends a number in place, as `u` does.
+    #[inline(never)]
+    fn put_u32(&mut self, n: u32) {
         let mut d = [0u8; 10];
-        self.b(num::fmt_u32(n, &mut d))
+        self.put(num::fmt_u32(n, &mut d));
     }
 
     /// Appends an OS error as its name and number, e.g. `EACCES (13)`.
-    pub fn errno(self, e: nix::errno::Errno) -> Line {
-        self.s(sys::errno_name(e)).s(" (").u(e as i32 as u32).s(")")
+    #[inline(always)]
+    pub fn errno(mut self, e: nix::errno::Errno) -> Line {
+        self.put_errno(e);
+        self
+    }
+
+    /// Appends an OS error in place, as `errno` does.
+    #[inline(never)]
+    fn put_errno(&mut self, e: nix::errno::Errno) {
+        self.put(sys::errno_name(e).as_bytes());
+        self.put(b" (");
+        self.put_u32(e as i32 as u32);
+        self.put(b")");
     }
 
     /// Writes the line if its level is enabled.

@@ -12,6 +12,8 @@
 
 use std::os::unix::ffi::OsStrExt;
 
+use nix::errno::Errno;
+
 use heft::cli::{self, Command, Serve};
 use heft::log;
 use heft::privs::DropError;
@@ -21,7 +23,9 @@ use heft::server::{self, Server};
 #[global_allocator]
 static HEAP: heft::sys::Arena = heft::sys::Arena;
 
+/// Exit code for bad usage or configuration.
 const USAGE: i32 = 100;
+/// Exit code for a system call that failed at start-up.
 const SYSCALL: i32 = 111;
 
 /// Entry point, called by the C runtime with the program's arguments.
@@ -64,6 +68,21 @@ fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     }
 }
 
+/// Logs a start-up step that failed, as `what` `detail`: errno `note`; returns
+/// the exit code for a failed system call (the syslog caller goes on instead).
+#[cold]
+#[inline(never)]
+fn failed(what: &str, detail: &[u8], e: Errno, note: &str) -> i32 {
+    log::error()
+        .s(what)
+        .b(detail)
+        .s(": ")
+        .errno(e)
+        .s(note)
+        .send();
+    SYSCALL
+}
+
 /// Logs a bad value with where it came from and what was expected; returns the exit code.
 fn usage(source: &str, value: Option<&std::ffi::OsStr>, expected: &str) -> i32 {
     let mut l = log::error().s(source).s(": ");
@@ -74,6 +93,7 @@ fn usage(source: &str, value: Option<&std::ffi::OsStr>, expected: &str) -> i32 {
     USAGE
 }
 
+/// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
 fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
     let feedback = match cfg
@@ -94,32 +114,21 @@ fn serve(cfg: &Serve) -> i32 {
     let listener = match server::listen(cfg.addr, cfg.port) {
         Ok(l) => l,
         Err(e) => {
-            let mut l = log::error()
-                .s(e.step)
-                .s(" ")
-                .b(&addr_text(cfg))
-                .s(": ")
-                .errno(e.errno);
-            if e.errno == nix::errno::Errno::EADDRINUSE {
-                l = l.s(" (another agent already listens there)");
-            }
-            l.send();
-            return SYSCALL;
+            let note = if e.errno == Errno::EADDRINUSE {
+                " (another agent already listens there)"
+            } else {
+                ""
+            };
+            return failed(e.step, &addr_text(b" ", cfg), e.errno, note);
         }
     };
     if let Some(p) = &cfg.pid_file {
-        let mut d = [0u8; 10];
-        let mut text: heapless::Vec<u8, 12> = heapless::Vec::new();
-        let _ = text.extend_from_slice(heft::num::fmt_u32(std::process::id(), &mut d));
-        let _ = text.push(b'\n');
-        if let Err(e) = heft::file::create(p, &text) {
-            log::error()
-                .s("pid file ")
-                .b(p.as_os_str().as_bytes())
-                .s(": ")
-                .errno(e)
-                .send();
-            return SYSCALL;
+        // The digits end right before the newline.
+        let mut d = [b'\n'; 11];
+        let [digits @ .., _] = &mut d;
+        let n = heft::num::fmt_u32(std::process::id(), digits).len();
+        if let Err(e) = heft::file::create(p, &d[10 - n..]) {
+            return failed("pid file ", p.as_os_str().as_bytes(), e, "");
         }
     }
     let code = drop_and_run(cfg, listener, feedback);
@@ -147,13 +156,7 @@ fn drop_and_run(
                 DropError::NoUser => named(cfg.user, "a user in /etc/passwd or a number"),
                 DropError::NoGroup => named(cfg.group, "a group in /etc/group or a number"),
                 DropError::Call(c, errno) => {
-                    log::error()
-                        .s("dropping privileges: ")
-                        .s(c)
-                        .s(": ")
-                        .errno(errno)
-                        .send();
-                    SYSCALL
+                    failed("dropping privileges: ", c.as_bytes(), errno, "")
                 }
             };
         }
@@ -161,28 +164,17 @@ fn drop_and_run(
     }
     let wake = match heft::sys::install_signals() {
         Ok(w) => w,
-        Err(e) => {
-            log::error()
-                .s("installing signal handlers: ")
-                .errno(e)
-                .send();
-            return SYSCALL;
-        }
+        Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
     if let Some(path) = cfg.syslog {
         if let Err(e) = heft::sys::connect_syslog(path) {
-            log::error()
-                .s("syslog ")
-                .b(path.as_os_str().as_bytes())
-                .s(": ")
-                .errno(e)
-                .s(" (logging to stderr)")
-                .send();
+            let detail = path.as_os_str().as_bytes();
+            let _ = failed("syslog ", detail, e, " (logging to stderr)");
         }
     }
     log::info()
         .s("listening on ")
-        .b(&addr_text(cfg))
+        .b(&addr_text(b"", cfg))
         .s(", state file ")
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
@@ -208,9 +200,10 @@ fn warn_if_unwritable(cfg: &Serve) {
     }
 }
 
-/// Writes the listen address as `ip:port` or `[ip]:port`.
-fn addr_text(cfg: &Serve) -> heapless::Vec<u8, 64> {
+/// Writes `lead`, then the listen address as `ip:port` or `[ip]:port`.
+fn addr_text(lead: &[u8], cfg: &Serve) -> heapless::Vec<u8, 64> {
     let mut out: heapless::Vec<u8, 64> = heapless::Vec::new();
+    let _ = heft::num::push(&mut out, lead);
     let v6 = cfg.addr.is_ipv6();
     if v6 {
         let _ = out.push(b'[');

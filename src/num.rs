@@ -35,18 +35,21 @@ pub fn push<const N: usize>(out: &mut heapless::Vec<u8, N>, s: &[u8]) -> Result<
 }
 
 /// Appends `n` in decimal to a fixed-capacity buffer.
-pub fn push_u32<const N: usize>(out: &mut heapless::Vec<u8, N>, n: u32) -> Result<(), Full> {
+///
+/// This and `push_ip` take a `VecView`, which every `heapless::Vec<u8, N>`
+/// coerces to, so each is compiled once rather than once per capacity.
+pub fn push_u32(out: &mut heapless::vec::VecView<u8>, n: u32) -> Result<(), Full> {
     let mut b = [0u8; 10];
-    push(out, fmt_u32(n, &mut b))
+    out.extend_from_slice(fmt_u32(n, &mut b)).map_err(|_| Full)
 }
 
 /// Appends an IP address: dotted IPv4, or eight hex groups for IPv6 (logs only need it readable).
-pub fn push_ip<const N: usize>(out: &mut heapless::Vec<u8, N>, ip: std::net::IpAddr) {
+pub fn push_ip(out: &mut heapless::vec::VecView<u8>, ip: std::net::IpAddr) {
     match ip {
         std::net::IpAddr::V4(v4) => {
             for (i, o) in v4.octets().iter().enumerate() {
                 if i > 0 {
-                    let _ = push(out, b".");
+                    let _ = out.extend_from_slice(b".");
                 }
                 let _ = push_u32(out, *o as u32);
             }
@@ -54,10 +57,10 @@ pub fn push_ip<const N: usize>(out: &mut heapless::Vec<u8, N>, ip: std::net::IpA
         std::net::IpAddr::V6(v6) => {
             for (i, g) in v6.segments().iter().enumerate() {
                 if i > 0 {
-                    let _ = push(out, b":");
+                    let _ = out.extend_from_slice(b":");
                 }
                 for shift in [12, 8, 4, 0] {
-                    let _ = push(out, &[b"0123456789abcdef"[((g >> shift) & 15) as usize]]);
+                    let _ = out.push(b"0123456789abcdef"[((g >> shift) & 15) as usize]);
                 }
             }
         }
@@ -232,6 +235,20 @@ mod tests {
             " 1.2.3.4",
             "::0:0",
             "0:0:0:0:0:0:0:0",
+            "1:2:3:4:5:6:7:8::",
+            "1:2:3:4:5:6:7::1",
+            "1.2.3.4::",
+            "1.2.3.4::1",
+            "::1:2:3:4:5:6:1.2.3.4",
+            "::1:2:3:4:5:1.2.3.4",
+            "1:2:3:4:5:6:7:8:",
+            "::12345",
+            "1::2:",
+            ":1::2",
+            "1:2:3:4:5:6:7:8:1.2.3.4",
+            "ffff::fffff",
+            "::1.2.3.4.5",
+            "::256.1.1.1",
         ];
         for c in cases {
             let ours = parse_ip(c.as_bytes());
