@@ -538,9 +538,9 @@ pub fn parse(
     };
     let found = scan(cmd, &mut args, env)?;
     match cmd {
-        SET => parse_set(&found).map(Command::Set),
-        GET => parse_get(&found).map(Command::Get),
-        _ => parse_serve(&found).map(Command::Serve),
+        SET => parse_set(&found),
+        GET => parse_get(&found),
+        _ => parse_serve(&found),
     }
 }
 
@@ -553,8 +553,8 @@ const SWITCH: [(&str, bool); 5] = [
     ("no", false),
 ];
 
-/// Builds `heft serve`'s options from what was found.
-fn parse_serve(f: &Found) -> Result<Serve, Usage> {
+/// Builds the `heft serve` command from what was found.
+fn parse_serve(f: &Found) -> Result<Command, Usage> {
     let (v, n) = (&f.vals, &f.nums);
     let allow = match v[o::ALLOW] {
         None => AllowList::everyone(),
@@ -568,7 +568,7 @@ fn parse_serve(f: &Found) -> Result<Serve, Usage> {
             None => return Err(bad(src, val, "1 or 0")),
         },
     };
-    Ok(Serve {
+    Ok(Command::Serve(Serve {
         addr: addr(&v[o::ADDR], [0, 0, 0, 0])?,
         port: n[o::PORT] as u16,
         ready_window_ms: v[o::READY_WINDOW].map(|_| n[o::READY_WINDOW] * 1000),
@@ -583,11 +583,11 @@ fn parse_serve(f: &Found) -> Result<Serve, Usage> {
         group: v[o::GROUP],
         syslog: path(v[o::SYSLOG_SOCKET]).or(syslog),
         level: f.level,
-    })
+    }))
 }
 
-/// Builds `heft set`'s options from what was found.
-fn parse_set(f: &Found) -> Result<Set, Usage> {
+/// Builds the `heft set` command from what was found.
+fn parse_set(f: &Found) -> Result<Command, Usage> {
     const STATUSES: &str = "UP READY DRAIN MAINT DOWN FAIL or STOPPED";
     let Some(s) = f.positional else {
         return Err(Usage {
@@ -603,7 +603,7 @@ fn parse_set(f: &Found) -> Result<Set, Usage> {
         Some((_, val)) if val.as_bytes() == b"none" => Some(None),
         Some((src, val)) => Some(Some(number(src, val, &MAXCONN)? as u16)),
     };
-    Ok(Set {
+    Ok(Command::Set(Set {
         status,
         weight: v[o::WEIGHT].map(|_| f.nums[o::WEIGHT] as u8),
         maxconn,
@@ -620,7 +620,7 @@ fn parse_set(f: &Found) -> Result<Set, Usage> {
         state_file: state_file(v[o::STATE_FILE]),
         pid_file: path(v[o::PID_FILE]),
         level: f.level,
-    })
+    }))
 }
 
 /// The range of `heft set --maxconn`, which also takes `none`.
@@ -646,19 +646,19 @@ fn text(
     }
 }
 
-/// Builds `heft get`'s options from what was found.
-fn parse_get(f: &Found) -> Result<Get, Usage> {
+/// Builds the `heft get` command from what was found.
+fn parse_get(f: &Found) -> Result<Command, Usage> {
     let v = &f.vals;
     let mut send = heapless::Vec::new();
     if let Some((src, val)) = v[o::SEND] {
         unescape(val.as_bytes(), &mut send).map_err(|_| bad(src, val, "at most 256 bytes"))?;
     }
-    Ok(Get {
+    Ok(Command::Get(Get {
         addr: addr(&v[o::GET_ADDR], [127, 0, 0, 1])?,
         port: f.nums[o::PORT] as u16,
         send,
         timeout_ms: f.nums[o::GET_TIMEOUT],
-    })
+    }))
 }
 
 /// Copies `s` into `out`, turning `\n`, `\r`, `\t` and `\\` into their bytes.
