@@ -369,18 +369,14 @@ struct Found {
     level: Level,
 }
 
-/// Reads `cmd`'s options from `args`, then from the environment; checks the numbers.
+/// Reads `cmd`'s options from `args`, then from the environment, into `f`
+/// (a blank one, filled in place rather than copied out); checks the numbers.
 fn scan(
+    f: &mut Found,
     cmd: u8,
     args: &mut dyn Iterator<Item = &'static [u8]>,
     env: &dyn Fn(&str) -> Option<&'static [u8]>,
-) -> Result<Found, Usage> {
-    let mut f = Found {
-        vals: [None; OPTS.len()],
-        nums: [0; OPTS.len()],
-        positional: None,
-        level: Level::Info,
-    };
+) -> Result<(), Usage> {
     while let Some(arg) = args.next() {
         let given = OsStr::from_bytes(arg);
         if let Some(level) = lookup(&LEVEL_FLAGS, arg) {
@@ -437,7 +433,7 @@ fn scan(
         let name = |l: &[u8]| lookup(&LEVEL_NAMES, l);
         f.level = env("HEFT_LOG").and_then(name).unwrap_or(Level::Info);
     }
-    Ok(f)
+    Ok(())
 }
 
 /// The flags that say how much to log.
@@ -536,7 +532,13 @@ pub fn parse(
         }
         None => SERVE,
     };
-    let found = scan(cmd, &mut args, env)?;
+    let mut found = Found {
+        vals: [None; OPTS.len()],
+        nums: [0; OPTS.len()],
+        positional: None,
+        level: Level::Info,
+    };
+    scan(&mut found, cmd, &mut args, env)?;
     match cmd {
         SET => parse_set(&found),
         GET => parse_get(&found),
