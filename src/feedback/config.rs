@@ -505,18 +505,20 @@ pub fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
 /// (a `Config` is several KB: the loop keeps a spare one rather than grow its
 /// stack on SIGHUP). On error `cfg` holds a partial configuration.
 pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
-    if bytes.len() > CONFIG_MAX {
-        return Err(ConfigError::new(None, b"", "file larger than 8192 bytes"));
-    }
     let mut p = Parser {
         r: Reader::new(bytes),
         rule: None,
         vals: [None; RULE_FIELDS.len()],
         decimals: 0,
-        bad: (b"", ""),
+        bad: (b"", "file larger than 8192 bytes"),
     };
-    p.config(cfg)
-        .map_err(|Stop| ConfigError::new(p.rule, p.bad.0, p.bad.1))
+    // One error path: a file too large stops before `config` with `bad` as set.
+    let r = if bytes.len() > CONFIG_MAX {
+        Err(Stop)
+    } else {
+        p.config(cfg)
+    };
+    r.map_err(|Stop| ConfigError::new(p.rule, p.bad.0, p.bad.1))
 }
 
 /// Checks a rule's fields and fills in `rule`, a blank one.
