@@ -591,14 +591,11 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
 /// Builds the `heft set` command from what was found.
 fn parse_set(f: &Found) -> Result<Command, Usage> {
     const STATUSES: &str = "UP READY DRAIN MAINT DOWN FAIL or STOPPED";
-    let Some(s) = f.positional else {
-        return Err(Usage {
-            source: "STATUS",
-            value: None,
-            expected: STATUSES,
-        });
-    };
-    let status = Status::parse(s).ok_or_else(|| bad("STATUS", OsStr::from_bytes(s), STATUSES))?;
+    let status = f.positional.and_then(Status::parse).ok_or(Usage {
+        source: "STATUS",
+        value: f.positional.map(OsStr::from_bytes),
+        expected: STATUSES,
+    })?;
     let v = &f.vals;
     let maxconn = match v[o::MAXCONN] {
         None => None,
