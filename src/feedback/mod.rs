@@ -222,6 +222,7 @@ impl Feedback {
     }
 
     /// Reads every metric once and feeds the rules; starts HTTP checks that are not running.
+    #[inline(never)]
     fn sample(&mut self, now: u32) {
         let uses = |f: &Self, m: Metric| f.cfg.rules.iter().any(|r| r.metric == m);
         let cpu = if uses(self, Metric::Cpu) {
