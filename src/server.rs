@@ -206,6 +206,7 @@ impl Server {
     }
 
     /// Runs until SIGTERM or SIGINT; returns the exit code.
+    #[inline(never)]
     pub fn run(&mut self) -> i32 {
         let now = sys::now_ms();
         self.load(now);

@@ -222,6 +222,7 @@ impl Feedback {
     }
 
     /// Reads every metric once and feeds the rules; starts HTTP checks that are not running.
+    #[inline(never)]
     fn sample(&mut self, now: u32) {
         let uses = |f: &Self, m: Metric| f.cfg.rules.iter().any(|r| r.metric == m);
         let cpu = if uses(self, Metric::Cpu) {
@@ -318,6 +319,7 @@ impl Feedback {
     }
 
     /// Gives rule `i` what its metric read, and logs what changed.
+    #[inline(never)]
     fn feed(&mut self, i: usize, read: Read, now: u32) {
         let rule = &self.cfg.rules[i];
         let st = &mut self.states[i];
