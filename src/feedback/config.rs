@@ -556,10 +556,11 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         p.none_of(F::Decimals, F::Decimals, "only for metric file or http")?;
     }
     match p.str(F::Path)? {
-        Some(path) if path.len() <= PATH_MAX && !path.is_empty() => {
+        // ASCII only: `copy` stores each byte as a char, which would garble UTF-8.
+        Some(path) if path.len() <= PATH_MAX && !path.is_empty() && path.is_ascii() => {
             copy(rule.path.as_mut_view(), path, false)
         }
-        Some(_) => return Err(p.fail(F::Path, "must be 1 to 128 bytes")),
+        Some(_) => return Err(p.fail(F::Path, "must be 1 to 128 ASCII bytes")),
         None if is_file => return Err(p.fail(F::Path, "missing (the file to read)")),
         None => {}
     }
@@ -657,10 +658,10 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         }
     }
     match p.str(F::Field)? {
-        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX => {
+        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX && f.is_ascii() => {
             copy(h.field.insert(String::new()).as_mut_view(), f, false)
         }
-        Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 bytes")),
+        Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 ASCII bytes")),
         None => {}
     }
     if let Some(i) = p.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
@@ -821,6 +822,15 @@ mod tests {
             "path"
         );
         assert_eq!(err(r#"{"rules":[{"metric":"file","enter":9}]}"#).1, "path");
+        // A UTF-8 path or field would be stored garbled: refused, naming the field.
+        assert_eq!(
+            err("{\"rules\":[{\"metric\":\"file\",\"enter\":9,\"path\":\"/run/l\u{f6}ad\"}]}").1,
+            "path"
+        );
+        assert_eq!(
+            err("{\"rules\":[{\"metric\":\"http\",\"url\":\"http://127.0.0.1/\",\"field\":\"l\u{e4}nge\"}]}").1,
+            "field"
+        );
         assert_eq!(
             err(r#"{"rules":[{"metric":"cpu","low":1,"enter":9}]}"#).1,
             "low"
