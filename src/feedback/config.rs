@@ -557,7 +557,11 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     }
     match p.str(F::Path)? {
         // ASCII only: `copy` stores each byte as a char, which would garble UTF-8.
-        Some(path) if path.len() <= PATH_MAX && !path.is_empty() && path.is_ascii() => {
+        Some(path)
+            if path.len() <= PATH_MAX
+                && !path.is_empty()
+                && crate::sys::ascii_str(path).is_some() =>
+        {
             copy(rule.path.as_mut_view(), path, false)
         }
         Some(_) => return Err(p.fail(F::Path, "must be 1 to 128 ASCII bytes")),
@@ -658,7 +662,7 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         }
     }
     match p.str(F::Field)? {
-        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX && f.is_ascii() => {
+        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX && crate::sys::ascii_str(f).is_some() => {
             copy(h.field.insert(String::new()).as_mut_view(), f, false)
         }
         Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 ASCII bytes")),
