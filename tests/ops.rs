@@ -93,16 +93,8 @@ fn launch(
     state: PathBuf,
     pid_file: PathBuf,
 ) -> Agent {
-    let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
-    let child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .env_clear()
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
+    assert_eq!(argv[0], OsString::from(HEFT), "launch runs heft itself");
+    let child = spawn_heft(&dir, &[], &argv[1..], env);
     Agent {
         child,
         port,
