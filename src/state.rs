@@ -418,6 +418,12 @@ pub fn write(state: &State, buf: &mut Vec<u8, FILE_MAX>) -> Result<(), Full> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn names_every_status_as_the_file_spells_it() {
+        let names = STATUSES.map(Status::name);
+        assert_eq!(names, ["UP", "READY", "DRAIN", "MAINT", "DOWN", "FAIL", "STOPPED"]);
+    }
+
     fn p(s: &str) -> Result<State, StateError> {
         parse(s.as_bytes())
     }
