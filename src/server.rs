@@ -396,6 +396,10 @@ impl Server {
         let mut k = 2;
         for slot in 0..self.conns.len() {
             if self.conns[slot].is_some() {
+                debug_assert!(
+                    self.conns[slot].as_ref().map(|c| c.fd.as_raw_fd()) == Some(self.pfds[k].fd),
+                    "the pollset is out of step with the slots"
+                );
                 if self.pfds[k].revents != 0 {
                     self.readable(slot, now);
                 }
