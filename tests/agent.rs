@@ -581,7 +581,12 @@ fn failed_rename_keeps_serving_and_retries() {
         a.log()
     );
     assert_eq!(top_of(&a.state_text()).0, heft::state::Status::Down);
-    assert!(a.log().contains("state file written again after"), "{}", a.log());
+    // Logged right after the rename, so it can trail the file a little.
+    assert!(
+        wait_for(SECS5, || a.log().contains("state file written again after")),
+        "{}",
+        a.log()
+    );
     assert_eq!(a.probe(), "down ready 77% maxconn:300\n");
 }
 

@@ -95,7 +95,18 @@ impl Agent {
 
     /// Like `start`, with extra environment variables.
     pub fn start_with(state: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Agent {
-        let a = Agent::spawn(state, args, env, &[]);
+        let mut a = Agent::spawn(state, args, env, &[]);
+        // A port found free can be taken by another process before heft
+        // binds it (seen once in CI): then start again on another port.
+        for _ in 0..3 {
+            wait_for(Duration::from_secs(10), || {
+                a.log().contains("listening on") || !a.running()
+            });
+            if a.running() || !a.log().contains("EADDRINUSE") {
+                break;
+            }
+            a = Agent::spawn(state, args, env, &[]);
+        }
         a.wait_listening();
         a
     }
