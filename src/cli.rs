@@ -18,7 +18,7 @@ pub const DEFAULT_PORT: u16 = 9777;
 /// The default state file.
 pub const DEFAULT_STATE_FILE: &str = "/etc/heft/state.json";
 /// How long (ms) to wait for a payload's first word or an HTTP request line.
-pub const DEFAULT_WAIT_MS: u32 = 5;
+pub const DEFAULT_WAIT_MS: u32 = 50;
 /// How long (ms) a connection may live in all.
 pub const DEFAULT_TIMEOUT_MS: u32 = 2000;
 /// How many connections are served at once.
@@ -693,7 +693,7 @@ serve options (each also read from the variable shown):
   --state-file PATH     HEFT_STATE_FILE, HAPGENT_STATE_FILE  (/etc/heft/state.json)
   --pid-file PATH       HEFT_PID_FILE                write the pid here (none)
   --ready-window SEC    HEFT_READY_WINDOW            send `ready` only SEC after a change (always)
-  --wait MS             HEFT_WAIT                    wait for a payload or HTTP request (5)
+  --wait MS             HEFT_WAIT                    wait for a payload or HTTP request (50)
   --timeout MS          HEFT_TIMEOUT                 close connections after MS (2000)
   --slots N             HEFT_SLOTS                   connections served at once (64)
   --feedback PATH       HEFT_FEEDBACK                load feedback rules (none)

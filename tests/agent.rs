@@ -1182,7 +1182,7 @@ fn full_slots_evict_the_oldest_answered_connection() {
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut s = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
-        // Answered after --wait (5 ms); read it so we know.
+        // Answered after --wait (default 50 ms); read it so we know.
         assert_eq!(read_line(&mut s, SECS5), "up ready 77% maxconn:300\n");
         held.push(s);
         std::thread::sleep(Duration::from_millis(20));
