@@ -300,7 +300,7 @@ impl LoadError {
     pub fn describe(self, out: &mut state::Reason) {
         let (a, b) = match self {
             LoadError::Io(e) => ("unreadable ", crate::sys::errno_name(e)),
-            LoadError::Invalid(e) => (e.as_str(), ""),
+            LoadError::Invalid(e) => (e.0, ""),
         };
         // Both texts are ASCII, so any cut is on a character boundary.
         for t in &[a, b] {

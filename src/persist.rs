@@ -43,7 +43,7 @@ impl WriteError {
 pub fn read(path: &Path, buf: &mut [u8; FILE_MAX + 1]) -> Result<State, LoadError> {
     let n = file::read(path, buf).map_err(LoadError::Io)?;
     if n == buf.len() {
-        return Err(LoadError::Invalid(state::StateError::TooLarge));
+        return Err(LoadError::Invalid(state::StateError::TOO_LARGE));
     }
     state::parse(&buf[..n]).map_err(LoadError::Invalid)
 }

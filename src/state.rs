@@ -129,56 +129,42 @@ impl State {
     }
 }
 
-/// Why a state file was refused.
+/// Why a state file was refused, in a few words for logs and the FAIL reason.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum StateError {
-    /// Larger than `FILE_MAX`.
-    TooLarge,
-    /// Not valid JSON, or a value of the wrong type.
-    Syntax(&'static str),
-    /// No `status` and no `services`.
-    MissingStatus,
-    /// A `status` that is not one of the seven names.
-    BadStatus,
-    /// `weight` outside 0 to 255.
-    WeightRange,
-    /// `maxconn` outside 0 to 65535.
-    MaxconnRange,
-    /// `reason` longer than 64 bytes.
-    ReasonTooLong,
-    /// `reason` with a byte that is not printable ASCII, or with `#`.
-    ReasonInvalid,
-    /// A service name that is empty, too long or has other bytes.
-    BadName,
-    /// A service without a valid state.
-    ServiceStatus,
-}
+pub struct StateError(pub &'static str);
 
 impl StateError {
-    /// Describes the error in a few words, for logs and the FAIL reason.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StateError::TooLarge => "file larger than 4096 bytes",
-            StateError::Syntax(s) => s,
-            StateError::MissingStatus => "status missing",
-            StateError::BadStatus => "status not one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
-            StateError::WeightRange => "weight out of range",
-            StateError::MaxconnRange => "maxconn out of range",
-            StateError::ReasonTooLong => "reason longer than 64 bytes",
-            StateError::ReasonInvalid => "reason not printable ASCII, or with a hash sign",
-            StateError::BadName => "service name not [A-Za-z0-9_.-]{1,32}",
-            StateError::ServiceStatus => "service status missing or invalid",
-        }
-    }
+    /// Larger than `FILE_MAX`.
+    pub const TOO_LARGE: StateError = StateError("file larger than 4096 bytes");
+    /// No `status` and no `services`.
+    pub const MISSING_STATUS: StateError = StateError("status missing");
+    /// A `status` that is not one of the seven names.
+    pub const BAD_STATUS: StateError =
+        StateError("status not one of UP READY DRAIN MAINT DOWN FAIL STOPPED");
+    /// `weight` outside 0 to 255.
+    pub const WEIGHT_RANGE: StateError = StateError("weight out of range");
+    /// `maxconn` outside 0 to 65535.
+    pub const MAXCONN_RANGE: StateError = StateError("maxconn out of range");
+    /// `reason` longer than 64 bytes.
+    pub const REASON_TOO_LONG: StateError = StateError("reason longer than 64 bytes");
+    /// `reason` with a byte that is not printable ASCII, or with `#`.
+    pub const REASON_INVALID: StateError =
+        StateError("reason not printable ASCII, or with a hash sign");
+    /// A service name that is empty, too long or has other bytes.
+    pub const BAD_NAME: StateError = StateError("service name not [A-Za-z0-9_.-]{1,32}");
+    /// A service without a valid state.
+    pub const SERVICE_STATUS: StateError = StateError("service status missing or invalid");
+    /// A value of the wrong type.
+    const WRONG_TYPE: StateError = StateError("value of the wrong type");
 }
 
 /// Checks that a reason is printable ASCII without `#` and short enough.
 pub fn check_reason(r: &[u8]) -> Result<(), StateError> {
     if r.len() > REASON_MAX {
-        return Err(StateError::ReasonTooLong);
+        return Err(StateError::REASON_TOO_LONG);
     }
     if r.iter().any(|&c| !(0x20..0x7f).contains(&c) || c == b'#') {
-        return Err(StateError::ReasonInvalid);
+        return Err(StateError::REASON_INVALID);
     }
     Ok(())
 }
@@ -187,7 +173,7 @@ pub fn check_reason(r: &[u8]) -> Result<(), StateError> {
 pub fn check_name(n: &[u8]) -> Result<(), StateError> {
     let ok = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-');
     if n.is_empty() || n.len() > NAME_MAX || !n.iter().all(ok) {
-        return Err(StateError::BadName);
+        return Err(StateError::BAD_NAME);
     }
     Ok(())
 }
@@ -217,22 +203,20 @@ impl<'a> Fields<'a> {
 
 impl From<Syntax> for StateError {
     fn from(s: Syntax) -> StateError {
-        StateError::Syntax(s.0)
+        StateError(s.0)
     }
 }
-
-const WRONG_TYPE: StateError = StateError::Syntax("value of the wrong type");
 
 /// Reads an optional whole number no larger than `max`; `null` is absent.
 fn number(t: Option<Token>, max: u32, range: StateError) -> Result<Option<u32>, StateError> {
     let t = match t {
         None | Some(Token::Bare(b"null")) => return Ok(None),
         Some(Token::Bare(t)) => t,
-        Some(Token::Str(_)) => return Err(WRONG_TYPE),
+        Some(Token::Str(_)) => return Err(StateError::WRONG_TYPE),
     };
     let digits = t.strip_prefix(b"-").unwrap_or(t);
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(StateError::Syntax("number not a whole number"));
+        return Err(StateError("number not a whole number"));
     }
     match num::parse_u32(t) {
         Some(v) if v <= max => Ok(Some(v)),
@@ -244,12 +228,12 @@ fn number(t: Option<Token>, max: u32, range: StateError) -> Result<Option<u32>, 
 fn entry(f: &Fields) -> Result<Entry, StateError> {
     let [status, weight, maxconn, raw_reason] = f.0;
     let status = match status {
-        None => return Err(StateError::MissingStatus),
-        Some(Token::Str(s)) => Status::parse(s).ok_or(StateError::BadStatus)?,
-        Some(Token::Bare(_)) => return Err(WRONG_TYPE),
+        None => return Err(StateError::MISSING_STATUS),
+        Some(Token::Str(s)) => Status::parse(s).ok_or(StateError::BAD_STATUS)?,
+        Some(Token::Bare(_)) => return Err(StateError::WRONG_TYPE),
     };
-    let weight = number(weight, 255, StateError::WeightRange)?.unwrap_or(100) as u8;
-    let maxconn = number(maxconn, 65535, StateError::MaxconnRange)?.map(|m| m as u16);
+    let weight = number(weight, 255, StateError::WEIGHT_RANGE)?.unwrap_or(100) as u8;
+    let maxconn = number(maxconn, 65535, StateError::MAXCONN_RANGE)?.map(|m| m as u16);
     let mut reason = Reason::new();
     match raw_reason {
         None | Some(Token::Bare(b"null")) => {}
@@ -257,16 +241,16 @@ fn entry(f: &Fields) -> Result<Entry, StateError> {
             let mut text: Vec<u8, 256> = Vec::new();
             if !json::unescape(raw, &mut text) {
                 return Err(if raw.len() > text.capacity() {
-                    StateError::ReasonTooLong
+                    StateError::REASON_TOO_LONG
                 } else {
-                    StateError::Syntax("bad escape in a string")
+                    StateError("bad escape in a string")
                 });
             }
             check_reason(&text)?;
             // check_reason allowed printable ASCII only, no longer than the capacity.
             let _ = reason.push_str(crate::sys::ascii_str(&text).unwrap_or(""));
         }
-        Some(Token::Bare(_)) => return Err(WRONG_TYPE),
+        Some(Token::Bare(_)) => return Err(StateError::WRONG_TYPE),
     }
     Ok(Entry {
         status,
@@ -302,12 +286,12 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
     while let Some(name) = r.next_key(&mut first)? {
         check_name(name)?;
         if state.service(name).is_some() {
-            return Err(StateError::Syntax("a service named twice"));
+            return Err(StateError("a service named twice"));
         }
         let mut f = Fields::default();
         object(r, &mut f, None)?;
         let e = entry(&f).map_err(|err| match err {
-            StateError::MissingStatus => StateError::ServiceStatus,
+            StateError::MISSING_STATUS => StateError::SERVICE_STATUS,
             other => other,
         })?;
         let mut n = Name::new();
@@ -316,7 +300,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
         state
             .services
             .push((n, e))
-            .map_err(|_| StateError::Syntax("more than 16 services"))?;
+            .map_err(|_| StateError("more than 16 services"))?;
     }
     Ok(())
 }
@@ -324,7 +308,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
 /// Parses a state file's bytes.
 pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     if bytes.len() > FILE_MAX {
-        return Err(StateError::TooLarge);
+        return Err(StateError::TOO_LARGE);
     }
     let mut state = State::default();
     let mut top = Fields::default();
@@ -334,7 +318,7 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     match entry(&top) {
         Ok(e) => state.top = Some(e),
         // Services stand in for a top-level status; an empty object does not.
-        Err(StateError::MissingStatus) if !state.services.is_empty() && !top.any_but_status() => {}
+        Err(StateError::MISSING_STATUS) if !state.services.is_empty() && !top.any_but_status() => {}
         Err(e) => return Err(e),
     }
     Ok(state)
@@ -421,7 +405,10 @@ mod tests {
     #[test]
     fn names_every_status_as_the_file_spells_it() {
         let names = STATUSES.map(Status::name);
-        assert_eq!(names, ["UP", "READY", "DRAIN", "MAINT", "DOWN", "FAIL", "STOPPED"]);
+        assert_eq!(
+            names,
+            ["UP", "READY", "DRAIN", "MAINT", "DOWN", "FAIL", "STOPPED"]
+        );
     }
 
     fn p(s: &str) -> Result<State, StateError> {
@@ -461,30 +448,31 @@ mod tests {
     fn refuses_bad_values() {
         assert_eq!(
             p(r#"{"status":"UP","weight":256}"#),
-            Err(StateError::WeightRange)
+            Err(StateError::WEIGHT_RANGE)
         );
         assert_eq!(
             p(r#"{"status":"UP","weight":-1}"#),
-            Err(StateError::WeightRange)
+            Err(StateError::WEIGHT_RANGE)
         );
         assert_eq!(
             p(r#"{"status":"UP","maxconn":65536}"#),
-            Err(StateError::MaxconnRange)
+            Err(StateError::MAXCONN_RANGE)
         );
-        assert_eq!(p(r#"{"status":"UPP"}"#), Err(StateError::BadStatus));
-        assert_eq!(p(r#"{"weight":5}"#), Err(StateError::MissingStatus));
-        assert_eq!(p(r#"{}"#), Err(StateError::MissingStatus));
-        assert!(matches!(
-            p(r#"{"status":"UP","weight":7.5}"#),
-            Err(StateError::Syntax(_))
-        ));
-        assert!(matches!(p(r#"{"status":"UP""#), Err(StateError::Syntax(_))));
-        assert!(matches!(
-            p(r#"{"status":"UP"} x"#),
-            Err(StateError::Syntax(_))
-        ));
-        assert!(matches!(p(""), Err(StateError::Syntax(_))));
-        assert_eq!(parse(&[b' '; FILE_MAX + 1]), Err(StateError::TooLarge));
+        assert_eq!(p(r#"{"status":"UPP"}"#), Err(StateError::BAD_STATUS));
+        assert_eq!(p(r#"{"weight":5}"#), Err(StateError::MISSING_STATUS));
+        assert_eq!(p(r#"{}"#), Err(StateError::MISSING_STATUS));
+        for (text, why) in [
+            (
+                r#"{"status":"UP","weight":7.5}"#,
+                "number not a whole number",
+            ),
+            (r#"{"status":"UP""#, "expected ',' or '}' in an object"),
+            (r#"{"status":"UP"} x"#, "bytes after the JSON value"),
+            ("", "expected an object"),
+        ] {
+            assert_eq!(p(text), Err(StateError(why)), "{text}");
+        }
+        assert_eq!(parse(&[b' '; FILE_MAX + 1]), Err(StateError::TOO_LARGE));
     }
 
     #[test]
@@ -493,22 +481,22 @@ mod tests {
         assert_eq!(s.top.unwrap().reason.as_str(), "deploy 42");
         assert_eq!(
             p(r#"{"status":"DOWN","reason":"a\nb"}"#),
-            Err(StateError::ReasonInvalid)
+            Err(StateError::REASON_INVALID)
         );
         assert_eq!(
             p(r#"{"status":"DOWN","reason":"a\rb"}"#),
-            Err(StateError::ReasonInvalid)
+            Err(StateError::REASON_INVALID)
         );
         assert_eq!(
             p(r#"{"status":"DOWN","reason":"a#b"}"#),
-            Err(StateError::ReasonInvalid)
+            Err(StateError::REASON_INVALID)
         );
         assert_eq!(
             p(r#"{"status":"DOWN","reason":"\u00e9"}"#),
-            Err(StateError::ReasonInvalid)
+            Err(StateError::REASON_INVALID)
         );
         let long = std::format!(r#"{{"status":"DOWN","reason":"{}"}}"#, "x".repeat(65));
-        assert_eq!(p(&long), Err(StateError::ReasonTooLong));
+        assert_eq!(p(&long), Err(StateError::REASON_TOO_LONG));
         let max = std::format!(r#"{{"status":"DOWN","reason":"{}"}}"#, "x".repeat(64));
         assert!(p(&max).is_ok());
     }
@@ -522,11 +510,11 @@ mod tests {
         assert_eq!(s.service(b"db-1").unwrap().status, Status::Drain);
         assert_eq!(
             p(r#"{"services":{"a b":{"status":"UP"}}}"#),
-            Err(StateError::BadName)
+            Err(StateError::BAD_NAME)
         );
         assert_eq!(
             p(r#"{"services":{"a":{"weight":1}}}"#),
-            Err(StateError::ServiceStatus)
+            Err(StateError::SERVICE_STATUS)
         );
         let s = p(r#"{"status":"MAINT","services":{"a":{"status":"UP"}}}"#).unwrap();
         assert_eq!(s.top.unwrap().status, Status::Maint);
