@@ -14,29 +14,20 @@ use crate::agent::LoadError;
 use crate::file;
 use crate::state::{self, State, FILE_MAX};
 
-/// The step of a write that failed, for the log.
+/// The step of a write that failed, for the log, and its error if it has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteError {
-    /// The state did not fit in 4096 bytes (it always does; kept for honesty).
-    TooLarge,
-    /// Creating or writing the temporary file.
-    Write(Errno),
-    /// fsync of the file or the directory.
-    Sync(Errno),
-    /// Renaming over the state file.
-    Rename(Errno),
-}
+pub struct WriteError(&'static str, Option<Errno>);
 
 impl WriteError {
     /// Names the failed step and its error.
     pub fn parts(self) -> (&'static str, Option<Errno>) {
-        match self {
-            WriteError::TooLarge => ("state larger than 4096 bytes", None),
-            WriteError::Write(e) => ("writing the temporary file", Some(e)),
-            WriteError::Sync(e) => ("fsync", Some(e)),
-            WriteError::Rename(e) => ("rename", Some(e)),
-        }
+        (self.0, self.1)
     }
+}
+
+/// Makes the error of a failed step from its name.
+fn failed(step: &'static str) -> impl Fn(Errno) -> WriteError {
+    move |e| WriteError(step, Some(e))
 }
 
 /// Reads and parses the state file into a caller-owned buffer.
@@ -58,7 +49,7 @@ pub fn temp_path(path: &Path, suffix: &str) -> PathBuf {
 /// Writes `state` to `path` through `tmp`, so that `path` is never half-written.
 pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
     let mut out: heapless::Vec<u8, FILE_MAX> = heapless::Vec::new();
-    state::write(st, &mut out).map_err(|_| WriteError::TooLarge)?;
+    state::write(st, &mut out).map_err(|_| WriteError("state larger than 4096 bytes", None))?;
     let result = write_via(path, tmp, &out);
     if result.is_err() {
         let _ = file::remove(tmp);
@@ -89,11 +80,11 @@ fn keep_mode_and_owner(path: &Path, f: &std::os::fd::OwnedFd) {
 }
 
 fn write_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    let f = file::create(tmp, bytes).map_err(WriteError::Write)?;
+    let f = file::create(tmp, bytes).map_err(failed("writing the temporary file"))?;
     keep_mode_and_owner(path, &f);
-    fsync(&f).map_err(WriteError::Sync)?;
+    fsync(&f).map_err(failed("fsync"))?;
     drop(f);
-    file::rename(tmp, path).map_err(WriteError::Rename)?;
-    let d = file::open_read(file::dir_of(path)).map_err(WriteError::Sync)?;
-    fsync(&d).map_err(WriteError::Sync)
+    file::rename(tmp, path).map_err(failed("rename"))?;
+    let d = file::open_read(file::dir_of(path)).map_err(failed("fsync"))?;
+    fsync(&d).map_err(failed("fsync"))
 }
