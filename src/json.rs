@@ -147,6 +147,7 @@ impl<'a> Reader<'a> {
         self.skip_depth(0)
     }
 
+    /// Skips one value nested `depth` deep; the opening byte peeked is taken as is.
     fn skip_depth(&mut self, depth: u8) -> Result<(), Syntax> {
         if depth > DEPTH_MAX {
             return Err(Syntax("nested too deeply"));
@@ -154,13 +155,13 @@ impl<'a> Reader<'a> {
         let mut first = true;
         match self.peek() {
             Some(b'{') => {
-                self.open(b'{')?;
+                self.i += 1;
                 while self.next_key(&mut first)?.is_some() {
                     self.skip_depth(depth + 1)?;
                 }
             }
             Some(b'[') => {
-                self.open(b'[')?;
+                self.i += 1;
                 while self.next_item(&mut first)? {
                     self.skip_depth(depth + 1)?;
                 }
