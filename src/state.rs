@@ -260,49 +260,49 @@ fn entry(f: &Fields) -> Result<Entry, StateError> {
     })
 }
 
-/// Reads an entry's object into `f`; with `state`, reads `services` into it too.
+/// Reads an entry's object into `f`; with `state`, reads `services` into it
+/// too, and with `services` as well, reads the object as the named entries.
 fn object<'a>(
     r: &mut Reader<'a>,
     f: &mut Fields<'a>,
     mut state: Option<&mut State>,
+    services: bool,
 ) -> Result<(), StateError> {
     let mut first = true;
     r.open(b'{')?;
     while let Some(key) = r.next_key(&mut first)? {
-        if f.take(r, key)? {
-        } else if let (Some(state), b"services") = (state.as_deref_mut(), key) {
-            services(r, state)?;
-        } else {
-            r.skip()?;
+        match state.as_deref_mut() {
+            Some(state) if services => named(r, state, key)?,
+            Some(state) if key == b"services" => object(r, f, Some(state), true)?,
+            _ => {
+                if !f.take(r, key)? {
+                    r.skip()?;
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Reads the `services` object into `state`.
-fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
-    let mut first = true;
-    r.open(b'{')?;
-    while let Some(name) = r.next_key(&mut first)? {
-        check_name(name)?;
-        if state.service(name).is_some() {
-            return Err(StateError("a service named twice"));
-        }
-        let mut f = Fields::default();
-        object(r, &mut f, None)?;
-        let e = entry(&f).map_err(|err| match err {
-            StateError::MISSING_STATUS => StateError::SERVICE_STATUS,
-            other => other,
-        })?;
-        let mut n = Name::new();
-        // check_name bounded the length and the bytes, so this cannot fail.
-        let _ = n.push_str(crate::sys::ascii_str(name).unwrap_or(""));
-        state
-            .services
-            .push((n, e))
-            .map_err(|_| StateError("more than 16 services"))?;
+/// Reads the entry of the service `name` into `state`.
+fn named(r: &mut Reader, state: &mut State, name: &[u8]) -> Result<(), StateError> {
+    check_name(name)?;
+    if state.service(name).is_some() {
+        return Err(StateError("a service named twice"));
     }
-    Ok(())
+    let mut f = Fields::default();
+    object(r, &mut f, None, false)?;
+    let e = entry(&f).map_err(|err| match err {
+        StateError::MISSING_STATUS => StateError::SERVICE_STATUS,
+        other => other,
+    })?;
+    let mut n = Name::new();
+    // check_name bounded the length and the bytes, so this cannot fail.
+    let _ = n.push_str(crate::sys::ascii_str(name).unwrap_or(""));
+    state
+        .services
+        .push((n, e))
+        .map_err(|_| StateError("more than 16 services"))
 }
 
 /// Parses a state file's bytes.
@@ -313,7 +313,7 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     let mut state = State::default();
     let mut top = Fields::default();
     let mut r = Reader::new(bytes);
-    object(&mut r, &mut top, Some(&mut state))?;
+    object(&mut r, &mut top, Some(&mut state), false)?;
     r.end()?;
     match entry(&top) {
         Ok(e) => state.top = Some(e),
