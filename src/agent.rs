@@ -8,24 +8,6 @@ use crate::log;
 use crate::reply::{self, Line, Reply};
 use crate::state::{self, Entry, Name, State, StateError, Status, SERVICES_MAX};
 
-/// Where a state change came from, for the log.
-#[derive(Clone, Copy, Debug)]
-pub enum Cause {
-    /// The state file was (re)read.
-    File,
-    /// SIGUSR1 or SIGUSR2.
-    Signal,
-}
-
-impl Cause {
-    fn name(self) -> &'static str {
-        match self {
-            Cause::File => "state file",
-            Cause::Signal => "signal",
-        }
-    }
-}
-
 /// What load feedback asks of one UP entry.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Verdict {
@@ -96,29 +78,22 @@ impl Agent {
 
     /// Takes a state read from the file, or the failure to read one.
     pub fn load(&mut self, loaded: Result<State, LoadError>, now: u32) {
-        match loaded {
-            Ok(s) => {
-                self.may_persist = true;
-                self.made_up = false;
-                self.replace(s, Cause::File, now);
+        // A missing file may be created; anything else is kept for a human.
+        self.may_persist = matches!(
+            loaded,
+            Ok(_) | Err(LoadError::Io(nix::errno::Errno::ENOENT))
+        );
+        self.made_up = loaded.is_err();
+        let s = loaded.unwrap_or_else(|e| {
+            let mut top = Entry::new(Status::Fail);
+            let _ = top.reason.push_str("state file: ");
+            e.describe(&mut top.reason);
+            State {
+                top: Some(top),
+                services: heapless::Vec::new(),
             }
-            Err(e) => {
-                // A missing file may be created; anything else is kept for a human.
-                self.may_persist = matches!(e, LoadError::Io(nix::errno::Errno::ENOENT));
-                self.made_up = true;
-                let mut top = Entry::new(Status::Fail);
-                let _ = top.reason.push_str("state file: ");
-                e.describe(&mut top.reason);
-                self.replace(
-                    State {
-                        top: Some(top),
-                        services: heapless::Vec::new(),
-                    },
-                    Cause::File,
-                    now,
-                );
-            }
-        }
+        });
+        self.replace(s, "state file", now);
     }
 
     /// Applies SIGUSR1 (`Up`) or SIGUSR2 (`Down`) to the top level and every service.
@@ -134,11 +109,11 @@ impl Agent {
         for (_, e) in s.services.iter_mut() {
             e.status = status;
         }
-        self.replace(s, Cause::Signal, now);
+        self.replace(s, "signal", now);
     }
 
-    /// Installs a new state, logs what changed and re-formats the replies.
-    fn replace(&mut self, new: State, cause: Cause, now: u32) {
+    /// Installs a new state, logs what changed and why (`cause`), and re-formats the replies.
+    fn replace(&mut self, new: State, cause: &str, now: u32) {
         let old = core::mem::replace(&mut self.state, new);
         let mut prepared: heapless::Vec<Prepared, { SERVICES_MAX + 1 }> = heapless::Vec::new();
         let entries = core::iter::once((None, self.state.top.as_ref()))
@@ -271,7 +246,8 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
     (r.status, r.weight)
 }
 
-fn log_entry(cause: Cause, name: Option<&Name>, e: &Entry) {
+/// Logs an entry that changed and why.
+fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
     let mut l = log::info().s("state: ");
     if let Some(n) = name {
         l = l.s(n).s(" ");
@@ -283,7 +259,7 @@ fn log_entry(cause: Cause, name: Option<&Name>, e: &Entry) {
     if !e.reason.is_empty() {
         l = l.s(" reason \"").s(&e.reason).s("\"");
     }
-    l.s(" (").s(cause.name()).s(")").send();
+    l.s(" (").s(cause).s(")").send();
 }
 
 /// Why the state file could not be used.
