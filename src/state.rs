@@ -375,15 +375,11 @@ pub fn write(state: &State, buf: &mut Vec<u8, FILE_MAX>) -> Result<(), Full> {
         write_entry(t, out);
     }
     if !state.services.is_empty() {
-        if state.top.is_some() {
-            out.put(b",");
-        }
-        out.put(b"\"services\":{");
+        // A comma only after the top level's members.
+        out.put(&b",\"services\":{"[state.top.is_none() as usize..]);
         for (i, (name, e)) in state.services.iter().enumerate() {
-            if i > 0 {
-                out.put(b",");
-            }
-            out.put(b"\"");
+            // A comma only between services.
+            out.put(&b",\""[(i == 0) as usize..]);
             out.put(name.as_bytes());
             out.put(b"\":{");
             write_entry(e, out);
