@@ -91,9 +91,9 @@ fn parse_v4(s: &[u8]) -> Option<[u8; 4]> {
     parts.next().is_none().then_some(out)
 }
 
-/// Parses an IPv6 address into its eight groups.
-fn parse_v6(s: &[u8]) -> Option<[u16; 8]> {
-    let mut g = [0u16; 8];
+/// Parses an IPv6 address into its sixteen bytes, each group big-endian.
+fn parse_v6(s: &[u8]) -> Option<[u8; 16]> {
+    let mut g = [0u8; 16];
     let mut n = 0;
     let mut gap = None;
     let mut rest = s;
@@ -106,12 +106,11 @@ fn parse_v6(s: &[u8]) -> Option<[u16; 8]> {
         let part = &rest[..end];
         rest = &rest[end..];
         if rest.is_empty() && part.contains(&b'.') {
-            let [a, b, c, d] = parse_v4(part)?;
+            let v4 = parse_v4(part)?;
             if n > 6 {
                 return None;
             }
-            g[n] = u16::from_be_bytes([a, b]);
-            g[n + 1] = u16::from_be_bytes([c, d]);
+            g[2 * n..2 * n + 4].copy_from_slice(&v4);
             n += 2;
             break;
         }
@@ -122,7 +121,7 @@ fn parse_v6(s: &[u8]) -> Option<[u16; 8]> {
         for &c in part {
             v = v << 4 | (c as char).to_digit(16)? as u16;
         }
-        g[n] = v;
+        g[2 * n..2 * n + 2].copy_from_slice(&v.to_be_bytes());
         n += 1;
         if let Some(r) = rest.strip_prefix(b"::") {
             if gap.is_some() {
@@ -141,8 +140,8 @@ fn parse_v6(s: &[u8]) -> Option<[u16; 8]> {
         None if n == 8 => Some(g),
         Some(at) if n < 8 => {
             let tail = n - at;
-            g.copy_within(at..n, 8 - tail);
-            g[at..8 - tail].fill(0);
+            g.copy_within(2 * at..2 * n, 16 - 2 * tail);
+            g[2 * at..16 - 2 * tail].fill(0);
             Some(g)
         }
         _ => None,
