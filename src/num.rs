@@ -55,12 +55,12 @@ pub fn push_ip(out: &mut heapless::vec::VecView<u8>, ip: std::net::IpAddr) {
             }
         }
         std::net::IpAddr::V6(v6) => {
-            for (i, g) in v6.segments().iter().enumerate() {
-                if i > 0 {
-                    let _ = out.extend_from_slice(b":");
+            for (i, b) in v6.octets().iter().enumerate() {
+                if i > 0 && i % 2 == 0 {
+                    let _ = out.push(b':');
                 }
-                for shift in [12, 8, 4, 0] {
-                    let _ = out.push(b"0123456789abcdef"[((g >> shift) & 15) as usize]);
+                for nibble in [b >> 4, b & 15] {
+                    let _ = out.push(b"0123456789abcdef"[nibble as usize]);
                 }
             }
         }
