@@ -93,7 +93,7 @@ impl Agent {
                 services: heapless::Vec::new(),
             }
         });
-        self.replace(s, "state file", now);
+        self.replace(s, " (state file)", now);
     }
 
     /// Applies SIGUSR1 (`Up`) or SIGUSR2 (`Down`) to the top level and every service.
@@ -109,10 +109,10 @@ impl Agent {
         for (_, e) in s.services.iter_mut() {
             e.status = status;
         }
-        self.replace(s, "signal", now);
+        self.replace(s, " (signal)", now);
     }
 
-    /// Installs a new state, logs what changed and why (`cause`), and re-formats the replies.
+    /// Installs a new state, logs what changed and why (`cause`, as the log ends it), and re-formats the replies.
     fn replace(&mut self, new: State, cause: &str, now: u32) {
         let old = core::mem::replace(&mut self.state, new);
         let mut prepared: heapless::Vec<Prepared, { SERVICES_MAX + 1 }> = heapless::Vec::new();
@@ -259,7 +259,7 @@ fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
     if !e.reason.is_empty() {
         l = l.s(" reason \"").s(&e.reason).s("\"");
     }
-    l.s(" (").s(cause).s(")").send();
+    l.s(cause).send();
 }
 
 /// Why the state file could not be used.
