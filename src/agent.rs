@@ -248,11 +248,13 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
 
 /// Logs an entry that changed and why.
 fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
-    let mut l = log::info().s("state: ");
-    if let Some(n) = name {
-        l = l.s(n).s(" ");
-    }
-    l = l.s(e.status.name()).s(" weight ").u(e.weight as u32);
+    let mut l = log::info()
+        .s("state: ")
+        .s(name.map_or("", |n| n.as_str()))
+        .s(&" "[name.is_none() as usize..])
+        .s(e.status.name())
+        .s(" weight ")
+        .u(e.weight as u32);
     if let Some(m) = e.maxconn {
         l = l.s(" maxconn ").u(m as u32);
     }
