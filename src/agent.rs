@@ -204,7 +204,7 @@ impl Agent {
         log::info()
             .s("feedback: ")
             .b(service.unwrap_or(b""))
-            .s(if service.is_some() { " " } else { "" })
+            .s(&" "[service.is_none() as usize..])
             .b(&p.lines[1][..p.lines[1].len() - 1])
             .send();
     }
