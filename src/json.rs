@@ -142,35 +142,45 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Skips one value of any kind.
+    /// Skips one value of any kind, without recursion.
     pub fn skip(&mut self) -> Result<(), Syntax> {
-        self.skip_depth(0)
-    }
-
-    /// Skips one value nested `depth` deep; the opening byte peeked is taken as is.
-    fn skip_depth(&mut self, depth: u8) -> Result<(), Syntax> {
-        if depth > DEPTH_MAX {
-            return Err(Syntax("nested too deeply"));
-        }
-        let mut first = true;
-        match self.peek() {
-            Some(b'{') => {
-                self.i += 1;
-                while self.next_key(&mut first)?.is_some() {
-                    self.skip_depth(depth + 1)?;
+        // One bit per open container, set for an object; `depth` are open.
+        let mut objects: u64 = 0;
+        let mut depth = 0;
+        loop {
+            if depth > DEPTH_MAX {
+                return Err(Syntax("nested too deeply"));
+            }
+            let mut first = false;
+            match self.peek() {
+                Some(c @ (b'{' | b'[')) => {
+                    self.i += 1;
+                    objects = objects << 1 | (c == b'{') as u64;
+                    depth += 1;
+                    first = true;
+                }
+                _ => {
+                    self.token()?;
                 }
             }
-            Some(b'[') => {
-                self.i += 1;
-                while self.next_item(&mut first)? {
-                    self.skip_depth(depth + 1)?;
+            // Moves on to the next value, closing every container that ends first.
+            loop {
+                if depth == 0 {
+                    return Ok(());
                 }
-            }
-            _ => {
-                self.token()?;
+                let more = if objects & 1 == 1 {
+                    self.next_key(&mut first)?.is_some()
+                } else {
+                    self.next_item(&mut first)?
+                };
+                if more {
+                    break;
+                }
+                objects >>= 1;
+                depth -= 1;
+                first = false;
             }
         }
-        Ok(())
     }
 
     /// Checks that nothing but whitespace is left.
