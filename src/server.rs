@@ -233,14 +233,13 @@ impl Server {
             if let Some(f) = self.feedback.as_mut() {
                 f.run(now, &self.pfds, &mut self.agent);
             }
-            self.agent.tick(now);
             self.persist_if_due(now);
         }
         self.shutdown();
         0
     }
 
-    /// Computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
+    /// Ends the ready windows that are over and computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
     fn timeout(&mut self, now: u32) -> i32 {
         // u32::MAX for none: every wait found is at most i32::MAX.
         let mut next = self.agent.tick(now).unwrap_or(u32::MAX);
