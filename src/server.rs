@@ -459,8 +459,7 @@ impl Server {
             }
             Request::Http { head, path } => {
                 self.counters.http += 1;
-                http::respond(&mut out, head, path, &self.agent, &self.counters);
-                &out
+                http::respond(&mut out, head, path, &self.agent, &self.counters)
             }
         };
         let sent = sys::send(&c.fd, reply);
