@@ -411,11 +411,11 @@ impl Server {
         };
         match c.phase {
             Phase::Await => match sys::recv(&c.fd, &mut c.first[c.len as usize..]) {
-                Ok(0) => self.answer(slot, now, true),
                 Ok(n) => {
+                    // Done at EOF (nothing read) or with the buffer full.
                     c.len += n as u8;
-                    let full = c.len as usize == FIRST_BYTES;
-                    self.answer(slot, now, full);
+                    let done = n == 0 || c.len as usize == FIRST_BYTES;
+                    self.answer(slot, now, done);
                 }
                 Err(Errno::EAGAIN) => {}
                 Err(_) => self.conns[slot] = None,
@@ -469,11 +469,11 @@ impl Server {
         // RST, and saves a shutdown, a poll and a read. Anything else is
         // shut down for writing and drained to EOF or the deadline.
         let said_all = first.last() == Some(&b'\n') && first.len() < FIRST_BYTES;
-        match sent {
-            Ok(_) if said_all => self.conns[slot] = None,
-            Ok(_) if sys::shutdown_write(&c.fd).is_ok() => c.phase = Phase::Drain,
-            // Reset before we answered: nothing more to do for it.
-            _ => self.conns[slot] = None,
+        // A failed send or shutdown is a reset: nothing more to do for it.
+        if sent.is_ok() && !said_all && sys::shutdown_write(&c.fd).is_ok() {
+            c.phase = Phase::Drain;
+        } else {
+            self.conns[slot] = None;
         }
     }
 
