@@ -572,9 +572,7 @@ impl Server {
 
     /// Stops: closes every connection, writes a pending state change, logs.
     fn shutdown(&mut self) {
-        for c in self.conns.iter_mut() {
-            *c = None;
-        }
+        self.conns.clear();
         self.persist_now(sys::now_ms());
         log::info()
             .s("stopping: ")
