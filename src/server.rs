@@ -499,11 +499,9 @@ impl Server {
     /// EAGAIN. HAProxy's payload usually arrives with the connection, so it
     /// is read now rather than after another poll.
     fn accept(&mut self, now: u32) {
-        // Room is made (by closing an answered connection) only for a
-        // connection actually accepted, never in advance.
-        if !self.has_room() {
-            return;
-        }
+        // The listener was polled only with room, and serving since then has
+        // only made more. Room is made (by closing an answered connection)
+        // only for a connection actually accepted, never in advance.
         match sys::accept(&self.listener) {
             Ok((fd, peer)) => {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
