@@ -9,7 +9,7 @@ pub const BLOCKS_MAX: usize = 16;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Block {
     addr: u128,
-    len: u8,
+    mask: u128,
 }
 
 /// Who may ask; empty means everyone.
@@ -47,16 +47,11 @@ impl AllowList {
             if len > max {
                 return None;
             }
-            let len = len as u8 + offset;
-            let mask = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - len as u32)
-            };
+            let mask = u128::MAX.checked_shl(128 - (len + offset)).unwrap_or(0);
             list.blocks
                 .push(Block {
                     addr: mapped(ip) & mask,
-                    len,
+                    mask,
                 })
                 .ok()?;
         }
@@ -68,23 +63,10 @@ impl AllowList {
         if self.blocks.is_empty() {
             return true;
         }
-        // A dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d.
-        let ip = match ip {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(IpAddr::V4)
-                .unwrap_or(IpAddr::V6(v6)),
-            v4 => v4,
-        };
+        // A dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d, the
+        // very number an IPv4 address maps to.
         let a = mapped(ip);
-        self.blocks.iter().any(|b| {
-            let mask = if b.len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - b.len as u32)
-            };
-            a & mask == b.addr
-        })
+        self.blocks.iter().any(|b| a & b.mask == b.addr)
     }
 }
 

@@ -32,7 +32,9 @@ pub fn run(g: &Get) -> i32 {
             Ok(k) => {
                 n += k;
                 if let Some(end) = buf[..n].iter().position(|&c| c == b'\n' || c == b'\r') {
-                    let ok = sys::write_stdout(&buf[..end]) && sys::write_stdout(b"\n");
+                    // The line, its CR or LF printed as a newline.
+                    buf[end] = b'\n';
+                    let ok = sys::write_stdout(&buf[..=end]);
                     return if ok { 0 } else { 1 };
                 }
             }

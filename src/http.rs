@@ -23,56 +23,48 @@ const METRICS_ENTRY_MAX: usize = 3 * 96;
 const _: () =
     assert!((crate::state::SERVICES_MAX + 1) * METRICS_ENTRY_MAX + 2048 + HEAD_MAX <= RESPONSE_MAX);
 
-/// Builds the response to `GET`/`HEAD path` into `out`.
+/// Builds the response to `GET`/`HEAD path` in `out` and returns it.
 ///
-/// The body is written first and the head slid in front of it, so one
-/// buffer holds both.
-pub fn respond(out: &mut Response, head: bool, path: &[u8], agent: &Agent, counters: &Counters) {
+/// The body is written after room for the longest head, and the head put
+/// just in front of it, so one buffer holds both and nothing moves.
+pub fn respond<'a>(
+    out: &'a mut Response,
+    head: bool,
+    path: &[u8],
+    agent: &Agent,
+    counters: &Counters,
+) -> &'a [u8] {
     out.clear();
-    let (code, ctype): (&[u8], &[u8]) = if path == b"/metrics" {
-        if metrics(out, agent, counters).is_err() || out.len() > RESPONSE_MAX - HEAD_MAX {
-            out.clear();
+    let _ = out.resize(HEAD_MAX, 0);
+    // The status line and the content type's header.
+    let start: &[u8] = if path == b"/metrics" {
+        if metrics(out, agent, counters).is_err() {
+            out.truncate(HEAD_MAX);
             let _ = num::push(out, b"# metrics truncated\n");
         }
-        (b"200 OK", b"text/plain; version=0.0.4")
+        b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4"
     } else {
         let name = path.strip_prefix(b"/").filter(|n| !n.is_empty());
         let line = agent.reply(name);
         let _ = num::push(out, line);
-        (
-            if line.starts_with(b"up ") {
-                b"200 OK"
-            } else {
-                b"503 Service Unavailable"
-            },
-            b"text/plain",
-        )
+        if line.starts_with(b"up ") {
+            b"HTTP/1.0 200 OK\r\nContent-Type: text/plain"
+        } else {
+            b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain"
+        }
     };
-    let body = out.len();
     let mut h = crate::reply::Line::new();
-    let _ = head_lines(&mut h, code, ctype, body);
-    if head {
-        out.clear();
-    }
-    let kept = out.len();
-    // The body is at most RESPONSE_MAX - HEAD_MAX long (above), so this fits;
-    // appending the head only makes room, overwritten below.
-    let _ = num::push(out, &h);
-    out.copy_within(0..kept, h.len());
-    out[..h.len()].copy_from_slice(&h);
+    let _ = head_lines(&mut h, start, out.len() - HEAD_MAX);
+    let at = HEAD_MAX - h.len();
+    out[at..HEAD_MAX].copy_from_slice(&h);
+    let end = if head { HEAD_MAX } else { out.len() };
+    &out[at..end]
 }
 
-/// Writes the status line and headers for a body of `len` bytes.
-fn head_lines(
-    out: &mut crate::reply::Line,
-    code: &[u8],
-    ctype: &[u8],
-    len: usize,
-) -> Result<(), Full> {
-    num::push(out, b"HTTP/1.0 ")?;
-    num::push(out, code)?;
-    num::push(out, b"\r\nContent-Type: ")?;
-    num::push(out, ctype)?;
+/// Writes the head for a body of `len` bytes: `start` (the status line and
+/// the content type's header), then the length and the end of the head.
+fn head_lines(out: &mut crate::reply::Line, start: &[u8], len: usize) -> Result<(), Full> {
+    num::push(out, start)?;
     num::push(out, b"\r\nContent-Length: ")?;
     num::push_u32(out, len as u32)?;
     num::push(out, b"\r\nConnection: close\r\n\r\n")

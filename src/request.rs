@@ -26,13 +26,6 @@ pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
     // The first byte tells which method the bytes could start.
     let head = buf.first() == Some(&b'H');
     let method: &[u8] = if head { b"HEAD " } else { b"GET " };
-    if buf.len() < method.len() && method.starts_with(buf) && !buf.is_empty() {
-        return if done {
-            Request::Agent(word(buf))
-        } else {
-            Request::Partial
-        };
-    }
     if let Some(rest) = buf.strip_prefix(method) {
         let end = rest
             .iter()
@@ -46,12 +39,10 @@ pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
             None => Request::Partial,
         };
     }
-    if buf.is_empty() {
-        return if done {
-            Request::Agent(None)
-        } else {
-            Request::Partial
-        };
+    // Nothing yet, or the start of a method: it may still become HTTP. At
+    // `done`, they are a payload like any other.
+    if !done && method.starts_with(buf) {
+        return Request::Partial;
     }
     if !want_word {
         return Request::Agent(None);

@@ -111,16 +111,14 @@ struct RateLimit {
 }
 
 impl RateLimit {
-    /// Tells whether to log now; returns the number skipped since the last log.
-    fn check(&mut self, now: u32) -> Option<u32> {
+    /// Sends `l`, ended with `before` and the count of lines skipped, unless one was sent in the last 10 s.
+    fn send(&mut self, now: u32, l: log::Line, before: &str) {
         match self.last {
-            Some(t) if now.wrapping_sub(t) < 10_000 => {
-                self.skipped += 1;
-                None
-            }
+            Some(t) if now.wrapping_sub(t) < 10_000 => self.skipped += 1,
             _ => {
                 self.last = Some(now);
-                Some(core::mem::take(&mut self.skipped))
+                let skipped = core::mem::take(&mut self.skipped);
+                l.s(before).u(skipped).s(" more since last logged)").send();
             }
         }
     }
@@ -235,14 +233,13 @@ impl Server {
             if let Some(f) = self.feedback.as_mut() {
                 f.run(now, &self.pfds, &mut self.agent);
             }
-            self.agent.tick(now);
             self.persist_if_due(now);
         }
         self.shutdown();
         0
     }
 
-    /// Computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
+    /// Ends the ready windows that are over and computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
     fn timeout(&mut self, now: u32) -> i32 {
         // u32::MAX for none: every wait found is at most i32::MAX.
         let mut next = self.agent.tick(now).unwrap_or(u32::MAX);
@@ -370,18 +367,17 @@ impl Server {
             }
             Err(e) => {
                 self.counters.persist_errors += 1;
-                if let Some(skipped) = self.persist_log.check(now) {
-                    let (step, errno) = e.parts();
-                    let mut l = log::error()
-                        .s("writing ")
-                        .b(self.state_file.as_os_str().as_encoded_bytes())
-                        .s(": ")
-                        .s(step);
-                    if let Some(errno) = errno {
-                        l = l.s(": ").errno(errno);
-                    }
-                    send_skipped(l, " (still serving the new state; retrying; ", skipped);
+                let (step, errno) = e.parts();
+                let mut l = log::error()
+                    .s("writing ")
+                    .b(self.state_file.as_os_str().as_encoded_bytes())
+                    .s(": ")
+                    .s(step);
+                if let Some(errno) = errno {
+                    l = l.s(": ").errno(errno);
                 }
+                let before = " (still serving the new state; retrying; ";
+                self.persist_log.send(now, l, before);
                 self.persist_at = Some(now.wrapping_add(PERSIST_RETRY_MS));
             }
         }
@@ -415,11 +411,11 @@ impl Server {
         };
         match c.phase {
             Phase::Await => match sys::recv(&c.fd, &mut c.first[c.len as usize..]) {
-                Ok(0) => self.answer(slot, now, true),
                 Ok(n) => {
+                    // Done at EOF (nothing read) or with the buffer full.
                     c.len += n as u8;
-                    let full = c.len as usize == FIRST_BYTES;
-                    self.answer(slot, now, full);
+                    let done = n == 0 || c.len as usize == FIRST_BYTES;
+                    self.answer(slot, now, done);
                 }
                 Err(Errno::EAGAIN) => {}
                 Err(_) => self.conns[slot] = None,
@@ -463,8 +459,7 @@ impl Server {
             }
             Request::Http { head, path } => {
                 self.counters.http += 1;
-                http::respond(&mut out, head, path, &self.agent, &self.counters);
-                &out
+                http::respond(&mut out, head, path, &self.agent, &self.counters)
             }
         };
         let sent = sys::send(&c.fd, reply);
@@ -474,11 +469,11 @@ impl Server {
         // RST, and saves a shutdown, a poll and a read. Anything else is
         // shut down for writing and drained to EOF or the deadline.
         let said_all = first.last() == Some(&b'\n') && first.len() < FIRST_BYTES;
-        match sent {
-            Ok(_) if said_all => self.conns[slot] = None,
-            Ok(_) if sys::shutdown_write(&c.fd).is_ok() => c.phase = Phase::Drain,
-            // Reset before we answered: nothing more to do for it.
-            _ => self.conns[slot] = None,
+        // A failed send or shutdown is a reset: nothing more to do for it.
+        if sent.is_ok() && !said_all && sys::shutdown_write(&c.fd).is_ok() {
+            c.phase = Phase::Drain;
+        } else {
+            self.conns[slot] = None;
         }
     }
 
@@ -504,19 +499,15 @@ impl Server {
     /// EAGAIN. HAProxy's payload usually arrives with the connection, so it
     /// is read now rather than after another poll.
     fn accept(&mut self, now: u32) {
-        // Room is made (by closing an answered connection) only for a
-        // connection actually accepted, never in advance.
-        if !self.has_room() {
-            return;
-        }
+        // The listener was polled only with room, and serving since then has
+        // only made more. Room is made (by closing an answered connection)
+        // only for a connection actually accepted, never in advance.
         match sys::accept(&self.listener) {
             Ok((fd, peer)) => {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
                     self.counters.refused += 1;
-                    if let Some(skipped) = self.refuse_log.check(now) {
-                        let l = log::info().s("refused a probe from ").b(&ip_text(ip));
-                        send_skipped(l, " (", skipped);
-                    }
+                    let l = log::info().s("refused a probe from ").b(&ip_text(ip));
+                    self.refuse_log.send(now, l, " (");
                     return;
                 }
                 let Some(slot) = self.free_slot() else { return };
@@ -540,11 +531,9 @@ impl Server {
             Err(e) => {
                 // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can, or pause briefly.
                 self.counters.accept_errors += 1;
-                if let Some(skipped) = self.accept_log.check(now) {
-                    let l = log::error().s("accept: ").errno(e);
-                    send_skipped(l, " (pausing accepts; ", skipped);
-                }
-                if !self.evict_one() {
+                let l = log::error().s("accept: ").errno(e);
+                self.accept_log.send(now, l, " (pausing accepts; ");
+                if self.evict_one().is_none() {
                     self.accept_paused_until = Some(now.wrapping_add(ACCEPT_PAUSE_MS));
                 }
             }
@@ -560,17 +549,12 @@ impl Server {
 
     /// Finds a free slot, closing the oldest answered connection if all are taken.
     fn free_slot(&mut self) -> Option<usize> {
-        if let Some(i) = self.conns.iter().position(|c| c.is_none()) {
-            return Some(i);
-        }
-        if self.evict_one() {
-            return self.conns.iter().position(|c| c.is_none());
-        }
-        None
+        let free = self.conns.iter().position(Option::is_none);
+        free.or_else(|| self.evict_one())
     }
 
-    /// Closes the answered connection closest to its deadline; false if none is answered.
-    fn evict_one(&mut self) -> bool {
+    /// Closes the answered connection closest to its deadline; returns its slot, none if none is answered.
+    fn evict_one(&mut self) -> Option<usize> {
         let mut victim: Option<(usize, u32)> = None;
         for (i, c) in self.conns.iter().enumerate() {
             if let Some(c) = c.as_ref().filter(|c| c.phase == Phase::Drain) {
@@ -579,16 +563,14 @@ impl Server {
                 }
             }
         }
-        let Some((i, _)) = victim else { return false };
+        let (i, _) = victim?;
         self.conns[i] = None;
-        true
+        Some(i)
     }
 
     /// Stops: closes every connection, writes a pending state change, logs.
     fn shutdown(&mut self) {
-        for c in self.conns.iter_mut() {
-            *c = None;
-        }
+        self.conns.clear();
         self.persist_now(sys::now_ms());
         log::info()
             .s("stopping: ")
@@ -596,11 +578,6 @@ impl Server {
             .s(" probes served")
             .send();
     }
-}
-
-/// Ends a rate-limited log line with `before`, the count of lines skipped, and sends it.
-fn send_skipped(l: log::Line, before: &str, skipped: u32) {
-    l.s(before).u(skipped).s(" more since last logged)").send();
 }
 
 /// Writes a client's address for the log, in the capacity `num::push_ip` already has for the listen address.

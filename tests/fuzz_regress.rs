@@ -90,8 +90,8 @@ fn metrics_of_the_largest_state_have_their_body() {
     let Request::Http { head, path } = classify(b"GET /metrics HTTP/1.1\n", false, true) else {
         panic!("not HTTP");
     };
-    let mut out = http::Response::new();
-    http::respond(&mut out, head, path, &agent, &Counters::default());
+    let mut buf = http::Response::new();
+    let out = http::respond(&mut buf, head, path, &agent, &Counters::default());
     let end = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let head_text = String::from_utf8_lossy(&out[..end]).into_owned();
     let length: usize = head_text

@@ -239,8 +239,8 @@ fuzz_target!(|data: &[u8]| {
             state_errors: big,
             timeouts: u32::MAX,
         };
-        let mut out = http::Response::new();
-        http::respond(&mut out, head, path, &agent, &counters);
-        check_response(&out, head, path, &agent);
+        let mut buf = http::Response::new();
+        let out = http::respond(&mut buf, head, path, &agent, &counters);
+        check_response(out, head, path, &agent);
     }
 });
