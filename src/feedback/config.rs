@@ -522,6 +522,7 @@ pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
 }
 
 /// Checks a rule's fields and fills in `rule`, a blank one.
+#[inline(never)]
 fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let metric = match p.word(
         F::Metric,
