@@ -352,13 +352,17 @@ impl Feedback {
                         .s("feedback: ")
                         .s(&rule.name)
                         .s(": cannot read ");
-                    let l = match rule.metric {
-                        Metric::Cpu => l.s("/proc/stat"),
-                        Metric::Load => l.s("/proc/loadavg"),
-                        Metric::Mem => l.s("/proc/meminfo"),
-                        _ => l.s("a number from ").s(&rule.path),
+                    // Picks the words first: arms that each built the line would copy it.
+                    let (what, path) = match rule.metric {
+                        Metric::Cpu => ("/proc/stat", ""),
+                        Metric::Load => ("/proc/loadavg", ""),
+                        Metric::Mem => ("/proc/meminfo", ""),
+                        _ => ("a number from ", rule.path.as_str()),
                     };
-                    l.s(" (the rule has no say until it can)").send();
+                    l.s(what)
+                        .s(path)
+                        .s(" (the rule has no say until it can)")
+                        .send();
                 }
             }
         }
@@ -373,13 +377,20 @@ impl Feedback {
             other => Err(outcome_reason(rule, other)),
         };
         if log::enabled(log::Level::Debug) {
-            let l = log::debug().s("sample ").s(&rule.name).s(" ");
-            match &result {
-                Ok(Some(v)) => with_value(l.s("healthy "), *v, rule.decimals),
-                Ok(None) => l.s("healthy"),
-                Err(r) => l.s("failed: ").s(r),
-            }
-            .send();
+            // The words are picked first: arms that each built the line would copy it.
+            let mut buf = [0; 14];
+            let (what, text): (&str, &[u8]) = match &result {
+                Ok(Some(v)) => ("healthy ", metrics::value_text(*v, rule.decimals, &mut buf)),
+                Ok(None) => ("healthy", b""),
+                Err(r) => ("failed: ", r.as_bytes()),
+            };
+            log::debug()
+                .s("sample ")
+                .s(&rule.name)
+                .s(" ")
+                .s(what)
+                .b(text)
+                .send();
         }
         // Health becomes Good on Ok and Failing(reason) on Err: log what that changes.
         match (&st.health, &result) {
@@ -464,19 +475,22 @@ fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>, now: u32) {
         return;
     };
     let l = log::info().s("feedback: ");
-    let l = match change {
+    // Each arm sends its own line: arms that handed it on would copy it.
+    match change {
         Change::Tripped => {
             let reason = st.say(rule, now).down.map_or("", |r| r.as_str());
-            l.s(reason).s(": down")
+            l.s(reason).s(": down").send();
         }
         Change::Cleared => {
-            let mut l = l.s(&rule.name).s(" cleared");
-            if let Some(th) = &rule.threshold {
-                l = with_value(l.s(" (below "), th.leave, rule.decimals);
-                l = l.s(" for ").u(th.hold_ms).s(" ms)");
+            let l = l.s(&rule.name).s(" cleared");
+            match &rule.threshold {
+                Some(th) => with_value(l.s(" (below "), th.leave, rule.decimals)
+                    .s(" for ")
+                    .u(th.hold_ms)
+                    .s(" ms)")
+                    .send(),
+                None => l.send(),
             }
-            l
         }
-    };
-    l.send();
+    }
 }
