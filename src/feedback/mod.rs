@@ -224,29 +224,13 @@ impl Feedback {
     /// Reads every metric once and feeds the rules; starts HTTP checks that are not running.
     #[inline(never)]
     fn sample(&mut self, now: u32) {
-        let uses = |f: &Self, m: Metric| f.cfg.rules.iter().any(|r| r.metric == m);
-        let cpu = if uses(self, Metric::Cpu) {
-            self.read_cpu()
-        } else {
-            Read::Pending
-        };
-        let load = if uses(self, Metric::Load) {
-            self.read_load()
-        } else {
-            Read::Pending
-        };
-        let mem = if uses(self, Metric::Mem) {
-            self.read_with(Path::new("/proc/meminfo"), metrics::parse_meminfo)
-        } else {
-            Read::Pending
-        };
+        // What cpu, load and mem read (by `Metric` value, 0 to 2): each is read
+        // once, and only if a rule uses it.
+        let mut system: [Option<Read>; 3] = [None; 3];
         let mut ci = 0;
         for i in 0..self.cfg.rules.len() {
             let rule = &self.cfg.rules[i];
             let read = match rule.metric {
-                Metric::Cpu => cpu,
-                Metric::Load => load,
-                Metric::Mem => mem,
                 Metric::File => {
                     let d = rule.decimals;
                     let p = Path::new(rule.path.as_str());
@@ -271,8 +255,18 @@ impl Feedback {
                     }
                     continue;
                 }
+                m => *system[m as usize].get_or_insert_with(|| self.read_system(m)),
             };
             self.feed(i, read, now);
+        }
+    }
+
+    /// Reads the system metric `m`: cpu, load or mem.
+    fn read_system(&mut self, m: Metric) -> Read {
+        match m {
+            Metric::Cpu => self.read_cpu(),
+            Metric::Load => self.read_load(),
+            _ => self.read_with(Path::new("/proc/meminfo"), metrics::parse_meminfo),
         }
     }
 
