@@ -292,8 +292,8 @@ fn bounded(t: Token<'_>, lo: u32, hi: u32) -> Option<u32> {
     }
 }
 
-/// Appends each byte of `s` as the char of that code point (with `printable`,
-/// `?` for any byte outside printable ASCII), leaving out those that do not fit.
+/// Appends each byte of `s`, ASCII unless `printable` says to write `?` for
+/// any byte outside printable ASCII, leaving out those that do not fit.
 fn copy(out: &mut StringView, s: &[u8], printable: bool) {
     for &c in s {
         let c = if printable && !(0x20..0x7f).contains(&c) {
@@ -301,7 +301,8 @@ fn copy(out: &mut StringView, s: &[u8], printable: bool) {
         } else {
             c
         };
-        let _ = out.push(c as char);
+        // Masked, the char is known to take one byte (callers pass ASCII).
+        let _ = out.push((c & 0x7f) as char);
     }
 }
 
