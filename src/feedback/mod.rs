@@ -415,24 +415,23 @@ impl Feedback {
 
     /// Combines the rules that apply to one entry: the lowest weight and the first failure.
     pub fn verdict(&self, service: Option<&Name>, now: u32) -> Verdict {
-        let (mut weight, mut min) = (Verdict::NONE.weight_pct, Verdict::NONE.min_weight);
+        // Above any weight, so that the first rule that applies sets both.
+        let (mut weight, mut min) = (u8::MAX, Verdict::NONE.min_weight);
         let mut down = None;
-        let mut any = false;
         for (rule, st) in self.cfg.rules.iter().zip(self.states.iter()) {
             if rule.service.is_some() && rule.service.as_ref() != service {
                 continue;
             }
             let say = st.say(rule, now);
-            if !any || say.weight < weight {
+            if say.weight < weight {
                 weight = say.weight;
                 min = say.min;
             }
-            any = true;
             down = down.or(say.down);
         }
         // Only the reason kept is copied.
         Verdict {
-            weight_pct: weight,
+            weight_pct: weight.min(Verdict::NONE.weight_pct),
             min_weight: min,
             down: down.cloned(),
         }

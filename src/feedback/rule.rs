@@ -164,9 +164,10 @@ impl RuleState {
 
     /// Says what this rule asks at `now`.
     pub fn say(&self, rule: &Rule, now: u32) -> Say<'_> {
-        let min = rule.curve.map_or(100, |c| c.min());
+        let curve = rule.curve.as_ref();
+        let min = curve.map_or(100, |c| c.min());
         let mut say = Say {
-            weight: match (rule.curve, self.value) {
+            weight: match (curve, self.value) {
                 (Some(c), Some(v)) => c.weight(v),
                 _ => 100,
             },
@@ -186,7 +187,7 @@ impl RuleState {
                         say.down = None;
                     }
                     Stale::Min => {
-                        say.weight = rule.curve.map_or(1, |c| c.min());
+                        say.weight = curve.map_or(1, |c| c.min());
                         say.min = say.weight;
                     }
                 }
