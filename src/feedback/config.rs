@@ -340,6 +340,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Records that field `f` is wrong.
+    #[inline(always)]
     fn fail(&mut self, f: F, what: &'static str) -> Stop {
         self.fail_at(f as usize, what)
     }
