@@ -285,6 +285,7 @@ fn find(words: &[&str], s: &[u8]) -> Option<usize> {
 }
 
 /// Reads a whole number in `lo..=hi` from a token.
+#[inline(always)]
 fn bounded(t: Token<'_>, lo: u32, hi: u32) -> Option<u32> {
     match t {
         Token::Bare(t) => crate::num::parse_u32(t).filter(|v| (lo..=hi).contains(v)),
