@@ -262,6 +262,7 @@ impl Feedback {
     }
 
     /// Reads the system metric `m`: cpu, load or mem.
+    #[inline(never)]
     fn read_system(&mut self, m: Metric) -> Read {
         match m {
             Metric::Cpu => self.read_cpu(),
@@ -302,6 +303,7 @@ impl Feedback {
     }
 
     /// Reads a small file and parses it.
+    #[inline(always)]
     fn read_with(&mut self, path: &Path, parse: fn(&[u8]) -> Option<u32>) -> Read {
         match crate::file::read(path, &mut self.buf[..4096])
             .ok()
