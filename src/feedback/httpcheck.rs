@@ -121,7 +121,9 @@ pub struct Check {
     conn: Option<(OwnedFd, Phase)>,
     /// When the running check times out.
     deadline: u32,
+    /// The answer so far.
     buf: [u8; RESPONSE_MAX],
+    /// How many bytes of `buf` hold the answer.
     len: usize,
     /// This check's index in the poll set, while it is in one.
     pub pidx: Option<usize>,
@@ -211,6 +213,7 @@ impl Check {
         }
     }
 
+    /// Ends the check with outcome `o`.
     fn finish(&mut self, o: Outcome) -> Option<Outcome> {
         self.cancel();
         Some(o)

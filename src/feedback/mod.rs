@@ -66,16 +66,23 @@ enum Read {
 
 /// The feedback engine the loop drives.
 pub struct Feedback {
+    /// The configuration file, read again on SIGHUP.
     path: PathBuf,
+    /// The configuration in use.
     cfg: Config,
     /// Where SIGHUP reads a new configuration before it replaces `cfg`.
     spare: Config,
+    /// Each rule's running state, by rule index.
     states: [RuleState; RULES_MAX],
+    /// The HTTP checks, one per `http` rule in file order.
     checks: [Check; HTTP_MAX],
     /// Whether each rule's source failed at the last read (to log changes only).
     failed: [bool; RULES_MAX],
+    /// Scratch space for the configuration and the files sampled.
     buf: [u8; CONFIG_MAX + 1],
+    /// When the next sample is due.
     next_sample: u32,
+    /// The CPU times of the previous sample, for the busy % between two.
     cpu_prev: Option<CpuTimes>,
 }
 
@@ -113,6 +120,7 @@ impl Feedback {
         Ok(f)
     }
 
+    /// Logs how many rules were loaded, from where, and the sampling interval.
     fn log_loaded(&self) {
         log::info()
             .s("feedback: ")
