@@ -168,11 +168,11 @@ impl Check {
         self.cancel();
         self.len = 0;
         self.deadline = now.wrapping_add(t.timeout_ms);
-        let fd = match sys::tcp_socket(t.addr.ip()) {
+        let fd = match sys::tcp_socket(t.ip) {
             Ok(fd) => fd,
             Err(e) => return Some(Outcome::Error(e)),
         };
-        let r = sys::connect(&fd, t.addr.ip(), t.addr.port());
+        let r = sys::connect(&fd, t.ip, t.port);
         match r {
             Ok(()) => {
                 self.conn = Some((fd, Phase::Connecting));
