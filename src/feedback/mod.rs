@@ -76,8 +76,6 @@ pub struct Feedback {
     states: [RuleState; RULES_MAX],
     /// The HTTP checks, one per `http` rule in file order.
     checks: [Check; HTTP_MAX],
-    /// Whether each rule's source failed at the last read (to log changes only).
-    failed: [bool; RULES_MAX],
     /// Scratch space for the configuration and the files sampled.
     buf: [u8; CONFIG_MAX + 1],
     /// When the next sample is due.
@@ -110,7 +108,6 @@ impl Feedback {
             spare: Config::new(),
             states: core::array::from_fn(|_| RuleState::new()),
             checks: core::array::from_fn(|_| Check::new()),
-            failed: [false; RULES_MAX],
             buf: [0; CONFIG_MAX + 1],
             next_sample: now,
             cpu_prev: None,
@@ -151,7 +148,6 @@ impl Feedback {
             let hash = |c: &Config| c.rules.get(i).map(|r| r.text_hash);
             if hash(&self.cfg) != hash(&self.spare) {
                 self.states[i] = RuleState::new();
-                self.failed[i] = false;
             }
         }
         for c in self.checks.iter_mut() {
@@ -329,7 +325,7 @@ impl Feedback {
         let st = &mut self.states[i];
         match read {
             Read::Value(v) => {
-                if core::mem::take(&mut self.failed[i]) {
+                if core::mem::take(&mut st.failed) {
                     log::info()
                         .s("feedback: ")
                         .s(&rule.name)
@@ -351,7 +347,7 @@ impl Feedback {
             Read::Pending => {}
             Read::Failed => {
                 st.lose_value();
-                if !core::mem::replace(&mut self.failed[i], true) {
+                if !core::mem::replace(&mut st.failed, true) {
                     let l = log::error()
                         .s("feedback: ")
                         .s(&rule.name)

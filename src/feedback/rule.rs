@@ -83,6 +83,8 @@ pub struct RuleState {
     pub health: Health,
     /// For `http` rules: when the last healthy answer came.
     pub last_good: Option<u32>,
+    /// Whether the source failed at the last read (to log changes only).
+    pub failed: bool,
 }
 
 /// What one rule asks of the entries it applies to.
@@ -113,6 +115,7 @@ impl RuleState {
             trip_reason: Reason::new(),
             health: Health::Unknown,
             last_good: None,
+            failed: false,
         }
     }
 
