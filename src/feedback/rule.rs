@@ -15,6 +15,7 @@ struct Trip {
 /// Failure thresholds with hysteresis: trips above `enter`, clears after `hold_ms` below `leave`.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Hysteresis {
+    /// The trip while the threshold is tripped.
     trip: Option<Trip>,
 }
 
@@ -74,8 +75,11 @@ pub enum Health {
 pub struct RuleState {
     /// The latest value after smoothing, if there is one.
     pub value: Option<u32>,
+    /// The smoothing of the raw values.
     ema: Ema,
+    /// When the last value came, if one did since the source last failed.
     last_at: Option<u32>,
+    /// The failure threshold's state.
     hyst: Hysteresis,
     /// The reason shown while the threshold is tripped.
     trip_reason: Reason,
