@@ -333,7 +333,7 @@ impl Feedback {
                         .send();
                 }
                 let change = st.observe(rule, v, now);
-                log_change(rule, st, change, now);
+                log_change(rule, st, change);
                 if log::enabled(log::Level::Debug) {
                     let say = st.say(rule, now);
                     let l = log::debug().s("sample ").s(&rule.name).s(" ");
@@ -404,7 +404,7 @@ impl Feedback {
             _ => {}
         }
         let change = st.http_result(rule, result, now);
-        log_change(rule, st, change, now);
+        log_change(rule, st, change);
     }
 
     /// Hands every entry of the agent its verdict.
@@ -469,17 +469,16 @@ fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
 }
 
 /// Logs a rule tripping or clearing.
-fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>, now: u32) {
+fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>) {
     let Some(change) = change else {
         return;
     };
     let l = log::info().s("feedback: ");
     // Each arm sends its own line: arms that handed it on would copy it.
     match change {
-        Change::Tripped => {
-            let reason = st.say(rule, now).down.map_or("", |r| r.as_str());
-            l.s(reason).s(": down").send();
-        }
+        // Only a value trips a rule, and an http rule only has one while
+        // healthy: the trip's reason is what the rule says.
+        Change::Tripped => l.s(&st.trip_reason).s(": down").send(),
         Change::Cleared => {
             let l = l.s(&rule.name).s(" cleared");
             match &rule.threshold {

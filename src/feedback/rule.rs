@@ -82,7 +82,7 @@ pub struct RuleState {
     /// The failure threshold's state.
     hyst: Hysteresis,
     /// The reason shown while the threshold is tripped.
-    trip_reason: Reason,
+    pub trip_reason: Reason,
     /// For `http` rules: how checks are going.
     pub health: Health,
     /// For `http` rules: when the last healthy answer came.
