@@ -13,7 +13,7 @@
 //!
 //! Every error names the field it is about, e.g. `rules[1].limit: must be above low`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use heapless::string::StringView;
 use heapless::{String, Vec};
@@ -87,8 +87,11 @@ pub struct Threshold {
 /// Where and how an `http` rule asks.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct HttpTarget {
-    /// The address to connect to.
-    pub addr: SocketAddr,
+    /// The address to connect to (kept apart from the port: a `SocketAddr`
+    /// costs unaligned copies each time its parts are taken out).
+    pub ip: IpAddr,
+    /// The port to connect to.
+    pub port: u16,
     /// The whole request, ready to send.
     pub request: Vec<u8, REQUEST_MAX>,
     /// The top-level JSON field whose number feeds the curve and thresholds.
@@ -285,6 +288,7 @@ fn find(words: &[&str], s: &[u8]) -> Option<usize> {
 }
 
 /// Reads a whole number in `lo..=hi` from a token.
+#[inline(always)]
 fn bounded(t: Token<'_>, lo: u32, hi: u32) -> Option<u32> {
     match t {
         Token::Bare(t) => crate::num::parse_u32(t).filter(|v| (lo..=hi).contains(v)),
@@ -292,8 +296,8 @@ fn bounded(t: Token<'_>, lo: u32, hi: u32) -> Option<u32> {
     }
 }
 
-/// Appends each byte of `s` as the char of that code point (with `printable`,
-/// `?` for any byte outside printable ASCII), leaving out those that do not fit.
+/// Appends each byte of `s`, ASCII unless `printable` says to write `?` for
+/// any byte outside printable ASCII, leaving out those that do not fit.
 fn copy(out: &mut StringView, s: &[u8], printable: bool) {
     for &c in s {
         let c = if printable && !(0x20..0x7f).contains(&c) {
@@ -301,7 +305,8 @@ fn copy(out: &mut StringView, s: &[u8], printable: bool) {
         } else {
             c
         };
-        let _ = out.push(c as char);
+        // Masked, the char is known to take one byte (callers pass ASCII).
+        let _ = out.push((c & 0x7f) as char);
     }
 }
 
@@ -339,6 +344,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Records that field `f` is wrong.
+    #[inline(always)]
     fn fail(&mut self, f: F, what: &'static str) -> Stop {
         self.fail_at(f as usize, what)
     }
@@ -522,6 +528,7 @@ pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
 }
 
 /// Checks a rule's fields and fills in `rule`, a blank one.
+#[inline(never)]
 fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let metric = match p.word(
         F::Metric,
@@ -635,14 +642,15 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let Some(url) = p.str(F::Url)? else {
         return Err(p.fail(F::Url, "missing (http://host:port/path)"));
     };
-    let Some((addr, host, path)) = parse_url(url) else {
+    let Some((ip, port, host, path)) = parse_url(url) else {
         return Err(p.fail(
             F::Url,
             "must be http://HOST[:PORT]/PATH with HOST an IP address or localhost",
         ));
     };
     let h = rule.http.insert(HttpTarget {
-        addr,
+        ip,
+        port,
         request: Vec::new(),
         field: None,
         timeout_ms: 0,
@@ -676,8 +684,8 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     Ok(())
 }
 
-/// Splits `http://host[:port][/path]` into an address, the Host header value and the path.
-pub fn parse_url(url: &[u8]) -> Option<(SocketAddr, &[u8], &[u8])> {
+/// Splits `http://host[:port][/path]` into an address and port, the Host header value and the path.
+pub fn parse_url(url: &[u8]) -> Option<(IpAddr, u16, &[u8], &[u8])> {
     let rest = url.strip_prefix(b"http://")?;
     let end = rest.iter().position(|&c| c == b'/').unwrap_or(rest.len());
     let (authority, path) = rest.split_at(end);
@@ -709,7 +717,7 @@ pub fn parse_url(url: &[u8]) -> Option<(SocketAddr, &[u8], &[u8])> {
     } else {
         crate::num::parse_ip(host)?
     };
-    Some((SocketAddr::new(ip, port), authority, path))
+    Some((ip, port, authority, path))
 }
 
 #[cfg(test)]
@@ -759,7 +767,7 @@ mod tests {
             ("appload", "/run/app/load", 1)
         );
         let h = c.rules[4].http.as_ref().unwrap();
-        assert_eq!(h.addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!((h.ip, h.port), ("127.0.0.1".parse().unwrap(), 8080));
         assert_eq!(
             (h.timeout_ms, h.stale_ms, h.stale),
             (300, 10000, Stale::Keep)
@@ -776,7 +784,7 @@ mod tests {
         let c = parse(br#"{"rules":[{"metric":"http","url":"http://localhost"}]}"#).unwrap();
         assert_eq!(c.interval_ms, 2000);
         let h = c.rules[0].http.as_ref().unwrap();
-        assert_eq!(h.addr, "127.0.0.1:80".parse().unwrap());
+        assert_eq!((h.ip, h.port), ("127.0.0.1".parse().unwrap(), 80));
         assert_eq!((h.timeout_ms, h.stale_ms, h.stale), (1000, 0, Stale::Down));
         assert!(h.request.starts_with(b"GET / HTTP/1.0\r\n"));
         let c = parse(br#"{"rules":[{"metric":"cpu","curve":"linear","limit":90}]}"#).unwrap();
@@ -909,11 +917,12 @@ mod tests {
 
     #[test]
     fn parses_urls() {
-        let (a, h, p) = parse_url(b"http://[::1]:8081/x/y").unwrap();
+        let (a, port, h, p) = parse_url(b"http://[::1]:8081/x/y").unwrap();
         assert_eq!(
-            (a, h, p),
+            (a, port, h, p),
             (
-                "[::1]:8081".parse().unwrap(),
+                "::1".parse().unwrap(),
+                8081,
                 &b"[::1]:8081"[..],
                 &b"/x/y"[..]
             )
@@ -922,9 +931,7 @@ mod tests {
         assert!(parse_url(b"http://1.2.3.4:0/").is_none());
         assert!(parse_url(b"http:///x").is_none());
         assert!(parse_url(b"http://1.2.3.4/a b").is_none());
-        assert_eq!(
-            parse_url(b"http://LOCALHOST:9/").unwrap().0,
-            "127.0.0.1:9".parse().unwrap()
-        );
+        let (a, port, _, _) = parse_url(b"http://LOCALHOST:9/").unwrap();
+        assert_eq!((a, port), ("127.0.0.1".parse().unwrap(), 9));
     }
 }

@@ -86,10 +86,15 @@ pub enum Shape {
 /// A weight curve with its bounds and weights, ready to evaluate.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Curve {
+    /// How weight falls between the bounds.
     shape: Shape,
+    /// The value at or below which the weight is the maximum.
     low: u32,
+    /// The value at or above which the weight is the minimum.
     limit: u32,
+    /// The minimum weight (%).
     min: u8,
+    /// The maximum weight (%).
     max: u8,
     /// log2(max − min + 1) in Q16, for the first-order shape.
     log2r: u32,
@@ -167,6 +172,7 @@ pub fn ema_alpha(dt_ms: u32, tau_ms: u32) -> u32 {
 /// A value smoothed by an exponential moving average, kept in Q6.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Ema {
+    /// The smoothed value in Q6; `None` before the first sample.
     q6: Option<i32>,
 }
 

@@ -121,7 +121,9 @@ pub struct Check {
     conn: Option<(OwnedFd, Phase)>,
     /// When the running check times out.
     deadline: u32,
+    /// The answer so far.
     buf: [u8; RESPONSE_MAX],
+    /// How many bytes of `buf` hold the answer.
     len: usize,
     /// This check's index in the poll set, while it is in one.
     pub pidx: Option<usize>,
@@ -166,11 +168,11 @@ impl Check {
         self.cancel();
         self.len = 0;
         self.deadline = now.wrapping_add(t.timeout_ms);
-        let fd = match sys::tcp_socket(t.addr.ip()) {
+        let fd = match sys::tcp_socket(t.ip) {
             Ok(fd) => fd,
             Err(e) => return Some(Outcome::Error(e)),
         };
-        let r = sys::connect(&fd, t.addr.ip(), t.addr.port());
+        let r = sys::connect(&fd, t.ip, t.port);
         match r {
             Ok(()) => {
                 self.conn = Some((fd, Phase::Connecting));
@@ -211,6 +213,7 @@ impl Check {
         }
     }
 
+    /// Ends the check with outcome `o`.
     fn finish(&mut self, o: Outcome) -> Option<Outcome> {
         self.cancel();
         Some(o)

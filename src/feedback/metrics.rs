@@ -17,6 +17,7 @@ pub struct CpuTimes {
 }
 
 /// Reads a word of ASCII digits: its value modulo 2^32, and whether `num::parse_u32` refuses it.
+#[inline(always)]
 fn digits(word: &[u8]) -> Option<(u32, bool)> {
     if word.is_empty() {
         return None;
@@ -170,34 +171,38 @@ pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
     if matches!(sign, Some(b'-' | b'+')) {
         s = &s[1..];
     }
-    let (int, frac) = split_once(s, b'.');
-    // Digits are needed before a missing point, and after a point.
-    let bare = match frac {
-        Some(f) => f.is_empty(),
-        None => int.is_empty(),
-    };
-    if bare {
+    // No digits at all, or none after the point.
+    if s.is_empty() || s.last() == Some(&b'.') {
         return None;
     }
-    let frac = frac.unwrap_or_default();
-    let keep = int.len() + decimals as usize;
-    let mut v: u32 = 0;
-    let mut push = |d: u8| {
-        v = v
-            .saturating_mul(10)
-            .saturating_add(d as u32)
-            .min(VALUE_MAX * 10);
-    };
-    for (i, &c) in int.iter().chain(frac).enumerate() {
+    let (mut v, mut point, mut places) = (0u32, false, 0);
+    // The text, then `decimals` zeros as if after the point; past the point
+    // only `decimals` digits count, but all must be digits.
+    for i in 0..s.len() + decimals as usize {
+        let c = match s.get(i) {
+            Some(&c) => c,
+            None => {
+                point = true;
+                b'0'
+            }
+        };
+        if c == b'.' && !point {
+            point = true;
+            continue;
+        }
         if !c.is_ascii_digit() {
             return None;
         }
-        if i < keep {
-            push(c - b'0');
+        if point {
+            if places == decimals {
+                continue;
+            }
+            places += 1;
         }
-    }
-    for _ in frac.len()..decimals as usize {
-        push(0);
+        v = v
+            .saturating_mul(10)
+            .saturating_add((c - b'0') as u32)
+            .min(VALUE_MAX * 10);
     }
     if sign == Some(b'-') {
         return Some(0);

@@ -66,16 +66,21 @@ enum Read {
 
 /// The feedback engine the loop drives.
 pub struct Feedback {
+    /// The configuration file, read again on SIGHUP.
     path: PathBuf,
+    /// The configuration in use.
     cfg: Config,
     /// Where SIGHUP reads a new configuration before it replaces `cfg`.
     spare: Config,
+    /// Each rule's running state, by rule index.
     states: [RuleState; RULES_MAX],
+    /// The HTTP checks, one per `http` rule in file order.
     checks: [Check; HTTP_MAX],
-    /// Whether each rule's source failed at the last read (to log changes only).
-    failed: [bool; RULES_MAX],
+    /// Scratch space for the configuration and the files sampled.
     buf: [u8; CONFIG_MAX + 1],
+    /// When the next sample is due.
     next_sample: u32,
+    /// The CPU times of the previous sample, for the busy % between two.
     cpu_prev: Option<CpuTimes>,
 }
 
@@ -103,7 +108,6 @@ impl Feedback {
             spare: Config::new(),
             states: core::array::from_fn(|_| RuleState::new()),
             checks: core::array::from_fn(|_| Check::new()),
-            failed: [false; RULES_MAX],
             buf: [0; CONFIG_MAX + 1],
             next_sample: now,
             cpu_prev: None,
@@ -113,6 +117,7 @@ impl Feedback {
         Ok(f)
     }
 
+    /// Logs how many rules were loaded, from where, and the sampling interval.
     fn log_loaded(&self) {
         log::info()
             .s("feedback: ")
@@ -143,7 +148,6 @@ impl Feedback {
             let hash = |c: &Config| c.rules.get(i).map(|r| r.text_hash);
             if hash(&self.cfg) != hash(&self.spare) {
                 self.states[i] = RuleState::new();
-                self.failed[i] = false;
             }
         }
         for c in self.checks.iter_mut() {
@@ -224,29 +228,13 @@ impl Feedback {
     /// Reads every metric once and feeds the rules; starts HTTP checks that are not running.
     #[inline(never)]
     fn sample(&mut self, now: u32) {
-        let uses = |f: &Self, m: Metric| f.cfg.rules.iter().any(|r| r.metric == m);
-        let cpu = if uses(self, Metric::Cpu) {
-            self.read_cpu()
-        } else {
-            Read::Pending
-        };
-        let load = if uses(self, Metric::Load) {
-            self.read_load()
-        } else {
-            Read::Pending
-        };
-        let mem = if uses(self, Metric::Mem) {
-            self.read_with(Path::new("/proc/meminfo"), metrics::parse_meminfo)
-        } else {
-            Read::Pending
-        };
+        // What cpu, load and mem read (by `Metric` value, 0 to 2): each is read
+        // once, and only if a rule uses it.
+        let mut system: [Option<Read>; 3] = [None; 3];
         let mut ci = 0;
         for i in 0..self.cfg.rules.len() {
             let rule = &self.cfg.rules[i];
             let read = match rule.metric {
-                Metric::Cpu => cpu,
-                Metric::Load => load,
-                Metric::Mem => mem,
                 Metric::File => {
                     let d = rule.decimals;
                     let p = Path::new(rule.path.as_str());
@@ -271,8 +259,19 @@ impl Feedback {
                     }
                     continue;
                 }
+                m => *system[m as usize].get_or_insert_with(|| self.read_system(m)),
             };
             self.feed(i, read, now);
+        }
+    }
+
+    /// Reads the system metric `m`: cpu, load or mem.
+    #[inline(never)]
+    fn read_system(&mut self, m: Metric) -> Read {
+        match m {
+            Metric::Cpu => self.read_cpu(),
+            Metric::Load => self.read_load(),
+            _ => self.read_with(Path::new("/proc/meminfo"), metrics::parse_meminfo),
         }
     }
 
@@ -308,6 +307,7 @@ impl Feedback {
     }
 
     /// Reads a small file and parses it.
+    #[inline(always)]
     fn read_with(&mut self, path: &Path, parse: fn(&[u8]) -> Option<u32>) -> Read {
         match crate::file::read(path, &mut self.buf[..4096])
             .ok()
@@ -325,7 +325,7 @@ impl Feedback {
         let st = &mut self.states[i];
         match read {
             Read::Value(v) => {
-                if core::mem::take(&mut self.failed[i]) {
+                if core::mem::take(&mut st.failed) {
                     log::info()
                         .s("feedback: ")
                         .s(&rule.name)
@@ -333,7 +333,7 @@ impl Feedback {
                         .send();
                 }
                 let change = st.observe(rule, v, now);
-                log_change(rule, st, change, now);
+                log_change(rule, st, change);
                 if log::enabled(log::Level::Debug) {
                     let say = st.say(rule, now);
                     let l = log::debug().s("sample ").s(&rule.name).s(" ");
@@ -347,18 +347,22 @@ impl Feedback {
             Read::Pending => {}
             Read::Failed => {
                 st.lose_value();
-                if !core::mem::replace(&mut self.failed[i], true) {
+                if !core::mem::replace(&mut st.failed, true) {
                     let l = log::error()
                         .s("feedback: ")
                         .s(&rule.name)
                         .s(": cannot read ");
-                    let l = match rule.metric {
-                        Metric::Cpu => l.s("/proc/stat"),
-                        Metric::Load => l.s("/proc/loadavg"),
-                        Metric::Mem => l.s("/proc/meminfo"),
-                        _ => l.s("a number from ").s(&rule.path),
+                    // Picks the words first: arms that each built the line would copy it.
+                    let (what, path) = match rule.metric {
+                        Metric::Cpu => ("/proc/stat", ""),
+                        Metric::Load => ("/proc/loadavg", ""),
+                        Metric::Mem => ("/proc/meminfo", ""),
+                        _ => ("a number from ", rule.path.as_str()),
                     };
-                    l.s(" (the rule has no say until it can)").send();
+                    l.s(what)
+                        .s(path)
+                        .s(" (the rule has no say until it can)")
+                        .send();
                 }
             }
         }
@@ -373,13 +377,20 @@ impl Feedback {
             other => Err(outcome_reason(rule, other)),
         };
         if log::enabled(log::Level::Debug) {
-            let l = log::debug().s("sample ").s(&rule.name).s(" ");
-            match &result {
-                Ok(Some(v)) => with_value(l.s("healthy "), *v, rule.decimals),
-                Ok(None) => l.s("healthy"),
-                Err(r) => l.s("failed: ").s(r),
-            }
-            .send();
+            // The words are picked first: arms that each built the line would copy it.
+            let mut buf = [0; 14];
+            let (what, text): (&str, &[u8]) = match &result {
+                Ok(Some(v)) => ("healthy ", metrics::value_text(*v, rule.decimals, &mut buf)),
+                Ok(None) => ("healthy", b""),
+                Err(r) => ("failed: ", r.as_bytes()),
+            };
+            log::debug()
+                .s("sample ")
+                .s(&rule.name)
+                .s(" ")
+                .s(what)
+                .b(text)
+                .send();
         }
         // Health becomes Good on Ok and Failing(reason) on Err: log what that changes.
         match (&st.health, &result) {
@@ -393,7 +404,7 @@ impl Feedback {
             _ => {}
         }
         let change = st.http_result(rule, result, now);
-        log_change(rule, st, change, now);
+        log_change(rule, st, change);
     }
 
     /// Hands every entry of the agent its verdict.
@@ -410,24 +421,23 @@ impl Feedback {
 
     /// Combines the rules that apply to one entry: the lowest weight and the first failure.
     pub fn verdict(&self, service: Option<&Name>, now: u32) -> Verdict {
-        let (mut weight, mut min) = (Verdict::NONE.weight_pct, Verdict::NONE.min_weight);
+        // Above any weight, so that the first rule that applies sets both.
+        let (mut weight, mut min) = (u8::MAX, Verdict::NONE.min_weight);
         let mut down = None;
-        let mut any = false;
         for (rule, st) in self.cfg.rules.iter().zip(self.states.iter()) {
             if rule.service.is_some() && rule.service.as_ref() != service {
                 continue;
             }
             let say = st.say(rule, now);
-            if !any || say.weight < weight {
+            if say.weight < weight {
                 weight = say.weight;
                 min = say.min;
             }
-            any = true;
             down = down.or(say.down);
         }
         // Only the reason kept is copied.
         Verdict {
-            weight_pct: weight,
+            weight_pct: weight.min(Verdict::NONE.weight_pct),
             min_weight: min,
             down: down.cloned(),
         }
@@ -459,24 +469,26 @@ fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
 }
 
 /// Logs a rule tripping or clearing.
-fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>, now: u32) {
+fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>) {
     let Some(change) = change else {
         return;
     };
     let l = log::info().s("feedback: ");
-    let l = match change {
-        Change::Tripped => {
-            let reason = st.say(rule, now).down.map_or("", |r| r.as_str());
-            l.s(reason).s(": down")
-        }
+    // Each arm sends its own line: arms that handed it on would copy it.
+    match change {
+        // Only a value trips a rule, and an http rule only has one while
+        // healthy: the trip's reason is what the rule says.
+        Change::Tripped => l.s(&st.trip_reason).s(": down").send(),
         Change::Cleared => {
-            let mut l = l.s(&rule.name).s(" cleared");
-            if let Some(th) = &rule.threshold {
-                l = with_value(l.s(" (below "), th.leave, rule.decimals);
-                l = l.s(" for ").u(th.hold_ms).s(" ms)");
+            let l = l.s(&rule.name).s(" cleared");
+            match &rule.threshold {
+                Some(th) => with_value(l.s(" (below "), th.leave, rule.decimals)
+                    .s(" for ")
+                    .u(th.hold_ms)
+                    .s(" ms)")
+                    .send(),
+                None => l.send(),
             }
-            l
         }
-    };
-    l.send();
+    }
 }

@@ -15,6 +15,7 @@ struct Trip {
 /// Failure thresholds with hysteresis: trips above `enter`, clears after `hold_ms` below `leave`.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Hysteresis {
+    /// The trip while the threshold is tripped.
     trip: Option<Trip>,
 }
 
@@ -74,15 +75,20 @@ pub enum Health {
 pub struct RuleState {
     /// The latest value after smoothing, if there is one.
     pub value: Option<u32>,
+    /// The smoothing of the raw values.
     ema: Ema,
+    /// When the last value came, if one did since the source last failed.
     last_at: Option<u32>,
+    /// The failure threshold's state.
     hyst: Hysteresis,
     /// The reason shown while the threshold is tripped.
-    trip_reason: Reason,
+    pub trip_reason: Reason,
     /// For `http` rules: how checks are going.
     pub health: Health,
     /// For `http` rules: when the last healthy answer came.
     pub last_good: Option<u32>,
+    /// Whether the source failed at the last read (to log changes only).
+    pub failed: bool,
 }
 
 /// What one rule asks of the entries it applies to.
@@ -113,6 +119,7 @@ impl RuleState {
             trip_reason: Reason::new(),
             health: Health::Unknown,
             last_good: None,
+            failed: false,
         }
     }
 
@@ -164,9 +171,10 @@ impl RuleState {
 
     /// Says what this rule asks at `now`.
     pub fn say(&self, rule: &Rule, now: u32) -> Say<'_> {
-        let min = rule.curve.map_or(100, |c| c.min());
+        let curve = rule.curve.as_ref();
+        let min = curve.map_or(100, |c| c.min());
         let mut say = Say {
-            weight: match (rule.curve, self.value) {
+            weight: match (curve, self.value) {
                 (Some(c), Some(v)) => c.weight(v),
                 _ => 100,
             },
@@ -186,7 +194,7 @@ impl RuleState {
                         say.down = None;
                     }
                     Stale::Min => {
-                        say.weight = rule.curve.map_or(1, |c| c.min());
+                        say.weight = curve.map_or(1, |c| c.min());
                         say.min = say.weight;
                     }
                 }
