@@ -379,8 +379,8 @@ fn scan(
 ) -> Result<(), Usage> {
     while let Some(arg) = args.next() {
         let given = OsStr::from_bytes(arg);
-        if let Some(level) = lookup(&LEVEL_FLAGS, arg) {
-            f.level = level;
+        if let Some(i) = word_index(LEVEL_FLAGS, arg) {
+            f.level = LEVELS[i / 2];
             continue;
         }
         match arg {
@@ -430,26 +430,27 @@ fn scan(
         }
     }
     if f.level == Level::Info {
-        let name = |l: &[u8]| lookup(&LEVEL_NAMES, l);
-        f.level = env("HEFT_LOG").and_then(name).unwrap_or(Level::Info);
+        let name = |l: &[u8]| word_index(LEVEL_NAMES, l);
+        f.level = env("HEFT_LOG").and_then(name).map_or(Level::Info, |i| LEVELS[i]);
     }
     Ok(())
 }
 
-/// The flags that say how much to log.
-const LEVEL_FLAGS: [(&str, Level); 4] = [
-    ("-q", Level::Error),
-    ("-v", Level::Debug),
-    ("--quiet", Level::Error),
-    ("--verbose", Level::Debug),
-];
+/// The flags that say how much to log, space-separated: two for each of `LEVELS`.
+const LEVEL_FLAGS: &str = "-q --quiet -v --verbose";
 
-/// The values of `HEFT_LOG`.
-const LEVEL_NAMES: [(&str, Level); 2] = [("quiet", Level::Error), ("verbose", Level::Debug)];
+/// The values of `HEFT_LOG`, space-separated: one for each of `LEVELS`.
+const LEVEL_NAMES: &str = "quiet verbose";
 
-/// Finds `word` among a table's words and returns what it stands for.
-fn lookup<T: Copy>(table: &[(&str, T)], word: &[u8]) -> Option<T> {
-    table.iter().find(|e| e.0.as_bytes() == word).map(|e| e.1)
+/// The levels the flags and `HEFT_LOG` may ask for.
+const LEVELS: [Level; 2] = [Level::Error, Level::Debug];
+
+/// Returns the position of `word` among the space-separated `words`.
+///
+/// Words in one string rather than a table of `&str`, which costs 16 B a
+/// word on 64-bit targets.
+fn word_index(words: &str, word: &[u8]) -> Option<usize> {
+    words.as_bytes().split(|&c| c == b' ').position(|w| w == word)
 }
 
 /// Returns an option's flag, the first of its names.
@@ -501,17 +502,19 @@ fn state_file(v: Option<Given>) -> &'static Path {
 const HELP_CMD: u8 = 8;
 /// `heft --version` (not an option bit).
 const VERSION_CMD: u8 = 16;
-/// The words that may come first, and what each asks for.
-const FIRST: [(&str, u8); 9] = [
-    ("--help", HELP_CMD),
-    ("-h", HELP_CMD),
-    ("help", HELP_CMD),
-    ("--version", VERSION_CMD),
-    ("-V", VERSION_CMD),
-    ("version", VERSION_CMD),
-    ("set", SET),
-    ("get", GET),
-    ("serve", SERVE),
+/// The words that may come first, space-separated.
+const FIRST: &str = "--help -h help --version -V version set get serve";
+/// What each of `FIRST`'s words asks for.
+const FIRST_CMDS: [u8; 9] = [
+    HELP_CMD,
+    HELP_CMD,
+    HELP_CMD,
+    VERSION_CMD,
+    VERSION_CMD,
+    VERSION_CMD,
+    SET,
+    GET,
+    SERVE,
 ];
 
 /// Parses the arguments after the program name, reading variables through `env`.
@@ -523,7 +526,8 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<&'static [u8]>,
 ) -> Result<Command, Usage> {
     let mut args = args.peekable();
-    let cmd = match args.peek().and_then(|a| lookup(&FIRST, a)) {
+    let first = args.peek().and_then(|a| word_index(FIRST, a));
+    let cmd = match first.map(|i| FIRST_CMDS[i]) {
         Some(HELP_CMD) => return Ok(Command::Help),
         Some(VERSION_CMD) => return Ok(Command::Version),
         Some(cmd) => {
@@ -546,14 +550,9 @@ pub fn parse(
     }
 }
 
-/// The values `--syslog` (empty) and `HEFT_SYSLOG` may have, and whether each turns it on.
-const SWITCH: [(&str, bool); 5] = [
-    ("", true),
-    ("1", true),
-    ("yes", true),
-    ("0", false),
-    ("no", false),
-];
+/// The values `--syslog` (empty) and `HEFT_SYSLOG` may have, space-separated
+/// (the first is empty): the first three turn it on, the others off.
+const SWITCH: &str = " 1 yes 0 no";
 
 /// Builds the `heft serve` command from what was found.
 fn parse_serve(f: &Found) -> Result<Command, Usage> {
@@ -565,8 +564,8 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
     };
     let syslog = match v[o::SYSLOG] {
         None => None,
-        Some((src, val)) => match lookup(&SWITCH, val.as_bytes()) {
-            Some(on) => on.then_some(Path::new("/dev/log")),
+        Some((src, val)) => match word_index(SWITCH, val.as_bytes()) {
+            Some(i) => (i < 3).then_some(Path::new("/dev/log")),
             None => return Err(bad(src, val, "1 or 0")),
         },
     };
