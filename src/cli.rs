@@ -159,8 +159,9 @@ enum Kind {
 struct Opt {
     /// Bits of `SERVE`, `SET` and `GET`.
     cmds: u8,
-    /// The flag, then the `HEFT_*` variable and hapgent's, if any, space-separated.
-    names: &'static str,
+    /// The flag, then the `HEFT_*` variable and hapgent's, as offsets of
+    /// `HELP` (0: none).
+    names: [u16; 3],
     kind: Kind,
 }
 
@@ -222,27 +223,31 @@ mod o {
 const OPTS: [Opt; 21] = [
     Opt {
         cmds: SERVE,
-        names: "--addr HEFT_ADDR HAPGENT_IP",
+        names: [at("--addr"), at("HEFT_ADDR"), at("HAPGENT_IP")],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE | GET,
-        names: "--port HEFT_PORT HAPGENT_PORT",
+        names: [at("--port"), at("HEFT_PORT"), at("HAPGENT_PORT")],
         kind: Kind::Number(&PORT),
     },
     Opt {
         cmds: SERVE | SET,
-        names: "--state-file HEFT_STATE_FILE HAPGENT_STATE_FILE",
+        names: [
+            at("--state-file"),
+            at("HEFT_STATE_FILE"),
+            at("HAPGENT_STATE_FILE"),
+        ],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE | SET,
-        names: "--pid-file HEFT_PID_FILE",
+        names: [at("--pid-file"), at("HEFT_PID_FILE"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--ready-window HEFT_READY_WINDOW",
+        names: [at("--ready-window"), at("HEFT_READY_WINDOW"), 0],
         kind: Kind::Number(&Range {
             min: 1,
             max: 86400,
@@ -252,7 +257,7 @@ const OPTS: [Opt; 21] = [
     },
     Opt {
         cmds: SERVE,
-        names: "--wait HEFT_WAIT",
+        names: [at("--wait"), at("HEFT_WAIT"), 0],
         kind: Kind::Number(&Range {
             min: 0,
             max: 10_000,
@@ -262,7 +267,7 @@ const OPTS: [Opt; 21] = [
     },
     Opt {
         cmds: SERVE,
-        names: "--timeout HEFT_TIMEOUT",
+        names: [at("--timeout"), at("HEFT_TIMEOUT"), 0],
         kind: Kind::Number(&Range {
             min: 10,
             max: 60_000,
@@ -272,7 +277,7 @@ const OPTS: [Opt; 21] = [
     },
     Opt {
         cmds: SERVE,
-        names: "--slots HEFT_SLOTS",
+        names: [at("--slots"), at("HEFT_SLOTS"), 0],
         kind: Kind::Number(&Range {
             min: 1,
             max: SLOTS_MAX,
@@ -282,37 +287,37 @@ const OPTS: [Opt; 21] = [
     },
     Opt {
         cmds: SERVE,
-        names: "--feedback HEFT_FEEDBACK",
+        names: [at("--feedback"), at("HEFT_FEEDBACK"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--allow HEFT_ALLOW",
+        names: [at("--allow"), at("HEFT_ALLOW"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--user HEFT_USER",
+        names: [at("--user"), at("HEFT_USER"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--group HEFT_GROUP",
+        names: [at("--group"), at("HEFT_GROUP"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--syslog HEFT_SYSLOG",
+        names: [at("--syslog"), at("HEFT_SYSLOG"), 0],
         kind: Kind::Switch,
     },
     Opt {
         cmds: SERVE,
-        names: "--syslog-socket HEFT_SYSLOG_SOCKET",
+        names: [at("--syslog-socket"), at("HEFT_SYSLOG_SOCKET"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SET,
-        names: "--weight",
+        names: [at("--weight"), 0, 0],
         kind: Kind::Number(&Range {
             min: 0,
             max: 255,
@@ -322,32 +327,32 @@ const OPTS: [Opt; 21] = [
     },
     Opt {
         cmds: SET,
-        names: "--maxconn",
+        names: [at("--maxconn"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SET,
-        names: "--reason",
+        names: [at("--reason"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SET,
-        names: "--service",
+        names: [at("--service"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: GET,
-        names: "--addr",
+        names: [at("--addr"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: GET,
-        names: "--send",
+        names: [at("--send"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: GET,
-        names: "--timeout",
+        names: [at("--timeout"), 0, 0],
         kind: Kind::Number(&Range {
             min: 1,
             max: 600_000,
@@ -431,7 +436,9 @@ fn scan(
     }
     if f.level == Level::Info {
         let name = |l: &[u8]| word_index(LEVEL_NAMES, l);
-        f.level = env("HEFT_LOG").and_then(name).map_or(Level::Info, |i| LEVELS[i]);
+        f.level = env("HEFT_LOG")
+            .and_then(name)
+            .map_or(Level::Info, |i| LEVELS[i]);
     }
     Ok(())
 }
@@ -450,23 +457,50 @@ const LEVELS: [Level; 2] = [Level::Error, Level::Debug];
 /// Words in one string rather than a table of `&str`, which costs 16 B a
 /// word on 64-bit targets.
 fn word_index(words: &str, word: &[u8]) -> Option<usize> {
-    words.as_bytes().split(|&c| c == b' ').position(|w| w == word)
+    words
+        .as_bytes()
+        .split(|&c| c == b' ')
+        .position(|w| w == word)
 }
 
 /// Returns an option's flag, the first of its names.
 fn flag(o: &Opt) -> &'static str {
-    names(o).next().unwrap_or("")
+    name_at(o.names[0])
 }
 
 /// Yields an option's names: its flag, then its variables.
-///
-/// Split as bytes, as the names are ASCII: `str::split(' ')` costs 224 B
-/// more on x86_64, 288 B on mipsel.
-fn names(o: &Opt) -> impl Iterator<Item = &'static str> {
-    o.names
-        .as_bytes()
-        .split(|&c| c == b' ')
-        .filter_map(crate::sys::ascii_str)
+fn names(o: &Opt) -> impl Iterator<Item = &'static str> + '_ {
+    o.names.iter().filter(|&&at| at != 0).map(|&at| name_at(at))
+}
+
+/// Tells whether `c` may be part of an option's name.
+const fn in_name(c: u8) -> bool {
+    c == b'-' || c == b'_' || c.is_ascii_alphabetic()
+}
+
+/// Returns the offset in `HELP` of `name` standing alone, so that each name
+/// is stored once, where the help text shows it; fails the build if missing.
+const fn at(name: &str) -> u16 {
+    let (h, n) = (HELP.as_bytes(), name.as_bytes());
+    let mut i = 1;
+    while i + n.len() < h.len() {
+        let mut j = 0;
+        while j < n.len() && h[i + j] == n[j] {
+            j += 1;
+        }
+        if j == n.len() && !in_name(h[i - 1]) && !in_name(h[i + j]) {
+            return i as u16;
+        }
+        i += 1;
+    }
+    panic!("an option's name is missing from HELP")
+}
+
+/// Returns the name that starts at offset `at` of `HELP`.
+fn name_at(at: u16) -> &'static str {
+    let rest = &HELP[at as usize..];
+    let n = rest.bytes().position(|c| !in_name(c)).unwrap_or(0);
+    &rest[..n]
 }
 
 /// Parses a whole number that `src` gave and checks it is in `r`.
@@ -731,7 +765,7 @@ mod tests {
 
     #[test]
     fn option_indexes_name_their_options() {
-        let flag = |i: usize| OPTS[i].names.split(' ').next().unwrap();
+        let flag = |i: usize| flag(&OPTS[i]);
         for (i, want) in [
             (o::ADDR, "--addr"),
             (o::PORT, "--port"),
