@@ -151,8 +151,8 @@ enum Kind {
     Switch,
     /// A value the command checks and converts.
     Text,
-    /// A whole number in a range, checked here.
-    Number(&'static Range),
+    /// A whole number in a range (an index of `RANGES`), checked here.
+    Number(u8),
 }
 
 /// One option: the commands that take it, its names, and how its value is read.
@@ -165,13 +165,58 @@ struct Opt {
     kind: Kind,
 }
 
-/// Port numbers, for `serve` and `get`.
-const PORT: Range = Range {
-    min: 1,
-    max: 65535,
-    default: DEFAULT_PORT as u32,
-    expected: "a port from 1 to 65535",
-};
+/// The whole-number options' ranges, indexed by `Kind::Number`.
+const RANGES: [Range; 7] = [
+    // `--port` of `heft serve` and `heft get`.
+    Range {
+        min: 1,
+        max: 65535,
+        default: DEFAULT_PORT as u32,
+        expected: "a port from 1 to 65535",
+    },
+    // `--ready-window`, in seconds.
+    Range {
+        min: 1,
+        max: 86400,
+        default: 0,
+        expected: "seconds from 1 to 86400",
+    },
+    // `--wait`.
+    Range {
+        min: 0,
+        max: 10_000,
+        default: DEFAULT_WAIT_MS,
+        expected: "milliseconds from 0 to 10000",
+    },
+    // `--timeout` of `heft serve`.
+    Range {
+        min: 10,
+        max: 60_000,
+        default: DEFAULT_TIMEOUT_MS,
+        expected: "milliseconds from 10 to 60000",
+    },
+    // `--slots`.
+    Range {
+        min: 1,
+        max: SLOTS_MAX,
+        default: DEFAULT_SLOTS,
+        expected: "a number from 1 to 1024",
+    },
+    // `--weight`.
+    Range {
+        min: 0,
+        max: 255,
+        default: 0,
+        expected: "0 to 255",
+    },
+    // `--timeout` of `heft get`.
+    Range {
+        min: 1,
+        max: 600_000,
+        default: DEFAULT_TIMEOUT_MS,
+        expected: "milliseconds from 1 to 600000",
+    },
+];
 
 /// Indexes of `OPTS` (and of `Found`'s arrays), in table order.
 mod o {
@@ -229,7 +274,7 @@ const OPTS: [Opt; 21] = [
     Opt {
         cmds: SERVE | GET,
         names: [at("--port"), at("HEFT_PORT"), at("HAPGENT_PORT")],
-        kind: Kind::Number(&PORT),
+        kind: Kind::Number(0),
     },
     Opt {
         cmds: SERVE | SET,
@@ -248,42 +293,22 @@ const OPTS: [Opt; 21] = [
     Opt {
         cmds: SERVE,
         names: [at("--ready-window"), at("HEFT_READY_WINDOW"), 0],
-        kind: Kind::Number(&Range {
-            min: 1,
-            max: 86400,
-            default: 0,
-            expected: "seconds from 1 to 86400",
-        }),
+        kind: Kind::Number(1),
     },
     Opt {
         cmds: SERVE,
         names: [at("--wait"), at("HEFT_WAIT"), 0],
-        kind: Kind::Number(&Range {
-            min: 0,
-            max: 10_000,
-            default: DEFAULT_WAIT_MS,
-            expected: "milliseconds from 0 to 10000",
-        }),
+        kind: Kind::Number(2),
     },
     Opt {
         cmds: SERVE,
         names: [at("--timeout"), at("HEFT_TIMEOUT"), 0],
-        kind: Kind::Number(&Range {
-            min: 10,
-            max: 60_000,
-            default: DEFAULT_TIMEOUT_MS,
-            expected: "milliseconds from 10 to 60000",
-        }),
+        kind: Kind::Number(3),
     },
     Opt {
         cmds: SERVE,
         names: [at("--slots"), at("HEFT_SLOTS"), 0],
-        kind: Kind::Number(&Range {
-            min: 1,
-            max: SLOTS_MAX,
-            default: DEFAULT_SLOTS,
-            expected: "a number from 1 to 1024",
-        }),
+        kind: Kind::Number(4),
     },
     Opt {
         cmds: SERVE,
@@ -318,12 +343,7 @@ const OPTS: [Opt; 21] = [
     Opt {
         cmds: SET,
         names: [at("--weight"), 0, 0],
-        kind: Kind::Number(&Range {
-            min: 0,
-            max: 255,
-            default: 0,
-            expected: "0 to 255",
-        }),
+        kind: Kind::Number(5),
     },
     Opt {
         cmds: SET,
@@ -353,12 +373,7 @@ const OPTS: [Opt; 21] = [
     Opt {
         cmds: GET,
         names: [at("--timeout"), 0, 0],
-        kind: Kind::Number(&Range {
-            min: 1,
-            max: 600_000,
-            default: DEFAULT_TIMEOUT_MS,
-            expected: "milliseconds from 1 to 600000",
-        }),
+        kind: Kind::Number(6),
     },
 ];
 
@@ -428,6 +443,7 @@ fn scan(
             });
         }
         if let Kind::Number(r) = o.kind {
+            let r = &RANGES[r as usize];
             f.nums[i] = match f.vals[i] {
                 None => r.default,
                 Some((src, val)) => number(src, val, r)?,
