@@ -497,7 +497,7 @@ const fn in_name(c: u8) -> bool {
 /// Returns the offset in `HELP` of `name` standing alone, so that each name
 /// is stored once, where the help text shows it; fails the build if missing.
 const fn at(name: &str) -> u16 {
-    let (h, n) = (HELP.as_bytes(), name.as_bytes());
+    let (h, n) = (&HELP, name.as_bytes());
     let mut i = 1;
     while i + n.len() < h.len() {
         let mut j = 0;
@@ -515,8 +515,8 @@ const fn at(name: &str) -> u16 {
 /// Returns the name that starts at offset `at` of `HELP`.
 fn name_at(at: u16) -> &'static str {
     let rest = &HELP[at as usize..];
-    let n = rest.bytes().position(|c| !in_name(c)).unwrap_or(0);
-    &rest[..n]
+    let n = rest.iter().position(|&c| !in_name(c)).unwrap_or(0);
+    crate::sys::ascii_str(&rest[..n]).unwrap_or("")
 }
 
 /// Parses a whole number that `src` gave and checks it is in `r`.
@@ -729,8 +729,68 @@ fn unescape(s: &[u8], out: &mut heapless::Vec<u8, 256>) -> Result<(), num::Full>
     Ok(())
 }
 
-/// The text `heft --help` prints.
-pub const HELP: &str = "\
+/// `HELP_TEXT` as stored: each run of two or more spaces (the columns) is one
+/// byte, 0x80 + its length (x86_64 -336 B, mipsel -368 B).
+const HELP: [u8; packed_len()] = pack();
+
+/// Returns the length of `HELP`.
+const fn packed_len() -> usize {
+    let t = HELP_TEXT.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < t.len() {
+        i += run(t, i);
+        n += 1;
+    }
+    n
+}
+
+/// Returns how many bytes of `t` from `i` make one byte of `HELP`: a run of spaces, or 1.
+const fn run(t: &[u8], i: usize) -> usize {
+    let mut k = 0;
+    while i + k < t.len() && t[i + k] == b' ' && k < 0x7f {
+        k += 1;
+    }
+    if k > 1 {
+        k
+    } else {
+        1
+    }
+}
+
+/// Packs `HELP_TEXT` into `HELP`.
+const fn pack() -> [u8; packed_len()] {
+    let t = HELP_TEXT.as_bytes();
+    let mut out = [0; packed_len()];
+    let (mut i, mut n) = (0, 0);
+    while i < t.len() {
+        let k = run(t, i);
+        out[n] = if k > 1 { 0x80 + k as u8 } else { t[i] };
+        i += k;
+        n += 1;
+    }
+    out
+}
+
+/// The length of the text `heft --help` prints.
+pub const HELP_LEN: usize = HELP_TEXT.len();
+
+/// Unpacks the text `heft --help` prints into `out`.
+pub fn help(out: &mut [u8; HELP_LEN]) -> &[u8] {
+    let mut n = 0;
+    for &c in &HELP {
+        let (c, k) = if c < 0x80 { (c, 1) } else { (b' ', c - 0x80) };
+        for _ in 0..k {
+            if let Some(o) = out.get_mut(n) {
+                *o = c;
+            }
+            n += 1;
+        }
+    }
+    out
+}
+
+/// The text `heft --help` prints, as written; only `HELP` is in the binary.
+const HELP_TEXT: &str = "\
 usage: heft [serve] [options]      run the agent in the foreground
        heft set STATUS [options]   change the state file, then SIGHUP the agent
        heft get [options]          probe an agent and print its reply line
@@ -809,6 +869,11 @@ mod tests {
         }
         assert_eq!(OPTS[o::GET_ADDR].cmds, GET);
         assert_eq!(OPTS[o::GET_TIMEOUT].cmds, GET);
+    }
+
+    #[test]
+    fn help_unpacks_to_the_text() {
+        assert_eq!(help(&mut [0; HELP_LEN]), HELP_TEXT.as_bytes());
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     match cli::parse(args, &heft::sys::env_var) {
         Err(u) => usage(u.source, u.value, u.expected),
         Ok(Command::Help) => {
-            heft::sys::write_stdout(cli::HELP.as_bytes());
+            heft::sys::write_stdout(cli::help(&mut [0; cli::HELP_LEN]));
             0
         }
         Ok(Command::Version) => {
