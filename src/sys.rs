@@ -174,6 +174,7 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
 ///
 /// Callers compare times with `wrapping_sub`, which keeps 32-bit targets free
 /// of 64-bit arithmetic.
+#[cfg(not(target_arch = "mips"))]
 pub fn now_ms() -> u32 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -181,9 +182,46 @@ pub fn now_ms() -> u32 {
     };
     // SAFETY: `ts` is a live timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u32)
-        .wrapping_mul(1000)
-        .wrapping_add(ts.tv_nsec as u32 / 1_000_000)
+    ms(ts.tv_sec as u32, ts.tv_nsec as u32)
+}
+
+/// Turns a time in seconds and nanoseconds into wrapping milliseconds.
+fn ms(sec: u32, nsec: u32) -> u32 {
+    sec.wrapping_mul(1000).wrapping_add(nsec / 1_000_000)
+}
+
+/// Whether the kernel lacks `clock_gettime64` (Linux before 5.1).
+#[cfg(target_arch = "mips")]
+static OLD_CLOCK: AtomicBool = AtomicBool::new(false);
+
+/// Reads the monotonic clock in milliseconds, wrapping every 49 days.
+///
+/// On MIPS a raw system call: musl's clock_gettime looks the vDSO up and
+/// converts between time formats (1.7 KB). `clock_gettime64` first, as a
+/// kernel may be built without the old call; the old one before Linux 5.1.
+#[cfg(target_arch = "mips")]
+pub fn now_ms() -> u32 {
+    /// `clock_gettime64` on MIPS o32 (libc does not name it there).
+    const CLOCK_GETTIME64: libc::c_long = 4000 + 403;
+    if !OLD_CLOCK.load(R) {
+        let mut ts = [0i64; 2];
+        // SAFETY: the kernel writes one 64-bit timespec (two i64) to `ts`, which outlives the call.
+        let r = unsafe { libc::syscall(CLOCK_GETTIME64, libc::CLOCK_MONOTONIC, ts.as_mut_ptr()) };
+        if r == 0 {
+            return ms(ts[0] as u32, ts[1] as u32);
+        }
+        OLD_CLOCK.store(true, R);
+    }
+    let mut ts = [0i32; 2];
+    // SAFETY: the kernel writes one 32-bit timespec (two i32) to `ts`, which outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC,
+            ts.as_mut_ptr(),
+        )
+    };
+    ms(ts[0] as u32, ts[1] as u32)
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec descriptor, with the peer's address.
