@@ -293,6 +293,18 @@ fn raw_addr(ip: IpAddr, port: u16) -> RawAddr {
     a
 }
 
+/// Opens a close-on-exec socket of `family` and `kind` (which may add SOCK_NONBLOCK).
+///
+/// A raw system call: musl's socket() carries a fallback for kernels without
+/// SOCK_CLOEXEC (before 2.6.27; mipsel 292 B).
+fn socket(family: libc::c_int, kind: libc::c_int) -> Result<OwnedFd, Errno> {
+    let kind = kind | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes integers; a new descriptor is ours alone.
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_socket, family, kind, 0) })?;
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Opens a non-blocking, close-on-exec TCP socket for `ip`'s family.
 pub fn tcp_socket(ip: IpAddr) -> Result<OwnedFd, Errno> {
     let family = if ip.is_ipv4() {
@@ -300,11 +312,7 @@ pub fn tcp_socket(ip: IpAddr) -> Result<OwnedFd, Errno> {
     } else {
         libc::AF_INET6
     };
-    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: socket takes integers; a new descriptor is ours alone.
-    let fd = Errno::result(unsafe { libc::socket(family, kind, 0) })?;
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK)
 }
 
 /// Binds `fd` to `ip`:`port`.
@@ -514,13 +522,8 @@ pub fn write_stdout(buf: &[u8]) -> bool {
 
 /// Connects a datagram socket to the syslog socket at `path` and sends every later log line there.
 pub fn connect_syslog(path: &std::path::Path) -> Result<(), Errno> {
-    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
+    use nix::sys::socket::{connect, UnixAddr};
+    let fd = socket(libc::AF_UNIX, libc::SOCK_DGRAM)?;
     let mut buf = [0; crate::file::PATH_BUF];
     let path = crate::file::c_path(path, &mut buf)?;
     connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
