@@ -7,7 +7,6 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nix::sys::socket::{self, MsgFlags};
@@ -122,32 +121,55 @@ pub fn install_signals() -> Result<OwnedFd, Errno> {
     // SAFETY: pipe2 just opened the read end and nothing else owns it.
     let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
     let ours = [
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGHUP,
-        Signal::SIGTERM,
-        Signal::SIGINT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGINT,
     ];
     // Each handler blocks all of ours while it runs, so handlers never nest.
-    let mut mask = SigSet::empty();
-    for sig in ours {
-        mask.add(sig);
-    }
-    let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, mask);
+    let mask = ours.iter().fold(0, |m, &sig| m | 1 << (sig - 1));
     for sig in ours {
         // SAFETY: the handler only touches atomics and calls write(2).
-        unsafe { signal::sigaction(sig, &act)? };
+        unsafe { set_action(sig, on_signal as *const () as usize, libc::SA_RESTART, mask)? };
     }
     Ok(r)
+}
+
+/// Sets what `sig` does: `handler` (a function, or SIG_IGN) with `flags`,
+/// blocking the signals of `mask` (bit n - 1 for signal n, n < 32) while it runs.
+///
+/// Straight to libc: nix's `SigSet` fills the mask through sigaddset.
+///
+/// # Safety
+/// A handler must only do what is async-signal-safe.
+unsafe fn set_action(
+    sig: libc::c_int,
+    handler: libc::sighandler_t,
+    flags: libc::c_int,
+    mask: libc::c_ulong,
+) -> Result<(), Errno> {
+    // SAFETY: sigaction is plain data; all zeroes is a valid value (an empty mask).
+    let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+    act.sa_sigaction = handler;
+    act.sa_flags = flags;
+    // SAFETY: a sigset_t is an array of c_ulong whose first word holds
+    // signals 1 to 32 as bits 0 to 31, as sigaddset sets them.
+    unsafe {
+        (&mut act.sa_mask as *mut libc::sigset_t)
+            .cast::<libc::c_ulong>()
+            .write(mask)
+    };
+    // SAFETY: `act` is a live sigaction; the caller vouches for the handler.
+    Errno::result(unsafe { libc::sigaction(sig, &act, core::ptr::null_mut()) }).map(drop)
 }
 
 /// Ignores SIGPIPE, as std's runtime would have: a write to a closed pipe
 /// (stderr, stdout) fails with EPIPE instead of killing heft. Sockets are
 /// written with MSG_NOSIGNAL anyway.
 pub fn ignore_sigpipe() {
-    let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: ignoring a signal installs no handler.
-    let _ = unsafe { signal::sigaction(Signal::SIGPIPE, &ign) };
+    let _ = unsafe { set_action(libc::SIGPIPE, libc::SIG_IGN, 0, 0) };
 }
 
 /// Empties the self-pipe after it woke `poll`.
