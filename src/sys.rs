@@ -5,6 +5,7 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -549,11 +550,23 @@ pub fn write_stdout(buf: &[u8]) -> bool {
 
 /// Connects a datagram socket to the syslog socket at `path` and sends every later log line there.
 pub fn connect_syslog(path: &std::path::Path) -> Result<(), Errno> {
-    use nix::sys::socket::{connect, UnixAddr};
     let fd = socket(libc::AF_UNIX, libc::SOCK_DGRAM)?;
-    let mut buf = [0; crate::file::PATH_BUF];
-    let path = crate::file::c_path(path, &mut buf)?;
-    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    // The address by hand (nix's `UnixAddr` wants a C string copy first).
+    // Paths come from argv or environ, which hold no NUL.
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut a: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+    let b = path.as_os_str().as_bytes();
+    if b.len() >= a.sun_path.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &c) in a.sun_path.iter_mut().zip(b) {
+        *d = c as libc::c_char;
+    }
+    let len = (core::mem::offset_of!(libc::sockaddr_un, sun_path) + b.len()) as libc::socklen_t;
+    // SAFETY: `a` is a live sockaddr_un whose first `len` bytes are the address.
+    let r = unsafe { libc::connect(fd.as_raw_fd(), (&a as *const libc::sockaddr_un).cast(), len) };
+    Errno::result(r)?;
     crate::log::use_syslog(fd.as_raw_fd(), std::process::id() as i32);
     // The socket lives as long as the process: every log line may use it.
     core::mem::forget(fd);
