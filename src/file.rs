@@ -34,11 +34,7 @@ pub fn c_path<'b>(path: &Path, buf: &'b mut [u8; PATH_BUF]) -> Result<&'b CStr, 
 
 /// Opens `path` with `flags` and, for a new file, `mode`.
 fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
-    fcntl::open(
-        c_path(path, &mut [0; PATH_BUF])?,
-        flags | OFlag::O_CLOEXEC,
-        mode,
-    )
+    crate::sys::open(c_path(path, &mut [0; PATH_BUF])?, flags.bits(), mode.bits())
 }
 
 /// Opens `path` for reading.

@@ -416,6 +416,24 @@ pub fn shutdown_write(fd: &OwnedFd) -> Result<(), Errno> {
     socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Write)
 }
 
+/// Opens `path` with `flags` (close-on-exec added) and, for a new file, `mode`.
+///
+/// A raw openat: musl's open adds an fcntl for kernels that ignore
+/// O_CLOEXEC (before 2.6.23). O_LARGEFILE as musl adds it.
+pub fn open(
+    path: &core::ffi::CStr,
+    flags: libc::c_int,
+    mode: libc::c_uint,
+) -> Result<OwnedFd, Errno> {
+    let flags = flags | libc::O_CLOEXEC | libc::O_LARGEFILE;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    let fd = Errno::result(unsafe {
+        libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode)
+    })?;
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Writes a log line to `fd` in one call, ignoring failures (there is nowhere to report them).
 pub fn log_write(fd: RawFd, buf: &[u8]) {
     // SAFETY: `fd` is stderr or the syslog socket, both open for the process's lifetime.
