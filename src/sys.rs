@@ -144,6 +144,7 @@ pub fn install_signals() -> Result<OwnedFd, Errno> {
 ///
 /// # Safety
 /// A handler must only do what is async-signal-safe.
+#[cfg(not(target_arch = "mips"))]
 unsafe fn set_action(
     sig: libc::c_int,
     handler: libc::sighandler_t,
@@ -163,6 +164,50 @@ unsafe fn set_action(
     };
     // SAFETY: `act` is a live sigaction; the caller vouches for the handler.
     Errno::result(unsafe { libc::sigaction(sig, &act, core::ptr::null_mut()) }).map(drop)
+}
+
+/// The kernel's `struct sigaction` on MIPS: flags, handler, a 128-signal mask.
+#[cfg(target_arch = "mips")]
+#[repr(C)]
+struct KernelAction {
+    flags: libc::c_uint,
+    handler: libc::sighandler_t,
+    mask: [libc::c_ulong; 4],
+}
+
+/// Sets what `sig` does, as above, with a raw rt_sigaction.
+///
+/// On MIPS the kernel needs no signal-return trampoline from libc, and
+/// musl's sigaction (its lock against abort() and thread bookkeeping heft
+/// has no use for) costs 1.2 KB.
+///
+/// # Safety
+/// A handler must only do what is async-signal-safe.
+#[cfg(target_arch = "mips")]
+unsafe fn set_action(
+    sig: libc::c_int,
+    handler: libc::sighandler_t,
+    flags: libc::c_int,
+    mask: libc::c_ulong,
+) -> Result<(), Errno> {
+    let act = KernelAction {
+        flags: flags as libc::c_uint,
+        handler,
+        mask: [mask, 0, 0, 0],
+    };
+    let null = core::ptr::null_mut::<KernelAction>();
+    let size = core::mem::size_of_val(&act.mask);
+    // SAFETY: `act` is a live kernel sigaction; the caller vouches for the handler.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &act as *const KernelAction,
+            null,
+            size,
+        )
+    };
+    Errno::result(r).map(drop)
 }
 
 /// Ignores SIGPIPE, as std's runtime would have: a write to a closed pipe
