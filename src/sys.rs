@@ -479,6 +479,41 @@ pub fn open(
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
+/// Runs a system call on a path relative to the working directory, as
+/// `nr(AT_FDCWD, path, b, c)`.
+///
+/// # Safety
+/// `b` and `c` must be what call `nr` takes there: integers, or pointers to
+/// live NUL-terminated paths.
+unsafe fn path_call(
+    nr: libc::c_long,
+    path: &core::ffi::CStr,
+    b: libc::c_long,
+    c: libc::c_long,
+) -> Result<(), Errno> {
+    // SAFETY: `path` outlives the call; the caller vouches for `b` and `c`.
+    Errno::result(unsafe { libc::syscall(nr, libc::AT_FDCWD, path.as_ptr(), b, c) }).map(drop)
+}
+
+/// Renames `from` over `to` (raw renameat: no libc and nix wrappers).
+pub fn rename(from: &core::ffi::CStr, to: &core::ffi::CStr) -> Result<(), Errno> {
+    let to = to.as_ptr() as libc::c_long;
+    // SAFETY: renameat takes another directory and a path, here the working one and `to`.
+    unsafe { path_call(libc::SYS_renameat, from, libc::AT_FDCWD as libc::c_long, to) }
+}
+
+/// Removes the file at `path` (raw unlinkat).
+pub fn unlink(path: &core::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: unlinkat takes integer flags, 0 here; the fourth argument is unused.
+    unsafe { path_call(libc::SYS_unlinkat, path, 0, 0) }
+}
+
+/// Tells whether this process may write at `path` (raw faccessat).
+pub fn writable(path: &core::ffi::CStr) -> bool {
+    // SAFETY: faccessat takes an integer mode; the fourth argument is unused.
+    unsafe { path_call(libc::SYS_faccessat, path, libc::W_OK as libc::c_long, 0) }.is_ok()
+}
+
 /// Writes a log line to `fd` in one call, ignoring failures (there is nowhere to report them).
 pub fn log_write(fd: RawFd, buf: &[u8]) {
     // SAFETY: `fd` is stderr or the syslog socket, both open for the process's lifetime.
