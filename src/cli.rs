@@ -151,26 +151,72 @@ enum Kind {
     Switch,
     /// A value the command checks and converts.
     Text,
-    /// A whole number in a range, checked here.
-    Number(&'static Range),
+    /// A whole number in a range (an index of `RANGES`), checked here.
+    Number(u8),
 }
 
 /// One option: the commands that take it, its names, and how its value is read.
 struct Opt {
     /// Bits of `SERVE`, `SET` and `GET`.
     cmds: u8,
-    /// The flag, then the `HEFT_*` variable and hapgent's, if any, space-separated.
-    names: &'static str,
+    /// The flag, then the `HEFT_*` variable and hapgent's, as offsets of
+    /// `HELP` (0: none).
+    names: [u16; 3],
     kind: Kind,
 }
 
-/// Port numbers, for `serve` and `get`.
-const PORT: Range = Range {
-    min: 1,
-    max: 65535,
-    default: DEFAULT_PORT as u32,
-    expected: "a port from 1 to 65535",
-};
+/// The whole-number options' ranges, indexed by `Kind::Number`.
+const RANGES: [Range; 7] = [
+    // `--port` of `heft serve` and `heft get`.
+    Range {
+        min: 1,
+        max: 65535,
+        default: DEFAULT_PORT as u32,
+        expected: "a port from 1 to 65535",
+    },
+    // `--ready-window`, in seconds.
+    Range {
+        min: 1,
+        max: 86400,
+        default: 0,
+        expected: "seconds from 1 to 86400",
+    },
+    // `--wait`.
+    Range {
+        min: 0,
+        max: 10_000,
+        default: DEFAULT_WAIT_MS,
+        expected: "milliseconds from 0 to 10000",
+    },
+    // `--timeout` of `heft serve`.
+    Range {
+        min: 10,
+        max: 60_000,
+        default: DEFAULT_TIMEOUT_MS,
+        expected: "milliseconds from 10 to 60000",
+    },
+    // `--slots`.
+    Range {
+        min: 1,
+        max: SLOTS_MAX,
+        default: DEFAULT_SLOTS,
+        expected: "a number from 1 to 1024",
+    },
+    // `--weight`.
+    Range {
+        min: 0,
+        max: 255,
+        default: 0,
+        expected: "0 to 255",
+    },
+    // `--timeout` of `heft get`.
+    Range {
+        min: 1,
+        max: 600_000,
+        default: DEFAULT_TIMEOUT_MS,
+        expected: "milliseconds from 1 to 600000",
+    },
+];
 
 /// Indexes of `OPTS` (and of `Found`'s arrays), in table order.
 mod o {
@@ -222,138 +268,112 @@ mod o {
 const OPTS: [Opt; 21] = [
     Opt {
         cmds: SERVE,
-        names: "--addr HEFT_ADDR HAPGENT_IP",
+        names: [at("--addr"), at("HEFT_ADDR"), at("HAPGENT_IP")],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE | GET,
-        names: "--port HEFT_PORT HAPGENT_PORT",
-        kind: Kind::Number(&PORT),
+        names: [at("--port"), at("HEFT_PORT"), at("HAPGENT_PORT")],
+        kind: Kind::Number(0),
     },
     Opt {
         cmds: SERVE | SET,
-        names: "--state-file HEFT_STATE_FILE HAPGENT_STATE_FILE",
+        names: [
+            at("--state-file"),
+            at("HEFT_STATE_FILE"),
+            at("HAPGENT_STATE_FILE"),
+        ],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE | SET,
-        names: "--pid-file HEFT_PID_FILE",
+        names: [at("--pid-file"), at("HEFT_PID_FILE"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--ready-window HEFT_READY_WINDOW",
-        kind: Kind::Number(&Range {
-            min: 1,
-            max: 86400,
-            default: 0,
-            expected: "seconds from 1 to 86400",
-        }),
+        names: [at("--ready-window"), at("HEFT_READY_WINDOW"), 0],
+        kind: Kind::Number(1),
     },
     Opt {
         cmds: SERVE,
-        names: "--wait HEFT_WAIT",
-        kind: Kind::Number(&Range {
-            min: 0,
-            max: 10_000,
-            default: DEFAULT_WAIT_MS,
-            expected: "milliseconds from 0 to 10000",
-        }),
+        names: [at("--wait"), at("HEFT_WAIT"), 0],
+        kind: Kind::Number(2),
     },
     Opt {
         cmds: SERVE,
-        names: "--timeout HEFT_TIMEOUT",
-        kind: Kind::Number(&Range {
-            min: 10,
-            max: 60_000,
-            default: DEFAULT_TIMEOUT_MS,
-            expected: "milliseconds from 10 to 60000",
-        }),
+        names: [at("--timeout"), at("HEFT_TIMEOUT"), 0],
+        kind: Kind::Number(3),
     },
     Opt {
         cmds: SERVE,
-        names: "--slots HEFT_SLOTS",
-        kind: Kind::Number(&Range {
-            min: 1,
-            max: SLOTS_MAX,
-            default: DEFAULT_SLOTS,
-            expected: "a number from 1 to 1024",
-        }),
+        names: [at("--slots"), at("HEFT_SLOTS"), 0],
+        kind: Kind::Number(4),
     },
     Opt {
         cmds: SERVE,
-        names: "--feedback HEFT_FEEDBACK",
+        names: [at("--feedback"), at("HEFT_FEEDBACK"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--allow HEFT_ALLOW",
+        names: [at("--allow"), at("HEFT_ALLOW"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--user HEFT_USER",
+        names: [at("--user"), at("HEFT_USER"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--group HEFT_GROUP",
+        names: [at("--group"), at("HEFT_GROUP"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SERVE,
-        names: "--syslog HEFT_SYSLOG",
+        names: [at("--syslog"), at("HEFT_SYSLOG"), 0],
         kind: Kind::Switch,
     },
     Opt {
         cmds: SERVE,
-        names: "--syslog-socket HEFT_SYSLOG_SOCKET",
+        names: [at("--syslog-socket"), at("HEFT_SYSLOG_SOCKET"), 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SET,
-        names: "--weight",
-        kind: Kind::Number(&Range {
-            min: 0,
-            max: 255,
-            default: 0,
-            expected: "0 to 255",
-        }),
+        names: [at("--weight"), 0, 0],
+        kind: Kind::Number(5),
     },
     Opt {
         cmds: SET,
-        names: "--maxconn",
+        names: [at("--maxconn"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SET,
-        names: "--reason",
+        names: [at("--reason"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: SET,
-        names: "--service",
+        names: [at("--service"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: GET,
-        names: "--addr",
+        names: [at("--addr"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: GET,
-        names: "--send",
+        names: [at("--send"), 0, 0],
         kind: Kind::Text,
     },
     Opt {
         cmds: GET,
-        names: "--timeout",
-        kind: Kind::Number(&Range {
-            min: 1,
-            max: 600_000,
-            default: DEFAULT_TIMEOUT_MS,
-            expected: "milliseconds from 1 to 600000",
-        }),
+        names: [at("--timeout"), 0, 0],
+        kind: Kind::Number(6),
     },
 ];
 
@@ -379,8 +399,8 @@ fn scan(
 ) -> Result<(), Usage> {
     while let Some(arg) = args.next() {
         let given = OsStr::from_bytes(arg);
-        if let Some(level) = lookup(&LEVEL_FLAGS, arg) {
-            f.level = level;
+        if let Some(i) = word_index(LEVEL_FLAGS, arg) {
+            f.level = LEVELS[i / 2];
             continue;
         }
         match arg {
@@ -423,6 +443,7 @@ fn scan(
             });
         }
         if let Kind::Number(r) = o.kind {
+            let r = &RANGES[r as usize];
             f.nums[i] = match f.vals[i] {
                 None => r.default,
                 Some((src, val)) => number(src, val, r)?,
@@ -430,42 +451,72 @@ fn scan(
         }
     }
     if f.level == Level::Info {
-        let name = |l: &[u8]| lookup(&LEVEL_NAMES, l);
-        f.level = env("HEFT_LOG").and_then(name).unwrap_or(Level::Info);
+        let name = |l: &[u8]| word_index(LEVEL_NAMES, l);
+        f.level = env("HEFT_LOG")
+            .and_then(name)
+            .map_or(Level::Info, |i| LEVELS[i]);
     }
     Ok(())
 }
 
-/// The flags that say how much to log.
-const LEVEL_FLAGS: [(&str, Level); 4] = [
-    ("-q", Level::Error),
-    ("-v", Level::Debug),
-    ("--quiet", Level::Error),
-    ("--verbose", Level::Debug),
-];
+/// The flags that say how much to log, space-separated: two for each of `LEVELS`.
+const LEVEL_FLAGS: &str = "-q --quiet -v --verbose";
 
-/// The values of `HEFT_LOG`.
-const LEVEL_NAMES: [(&str, Level); 2] = [("quiet", Level::Error), ("verbose", Level::Debug)];
+/// The values of `HEFT_LOG`, space-separated: one for each of `LEVELS`.
+const LEVEL_NAMES: &str = "quiet verbose";
 
-/// Finds `word` among a table's words and returns what it stands for.
-fn lookup<T: Copy>(table: &[(&str, T)], word: &[u8]) -> Option<T> {
-    table.iter().find(|e| e.0.as_bytes() == word).map(|e| e.1)
+/// The levels the flags and `HEFT_LOG` may ask for.
+const LEVELS: [Level; 2] = [Level::Error, Level::Debug];
+
+/// Returns the position of `word` among the space-separated `words`.
+///
+/// Words in one string rather than a table of `&str`, which costs 16 B a
+/// word on 64-bit targets.
+fn word_index(words: &str, word: &[u8]) -> Option<usize> {
+    words
+        .as_bytes()
+        .split(|&c| c == b' ')
+        .position(|w| w == word)
 }
 
 /// Returns an option's flag, the first of its names.
 fn flag(o: &Opt) -> &'static str {
-    names(o).next().unwrap_or("")
+    name_at(o.names[0])
 }
 
 /// Yields an option's names: its flag, then its variables.
-///
-/// Split as bytes, as the names are ASCII: `str::split(' ')` costs 224 B
-/// more on x86_64, 288 B on mipsel.
-fn names(o: &Opt) -> impl Iterator<Item = &'static str> {
-    o.names
-        .as_bytes()
-        .split(|&c| c == b' ')
-        .filter_map(crate::sys::ascii_str)
+fn names(o: &Opt) -> impl Iterator<Item = &'static str> + '_ {
+    o.names.iter().filter(|&&at| at != 0).map(|&at| name_at(at))
+}
+
+/// Tells whether `c` may be part of an option's name.
+const fn in_name(c: u8) -> bool {
+    c == b'-' || c == b'_' || c.is_ascii_alphabetic()
+}
+
+/// Returns the offset in `HELP` of `name` standing alone, so that each name
+/// is stored once, where the help text shows it; fails the build if missing.
+const fn at(name: &str) -> u16 {
+    let (h, n) = (&HELP, name.as_bytes());
+    let mut i = 1;
+    while i + n.len() < h.len() {
+        let mut j = 0;
+        while j < n.len() && h[i + j] == n[j] {
+            j += 1;
+        }
+        if j == n.len() && !in_name(h[i - 1]) && !in_name(h[i + j]) {
+            return i as u16;
+        }
+        i += 1;
+    }
+    panic!("an option's name is missing from HELP")
+}
+
+/// Returns the name that starts at offset `at` of `HELP`.
+fn name_at(at: u16) -> &'static str {
+    let rest = &HELP[at as usize..];
+    let n = rest.iter().position(|&c| !in_name(c)).unwrap_or(0);
+    crate::sys::ascii_str(&rest[..n]).unwrap_or("")
 }
 
 /// Parses a whole number that `src` gave and checks it is in `r`.
@@ -501,17 +552,19 @@ fn state_file(v: Option<Given>) -> &'static Path {
 const HELP_CMD: u8 = 8;
 /// `heft --version` (not an option bit).
 const VERSION_CMD: u8 = 16;
-/// The words that may come first, and what each asks for.
-const FIRST: [(&str, u8); 9] = [
-    ("--help", HELP_CMD),
-    ("-h", HELP_CMD),
-    ("help", HELP_CMD),
-    ("--version", VERSION_CMD),
-    ("-V", VERSION_CMD),
-    ("version", VERSION_CMD),
-    ("set", SET),
-    ("get", GET),
-    ("serve", SERVE),
+/// The words that may come first, space-separated.
+const FIRST: &str = "--help -h help --version -V version set get serve";
+/// What each of `FIRST`'s words asks for.
+const FIRST_CMDS: [u8; 9] = [
+    HELP_CMD,
+    HELP_CMD,
+    HELP_CMD,
+    VERSION_CMD,
+    VERSION_CMD,
+    VERSION_CMD,
+    SET,
+    GET,
+    SERVE,
 ];
 
 /// Parses the arguments after the program name, reading variables through `env`.
@@ -523,7 +576,8 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<&'static [u8]>,
 ) -> Result<Command, Usage> {
     let mut args = args.peekable();
-    let cmd = match args.peek().and_then(|a| lookup(&FIRST, a)) {
+    let first = args.peek().and_then(|a| word_index(FIRST, a));
+    let cmd = match first.map(|i| FIRST_CMDS[i]) {
         Some(HELP_CMD) => return Ok(Command::Help),
         Some(VERSION_CMD) => return Ok(Command::Version),
         Some(cmd) => {
@@ -546,14 +600,9 @@ pub fn parse(
     }
 }
 
-/// The values `--syslog` (empty) and `HEFT_SYSLOG` may have, and whether each turns it on.
-const SWITCH: [(&str, bool); 5] = [
-    ("", true),
-    ("1", true),
-    ("yes", true),
-    ("0", false),
-    ("no", false),
-];
+/// The values `--syslog` (empty) and `HEFT_SYSLOG` may have, space-separated
+/// (the first is empty): the first three turn it on, the others off.
+const SWITCH: &str = " 1 yes 0 no";
 
 /// Builds the `heft serve` command from what was found.
 fn parse_serve(f: &Found) -> Result<Command, Usage> {
@@ -565,8 +614,8 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
     };
     let syslog = match v[o::SYSLOG] {
         None => None,
-        Some((src, val)) => match lookup(&SWITCH, val.as_bytes()) {
-            Some(on) => on.then_some(Path::new("/dev/log")),
+        Some((src, val)) => match word_index(SWITCH, val.as_bytes()) {
+            Some(i) => (i < 3).then_some(Path::new("/dev/log")),
             None => return Err(bad(src, val, "1 or 0")),
         },
     };
@@ -680,8 +729,68 @@ fn unescape(s: &[u8], out: &mut heapless::Vec<u8, 256>) -> Result<(), num::Full>
     Ok(())
 }
 
-/// The text `heft --help` prints.
-pub const HELP: &str = "\
+/// `HELP_TEXT` as stored: each run of two or more spaces (the columns) is one
+/// byte, 0x80 + its length (x86_64 -336 B, mipsel -368 B).
+const HELP: [u8; packed_len()] = pack();
+
+/// Returns the length of `HELP`.
+const fn packed_len() -> usize {
+    let t = HELP_TEXT.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < t.len() {
+        i += run(t, i);
+        n += 1;
+    }
+    n
+}
+
+/// Returns how many bytes of `t` from `i` make one byte of `HELP`: a run of spaces, or 1.
+const fn run(t: &[u8], i: usize) -> usize {
+    let mut k = 0;
+    while i + k < t.len() && t[i + k] == b' ' && k < 0x7f {
+        k += 1;
+    }
+    if k > 1 {
+        k
+    } else {
+        1
+    }
+}
+
+/// Packs `HELP_TEXT` into `HELP`.
+const fn pack() -> [u8; packed_len()] {
+    let t = HELP_TEXT.as_bytes();
+    let mut out = [0; packed_len()];
+    let (mut i, mut n) = (0, 0);
+    while i < t.len() {
+        let k = run(t, i);
+        out[n] = if k > 1 { 0x80 + k as u8 } else { t[i] };
+        i += k;
+        n += 1;
+    }
+    out
+}
+
+/// The length of the text `heft --help` prints.
+pub const HELP_LEN: usize = HELP_TEXT.len();
+
+/// Unpacks the text `heft --help` prints into `out`.
+pub fn help(out: &mut [u8; HELP_LEN]) -> &[u8] {
+    let mut n = 0;
+    for &c in &HELP {
+        let (c, k) = if c < 0x80 { (c, 1) } else { (b' ', c - 0x80) };
+        for _ in 0..k {
+            if let Some(o) = out.get_mut(n) {
+                *o = c;
+            }
+            n += 1;
+        }
+    }
+    out
+}
+
+/// The text `heft --help` prints, as written; only `HELP` is in the binary.
+const HELP_TEXT: &str = "\
 usage: heft [serve] [options]      run the agent in the foreground
        heft set STATUS [options]   change the state file, then SIGHUP the agent
        heft get [options]          probe an agent and print its reply line
@@ -732,7 +841,7 @@ mod tests {
 
     #[test]
     fn option_indexes_name_their_options() {
-        let flag = |i: usize| OPTS[i].names.split(' ').next().unwrap();
+        let flag = |i: usize| flag(&OPTS[i]);
         for (i, want) in [
             (o::ADDR, "--addr"),
             (o::PORT, "--port"),
@@ -760,6 +869,11 @@ mod tests {
         }
         assert_eq!(OPTS[o::GET_ADDR].cmds, GET);
         assert_eq!(OPTS[o::GET_TIMEOUT].cmds, GET);
+    }
+
+    #[test]
+    fn help_unpacks_to_the_text() {
+        assert_eq!(help(&mut [0; HELP_LEN]), HELP_TEXT.as_bytes());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{self, OFlag, AT_FDCWD};
+use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd;
 
@@ -34,11 +34,7 @@ pub fn c_path<'b>(path: &Path, buf: &'b mut [u8; PATH_BUF]) -> Result<&'b CStr, 
 
 /// Opens `path` with `flags` and, for a new file, `mode`.
 fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
-    fcntl::open(
-        c_path(path, &mut [0; PATH_BUF])?,
-        flags | OFlag::O_CLOEXEC,
-        mode,
-    )
+    crate::sys::open(c_path(path, &mut [0; PATH_BUF])?, flags.bits(), mode.bits())
 }
 
 /// Opens `path` for reading.
@@ -85,17 +81,12 @@ pub fn create(path: &Path, bytes: &[u8]) -> Result<OwnedFd, Errno> {
 /// Renames `from` over `to`.
 pub fn rename(from: &Path, to: &Path) -> Result<(), Errno> {
     let mut b = [0; PATH_BUF];
-    fcntl::renameat(
-        AT_FDCWD,
-        c_path(from, &mut b)?,
-        AT_FDCWD,
-        c_path(to, &mut [0; PATH_BUF])?,
-    )
+    crate::sys::rename(c_path(from, &mut b)?, c_path(to, &mut [0; PATH_BUF])?)
 }
 
 /// Removes `path`.
 pub fn remove(path: &Path) -> Result<(), Errno> {
-    unistd::unlink(c_path(path, &mut [0; PATH_BUF])?)
+    crate::sys::unlink(c_path(path, &mut [0; PATH_BUF])?)
 }
 
 /// Returns the directory that holds `path`: `.` for a bare name.

@@ -43,7 +43,7 @@ fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     match cli::parse(args, &heft::sys::env_var) {
         Err(u) => usage(u.source, u.value, u.expected),
         Ok(Command::Help) => {
-            heft::sys::write_stdout(cli::HELP.as_bytes());
+            heft::sys::write_stdout(cli::help(&mut [0; cli::HELP_LEN]));
             0
         }
         Ok(Command::Version) => {
@@ -189,9 +189,8 @@ fn drop_and_run(
 fn warn_if_unwritable(cfg: &Serve) {
     let dir = heft::file::dir_of(cfg.state_file);
     let mut buf = [0; heft::file::PATH_BUF];
-    let writable = heft::file::c_path(dir, &mut buf)
-        .and_then(|d| nix::unistd::access(d, nix::unistd::AccessFlags::W_OK));
-    if writable.is_err() {
+    let writable = heft::file::c_path(dir, &mut buf).is_ok_and(heft::sys::writable);
+    if !writable {
         log::error()
             .s("the state file's directory ")
             .b(dir.as_os_str().as_bytes())

@@ -5,9 +5,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use nix::sys::socket::{self, MsgFlags};
@@ -111,37 +111,152 @@ pub fn signals_pending() -> bool {
 /// SA_RESTART makes every other blocking call resume by itself, so the one
 /// place that sees EINTR is `poll` below.
 pub fn install_signals() -> Result<OwnedFd, Errno> {
-    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)?;
-    WAKE_FD.store(w.as_raw_fd(), R);
+    let mut fds = [-1 as libc::c_int; 2];
+    let flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    // A raw system call: musl's pipe2 falls back to pipe and fcntl on old
+    // kernels (x86_64 -224 B, mipsel -400 B).
+    // SAFETY: the kernel writes two descriptors to `fds`, which outlives the call.
+    Errno::result(unsafe { libc::syscall(libc::SYS_pipe2, fds.as_mut_ptr(), flags) })?;
     // The write end lives for the whole process: the handler may use it at any time.
-    core::mem::forget(w);
+    WAKE_FD.store(fds[1], R);
+    // SAFETY: pipe2 just opened the read end and nothing else owns it.
+    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
     let ours = [
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGHUP,
-        Signal::SIGTERM,
-        Signal::SIGINT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGHUP,
+        libc::SIGTERM,
+        libc::SIGINT,
     ];
     // Each handler blocks all of ours while it runs, so handlers never nest.
-    let mut mask = SigSet::empty();
-    for sig in ours {
-        mask.add(sig);
-    }
-    let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, mask);
+    let mask = ours.iter().fold(0, |m, &sig| m | 1 << (sig - 1));
     for sig in ours {
         // SAFETY: the handler only touches atomics and calls write(2).
-        unsafe { signal::sigaction(sig, &act)? };
+        unsafe { set_action(sig, on_signal as *const () as usize, libc::SA_RESTART, mask)? };
     }
     Ok(r)
+}
+
+/// Sets what `sig` does: `handler` (a function, or SIG_IGN) with `flags`,
+/// blocking the signals of `mask` (bit n - 1 for signal n, n < 32) while it runs.
+///
+/// Straight to libc: nix's `SigSet` fills the mask through sigaddset.
+///
+/// # Safety
+/// A handler must only do what is async-signal-safe.
+#[cfg(not(any(target_arch = "mips", target_arch = "x86_64")))]
+unsafe fn set_action(
+    sig: libc::c_int,
+    handler: libc::sighandler_t,
+    flags: libc::c_int,
+    mask: libc::c_ulong,
+) -> Result<(), Errno> {
+    // SAFETY: sigaction is plain data; all zeroes is a valid value (an empty mask).
+    let mut act: libc::sigaction = unsafe { core::mem::zeroed() };
+    act.sa_sigaction = handler;
+    act.sa_flags = flags;
+    // SAFETY: a sigset_t is an array of c_ulong whose first word holds
+    // signals 1 to 32 as bits 0 to 31, as sigaddset sets them.
+    unsafe {
+        (&mut act.sa_mask as *mut libc::sigset_t)
+            .cast::<libc::c_ulong>()
+            .write(mask)
+    };
+    // SAFETY: `act` is a live sigaction; the caller vouches for the handler.
+    Errno::result(unsafe { libc::sigaction(sig, &act, core::ptr::null_mut()) }).map(drop)
+}
+
+/// The kernel's `struct sigaction` on MIPS: flags, handler, a 128-signal mask.
+#[cfg(target_arch = "mips")]
+#[repr(C)]
+struct KernelAction {
+    flags: libc::c_uint,
+    handler: libc::sighandler_t,
+    mask: [libc::c_ulong; 4],
+}
+
+/// The kernel's `struct sigaction` on x86_64: handler, flags, the code that
+/// returns from a handler, a 64-signal mask.
+#[cfg(target_arch = "x86_64")]
+#[repr(C)]
+struct KernelAction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: unsafe extern "C" fn(),
+    mask: [libc::c_ulong; 1],
+}
+
+// The code a handler returns to on x86_64 (the kernel wants one from user
+// space): rt_sigreturn, as musl's own __restore_rt does.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .text.heft_restore_rt,\"ax\",@progbits",
+    ".hidden heft_restore_rt",
+    ".globl heft_restore_rt",
+    "heft_restore_rt:",
+    "mov eax, 15",
+    "syscall",
+    ".popsection",
+);
+
+/// Says that `KernelAction::restorer` is set (libc does not name it).
+#[cfg(target_arch = "x86_64")]
+const SA_RESTORER: libc::c_int = 0x0400_0000;
+
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" {
+    /// Returns from a signal handler (above); never called from Rust.
+    fn heft_restore_rt();
+}
+
+/// Sets what `sig` does, as above, with a raw rt_sigaction.
+///
+/// musl's sigaction (its lock against abort() and thread bookkeeping heft
+/// has no use for) costs 1.5 KB on MIPS, 0.75 KB on x86_64.
+///
+/// # Safety
+/// A handler must only do what is async-signal-safe.
+#[cfg(any(target_arch = "mips", target_arch = "x86_64"))]
+unsafe fn set_action(
+    sig: libc::c_int,
+    handler: libc::sighandler_t,
+    flags: libc::c_int,
+    mask: libc::c_ulong,
+) -> Result<(), Errno> {
+    #[cfg(target_arch = "mips")]
+    let act = KernelAction {
+        flags: flags as libc::c_uint,
+        handler,
+        mask: [mask, 0, 0, 0],
+    };
+    #[cfg(target_arch = "x86_64")]
+    let act = KernelAction {
+        handler,
+        flags: (flags | SA_RESTORER) as libc::c_ulong,
+        restorer: heft_restore_rt,
+        mask: [mask],
+    };
+    let null = core::ptr::null_mut::<KernelAction>();
+    let size = core::mem::size_of_val(&act.mask);
+    // SAFETY: `act` is a live kernel sigaction; the caller vouches for the handler.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &act as *const KernelAction,
+            null,
+            size,
+        )
+    };
+    Errno::result(r).map(drop)
 }
 
 /// Ignores SIGPIPE, as std's runtime would have: a write to a closed pipe
 /// (stderr, stdout) fails with EPIPE instead of killing heft. Sockets are
 /// written with MSG_NOSIGNAL anyway.
 pub fn ignore_sigpipe() {
-    let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: ignoring a signal installs no handler.
-    let _ = unsafe { signal::sigaction(Signal::SIGPIPE, &ign) };
+    let _ = unsafe { set_action(libc::SIGPIPE, libc::SIG_IGN, 0, 0) };
 }
 
 /// Empties the self-pipe after it woke `poll`.
@@ -174,6 +289,7 @@ pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
 ///
 /// Callers compare times with `wrapping_sub`, which keeps 32-bit targets free
 /// of 64-bit arithmetic.
+#[cfg(not(target_arch = "mips"))]
 pub fn now_ms() -> u32 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -181,9 +297,46 @@ pub fn now_ms() -> u32 {
     };
     // SAFETY: `ts` is a live timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u32)
-        .wrapping_mul(1000)
-        .wrapping_add(ts.tv_nsec as u32 / 1_000_000)
+    ms(ts.tv_sec as u32, ts.tv_nsec as u32)
+}
+
+/// Turns a time in seconds and nanoseconds into wrapping milliseconds.
+fn ms(sec: u32, nsec: u32) -> u32 {
+    sec.wrapping_mul(1000).wrapping_add(nsec / 1_000_000)
+}
+
+/// Whether the kernel lacks `clock_gettime64` (Linux before 5.1).
+#[cfg(target_arch = "mips")]
+static OLD_CLOCK: AtomicBool = AtomicBool::new(false);
+
+/// Reads the monotonic clock in milliseconds, wrapping every 49 days.
+///
+/// On MIPS a raw system call: musl's clock_gettime looks the vDSO up and
+/// converts between time formats (1.7 KB). `clock_gettime64` first, as a
+/// kernel may be built without the old call; the old one before Linux 5.1.
+#[cfg(target_arch = "mips")]
+pub fn now_ms() -> u32 {
+    /// `clock_gettime64` on MIPS o32 (libc does not name it there).
+    const CLOCK_GETTIME64: libc::c_long = 4000 + 403;
+    if !OLD_CLOCK.load(R) {
+        let mut ts = [0i64; 2];
+        // SAFETY: the kernel writes one 64-bit timespec (two i64) to `ts`, which outlives the call.
+        let r = unsafe { libc::syscall(CLOCK_GETTIME64, libc::CLOCK_MONOTONIC, ts.as_mut_ptr()) };
+        if r == 0 {
+            return ms(ts[0] as u32, ts[1] as u32);
+        }
+        OLD_CLOCK.store(true, R);
+    }
+    let mut ts = [0i32; 2];
+    // SAFETY: the kernel writes one 32-bit timespec (two i32) to `ts`, which outlives the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC,
+            ts.as_mut_ptr(),
+        )
+    };
+    ms(ts[0] as u32, ts[1] as u32)
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec descriptor, with the peer's address.
@@ -192,20 +345,19 @@ pub fn accept(listener: &OwnedFd) -> Result<(OwnedFd, Option<IpAddr>), Errno> {
     let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
     let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // A raw system call: musl's accept4 carries fallbacks for old kernels (mipsel -384 B).
     // SAFETY: `ss` and `len` are live and describe a buffer of `len` bytes.
-    let fd = unsafe {
-        libc::accept4(
+    let fd = Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_accept4,
             listener.as_raw_fd(),
-            (&mut ss as *mut libc::sockaddr_storage).cast(),
-            &mut len,
+            &mut ss as *mut libc::sockaddr_storage,
+            &mut len as *mut libc::socklen_t,
             flags,
         )
-    };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
+    })?;
     // SAFETY: accept4 just returned this descriptor and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
     let peer = match ss.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
@@ -255,6 +407,18 @@ fn raw_addr(ip: IpAddr, port: u16) -> RawAddr {
     a
 }
 
+/// Opens a close-on-exec socket of `family` and `kind` (which may add SOCK_NONBLOCK).
+///
+/// A raw system call: musl's socket() carries a fallback for kernels without
+/// SOCK_CLOEXEC (before 2.6.27; mipsel -240 B).
+fn socket(family: libc::c_int, kind: libc::c_int) -> Result<OwnedFd, Errno> {
+    let kind = kind | libc::SOCK_CLOEXEC;
+    // SAFETY: socket takes integers; a new descriptor is ours alone.
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_socket, family, kind, 0) })?;
+    // SAFETY: `fd` was just opened and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Opens a non-blocking, close-on-exec TCP socket for `ip`'s family.
 pub fn tcp_socket(ip: IpAddr) -> Result<OwnedFd, Errno> {
     let family = if ip.is_ipv4() {
@@ -262,11 +426,7 @@ pub fn tcp_socket(ip: IpAddr) -> Result<OwnedFd, Errno> {
     } else {
         libc::AF_INET6
     };
-    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // SAFETY: socket takes integers; a new descriptor is ours alone.
-    let fd = Errno::result(unsafe { libc::socket(family, kind, 0) })?;
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    socket(family, libc::SOCK_STREAM | libc::SOCK_NONBLOCK)
 }
 
 /// Binds `fd` to `ip`:`port`.
@@ -340,6 +500,59 @@ pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
 /// Closes the write side, so the peer sees the end of the reply.
 pub fn shutdown_write(fd: &OwnedFd) -> Result<(), Errno> {
     socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Write)
+}
+
+/// Opens `path` with `flags` (close-on-exec added) and, for a new file, `mode`.
+///
+/// A raw openat: musl's open adds an fcntl for kernels that ignore
+/// O_CLOEXEC (before 2.6.23). O_LARGEFILE as musl adds it.
+pub fn open(
+    path: &core::ffi::CStr,
+    flags: libc::c_int,
+    mode: libc::c_uint,
+) -> Result<OwnedFd, Errno> {
+    let flags = flags | libc::O_CLOEXEC | libc::O_LARGEFILE;
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    let fd = Errno::result(unsafe {
+        libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode)
+    })?;
+    // SAFETY: openat just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Runs a system call on a path relative to the working directory, as
+/// `nr(AT_FDCWD, path, b, c)`.
+///
+/// # Safety
+/// `b` and `c` must be what call `nr` takes there: integers, or pointers to
+/// live NUL-terminated paths.
+unsafe fn path_call(
+    nr: libc::c_long,
+    path: &core::ffi::CStr,
+    b: libc::c_long,
+    c: libc::c_long,
+) -> Result<(), Errno> {
+    // SAFETY: `path` outlives the call; the caller vouches for `b` and `c`.
+    Errno::result(unsafe { libc::syscall(nr, libc::AT_FDCWD, path.as_ptr(), b, c) }).map(drop)
+}
+
+/// Renames `from` over `to` (raw renameat: no libc and nix wrappers).
+pub fn rename(from: &core::ffi::CStr, to: &core::ffi::CStr) -> Result<(), Errno> {
+    let to = to.as_ptr() as libc::c_long;
+    // SAFETY: renameat takes another directory and a path, here the working one and `to`.
+    unsafe { path_call(libc::SYS_renameat, from, libc::AT_FDCWD as libc::c_long, to) }
+}
+
+/// Removes the file at `path` (raw unlinkat).
+pub fn unlink(path: &core::ffi::CStr) -> Result<(), Errno> {
+    // SAFETY: unlinkat takes integer flags, 0 here; the fourth argument is unused.
+    unsafe { path_call(libc::SYS_unlinkat, path, 0, 0) }
+}
+
+/// Tells whether this process may write at `path` (raw faccessat).
+pub fn writable(path: &core::ffi::CStr) -> bool {
+    // SAFETY: faccessat takes an integer mode; the fourth argument is unused.
+    unsafe { path_call(libc::SYS_faccessat, path, libc::W_OK as libc::c_long, 0) }.is_ok()
 }
 
 /// Writes a log line to `fd` in one call, ignoring failures (there is nowhere to report them).
@@ -476,16 +689,23 @@ pub fn write_stdout(buf: &[u8]) -> bool {
 
 /// Connects a datagram socket to the syslog socket at `path` and sends every later log line there.
 pub fn connect_syslog(path: &std::path::Path) -> Result<(), Errno> {
-    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    let mut buf = [0; crate::file::PATH_BUF];
-    let path = crate::file::c_path(path, &mut buf)?;
-    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    let fd = socket(libc::AF_UNIX, libc::SOCK_DGRAM)?;
+    // The address by hand (nix's `UnixAddr` wants a C string copy first).
+    // Paths come from argv or environ, which hold no NUL.
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut a: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+    let b = path.as_os_str().as_bytes();
+    if b.len() >= a.sun_path.len() {
+        return Err(Errno::ENAMETOOLONG);
+    }
+    a.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &c) in a.sun_path.iter_mut().zip(b) {
+        *d = c as libc::c_char;
+    }
+    let len = (core::mem::offset_of!(libc::sockaddr_un, sun_path) + b.len()) as libc::socklen_t;
+    // SAFETY: `a` is a live sockaddr_un whose first `len` bytes are the address.
+    let r = unsafe { libc::connect(fd.as_raw_fd(), (&a as *const libc::sockaddr_un).cast(), len) };
+    Errno::result(r)?;
     crate::log::use_syslog(fd.as_raw_fd(), std::process::id() as i32);
     // The socket lives as long as the process: every log line may use it.
     core::mem::forget(fd);
@@ -541,21 +761,29 @@ unsafe impl core::alloc::GlobalAlloc for Arena {
         if layout.align() > 4096 {
             return core::ptr::null_mut();
         }
+        // A raw system call: musl's mmap checks for cases heft never makes
+        // (x86_64 -176 B, mipsel -368 B). 32-bit targets map with mmap2, whose offset is in
+        // pages; it is 0 here either way.
+        #[cfg(target_pointer_width = "64")]
+        const MMAP: libc::c_long = libc::SYS_mmap;
+        #[cfg(target_pointer_width = "32")]
+        const MMAP: libc::c_long = libc::SYS_mmap2;
         // SAFETY: an anonymous private mapping touches no existing memory.
         let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
+            libc::syscall(
+                MMAP,
+                core::ptr::null_mut::<u8>(),
                 layout.size(),
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
+                -1 as libc::c_long,
+                0 as libc::c_long,
             )
         };
-        if p == libc::MAP_FAILED {
+        if p == -1 {
             core::ptr::null_mut()
         } else {
-            p.cast()
+            p as *mut u8
         }
     }
 
