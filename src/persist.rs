@@ -12,6 +12,7 @@ use nix::unistd::fsync;
 
 use crate::agent::LoadError;
 use crate::file;
+use crate::log;
 use crate::state::{self, State, FILE_MAX};
 
 /// The step of a write that failed, for the log, and its error if it has one.
@@ -19,9 +20,17 @@ use crate::state::{self, State, FILE_MAX};
 pub struct WriteError(&'static str, Option<Errno>);
 
 impl WriteError {
-    /// Names the failed step and its error.
-    pub fn parts(self) -> (&'static str, Option<Errno>) {
-        (self.0, self.1)
+    /// Starts the error line `writing PATH: step[: errno]` for a failed write of `path`.
+    pub fn line(self, path: &Path) -> log::Line {
+        let l = log::error()
+            .s("writing ")
+            .b(path.as_os_str().as_encoded_bytes())
+            .s(": ")
+            .s(self.0);
+        match self.1 {
+            Some(e) => l.s(": ").errno(e),
+            None => l,
+        }
     }
 }
 

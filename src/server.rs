@@ -367,15 +367,7 @@ impl Server {
             }
             Err(e) => {
                 self.counters.persist_errors += 1;
-                let (step, errno) = e.parts();
-                let mut l = log::error()
-                    .s("writing ")
-                    .b(self.state_file.as_os_str().as_encoded_bytes())
-                    .s(": ")
-                    .s(step);
-                if let Some(errno) = errno {
-                    l = l.s(": ").errno(errno);
-                }
+                let l = e.line(self.state_file);
                 let before = " (still serving the new state; retrying; ";
                 self.persist_log.send(now, l, before);
                 self.persist_at = Some(now.wrapping_add(PERSIST_RETRY_MS));
