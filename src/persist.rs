@@ -94,6 +94,7 @@ fn write_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     fsync(&f).map_err(failed("fsync"))?;
     drop(f);
     file::rename(tmp, path).map_err(failed("rename"))?;
-    let d = file::open_read(file::dir_of(path)).map_err(failed("fsync"))?;
-    fsync(&d).map_err(failed("fsync"))
+    file::open_read(file::dir_of(path))
+        .and_then(|d| fsync(&d))
+        .map_err(failed("fsync"))
 }
