@@ -54,7 +54,7 @@ fn write(r: &Reply, ready: bool, out: &mut Line) -> Result<(), Full> {
         Status::Stopped => (b"stopped ", b"ready "),
     };
     num::push(out, health)?;
-    if ready || admin != b"ready " {
+    if ready || matches!(r.status, Status::Drain | Status::Maint) {
         num::push(out, admin)?;
     }
     num::push_u32(out, r.weight as u32)?;
