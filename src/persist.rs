@@ -88,6 +88,7 @@ fn keep_mode_and_owner(path: &Path, f: &std::os::fd::OwnedFd) {
     }
 }
 
+/// Writes `bytes` to `tmp`, syncs it, renames it over `path` and syncs the directory.
 fn write_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let f = file::create(tmp, bytes).map_err(failed("writing the temporary file"))?;
     keep_mode_and_owner(path, &f);

@@ -44,6 +44,7 @@ pub fn format(r: &Reply, ready: bool, out: &mut Line) {
     }
 }
 
+/// Appends the reply's fields, failing if they do not fit.
 fn write(r: &Reply, ready: bool, out: &mut Line) -> Result<(), Full> {
     let (health, admin): (&[u8], &[u8]) = match r.status {
         Status::Up | Status::Ready => (b"up ", b"ready "),

@@ -39,6 +39,7 @@ pub struct StartError {
     pub errno: Errno,
 }
 
+/// Makes the error of a failed start-up step from its name.
 fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
     move |errno| StartError { step, errno }
 }
@@ -263,6 +264,7 @@ impl Server {
         i32::try_from(next).unwrap_or(-1)
     }
 
+    /// Lists the fds to poll: wake pipe, listener (-1 while not accepting), connections, feedback's.
     fn build_pollset(&mut self, now: u32) {
         self.pfds.clear();
         let ev = libc::POLLIN;
