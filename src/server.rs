@@ -243,7 +243,7 @@ impl Server {
     /// Ends the ready windows that are over and computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
     fn timeout(&mut self, now: u32) -> i32 {
         // u32::MAX for none: every wait found is at most i32::MAX.
-        let mut next = self.agent.tick(now).unwrap_or(u32::MAX);
+        let mut next = self.agent.tick(now);
         let mut at = |t: u32| next = next.min((t.wrapping_sub(now) as i32).max(0) as u32);
         for c in self.conns.iter().flatten() {
             at(if c.phase == Phase::Await {
