@@ -172,16 +172,16 @@ impl Agent {
         })
     }
 
-    /// Ends ready windows that are over at `now`; returns the next end, if any.
-    pub fn tick(&mut self, now: u32) -> Option<u32> {
-        let mut next: Option<u32> = None;
+    /// Ends ready windows that are over at `now`; returns the time left (ms) to the next end, `u32::MAX` for none.
+    pub fn tick(&mut self, now: u32) -> u32 {
+        let mut next = u32::MAX;
         for p in self.prepared.iter_mut() {
             if let Some(until) = p.ready_until {
                 let left = until.wrapping_sub(now) as i32;
                 if left <= 0 {
                     p.ready_until = None;
                 } else {
-                    next = Some(next.map_or(left as u32, |n| n.min(left as u32)));
+                    next = next.min(left as u32);
                 }
             }
         }

@@ -33,6 +33,7 @@ impl<'a> Reader<'a> {
         Reader { s, i: 0 }
     }
 
+    /// Skips whitespace.
     fn ws(&mut self) {
         while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
             self.i += 1;
@@ -45,6 +46,7 @@ impl<'a> Reader<'a> {
         self.s.get(self.i).copied()
     }
 
+    /// Takes the byte `c` after any whitespace, or fails with `what`.
     fn expect(&mut self, c: u8, what: &'static str) -> Result<(), Syntax> {
         if self.peek() != Some(c) {
             return Err(Syntax(what));

@@ -12,6 +12,7 @@ use nix::unistd::fsync;
 
 use crate::agent::LoadError;
 use crate::file;
+use crate::log;
 use crate::state::{self, State, FILE_MAX};
 
 /// The step of a write that failed, for the log, and its error if it has one.
@@ -19,9 +20,17 @@ use crate::state::{self, State, FILE_MAX};
 pub struct WriteError(&'static str, Option<Errno>);
 
 impl WriteError {
-    /// Names the failed step and its error.
-    pub fn parts(self) -> (&'static str, Option<Errno>) {
-        (self.0, self.1)
+    /// Starts the error line `writing PATH: step[: errno]` for a failed write of `path`.
+    pub fn line(self, path: &Path) -> log::Line {
+        let l = log::error()
+            .s("writing ")
+            .b(path.as_os_str().as_encoded_bytes())
+            .s(": ")
+            .s(self.0);
+        match self.1 {
+            Some(e) => l.s(": ").errno(e),
+            None => l,
+        }
     }
 }
 
@@ -79,12 +88,14 @@ fn keep_mode_and_owner(path: &Path, f: &std::os::fd::OwnedFd) {
     }
 }
 
+/// Writes `bytes` to `tmp`, syncs it, renames it over `path` and syncs the directory.
 fn write_via(path: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let f = file::create(tmp, bytes).map_err(failed("writing the temporary file"))?;
     keep_mode_and_owner(path, &f);
     fsync(&f).map_err(failed("fsync"))?;
     drop(f);
     file::rename(tmp, path).map_err(failed("rename"))?;
-    let d = file::open_read(file::dir_of(path)).map_err(failed("fsync"))?;
-    fsync(&d).map_err(failed("fsync"))
+    file::open_read(file::dir_of(path))
+        .and_then(|d| fsync(&d))
+        .map_err(failed("fsync"))
 }

@@ -44,6 +44,7 @@ pub fn format(r: &Reply, ready: bool, out: &mut Line) {
     }
 }
 
+/// Appends the reply's fields, failing if they do not fit.
 fn write(r: &Reply, ready: bool, out: &mut Line) -> Result<(), Full> {
     let (health, admin): (&[u8], &[u8]) = match r.status {
         Status::Up | Status::Ready => (b"up ", b"ready "),
@@ -54,7 +55,7 @@ fn write(r: &Reply, ready: bool, out: &mut Line) -> Result<(), Full> {
         Status::Stopped => (b"stopped ", b"ready "),
     };
     num::push(out, health)?;
-    if ready || admin != b"ready " {
+    if ready || matches!(r.status, Status::Drain | Status::Maint) {
         num::push(out, admin)?;
     }
     num::push_u32(out, r.weight as u32)?;

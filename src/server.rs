@@ -39,6 +39,7 @@ pub struct StartError {
     pub errno: Errno,
 }
 
+/// Makes the error of a failed start-up step from its name.
 fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
     move |errno| StartError { step, errno }
 }
@@ -242,7 +243,7 @@ impl Server {
     /// Ends the ready windows that are over and computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
     fn timeout(&mut self, now: u32) -> i32 {
         // u32::MAX for none: every wait found is at most i32::MAX.
-        let mut next = self.agent.tick(now).unwrap_or(u32::MAX);
+        let mut next = self.agent.tick(now);
         let mut at = |t: u32| next = next.min((t.wrapping_sub(now) as i32).max(0) as u32);
         for c in self.conns.iter().flatten() {
             at(if c.phase == Phase::Await {
@@ -263,6 +264,7 @@ impl Server {
         i32::try_from(next).unwrap_or(-1)
     }
 
+    /// Lists the fds to poll: wake pipe, listener (-1 while not accepting), connections, feedback's.
     fn build_pollset(&mut self, now: u32) {
         self.pfds.clear();
         let ev = libc::POLLIN;
@@ -367,15 +369,7 @@ impl Server {
             }
             Err(e) => {
                 self.counters.persist_errors += 1;
-                let (step, errno) = e.parts();
-                let mut l = log::error()
-                    .s("writing ")
-                    .b(self.state_file.as_os_str().as_encoded_bytes())
-                    .s(": ")
-                    .s(step);
-                if let Some(errno) = errno {
-                    l = l.s(": ").errno(errno);
-                }
+                let l = e.line(self.state_file);
                 let before = " (still serving the new state; retrying; ";
                 self.persist_log.send(now, l, before);
                 self.persist_at = Some(now.wrapping_add(PERSIST_RETRY_MS));

@@ -31,16 +31,7 @@ pub fn run(s: &Set) -> i32 {
     apply(&mut state, s);
     let tmp = persist::temp_path(s.state_file, &pid_suffix());
     if let Err(e) = persist::write(s.state_file, &tmp, &state) {
-        let (step, errno) = e.parts();
-        let mut l = log::error()
-            .s("writing ")
-            .b(s.state_file.as_os_str().as_encoded_bytes())
-            .s(": ")
-            .s(step);
-        if let Some(errno) = errno {
-            l = l.s(": ").errno(errno);
-        }
-        l.send();
+        e.line(s.state_file).send();
         return 111;
     }
     match &s.pid_file {
