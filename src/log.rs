@@ -129,7 +129,7 @@ impl Line {
             if self.buf.len() == self.end {
                 // Cut: the last three bytes of text become `...`.
                 self.buf.truncate(self.end - 3);
-                let _ = self.buf.extend_from_slice(b"...");
+                self.put(b"...");
                 break;
             }
             let _ = self.buf.push(c);
