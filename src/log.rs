@@ -1,8 +1,8 @@
 //! Writes one line per event to stderr or the local syslog, without `core::fmt`.
 //!
-//! A line is built in a fixed 256-byte buffer and leaves in one `write(2)`
-//! (or one datagram), so lines from one process never interleave. A line that
-//! does not fit is cut and ends in `...`.
+//! A line is built, prefix first, in one fixed buffer and leaves in one
+//! `write(2)` (or one datagram), so lines from one process never interleave.
+//! Text past 256 bytes is cut, and the text then ends in `...`.
 
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
@@ -44,11 +44,21 @@ pub fn enabled(l: Level) -> bool {
     l as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 
-/// One log line under construction.
+/// Room for the longest prefix, `<31>heft[4294967295]: `.
+const PREFIX_MAX: usize = 22;
+/// The most bytes of text after the prefix.
+const TEXT_MAX: usize = 256;
+
+/// One log line under construction, already holding its prefix.
 pub struct Line {
-    buf: heapless::Vec<u8, 256>,
+    /// The prefix, the text, and room for stderr's newline.
+    buf: heapless::Vec<u8, { PREFIX_MAX + TEXT_MAX + 1 }>,
+    /// Where the text must stop: the prefix's length plus `TEXT_MAX`.
+    end: usize,
+    /// The syslog socket the prefix was written for, or -1 for stderr.
+    fd: i32,
+    /// The level, checked when the line is sent.
     level: Level,
-    cut: bool,
 }
 
 /// Starts an error line.
@@ -67,14 +77,30 @@ pub fn debug() -> Line {
 }
 
 impl Line {
+    /// Starts a line with its prefix: `heft: ` on stderr, `<prio>heft[pid]: ` to syslog.
     fn new(level: Level) -> Line {
+        let fd = SYSLOG_FD.load(Ordering::Relaxed);
         let mut l = Line {
             buf: heapless::Vec::new(),
+            end: PREFIX_MAX + TEXT_MAX,
+            fd,
             level,
-            cut: false,
         };
+        if fd >= 0 {
+            // RFC 3164 without a timestamp (syslogd adds it): facility daemon (3).
+            l.put(match level {
+                Level::Error => b"<27>heft[",
+                Level::Info => b"<30>heft[",
+                Level::Debug => b"<31>heft[",
+            });
+            l.put_u32(PID.load(Ordering::Relaxed) as u32);
+            l.put(b"]: ");
+        } else {
+            l.put(b"heft: ");
+        }
+        l.end = l.buf.len() + TEXT_MAX;
         if level == Level::Error {
-            l = l.s("error: ");
+            l.put(b"error: ");
         }
         l
     }
@@ -88,7 +114,7 @@ impl Line {
     /// Appends bytes, replacing anything that is not printable ASCII by `?`.
     ///
     /// Inlined into a call to `put`: the line then stays in its caller's
-    /// stack slot instead of being copied (264 bytes) at every step.
+    /// stack slot instead of being copied (about 300 bytes) at every step.
     #[inline(always)]
     pub fn b(mut self, s: &[u8]) -> Line {
         self.put(s);
@@ -100,10 +126,13 @@ impl Line {
     fn put(&mut self, s: &[u8]) {
         for &c in s {
             let c = if (0x20..0x7f).contains(&c) { c } else { b'?' };
-            if self.buf.push(c).is_err() {
-                self.cut = true;
+            if self.buf.len() == self.end {
+                // Cut: the last three bytes of text become `...`.
+                self.buf.truncate(self.end - 3);
+                self.put(b"...");
                 break;
             }
+            let _ = self.buf.push(c);
         }
     }
 
@@ -137,44 +166,17 @@ impl Line {
         self.put(b")");
     }
 
-    /// Writes the line if its level is enabled.
-    pub fn send(self) {
+    /// Writes the line if its level is enabled, with a newline on stderr.
+    pub fn send(mut self) {
         if !enabled(self.level) {
             return;
         }
-        let body: &[u8] = if self.cut {
-            let n = self.buf.len().saturating_sub(3);
-            &self.buf[..n]
+        let fd = if self.fd >= 0 {
+            self.fd
         } else {
-            &self.buf
+            let _ = self.buf.push(b'\n');
+            2
         };
-        let mut out: heapless::Vec<u8, 300> = heapless::Vec::new();
-        let fd = SYSLOG_FD.load(Ordering::Relaxed);
-        if fd >= 0 {
-            // RFC 3164 without a timestamp (syslogd adds it): facility daemon (3).
-            let prio = 3 * 8
-                + match self.level {
-                    Level::Error => 3,
-                    Level::Info => 6,
-                    Level::Debug => 7,
-                };
-            let _ = num::push(&mut out, b"<");
-            let _ = num::push_u32(&mut out, prio);
-            let _ = num::push(&mut out, b">heft[");
-            let _ = num::push_u32(&mut out, PID.load(Ordering::Relaxed) as u32);
-            let _ = num::push(&mut out, b"]: ");
-        } else {
-            let _ = num::push(&mut out, b"heft: ");
-        }
-        let _ = num::push(&mut out, body);
-        if self.cut {
-            let _ = num::push(&mut out, b"...");
-        }
-        if fd >= 0 {
-            sys::log_write(fd, &out);
-        } else {
-            let _ = num::push(&mut out, b"\n");
-            sys::log_write(2, &out);
-        }
+        sys::log_write(fd, &self.buf);
     }
 }
