@@ -207,19 +207,22 @@ impl Server {
     /// Runs until SIGTERM or SIGINT; returns the exit code.
     #[inline(never)]
     pub fn run(&mut self) -> i32 {
-        let now = sys::now_ms();
+        let mut now = sys::now_ms();
         self.load(now);
         loop {
-            let now = sys::now_ms();
+            // The time read after the last wake-up: what the loop did since
+            // takes microseconds, and one clock read per wake-up is one
+            // system call per probe on targets without a vDSO clock.
             let timeout = self.timeout(now);
             self.build_pollset(now);
             if let Err(e) = sys::poll(&mut self.pfds, timeout) {
                 // EINVAL/ENOMEM: nothing to do but try again shortly.
                 log::error().s("poll: ").errno(e).send();
                 let _ = sys::poll(&mut [], 10);
+                now = sys::now_ms();
                 continue;
             }
-            let now = sys::now_ms();
+            now = sys::now_ms();
             if self.pfds[0].revents != 0 {
                 sys::drain_wake(&self.wake);
             }
