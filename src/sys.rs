@@ -577,16 +577,17 @@ pub fn mode_and_owner(path: &core::ffi::CStr) -> Result<(u32, u32, u32), Errno> 
     /// Asks for the file type and mode, owner and group.
     const WANT: libc::c_uint =
         libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_UID | libc::STATX_GID;
-    // SAFETY: Statx is plain data; all zeroes is a valid value.
-    let mut st: Statx = unsafe { core::mem::zeroed() };
+    let mut st = core::mem::MaybeUninit::<Statx>::uninit();
     let (at, p) = (libc::AT_FDCWD, path.as_ptr());
     // SAFETY: statx takes a path that outlives the call, flags (0: follow
     // links, as stat does), the mask wanted and a 256-byte buffer, `st`,
     // which outlives the call.
-    Errno::result(unsafe {
-        libc::syscall(libc::SYS_statx, at, p, 0, WANT, &mut st as *mut Statx)
-    })?;
-    Ok((st.mode as u32 & 0o7777, st.uid, st.gid))
+    Errno::result(unsafe { libc::syscall(libc::SYS_statx, at, p, 0, WANT, st.as_mut_ptr()) })?;
+    let st = st.as_ptr();
+    // SAFETY: a successful statx has written the mode, owner and group (it
+    // always fills them), and `st` points at the live buffer.
+    let (mode, uid, gid) = unsafe { ((*st).mode, (*st).uid, (*st).gid) };
+    Ok((mode as u32 & 0o7777, uid, gid))
 }
 
 /// Sets the permission bits of the file open at `fd` (raw fchmod).
