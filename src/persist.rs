@@ -70,21 +70,15 @@ pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
 /// 0644 whatever the umask: `heft set` run as root must not leave a file the
 /// agent, running as its own user, can no longer read or replace.
 fn keep_mode_and_owner(path: &Path, f: &std::os::fd::OwnedFd) {
-    use nix::sys::stat::{fchmod, stat, Mode};
-    match file::c_path(path, &mut [0; file::PATH_BUF]).and_then(stat) {
-        Ok(st) => {
-            let _ = fchmod(f, Mode::from_bits_truncate(st.st_mode & 0o7777));
-            let (uid, gid) = (
-                nix::unistd::Uid::from_raw(st.st_uid),
-                nix::unistd::Gid::from_raw(st.st_gid),
-            );
-            if nix::unistd::geteuid() != uid {
-                let _ = nix::unistd::fchown(f, Some(uid), Some(gid));
+    use crate::sys::{fchmod, fchown, mode_and_owner};
+    match file::c_path(path, &mut [0; file::PATH_BUF]).and_then(mode_and_owner) {
+        Ok((mode, uid, gid)) => {
+            fchmod(f, mode);
+            if nix::unistd::geteuid().as_raw() != uid {
+                fchown(f, uid, gid);
             }
         }
-        Err(_) => {
-            let _ = fchmod(f, Mode::from_bits_truncate(0o644));
-        }
+        Err(_) => fchmod(f, 0o644),
     }
 }
 

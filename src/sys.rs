@@ -595,6 +595,54 @@ pub fn writable(path: &core::ffi::CStr) -> bool {
     unsafe { path_call(libc::SYS_faccessat, path, libc::W_OK as libc::c_long, 0) }.is_ok()
 }
 
+/// The start of the kernel's `struct statx`, the same on every architecture
+/// (the call needs room for all 256 bytes).
+#[repr(C)]
+struct Statx {
+    mask: u32,
+    blksize: u32,
+    attributes: u64,
+    nlink: u32,
+    uid: u32,
+    gid: u32,
+    mode: u16,
+    rest: [u16; 113],
+}
+
+/// Returns the permission bits, owner and group of the file at `path` (raw statx).
+///
+/// musl's stat converts the kernel's per-architecture struct (mipsel 1.2 KB);
+/// statx's layout is one for all. Linux before 4.11 has no statx: ENOSYS.
+pub fn mode_and_owner(path: &core::ffi::CStr) -> Result<(u32, u32, u32), Errno> {
+    /// Asks for the file type and mode, owner and group.
+    const WANT: libc::c_uint =
+        libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_UID | libc::STATX_GID;
+    let mut st = core::mem::MaybeUninit::<Statx>::uninit();
+    let (at, p) = (libc::AT_FDCWD, path.as_ptr());
+    // SAFETY: statx takes a path that outlives the call, flags (0: follow
+    // links, as stat does), the mask wanted and a 256-byte buffer, `st`,
+    // which outlives the call.
+    Errno::result(unsafe { libc::syscall(libc::SYS_statx, at, p, 0, WANT, st.as_mut_ptr()) })?;
+    let st = st.as_ptr();
+    // SAFETY: a successful statx has written the mode, owner and group (it
+    // always fills them), and `st` points at the live buffer.
+    let (mode, uid, gid) = unsafe { ((*st).mode, (*st).uid, (*st).gid) };
+    Ok((mode as u32 & 0o7777, uid, gid))
+}
+
+/// Sets the permission bits of the file open at `fd` (raw fchmod).
+pub fn fchmod(fd: &OwnedFd, mode: u32) {
+    // SAFETY: fchmod takes a descriptor and an integer.
+    let _ = unsafe { libc::syscall(libc::SYS_fchmod, fd.as_raw_fd(), mode) };
+}
+
+/// Sets the owner and group of the file open at `fd` (raw fchown: musl's
+/// falls back to a /proc path, 650 B with fchmod's).
+pub fn fchown(fd: &OwnedFd, uid: u32, gid: u32) {
+    // SAFETY: fchown takes a descriptor and integers.
+    let _ = unsafe { libc::syscall(id_calls::FCHOWN, fd.as_raw_fd(), uid, gid) };
+}
+
 /// Writes a log line to `fd` in one call, ignoring failures (there is nowhere to report them).
 pub fn log_write(fd: RawFd, buf: &[u8]) {
     // SAFETY: `fd` is stderr or the syslog socket, both open for the process's lifetime.
@@ -606,16 +654,16 @@ pub fn log_write(fd: RawFd, buf: &[u8]) {
 #[cfg(target_arch = "arm")]
 mod id_calls {
     pub use libc::{
-        SYS_setgroups32 as SETGROUPS, SYS_setresgid32 as SETRESGID, SYS_setresuid32 as SETRESUID,
-        SYS_setuid32 as SETUID,
+        SYS_fchown32 as FCHOWN, SYS_setgroups32 as SETGROUPS, SYS_setresgid32 as SETRESGID,
+        SYS_setresuid32 as SETRESUID, SYS_setuid32 as SETUID,
     };
 }
 /// The id system calls; on every other target they take 32-bit ids.
 #[cfg(not(target_arch = "arm"))]
 mod id_calls {
     pub use libc::{
-        SYS_setgroups as SETGROUPS, SYS_setresgid as SETRESGID, SYS_setresuid as SETRESUID,
-        SYS_setuid as SETUID,
+        SYS_fchown as FCHOWN, SYS_setgroups as SETGROUPS, SYS_setresgid as SETRESGID,
+        SYS_setresuid as SETRESUID, SYS_setuid as SETUID,
     };
 }
 
