@@ -29,6 +29,9 @@ pub const SLOTS_MAX: u32 = 1024;
 /// A value as given (borrowed from `argv` or `environ`) and the flag or variable that gave it.
 pub type Given = (&'static str, &'static OsStr);
 
+/// A value as found: the offset in `HELP` of the name that gave it, and the value.
+type Val = (u16, &'static OsStr);
+
 /// What to run.
 // Made once at start-up and matched at once: boxing `Serve` would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -380,7 +383,7 @@ const OPTS: [Opt; 21] = [
 /// The values found for one command's options, by index into `OPTS`.
 struct Found {
     /// The values given; a switch's flag gives an empty one.
-    vals: [Option<Given>; OPTS.len()],
+    vals: [Option<Val>; OPTS.len()],
     /// Each number option's value, or its default.
     nums: [u32; OPTS.len()],
     /// The one argument that is not an option (`heft set`'s status).
@@ -415,7 +418,8 @@ fn scan(
                 else {
                     return Err(bad("option", given, "see heft --help"));
                 };
-                let flag = flag(&OPTS[i]);
+                let at = OPTS[i].names[0];
+                let flag = name_at(at);
                 let v = match (&OPTS[i].kind, inline) {
                     (Kind::Switch, None) => &[][..],
                     (Kind::Switch, Some(_)) => return Err(bad(flag, given, "no value")),
@@ -426,7 +430,7 @@ fn scan(
                         expected: "a value",
                     })?,
                 };
-                f.vals[i] = Some((flag, OsStr::from_bytes(v)));
+                f.vals[i] = Some((at, OsStr::from_bytes(v)));
             }
             _ if cmd == SET && f.positional.is_none() => f.positional = Some(arg),
             _ => return Err(bad("argument", given, "see heft --help")),
@@ -437,9 +441,10 @@ fn scan(
             continue;
         }
         if f.vals[i].is_none() {
-            f.vals[i] = names(o).skip(1).find_map(|var| {
-                let v = env(var).filter(|v| !v.is_empty())?;
-                Some((var, OsStr::from_bytes(v)))
+            let vars = o.names[1..].iter().filter(|&&at| at != 0);
+            f.vals[i] = vars.copied().find_map(|at| {
+                let v = env(name_at(at)).filter(|v| !v.is_empty())?;
+                Some((at, OsStr::from_bytes(v)))
             });
         }
         if let Kind::Number(r) = o.kind {
@@ -484,11 +489,6 @@ fn flag(o: &Opt) -> &'static str {
     name_at(o.names[0])
 }
 
-/// Yields an option's names: its flag, then its variables.
-fn names(o: &Opt) -> impl Iterator<Item = &'static str> + '_ {
-    o.names.iter().filter(|&&at| at != 0).map(|&at| name_at(at))
-}
-
 /// Tells whether `c` may be part of an option's name.
 const fn in_name(c: u8) -> bool {
     c == b'-' || c == b'_' || c.is_ascii_alphabetic()
@@ -520,31 +520,36 @@ fn name_at(at: u16) -> &'static str {
 }
 
 /// Parses a whole number that `src` gave and checks it is in `r`.
-fn number(src: &'static str, val: &'static OsStr, r: &Range) -> Result<u32, Usage> {
+fn number(src: u16, val: &'static OsStr, r: &Range) -> Result<u32, Usage> {
     match num::parse_u32(val.as_bytes()) {
         Some(n) if (r.min..=r.max).contains(&n) => Ok(n),
-        _ => Err(bad(src, val, r.expected)),
+        _ => Err(bad(name_at(src), val, r.expected)),
     }
 }
 
 /// Reads an IP address, bare or in brackets; `default` when none was given.
-fn addr(v: &Option<Given>, default: [u8; 4]) -> Result<IpAddr, Usage> {
+fn addr(v: &Option<Val>, default: [u8; 4]) -> Result<IpAddr, Usage> {
     let Some((src, val)) = *v else {
         return Ok(IpAddr::from(default));
     };
     let b = val.as_bytes();
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
-    num::parse_ip(b).ok_or_else(|| bad(src, val, "an IPv4 or IPv6 address"))
+    num::parse_ip(b).ok_or_else(|| bad(name_at(src), val, "an IPv4 or IPv6 address"))
+}
+
+/// Names a value's source for `Serve`, which reports it after start-up.
+fn given((at, val): Val) -> Given {
+    (name_at(at), val)
 }
 
 /// Returns the path given, if one was.
-fn path(v: Option<Given>) -> Option<&'static Path> {
+fn path(v: Option<Val>) -> Option<&'static Path> {
     v.map(|(_, p)| Path::new(p))
 }
 
 /// Returns the state file given, or the default one.
-fn state_file(v: Option<Given>) -> &'static Path {
+fn state_file(v: Option<Val>) -> &'static Path {
     path(v).unwrap_or(Path::new(DEFAULT_STATE_FILE))
 }
 
@@ -610,13 +615,13 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
     let allow = match v[o::ALLOW] {
         None => AllowList::everyone(),
         Some((src, val)) => AllowList::parse(val.as_bytes())
-            .ok_or_else(|| bad(src, val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
+            .ok_or_else(|| bad(name_at(src), val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
     };
     let syslog = match v[o::SYSLOG] {
         None => None,
         Some((src, val)) => match word_index(SWITCH, val.as_bytes()) {
             Some(i) => (i < 3).then_some(Path::new("/dev/log")),
-            None => return Err(bad(src, val, "1 or 0")),
+            None => return Err(bad(name_at(src), val, "1 or 0")),
         },
     };
     Ok(Command::Serve(Serve {
@@ -630,8 +635,8 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
         pid_file: path(v[o::PID_FILE]),
         feedback: path(v[o::FEEDBACK]),
         allow,
-        user: v[o::USER],
-        group: v[o::GROUP],
+        user: v[o::USER].map(given),
+        group: v[o::GROUP].map(given),
         syslog: path(v[o::SYSLOG_SOCKET]).or(syslog),
         level: f.level,
     }))
@@ -681,7 +686,7 @@ const MAXCONN: Range = Range {
 
 /// Returns the text given if `check` accepts it; `None` if none was given.
 fn text(
-    v: Option<Given>,
+    v: Option<Val>,
     check: fn(&[u8]) -> Result<(), state::StateError>,
     expected: &'static str,
 ) -> Result<Option<&'static str>, Usage> {
@@ -690,7 +695,7 @@ fn text(
     };
     match crate::sys::ascii_str(val.as_bytes()) {
         Some(s) if check(s.as_bytes()).is_ok() => Ok(Some(s)),
-        _ => Err(bad(src, val, expected)),
+        _ => Err(bad(name_at(src), val, expected)),
     }
 }
 
@@ -699,7 +704,8 @@ fn parse_get(f: &Found) -> Result<Command, Usage> {
     let v = &f.vals;
     let mut send = heapless::Vec::new();
     if let Some((src, val)) = v[o::SEND] {
-        unescape(val.as_bytes(), &mut send).map_err(|_| bad(src, val, "at most 256 bytes"))?;
+        unescape(val.as_bytes(), &mut send)
+            .map_err(|_| bad(name_at(src), val, "at most 256 bytes"))?;
     }
     Ok(Command::Get(Get {
         addr: addr(&v[o::GET_ADDR], [127, 0, 0, 1])?,
