@@ -384,12 +384,20 @@ const OPTS: [Opt; 21] = [
 struct Found {
     /// The values given; a switch's flag gives an empty one.
     vals: [Option<Val>; OPTS.len()],
-    /// Each number option's value, or its default.
-    nums: [u32; OPTS.len()],
+    /// Each number option's value, or its default, by its index of `RANGES`.
+    nums: [u32; RANGES.len()],
     /// The one argument that is not an option (`heft set`'s status).
     positional: Option<&'static [u8]>,
     /// How much to log.
     level: Level,
+}
+
+/// Returns where `Found::nums` holds the number option `i` of `OPTS`.
+const fn num(i: usize) -> usize {
+    match OPTS[i].kind {
+        Kind::Number(r) => r as usize,
+        _ => panic!("not a number option"),
+    }
 }
 
 /// Reads `cmd`'s options from `args`, then from the environment, into `f`
@@ -447,9 +455,9 @@ fn scan(
                 Some((at, OsStr::from_bytes(v)))
             });
         }
-        if let Kind::Number(r) = o.kind {
-            let r = &RANGES[r as usize];
-            f.nums[i] = match f.vals[i] {
+        if let Kind::Number(k) = o.kind {
+            let r = &RANGES[k as usize];
+            f.nums[k as usize] = match f.vals[i] {
                 None => r.default,
                 Some((src, val)) => number(src, val, r)?,
             };
@@ -593,7 +601,7 @@ pub fn parse(
     };
     let mut found = Found {
         vals: [None; OPTS.len()],
-        nums: [0; OPTS.len()],
+        nums: [0; RANGES.len()],
         positional: None,
         level: Level::Info,
     };
@@ -626,11 +634,11 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
     };
     Ok(Command::Serve(Serve {
         addr: addr(&v[o::ADDR], [0, 0, 0, 0])?,
-        port: n[o::PORT] as u16,
-        ready_window_ms: v[o::READY_WINDOW].map(|_| n[o::READY_WINDOW] * 1000),
-        wait_ms: n[o::WAIT],
-        timeout_ms: n[o::TIMEOUT],
-        slots: n[o::SLOTS],
+        port: n[const { num(o::PORT) }] as u16,
+        ready_window_ms: v[o::READY_WINDOW].map(|_| n[const { num(o::READY_WINDOW) }] * 1000),
+        wait_ms: n[const { num(o::WAIT) }],
+        timeout_ms: n[const { num(o::TIMEOUT) }],
+        slots: n[const { num(o::SLOTS) }],
         state_file: state_file(v[o::STATE_FILE]),
         pid_file: path(v[o::PID_FILE]),
         feedback: path(v[o::FEEDBACK]),
@@ -658,7 +666,7 @@ fn parse_set(f: &Found) -> Result<Command, Usage> {
     };
     Ok(Command::Set(Set {
         status,
-        weight: v[o::WEIGHT].map(|_| f.nums[o::WEIGHT] as u8),
+        weight: v[o::WEIGHT].map(|_| f.nums[const { num(o::WEIGHT) }] as u8),
         maxconn,
         reason: text(
             v[o::REASON],
@@ -709,9 +717,9 @@ fn parse_get(f: &Found) -> Result<Command, Usage> {
     }
     Ok(Command::Get(Get {
         addr: addr(&v[o::GET_ADDR], [127, 0, 0, 1])?,
-        port: f.nums[o::PORT] as u16,
+        port: f.nums[const { num(o::PORT) }] as u16,
         send,
-        timeout_ms: f.nums[o::GET_TIMEOUT],
+        timeout_ms: f.nums[const { num(o::GET_TIMEOUT) }],
     }))
 }
 
