@@ -142,9 +142,9 @@ const GET: u8 = 4;
 
 /// A whole-number option's range, its default, and how the range reads in an error.
 struct Range {
-    min: u32,
+    min: u16,
     max: u32,
-    default: u32,
+    default: u16,
     expected: &'static str,
 }
 
@@ -168,13 +168,19 @@ struct Opt {
     kind: Kind,
 }
 
+/// Narrows a default to a `Range`'s `u16`; fails the build if it does not fit.
+const fn small(n: u32) -> u16 {
+    assert!(n <= u16::MAX as u32, "a default does not fit a u16");
+    n as u16
+}
+
 /// The whole-number options' ranges, indexed by `Kind::Number`.
 const RANGES: [Range; 7] = [
     // `--port` of `heft serve` and `heft get`.
     Range {
         min: 1,
         max: 65535,
-        default: DEFAULT_PORT as u32,
+        default: DEFAULT_PORT,
         expected: "a port from 1 to 65535",
     },
     // `--ready-window`, in seconds.
@@ -188,21 +194,21 @@ const RANGES: [Range; 7] = [
     Range {
         min: 0,
         max: 10_000,
-        default: DEFAULT_WAIT_MS,
+        default: small(DEFAULT_WAIT_MS),
         expected: "milliseconds from 0 to 10000",
     },
     // `--timeout` of `heft serve`.
     Range {
         min: 10,
         max: 60_000,
-        default: DEFAULT_TIMEOUT_MS,
+        default: small(DEFAULT_TIMEOUT_MS),
         expected: "milliseconds from 10 to 60000",
     },
     // `--slots`.
     Range {
         min: 1,
         max: SLOTS_MAX,
-        default: DEFAULT_SLOTS,
+        default: small(DEFAULT_SLOTS),
         expected: "a number from 1 to 1024",
     },
     // `--weight`.
@@ -216,7 +222,7 @@ const RANGES: [Range; 7] = [
     Range {
         min: 1,
         max: 600_000,
-        default: DEFAULT_TIMEOUT_MS,
+        default: small(DEFAULT_TIMEOUT_MS),
         expected: "milliseconds from 1 to 600000",
     },
 ];
@@ -458,7 +464,7 @@ fn scan(
         if let Kind::Number(k) = o.kind {
             let r = &RANGES[k as usize];
             f.nums[k as usize] = match f.vals[i] {
-                None => r.default,
+                None => r.default.into(),
                 Some((src, val)) => number(src, val, r)?,
             };
         }
@@ -530,7 +536,7 @@ fn name_at(at: u16) -> &'static str {
 /// Parses a whole number that `src` gave and checks it is in `r`.
 fn number(src: u16, val: &'static OsStr, r: &Range) -> Result<u32, Usage> {
     match num::parse_u32(val.as_bytes()) {
-        Some(n) if (r.min..=r.max).contains(&n) => Ok(n),
+        Some(n) if (r.min.into()..=r.max).contains(&n) => Ok(n),
         _ => Err(bad(name_at(src), val, r.expected)),
     }
 }
