@@ -29,6 +29,9 @@ pub const SLOTS_MAX: u32 = 1024;
 /// A value as given (borrowed from `argv` or `environ`) and the flag or variable that gave it.
 pub type Given = (&'static str, &'static OsStr);
 
+/// A value as found: the offset in `HELP` of the name that gave it, and the value.
+type Val = (u16, &'static OsStr);
+
 /// What to run.
 // Made once at start-up and matched at once: boxing `Serve` would only add an allocation.
 #[allow(clippy::large_enum_variant)]
@@ -139,9 +142,9 @@ const GET: u8 = 4;
 
 /// A whole-number option's range, its default, and how the range reads in an error.
 struct Range {
-    min: u32,
+    min: u16,
     max: u32,
-    default: u32,
+    default: u16,
     expected: &'static str,
 }
 
@@ -165,13 +168,19 @@ struct Opt {
     kind: Kind,
 }
 
+/// Narrows a default to a `Range`'s `u16`; fails the build if it does not fit.
+const fn small(n: u32) -> u16 {
+    assert!(n <= u16::MAX as u32, "a default does not fit a u16");
+    n as u16
+}
+
 /// The whole-number options' ranges, indexed by `Kind::Number`.
 const RANGES: [Range; 7] = [
     // `--port` of `heft serve` and `heft get`.
     Range {
         min: 1,
         max: 65535,
-        default: DEFAULT_PORT as u32,
+        default: DEFAULT_PORT,
         expected: "a port from 1 to 65535",
     },
     // `--ready-window`, in seconds.
@@ -185,21 +194,21 @@ const RANGES: [Range; 7] = [
     Range {
         min: 0,
         max: 10_000,
-        default: DEFAULT_WAIT_MS,
+        default: small(DEFAULT_WAIT_MS),
         expected: "milliseconds from 0 to 10000",
     },
     // `--timeout` of `heft serve`.
     Range {
         min: 10,
         max: 60_000,
-        default: DEFAULT_TIMEOUT_MS,
+        default: small(DEFAULT_TIMEOUT_MS),
         expected: "milliseconds from 10 to 60000",
     },
     // `--slots`.
     Range {
         min: 1,
         max: SLOTS_MAX,
-        default: DEFAULT_SLOTS,
+        default: small(DEFAULT_SLOTS),
         expected: "a number from 1 to 1024",
     },
     // `--weight`.
@@ -213,7 +222,7 @@ const RANGES: [Range; 7] = [
     Range {
         min: 1,
         max: 600_000,
-        default: DEFAULT_TIMEOUT_MS,
+        default: small(DEFAULT_TIMEOUT_MS),
         expected: "milliseconds from 1 to 600000",
     },
 ];
@@ -380,13 +389,21 @@ const OPTS: [Opt; 21] = [
 /// The values found for one command's options, by index into `OPTS`.
 struct Found {
     /// The values given; a switch's flag gives an empty one.
-    vals: [Option<Given>; OPTS.len()],
-    /// Each number option's value, or its default.
-    nums: [u32; OPTS.len()],
+    vals: [Option<Val>; OPTS.len()],
+    /// Each number option's value, or its default, by its index of `RANGES`.
+    nums: [u32; RANGES.len()],
     /// The one argument that is not an option (`heft set`'s status).
     positional: Option<&'static [u8]>,
     /// How much to log.
     level: Level,
+}
+
+/// Returns where `Found::nums` holds the number option `i` of `OPTS`.
+const fn num(i: usize) -> usize {
+    match OPTS[i].kind {
+        Kind::Number(r) => r as usize,
+        _ => panic!("not a number option"),
+    }
 }
 
 /// Reads `cmd`'s options from `args`, then from the environment, into `f`
@@ -415,7 +432,8 @@ fn scan(
                 else {
                     return Err(bad("option", given, "see heft --help"));
                 };
-                let flag = flag(&OPTS[i]);
+                let at = OPTS[i].names[0];
+                let flag = name_at(at);
                 let v = match (&OPTS[i].kind, inline) {
                     (Kind::Switch, None) => &[][..],
                     (Kind::Switch, Some(_)) => return Err(bad(flag, given, "no value")),
@@ -426,7 +444,7 @@ fn scan(
                         expected: "a value",
                     })?,
                 };
-                f.vals[i] = Some((flag, OsStr::from_bytes(v)));
+                f.vals[i] = Some((at, OsStr::from_bytes(v)));
             }
             _ if cmd == SET && f.positional.is_none() => f.positional = Some(arg),
             _ => return Err(bad("argument", given, "see heft --help")),
@@ -437,15 +455,16 @@ fn scan(
             continue;
         }
         if f.vals[i].is_none() {
-            f.vals[i] = names(o).skip(1).find_map(|var| {
-                let v = env(var).filter(|v| !v.is_empty())?;
-                Some((var, OsStr::from_bytes(v)))
+            let vars = o.names[1..].iter().filter(|&&at| at != 0);
+            f.vals[i] = vars.copied().find_map(|at| {
+                let v = env(name_at(at)).filter(|v| !v.is_empty())?;
+                Some((at, OsStr::from_bytes(v)))
             });
         }
-        if let Kind::Number(r) = o.kind {
-            let r = &RANGES[r as usize];
-            f.nums[i] = match f.vals[i] {
-                None => r.default,
+        if let Kind::Number(k) = o.kind {
+            let r = &RANGES[k as usize];
+            f.nums[k as usize] = match f.vals[i] {
+                None => r.default.into(),
                 Some((src, val)) => number(src, val, r)?,
             };
         }
@@ -484,11 +503,6 @@ fn flag(o: &Opt) -> &'static str {
     name_at(o.names[0])
 }
 
-/// Yields an option's names: its flag, then its variables.
-fn names(o: &Opt) -> impl Iterator<Item = &'static str> + '_ {
-    o.names.iter().filter(|&&at| at != 0).map(|&at| name_at(at))
-}
-
 /// Tells whether `c` may be part of an option's name.
 const fn in_name(c: u8) -> bool {
     c == b'-' || c == b'_' || c.is_ascii_alphabetic()
@@ -520,31 +534,36 @@ fn name_at(at: u16) -> &'static str {
 }
 
 /// Parses a whole number that `src` gave and checks it is in `r`.
-fn number(src: &'static str, val: &'static OsStr, r: &Range) -> Result<u32, Usage> {
+fn number(src: u16, val: &'static OsStr, r: &Range) -> Result<u32, Usage> {
     match num::parse_u32(val.as_bytes()) {
-        Some(n) if (r.min..=r.max).contains(&n) => Ok(n),
-        _ => Err(bad(src, val, r.expected)),
+        Some(n) if (r.min.into()..=r.max).contains(&n) => Ok(n),
+        _ => Err(bad(name_at(src), val, r.expected)),
     }
 }
 
 /// Reads an IP address, bare or in brackets; `default` when none was given.
-fn addr(v: &Option<Given>, default: [u8; 4]) -> Result<IpAddr, Usage> {
+fn addr(v: &Option<Val>, default: [u8; 4]) -> Result<IpAddr, Usage> {
     let Some((src, val)) = *v else {
         return Ok(IpAddr::from(default));
     };
     let b = val.as_bytes();
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
-    num::parse_ip(b).ok_or_else(|| bad(src, val, "an IPv4 or IPv6 address"))
+    num::parse_ip(b).ok_or_else(|| bad(name_at(src), val, "an IPv4 or IPv6 address"))
+}
+
+/// Names a value's source for `Serve`, which reports it after start-up.
+fn given((at, val): Val) -> Given {
+    (name_at(at), val)
 }
 
 /// Returns the path given, if one was.
-fn path(v: Option<Given>) -> Option<&'static Path> {
+fn path(v: Option<Val>) -> Option<&'static Path> {
     v.map(|(_, p)| Path::new(p))
 }
 
 /// Returns the state file given, or the default one.
-fn state_file(v: Option<Given>) -> &'static Path {
+fn state_file(v: Option<Val>) -> &'static Path {
     path(v).unwrap_or(Path::new(DEFAULT_STATE_FILE))
 }
 
@@ -588,7 +607,7 @@ pub fn parse(
     };
     let mut found = Found {
         vals: [None; OPTS.len()],
-        nums: [0; OPTS.len()],
+        nums: [0; RANGES.len()],
         positional: None,
         level: Level::Info,
     };
@@ -610,28 +629,28 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
     let allow = match v[o::ALLOW] {
         None => AllowList::everyone(),
         Some((src, val)) => AllowList::parse(val.as_bytes())
-            .ok_or_else(|| bad(src, val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
+            .ok_or_else(|| bad(name_at(src), val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
     };
     let syslog = match v[o::SYSLOG] {
         None => None,
         Some((src, val)) => match word_index(SWITCH, val.as_bytes()) {
             Some(i) => (i < 3).then_some(Path::new("/dev/log")),
-            None => return Err(bad(src, val, "1 or 0")),
+            None => return Err(bad(name_at(src), val, "1 or 0")),
         },
     };
     Ok(Command::Serve(Serve {
         addr: addr(&v[o::ADDR], [0, 0, 0, 0])?,
-        port: n[o::PORT] as u16,
-        ready_window_ms: v[o::READY_WINDOW].map(|_| n[o::READY_WINDOW] * 1000),
-        wait_ms: n[o::WAIT],
-        timeout_ms: n[o::TIMEOUT],
-        slots: n[o::SLOTS],
+        port: n[const { num(o::PORT) }] as u16,
+        ready_window_ms: v[o::READY_WINDOW].map(|_| n[const { num(o::READY_WINDOW) }] * 1000),
+        wait_ms: n[const { num(o::WAIT) }],
+        timeout_ms: n[const { num(o::TIMEOUT) }],
+        slots: n[const { num(o::SLOTS) }],
         state_file: state_file(v[o::STATE_FILE]),
         pid_file: path(v[o::PID_FILE]),
         feedback: path(v[o::FEEDBACK]),
         allow,
-        user: v[o::USER],
-        group: v[o::GROUP],
+        user: v[o::USER].map(given),
+        group: v[o::GROUP].map(given),
         syslog: path(v[o::SYSLOG_SOCKET]).or(syslog),
         level: f.level,
     }))
@@ -653,7 +672,7 @@ fn parse_set(f: &Found) -> Result<Command, Usage> {
     };
     Ok(Command::Set(Set {
         status,
-        weight: v[o::WEIGHT].map(|_| f.nums[o::WEIGHT] as u8),
+        weight: v[o::WEIGHT].map(|_| f.nums[const { num(o::WEIGHT) }] as u8),
         maxconn,
         reason: text(
             v[o::REASON],
@@ -681,7 +700,7 @@ const MAXCONN: Range = Range {
 
 /// Returns the text given if `check` accepts it; `None` if none was given.
 fn text(
-    v: Option<Given>,
+    v: Option<Val>,
     check: fn(&[u8]) -> Result<(), state::StateError>,
     expected: &'static str,
 ) -> Result<Option<&'static str>, Usage> {
@@ -690,7 +709,7 @@ fn text(
     };
     match crate::sys::ascii_str(val.as_bytes()) {
         Some(s) if check(s.as_bytes()).is_ok() => Ok(Some(s)),
-        _ => Err(bad(src, val, expected)),
+        _ => Err(bad(name_at(src), val, expected)),
     }
 }
 
@@ -699,13 +718,14 @@ fn parse_get(f: &Found) -> Result<Command, Usage> {
     let v = &f.vals;
     let mut send = heapless::Vec::new();
     if let Some((src, val)) = v[o::SEND] {
-        unescape(val.as_bytes(), &mut send).map_err(|_| bad(src, val, "at most 256 bytes"))?;
+        unescape(val.as_bytes(), &mut send)
+            .map_err(|_| bad(name_at(src), val, "at most 256 bytes"))?;
     }
     Ok(Command::Get(Get {
         addr: addr(&v[o::GET_ADDR], [127, 0, 0, 1])?,
-        port: f.nums[o::PORT] as u16,
+        port: f.nums[const { num(o::PORT) }] as u16,
         send,
-        timeout_ms: f.nums[o::GET_TIMEOUT],
+        timeout_ms: f.nums[const { num(o::GET_TIMEOUT) }],
     }))
 }
 
