@@ -3,11 +3,12 @@
 //! Plain non-blocking sockets and `poll`, like the agent itself: std's
 //! `TcpStream` with timeouts would cost more bytes than this whole file.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 
 use nix::errno::Errno;
 
 use crate::cli::Get;
+use crate::sys::Fd;
 use crate::{log, sys};
 
 /// Connects, sends the payload, prints the first line; 0 if a whole line came back, else 1.
@@ -47,7 +48,7 @@ pub fn run(g: &Get) -> i32 {
 }
 
 /// Opens a non-blocking connection to the agent, waiting until `deadline` for it.
-fn connect(g: &Get, deadline: u32) -> Result<OwnedFd, Errno> {
+fn connect(g: &Get, deadline: u32) -> Result<Fd, Errno> {
     let fd = sys::tcp_socket(g.addr)?;
     match sys::connect(&fd, g.addr, g.port) {
         Ok(()) => Ok(fd),
@@ -58,7 +59,7 @@ fn connect(g: &Get, deadline: u32) -> Result<OwnedFd, Errno> {
 }
 
 /// Waits until `fd` has `events` or `deadline` passes; false on timeout.
-fn wait(fd: &OwnedFd, events: i16, deadline: u32) -> bool {
+fn wait(fd: &Fd, events: i16, deadline: u32) -> bool {
     loop {
         let left = deadline.wrapping_sub(sys::now_ms()) as i32;
         if left <= 0 {

@@ -6,14 +6,15 @@
 //! C string on the stack here, once, so that nix takes them as they are.
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use nix::unistd;
+
+use crate::sys::{self, Fd};
 
 /// The longest path heft opens, in bytes with the terminating NUL.
 pub const PATH_BUF: usize = 1024;
@@ -33,20 +34,20 @@ pub fn c_path<'b>(path: &Path, buf: &'b mut [u8; PATH_BUF]) -> Result<&'b CStr, 
 }
 
 /// Opens `path` with `flags` and, for a new file, `mode`.
-fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<OwnedFd, Errno> {
-    crate::sys::open(c_path(path, &mut [0; PATH_BUF])?, flags.bits(), mode.bits())
+fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<Fd, Errno> {
+    sys::open(c_path(path, &mut [0; PATH_BUF])?, flags.bits(), mode.bits())
 }
 
 /// Opens `path` for reading.
-pub fn open_read(path: &Path) -> Result<OwnedFd, Errno> {
+pub fn open_read(path: &Path) -> Result<Fd, Errno> {
     open(path, OFlag::O_RDONLY, Mode::empty())
 }
 
 /// Reads from `fd` until EOF or until `buf` is full; returns the bytes read.
-pub fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
+pub fn read_full(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
     let mut n = 0;
     while n < buf.len() {
-        match unistd::read(fd, &mut buf[n..])? {
+        match sys::read(fd, &mut buf[n..])? {
             0 => break,
             k => n += k,
         }
@@ -60,9 +61,9 @@ pub fn read(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
 }
 
 /// Writes all of `bytes` to `fd`.
-pub fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> Result<(), Errno> {
+pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> Result<(), Errno> {
     while !bytes.is_empty() {
-        match unistd::write(fd, bytes)? {
+        match sys::write(fd, bytes)? {
             0 => return Err(Errno::EIO),
             k => bytes = &bytes[k..],
         }
@@ -71,22 +72,22 @@ pub fn write_all(fd: BorrowedFd, mut bytes: &[u8]) -> Result<(), Errno> {
 }
 
 /// Creates or truncates `path` (mode 0644 before the umask) and writes `bytes` to it.
-pub fn create(path: &Path, bytes: &[u8]) -> Result<OwnedFd, Errno> {
+pub fn create(path: &Path, bytes: &[u8]) -> Result<Fd, Errno> {
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
     let fd = open(path, flags, Mode::from_bits_truncate(0o644))?;
-    write_all(fd.as_fd(), bytes)?;
+    write_all(fd.as_raw_fd(), bytes)?;
     Ok(fd)
 }
 
 /// Renames `from` over `to`.
 pub fn rename(from: &Path, to: &Path) -> Result<(), Errno> {
     let mut b = [0; PATH_BUF];
-    crate::sys::rename(c_path(from, &mut b)?, c_path(to, &mut [0; PATH_BUF])?)
+    sys::rename(c_path(from, &mut b)?, c_path(to, &mut [0; PATH_BUF])?)
 }
 
 /// Removes `path`.
 pub fn remove(path: &Path) -> Result<(), Errno> {
-    crate::sys::unlink(c_path(path, &mut [0; PATH_BUF])?)
+    sys::unlink(c_path(path, &mut [0; PATH_BUF])?)
 }
 
 /// Returns the directory that holds `path`: `.` for a bare name.
@@ -110,7 +111,7 @@ pub fn find_line<T>(
     let mut have = 0;
     let mut skipping = false;
     loop {
-        let k = unistd::read(&fd, &mut buf[have..])?;
+        let k = sys::read(&fd, &mut buf[have..])?;
         let eof = k == 0;
         have += k;
         let mut start = 0;

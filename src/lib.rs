@@ -23,6 +23,9 @@
 //! the loop; `sys` holds every `unsafe` block.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// `sys` has a few lines of MIPS assembly; MIPS builds are -Zbuild-std
+// builds (cross/build) on which this is allowed.
+#![cfg_attr(target_arch = "mips", feature(asm_experimental_arch))]
 
 pub mod agent;
 pub mod allow;

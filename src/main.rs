@@ -5,9 +5,10 @@
 //! SIGTERM/SIGINT, 100 bad usage or configuration, 111 a system call failed at
 //! start-up (`get`: 0 a whole line came back, 1 not).
 #![deny(unsafe_code)]
-// The C runtime calls our `main` directly: std's runtime set-up (a stack
-// overflow handler, thread bookkeeping, argument capture, at-exit flushing)
-// costs 3.7 KB that heft has no use for.
+// `_start` calls our `main` directly (the C runtime's, or in the static
+// builds heft's own): std's runtime set-up (a stack overflow handler, thread
+// bookkeeping, argument capture, at-exit flushing) costs 3.7 KB that heft
+// has no use for.
 #![no_main]
 
 use std::os::unix::ffi::OsStrExt;
@@ -28,12 +29,18 @@ const USAGE: i32 = 100;
 /// Exit code for a system call that failed at start-up.
 const SYSCALL: i32 = 111;
 
-/// Entry point, called by the C runtime with the program's arguments.
+/// Entry point, called with the program's arguments and environment by
+/// `_start`: the C runtime's in ordinary builds, heft's own in the static
+/// ones (`heft::sys`).
 #[allow(unsafe_code)]
 #[no_mangle]
-extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
-    // SAFETY: the C runtime passes main its own argc and argv.
-    let args = unsafe { heft::sys::args(argc, argv) };
+extern "C" fn main(
+    argc: libc::c_int,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+) -> libc::c_int {
+    // SAFETY: `_start` passes main the argc, argv and envp the kernel gave the process.
+    let args = unsafe { heft::sys::start(argc, argv, envp) };
     run(args)
 }
 
@@ -126,7 +133,7 @@ fn serve(cfg: &Serve) -> i32 {
         // The digits end right before the newline.
         let mut d = [b'\n'; 11];
         let [digits @ .., _] = &mut d;
-        let n = heft::num::fmt_u32(std::process::id(), digits).len();
+        let n = heft::num::fmt_u32(heft::sys::pid(), digits).len();
         if let Err(e) = heft::file::create(p, &d[10 - n..]) {
             return failed("pid file ", p.as_os_str().as_bytes(), e, "");
         }
@@ -141,7 +148,7 @@ fn serve(cfg: &Serve) -> i32 {
 /// Start-up after the pid file: drop privileges, signals, syslog; then the loop.
 fn drop_and_run(
     cfg: &Serve,
-    listener: std::os::fd::OwnedFd,
+    listener: heft::sys::Fd,
     feedback: Option<Box<heft::feedback::Feedback>>,
 ) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {

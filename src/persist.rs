@@ -8,12 +8,12 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::unistd::fsync;
 
 use crate::agent::LoadError;
 use crate::file;
 use crate::log;
 use crate::state::{self, State, FILE_MAX};
+use crate::sys::fsync;
 
 /// The step of a write that failed, for the log, and its error if it has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,12 +69,12 @@ pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
 /// Gives the new file the old one's mode and (when we may) owner, else mode
 /// 0644 whatever the umask: `heft set` run as root must not leave a file the
 /// agent, running as its own user, can no longer read or replace.
-fn keep_mode_and_owner(path: &Path, f: &std::os::fd::OwnedFd) {
-    use crate::sys::{fchmod, fchown, mode_and_owner};
+fn keep_mode_and_owner(path: &Path, f: &crate::sys::Fd) {
+    use crate::sys::{euid, fchmod, fchown, mode_and_owner};
     match file::c_path(path, &mut [0; file::PATH_BUF]).and_then(mode_and_owner) {
         Ok((mode, uid, gid)) => {
             fchmod(f, mode);
-            if nix::unistd::geteuid().as_raw() != uid {
+            if euid() != uid {
                 fchown(f, uid, gid);
             }
         }

@@ -7,11 +7,10 @@
 //! slice, shut down the write side, read until EOF, close.
 
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::sys::socket::{self, Backlog};
 
 use crate::agent::Agent;
 use crate::cli::Serve;
@@ -19,7 +18,7 @@ use crate::http;
 use crate::log;
 use crate::persist;
 use crate::request::{self, Request};
-use crate::sys;
+use crate::sys::{self, Fd};
 
 /// The shortest time (ms) between two writes of the state file after signals.
 const PERSIST_GAP_MS: u32 = 100;
@@ -45,7 +44,7 @@ fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
 }
 
 /// Opens the listening socket: exclusive (no SO_REUSEPORT), dual-stack for `::`.
-pub fn listen(addr: IpAddr, port: u16) -> Result<OwnedFd, StartError> {
+pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
     let fd = sys::tcp_socket(addr).map_err(fail("socket"))?;
     // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
     // Linux still refuses a second listener on the same address and port.
@@ -56,7 +55,7 @@ pub fn listen(addr: IpAddr, port: u16) -> Result<OwnedFd, StartError> {
             .map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
     sys::bind(&fd, addr, port).map_err(fail("bind"))?;
-    socket::listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN)).map_err(fail("listen"))?;
+    sys::listen(&fd, 128).map_err(fail("listen"))?;
     Ok(fd)
 }
 
@@ -71,7 +70,7 @@ enum Phase {
 
 /// One connection slot.
 struct Conn {
-    fd: OwnedFd,
+    fd: Fd,
     phase: Phase,
     /// When the whole connection must be over.
     deadline: u32,
@@ -127,8 +126,8 @@ impl RateLimit {
 
 /// The running agent.
 pub struct Server {
-    listener: OwnedFd,
-    wake: OwnedFd,
+    listener: Fd,
+    wake: Fd,
     agent: Agent,
     state_file: &'static Path,
     tmp_file: PathBuf,
@@ -155,7 +154,7 @@ pub struct Server {
 
 impl Server {
     /// Builds the server around a bound listener; allocates everything it will ever use.
-    pub fn new(cfg: &Serve, listener: OwnedFd, wake: OwnedFd) -> Server {
+    pub fn new(cfg: &Serve, listener: Fd, wake: Fd) -> Server {
         let slots = cfg.slots as usize;
         Server {
             listener,

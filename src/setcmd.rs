@@ -2,9 +2,6 @@
 
 use std::path::Path;
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-
 use crate::cli::Set;
 use crate::log;
 use crate::persist;
@@ -91,7 +88,7 @@ fn pid_suffix() -> crate::state::Reason {
     let mut s = crate::state::Reason::new();
     let mut d = [0u8; 10];
     let _ = s.push_str(".set-");
-    let pid = crate::num::fmt_u32(std::process::id(), &mut d);
+    let pid = crate::num::fmt_u32(crate::sys::pid(), &mut d);
     let _ = s.push_str(crate::sys::ascii_str(pid).unwrap_or("0"));
     let _ = s.push_str(".tmp");
     s
@@ -113,7 +110,7 @@ fn signal(pid_file: &Path) -> i32 {
             .send();
         return 1;
     };
-    match kill(Pid::from_raw(pid as i32), Signal::SIGHUP) {
+    match crate::sys::kill(pid as i32, libc::SIGHUP) {
         Ok(()) => {
             log::info().s("sent SIGHUP to ").u(pid).send();
             0

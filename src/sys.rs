@@ -4,13 +4,308 @@
 #![allow(unsafe_code)]
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use nix::sys::socket::{self, MsgFlags};
+use libc::c_long;
+
+// System calls go straight to the kernel through `heft_syscall`, a few
+// instructions of assembly per architecture, never through the C library's
+// wrappers: those set the thread's errno, check for thread cancellation
+// (close, read, write, poll are cancellation points in musl) and carry
+// fallbacks for kernels older than heft supports. heft reads the result
+// itself: -4095 to -1 is an error number.
+
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .text.heft_syscall,\"ax\",@progbits",
+    ".hidden heft_syscall",
+    ".globl heft_syscall",
+    ".type heft_syscall,@function",
+    "heft_syscall:",
+    "mov rax, rdi",
+    "mov rdi, rsi",
+    "mov rsi, rdx",
+    "mov rdx, rcx",
+    "mov r10, r8",
+    "mov r8, r9",
+    "mov r9, [rsp + 8]",
+    "syscall",
+    "ret",
+    ".popsection",
+);
+
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".pushsection .text.heft_syscall,\"ax\",@progbits",
+    ".hidden heft_syscall",
+    ".globl heft_syscall",
+    ".type heft_syscall,%function",
+    "heft_syscall:",
+    "mov x8, x0",
+    "mov x0, x1",
+    "mov x1, x2",
+    "mov x2, x3",
+    "mov x3, x4",
+    "mov x4, x5",
+    "mov x5, x6",
+    "svc #0",
+    "ret",
+    ".popsection",
+);
+
+// ARM code (Thumb callers reach it through BLX): the number goes in r7,
+// which Thumb code keeps as its frame pointer, and the fifth and sixth
+// arguments come from the stack.
+#[cfg(target_arch = "arm")]
+core::arch::global_asm!(
+    ".pushsection .text.heft_syscall,\"ax\",%progbits",
+    ".hidden heft_syscall",
+    ".globl heft_syscall",
+    ".type heft_syscall,%function",
+    ".arm",
+    "heft_syscall:",
+    "mov ip, sp",
+    "push {{r4, r5, r7, lr}}",
+    "mov r7, r0",
+    "mov r0, r1",
+    "mov r1, r2",
+    "mov r2, r3",
+    "ldm ip, {{r3, r4, r5}}",
+    "svc #0",
+    "pop {{r4, r5, r7, pc}}",
+    ".popsection",
+);
+
+// MIPS o32: the fifth and sixth arguments go at 16 and 20 bytes up the
+// stack; the kernel sets $7 when $2 holds an error number, which it returns
+// positive. The number is moved into $2 right before `syscall`, from a
+// register the call keeps, as kernels that restart a call by re-running the
+// instruction before it need (musl does the same).
+#[cfg(target_arch = "mips")]
+core::arch::global_asm!(
+    ".pushsection .text.heft_syscall,\"ax\",@progbits",
+    ".hidden heft_syscall",
+    ".globl heft_syscall",
+    ".type heft_syscall,@function",
+    ".set push",
+    ".set noreorder",
+    "heft_syscall:",
+    "move $25, $4",
+    "move $4, $5",
+    "move $5, $6",
+    "move $6, $7",
+    "lw $7, 16($sp)",
+    "lw $8, 20($sp)",
+    "lw $9, 24($sp)",
+    "addiu $sp, $sp, -32",
+    "sw $8, 16($sp)",
+    "sw $9, 20($sp)",
+    "move $2, $25",
+    "syscall",
+    "beq $7, $0, 1f",
+    "addiu $sp, $sp, 32",
+    "subu $2, $0, $2",
+    "1:",
+    "jr $31",
+    "nop",
+    ".set pop",
+    ".popsection",
+);
+
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "mips"
+))]
+unsafe extern "C" {
+    /// Makes system call `nr` with six arguments (above); returns the
+    /// kernel's result, -errno on failure.
+    fn heft_syscall(
+        nr: c_long,
+        a: c_long,
+        b: c_long,
+        c: c_long,
+        d: c_long,
+        e: c_long,
+        f: c_long,
+    ) -> c_long;
+}
+
+/// Makes system call `nr` through the C library, on architectures heft has
+/// no assembly for; returns the result as the kernel would, -errno on failure.
+///
+/// # Safety
+/// As for the call itself.
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "mips"
+)))]
+unsafe fn heft_syscall(
+    nr: c_long,
+    a: c_long,
+    b: c_long,
+    c: c_long,
+    d: c_long,
+    e: c_long,
+    f: c_long,
+) -> c_long {
+    // SAFETY: the caller vouches for the call and its arguments.
+    match unsafe { libc::syscall(nr, a, b, c, d, e, f) } {
+        -1 => -(Errno::last_raw() as c_long),
+        r => r,
+    }
+}
+
+/// Makes system call `nr` with up to six arguments; `Ok` with its result,
+/// or the error it returned.
+///
+/// # Safety
+/// The arguments must be what call `nr` takes: integers, or pointers to
+/// live memory of the kind and size it reads or writes.
+unsafe fn call(nr: c_long, args: [c_long; 6]) -> Result<c_long, Errno> {
+    let [a, b, c, d, e, f] = args;
+    // SAFETY: the caller vouches for the call and its arguments.
+    let r = unsafe { heft_syscall(nr, a, b, c, d, e, f) };
+    // -4095 to -1 are error numbers; anything else is a result (an address
+    // from mmap may look negative on 32-bit targets).
+    if (r as usize) > (-4096isize) as usize {
+        Err(Errno::from_raw(-r as i32))
+    } else {
+        Ok(r)
+    }
+}
+
+// The static builds start here instead of at the C library's `_start`
+// (build.rs sets `heft_own_start` for them): the kernel leaves argc, then
+// argv's pointers and a null, then envp's, at the stack pointer. This calls
+// `main(argc, argv, envp)` with the stack aligned and the frame chain ended,
+// then exit_group with what main returns. musl's start-up would set up the
+// thread pointer, run constructors and parse the auxiliary vector, none of
+// which heft uses: it has one thread, no thread-locals, no constructors
+// (size-report fails on a TLS segment or constructor sections), and reads
+// the clock with the system call.
+
+#[cfg(all(heft_own_start, target_arch = "x86_64"))]
+core::arch::global_asm!(
+    ".pushsection .text.heft_start,\"ax\",@progbits",
+    ".globl heft_start",
+    ".type heft_start,@function",
+    "heft_start:",
+    "xor ebp, ebp",
+    "mov rdi, [rsp]",
+    "lea rsi, [rsp + 8]",
+    "lea rdx, [rsi + rdi * 8 + 8]",
+    "and rsp, -16",
+    "call main",
+    "mov edi, eax",
+    "mov eax, 231",
+    "syscall",
+    ".popsection",
+);
+
+#[cfg(all(heft_own_start, target_arch = "aarch64"))]
+core::arch::global_asm!(
+    ".pushsection .text.heft_start,\"ax\",@progbits",
+    ".globl heft_start",
+    ".type heft_start,%function",
+    "heft_start:",
+    "mov x29, #0",
+    "mov x30, #0",
+    "ldr x0, [sp]",
+    "add x1, sp, #8",
+    "add x2, x1, x0, lsl #3",
+    "add x2, x2, #8",
+    "bl main",
+    "mov x8, #94",
+    "svc #0",
+    ".popsection",
+);
+
+#[cfg(all(heft_own_start, target_arch = "arm"))]
+core::arch::global_asm!(
+    ".pushsection .text.heft_start,\"ax\",%progbits",
+    ".globl heft_start",
+    ".type heft_start,%function",
+    ".arm",
+    "heft_start:",
+    "mov fp, #0",
+    "mov lr, #0",
+    "ldr r0, [sp]",
+    "add r1, sp, #4",
+    "add r2, r1, r0, lsl #2",
+    "add r2, r2, #4",
+    "bic ip, sp, #15",
+    "mov sp, ip",
+    "bl main",
+    "mov r7, #248",
+    "svc #0",
+    ".popsection",
+);
+
+// MIPS o32 also wants $gp at `_gp` and 16 bytes of argument space below the
+// caller's frame.
+#[cfg(all(heft_own_start, target_arch = "mips"))]
+core::arch::global_asm!(
+    ".pushsection .text.heft_start,\"ax\",@progbits",
+    ".globl heft_start",
+    ".type heft_start,@function",
+    ".set push",
+    ".set noreorder",
+    "heft_start:",
+    "lui $28, %hi(_gp)",
+    "addiu $28, $28, %lo(_gp)",
+    "move $30, $0",
+    "move $31, $0",
+    "lw $4, 0($sp)",
+    "addiu $5, $sp, 4",
+    "sll $6, $4, 2",
+    "addu $6, $6, $5",
+    "addiu $6, $6, 4",
+    "addiu $8, $0, -16",
+    "and $sp, $sp, $8",
+    "jal main",
+    "addiu $sp, $sp, -16",
+    "move $4, $2",
+    "addiu $2, $0, 4246",
+    "syscall",
+    ".set pop",
+    ".popsection",
+);
+
+/// An open file descriptor, closed when dropped.
+///
+/// std's `OwnedFd` closes through the C library's `close`, a thread
+/// cancellation point in musl; this closes with the system call.
+#[derive(Debug)]
+pub struct Fd(RawFd);
+
+impl Fd {
+    /// Takes ownership of `fd`, just returned by a call that opened it.
+    fn own(fd: c_long) -> Fd {
+        Fd(fd as RawFd)
+    }
+}
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        // SAFETY: close takes an integer; the descriptor is ours alone. Its
+        // error, if any, has no remedy (the descriptor is gone either way).
+        let _ = unsafe { call(libc::SYS_close, [self.0 as c_long, 0, 0, 0, 0, 0]) };
+    }
+}
 
 // The handlers and the loop share these with plain loads and stores, never a
 // read-modify-write: ARMv6 in Thumb mode has no atomic swap, and one thread
@@ -52,11 +347,11 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
     let fd = WAKE_FD.load(R);
     if fd >= 0 {
-        let saved = Errno::last_raw();
-        // SAFETY: write(2) is async-signal-safe; the buffer is a live local
-        // and a full pipe (EAGAIN) is fine: the loop is awake already.
-        unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
-        Errno::set_raw(saved);
+        let bang = b"!".as_ptr() as c_long;
+        // SAFETY: write(2) is async-signal-safe, and the raw call leaves
+        // errno alone; the buffer is static and a full pipe (EAGAIN) is
+        // fine: the loop is awake already.
+        let _ = unsafe { call(libc::SYS_write, [fd as c_long, bang, 1, 0, 0, 0]) };
     }
 }
 
@@ -110,17 +405,15 @@ pub fn signals_pending() -> bool {
 ///
 /// SA_RESTART makes every other blocking call resume by itself, so the one
 /// place that sees EINTR is `poll` below.
-pub fn install_signals() -> Result<OwnedFd, Errno> {
+pub fn install_signals() -> Result<Fd, Errno> {
     let mut fds = [-1 as libc::c_int; 2];
-    let flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
-    // A raw system call: musl's pipe2 falls back to pipe and fcntl on old
-    // kernels (x86_64 -224 B, mipsel -400 B).
+    let flags = (libc::O_NONBLOCK | libc::O_CLOEXEC) as c_long;
+    let p = fds.as_mut_ptr() as c_long;
     // SAFETY: the kernel writes two descriptors to `fds`, which outlives the call.
-    Errno::result(unsafe { libc::syscall(libc::SYS_pipe2, fds.as_mut_ptr(), flags) })?;
+    unsafe { call(libc::SYS_pipe2, [p, flags, 0, 0, 0, 0]) }?;
     // The write end lives for the whole process: the handler may use it at any time.
     WAKE_FD.store(fds[1], R);
-    // SAFETY: pipe2 just opened the read end and nothing else owns it.
-    let r = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    let r = Fd::own(fds[0] as c_long);
     let ours = [
         libc::SIGUSR1,
         libc::SIGUSR2,
@@ -263,19 +556,11 @@ unsafe fn set_action(
         act.mask[0] = mask;
         act
     };
-    let null = core::ptr::null_mut::<KernelAction>();
-    let size = core::mem::size_of_val(&act.mask);
-    // SAFETY: `act` is a live kernel sigaction; the caller vouches for the handler.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigaction,
-            sig,
-            &act as *const KernelAction,
-            null,
-            size,
-        )
-    };
-    Errno::result(r).map(drop)
+    let size = core::mem::size_of_val(&act.mask) as c_long;
+    let act = &act as *const KernelAction as c_long;
+    // SAFETY: `act` points at a live kernel sigaction (no old one is asked
+    // for); the caller vouches for the handler.
+    unsafe { call(libc::SYS_rt_sigaction, [sig as c_long, act, 0, size, 0, 0]) }.map(drop)
 }
 
 /// Ignores SIGPIPE, as std's runtime would have: a write to a closed pipe
@@ -287,9 +572,9 @@ pub fn ignore_sigpipe() {
 }
 
 /// Empties the self-pipe after it woke `poll`.
-pub fn drain_wake(fd: &OwnedFd) {
+pub fn drain_wake(fd: &Fd) {
     let mut buf = [0u8; 64];
-    while let Ok(n) = nix::unistd::read(fd, &mut buf) {
+    while let Ok(n) = read(fd, &mut buf) {
         if n < buf.len() {
             break;
         }
@@ -301,23 +586,44 @@ pub fn drain_wake(fd: &OwnedFd) {
 /// Returns the number of ready descriptors; a signal (EINTR) counts as a
 /// wake-up with none ready. This is the one place EINTR is handled.
 pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
-    // SAFETY: the pointer and length describe a live, exclusively borrowed slice.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    if n >= 0 {
-        return Ok(n as usize);
-    }
-    match Errno::last() {
-        Errno::EINTR => Ok(0),
-        e => Err(e),
+    let (p, n) = (fds.as_mut_ptr() as c_long, fds.len() as c_long);
+    // aarch64 has only ppoll, which takes a timespec (null: forever).
+    #[cfg(target_arch = "aarch64")]
+    let r = {
+        let ts = [
+            (timeout_ms / 1000) as i64,
+            (timeout_ms % 1000) as i64 * 1_000_000,
+        ];
+        let t = if timeout_ms < 0 {
+            0
+        } else {
+            ts.as_ptr() as c_long
+        };
+        // SAFETY: `fds` is a live, exclusively borrowed slice of `n`
+        // pollfds, `ts` a live timespec; no signal mask (null) is given.
+        unsafe { call(libc::SYS_ppoll, [p, n, t, 0, 0, 0]) }
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    // SAFETY: `fds` is a live, exclusively borrowed slice of `n` pollfds.
+    let r = unsafe { call(libc::SYS_poll, [p, n, timeout_ms as c_long, 0, 0, 0]) };
+    match r {
+        Ok(n) => Ok(n as usize),
+        Err(Errno::EINTR) => Ok(0),
+        Err(e) => Err(e),
     }
 }
 
 /// Reads the monotonic clock in milliseconds, wrapping every 49 days.
 ///
 /// Callers compare times with `wrapping_sub`, which keeps 32-bit targets free
-/// of 64-bit arithmetic. On x86_64 through musl and the vDSO, without a
-/// system call (a probe costs five).
-#[cfg(not(any(target_arch = "aarch64", target_arch = "arm", target_arch = "mips")))]
+/// of 64-bit arithmetic. Through the C library on architectures heft has no
+/// assembly for.
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "mips"
+)))]
 pub fn now_ms() -> u32 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -333,71 +639,83 @@ fn ms(sec: u32, nsec: u32) -> u32 {
     sec.wrapping_mul(1000).wrapping_add(nsec / 1_000_000)
 }
 
-/// Whether the kernel lacks `clock_gettime64` (Linux before 5.1).
-#[cfg(any(target_arch = "aarch64", target_arch = "arm", target_arch = "mips"))]
+/// Whether the kernel lacks `clock_gettime64` (Linux before 5.1; 32-bit targets only).
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "mips"
+))]
 static OLD_CLOCK: AtomicBool = AtomicBool::new(false);
 
 /// Reads the monotonic clock in milliseconds, wrapping every 49 days.
 ///
-/// On aarch64, 32-bit ARM and MIPS a raw system call: musl's clock_gettime
-/// looks the vDSO up by name and, on 32-bit targets, converts between time
-/// formats (aarch64 -1.2 KB, armv7 -1.4 KB, mipsel -1.8 KB). The loop reads
-/// the clock once per wake-up, so a probe costs six system calls there
-/// instead of five. On 32-bit targets `clock_gettime64` comes first, as a
+/// A system call, not the vDSO: musl's clock_gettime looks the vDSO up by
+/// name (and needs musl's start-up to find it) and, on 32-bit targets,
+/// converts between time formats (aarch64 -1.2 KB, armv7 -1.4 KB, mipsel
+/// -1.8 KB). The loop reads the clock once per wake-up, so a probe costs six
+/// system calls. On 32-bit targets `clock_gettime64` comes first, as a
 /// kernel may be built without the old call; the old one before Linux 5.1.
-/// aarch64 has only the 64-bit call.
-#[cfg(any(target_arch = "aarch64", target_arch = "arm", target_arch = "mips"))]
+#[cfg(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "mips"
+))]
 pub fn now_ms() -> u32 {
     /// The 64-bit `clock_gettime` (libc does not name it on 32-bit targets):
     /// 403, after MIPS o32's base of 4000.
-    const CLOCK_GETTIME64: libc::c_long = if cfg!(target_arch = "mips") {
+    const CLOCK_GETTIME64: c_long = if cfg!(target_arch = "mips") {
         4000 + 403
     } else if cfg!(target_arch = "arm") {
         403
     } else {
         libc::SYS_clock_gettime
     };
-    if !OLD_CLOCK.load(R) {
-        let mut ts = [0i64; 2];
-        // SAFETY: the kernel writes one 64-bit timespec (two i64) to `ts`, which outlives the call.
-        let r = unsafe { libc::syscall(CLOCK_GETTIME64, libc::CLOCK_MONOTONIC, ts.as_mut_ptr()) };
-        if r == 0 || cfg!(target_arch = "aarch64") {
-            return ms(ts[0] as u32, ts[1] as u32);
-        }
-        OLD_CLOCK.store(true, R);
+    let old = cfg!(target_pointer_width = "32");
+    if old && OLD_CLOCK.load(R) {
+        let mut ts = [0i32; 2];
+        let args = [
+            libc::CLOCK_MONOTONIC as c_long,
+            ts.as_mut_ptr() as c_long,
+            0,
+            0,
+            0,
+            0,
+        ];
+        // SAFETY: only on 32-bit targets: the kernel writes one 32-bit
+        // timespec (two i32) to `ts`, which outlives the call.
+        let _ = unsafe { call(libc::SYS_clock_gettime, args) };
+        return ms(ts[0] as u32, ts[1] as u32);
     }
-    let mut ts = [0i32; 2];
-    // SAFETY: only on 32-bit targets (aarch64 returned above): the kernel
-    // writes one 32-bit timespec (two i32) to `ts`, which outlives the call.
-    unsafe {
-        libc::syscall(
-            libc::SYS_clock_gettime,
-            libc::CLOCK_MONOTONIC,
-            ts.as_mut_ptr(),
-        )
-    };
+    let mut ts = [0i64; 2];
+    let args = [
+        libc::CLOCK_MONOTONIC as c_long,
+        ts.as_mut_ptr() as c_long,
+        0,
+        0,
+        0,
+        0,
+    ];
+    // SAFETY: the kernel writes one 64-bit timespec (two i64) to `ts`, which outlives the call.
+    let r = unsafe { call(CLOCK_GETTIME64, args) };
+    if old && r.is_err() {
+        OLD_CLOCK.store(true, R);
+        return now_ms();
+    }
     ms(ts[0] as u32, ts[1] as u32)
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec descriptor, with the peer's address.
-pub fn accept(listener: &OwnedFd) -> Result<(OwnedFd, Option<IpAddr>), Errno> {
+pub fn accept(listener: &Fd) -> Result<(Fd, Option<IpAddr>), Errno> {
     // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
     let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
     let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
-    // A raw system call: musl's accept4 carries fallbacks for old kernels (mipsel -384 B).
+    let flags = (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as c_long;
+    let (a, l) = (&mut ss as *mut _ as c_long, &mut len as *mut _ as c_long);
     // SAFETY: `ss` and `len` are live and describe a buffer of `len` bytes.
-    let fd = Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_accept4,
-            listener.as_raw_fd(),
-            &mut ss as *mut libc::sockaddr_storage,
-            &mut len as *mut libc::socklen_t,
-            flags,
-        )
-    })?;
-    // SAFETY: accept4 just returned this descriptor and nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let fd =
+        Fd::own(unsafe { call(libc::SYS_accept4, [listener.0 as c_long, a, l, flags, 0, 0]) }?);
     let peer = match ss.ss_family as libc::c_int {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
@@ -451,16 +769,14 @@ fn raw_addr(ip: IpAddr, port: u16) -> RawAddr {
 ///
 /// A raw system call: musl's socket() carries a fallback for kernels without
 /// SOCK_CLOEXEC (before 2.6.27; mipsel -240 B).
-fn socket(family: libc::c_int, kind: libc::c_int) -> Result<OwnedFd, Errno> {
-    let kind = kind | libc::SOCK_CLOEXEC;
+fn socket(family: libc::c_int, kind: libc::c_int) -> Result<Fd, Errno> {
+    let kind = (kind | libc::SOCK_CLOEXEC) as c_long;
     // SAFETY: socket takes integers; a new descriptor is ours alone.
-    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_socket, family, kind, 0) })?;
-    // SAFETY: `fd` was just opened and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    unsafe { call(libc::SYS_socket, [family as c_long, kind, 0, 0, 0, 0]) }.map(Fd::own)
 }
 
 /// Opens a non-blocking, close-on-exec TCP socket for `ip`'s family.
-pub fn tcp_socket(ip: IpAddr) -> Result<OwnedFd, Errno> {
+pub fn tcp_socket(ip: IpAddr) -> Result<Fd, Errno> {
     let family = if ip.is_ipv4() {
         libc::AF_INET
     } else {
@@ -470,57 +786,45 @@ pub fn tcp_socket(ip: IpAddr) -> Result<OwnedFd, Errno> {
 }
 
 /// Binds `fd` to `ip`:`port`.
-pub fn bind(fd: &OwnedFd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    let a = raw_addr(ip, port);
-    // SAFETY: `a.bytes` holds a sockaddr of `a.len` bytes and outlives the call.
-    Errno::result(unsafe { libc::bind(fd.as_raw_fd(), a.bytes.as_ptr().cast(), a.len) }).map(drop)
+pub fn bind(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
+    addr_call(libc::SYS_bind, fd, raw_addr(ip, port))
 }
 
 /// Starts connecting `fd` to `ip`:`port`; `EINPROGRESS` while a non-blocking connect runs.
-pub fn connect(fd: &OwnedFd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    let a = raw_addr(ip, port);
+pub fn connect(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
+    addr_call(libc::SYS_connect, fd, raw_addr(ip, port))
+}
+
+/// Runs bind or connect (`nr`) on `fd` with the address `a`.
+fn addr_call(nr: c_long, fd: &Fd, a: RawAddr) -> Result<(), Errno> {
+    let (p, len) = (a.bytes.as_ptr() as c_long, a.len as c_long);
     // SAFETY: `a.bytes` holds a sockaddr of `a.len` bytes and outlives the call.
-    Errno::result(unsafe { libc::connect(fd.as_raw_fd(), a.bytes.as_ptr().cast(), a.len) })
-        .map(drop)
+    unsafe { call(nr, [fd.0 as c_long, p, len, 0, 0, 0]) }.map(drop)
 }
 
 /// Sets an integer socket option.
 ///
 /// A raw system call: on 32-bit targets musl's setsockopt and getsockopt
 /// carry time64 conversions for options heft never uses (about 0.9 KB).
-pub fn set_opt(fd: &OwnedFd, level: i32, name: i32, value: i32) -> Result<(), Errno> {
-    let len = core::mem::size_of::<i32>() as libc::socklen_t;
-    // SAFETY: the kernel reads `len` bytes at `&value`, which outlives the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_setsockopt,
-            fd.as_raw_fd(),
-            level,
-            name,
-            &value as *const i32,
-            len,
-        )
-    };
-    Errno::result(r).map(drop)
+pub fn set_opt(fd: &Fd, level: i32, name: i32, value: i32) -> Result<(), Errno> {
+    let (p, len) = (&value as *const i32 as c_long, 4);
+    let args = [fd.0 as c_long, level as c_long, name as c_long, p, len, 0];
+    // SAFETY: the kernel reads `len` (4) bytes at `&value`, which outlives the call.
+    unsafe { call(libc::SYS_setsockopt, args) }.map(drop)
 }
 
 /// Takes the error a non-blocking connect ended with (`SO_ERROR`); `Ok` if it connected.
-pub fn socket_error(fd: &OwnedFd) -> Result<(), Errno> {
+pub fn socket_error(fd: &Fd) -> Result<(), Errno> {
     let mut value: i32 = 0;
     let mut len = core::mem::size_of::<i32>() as libc::socklen_t;
+    let (v, l) = (
+        &mut value as *mut i32 as c_long,
+        &mut len as *mut _ as c_long,
+    );
+    let (level, name) = (libc::SOL_SOCKET as c_long, libc::SO_ERROR as c_long);
     // SAFETY: the kernel writes at most `len` bytes to `value` and the length
     // to `len`, both alive for the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_getsockopt,
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            &mut value as *mut i32,
-            &mut len as *mut libc::socklen_t,
-        )
-    };
-    Errno::result(r)?;
+    unsafe { call(libc::SYS_getsockopt, [fd.0 as c_long, level, name, v, l, 0]) }?;
     match value {
         0 => Ok(()),
         e => Err(Errno::from_raw(e)),
@@ -528,36 +832,86 @@ pub fn socket_error(fd: &OwnedFd) -> Result<(), Errno> {
 }
 
 /// Sends bytes without raising SIGPIPE; returns how many were taken.
-pub fn send(fd: &OwnedFd, buf: &[u8]) -> Result<usize, Errno> {
-    socket::send(fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)
+pub fn send(fd: &Fd, buf: &[u8]) -> Result<usize, Errno> {
+    let (p, n) = (buf.as_ptr() as c_long, buf.len() as c_long);
+    let flags = libc::MSG_NOSIGNAL as c_long;
+    // SAFETY: the kernel reads `n` bytes at `p`, a live slice; no address (null).
+    unsafe { call(libc::SYS_sendto, [fd.0 as c_long, p, n, flags, 0, 0]) }.map(|k| k as usize)
 }
 
 /// Reads what has arrived; 0 means the peer closed.
-pub fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Result<usize, Errno> {
-    socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)
+pub fn recv(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let (p, n) = (buf.as_mut_ptr() as c_long, buf.len() as c_long);
+    let flags = libc::MSG_DONTWAIT as c_long;
+    // SAFETY: the kernel writes at most `n` bytes at `p`, a live slice; no address (null).
+    unsafe { call(libc::SYS_recvfrom, [fd.0 as c_long, p, n, flags, 0, 0]) }.map(|k| k as usize)
+}
+
+/// Reads from `fd` into `buf`; returns how many bytes came, 0 at the end.
+pub fn read(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
+    let (p, n) = (buf.as_mut_ptr() as c_long, buf.len() as c_long);
+    // SAFETY: the kernel writes at most `n` bytes at `p`, a live slice.
+    unsafe { call(libc::SYS_read, [fd.0 as c_long, p, n, 0, 0, 0]) }.map(|k| k as usize)
+}
+
+/// Writes from `buf` to the descriptor `fd`; returns how many bytes were taken.
+pub fn write(fd: RawFd, buf: &[u8]) -> Result<usize, Errno> {
+    let (p, n) = (buf.as_ptr() as c_long, buf.len() as c_long);
+    // SAFETY: the kernel reads `n` bytes at `p`, a live slice.
+    unsafe { call(libc::SYS_write, [fd as c_long, p, n, 0, 0, 0]) }.map(|k| k as usize)
+}
+
+/// Flushes what was written to `fd` to the disk.
+pub fn fsync(fd: &Fd) -> Result<(), Errno> {
+    // SAFETY: fsync takes a descriptor.
+    unsafe { call(libc::SYS_fsync, [fd.0 as c_long, 0, 0, 0, 0, 0]) }.map(drop)
 }
 
 /// Closes the write side, so the peer sees the end of the reply.
-pub fn shutdown_write(fd: &OwnedFd) -> Result<(), Errno> {
-    socket::shutdown(fd.as_raw_fd(), socket::Shutdown::Write)
+pub fn shutdown_write(fd: &Fd) -> Result<(), Errno> {
+    let how = libc::SHUT_WR as c_long;
+    // SAFETY: shutdown takes a descriptor and an integer.
+    unsafe { call(libc::SYS_shutdown, [fd.0 as c_long, how, 0, 0, 0, 0]) }.map(drop)
+}
+
+/// Starts listening on `fd`, with room for `backlog` connections not yet accepted.
+pub fn listen(fd: &Fd, backlog: i32) -> Result<(), Errno> {
+    // SAFETY: listen takes a descriptor and an integer.
+    unsafe {
+        call(
+            libc::SYS_listen,
+            [fd.0 as c_long, backlog as c_long, 0, 0, 0, 0],
+        )
+    }
+    .map(drop)
+}
+
+/// Sends `sig` to process `pid`.
+pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill takes integers.
+    unsafe { call(libc::SYS_kill, [pid as c_long, sig as c_long, 0, 0, 0, 0]) }.map(drop)
+}
+
+/// Returns this process's id.
+pub fn pid() -> u32 {
+    // SAFETY: getpid takes nothing and cannot fail.
+    unsafe { call(libc::SYS_getpid, [0; 6]) }.map_or(0, |p| p as u32)
+}
+
+/// Returns this process's effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid takes nothing and cannot fail.
+    unsafe { call(id_calls::GETEUID, [0; 6]) }.map_or(0, |u| u as u32)
 }
 
 /// Opens `path` with `flags` (close-on-exec added) and, for a new file, `mode`.
 ///
 /// A raw openat: musl's open adds an fcntl for kernels that ignore
 /// O_CLOEXEC (before 2.6.23). O_LARGEFILE as musl adds it.
-pub fn open(
-    path: &core::ffi::CStr,
-    flags: libc::c_int,
-    mode: libc::c_uint,
-) -> Result<OwnedFd, Errno> {
-    let flags = flags | libc::O_CLOEXEC | libc::O_LARGEFILE;
-    // SAFETY: `path` is a NUL-terminated string that outlives the call.
-    let fd = Errno::result(unsafe {
-        libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags, mode)
-    })?;
-    // SAFETY: openat just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+pub fn open(path: &core::ffi::CStr, flags: libc::c_int, mode: libc::c_uint) -> Result<Fd, Errno> {
+    let flags = (flags | libc::O_CLOEXEC | libc::O_LARGEFILE) as c_long;
+    // SAFETY: openat takes a flag and a mode, integers.
+    unsafe { path_call(libc::SYS_openat, path, flags, mode as c_long) }.map(Fd::own)
 }
 
 /// Runs a system call on a path relative to the working directory, as
@@ -567,32 +921,33 @@ pub fn open(
 /// `b` and `c` must be what call `nr` takes there: integers, or pointers to
 /// live NUL-terminated paths.
 unsafe fn path_call(
-    nr: libc::c_long,
+    nr: c_long,
     path: &core::ffi::CStr,
-    b: libc::c_long,
-    c: libc::c_long,
-) -> Result<(), Errno> {
+    b: c_long,
+    c: c_long,
+) -> Result<c_long, Errno> {
+    let (at, p) = (libc::AT_FDCWD as c_long, path.as_ptr() as c_long);
     // SAFETY: `path` outlives the call; the caller vouches for `b` and `c`.
-    Errno::result(unsafe { libc::syscall(nr, libc::AT_FDCWD, path.as_ptr(), b, c) }).map(drop)
+    unsafe { call(nr, [at, p, b, c, 0, 0]) }
 }
 
 /// Renames `from` over `to` (raw renameat: no libc and nix wrappers).
 pub fn rename(from: &core::ffi::CStr, to: &core::ffi::CStr) -> Result<(), Errno> {
     let to = to.as_ptr() as libc::c_long;
     // SAFETY: renameat takes another directory and a path, here the working one and `to`.
-    unsafe { path_call(libc::SYS_renameat, from, libc::AT_FDCWD as libc::c_long, to) }
+    unsafe { path_call(libc::SYS_renameat, from, libc::AT_FDCWD as c_long, to) }.map(drop)
 }
 
 /// Removes the file at `path` (raw unlinkat).
 pub fn unlink(path: &core::ffi::CStr) -> Result<(), Errno> {
     // SAFETY: unlinkat takes integer flags, 0 here; the fourth argument is unused.
-    unsafe { path_call(libc::SYS_unlinkat, path, 0, 0) }
+    unsafe { path_call(libc::SYS_unlinkat, path, 0, 0) }.map(drop)
 }
 
 /// Tells whether this process may write at `path` (raw faccessat).
 pub fn writable(path: &core::ffi::CStr) -> bool {
     // SAFETY: faccessat takes an integer mode; the fourth argument is unused.
-    unsafe { path_call(libc::SYS_faccessat, path, libc::W_OK as libc::c_long, 0) }.is_ok()
+    unsafe { path_call(libc::SYS_faccessat, path, libc::W_OK as c_long, 0) }.is_ok()
 }
 
 /// The start of the kernel's `struct statx`, the same on every architecture
@@ -618,11 +973,12 @@ pub fn mode_and_owner(path: &core::ffi::CStr) -> Result<(u32, u32, u32), Errno> 
     const WANT: libc::c_uint =
         libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_UID | libc::STATX_GID;
     let mut st = core::mem::MaybeUninit::<Statx>::uninit();
-    let (at, p) = (libc::AT_FDCWD, path.as_ptr());
+    let (at, p) = (libc::AT_FDCWD as c_long, path.as_ptr() as c_long);
+    let args = [at, p, 0, WANT as c_long, st.as_mut_ptr() as c_long, 0];
     // SAFETY: statx takes a path that outlives the call, flags (0: follow
     // links, as stat does), the mask wanted and a 256-byte buffer, `st`,
     // which outlives the call.
-    Errno::result(unsafe { libc::syscall(libc::SYS_statx, at, p, 0, WANT, st.as_mut_ptr()) })?;
+    unsafe { call(libc::SYS_statx, args) }?;
     let st = st.as_ptr();
     // SAFETY: a successful statx has written the mode, owner and group (it
     // always fills them), and `st` points at the live buffer.
@@ -631,39 +987,43 @@ pub fn mode_and_owner(path: &core::ffi::CStr) -> Result<(u32, u32, u32), Errno> 
 }
 
 /// Sets the permission bits of the file open at `fd` (raw fchmod).
-pub fn fchmod(fd: &OwnedFd, mode: u32) {
+pub fn fchmod(fd: &Fd, mode: u32) {
     // SAFETY: fchmod takes a descriptor and an integer.
-    let _ = unsafe { libc::syscall(libc::SYS_fchmod, fd.as_raw_fd(), mode) };
+    let _ = unsafe {
+        call(
+            libc::SYS_fchmod,
+            [fd.0 as c_long, mode as c_long, 0, 0, 0, 0],
+        )
+    };
 }
 
 /// Sets the owner and group of the file open at `fd` (raw fchown: musl's
 /// falls back to a /proc path, 650 B with fchmod's).
-pub fn fchown(fd: &OwnedFd, uid: u32, gid: u32) {
+pub fn fchown(fd: &Fd, uid: u32, gid: u32) {
+    let args = [fd.0 as c_long, uid as c_long, gid as c_long, 0, 0, 0];
     // SAFETY: fchown takes a descriptor and integers.
-    let _ = unsafe { libc::syscall(id_calls::FCHOWN, fd.as_raw_fd(), uid, gid) };
+    let _ = unsafe { call(id_calls::FCHOWN, args) };
 }
 
 /// Writes a log line to `fd` in one call, ignoring failures (there is nowhere to report them).
 pub fn log_write(fd: RawFd, buf: &[u8]) {
-    // SAFETY: `fd` is stderr or the syslog socket, both open for the process's lifetime.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    let _ = nix::unistd::write(fd, buf);
+    let _ = write(fd, buf);
 }
 
 /// The id system calls that take 32-bit ids: ARM's original calls take 16-bit ones.
 #[cfg(target_arch = "arm")]
 mod id_calls {
     pub use libc::{
-        SYS_fchown32 as FCHOWN, SYS_setgroups32 as SETGROUPS, SYS_setresgid32 as SETRESGID,
-        SYS_setresuid32 as SETRESUID, SYS_setuid32 as SETUID,
+        SYS_fchown32 as FCHOWN, SYS_geteuid32 as GETEUID, SYS_setgroups32 as SETGROUPS,
+        SYS_setresgid32 as SETRESGID, SYS_setresuid32 as SETRESUID, SYS_setuid32 as SETUID,
     };
 }
 /// The id system calls; on every other target they take 32-bit ids.
 #[cfg(not(target_arch = "arm"))]
 mod id_calls {
     pub use libc::{
-        SYS_fchown as FCHOWN, SYS_setgroups as SETGROUPS, SYS_setresgid as SETRESGID,
-        SYS_setresuid as SETRESUID, SYS_setuid as SETUID,
+        SYS_fchown as FCHOWN, SYS_geteuid as GETEUID, SYS_setgroups as SETGROUPS,
+        SYS_setresgid as SETRESGID, SYS_setresuid as SETRESUID, SYS_setuid as SETUID,
     };
 }
 
@@ -672,15 +1032,10 @@ mod id_calls {
 /// musl's set*id functions stop every thread and repeat the call in each
 /// (about 2 KB of code for its thread broadcast); heft has one thread, where
 /// the raw system call has the same effect.
-fn id_call(
-    nr: libc::c_long,
-    a: libc::c_long,
-    b: libc::c_long,
-    c: libc::c_long,
-) -> Result<(), Errno> {
+fn id_call(nr: c_long, a: c_long, b: c_long, c: c_long) -> Result<(), Errno> {
     // SAFETY: the id calls take integers, and a null list with length 0 for
     // setgroups; they touch no memory of ours.
-    Errno::result(unsafe { libc::syscall(nr, a, b, c) }).map(drop)
+    unsafe { call(nr, [a, b, c, 0, 0, 0]) }.map(drop)
 }
 
 /// Clears the supplementary groups.
@@ -690,13 +1045,13 @@ pub fn clear_groups() -> Result<(), Errno> {
 
 /// Sets the real, effective and saved group id.
 pub fn set_gid(g: u32) -> Result<(), Errno> {
-    let g = g as libc::c_long;
+    let g = g as c_long;
     id_call(id_calls::SETRESGID, g, g, g)
 }
 
 /// Sets the real, effective and saved user id.
 pub fn set_uid(u: u32) -> Result<(), Errno> {
-    let u = u as libc::c_long;
+    let u = u as c_long;
     id_call(id_calls::SETRESUID, u, u, u)
 }
 
@@ -705,23 +1060,20 @@ pub fn can_become_root() -> bool {
     id_call(id_calls::SETUID, 0, 0, 0).is_ok()
 }
 
-unsafe extern "C" {
-    /// The C library's environment: a null-terminated array of `NAME=value` strings.
-    static environ: *const *const libc::c_char;
-}
+/// The environment heft was started with (`envp`): a null-terminated array
+/// of `NAME=value` strings, or null before `start`.
+static ENVIRON: core::sync::atomic::AtomicPtr<*const libc::c_char> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 
 /// Looks a variable up in the environment heft was started with.
 ///
-/// Read straight from `environ`: std's lookup takes a lock and copies the
-/// name into a C string, and libc's getenv adds strchrnul; heft only reads
-/// the environment while starting, and nothing in it sets variables.
+/// Read straight from `envp`: std's lookup takes a lock and copies the name
+/// into a C string, and libc's getenv adds strchrnul; heft only reads the
+/// environment while starting, and nothing in it sets variables.
 pub fn env_var(name: &str) -> Option<&'static [u8]> {
-    let mut p = {
-        // SAFETY: reading the pointer itself; nothing in heft modifies the environment.
-        unsafe { environ }
-    };
+    let mut p = ENVIRON.load(R) as *const *const libc::c_char;
     while !p.is_null() {
-        // SAFETY: `p` points into the null-terminated `environ` array.
+        // SAFETY: `p` points into the null-terminated `envp` array.
         let entry = unsafe { *p };
         if entry.is_null() {
             break;
@@ -740,15 +1092,19 @@ pub fn env_var(name: &str) -> Option<&'static [u8]> {
     None
 }
 
-/// Yields the program's arguments, after its name, straight from the C `argv`.
+/// Keeps `envp` for `env_var` and yields the program's arguments, after its
+/// name, straight from `argv`.
 ///
 /// # Safety
-/// `argv` must hold `argc` pointers to NUL-terminated strings that live as
-/// long as the process, as the C runtime passes to `main`.
-pub unsafe fn args(
+/// `argv` must hold `argc` pointers to NUL-terminated strings and `envp` be
+/// a null-terminated array of them, all living as long as the process, as
+/// `_start` passes them to `main`.
+pub unsafe fn start(
     argc: libc::c_int,
     argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
 ) -> impl Iterator<Item = &'static [u8]> {
+    ENVIRON.store(envp as *mut _, R);
     (1..argc.max(1) as usize).map(move |i| {
         // SAFETY: i < argc, and each of the first argc entries is a valid C
         // string that lives as long as the process (the caller's promise).
@@ -770,9 +1126,7 @@ pub fn ascii_str(b: &[u8]) -> Option<&str> {
 
 /// Writes all of `buf` to standard output; false if it could not.
 pub fn write_stdout(buf: &[u8]) -> bool {
-    // SAFETY: descriptor 1 is the process's standard output, open for its whole life.
-    let fd = unsafe { BorrowedFd::borrow_raw(1) };
-    crate::file::write_all(fd, buf).is_ok()
+    crate::file::write_all(1, buf).is_ok()
 }
 
 /// Connects a datagram socket to the syslog socket at `path` and sends every later log line there.
@@ -790,11 +1144,11 @@ pub fn connect_syslog(path: &std::path::Path) -> Result<(), Errno> {
     for (d, &c) in a.sun_path.iter_mut().zip(b) {
         *d = c as libc::c_char;
     }
-    let len = (core::mem::offset_of!(libc::sockaddr_un, sun_path) + b.len()) as libc::socklen_t;
+    let len = (core::mem::offset_of!(libc::sockaddr_un, sun_path) + b.len()) as c_long;
+    let p = &a as *const libc::sockaddr_un as c_long;
     // SAFETY: `a` is a live sockaddr_un whose first `len` bytes are the address.
-    let r = unsafe { libc::connect(fd.as_raw_fd(), (&a as *const libc::sockaddr_un).cast(), len) };
-    Errno::result(r)?;
-    crate::log::use_syslog(fd.as_raw_fd(), std::process::id() as i32);
+    unsafe { call(libc::SYS_connect, [fd.0 as c_long, p, len, 0, 0, 0]) }?;
+    crate::log::use_syslog(fd.0, pid() as i32);
     // The socket lives as long as the process: every log line may use it.
     core::mem::forget(fd);
     Ok(())
@@ -853,26 +1207,14 @@ unsafe impl core::alloc::GlobalAlloc for Arena {
         // (x86_64 -176 B, mipsel -368 B). 32-bit targets map with mmap2, whose offset is in
         // pages; it is 0 here either way.
         #[cfg(target_pointer_width = "64")]
-        const MMAP: libc::c_long = libc::SYS_mmap;
+        const MMAP: c_long = libc::SYS_mmap;
         #[cfg(target_pointer_width = "32")]
-        const MMAP: libc::c_long = libc::SYS_mmap2;
+        const MMAP: c_long = libc::SYS_mmap2;
+        let prot = (libc::PROT_READ | libc::PROT_WRITE) as c_long;
+        let flags = (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS) as c_long;
         // SAFETY: an anonymous private mapping touches no existing memory.
-        let p = unsafe {
-            libc::syscall(
-                MMAP,
-                core::ptr::null_mut::<u8>(),
-                layout.size(),
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1 as libc::c_long,
-                0 as libc::c_long,
-            )
-        };
-        if p == -1 {
-            core::ptr::null_mut()
-        } else {
-            p as *mut u8
-        }
+        let p = unsafe { call(MMAP, [0, layout.size() as c_long, prot, flags, -1, 0]) };
+        p.map_or(core::ptr::null_mut(), |p| p as *mut u8)
     }
 
     unsafe fn dealloc(&self, _ptr: *mut u8, _layout: core::alloc::Layout) {}

@@ -5,14 +5,14 @@
 //! chunked and ends at EOF or after `Content-Length` bytes. Only the first
 //! 2048 bytes are kept; a JSON body that does not fit is a bad reply.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 use nix::errno::Errno;
 
 use super::config::HttpTarget;
 use super::metrics::{parse_decimal, pieces, split_once};
 use crate::json::{top_field, Token};
-use crate::sys;
+use crate::sys::{self, Fd};
 
 /// The most bytes of an answer kept.
 pub const RESPONSE_MAX: usize = 2048;
@@ -75,9 +75,7 @@ pub fn judge(buf: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Optio
     }
     // `HTTP/1.x ddd`
     let code = match line.get(8..12) {
-        Some([b' ', digits @ ..]) if line.starts_with(b"HTTP/1.") => {
-            crate::num::parse_u32(digits)
-        }
+        Some([b' ', digits @ ..]) if line.starts_with(b"HTTP/1.") => crate::num::parse_u32(digits),
         _ => None,
     };
     let code = match code {
@@ -118,7 +116,7 @@ enum Phase {
 /// One check in flight, or none.
 pub struct Check {
     /// The socket and phase while a check runs.
-    conn: Option<(OwnedFd, Phase)>,
+    conn: Option<(Fd, Phase)>,
     /// When the running check times out.
     deadline: u32,
     /// The answer so far.
