@@ -1175,7 +1175,9 @@ const MAP_BYTES: usize = 8 * 1024;
 struct ArenaBytes(core::cell::UnsafeCell<[u8; ARENA_BYTES]>);
 // SAFETY: only the one thread that runs heft touches the arena (see `Arena`).
 unsafe impl Sync for ArenaBytes {}
-/// The arena itself.
+/// The arena itself, in a section of its own so that the MIPS link can put
+/// it after every small variable (cross/mips.ld).
+#[link_section = ".bss.heft_arena"]
 static ARENA: ArenaBytes = ArenaBytes(core::cell::UnsafeCell::new([0; ARENA_BYTES]));
 /// Bytes of the arena handed out so far.
 static ARENA_USED: AtomicU32 = AtomicU32::new(0);
