@@ -310,6 +310,9 @@ fn unreadable_state_file_serves_fail() {
 #[test]
 fn bad_state_files_on_sighup_serve_fail_and_keep_running() {
     let a = Agent::start(Some(STATE), &[]);
+    // heft logs "listening" before its first read of the file: let that
+    // read happen before the file changes, or it too finds a bad file.
+    a.expect_reply("up ready 77% maxconn:300\n");
     for (what, content, reason) in bad_files() {
         match &content {
             Some(c) => std::fs::write(&a.state, c).unwrap(),
