@@ -439,6 +439,8 @@ fn probe_after_a_signal_gets_the_new_state() {
 #[test]
 fn sighup_rereads_the_file() {
     let a = Agent::start(Some(STATE), &[]);
+    // The first read (after "listening" is logged) comes before the change.
+    a.expect_reply("up ready 77% maxconn:300\n");
     std::fs::write(&a.state, r#"{"status":"MAINT","weight":5}"#).unwrap();
     // Not read before SIGHUP.
     std::thread::sleep(Duration::from_millis(200));
@@ -558,6 +560,8 @@ fn stale_temporary_file_is_reused() {
 #[test]
 fn failed_rename_keeps_serving_and_retries() {
     let a = Agent::start(Some(STATE), &[]);
+    // The first read (after "listening" is logged) comes before the change.
+    a.expect_reply("up ready 77% maxconn:300\n");
     std::fs::remove_file(&a.state).unwrap();
     std::fs::create_dir(&a.state).unwrap();
     std::fs::write(a.state.join("in-the-way"), "x").unwrap();
