@@ -120,12 +120,69 @@ pub struct Usage {
     /// The value given, if one was.
     pub value: Option<&'static OsStr>,
     /// What was expected.
-    pub expected: &'static str,
+    pub expected: Expected,
+}
+
+/// What a bad value should have been: a line of `EXPECTED`, as its offset
+/// times 64 plus its length.
+///
+/// A number rather than a `&str`: each error then stores one number, not a
+/// pointer and a length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expected(u16);
+
+impl Expected {
+    /// Returns the text, e.g. `1 or 0`.
+    pub fn text(self) -> &'static str {
+        let (at, len) = ((self.0 >> 6) as usize, (self.0 & 63) as usize);
+        let line = EXPECTED.as_bytes().get(at..at + len).unwrap_or(&[]);
+        crate::sys::ascii_str(line).unwrap_or("")
+    }
+}
+
+/// Every text `Expected` may name, one a line.
+const EXPECTED: &str = "\
+see heft --help
+no value
+a value
+a port from 1 to 65535
+seconds from 1 to 86400
+milliseconds from 0 to 10000
+milliseconds from 10 to 60000
+a number from 1 to 1024
+0 to 255
+milliseconds from 1 to 600000
+0 to 65535, or none
+an IPv4 or IPv6 address
+CIDR[,CIDR...] like 10.0.0.0/8,::1/128
+1 or 0
+UP READY DRAIN MAINT DOWN FAIL or STOPPED
+at most 64 printable ASCII bytes without #
+a name of 1 to 32 bytes of [A-Za-z0-9_.-]
+at most 256 bytes
+";
+
+/// Returns the `Expected` for `text`, a whole line of `EXPECTED`; fails the build if missing.
+const fn expect(text: &str) -> Expected {
+    let (e, t) = (EXPECTED.as_bytes(), text.as_bytes());
+    let mut i = 0;
+    while i + t.len() < e.len() {
+        let mut j = 0;
+        while j < t.len() && e[i + j] == t[j] {
+            j += 1;
+        }
+        if j == t.len() && e[i + j] == b'\n' && (i == 0 || e[i - 1] == b'\n') {
+            assert!(i < 1024 && j < 64, "EXPECTED is too long for Expected");
+            return Expected((i << 6 | j) as u16);
+        }
+        i += 1;
+    }
+    panic!("an expected text is missing from EXPECTED")
 }
 
 /// Builds the `Usage` error for a value that `source` gave.
 #[cold]
-fn bad(source: &'static str, value: &'static OsStr, expected: &'static str) -> Usage {
+fn bad(source: &'static str, value: &'static OsStr, expected: Expected) -> Usage {
     Usage {
         source,
         value: Some(value),
@@ -145,7 +202,7 @@ struct Range {
     min: u16,
     max: u32,
     default: u16,
-    expected: &'static str,
+    expected: Expected,
 }
 
 /// How an option's value is read.
@@ -181,49 +238,49 @@ const RANGES: [Range; 7] = [
         min: 1,
         max: 65535,
         default: DEFAULT_PORT,
-        expected: "a port from 1 to 65535",
+        expected: expect("a port from 1 to 65535"),
     },
     // `--ready-window`, in seconds.
     Range {
         min: 1,
         max: 86400,
         default: 0,
-        expected: "seconds from 1 to 86400",
+        expected: expect("seconds from 1 to 86400"),
     },
     // `--wait`.
     Range {
         min: 0,
         max: 10_000,
         default: small(DEFAULT_WAIT_MS),
-        expected: "milliseconds from 0 to 10000",
+        expected: expect("milliseconds from 0 to 10000"),
     },
     // `--timeout` of `heft serve`.
     Range {
         min: 10,
         max: 60_000,
         default: small(DEFAULT_TIMEOUT_MS),
-        expected: "milliseconds from 10 to 60000",
+        expected: expect("milliseconds from 10 to 60000"),
     },
     // `--slots`.
     Range {
         min: 1,
         max: SLOTS_MAX,
         default: small(DEFAULT_SLOTS),
-        expected: "a number from 1 to 1024",
+        expected: expect("a number from 1 to 1024"),
     },
     // `--weight`.
     Range {
         min: 0,
         max: 255,
         default: 0,
-        expected: "0 to 255",
+        expected: expect("0 to 255"),
     },
     // `--timeout` of `heft get`.
     Range {
         min: 1,
         max: 600_000,
         default: small(DEFAULT_TIMEOUT_MS),
-        expected: "milliseconds from 1 to 600000",
+        expected: expect("milliseconds from 1 to 600000"),
     },
 ];
 
@@ -430,24 +487,26 @@ fn scan(
                     .iter()
                     .position(|o| o.cmds & cmd != 0 && flag(o).as_bytes() == name)
                 else {
-                    return Err(bad("option", given, "see heft --help"));
+                    return Err(bad("option", given, const { expect("see heft --help") }));
                 };
                 let at = OPTS[i].names[0];
                 let flag = name_at(at);
                 let v = match (&OPTS[i].kind, inline) {
                     (Kind::Switch, None) => &[][..],
-                    (Kind::Switch, Some(_)) => return Err(bad(flag, given, "no value")),
+                    (Kind::Switch, Some(_)) => {
+                        return Err(bad(flag, given, const { expect("no value") }))
+                    }
                     (_, Some(v)) => v,
                     (_, None) => args.next().ok_or(Usage {
                         source: flag,
                         value: None,
-                        expected: "a value",
+                        expected: const { expect("a value") },
                     })?,
                 };
                 f.vals[i] = Some((at, OsStr::from_bytes(v)));
             }
             _ if cmd == SET && f.positional.is_none() => f.positional = Some(arg),
-            _ => return Err(bad("argument", given, "see heft --help")),
+            _ => return Err(bad("argument", given, const { expect("see heft --help") })),
         }
     }
     for (i, o) in OPTS.iter().enumerate() {
@@ -549,7 +608,13 @@ fn addr(v: &Option<Val>, default: [u8; 4]) -> Result<IpAddr, Usage> {
     let b = val.as_bytes();
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
-    num::parse_ip(b).ok_or_else(|| bad(name_at(src), val, "an IPv4 or IPv6 address"))
+    num::parse_ip(b).ok_or_else(|| {
+        bad(
+            name_at(src),
+            val,
+            const { expect("an IPv4 or IPv6 address") },
+        )
+    })
 }
 
 /// Names a value's source for `Serve`, which reports it after start-up.
@@ -628,14 +693,19 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
     let (v, n) = (&f.vals, &f.nums);
     let allow = match v[o::ALLOW] {
         None => AllowList::everyone(),
-        Some((src, val)) => AllowList::parse(val.as_bytes())
-            .ok_or_else(|| bad(name_at(src), val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
+        Some((src, val)) => AllowList::parse(val.as_bytes()).ok_or_else(|| {
+            bad(
+                name_at(src),
+                val,
+                const { expect("CIDR[,CIDR...] like 10.0.0.0/8,::1/128") },
+            )
+        })?,
     };
     let syslog = match v[o::SYSLOG] {
         None => None,
         Some((src, val)) => match word_index(SWITCH, val.as_bytes()) {
             Some(i) => (i < 3).then_some(Path::new("/dev/log")),
-            None => return Err(bad(name_at(src), val, "1 or 0")),
+            None => return Err(bad(name_at(src), val, const { expect("1 or 0") })),
         },
     };
     Ok(Command::Serve(Serve {
@@ -658,11 +728,10 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
 
 /// Builds the `heft set` command from what was found.
 fn parse_set(f: &Found) -> Result<Command, Usage> {
-    const STATUSES: &str = "UP READY DRAIN MAINT DOWN FAIL or STOPPED";
     let status = f.positional.and_then(Status::parse).ok_or(Usage {
         source: "STATUS",
         value: f.positional.map(OsStr::from_bytes),
-        expected: STATUSES,
+        expected: const { expect("UP READY DRAIN MAINT DOWN FAIL or STOPPED") },
     })?;
     let v = &f.vals;
     let maxconn = match v[o::MAXCONN] {
@@ -677,12 +746,12 @@ fn parse_set(f: &Found) -> Result<Command, Usage> {
         reason: text(
             v[o::REASON],
             state::check_reason,
-            "at most 64 printable ASCII bytes without #",
+            const { expect("at most 64 printable ASCII bytes without #") },
         )?,
         service: text(
             v[o::SERVICE],
             state::check_name,
-            "a name of 1 to 32 bytes of [A-Za-z0-9_.-]",
+            const { expect("a name of 1 to 32 bytes of [A-Za-z0-9_.-]") },
         )?,
         state_file: state_file(v[o::STATE_FILE]),
         pid_file: path(v[o::PID_FILE]),
@@ -695,14 +764,14 @@ const MAXCONN: Range = Range {
     min: 0,
     max: 65535,
     default: 0,
-    expected: "0 to 65535, or none",
+    expected: expect("0 to 65535, or none"),
 };
 
 /// Returns the text given if `check` accepts it; `None` if none was given.
 fn text(
     v: Option<Val>,
     check: fn(&[u8]) -> Result<(), state::StateError>,
-    expected: &'static str,
+    expected: Expected,
 ) -> Result<Option<&'static str>, Usage> {
     let Some((src, val)) = v else {
         return Ok(None);
@@ -719,7 +788,7 @@ fn parse_get(f: &Found) -> Result<Command, Usage> {
     let mut send = heapless::Vec::new();
     if let Some((src, val)) = v[o::SEND] {
         unescape(val.as_bytes(), &mut send)
-            .map_err(|_| bad(name_at(src), val, "at most 256 bytes"))?;
+            .map_err(|_| bad(name_at(src), val, const { expect("at most 256 bytes") }))?;
     }
     Ok(Command::Get(Get {
         addr: addr(&v[o::GET_ADDR], [127, 0, 0, 1])?,
@@ -892,6 +961,13 @@ mod tests {
     }
 
     #[test]
+    fn expected_texts_come_back_whole() {
+        for line in EXPECTED.lines() {
+            assert_eq!(expect(line).text(), line);
+        }
+    }
+
+    #[test]
     fn help_unpacks_to_the_text() {
         assert_eq!(help(&mut [0; HELP_LEN]), HELP_TEXT.as_bytes());
     }
@@ -964,7 +1040,7 @@ mod tests {
         );
         assert_eq!(serve(&[], &[("HEFT_SYSLOG", "no")]).syslog, None);
         let e = run(&[], &[("HEFT_SYSLOG", "on")]).err().unwrap();
-        assert_eq!((e.source, e.expected), ("HEFT_SYSLOG", "1 or 0"));
+        assert_eq!((e.source, e.expected.text()), ("HEFT_SYSLOG", "1 or 0"));
     }
 
     #[test]

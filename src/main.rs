@@ -41,7 +41,7 @@ extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc:
 fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     heft::sys::ignore_sigpipe();
     match cli::parse(args, &heft::sys::env_var) {
-        Err(u) => usage(u.source, u.value, u.expected),
+        Err(u) => usage(u.source, u.value, u.expected.text()),
         Ok(Command::Help) => {
             heft::sys::write_stdout(cli::help(&mut [0; cli::HELP_LEN]));
             0
