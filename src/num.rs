@@ -1,6 +1,8 @@
 //! Numbers and IP addresses to and from text, without `core::fmt` (about
 //! 8 KB) or `core::net`'s parser (about 2 KB).
 
+use crate::feedback::metrics::pieces;
+
 /// Writes `n` in decimal into `buf` and returns the digits.
 pub fn fmt_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
     let mut i = buf.len();
@@ -80,7 +82,7 @@ pub fn parse_ip(s: &[u8]) -> Option<std::net::IpAddr> {
 /// Parses a dotted IPv4 address; a part with a leading zero is refused.
 fn parse_v4(s: &[u8]) -> Option<[u8; 4]> {
     let mut out = [0u8; 4];
-    let mut parts = s.split(|&c| c == b'.');
+    let mut parts = pieces(s, b'.');
     for o in out.iter_mut() {
         let p = parts.next()?;
         if p.len() > 1 && p[0] == b'0' {
