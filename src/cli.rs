@@ -28,7 +28,7 @@ pub const DEFAULT_SLOTS: u32 = 64;
 pub const SLOTS_MAX: u32 = 1024;
 
 /// A value as given (borrowed from `argv` or `environ`) and the flag or variable that gave it.
-pub type Given = (&'static str, &'static OsStr);
+pub type Given = (Text, &'static OsStr);
 
 /// A value as found: the offset in `HELP` of the name that gave it, and the value.
 type Val = (u16, &'static OsStr);
@@ -117,32 +117,40 @@ pub struct Get {
 #[derive(Debug)]
 pub struct Usage {
     /// The flag or variable at fault.
-    pub source: &'static str,
+    pub source: Text,
     /// The value given, if one was.
     pub value: Option<&'static OsStr>,
     /// What was expected.
-    pub expected: Expected,
+    pub expected: Text,
 }
 
-/// What a bad value should have been: a line of `EXPECTED`, as its offset
-/// times 64 plus its length.
+/// A text an error gives: a name where `HELP` shows it (its offset), or a
+/// line of `LINES` (`LINE` plus its offset times 64 plus its length).
 ///
-/// A number rather than a `&str`: each error then stores one number, not a
-/// pointer and a length.
+/// A number rather than a `&str`: each error then stores two numbers, not
+/// two pointers and two lengths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Expected(u16);
+pub struct Text(u16);
 
-impl Expected {
-    /// Returns the text, e.g. `1 or 0`.
+/// The bit of a `Text` that is a line of `LINES`.
+const LINE: u16 = 0x8000;
+
+impl Text {
+    /// Returns the text, e.g. `--port` or `1 or 0`.
     pub fn text(self) -> &'static str {
-        let (at, len) = ((self.0 >> 6) as usize, (self.0 & 63) as usize);
-        let line = EXPECTED.as_bytes().get(at..at + len).unwrap_or(&[]);
+        if self.0 & LINE == 0 {
+            return name_at(self.0);
+        }
+        let (at, len) = ((self.0 >> 6 & 0x1ff) as usize, (self.0 & 63) as usize);
+        let line = LINES.as_bytes().get(at..at + len).unwrap_or(&[]);
         crate::sys::ascii_str(line).unwrap_or("")
     }
 }
 
-/// Every text `Expected` may name, one a line.
-const EXPECTED: &str = "\
+/// Every text an error may give that is not a name in `HELP`, one a line.
+const LINES: &str = "\
+option
+argument
 see heft --help
 no value
 a value
@@ -163,9 +171,9 @@ a name of 1 to 32 bytes of [A-Za-z0-9_.-]
 at most 256 bytes
 ";
 
-/// Returns the `Expected` for `text`, a whole line of `EXPECTED`; fails the build if missing.
-const fn expect(text: &str) -> Expected {
-    let (e, t) = (EXPECTED.as_bytes(), text.as_bytes());
+/// Returns the `Text` of `text`, a whole line of `LINES`; fails the build if missing.
+const fn line(text: &str) -> Text {
+    let (e, t) = (LINES.as_bytes(), text.as_bytes());
     let mut i = 0;
     while i + t.len() < e.len() {
         let mut j = 0;
@@ -173,17 +181,17 @@ const fn expect(text: &str) -> Expected {
             j += 1;
         }
         if j == t.len() && e[i + j] == b'\n' && (i == 0 || e[i - 1] == b'\n') {
-            assert!(i < 1024 && j < 64, "EXPECTED is too long for Expected");
-            return Expected((i << 6 | j) as u16);
+            assert!(i < 512 && j < 64, "LINES is too long for Text");
+            return Text(LINE | (i << 6 | j) as u16);
         }
         i += 1;
     }
-    panic!("an expected text is missing from EXPECTED")
+    panic!("a text is missing from LINES")
 }
 
 /// Builds the `Usage` error for a value that `source` gave.
 #[cold]
-fn bad(source: &'static str, value: &'static OsStr, expected: Expected) -> Usage {
+fn bad(source: Text, value: &'static OsStr, expected: Text) -> Usage {
     Usage {
         source,
         value: Some(value),
@@ -203,7 +211,7 @@ struct Range {
     min: u16,
     max: u32,
     default: u16,
-    expected: Expected,
+    expected: Text,
 }
 
 /// How an option's value is read.
@@ -239,49 +247,49 @@ const RANGES: [Range; 7] = [
         min: 1,
         max: 65535,
         default: DEFAULT_PORT,
-        expected: expect("a port from 1 to 65535"),
+        expected: line("a port from 1 to 65535"),
     },
     // `--ready-window`, in seconds.
     Range {
         min: 1,
         max: 86400,
         default: 0,
-        expected: expect("seconds from 1 to 86400"),
+        expected: line("seconds from 1 to 86400"),
     },
     // `--wait`.
     Range {
         min: 0,
         max: 10_000,
         default: small(DEFAULT_WAIT_MS),
-        expected: expect("milliseconds from 0 to 10000"),
+        expected: line("milliseconds from 0 to 10000"),
     },
     // `--timeout` of `heft serve`.
     Range {
         min: 10,
         max: 60_000,
         default: small(DEFAULT_TIMEOUT_MS),
-        expected: expect("milliseconds from 10 to 60000"),
+        expected: line("milliseconds from 10 to 60000"),
     },
     // `--slots`.
     Range {
         min: 1,
         max: SLOTS_MAX,
         default: small(DEFAULT_SLOTS),
-        expected: expect("a number from 1 to 1024"),
+        expected: line("a number from 1 to 1024"),
     },
     // `--weight`.
     Range {
         min: 0,
         max: 255,
         default: 0,
-        expected: expect("0 to 255"),
+        expected: line("0 to 255"),
     },
     // `--timeout` of `heft get`.
     Range {
         min: 1,
         max: 600_000,
         default: small(DEFAULT_TIMEOUT_MS),
-        expected: expect("milliseconds from 1 to 600000"),
+        expected: line("milliseconds from 1 to 600000"),
     },
 ];
 
@@ -488,26 +496,35 @@ fn scan(
                     .iter()
                     .position(|o| o.cmds & cmd != 0 && flag(o).as_bytes() == name)
                 else {
-                    return Err(bad("option", given, const { expect("see heft --help") }));
+                    return Err(bad(
+                        const { line("option") },
+                        given,
+                        const { line("see heft --help") },
+                    ));
                 };
                 let at = OPTS[i].names[0];
-                let flag = name_at(at);
                 let v = match (&OPTS[i].kind, inline) {
                     (Kind::Switch, None) => &[][..],
                     (Kind::Switch, Some(_)) => {
-                        return Err(bad(flag, given, const { expect("no value") }))
+                        return Err(bad(Text(at), given, const { line("no value") }))
                     }
                     (_, Some(v)) => v,
                     (_, None) => args.next().ok_or(Usage {
-                        source: flag,
+                        source: Text(at),
                         value: None,
-                        expected: const { expect("a value") },
+                        expected: const { line("a value") },
                     })?,
                 };
                 f.vals[i] = Some((at, OsStr::from_bytes(v)));
             }
             _ if cmd == SET && f.positional.is_none() => f.positional = Some(arg),
-            _ => return Err(bad("argument", given, const { expect("see heft --help") })),
+            _ => {
+                return Err(bad(
+                    const { line("argument") },
+                    given,
+                    const { line("see heft --help") },
+                ))
+            }
         }
     }
     for (i, o) in OPTS.iter().enumerate() {
@@ -577,6 +594,7 @@ const fn at(name: &str) -> u16 {
             j += 1;
         }
         if j == n.len() && !in_name(h[i - 1]) && !in_name(h[i + j]) {
+            assert!(i < LINE as usize, "HELP is too long for Text");
             return i as u16;
         }
         i += 1;
@@ -595,7 +613,7 @@ fn name_at(at: u16) -> &'static str {
 fn number(src: u16, val: &'static OsStr, r: &Range) -> Result<u32, Usage> {
     match num::parse_u32(val.as_bytes()) {
         Some(n) if (r.min.into()..=r.max).contains(&n) => Ok(n),
-        _ => Err(bad(name_at(src), val, r.expected)),
+        _ => Err(bad(Text(src), val, r.expected)),
     }
 }
 
@@ -607,18 +625,12 @@ fn addr(v: &Option<Val>, default: [u8; 4]) -> Result<IpAddr, Usage> {
     let b = val.as_bytes();
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
-    num::parse_ip(b).ok_or_else(|| {
-        bad(
-            name_at(src),
-            val,
-            const { expect("an IPv4 or IPv6 address") },
-        )
-    })
+    num::parse_ip(b).ok_or_else(|| bad(Text(src), val, const { line("an IPv4 or IPv6 address") }))
 }
 
 /// Names a value's source for `Serve`, which reports it after start-up.
 fn given((at, val): Val) -> Given {
-    (name_at(at), val)
+    (Text(at), val)
 }
 
 /// Returns the path given, if one was.
@@ -694,9 +706,9 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
         None => AllowList::everyone(),
         Some((src, val)) => AllowList::parse(val.as_bytes()).ok_or_else(|| {
             bad(
-                name_at(src),
+                Text(src),
                 val,
-                const { expect("CIDR[,CIDR...] like 10.0.0.0/8,::1/128") },
+                const { line("CIDR[,CIDR...] like 10.0.0.0/8,::1/128") },
             )
         })?,
     };
@@ -704,7 +716,7 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
         None => None,
         Some((src, val)) => match word_index(SWITCH, val.as_bytes()) {
             Some(i) => (i < 3).then_some(Path::new("/dev/log")),
-            None => return Err(bad(name_at(src), val, const { expect("1 or 0") })),
+            None => return Err(bad(Text(src), val, const { line("1 or 0") })),
         },
     };
     Ok(Command::Serve(Serve {
@@ -728,9 +740,9 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
 /// Builds the `heft set` command from what was found.
 fn parse_set(f: &Found) -> Result<Command, Usage> {
     let status = f.positional.and_then(Status::parse).ok_or(Usage {
-        source: "STATUS",
+        source: Text(const { at("STATUS") }),
         value: f.positional.map(OsStr::from_bytes),
-        expected: const { expect("UP READY DRAIN MAINT DOWN FAIL or STOPPED") },
+        expected: const { line("UP READY DRAIN MAINT DOWN FAIL or STOPPED") },
     })?;
     let v = &f.vals;
     let maxconn = match v[o::MAXCONN] {
@@ -745,12 +757,12 @@ fn parse_set(f: &Found) -> Result<Command, Usage> {
         reason: text(
             v[o::REASON],
             state::check_reason,
-            const { expect("at most 64 printable ASCII bytes without #") },
+            const { line("at most 64 printable ASCII bytes without #") },
         )?,
         service: text(
             v[o::SERVICE],
             state::check_name,
-            const { expect("a name of 1 to 32 bytes of [A-Za-z0-9_.-]") },
+            const { line("a name of 1 to 32 bytes of [A-Za-z0-9_.-]") },
         )?,
         state_file: state_file(v[o::STATE_FILE]),
         pid_file: path(v[o::PID_FILE]),
@@ -763,21 +775,21 @@ const MAXCONN: Range = Range {
     min: 0,
     max: 65535,
     default: 0,
-    expected: expect("0 to 65535, or none"),
+    expected: line("0 to 65535, or none"),
 };
 
 /// Returns the text given if `check` accepts it; `None` if none was given.
 fn text(
     v: Option<Val>,
     check: fn(&[u8]) -> Result<(), state::StateError>,
-    expected: Expected,
+    expected: Text,
 ) -> Result<Option<&'static str>, Usage> {
     let Some((src, val)) = v else {
         return Ok(None);
     };
     match crate::sys::ascii_str(val.as_bytes()) {
         Some(s) if check(s.as_bytes()).is_ok() => Ok(Some(s)),
-        _ => Err(bad(name_at(src), val, expected)),
+        _ => Err(bad(Text(src), val, expected)),
     }
 }
 
@@ -787,7 +799,7 @@ fn parse_get(f: &Found) -> Result<Command, Usage> {
     let mut send = heapless::Vec::new();
     if let Some((src, val)) = v[o::SEND] {
         unescape(val.as_bytes(), &mut send)
-            .map_err(|_| bad(name_at(src), val, const { expect("at most 256 bytes") }))?;
+            .map_err(|_| bad(Text(src), val, const { line("at most 256 bytes") }))?;
     }
     Ok(Command::Get(Get {
         addr: addr(&v[o::GET_ADDR], [127, 0, 0, 1])?,
@@ -960,10 +972,11 @@ mod tests {
     }
 
     #[test]
-    fn expected_texts_come_back_whole() {
-        for line in EXPECTED.lines() {
-            assert_eq!(expect(line).text(), line);
+    fn texts_come_back_whole() {
+        for l in LINES.lines() {
+            assert_eq!(line(l).text(), l);
         }
+        assert_eq!(Text(at("HEFT_SYSLOG")).text(), "HEFT_SYSLOG");
     }
 
     #[test]
@@ -1010,17 +1023,20 @@ mod tests {
     fn names_bad_values() {
         let e = run(&["--port", "99999"], &[]).err().unwrap();
         assert_eq!(
-            (e.source, e.value.unwrap()),
+            (e.source.text(), e.value.unwrap()),
             ("--port", OsStr::new("99999"))
         );
         let e = run(&[], &[("HEFT_PORT", "x")]).err().unwrap();
-        assert_eq!(e.source, "HEFT_PORT");
+        assert_eq!(e.source.text(), "HEFT_PORT");
         assert_eq!(
-            run(&["--addr", "1.2.3"], &[]).err().unwrap().source,
+            run(&["--addr", "1.2.3"], &[]).err().unwrap().source.text(),
             "--addr"
         );
-        assert_eq!(run(&["--bogus"], &[]).err().unwrap().source, "option");
-        assert_eq!(run(&["--port"], &[]).err().unwrap().source, "--port");
+        assert_eq!(
+            run(&["--bogus"], &[]).err().unwrap().source.text(),
+            "option"
+        );
+        assert_eq!(run(&["--port"], &[]).err().unwrap().source.text(), "--port");
     }
 
     #[test]
@@ -1031,15 +1047,21 @@ mod tests {
         );
         assert_eq!(serve(&[], &[("HEFT_LOG", "verbose")]).level, Level::Debug);
         assert_eq!(serve(&[], &[("HEFT_LOG", "--quiet")]).level, Level::Info);
-        assert_eq!(run(&["quiet"], &[]).err().unwrap().source, "argument");
-        assert_eq!(run(&["-q=1"], &[]).err().unwrap().source, "option");
+        assert_eq!(
+            run(&["quiet"], &[]).err().unwrap().source.text(),
+            "argument"
+        );
+        assert_eq!(run(&["-q=1"], &[]).err().unwrap().source.text(), "option");
         assert_eq!(
             serve(&["--syslog"], &[]).syslog,
             Some(Path::new("/dev/log"))
         );
         assert_eq!(serve(&[], &[("HEFT_SYSLOG", "no")]).syslog, None);
         let e = run(&[], &[("HEFT_SYSLOG", "on")]).err().unwrap();
-        assert_eq!((e.source, e.expected.text()), ("HEFT_SYSLOG", "1 or 0"));
+        assert_eq!(
+            (e.source.text(), e.expected.text()),
+            ("HEFT_SYSLOG", "1 or 0")
+        );
     }
 
     #[test]
@@ -1070,10 +1092,11 @@ mod tests {
             run(&["set", "up", "--reason", "a#b"], &[])
                 .err()
                 .unwrap()
-                .source,
+                .source
+                .text(),
             "--reason"
         );
-        assert_eq!(run(&["set"], &[]).err().unwrap().source, "STATUS");
+        assert_eq!(run(&["set"], &[]).err().unwrap().source.text(), "STATUS");
         match run(&["get", "--send", "web\\n", "--port", "1"], &[]) {
             Ok(Command::Get(g)) => assert_eq!((&g.send[..], g.port), (&b"web\n"[..], 1)),
             _ => panic!(),
