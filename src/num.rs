@@ -72,10 +72,10 @@ pub fn push_ip(out: &mut heapless::vec::VecView<u8>, ip: std::net::IpAddr) {
 /// Parses an IPv4 address (`a.b.c.d`) or an IPv6 address (RFC 4291 text,
 /// with `::` and a trailing dotted IPv4), accepting what `core::net` accepts.
 pub fn parse_ip(s: &[u8]) -> Option<std::net::IpAddr> {
-    if s.contains(&b':') {
-        parse_v6(s).map(std::net::IpAddr::from)
-    } else {
-        parse_v4(s).map(std::net::IpAddr::from)
+    // Text without a colon is never IPv6, and text with one never IPv4.
+    match parse_v4(s) {
+        Some(v4) => Some(v4.into()),
+        None => parse_v6(s).map(std::net::IpAddr::from),
     }
 }
 
