@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::allow::AllowList;
+use crate::feedback::metrics::pieces;
 use crate::log::Level;
 use crate::num;
 use crate::state::{self, Status};
@@ -27,7 +28,7 @@ pub const DEFAULT_SLOTS: u32 = 64;
 pub const SLOTS_MAX: u32 = 1024;
 
 /// A value as given (borrowed from `argv` or `environ`) and the flag or variable that gave it.
-pub type Given = (&'static str, &'static OsStr);
+pub type Given = (Text, &'static OsStr);
 
 /// A value as found: the offset in `HELP` of the name that gave it, and the value.
 type Val = (u16, &'static OsStr);
@@ -116,16 +117,81 @@ pub struct Get {
 #[derive(Debug)]
 pub struct Usage {
     /// The flag or variable at fault.
-    pub source: &'static str,
+    pub source: Text,
     /// The value given, if one was.
     pub value: Option<&'static OsStr>,
     /// What was expected.
-    pub expected: &'static str,
+    pub expected: Text,
+}
+
+/// A text an error gives: a name where `HELP` shows it (its offset), or a
+/// line of `LINES` (`LINE` plus its offset times 64 plus its length).
+///
+/// A number rather than a `&str`: each error then stores two numbers, not
+/// two pointers and two lengths.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Text(u16);
+
+/// The bit of a `Text` that is a line of `LINES`.
+const LINE: u16 = 0x8000;
+
+impl Text {
+    /// Returns the text, e.g. `--port` or `1 or 0`.
+    pub fn text(self) -> &'static str {
+        if self.0 & LINE == 0 {
+            return name_at(self.0);
+        }
+        let (at, len) = ((self.0 >> 6 & 0x1ff) as usize, (self.0 & 63) as usize);
+        let line = LINES.as_bytes().get(at..at + len).unwrap_or(&[]);
+        crate::sys::ascii_str(line).unwrap_or("")
+    }
+}
+
+/// Every text an error may give that is not a name in `HELP`, one a line.
+const LINES: &str = "\
+option
+argument
+see heft --help
+no value
+a value
+a port from 1 to 65535
+seconds from 1 to 86400
+milliseconds from 0 to 10000
+milliseconds from 10 to 60000
+a number from 1 to 1024
+0 to 255
+milliseconds from 1 to 600000
+0 to 65535, or none
+an IPv4 or IPv6 address
+CIDR[,CIDR...] like 10.0.0.0/8,::1/128
+1 or 0
+UP READY DRAIN MAINT DOWN FAIL or STOPPED
+at most 64 printable ASCII bytes without #
+a name of 1 to 32 bytes of [A-Za-z0-9_.-]
+at most 256 bytes
+";
+
+/// Returns the `Text` of `text`, a whole line of `LINES`; fails the build if missing.
+const fn line(text: &str) -> Text {
+    let (e, t) = (LINES.as_bytes(), text.as_bytes());
+    let mut i = 0;
+    while i + t.len() < e.len() {
+        let mut j = 0;
+        while j < t.len() && e[i + j] == t[j] {
+            j += 1;
+        }
+        if j == t.len() && e[i + j] == b'\n' && (i == 0 || e[i - 1] == b'\n') {
+            assert!(i < 512 && j < 64, "LINES is too long for Text");
+            return Text(LINE | (i << 6 | j) as u16);
+        }
+        i += 1;
+    }
+    panic!("a text is missing from LINES")
 }
 
 /// Builds the `Usage` error for a value that `source` gave.
 #[cold]
-fn bad(source: &'static str, value: &'static OsStr, expected: &'static str) -> Usage {
+fn bad(source: Text, value: &'static OsStr, expected: Text) -> Usage {
     Usage {
         source,
         value: Some(value),
@@ -145,7 +211,7 @@ struct Range {
     min: u16,
     max: u32,
     default: u16,
-    expected: &'static str,
+    expected: Text,
 }
 
 /// How an option's value is read.
@@ -181,49 +247,49 @@ const RANGES: [Range; 7] = [
         min: 1,
         max: 65535,
         default: DEFAULT_PORT,
-        expected: "a port from 1 to 65535",
+        expected: line("a port from 1 to 65535"),
     },
     // `--ready-window`, in seconds.
     Range {
         min: 1,
         max: 86400,
         default: 0,
-        expected: "seconds from 1 to 86400",
+        expected: line("seconds from 1 to 86400"),
     },
     // `--wait`.
     Range {
         min: 0,
         max: 10_000,
         default: small(DEFAULT_WAIT_MS),
-        expected: "milliseconds from 0 to 10000",
+        expected: line("milliseconds from 0 to 10000"),
     },
     // `--timeout` of `heft serve`.
     Range {
         min: 10,
         max: 60_000,
         default: small(DEFAULT_TIMEOUT_MS),
-        expected: "milliseconds from 10 to 60000",
+        expected: line("milliseconds from 10 to 60000"),
     },
     // `--slots`.
     Range {
         min: 1,
         max: SLOTS_MAX,
         default: small(DEFAULT_SLOTS),
-        expected: "a number from 1 to 1024",
+        expected: line("a number from 1 to 1024"),
     },
     // `--weight`.
     Range {
         min: 0,
         max: 255,
         default: 0,
-        expected: "0 to 255",
+        expected: line("0 to 255"),
     },
     // `--timeout` of `heft get`.
     Range {
         min: 1,
         max: 600_000,
         default: small(DEFAULT_TIMEOUT_MS),
-        expected: "milliseconds from 1 to 600000",
+        expected: line("milliseconds from 1 to 600000"),
     },
 ];
 
@@ -430,24 +496,35 @@ fn scan(
                     .iter()
                     .position(|o| o.cmds & cmd != 0 && flag(o).as_bytes() == name)
                 else {
-                    return Err(bad("option", given, "see heft --help"));
+                    return Err(bad(
+                        const { line("option") },
+                        given,
+                        const { line("see heft --help") },
+                    ));
                 };
                 let at = OPTS[i].names[0];
-                let flag = name_at(at);
                 let v = match (&OPTS[i].kind, inline) {
                     (Kind::Switch, None) => &[][..],
-                    (Kind::Switch, Some(_)) => return Err(bad(flag, given, "no value")),
+                    (Kind::Switch, Some(_)) => {
+                        return Err(bad(Text(at), given, const { line("no value") }))
+                    }
                     (_, Some(v)) => v,
                     (_, None) => args.next().ok_or(Usage {
-                        source: flag,
+                        source: Text(at),
                         value: None,
-                        expected: "a value",
+                        expected: const { line("a value") },
                     })?,
                 };
                 f.vals[i] = Some((at, OsStr::from_bytes(v)));
             }
             _ if cmd == SET && f.positional.is_none() => f.positional = Some(arg),
-            _ => return Err(bad("argument", given, "see heft --help")),
+            _ => {
+                return Err(bad(
+                    const { line("argument") },
+                    given,
+                    const { line("see heft --help") },
+                ))
+            }
         }
     }
     for (i, o) in OPTS.iter().enumerate() {
@@ -490,12 +567,10 @@ const LEVELS: [Level; 2] = [Level::Error, Level::Debug];
 /// Returns the position of `word` among the space-separated `words`.
 ///
 /// Words in one string rather than a table of `&str`, which costs 16 B a
-/// word on 64-bit targets.
+/// word on 64-bit targets; split by `pieces`, whose code every byte splitter
+/// shares.
 fn word_index(words: &str, word: &[u8]) -> Option<usize> {
-    words
-        .as_bytes()
-        .split(|&c| c == b' ')
-        .position(|w| w == word)
+    pieces(words.as_bytes(), b' ').position(|w| w == word)
 }
 
 /// Returns an option's flag, the first of its names.
@@ -519,6 +594,7 @@ const fn at(name: &str) -> u16 {
             j += 1;
         }
         if j == n.len() && !in_name(h[i - 1]) && !in_name(h[i + j]) {
+            assert!(i < LINE as usize, "HELP is too long for Text");
             return i as u16;
         }
         i += 1;
@@ -537,7 +613,7 @@ fn name_at(at: u16) -> &'static str {
 fn number(src: u16, val: &'static OsStr, r: &Range) -> Result<u32, Usage> {
     match num::parse_u32(val.as_bytes()) {
         Some(n) if (r.min.into()..=r.max).contains(&n) => Ok(n),
-        _ => Err(bad(name_at(src), val, r.expected)),
+        _ => Err(bad(Text(src), val, r.expected)),
     }
 }
 
@@ -549,12 +625,12 @@ fn addr(v: &Option<Val>, default: [u8; 4]) -> Result<IpAddr, Usage> {
     let b = val.as_bytes();
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
-    num::parse_ip(b).ok_or_else(|| bad(name_at(src), val, "an IPv4 or IPv6 address"))
+    num::parse_ip(b).ok_or_else(|| bad(Text(src), val, const { line("an IPv4 or IPv6 address") }))
 }
 
 /// Names a value's source for `Serve`, which reports it after start-up.
 fn given((at, val): Val) -> Given {
-    (name_at(at), val)
+    (Text(at), val)
 }
 
 /// Returns the path given, if one was.
@@ -628,14 +704,19 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
     let (v, n) = (&f.vals, &f.nums);
     let allow = match v[o::ALLOW] {
         None => AllowList::everyone(),
-        Some((src, val)) => AllowList::parse(val.as_bytes())
-            .ok_or_else(|| bad(name_at(src), val, "CIDR[,CIDR...] like 10.0.0.0/8,::1/128"))?,
+        Some((src, val)) => AllowList::parse(val.as_bytes()).ok_or_else(|| {
+            bad(
+                Text(src),
+                val,
+                const { line("CIDR[,CIDR...] like 10.0.0.0/8,::1/128") },
+            )
+        })?,
     };
     let syslog = match v[o::SYSLOG] {
         None => None,
         Some((src, val)) => match word_index(SWITCH, val.as_bytes()) {
             Some(i) => (i < 3).then_some(Path::new("/dev/log")),
-            None => return Err(bad(name_at(src), val, "1 or 0")),
+            None => return Err(bad(Text(src), val, const { line("1 or 0") })),
         },
     };
     Ok(Command::Serve(Serve {
@@ -658,11 +739,10 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
 
 /// Builds the `heft set` command from what was found.
 fn parse_set(f: &Found) -> Result<Command, Usage> {
-    const STATUSES: &str = "UP READY DRAIN MAINT DOWN FAIL or STOPPED";
     let status = f.positional.and_then(Status::parse).ok_or(Usage {
-        source: "STATUS",
+        source: Text(const { at("STATUS") }),
         value: f.positional.map(OsStr::from_bytes),
-        expected: STATUSES,
+        expected: const { line("UP READY DRAIN MAINT DOWN FAIL or STOPPED") },
     })?;
     let v = &f.vals;
     let maxconn = match v[o::MAXCONN] {
@@ -677,12 +757,12 @@ fn parse_set(f: &Found) -> Result<Command, Usage> {
         reason: text(
             v[o::REASON],
             state::check_reason,
-            "at most 64 printable ASCII bytes without #",
+            const { line("at most 64 printable ASCII bytes without #") },
         )?,
         service: text(
             v[o::SERVICE],
             state::check_name,
-            "a name of 1 to 32 bytes of [A-Za-z0-9_.-]",
+            const { line("a name of 1 to 32 bytes of [A-Za-z0-9_.-]") },
         )?,
         state_file: state_file(v[o::STATE_FILE]),
         pid_file: path(v[o::PID_FILE]),
@@ -695,21 +775,21 @@ const MAXCONN: Range = Range {
     min: 0,
     max: 65535,
     default: 0,
-    expected: "0 to 65535, or none",
+    expected: line("0 to 65535, or none"),
 };
 
 /// Returns the text given if `check` accepts it; `None` if none was given.
 fn text(
     v: Option<Val>,
     check: fn(&[u8]) -> Result<(), state::StateError>,
-    expected: &'static str,
+    expected: Text,
 ) -> Result<Option<&'static str>, Usage> {
     let Some((src, val)) = v else {
         return Ok(None);
     };
     match crate::sys::ascii_str(val.as_bytes()) {
         Some(s) if check(s.as_bytes()).is_ok() => Ok(Some(s)),
-        _ => Err(bad(name_at(src), val, expected)),
+        _ => Err(bad(Text(src), val, expected)),
     }
 }
 
@@ -719,7 +799,7 @@ fn parse_get(f: &Found) -> Result<Command, Usage> {
     let mut send = heapless::Vec::new();
     if let Some((src, val)) = v[o::SEND] {
         unescape(val.as_bytes(), &mut send)
-            .map_err(|_| bad(name_at(src), val, "at most 256 bytes"))?;
+            .map_err(|_| bad(Text(src), val, const { line("at most 256 bytes") }))?;
     }
     Ok(Command::Get(Get {
         addr: addr(&v[o::GET_ADDR], [127, 0, 0, 1])?,
@@ -892,6 +972,14 @@ mod tests {
     }
 
     #[test]
+    fn texts_come_back_whole() {
+        for l in LINES.lines() {
+            assert_eq!(line(l).text(), l);
+        }
+        assert_eq!(Text(at("HEFT_SYSLOG")).text(), "HEFT_SYSLOG");
+    }
+
+    #[test]
     fn help_unpacks_to_the_text() {
         assert_eq!(help(&mut [0; HELP_LEN]), HELP_TEXT.as_bytes());
     }
@@ -935,17 +1023,20 @@ mod tests {
     fn names_bad_values() {
         let e = run(&["--port", "99999"], &[]).err().unwrap();
         assert_eq!(
-            (e.source, e.value.unwrap()),
+            (e.source.text(), e.value.unwrap()),
             ("--port", OsStr::new("99999"))
         );
         let e = run(&[], &[("HEFT_PORT", "x")]).err().unwrap();
-        assert_eq!(e.source, "HEFT_PORT");
+        assert_eq!(e.source.text(), "HEFT_PORT");
         assert_eq!(
-            run(&["--addr", "1.2.3"], &[]).err().unwrap().source,
+            run(&["--addr", "1.2.3"], &[]).err().unwrap().source.text(),
             "--addr"
         );
-        assert_eq!(run(&["--bogus"], &[]).err().unwrap().source, "option");
-        assert_eq!(run(&["--port"], &[]).err().unwrap().source, "--port");
+        assert_eq!(
+            run(&["--bogus"], &[]).err().unwrap().source.text(),
+            "option"
+        );
+        assert_eq!(run(&["--port"], &[]).err().unwrap().source.text(), "--port");
     }
 
     #[test]
@@ -956,15 +1047,21 @@ mod tests {
         );
         assert_eq!(serve(&[], &[("HEFT_LOG", "verbose")]).level, Level::Debug);
         assert_eq!(serve(&[], &[("HEFT_LOG", "--quiet")]).level, Level::Info);
-        assert_eq!(run(&["quiet"], &[]).err().unwrap().source, "argument");
-        assert_eq!(run(&["-q=1"], &[]).err().unwrap().source, "option");
+        assert_eq!(
+            run(&["quiet"], &[]).err().unwrap().source.text(),
+            "argument"
+        );
+        assert_eq!(run(&["-q=1"], &[]).err().unwrap().source.text(), "option");
         assert_eq!(
             serve(&["--syslog"], &[]).syslog,
             Some(Path::new("/dev/log"))
         );
         assert_eq!(serve(&[], &[("HEFT_SYSLOG", "no")]).syslog, None);
         let e = run(&[], &[("HEFT_SYSLOG", "on")]).err().unwrap();
-        assert_eq!((e.source, e.expected), ("HEFT_SYSLOG", "1 or 0"));
+        assert_eq!(
+            (e.source.text(), e.expected.text()),
+            ("HEFT_SYSLOG", "1 or 0")
+        );
     }
 
     #[test]
@@ -995,10 +1092,11 @@ mod tests {
             run(&["set", "up", "--reason", "a#b"], &[])
                 .err()
                 .unwrap()
-                .source,
+                .source
+                .text(),
             "--reason"
         );
-        assert_eq!(run(&["set"], &[]).err().unwrap().source, "STATUS");
+        assert_eq!(run(&["set"], &[]).err().unwrap().source.text(), "STATUS");
         match run(&["get", "--send", "web\\n", "--port", "1"], &[]) {
             Ok(Command::Get(g)) => assert_eq!((&g.send[..], g.port), (&b"web\n"[..], 1)),
             _ => panic!(),

@@ -21,30 +21,38 @@ pub fn run(g: &Get) -> i32 {
             return 1;
         }
     };
-    if !g.send.is_empty() && sys::send(&fd, &g.send) != Ok(g.send.len()) {
-        log::error().s("could not send the payload").send();
-        return 1;
-    }
-    let mut buf = [0u8; 4096];
+    let why = if !g.send.is_empty() && sys::send(&fd, &g.send) != Ok(g.send.len()) {
+        "could not send the payload"
+    } else {
+        let mut buf = [0u8; 4096];
+        match read_line(&fd, &mut buf, deadline) {
+            Some(line) => return if sys::write_stdout(line) { 0 } else { 1 },
+            None => "no whole line came back",
+        }
+    };
+    log::error().s(why).send();
+    1
+}
+
+/// Reads until a whole line is in `buf` and returns it, its CR or LF made a
+/// newline; `None` if none came before `deadline`, the end or a full buffer.
+fn read_line<'a>(fd: &Fd, buf: &'a mut [u8; 4096], deadline: u32) -> Option<&'a [u8]> {
     let mut n = 0;
-    while n < buf.len() && wait(&fd, libc::POLLIN, deadline) {
-        match sys::recv(&fd, &mut buf[n..]) {
+    while n < buf.len() && wait(fd, libc::POLLIN, deadline) {
+        match sys::recv(fd, &mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => {
                 n += k;
                 if let Some(end) = buf[..n].iter().position(|&c| c == b'\n' || c == b'\r') {
-                    // The line, its CR or LF printed as a newline.
                     buf[end] = b'\n';
-                    let ok = sys::write_stdout(&buf[..=end]);
-                    return if ok { 0 } else { 1 };
+                    return Some(&buf[..=end]);
                 }
             }
             Err(Errno::EAGAIN) => {}
             Err(_) => break,
         }
     }
-    log::error().s("no whole line came back").send();
-    1
+    None
 }
 
 /// Opens a non-blocking connection to the agent, waiting until `deadline` for it.

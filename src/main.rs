@@ -48,7 +48,7 @@ extern "C" fn main(
 fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     heft::sys::ignore_sigpipe();
     match cli::parse(args, &heft::sys::env_var) {
-        Err(u) => usage(u.source, u.value, u.expected),
+        Err(u) => usage(u.source.text(), u.value, u.expected.text()),
         Ok(Command::Help) => {
             heft::sys::write_stdout(cli::help(&mut [0; cli::HELP_LEN]));
             0
@@ -156,7 +156,7 @@ fn drop_and_run(
         let group = cfg.group.map(|(_, v)| v);
         if let Err(e) = heft::privs::drop_to(user, group) {
             let named = |o: Option<cli::Given>, what| match o {
-                Some((src, v)) => usage(src, Some(v), what),
+                Some((src, v)) => usage(src.text(), Some(v), what),
                 None => USAGE,
             };
             return match e {

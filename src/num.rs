@@ -1,6 +1,8 @@
 //! Numbers and IP addresses to and from text, without `core::fmt` (about
 //! 8 KB) or `core::net`'s parser (about 2 KB).
 
+use crate::feedback::metrics::pieces;
+
 /// Writes `n` in decimal into `buf` and returns the digits.
 pub fn fmt_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
     let mut i = buf.len();
@@ -70,17 +72,17 @@ pub fn push_ip(out: &mut heapless::vec::VecView<u8>, ip: std::net::IpAddr) {
 /// Parses an IPv4 address (`a.b.c.d`) or an IPv6 address (RFC 4291 text,
 /// with `::` and a trailing dotted IPv4), accepting what `core::net` accepts.
 pub fn parse_ip(s: &[u8]) -> Option<std::net::IpAddr> {
-    if s.contains(&b':') {
-        parse_v6(s).map(std::net::IpAddr::from)
-    } else {
-        parse_v4(s).map(std::net::IpAddr::from)
+    // Text without a colon is never IPv6, and text with one never IPv4.
+    match parse_v4(s) {
+        Some(v4) => Some(v4.into()),
+        None => parse_v6(s).map(std::net::IpAddr::from),
     }
 }
 
 /// Parses a dotted IPv4 address; a part with a leading zero is refused.
 fn parse_v4(s: &[u8]) -> Option<[u8; 4]> {
     let mut out = [0u8; 4];
-    let mut parts = s.split(|&c| c == b'.');
+    let mut parts = pieces(s, b'.');
     for o in out.iter_mut() {
         let p = parts.next()?;
         if p.len() > 1 && p[0] == b'0' {

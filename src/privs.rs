@@ -10,6 +10,7 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
+use crate::feedback::metrics::pieces;
 use crate::num::parse_u32;
 use crate::sys;
 
@@ -54,7 +55,7 @@ fn lookup(db: &str, key: &[u8]) -> Option<(u32, Option<u32>)> {
     let numeric = parse_u32(key);
     let mut buf = [0u8; 512];
     crate::file::find_line(Path::new(db), &mut buf, |line| {
-        let mut f = line.split(|&c| c == b':');
+        let mut f = pieces(line, b':');
         let name = f.next()?;
         let id = parse_u32(f.nth(1)?)?;
         let matches = match numeric {
