@@ -326,11 +326,7 @@ impl Feedback {
         match read {
             Read::Value(v) => {
                 if core::mem::take(&mut st.failed) {
-                    log::info()
-                        .s("feedback: ")
-                        .s(&rule.name)
-                        .s(" readable again")
-                        .send();
+                    note(&rule.name, " readable again");
                 }
                 let change = st.observe(rule, v, now);
                 log_change(rule, st, change);
@@ -394,13 +390,9 @@ impl Feedback {
         }
         // Health becomes Good on Ok and Failing(reason) on Err: log what that changes.
         match (&st.health, &result) {
-            (Health::Failing(_), Ok(_)) => log::info()
-                .s("feedback: ")
-                .s(&rule.name)
-                .s(" healthy again")
-                .send(),
+            (Health::Failing(_), Ok(_)) => note(&rule.name, " healthy again"),
             (Health::Failing(a), Err(b)) if a == b => {}
-            (_, Err(b)) => log::info().s("feedback: check failed: ").s(b).send(),
+            (_, Err(b)) => note("check failed: ", b),
             _ => {}
         }
         let change = st.http_result(rule, result, now);
@@ -468,27 +460,29 @@ fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
     l.b(metrics::value_text(v, decimals, &mut [0; 14]))
 }
 
+/// Logs `feedback: ` followed by `who` and `what`.
+fn note(who: &str, what: &str) {
+    log::info().s("feedback: ").s(who).s(what).send();
+}
+
 /// Logs a rule tripping or clearing.
 fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>) {
-    let Some(change) = change else {
-        return;
-    };
-    let l = log::info().s("feedback: ");
-    // Each arm sends its own line: arms that handed it on would copy it.
-    match change {
+    match (change, &rule.threshold) {
+        (None, _) => {}
         // Only a value trips a rule, and an http rule only has one while
         // healthy: the trip's reason is what the rule says.
-        Change::Tripped => l.s(&st.trip_reason).s(": down").send(),
-        Change::Cleared => {
-            let l = l.s(&rule.name).s(" cleared");
-            match &rule.threshold {
-                Some(th) => with_value(l.s(" (below "), th.leave, rule.decimals)
-                    .s(" for ")
-                    .u(th.hold_ms)
-                    .s(" ms)")
-                    .send(),
-                None => l.send(),
-            }
+        (Some(Change::Tripped), _) => note(&st.trip_reason, ": down"),
+        (Some(Change::Cleared), Some(th)) => {
+            let l = log::info()
+                .s("feedback: ")
+                .s(&rule.name)
+                .s(" cleared (below ");
+            with_value(l, th.leave, rule.decimals)
+                .s(" for ")
+                .u(th.hold_ms)
+                .s(" ms)")
+                .send()
         }
+        (Some(Change::Cleared), None) => note(&rule.name, " cleared"),
     }
 }
