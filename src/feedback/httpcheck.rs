@@ -174,16 +174,12 @@ impl Check {
         };
         let r = sys::connect(&fd, t.ip, t.port);
         match r {
-            Ok(()) => {
-                self.conn = Some((fd, Phase::Connecting));
-                self.send(t)
-            }
-            Err(Errno::EINPROGRESS) | Err(Errno::EINTR) => {
-                self.conn = Some((fd, Phase::Connecting));
-                None
-            }
-            Err(e) => Some(Outcome::Error(e)),
+            Ok(()) | Err(Errno::EINPROGRESS) | Err(Errno::EINTR) => {}
+            Err(e) => return Some(Outcome::Error(e)),
         }
+        self.conn = Some((fd, Phase::Connecting));
+        // Connected at once: send now, as `ready` would.
+        r.ok().and_then(|()| self.send(t))
     }
 
     /// Returns the descriptor and events to poll for, while a check runs.
