@@ -94,6 +94,13 @@ fn read_config(
     config::parse_into(&buf[..n], cfg).map_err(LoadError::Invalid)
 }
 
+/// Reads a file into `buf` and returns its bytes, `None` if it cannot be read.
+#[inline(never)]
+fn read_file<'b>(path: &Path, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    let n = crate::file::read(path, buf).ok()?;
+    buf.get(..n)
+}
+
 /// Tells whether `t` is at or before `now`.
 fn due(t: u32, now: u32) -> bool {
     (t.wrapping_sub(now) as i32) <= 0
@@ -238,10 +245,8 @@ impl Feedback {
                 Metric::File => {
                     let d = rule.decimals;
                     let p = Path::new(rule.path.as_str());
-                    let n = crate::file::read(p, &mut self.buf[..64]);
-                    match n
-                        .ok()
-                        .and_then(|n| metrics::parse_decimal(&self.buf[..n], d))
+                    match read_file(p, &mut self.buf[..64])
+                        .and_then(|text| metrics::parse_decimal(text, d))
                     {
                         Some(v) => Read::Value(v),
                         None => Read::Failed,
@@ -277,9 +282,8 @@ impl Feedback {
 
     /// Reads `/proc/stat` and returns the busy % since the previous read.
     fn read_cpu(&mut self) -> Read {
-        let cur = crate::file::read(Path::new("/proc/stat"), &mut self.buf[..1024])
-            .ok()
-            .and_then(|n| metrics::parse_stat(&self.buf[..n]));
+        let cur =
+            read_file(Path::new("/proc/stat"), &mut self.buf[..1024]).and_then(metrics::parse_stat);
         let Some(cur) = cur else {
             return Read::Failed;
         };
@@ -309,10 +313,7 @@ impl Feedback {
     /// Reads a small file and parses it.
     #[inline(always)]
     fn read_with(&mut self, path: &Path, parse: fn(&[u8]) -> Option<u32>) -> Read {
-        match crate::file::read(path, &mut self.buf[..4096])
-            .ok()
-            .and_then(|n| parse(&self.buf[..n]))
-        {
+        match read_file(path, &mut self.buf[..4096]).and_then(parse) {
             Some(v) => Read::Value(v),
             None => Read::Failed,
         }
