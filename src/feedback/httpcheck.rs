@@ -195,18 +195,16 @@ impl Check {
 
     /// Sends the request once connected.
     fn send(&mut self, t: &HttpTarget) -> Option<Outcome> {
-        let (fd, _) = self.conn.as_ref()?;
-        let r = sys::socket_error(fd).and_then(|()| sys::send(fd, &t.request));
-        match r {
+        let (fd, phase) = self.conn.as_mut()?;
+        let e = match sys::socket_error(fd).and_then(|()| sys::send(fd, &t.request)) {
             Ok(n) if n == t.request.len() => {
-                if let Some((_, p)) = self.conn.as_mut() {
-                    *p = Phase::Reading;
-                }
-                None
+                *phase = Phase::Reading;
+                return None;
             }
-            Ok(_) => self.finish(Outcome::Error(Errno::EMSGSIZE)),
-            Err(e) => self.finish(Outcome::Error(e)),
-        }
+            Ok(_) => Errno::EMSGSIZE,
+            Err(e) => e,
+        };
+        self.finish(Outcome::Error(e))
     }
 
     /// Ends the check with outcome `o`.
