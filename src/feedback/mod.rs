@@ -417,11 +417,11 @@ impl Feedback {
         // Above any weight, so that the first rule that applies sets both.
         let (mut weight, mut min) = (u8::MAX, Verdict::NONE.min_weight);
         let mut down = None;
-        for (rule, st) in self.cfg.rules.iter().zip(self.states.iter()) {
+        for (i, rule) in self.cfg.rules.iter().enumerate() {
             if rule.service.is_some() && rule.service.as_ref() != service {
                 continue;
             }
-            let say = st.say(rule, now);
+            let say = self.states[i].say(rule, now);
             if say.weight < weight {
                 weight = say.weight;
                 min = say.min;
