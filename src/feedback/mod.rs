@@ -320,7 +320,6 @@ impl Feedback {
     }
 
     /// Gives rule `i` what its metric read, and logs what changed.
-    #[inline(never)]
     fn feed(&mut self, i: usize, read: Read, now: u32) {
         let rule = &self.cfg.rules[i];
         let st = &mut self.states[i];
