@@ -456,6 +456,9 @@ fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
 }
 
 /// Appends a value with `decimals` decimal places to a log line.
+///
+/// Inlined: out of line, the line it takes and returns is copied both ways.
+#[inline(always)]
 fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
     l.b(metrics::value_text(v, decimals, &mut [0; 14]))
 }
