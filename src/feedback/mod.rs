@@ -44,8 +44,12 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// Appends a one-line description to a log line.
-    pub fn describe(&self, l: log::Line) -> log::Line {
+    /// Starts an error line about the configuration at `path` that describes the error.
+    pub fn describe(&self, path: &Path) -> log::Line {
+        let l = log::error()
+            .s("feedback ")
+            .b(path.as_os_str().as_bytes())
+            .s(": ");
         match self {
             LoadError::Io(e) => l.s("unreadable: ").errno(*e),
             LoadError::Invalid(e) => e.describe(l),
@@ -142,11 +146,9 @@ impl Feedback {
         match read_config(&self.path, &mut self.buf, &mut self.spare) {
             Ok(()) => {}
             Err(e) => {
-                let l = log::error()
-                    .s("feedback ")
-                    .b(self.path.as_os_str().as_bytes())
-                    .s(": ");
-                e.describe(l).s(" (keeping the previous rules)").send();
+                e.describe(&self.path)
+                    .s(" (keeping the previous rules)")
+                    .send();
                 return;
             }
         };
