@@ -110,11 +110,7 @@ fn serve(cfg: &Serve) -> i32 {
         None => None,
         Some(Ok(f)) => Some(f),
         Some(Err((p, e))) => {
-            let l = log::error()
-                .s("feedback ")
-                .b(p.as_os_str().as_bytes())
-                .s(": ");
-            e.describe(l).send();
+            e.describe(p).send();
             return USAGE;
         }
     };

@@ -43,6 +43,9 @@ const EXP2: [u32; 65] = {
 const LOG2_E_Q16: u32 = 94548;
 
 /// Raises 2 to `y` (Q16, below 15.0) and returns the result in Q16.
+///
+/// Inlined: a call in `RuleState::say` made it save every callee-saved register.
+#[inline(always)]
 pub fn exp2_q16(y: u32) -> u32 {
     let int = y >> 16;
     let frac = y & 0xffff;

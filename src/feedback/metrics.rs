@@ -37,6 +37,7 @@ fn digits(word: &[u8]) -> Option<(u32, bool)> {
 }
 
 /// Halves a pair until the first is below 2^24, so that multiplying by 100 cannot overflow.
+#[inline(always)]
 fn scaled(mut whole: u32, mut part: u32) -> (u32, u32) {
     while whole >= 1 << 24 {
         whole >>= 1;

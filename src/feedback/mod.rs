@@ -44,8 +44,12 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// Appends a one-line description to a log line.
-    pub fn describe(&self, l: log::Line) -> log::Line {
+    /// Starts an error line about the configuration at `path` that describes the error.
+    pub fn describe(&self, path: &Path) -> log::Line {
+        let l = log::error()
+            .s("feedback ")
+            .b(path.as_os_str().as_bytes())
+            .s(": ");
         match self {
             LoadError::Io(e) => l.s("unreadable: ").errno(*e),
             LoadError::Invalid(e) => e.describe(l),
@@ -94,6 +98,13 @@ fn read_config(
     config::parse_into(&buf[..n], cfg).map_err(LoadError::Invalid)
 }
 
+/// Reads a file into `buf` and returns its bytes, `None` if it cannot be read.
+#[inline(never)]
+fn read_file<'b>(path: &Path, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    let n = crate::file::read(path, buf).ok()?;
+    buf.get(..n)
+}
+
 /// Tells whether `t` is at or before `now`.
 fn due(t: u32, now: u32) -> bool {
     (t.wrapping_sub(now) as i32) <= 0
@@ -135,11 +146,9 @@ impl Feedback {
         match read_config(&self.path, &mut self.buf, &mut self.spare) {
             Ok(()) => {}
             Err(e) => {
-                let l = log::error()
-                    .s("feedback ")
-                    .b(self.path.as_os_str().as_bytes())
-                    .s(": ");
-                e.describe(l).s(" (keeping the previous rules)").send();
+                e.describe(&self.path)
+                    .s(" (keeping the previous rules)")
+                    .send();
                 return;
             }
         };
@@ -238,10 +247,8 @@ impl Feedback {
                 Metric::File => {
                     let d = rule.decimals;
                     let p = Path::new(rule.path.as_str());
-                    let n = crate::file::read(p, &mut self.buf[..64]);
-                    match n
-                        .ok()
-                        .and_then(|n| metrics::parse_decimal(&self.buf[..n], d))
+                    match read_file(p, &mut self.buf[..64])
+                        .and_then(|text| metrics::parse_decimal(text, d))
                     {
                         Some(v) => Read::Value(v),
                         None => Read::Failed,
@@ -277,9 +284,8 @@ impl Feedback {
 
     /// Reads `/proc/stat` and returns the busy % since the previous read.
     fn read_cpu(&mut self) -> Read {
-        let cur = crate::file::read(Path::new("/proc/stat"), &mut self.buf[..1024])
-            .ok()
-            .and_then(|n| metrics::parse_stat(&self.buf[..n]));
+        let cur =
+            read_file(Path::new("/proc/stat"), &mut self.buf[..1024]).and_then(metrics::parse_stat);
         let Some(cur) = cur else {
             return Read::Failed;
         };
@@ -309,28 +315,20 @@ impl Feedback {
     /// Reads a small file and parses it.
     #[inline(always)]
     fn read_with(&mut self, path: &Path, parse: fn(&[u8]) -> Option<u32>) -> Read {
-        match crate::file::read(path, &mut self.buf[..4096])
-            .ok()
-            .and_then(|n| parse(&self.buf[..n]))
-        {
+        match read_file(path, &mut self.buf[..4096]).and_then(parse) {
             Some(v) => Read::Value(v),
             None => Read::Failed,
         }
     }
 
     /// Gives rule `i` what its metric read, and logs what changed.
-    #[inline(never)]
     fn feed(&mut self, i: usize, read: Read, now: u32) {
         let rule = &self.cfg.rules[i];
         let st = &mut self.states[i];
         match read {
             Read::Value(v) => {
                 if core::mem::take(&mut st.failed) {
-                    log::info()
-                        .s("feedback: ")
-                        .s(&rule.name)
-                        .s(" readable again")
-                        .send();
+                    note(&rule.name, " readable again");
                 }
                 let change = st.observe(rule, v, now);
                 log_change(rule, st, change);
@@ -394,13 +392,9 @@ impl Feedback {
         }
         // Health becomes Good on Ok and Failing(reason) on Err: log what that changes.
         match (&st.health, &result) {
-            (Health::Failing(_), Ok(_)) => log::info()
-                .s("feedback: ")
-                .s(&rule.name)
-                .s(" healthy again")
-                .send(),
+            (Health::Failing(_), Ok(_)) => note(&rule.name, " healthy again"),
             (Health::Failing(a), Err(b)) if a == b => {}
-            (_, Err(b)) => log::info().s("feedback: check failed: ").s(b).send(),
+            (_, Err(b)) => note("check failed: ", b),
             _ => {}
         }
         let change = st.http_result(rule, result, now);
@@ -424,11 +418,11 @@ impl Feedback {
         // Above any weight, so that the first rule that applies sets both.
         let (mut weight, mut min) = (u8::MAX, Verdict::NONE.min_weight);
         let mut down = None;
-        for (rule, st) in self.cfg.rules.iter().zip(self.states.iter()) {
+        for (i, rule) in self.cfg.rules.iter().enumerate() {
             if rule.service.is_some() && rule.service.as_ref() != service {
                 continue;
             }
-            let say = st.say(rule, now);
+            let say = self.states[i].say(rule, now);
             if say.weight < weight {
                 weight = say.weight;
                 min = say.min;
@@ -464,31 +458,36 @@ fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
 }
 
 /// Appends a value with `decimals` decimal places to a log line.
+///
+/// Inlined: out of line, the line it takes and returns is copied both ways.
+#[inline(always)]
 fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
     l.b(metrics::value_text(v, decimals, &mut [0; 14]))
 }
 
+/// Logs `feedback: ` followed by `who` and `what`.
+fn note(who: &str, what: &str) {
+    log::info().s("feedback: ").s(who).s(what).send();
+}
+
 /// Logs a rule tripping or clearing.
 fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>) {
-    let Some(change) = change else {
-        return;
-    };
-    let l = log::info().s("feedback: ");
-    // Each arm sends its own line: arms that handed it on would copy it.
-    match change {
+    match (change, &rule.threshold) {
+        (None, _) => {}
         // Only a value trips a rule, and an http rule only has one while
         // healthy: the trip's reason is what the rule says.
-        Change::Tripped => l.s(&st.trip_reason).s(": down").send(),
-        Change::Cleared => {
-            let l = l.s(&rule.name).s(" cleared");
-            match &rule.threshold {
-                Some(th) => with_value(l.s(" (below "), th.leave, rule.decimals)
-                    .s(" for ")
-                    .u(th.hold_ms)
-                    .s(" ms)")
-                    .send(),
-                None => l.send(),
-            }
+        (Some(Change::Tripped), _) => note(&st.trip_reason, ": down"),
+        (Some(Change::Cleared), Some(th)) => {
+            let l = log::info()
+                .s("feedback: ")
+                .s(&rule.name)
+                .s(" cleared (below ");
+            with_value(l, th.leave, rule.decimals)
+                .s(" for ")
+                .u(th.hold_ms)
+                .s(" ms)")
+                .send()
         }
+        (Some(Change::Cleared), None) => note(&rule.name, " cleared"),
     }
 }
