@@ -132,7 +132,7 @@ impl<'a> Reader<'a> {
                     self.i += 1;
                 }
                 let t = &self.s[start..self.i];
-                let number = t[0] == b'-' || t[0].is_ascii_digit();
+                let number = c == b'-' || c.is_ascii_digit();
                 if number || [&b"true"[..], b"false", b"null"].contains(&t) {
                     Ok(Token::Bare(t))
                 } else {
