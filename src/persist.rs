@@ -42,9 +42,7 @@ fn failed(step: &'static str) -> impl Fn(Errno) -> WriteError {
 /// Reads and parses the state file into a caller-owned buffer.
 pub fn read(path: &Path, buf: &mut [u8; FILE_MAX + 1]) -> Result<State, LoadError> {
     let n = file::read(path, buf).map_err(LoadError::Io)?;
-    if n == buf.len() {
-        return Err(LoadError::Invalid(state::StateError::TOO_LARGE));
-    }
+    // A full buffer is a file larger than FILE_MAX, which parse refuses as such.
     state::parse(&buf[..n]).map_err(LoadError::Invalid)
 }
 
