@@ -262,10 +262,13 @@ fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
     if let Some(m) = e.maxconn {
         l = l.s(" maxconn ").u(m as u32);
     }
-    if !e.reason.is_empty() {
-        l = l.s(" reason \"").s(&e.reason).s("\"");
-    }
-    l.s(cause).send();
+    // An empty reason is left out with its quotes.
+    let quotes = if e.reason.is_empty() {
+        ["", ""]
+    } else {
+        [" reason \"", "\""]
+    };
+    l.s(quotes[0]).s(&e.reason).s(quotes[1]).s(cause).send();
 }
 
 /// Why the state file could not be used.
