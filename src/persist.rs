@@ -69,14 +69,14 @@ pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
 /// agent, running as its own user, can no longer read or replace.
 fn keep_mode_and_owner(path: &Path, f: &std::os::fd::OwnedFd) {
     use crate::sys::{fchmod, fchown, mode_and_owner};
-    match file::c_path(path, &mut [0; file::PATH_BUF]).and_then(mode_and_owner) {
-        Ok((mode, uid, gid)) => {
-            fchmod(f, mode);
-            if nix::unistd::geteuid().as_raw() != uid {
-                fchown(f, uid, gid);
-            }
-        }
-        Err(_) => fchmod(f, 0o644),
+    let euid = nix::unistd::geteuid().as_raw();
+    // Without the old file's mode and owner: 0644, and our own uid (no chown).
+    let (mode, uid, gid) = file::c_path(path, &mut [0; file::PATH_BUF])
+        .and_then(mode_and_owner)
+        .unwrap_or((0o644, euid, 0));
+    fchmod(f, mode);
+    if uid != euid {
+        fchown(f, uid, gid);
     }
 }
 
