@@ -114,12 +114,10 @@ impl Agent {
 
     /// Installs a new state, logs what changed and why (`cause`, as the log ends it), and re-formats the replies.
     fn replace(&mut self, new: State, cause: &str, now: u32) {
-        let old = core::mem::replace(&mut self.state, new);
         let mut prepared: heapless::Vec<Prepared, { SERVICES_MAX + 1 }> = heapless::Vec::new();
-        let entries = core::iter::once((None, self.state.top.as_ref()))
-            .chain(self.state.services.iter().map(|(n, e)| (Some(n), Some(e))));
-        for (name, entry) in entries {
-            let found = find(&old, name.map(|n| n.as_bytes()));
+        for i in 0..new.services.len() + 1 {
+            let (name, entry) = nth(&new, i);
+            let found = find(&self.state, name.map(|n| n.as_bytes()));
             let kept = found.and_then(|(i, _)| self.prepared.get(i));
             let before = found.map(|(_, e)| e);
             let mut p = Prepared {
@@ -144,6 +142,7 @@ impl Agent {
             }
             let _ = prepared.push(p);
         }
+        self.state = new;
         self.prepared = prepared;
     }
 
@@ -161,14 +160,8 @@ impl Agent {
     /// Lists every entry as (service name, status shown, weight shown, maxconn).
     pub fn summary(&self) -> impl Iterator<Item = (Option<&[u8]>, Status, u8, Option<u16>)> + '_ {
         self.prepared.iter().enumerate().filter_map(|(i, p)| {
-            let (name, e) = match i.checked_sub(1) {
-                None => (None, self.state.top.as_ref()?),
-                Some(k) => {
-                    let (n, e) = self.state.services.get(k)?;
-                    (Some(n.as_bytes()), e)
-                }
-            };
-            Some((name, p.shown.0, p.shown.1, e.maxconn))
+            let (name, e) = nth(&self.state, i);
+            Some((name.map(|n| n.as_bytes()), p.shown.0, p.shown.1, e?.maxconn))
         })
     }
 
@@ -205,8 +198,19 @@ impl Agent {
             .s("feedback: ")
             .b(service.unwrap_or(b""))
             .s(&" "[service.is_none() as usize..])
-            .b(&p.lines[1][..p.lines[1].len() - 1])
+            .b(p.lines[1].strip_suffix(b"\n").unwrap_or_default())
             .send();
+    }
+}
+
+/// Returns the entry at `i` in `Agent::prepared` order (the top level, then each service) and its service name.
+fn nth(s: &State, i: usize) -> (Option<&Name>, Option<&Entry>) {
+    match i.checked_sub(1) {
+        None => (None, s.top.as_ref()),
+        Some(k) => s
+            .services
+            .get(k)
+            .map_or((None, None), |(n, e)| (Some(n), Some(e))),
     }
 }
 
@@ -258,10 +262,13 @@ fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
     if let Some(m) = e.maxconn {
         l = l.s(" maxconn ").u(m as u32);
     }
-    if !e.reason.is_empty() {
-        l = l.s(" reason \"").s(&e.reason).s("\"");
-    }
-    l.s(cause).send();
+    // An empty reason is left out with its quotes.
+    let quotes = if e.reason.is_empty() {
+        ["", ""]
+    } else {
+        [" reason \"", "\""]
+    };
+    l.s(quotes[0]).s(&e.reason).s(quotes[1]).s(cause).send();
 }
 
 /// Why the state file could not be used.

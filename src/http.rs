@@ -70,9 +70,8 @@ fn head_lines(out: &mut crate::reply::Line, start: &[u8], len: usize) -> Result<
     num::push(out, b"\r\nConnection: close\r\n\r\n")
 }
 
-/// Writes one sample: `name`, its label text in pieces, a space, `v` and a newline.
-fn metric(out: &mut Response, name: &[u8], labels: &[&[u8]], v: u32) -> Result<(), Full> {
-    num::push(out, name)?;
+/// Writes one sample: its name and label text in pieces, a space, `v` and a newline.
+fn metric(out: &mut Response, labels: &[&[u8]], v: u32) -> Result<(), Full> {
     for l in labels {
         num::push(out, l)?;
     }
@@ -109,14 +108,16 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         let status = status.name().as_bytes();
         metric(
             out,
-            b"heft_up",
-            &[b"{service=\"", name, b"\",status=\"", status, b"\"}"],
+            &[b"heft_up{service=\"", name, b"\",status=\"", status, b"\"}"],
             up as u32,
         )?;
-        let svc: [&[u8]; 3] = [b"{service=\"", name, b"\"}"];
-        metric(out, b"heft_weight", &svc, weight as u32)?;
+        metric(
+            out,
+            &[b"heft_weight{service=\"", name, b"\"}"],
+            weight as u32,
+        )?;
         if let Some(m) = maxconn {
-            metric(out, b"heft_maxconn", &svc, m as u32)?;
+            metric(out, &[b"heft_maxconn{service=\"", name, b"\"}"], m as u32)?;
         }
     }
     let values = [
@@ -129,9 +130,18 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
     ];
     for (&(name, help), &v) in COUNTERS.iter().zip(&values) {
         // The HELP and TYPE lines, then the sample's name, written as one
-        // "metric" named `# HELP ` whose label pieces are all the rest.
-        let rest: [&[u8]; 7] = [name, b" ", help, b"\n# TYPE ", name, b" counter\n", name];
-        metric(out, b"# HELP ", &rest, v)?;
+        // "metric" whose pieces start with `# HELP `.
+        let lines: [&[u8]; 8] = [
+            b"# HELP ",
+            name,
+            b" ",
+            help,
+            b"\n# TYPE ",
+            name,
+            b" counter\n",
+            name,
+        ];
+        metric(out, &lines, v)?;
     }
     num::push(
         out,
@@ -142,7 +152,7 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         (b"persist", c.persist_errors),
         (b"state_file", c.state_errors),
     ] {
-        metric(out, b"heft_errors_total", &[b"{kind=\"", kind, b"\"}"], v)?;
+        metric(out, &[b"heft_errors_total{kind=\"", kind, b"\"}"], v)?;
     }
     Ok(())
 }

@@ -33,17 +33,15 @@ impl<'a> Reader<'a> {
         Reader { s, i: 0 }
     }
 
-    /// Skips whitespace.
-    fn ws(&mut self) {
-        while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
+    /// Skips whitespace and returns the next byte, without taking it.
+    pub fn peek(&mut self) -> Option<u8> {
+        while let Some(&c) = self.s.get(self.i) {
+            if !c.is_ascii_whitespace() {
+                return Some(c);
+            }
             self.i += 1;
         }
-    }
-
-    /// Returns the next byte that is not whitespace, without taking it.
-    pub fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.s.get(self.i).copied()
+        None
     }
 
     /// Takes the byte `c` after any whitespace, or fails with `what`.
@@ -78,7 +76,7 @@ impl<'a> Reader<'a> {
     /// Moves to the next member of the object being read and returns its key,
     /// or `None` after the closing `}`. `first` starts true for each object.
     pub fn next_key(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, Syntax> {
-        if !self.next(b'}', first, "expected ',' or '}' in an object")? {
+        if !self.next(b'}', first)? {
             return Ok(None);
         }
         let Token::Str(key) = self.token()? else {
@@ -90,16 +88,21 @@ impl<'a> Reader<'a> {
 
     /// Moves to the next item of the array being read; false after the closing `]`.
     pub fn next_item(&mut self, first: &mut bool) -> Result<bool, Syntax> {
-        self.next(b']', first, "expected ',' or ']' in an array")
+        self.next(b']', first)
     }
 
-    /// Consumes the `close` byte (false) or, after the first element, the comma before the next (true).
-    fn next(&mut self, close: u8, first: &mut bool, what: &'static str) -> Result<bool, Syntax> {
+    /// Consumes the `close` byte (`}` or `]`, false) or, after the first element, the comma before the next (true).
+    fn next(&mut self, close: u8, first: &mut bool) -> Result<bool, Syntax> {
         if self.peek() == Some(close) {
             self.i += 1;
             return Ok(false);
         }
         if !core::mem::replace(first, false) {
+            let what = if close == b'}' {
+                "expected ',' or '}' in an object"
+            } else {
+                "expected ',' or ']' in an array"
+            };
             self.expect(b',', what)?;
         }
         Ok(true)
@@ -132,7 +135,7 @@ impl<'a> Reader<'a> {
                     self.i += 1;
                 }
                 let t = &self.s[start..self.i];
-                let number = t[0] == b'-' || t[0].is_ascii_digit();
+                let number = c == b'-' || c.is_ascii_digit();
                 if number || [&b"true"[..], b"false", b"null"].contains(&t) {
                     Ok(Token::Bare(t))
                 } else {

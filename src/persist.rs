@@ -42,9 +42,7 @@ fn failed(step: &'static str) -> impl Fn(Errno) -> WriteError {
 /// Reads and parses the state file into a caller-owned buffer.
 pub fn read(path: &Path, buf: &mut [u8; FILE_MAX + 1]) -> Result<State, LoadError> {
     let n = file::read(path, buf).map_err(LoadError::Io)?;
-    if n == buf.len() {
-        return Err(LoadError::Invalid(state::StateError::TOO_LARGE));
-    }
+    // A full buffer is a file larger than FILE_MAX, which parse refuses as such.
     state::parse(&buf[..n]).map_err(LoadError::Invalid)
 }
 
@@ -71,14 +69,14 @@ pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
 /// agent, running as its own user, can no longer read or replace.
 fn keep_mode_and_owner(path: &Path, f: &crate::sys::Fd) {
     use crate::sys::{euid, fchmod, fchown, mode_and_owner};
-    match file::c_path(path, &mut [0; file::PATH_BUF]).and_then(mode_and_owner) {
-        Ok((mode, uid, gid)) => {
-            fchmod(f, mode);
-            if euid() != uid {
-                fchown(f, uid, gid);
-            }
-        }
-        Err(_) => fchmod(f, 0o644),
+    let me = euid();
+    // Without the old file's mode and owner: 0644, and our own uid (no chown).
+    let (mode, uid, gid) = file::c_path(path, &mut [0; file::PATH_BUF])
+        .and_then(mode_and_owner)
+        .unwrap_or((0o644, me, 0));
+    fchmod(f, mode);
+    if uid != me {
+        fchown(f, uid, gid);
     }
 }
 

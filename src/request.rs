@@ -51,11 +51,7 @@ pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
     // word that a space ends) decides, whatever arrives after it.
     let line_end = buf.iter().position(|&c| matches!(c, b'\n' | b'\r' | 0));
     let line = &buf[..line_end.unwrap_or(buf.len())];
-    let w = word(line);
-    let word_ended = w.is_some_and(|w| {
-        let end = w.as_ptr() as usize - line.as_ptr() as usize + w.len();
-        end < line.len()
-    });
+    let (w, word_ended) = word(line);
     if line_end.is_some() || word_ended || done {
         Request::Agent(w)
     } else {
@@ -68,12 +64,13 @@ fn is_sep(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b',')
 }
 
-/// Finds the first word of a line.
-fn word(line: &[u8]) -> Option<&[u8]> {
-    let start = line.iter().position(|&c| !is_sep(c))?;
+/// Finds the first word of a line, and tells whether a separator ends it in the line.
+fn word(line: &[u8]) -> (Option<&[u8]>, bool) {
+    let start = line.iter().position(|&c| !is_sep(c)).unwrap_or(line.len());
     let rest = &line[start..];
-    let end = rest.iter().position(|&c| is_sep(c)).unwrap_or(rest.len());
-    Some(&rest[..end])
+    let end = rest.iter().position(|&c| is_sep(c));
+    let w = &rest[..end.unwrap_or(rest.len())];
+    ((!w.is_empty()).then_some(w), end.is_some())
 }
 
 #[cfg(test)]

@@ -195,9 +195,9 @@ impl<'a> Fields<'a> {
         Ok(true)
     }
 
-    /// Tells whether any field other than `status` is set.
-    fn any_but_status(&self) -> bool {
-        self.0[1..].iter().any(Option::is_some)
+    /// Tells whether no field is set.
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
     }
 }
 
@@ -224,11 +224,11 @@ fn number(t: Option<Token>, max: u32, range: StateError) -> Result<Option<u32>, 
     }
 }
 
-/// Checks one entry's fields and builds it.
-fn entry(f: &Fields) -> Result<Entry, StateError> {
+/// Checks one entry's fields and builds it; `missing` is the error for an entry without a status.
+fn entry(f: &Fields, missing: StateError) -> Result<Entry, StateError> {
     let [status, weight, maxconn, raw_reason] = f.0;
     let status = match status {
-        None => return Err(StateError::MISSING_STATUS),
+        None => return Err(missing),
         Some(Token::Str(s)) => Status::parse(s).ok_or(StateError::BAD_STATUS)?,
         Some(Token::Bare(_)) => return Err(StateError::WRONG_TYPE),
     };
@@ -292,10 +292,7 @@ fn named(r: &mut Reader, state: &mut State, name: &[u8]) -> Result<(), StateErro
     }
     let mut f = Fields::default();
     object(r, &mut f, None, false)?;
-    let e = entry(&f).map_err(|err| match err {
-        StateError::MISSING_STATUS => StateError::SERVICE_STATUS,
-        other => other,
-    })?;
+    let e = entry(&f, StateError::SERVICE_STATUS)?;
     let mut n = Name::new();
     // check_name bounded the length and the bytes, so this cannot fail.
     let _ = n.push_str(crate::sys::ascii_str(name).unwrap_or(""));
@@ -315,10 +312,10 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     let mut r = Reader::new(bytes);
     object(&mut r, &mut top, Some(&mut state), false)?;
     r.end()?;
-    match entry(&top) {
+    match entry(&top, StateError::MISSING_STATUS) {
         Ok(e) => state.top = Some(e),
-        // Services stand in for a top-level status; an empty object does not.
-        Err(StateError::MISSING_STATUS) if !state.services.is_empty() && !top.any_but_status() => {}
+        // Services stand in for a top-level entry; an empty object does not.
+        Err(_) if top.is_empty() && !state.services.is_empty() => {}
         Err(e) => return Err(e),
     }
     Ok(state)
