@@ -1,4 +1,5 @@
-//! Holds every `unsafe` block: signal handlers, `poll(2)`, raw descriptors.
+//! Holds every `unsafe` block and all assembly: system calls, the static
+//! builds' entry point, signal handlers, descriptors, the allocator.
 //!
 //! Each block says why it is sound. Everything else in heft is safe code.
 #![allow(unsafe_code)]
