@@ -3,7 +3,7 @@
 //! `std::fs` would do, but it costs several KB on every target (open options,
 //! boxed error strings, Unicode tables for their Debug output); heft only ever
 //! reads a few small files whole and writes one. Paths are copied to a
-//! C string on the stack here, once, so that nix takes them as they are.
+//! C string on the stack here, once, so that system calls take them as they are.
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, RawFd};
