@@ -223,19 +223,20 @@ impl Check {
         let field = t.field.as_ref().map(|f| f.as_bytes());
         // A few reads per wake-up at most, so that a fast talker cannot hold the loop.
         for _ in 0..4 {
-            let n = match sys::recv(fd, &mut self.buf[self.len..]) {
-                Ok(n) => n,
+            let outcome = match sys::recv(fd, &mut self.buf[self.len..]) {
+                Ok(n) => {
+                    self.len += n;
+                    // Closed or full: judge decides with what there is.
+                    let eof = n == 0 || self.len == RESPONSE_MAX;
+                    match judge(&self.buf[..self.len], eof, field, decimals) {
+                        None if !eof => continue,
+                        o => o.unwrap_or(Outcome::BadReply),
+                    }
+                }
                 Err(Errno::EAGAIN) => return None,
-                Err(e) => return self.finish(Outcome::Error(e)),
+                Err(e) => Outcome::Error(e),
             };
-            self.len += n;
-            // Closed or full: judge decides with what there is.
-            let eof = n == 0 || self.len == RESPONSE_MAX;
-            match judge(&self.buf[..self.len], eof, field, decimals) {
-                Some(o) => return self.finish(o),
-                None if eof => return self.finish(Outcome::BadReply),
-                None => {}
-            }
+            return self.finish(outcome);
         }
         None
     }

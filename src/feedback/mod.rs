@@ -105,6 +105,9 @@ fn read_file<'b>(path: &Path, buf: &'b mut [u8]) -> Option<&'b [u8]> {
     buf.get(..n)
 }
 
+/// The files cpu, load and mem rules read, by `Metric` value (0 to 2).
+const SYSTEM_FILES: [&str; 3] = ["/proc/stat", "/proc/loadavg", "/proc/meminfo"];
+
 /// Tells whether `t` is at or before `now`.
 fn due(t: u32, now: u32) -> bool {
     (t.wrapping_sub(now) as i32) <= 0
@@ -278,14 +281,20 @@ impl Feedback {
         match m {
             Metric::Cpu => self.read_cpu(),
             Metric::Load => self.read_load(),
-            _ => self.read_with(Path::new("/proc/meminfo"), metrics::parse_meminfo),
+            _ => self.read_with(
+                Path::new(SYSTEM_FILES[Metric::Mem as usize]),
+                metrics::parse_meminfo,
+            ),
         }
     }
 
     /// Reads `/proc/stat` and returns the busy % since the previous read.
     fn read_cpu(&mut self) -> Read {
-        let cur =
-            read_file(Path::new("/proc/stat"), &mut self.buf[..1024]).and_then(metrics::parse_stat);
+        let cur = read_file(
+            Path::new(SYSTEM_FILES[Metric::Cpu as usize]),
+            &mut self.buf[..1024],
+        )
+        .and_then(metrics::parse_stat);
         let Some(cur) = cur else {
             return Read::Failed;
         };
@@ -298,8 +307,10 @@ impl Feedback {
 
     /// Reads the load average and the online CPU count; returns hundredths of load per CPU.
     fn read_load(&mut self) -> Read {
-        let Read::Value(load) = self.read_with(Path::new("/proc/loadavg"), metrics::parse_loadavg)
-        else {
+        let Read::Value(load) = self.read_with(
+            Path::new(SYSTEM_FILES[Metric::Load as usize]),
+            metrics::parse_loadavg,
+        ) else {
             return Read::Failed;
         };
         let cpus = match self.read_with(
@@ -351,11 +362,9 @@ impl Feedback {
                         .s(&rule.name)
                         .s(": cannot read ");
                     // Picks the words first: arms that each built the line would copy it.
-                    let (what, path) = match rule.metric {
-                        Metric::Cpu => ("/proc/stat", ""),
-                        Metric::Load => ("/proc/loadavg", ""),
-                        Metric::Mem => ("/proc/meminfo", ""),
-                        _ => ("a number from ", rule.path.as_str()),
+                    let (what, path) = match SYSTEM_FILES.get(rule.metric as usize) {
+                        Some(file) => (*file, ""),
+                        None => ("a number from ", rule.path.as_str()),
                     };
                     l.s(what)
                         .s(path)
