@@ -994,13 +994,13 @@ pub fn kill(pid: i32, sig: i32) -> Result<(), Errno> {
 /// Returns this process's id.
 pub fn pid() -> u32 {
     // SAFETY: getpid takes nothing and cannot fail.
-    unsafe { call(libc::SYS_getpid, [0; 6]) }.map_or(0, |p| p as u32)
+    unsafe { heft_syscall(libc::SYS_getpid, 0, 0, 0, 0, 0, 0) as u32 }
 }
 
 /// Returns this process's effective user id.
 pub fn euid() -> u32 {
     // SAFETY: geteuid takes nothing and cannot fail.
-    unsafe { call(id_calls::GETEUID, [0; 6]) }.map_or(0, |u| u as u32)
+    unsafe { heft_syscall(id_calls::GETEUID, 0, 0, 0, 0, 0, 0) as u32 }
 }
 
 /// Opens `path` with `flags` (close-on-exec added) and, for a new file, `mode`.
