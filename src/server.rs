@@ -580,6 +580,38 @@ impl Server {
 fn ip_text(ip: IpAddr) -> heapless::Vec<u8, 64> {
     let mut s = heapless::Vec::new();
     // An IPv4 client of a dual-stack listener reads better as IPv4.
-    crate::num::push_ip(&mut s, ip.to_canonical());
+    crate::num::push_ip(&mut s, canonical(ip));
     s
+}
+
+/// Returns the IPv4 address an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) stands for, as `IpAddr::to_canonical` does.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if u128::from(v6) >> 32 == 0xffff => {
+            IpAddr::V4((u128::from(v6) as u32).into())
+        }
+        _ => ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_matches_std() {
+        for s in [
+            "::ffff:127.0.0.2",
+            "::ffff:0.0.0.0",
+            "::fffe:1.2.3.4",
+            "::1.2.3.4",
+            "1::ffff:1.2.3.4",
+            "::1",
+            "2001:db8::1",
+            "10.0.0.1",
+        ] {
+            let ip: IpAddr = s.parse().unwrap();
+            assert_eq!(canonical(ip), ip.to_canonical(), "{s}");
+        }
+    }
 }
