@@ -47,7 +47,7 @@ extern "C" fn main(
 /// Runs the command the arguments name; returns the exit code.
 fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     heft::sys::ignore_sigpipe();
-    match cli::parse(args, &heft::sys::env_var) {
+    match &cli::parse(args, &heft::sys::env_var) {
         Err(u) => usage(u.source, u.value, u.expected),
         Ok(Command::Help) => {
             heft::sys::write_stdout(cli::help(&mut [0; cli::HELP_LEN]));
@@ -66,12 +66,12 @@ fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
             heft::sys::write_stdout(v.as_bytes());
             0
         }
-        Ok(Command::Get(g)) => heft::client::run(&g),
+        Ok(Command::Get(g)) => heft::client::run(g),
         Ok(Command::Set(s)) => {
             log::set_level(s.level);
-            heft::setcmd::run(&s)
+            heft::setcmd::run(s)
         }
-        Ok(Command::Serve(s)) => serve(&s),
+        Ok(Command::Serve(s)) => serve(s),
     }
 }
 
