@@ -494,6 +494,7 @@ impl Server {
     /// connection wakes the next poll at once, and no accept(2) is spent on
     /// EAGAIN. HAProxy's payload usually arrives with the connection, so it
     /// is read now rather than after another poll.
+    #[inline(never)]
     fn accept(&mut self, now: u32) {
         // The listener was polled only with room, and serving since then has
         // only made more. Room is made (by closing an answered connection)
