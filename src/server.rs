@@ -125,14 +125,14 @@ impl RateLimit {
 }
 
 /// The running agent.
-pub struct Server {
+pub struct Server<'a> {
     listener: Fd,
     wake: Fd,
     agent: Agent,
     state_file: &'static Path,
     tmp_file: PathBuf,
     read_buf: Box<[u8; crate::state::FILE_MAX + 1]>,
-    allow: crate::allow::AllowList,
+    allow: &'a crate::allow::AllowList,
     wait_ms: u32,
     timeout_ms: u32,
     conns: Vec<Option<Conn>>,
@@ -152,9 +152,9 @@ pub struct Server {
     feedback: Option<Box<crate::feedback::Feedback>>,
 }
 
-impl Server {
+impl<'a> Server<'a> {
     /// Builds the server around a bound listener; allocates everything it will ever use.
-    pub fn new(cfg: &Serve, listener: Fd, wake: Fd) -> Server {
+    pub fn new(cfg: &'a Serve, listener: Fd, wake: Fd) -> Server<'a> {
         let slots = cfg.slots as usize;
         Server {
             listener,
@@ -163,7 +163,7 @@ impl Server {
             state_file: cfg.state_file,
             tmp_file: persist::temp_path(cfg.state_file, ".tmp"),
             read_buf: Box::new([0u8; crate::state::FILE_MAX + 1]),
-            allow: cfg.allow.clone(),
+            allow: &cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
             conns: (0..slots).map(|_| None).collect(),
