@@ -193,6 +193,7 @@ fn drop_and_run(
 }
 
 /// Says at start-up when signals could not be saved to the state file as the new user.
+#[inline(never)]
 fn warn_if_unwritable(cfg: &Serve) {
     let dir = heft::file::dir_of(cfg.state_file);
     let mut buf = [0; heft::file::PATH_BUF];

@@ -342,6 +342,7 @@ impl<'a> Server<'a> {
     }
 
     /// Writes a pending state change now, whatever the gap since the last write.
+    #[inline(always)]
     fn persist_now(&mut self, now: u32) {
         if self.persist_at.is_some() {
             self.persist_at = Some(now);
