@@ -155,16 +155,16 @@ fn drop_and_run(
         let user = cfg.user.map(|(_, v)| v);
         let group = cfg.group.map(|(_, v)| v);
         if let Err(e) = heft::privs::drop_to(user, group) {
-            let named = |o: Option<cli::Given>, what| match o {
+            let (given, what) = match e {
+                DropError::NoUser => (cfg.user, "a user in /etc/passwd or a number"),
+                DropError::NoGroup => (cfg.group, "a group in /etc/group or a number"),
+                DropError::Call(c, errno) => {
+                    return failed("dropping privileges: ", c.as_bytes(), errno, "")
+                }
+            };
+            return match given {
                 Some((src, v)) => usage(src, Some(v), what),
                 None => USAGE,
-            };
-            return match e {
-                DropError::NoUser => named(cfg.user, "a user in /etc/passwd or a number"),
-                DropError::NoGroup => named(cfg.group, "a group in /etc/group or a number"),
-                DropError::Call(c, errno) => {
-                    failed("dropping privileges: ", c.as_bytes(), errno, "")
-                }
             };
         }
         warn_if_unwritable(cfg);
