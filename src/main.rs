@@ -47,7 +47,7 @@ extern "C" fn main(
 /// Runs the command the arguments name; returns the exit code.
 fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     heft::sys::ignore_sigpipe();
-    match cli::parse(args, &heft::sys::env_var) {
+    match &cli::parse(args, &heft::sys::env_var) {
         Err(u) => usage(u.source.text(), u.value, u.expected.text()),
         Ok(Command::Help) => {
             heft::sys::write_stdout(cli::help(&mut [0; cli::HELP_LEN]));
@@ -66,12 +66,12 @@ fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
             heft::sys::write_stdout(v.as_bytes());
             0
         }
-        Ok(Command::Get(g)) => heft::client::run(&g),
+        Ok(Command::Get(g)) => heft::client::run(g),
         Ok(Command::Set(s)) => {
             log::set_level(s.level);
-            heft::setcmd::run(&s)
+            heft::setcmd::run(s)
         }
-        Ok(Command::Serve(s)) => serve(&s),
+        Ok(Command::Serve(s)) => serve(s),
     }
 }
 
@@ -151,16 +151,16 @@ fn drop_and_run(
         let user = cfg.user.map(|(_, v)| v);
         let group = cfg.group.map(|(_, v)| v);
         if let Err(e) = heft::privs::drop_to(user, group) {
-            let named = |o: Option<cli::Given>, what| match o {
+            let (given, what) = match e {
+                DropError::NoUser => (cfg.user, "a user in /etc/passwd or a number"),
+                DropError::NoGroup => (cfg.group, "a group in /etc/group or a number"),
+                DropError::Call(c, errno) => {
+                    return failed("dropping privileges: ", c.as_bytes(), errno, "")
+                }
+            };
+            return match given {
                 Some((src, v)) => usage(src.text(), Some(v), what),
                 None => USAGE,
-            };
-            return match e {
-                DropError::NoUser => named(cfg.user, "a user in /etc/passwd or a number"),
-                DropError::NoGroup => named(cfg.group, "a group in /etc/group or a number"),
-                DropError::Call(c, errno) => {
-                    failed("dropping privileges: ", c.as_bytes(), errno, "")
-                }
             };
         }
         warn_if_unwritable(cfg);
@@ -189,6 +189,7 @@ fn drop_and_run(
 }
 
 /// Says at start-up when signals could not be saved to the state file as the new user.
+#[inline(never)]
 fn warn_if_unwritable(cfg: &Serve) {
     let dir = heft::file::dir_of(cfg.state_file);
     let mut buf = [0; heft::file::PATH_BUF];

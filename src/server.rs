@@ -125,14 +125,14 @@ impl RateLimit {
 }
 
 /// The running agent.
-pub struct Server {
+pub struct Server<'a> {
     listener: Fd,
     wake: Fd,
     agent: Agent,
     state_file: &'static Path,
     tmp_file: PathBuf,
     read_buf: Box<[u8; crate::state::FILE_MAX + 1]>,
-    allow: crate::allow::AllowList,
+    allow: &'a crate::allow::AllowList,
     wait_ms: u32,
     timeout_ms: u32,
     conns: Vec<Option<Conn>>,
@@ -152,9 +152,9 @@ pub struct Server {
     feedback: Option<Box<crate::feedback::Feedback>>,
 }
 
-impl Server {
+impl<'a> Server<'a> {
     /// Builds the server around a bound listener; allocates everything it will ever use.
-    pub fn new(cfg: &Serve, listener: Fd, wake: Fd) -> Server {
+    pub fn new(cfg: &'a Serve, listener: Fd, wake: Fd) -> Server<'a> {
         let slots = cfg.slots as usize;
         Server {
             listener,
@@ -163,7 +163,7 @@ impl Server {
             state_file: cfg.state_file,
             tmp_file: persist::temp_path(cfg.state_file, ".tmp"),
             read_buf: Box::new([0u8; crate::state::FILE_MAX + 1]),
-            allow: cfg.allow.clone(),
+            allow: &cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
             conns: (0..slots).map(|_| None).collect(),
@@ -342,6 +342,7 @@ impl Server {
     }
 
     /// Writes a pending state change now, whatever the gap since the last write.
+    #[inline(always)]
     fn persist_now(&mut self, now: u32) {
         if self.persist_at.is_some() {
             self.persist_at = Some(now);
@@ -494,6 +495,7 @@ impl Server {
     /// connection wakes the next poll at once, and no accept(2) is spent on
     /// EAGAIN. HAProxy's payload usually arrives with the connection, so it
     /// is read now rather than after another poll.
+    #[inline(never)]
     fn accept(&mut self, now: u32) {
         // The listener was polled only with room, and serving since then has
         // only made more. Room is made (by closing an answered connection)
@@ -580,6 +582,38 @@ impl Server {
 fn ip_text(ip: IpAddr) -> heapless::Vec<u8, 64> {
     let mut s = heapless::Vec::new();
     // An IPv4 client of a dual-stack listener reads better as IPv4.
-    crate::num::push_ip(&mut s, ip.to_canonical());
+    crate::num::push_ip(&mut s, canonical(ip));
     s
+}
+
+/// Returns the IPv4 address an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) stands for, as `IpAddr::to_canonical` does.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if u128::from(v6) >> 32 == 0xffff => {
+            IpAddr::V4((u128::from(v6) as u32).into())
+        }
+        _ => ip,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_matches_std() {
+        for s in [
+            "::ffff:127.0.0.2",
+            "::ffff:0.0.0.0",
+            "::fffe:1.2.3.4",
+            "::1.2.3.4",
+            "1::ffff:1.2.3.4",
+            "::1",
+            "2001:db8::1",
+            "10.0.0.1",
+        ] {
+            let ip: IpAddr = s.parse().unwrap();
+            assert_eq!(canonical(ip), ip.to_canonical(), "{s}");
+        }
+    }
 }
