@@ -96,6 +96,9 @@ const COUNTERS: [(&[u8], &[u8]); 6] = [
     ),
 ];
 
+/// The kinds of `heft_errors_total`, in the order `metrics` gives their values.
+const ERROR_KINDS: [&[u8]; 3] = [b"accept", b"persist", b"state_file"];
+
 /// Writes the `/metrics` body: every entry's gauges, then the counters.
 fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> {
     num::push(
@@ -147,11 +150,8 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         out,
         b"# HELP heft_errors_total errors by kind\n# TYPE heft_errors_total counter\n",
     )?;
-    for &(kind, v) in &[
-        (&b"accept"[..], c.accept_errors),
-        (b"persist", c.persist_errors),
-        (b"state_file", c.state_errors),
-    ] {
+    let errors = [c.accept_errors, c.persist_errors, c.state_errors];
+    for (&kind, &v) in ERROR_KINDS.iter().zip(&errors) {
         metric(out, &[b"heft_errors_total{kind=\"", kind, b"\"}"], v)?;
     }
     Ok(())

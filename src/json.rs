@@ -8,6 +8,9 @@
 /// The deepest nesting skipped over.
 const DEPTH_MAX: u8 = 32;
 
+/// The bare words JSON has besides numbers.
+const BARE_WORDS: [&[u8]; 3] = [b"true", b"false", b"null"];
+
 /// What was wrong with the JSON text.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Syntax(pub &'static str);
@@ -136,7 +139,7 @@ impl<'a> Reader<'a> {
                 }
                 let t = &self.s[start..self.i];
                 let number = c == b'-' || c.is_ascii_digit();
-                if number || [&b"true"[..], b"false", b"null"].contains(&t) {
+                if number || BARE_WORDS.contains(&t) {
                     Ok(Token::Bare(t))
                 } else {
                     Err(Syntax("unknown bare word"))
