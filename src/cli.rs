@@ -9,9 +9,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::allow::AllowList;
-use crate::feedback::metrics::pieces;
 use crate::log::Level;
 use crate::num;
+use crate::num::pieces;
 use crate::state::{self, Status};
 
 /// The default agent port, hapgent's.

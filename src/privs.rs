@@ -10,8 +10,8 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::feedback::metrics::pieces;
 use crate::num::parse_u32;
+use crate::num::pieces;
 use crate::sys;
 
 /// Why privileges could not be dropped.

@@ -10,8 +10,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use nix::errno::Errno;
 
 use super::config::HttpTarget;
-use super::metrics::{parse_decimal, pieces, split_once};
+use super::metrics::{parse_decimal, split_once};
 use crate::json::{top_field, Token};
+use crate::num::pieces;
 use crate::sys::{self, Fd};
 
 /// The most bytes of an answer kept.

@@ -5,6 +5,7 @@
 //! seconds apart never does, and `wrapping_sub` gets it right.
 
 use super::curve::VALUE_MAX;
+use crate::num::pieces;
 use crate::state::Reason;
 
 /// CPU time counters from the first line of `/proc/stat`, modulo 2^32.
@@ -57,11 +58,6 @@ pub fn split_once(s: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
         Some(p) => (&s[..p], Some(&s[p + 1..])),
         None => (s, None),
     }
-}
-
-/// Splits `s` at every `sep`.
-pub fn pieces(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
-    s.split(move |&c| c == sep)
 }
 
 /// Splits a line into its space-separated words.
