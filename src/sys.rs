@@ -771,38 +771,31 @@ pub fn now_ms() -> u32 {
     } else {
         libc::SYS_clock_gettime
     };
-    let old = cfg!(target_pointer_width = "32");
-    if old && OLD_CLOCK.load(R) {
-        let mut ts = [0i32; 2];
-        let args = [
-            libc::CLOCK_MONOTONIC as c_long,
-            ts.as_mut_ptr() as c_long,
-            0,
-            0,
-            0,
-            0,
-        ];
-        // SAFETY: only on 32-bit targets: the kernel writes one 32-bit
-        // timespec (two i32) to `ts`, which outlives the call.
-        let _ = unsafe { call(libc::SYS_clock_gettime, args) };
-        return ms(ts[0] as u32, ts[1] as u32);
-    }
-    let mut ts = [0i64; 2];
-    let args = [
-        libc::CLOCK_MONOTONIC as c_long,
-        ts.as_mut_ptr() as c_long,
-        0,
-        0,
-        0,
-        0,
-    ];
-    // SAFETY: the kernel writes one 64-bit timespec (two i64) to `ts`, which outlives the call.
-    let r = unsafe { call(CLOCK_GETTIME64, args) };
-    if old && r.is_err() {
+    // After ENOSYS from clock_gettime64 (32-bit targets only), the old call.
+    let old = cfg!(target_pointer_width = "32") && OLD_CLOCK.load(R);
+    let nr = if old {
+        libc::SYS_clock_gettime
+    } else {
+        CLOCK_GETTIME64
+    };
+    // Room for either timespec: two i64, or the old call's two i32.
+    let mut ts = [0u32; 4];
+    let (clock, p) = (libc::CLOCK_MONOTONIC as c_long, ts.as_mut_ptr() as c_long);
+    let args = [clock, p, 0, 0, 0, 0];
+    // SAFETY: the kernel writes one timespec, at most 16 bytes, to `ts`,
+    // which outlives the call.
+    let r = unsafe { call(nr, args) };
+    if r.is_err() && cfg!(target_pointer_width = "32") && !old {
         OLD_CLOCK.store(true, R);
         return now_ms();
     }
-    ms(ts[0] as u32, ts[1] as u32)
+    // The low words of the 64-bit seconds and nanoseconds, or the old pair.
+    let (sec, nsec) = match (old, cfg!(target_endian = "little")) {
+        (true, _) => (ts[0], ts[1]),
+        (false, true) => (ts[0], ts[2]),
+        (false, false) => (ts[1], ts[3]),
+    };
+    ms(sec, nsec)
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec descriptor, with the peer's address.
