@@ -425,7 +425,7 @@ impl Feedback {
     /// Combines the rules that apply to one entry: the lowest weight and the first failure.
     pub fn verdict(&self, service: Option<&Name>, now: u32) -> Verdict {
         // Above any weight, so that the first rule that applies sets both.
-        let (mut weight, mut min) = (u8::MAX, Verdict::NONE.min_weight);
+        let (mut weight, mut min) = (u8::MAX, Verdict::none().min_weight);
         let mut down = None;
         for (i, rule) in self.cfg.rules.iter().enumerate() {
             if rule.service.is_some() && rule.service.as_ref() != service {
@@ -440,7 +440,7 @@ impl Feedback {
         }
         // Only the reason kept is copied.
         Verdict {
-            weight_pct: weight.min(Verdict::NONE.weight_pct),
+            weight_pct: weight.min(Verdict::none().weight_pct),
             min_weight: min,
             down: down.cloned(),
         }
