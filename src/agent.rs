@@ -187,17 +187,17 @@ impl Agent {
     }
 
     /// Sets the feedback verdict for the top level (`None`) or a service; re-formats on change.
-    pub fn set_verdict(&mut self, service: Option<&[u8]>, v: &Verdict) {
+    pub fn set_verdict(&mut self, service: Option<&[u8]>, v: Verdict) {
         let Some((i, e)) = find(&self.state, service) else {
             return;
         };
         let Some(p) = self.prepared.get_mut(i) else {
             return;
         };
-        if p.verdict == *v {
+        if p.verdict == v {
             return;
         }
-        p.verdict = v.clone();
+        p.verdict = v;
         p.shown = format(e, &p.verdict, &mut p.lines);
         log::info()
             .s("feedback: ")

@@ -413,12 +413,12 @@ impl Feedback {
     /// Hands every entry of the agent its verdict.
     fn apply(&self, now: u32, agent: &mut Agent) {
         if agent.state().top.is_some() {
-            agent.set_verdict(None, &self.verdict(None, now));
+            agent.set_verdict(None, self.verdict(None, now));
         }
         // set_verdict needs the agent mutable, so each name is copied out first.
         for i in 0..agent.state().services.len() {
             let n = agent.state().services[i].0.clone();
-            agent.set_verdict(Some(n.as_bytes()), &self.verdict(Some(&n), now));
+            agent.set_verdict(Some(n.as_bytes()), self.verdict(Some(&n), now));
         }
     }
 
