@@ -15,8 +15,9 @@ pub struct Verdict {
     pub weight_pct: u8,
     /// The lowest effective weight feedback may produce.
     pub min_weight: u8,
-    /// When set, report the server down with this reason.
-    pub down: Option<state::Reason>,
+    /// When not empty, report the server down with this reason (a rule's
+    /// reason never is: it starts with the rule's name and a space).
+    pub down: state::Reason,
 }
 
 impl Verdict {
@@ -28,7 +29,7 @@ impl Verdict {
         Verdict {
             weight_pct: 100,
             min_weight: 0,
-            down: None,
+            down: state::Reason::new(),
         }
     }
 }
@@ -245,9 +246,9 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
             let w = (e.weight as u32 * v.weight_pct as u32 / 100) as u8;
             r.weight = w.max(v.min_weight.min(e.weight));
         }
-        if let Some(reason) = &v.down {
+        if !v.down.is_empty() {
             r.status = Status::Down;
-            r.reason = reason.as_bytes();
+            r.reason = v.down.as_bytes();
         }
     }
     reply::format(&r, false, &mut lines[0]);

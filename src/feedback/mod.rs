@@ -442,7 +442,7 @@ impl Feedback {
         Verdict {
             weight_pct: weight.min(Verdict::none().weight_pct),
             min_weight: min,
-            down: down.cloned(),
+            down: down.cloned().unwrap_or_default(),
         }
     }
 }
