@@ -15,17 +15,23 @@ pub struct Verdict {
     pub weight_pct: u8,
     /// The lowest effective weight feedback may produce.
     pub min_weight: u8,
-    /// When set, report the server down with this reason.
-    pub down: Option<state::Reason>,
+    /// When not empty, report the server down with this reason (a rule's
+    /// reason never is: it starts with the rule's name and a space).
+    pub down: state::Reason,
 }
 
 impl Verdict {
     /// Leaves an entry as the file says.
-    pub const NONE: Verdict = Verdict {
-        weight_pct: 100,
-        min_weight: 0,
-        down: None,
-    };
+    ///
+    /// A function, not a constant: a constant is copied whole from read-only
+    /// data, its empty reason buffer included.
+    pub const fn none() -> Verdict {
+        Verdict {
+            weight_pct: 100,
+            min_weight: 0,
+            down: state::Reason::new(),
+        }
+    }
 }
 
 /// The replies prepared for one entry.
@@ -123,7 +129,7 @@ impl Agent {
             let mut p = Prepared {
                 lines: [Line::new(), Line::new()],
                 ready_until: None,
-                verdict: Verdict::NONE,
+                verdict: Verdict::none(),
                 shown: (Status::Fail, 0),
             };
             if let Some(k) = kept {
@@ -182,17 +188,17 @@ impl Agent {
     }
 
     /// Sets the feedback verdict for the top level (`None`) or a service; re-formats on change.
-    pub fn set_verdict(&mut self, service: Option<&[u8]>, v: &Verdict) {
+    pub fn set_verdict(&mut self, service: Option<&[u8]>, v: Verdict) {
         let Some((i, e)) = find(&self.state, service) else {
             return;
         };
         let Some(p) = self.prepared.get_mut(i) else {
             return;
         };
-        if p.verdict == *v {
+        if p.verdict == v {
             return;
         }
-        p.verdict = v.clone();
+        p.verdict = v;
         p.shown = format(e, &p.verdict, &mut p.lines);
         log::info()
             .s("feedback: ")
@@ -240,9 +246,9 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
             let w = (e.weight as u32 * v.weight_pct as u32 / 100) as u8;
             r.weight = w.max(v.min_weight.min(e.weight));
         }
-        if let Some(reason) = &v.down {
+        if !v.down.is_empty() {
             r.status = Status::Down;
-            r.reason = reason.as_bytes();
+            r.reason = v.down.as_bytes();
         }
     }
     reply::format(&r, false, &mut lines[0]);

@@ -413,19 +413,19 @@ impl Feedback {
     /// Hands every entry of the agent its verdict.
     fn apply(&self, now: u32, agent: &mut Agent) {
         if agent.state().top.is_some() {
-            agent.set_verdict(None, &self.verdict(None, now));
+            agent.set_verdict(None, self.verdict(None, now));
         }
         // set_verdict needs the agent mutable, so each name is copied out first.
         for i in 0..agent.state().services.len() {
             let n = agent.state().services[i].0.clone();
-            agent.set_verdict(Some(n.as_bytes()), &self.verdict(Some(&n), now));
+            agent.set_verdict(Some(n.as_bytes()), self.verdict(Some(&n), now));
         }
     }
 
     /// Combines the rules that apply to one entry: the lowest weight and the first failure.
     pub fn verdict(&self, service: Option<&Name>, now: u32) -> Verdict {
         // Above any weight, so that the first rule that applies sets both.
-        let (mut weight, mut min) = (u8::MAX, Verdict::NONE.min_weight);
+        let (mut weight, mut min) = (u8::MAX, Verdict::none().min_weight);
         let mut down = None;
         for (i, rule) in self.cfg.rules.iter().enumerate() {
             if rule.service.is_some() && rule.service.as_ref() != service {
@@ -440,9 +440,9 @@ impl Feedback {
         }
         // Only the reason kept is copied.
         Verdict {
-            weight_pct: weight.min(Verdict::NONE.weight_pct),
+            weight_pct: weight.min(Verdict::none().weight_pct),
             min_weight: min,
-            down: down.cloned(),
+            down: down.cloned().unwrap_or_default(),
         }
     }
 }
