@@ -70,10 +70,16 @@ fn head_lines(out: &mut crate::reply::Line, start: &[u8], len: usize) -> Result<
     num::push(out, b"\r\nConnection: close\r\n\r\n")
 }
 
-/// Writes one sample: its name and label text in pieces, a space, `v` and a newline.
-fn metric(out: &mut Response, labels: &[&[u8]], v: u32) -> Result<(), Full> {
-    for l in labels {
-        num::push(out, l)?;
+/// Writes one sample from `template`, in which byte 1 stands for `a` and
+/// byte 2 for `b`, then a space, `v` and a newline.
+fn metric(out: &mut Response, template: &[u8], a: &[u8], b: &[u8], v: u32) -> Result<(), Full> {
+    for &c in template {
+        let piece: &[u8] = match c {
+            1 => a,
+            2 => b,
+            _ => &[c],
+        };
+        num::push(out, piece)?;
     }
     num::push(out, b" ")?;
     num::push_u32(out, v)?;
@@ -111,16 +117,20 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         let status = status.name().as_bytes();
         metric(
             out,
-            &[b"heft_up{service=\"", name, b"\",status=\"", status, b"\"}"],
+            b"heft_up{service=\"\x01\",status=\"\x02\"}",
+            name,
+            status,
             up as u32,
         )?;
         metric(
             out,
-            &[b"heft_weight{service=\"", name, b"\"}"],
+            b"heft_weight{service=\"\x01\"}",
+            name,
+            b"",
             weight as u32,
         )?;
         if let Some(m) = maxconn {
-            metric(out, &[b"heft_maxconn{service=\"", name, b"\"}"], m as u32)?;
+            metric(out, b"heft_maxconn{service=\"\x01\"}", name, b"", m as u32)?;
         }
     }
     let values = [
@@ -133,18 +143,9 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
     ];
     for (&(name, help), &v) in COUNTERS.iter().zip(&values) {
         // The HELP and TYPE lines, then the sample's name, written as one
-        // "metric" whose pieces start with `# HELP `.
-        let lines: [&[u8]; 8] = [
-            b"# HELP ",
-            name,
-            b" ",
-            help,
-            b"\n# TYPE ",
-            name,
-            b" counter\n",
-            name,
-        ];
-        metric(out, &lines, v)?;
+        // "metric" whose template starts with `# HELP `.
+        let lines = b"# HELP \x01 \x02\n# TYPE \x01 counter\n\x01";
+        metric(out, lines, name, help, v)?;
     }
     num::push(
         out,
@@ -152,7 +153,7 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
     )?;
     let errors = [c.accept_errors, c.persist_errors, c.state_errors];
     for (&kind, &v) in ERROR_KINDS.iter().zip(&errors) {
-        metric(out, &[b"heft_errors_total{kind=\"", kind, b"\"}"], v)?;
+        metric(out, b"heft_errors_total{kind=\"\x01\"}", kind, b"", v)?;
     }
     Ok(())
 }
