@@ -19,23 +19,31 @@ use crate::sys::{self, Fd};
 /// The longest path heft opens, in bytes with the terminating NUL.
 pub const PATH_BUF: usize = 1024;
 
+/// Room for one path as a C string: left uninitialised until a path is copied in,
+/// so that making one costs no 1 KB clearing.
+pub type CPathBuf = heapless::Vec<u8, PATH_BUF>;
+
 /// Copies `path` into `buf` as a C string; a longer path is `ENAMETOOLONG`.
 ///
 /// nix would do the copy itself for a `&Path`, but with a second, allocating
 /// copy for long paths, instantiated for every call that takes one.
-pub fn c_path<'b>(path: &Path, buf: &'b mut [u8; PATH_BUF]) -> Result<&'b CStr, Errno> {
-    let b = path.as_os_str().as_bytes();
-    if b.len() >= PATH_BUF {
+pub fn c_path<'b>(path: &Path, buf: &'b mut CPathBuf) -> Result<&'b CStr, Errno> {
+    let v = buf.as_mut_view();
+    v.clear();
+    let copied = v.extend_from_slice(path.as_os_str().as_bytes()).is_ok();
+    if !copied || v.push(0).is_err() {
         return Err(Errno::ENAMETOOLONG);
     }
-    buf[..b.len()].copy_from_slice(b);
-    buf[b.len()] = 0;
-    CStr::from_bytes_with_nul(&buf[..=b.len()]).map_err(|_| Errno::EINVAL)
+    CStr::from_bytes_with_nul(v).map_err(|_| Errno::EINVAL)
 }
 
 /// Opens `path` with `flags` and, for a new file, `mode`.
 fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<Fd, Errno> {
-    sys::open(c_path(path, &mut [0; PATH_BUF])?, flags.bits(), mode.bits())
+    sys::open(
+        c_path(path, &mut CPathBuf::new())?,
+        flags.bits(),
+        mode.bits(),
+    )
 }
 
 /// Opens `path` for reading.
@@ -81,13 +89,13 @@ pub fn create(path: &Path, bytes: &[u8]) -> Result<Fd, Errno> {
 
 /// Renames `from` over `to`.
 pub fn rename(from: &Path, to: &Path) -> Result<(), Errno> {
-    let mut b = [0; PATH_BUF];
-    sys::rename(c_path(from, &mut b)?, c_path(to, &mut [0; PATH_BUF])?)
+    let mut b = CPathBuf::new();
+    sys::rename(c_path(from, &mut b)?, c_path(to, &mut CPathBuf::new())?)
 }
 
 /// Removes `path`.
 pub fn remove(path: &Path) -> Result<(), Errno> {
-    sys::unlink(c_path(path, &mut [0; PATH_BUF])?)
+    sys::unlink(c_path(path, &mut CPathBuf::new())?)
 }
 
 /// Returns the directory that holds `path`: `.` for a bare name.
@@ -181,7 +189,7 @@ mod tests {
 
     #[test]
     fn makes_c_paths_or_says_why_not() {
-        let mut b = [0; PATH_BUF];
+        let mut b = CPathBuf::new();
         assert_eq!(
             c_path(Path::new("/etc/heft/state.json"), &mut b).unwrap(),
             c"/etc/heft/state.json"

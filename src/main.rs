@@ -192,7 +192,7 @@ fn drop_and_run(
 #[inline(never)]
 fn warn_if_unwritable(cfg: &Serve) {
     let dir = heft::file::dir_of(cfg.state_file);
-    let mut buf = [0; heft::file::PATH_BUF];
+    let mut buf = heft::file::CPathBuf::new();
     let writable = heft::file::c_path(dir, &mut buf).is_ok_and(heft::sys::writable);
     if !writable {
         log::error()

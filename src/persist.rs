@@ -71,7 +71,7 @@ fn keep_mode_and_owner(path: &Path, f: &crate::sys::Fd) {
     use crate::sys::{euid, fchmod, fchown, mode_and_owner};
     let me = euid();
     // Without the old file's mode and owner: 0644, and our own uid (no chown).
-    let (mode, uid, gid) = file::c_path(path, &mut [0; file::PATH_BUF])
+    let (mode, uid, gid) = file::c_path(path, &mut file::CPathBuf::new())
         .and_then(mode_and_owner)
         .unwrap_or((0o644, me, 0));
     fchmod(f, mode);
