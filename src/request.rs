@@ -49,11 +49,22 @@ pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
     }
     // The service is the first word of the first line: a line that ends (or a
     // word that a space ends) decides, whatever arrives after it.
-    let line_end = buf.iter().position(|&c| matches!(c, b'\n' | b'\r' | 0));
-    let line = &buf[..line_end.unwrap_or(buf.len())];
-    let (w, word_ended) = word(line);
-    if line_end.is_some() || word_ended || done {
-        Request::Agent(w)
+    let mut start = None;
+    for (i, &c) in buf.iter().enumerate() {
+        let line_end = matches!(c, b'\n' | b'\r' | 0);
+        if line_end || is_sep(c) {
+            if let Some(s) = start {
+                return Request::Agent(Some(&buf[s..i]));
+            }
+            if line_end {
+                return Request::Agent(None);
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    if done {
+        Request::Agent(start.map(|s| &buf[s..]))
     } else {
         Request::Partial
     }
@@ -62,15 +73,6 @@ pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
 /// Tells whether `c` separates words on a payload's first line.
 fn is_sep(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b',')
-}
-
-/// Finds the first word of a line, and tells whether a separator ends it in the line.
-fn word(line: &[u8]) -> (Option<&[u8]>, bool) {
-    let start = line.iter().position(|&c| !is_sep(c)).unwrap_or(line.len());
-    let rest = &line[start..];
-    let end = rest.iter().position(|&c| is_sep(c));
-    let w = &rest[..end.unwrap_or(rest.len())];
-    ((!w.is_empty()).then_some(w), end.is_some())
 }
 
 #[cfg(test)]
