@@ -874,16 +874,15 @@ const fn pack() -> [u8; packed_len()] {
 /// The length of the text `heft --help` prints.
 pub const HELP_LEN: usize = HELP_TEXT.len();
 
+/// Room for the text `heft --help` prints, made without clearing it first.
+pub type HelpBuf = heapless::Vec<u8, HELP_LEN>;
+
 /// Unpacks the text `heft --help` prints into `out`.
-pub fn help(out: &mut [u8; HELP_LEN]) -> &[u8] {
-    let mut n = 0;
+pub fn help(out: &mut HelpBuf) -> &[u8] {
     for &c in &HELP {
         let (c, k) = if c < 0x80 { (c, 1) } else { (b' ', c - 0x80) };
         for _ in 0..k {
-            if let Some(o) = out.get_mut(n) {
-                *o = c;
-            }
-            n += 1;
+            let _ = out.push(c);
         }
     }
     out
@@ -981,7 +980,7 @@ mod tests {
 
     #[test]
     fn help_unpacks_to_the_text() {
-        assert_eq!(help(&mut [0; HELP_LEN]), HELP_TEXT.as_bytes());
+        assert_eq!(help(&mut HelpBuf::new()), HELP_TEXT.as_bytes());
     }
 
     #[test]

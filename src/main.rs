@@ -50,7 +50,7 @@ fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     match &cli::parse(args, &heft::sys::env_var) {
         Err(u) => usage(u.source.text(), u.value, u.expected.text()),
         Ok(Command::Help) => {
-            heft::sys::write_stdout(cli::help(&mut [0; cli::HELP_LEN]));
+            heft::sys::write_stdout(cli::help(&mut cli::HelpBuf::new()));
             0
         }
         Ok(Command::Version) => {
