@@ -169,10 +169,12 @@ UP READY DRAIN MAINT DOWN FAIL or STOPPED
 at most 64 printable ASCII bytes without #
 a name of 1 to 32 bytes of [A-Za-z0-9_.-]
 at most 256 bytes
+a user in /etc/passwd or a number
+a group in /etc/group or a number
 ";
 
 /// Returns the `Text` of `text`, a whole line of `LINES`; fails the build if missing.
-const fn line(text: &str) -> Text {
+pub const fn line(text: &str) -> Text {
     let (e, t) = (LINES.as_bytes(), text.as_bytes());
     let mut i = 0;
     while i + t.len() < e.len() {
