@@ -169,10 +169,12 @@ UP READY DRAIN MAINT DOWN FAIL or STOPPED
 at most 64 printable ASCII bytes without #
 a name of 1 to 32 bytes of [A-Za-z0-9_.-]
 at most 256 bytes
+a user in /etc/passwd or a number
+a group in /etc/group or a number
 ";
 
 /// Returns the `Text` of `text`, a whole line of `LINES`; fails the build if missing.
-const fn line(text: &str) -> Text {
+pub const fn line(text: &str) -> Text {
     let (e, t) = (LINES.as_bytes(), text.as_bytes());
     let mut i = 0;
     while i + t.len() < e.len() {
@@ -874,16 +876,15 @@ const fn pack() -> [u8; packed_len()] {
 /// The length of the text `heft --help` prints.
 pub const HELP_LEN: usize = HELP_TEXT.len();
 
+/// Room for the text `heft --help` prints, made without clearing it first.
+pub type HelpBuf = heapless::Vec<u8, HELP_LEN>;
+
 /// Unpacks the text `heft --help` prints into `out`.
-pub fn help(out: &mut [u8; HELP_LEN]) -> &[u8] {
-    let mut n = 0;
+pub fn help(out: &mut HelpBuf) -> &[u8] {
     for &c in &HELP {
         let (c, k) = if c < 0x80 { (c, 1) } else { (b' ', c - 0x80) };
         for _ in 0..k {
-            if let Some(o) = out.get_mut(n) {
-                *o = c;
-            }
-            n += 1;
+            let _ = out.push(c);
         }
     }
     out
@@ -981,7 +982,7 @@ mod tests {
 
     #[test]
     fn help_unpacks_to_the_text() {
-        assert_eq!(help(&mut [0; HELP_LEN]), HELP_TEXT.as_bytes());
+        assert_eq!(help(&mut HelpBuf::new()), HELP_TEXT.as_bytes());
     }
 
     #[test]

@@ -48,9 +48,9 @@ extern "C" fn main(
 fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     heft::sys::ignore_sigpipe();
     match &cli::parse(args, &heft::sys::env_var) {
-        Err(u) => usage(u.source.text(), u.value, u.expected.text()),
+        Err(u) => usage(u.source, u.value, u.expected),
         Ok(Command::Help) => {
-            heft::sys::write_stdout(cli::help(&mut [0; cli::HELP_LEN]));
+            heft::sys::write_stdout(cli::help(&mut cli::HelpBuf::new()));
             0
         }
         Ok(Command::Version) => {
@@ -91,12 +91,12 @@ fn failed(what: &str, detail: &[u8], e: Errno, note: &str) -> i32 {
 }
 
 /// Logs a bad value with where it came from and what was expected; returns the exit code.
-fn usage(source: &str, value: Option<&std::ffi::OsStr>, expected: &str) -> i32 {
-    let mut l = log::error().s(source).s(": ");
+fn usage(source: cli::Text, value: Option<&std::ffi::OsStr>, expected: cli::Text) -> i32 {
+    let mut l = log::error().s(source.text()).s(": ");
     if let Some(v) = value {
         l = l.s("bad value \"").b(v.as_bytes()).s("\" ");
     }
-    l.s("(expected ").s(expected).s(")").send();
+    l.s("(expected ").s(expected.text()).s(")").send();
     USAGE
 }
 
@@ -152,14 +152,20 @@ fn drop_and_run(
         let group = cfg.group.map(|(_, v)| v);
         if let Err(e) = heft::privs::drop_to(user, group) {
             let (given, what) = match e {
-                DropError::NoUser => (cfg.user, "a user in /etc/passwd or a number"),
-                DropError::NoGroup => (cfg.group, "a group in /etc/group or a number"),
+                DropError::NoUser => (
+                    cfg.user,
+                    const { cli::line("a user in /etc/passwd or a number") },
+                ),
+                DropError::NoGroup => (
+                    cfg.group,
+                    const { cli::line("a group in /etc/group or a number") },
+                ),
                 DropError::Call(c, errno) => {
                     return failed("dropping privileges: ", c.as_bytes(), errno, "")
                 }
             };
             return match given {
-                Some((src, v)) => usage(src.text(), Some(v), what),
+                Some((src, v)) => usage(src, Some(v), what),
                 None => USAGE,
             };
         }
