@@ -800,28 +800,26 @@ pub fn now_ms() -> u32 {
 
 /// Accepts one connection as a non-blocking, close-on-exec descriptor, with the peer's address.
 pub fn accept(listener: &Fd) -> Result<(Fd, Option<IpAddr>), Errno> {
-    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
-    let mut len = core::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // Room for a sockaddr_in6, the largest address a TCP listener sees.
+    let mut a = RawAddr {
+        bytes: [0; 28],
+        len: 28,
+    };
     let flags = (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC) as c_long;
-    let (a, l) = (&mut ss as *mut _ as c_long, &mut len as *mut _ as c_long);
-    // SAFETY: `ss` and `len` are live and describe a buffer of `len` bytes.
+    let (p, l) = (
+        a.bytes.as_mut_ptr() as c_long,
+        &mut a.len as *mut _ as c_long,
+    );
+    // SAFETY: `a.bytes` and `a.len` are live and describe a buffer of `a.len` bytes.
     let fd =
-        Fd::own(unsafe { call(libc::SYS_accept4, [listener.0 as c_long, a, l, flags, 0, 0]) }?);
-    let peer = match ss.ss_family as libc::c_int {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin: &libc::sockaddr_in =
-                unsafe { &*(&ss as *const libc::sockaddr_storage).cast() };
-            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                sin.sin_addr.s_addr,
-            ))))
-        }
+        Fd::own(unsafe { call(libc::SYS_accept4, [listener.0 as c_long, p, l, flags, 0, 0]) }?);
+    let b = &a.bytes;
+    let peer = match u16::from_ne_bytes([b[0], b[1]]) as libc::c_int {
+        libc::AF_INET => Some(IpAddr::V4(Ipv4Addr::new(b[4], b[5], b[6], b[7]))),
         libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6: &libc::sockaddr_in6 =
-                unsafe { &*(&ss as *const libc::sockaddr_storage).cast() };
-            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+            let mut v6 = [0; 16];
+            v6.copy_from_slice(&b[8..24]);
+            Some(IpAddr::V6(Ipv6Addr::from(v6)))
         }
         _ => None,
     };
