@@ -187,9 +187,9 @@ impl Agent {
         next
     }
 
-    /// Sets the feedback verdict for the top level (`None`) or a service; re-formats on change.
-    pub fn set_verdict(&mut self, service: Option<&[u8]>, v: Verdict) {
-        let Some((i, e)) = find(&self.state, service) else {
+    /// Sets the feedback verdict for entry `i` (0: the top level, k: the k-th service); re-formats on change.
+    pub fn set_verdict(&mut self, i: usize, v: Verdict) {
+        let (name, Some(e)) = nth(&self.state, i) else {
             return;
         };
         let Some(p) = self.prepared.get_mut(i) else {
@@ -202,8 +202,8 @@ impl Agent {
         p.shown = format(e, &p.verdict, &mut p.lines);
         log::info()
             .s("feedback: ")
-            .b(service.unwrap_or(b""))
-            .s(&" "[service.is_none() as usize..])
+            .s(name.map_or("", |n| n.as_str()))
+            .s(&" "[name.is_none() as usize..])
             .b(p.lines[1].strip_suffix(b"\n").unwrap_or_default())
             .send();
     }

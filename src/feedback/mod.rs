@@ -412,13 +412,11 @@ impl Feedback {
 
     /// Hands every entry of the agent its verdict.
     fn apply(&self, now: u32, agent: &mut Agent) {
-        if agent.state().top.is_some() {
-            agent.set_verdict(None, self.verdict(None, now));
-        }
-        // set_verdict needs the agent mutable, so each name is copied out first.
-        for i in 0..agent.state().services.len() {
-            let n = agent.state().services[i].0.clone();
-            agent.set_verdict(Some(n.as_bytes()), self.verdict(Some(&n), now));
+        // Entry 0 is the top level, entry k the k-th service.
+        for i in 0..agent.state().services.len() + 1 {
+            let service = i.checked_sub(1).map(|k| &agent.state().services[k].0);
+            let v = self.verdict(service, now);
+            agent.set_verdict(i, v);
         }
     }
 
