@@ -418,10 +418,10 @@ impl<'a> Server<'a> {
                 Err(_) => self.conns[slot] = None,
             },
             Phase::Drain => {
-                let mut sink = [0u8; 512];
+                // The first bytes are answered: their buffer takes what follows.
                 for _ in 0..4 {
-                    match sys::recv(&c.fd, &mut sink) {
-                        Ok(n) if n == sink.len() => continue,
+                    match sys::recv(&c.fd, &mut c.first) {
+                        Ok(FIRST_BYTES) => continue,
                         Err(Errno::EAGAIN) => return,
                         Ok(0) | Err(_) => {
                             // EOF or reset: the client is done (ECONNRESET is HAProxy's normal close).
