@@ -18,30 +18,29 @@
 //! longer than 64 bytes, a configuration file for the agent itself (flags and
 //! variables suffice), Windows.
 //!
-//! Module map: `state`, `reply`, `request`, `http`, `allow`, `cli` and `num`
-//! parse or format bytes and do no I/O; `persist` does file I/O; `server` is
-//! the loop; `sys` holds every `unsafe` block.
+//! Where things live (dependencies point down this list, never up):
+//!
+//! - `cli/`: the command line (`heft`, `heft get`, `heft set`).
+//! - `server/`: the poll loop, connection slots, persistence, the allow
+//!   list and the privilege drop.
+//! - `feedback/`: load feedback: rules, curves, metrics, the health URL.
+//! - `proto/`: what crosses the agent port: the request classifier, HTTP
+//!   answers and `/metrics`.
+//! - `model/`: the state, its JSON form, the replies and the agent; no I/O.
+//! - `log`, `num`: log lines, and byte helpers for numbers and addresses.
+//! - `os/`: the operating system: descriptors, sockets, files, ids,
+//!   signals, the clock. The only `unsafe` code; imports nothing above it.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // `sys` has a few lines of MIPS assembly; MIPS builds are -Zbuild-std
 // builds (cross/build) on which this is allowed.
 #![cfg_attr(target_arch = "mips", feature(asm_experimental_arch))]
 
-pub mod agent;
-pub mod allow;
 pub mod cli;
-pub mod client;
 pub mod feedback;
-pub mod file;
-pub mod http;
-pub mod json;
 pub mod log;
+pub mod model;
 pub mod num;
-pub mod persist;
-pub mod privs;
-pub mod reply;
-pub mod request;
+pub mod os;
+pub mod proto;
 pub mod server;
-pub mod setcmd;
-pub mod state;
-pub mod sys;

@@ -7,7 +7,7 @@
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 
 use crate::num;
-use crate::sys;
+use crate::os;
 
 /// How much is logged: errors only, events (the default), or every sample and probe.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -158,7 +158,7 @@ impl Line {
     /// Appends an OS error in place, as `errno` does.
     #[inline(never)]
     fn put_errno(&mut self, e: nix::errno::Errno) {
-        self.put(sys::errno_name(e).as_bytes());
+        self.put(os::errno_name(e).as_bytes());
         self.put(b" (");
         self.put_u32(e as i32 as u32);
         self.put(b")");
@@ -175,6 +175,6 @@ impl Line {
             let _ = self.buf.push(b'\n');
             2
         };
-        sys::log_write(fd, &self.buf);
+        os::log_write(fd, &self.buf);
     }
 }

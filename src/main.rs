@@ -17,12 +17,12 @@ use nix::errno::Errno;
 
 use heft::cli::{self, Command, Serve};
 use heft::log;
-use heft::privs::DropError;
+use heft::server::privs::DropError;
 use heft::server::{self, Server};
 
 /// Start-up's few allocations come from a bump arena: no malloc in the binary.
 #[global_allocator]
-static HEAP: heft::sys::Arena = heft::sys::Arena;
+static HEAP: heft::os::Arena = heft::os::Arena;
 
 /// Exit code for bad usage or configuration.
 const USAGE: i32 = 100;
@@ -31,7 +31,7 @@ const SYSCALL: i32 = 111;
 
 /// Entry point, called with the program's arguments and environment by
 /// `_start`: the C runtime's in ordinary builds, heft's own in the static
-/// ones (`heft::sys`).
+/// ones (`heft::os`).
 #[allow(unsafe_code)]
 #[no_mangle]
 extern "C" fn main(
@@ -40,17 +40,17 @@ extern "C" fn main(
     envp: *const *const libc::c_char,
 ) -> libc::c_int {
     // SAFETY: `_start` passes main the argc, argv and envp the kernel gave the process.
-    let args = unsafe { heft::sys::start(argc, argv, envp) };
+    let args = unsafe { heft::os::start(argc, argv, envp) };
     run(args)
 }
 
 /// Runs the command the arguments name; returns the exit code.
 fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
-    heft::sys::ignore_sigpipe();
-    match &cli::parse(args, &heft::sys::env_var) {
+    heft::os::ignore_sigpipe();
+    match &cli::parse(args, &heft::os::env_var) {
         Err(u) => usage(u.source, u.value, u.expected),
         Ok(Command::Help) => {
-            heft::sys::write_stdout(cli::help(&mut cli::HelpBuf::new()));
+            heft::os::write_stdout(cli::help(&mut cli::HelpBuf::new()));
             0
         }
         Ok(Command::Version) => {
@@ -63,13 +63,13 @@ fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
                 env!("HEFT_PROFILE"),
                 ")\n",
             );
-            heft::sys::write_stdout(v.as_bytes());
+            heft::os::write_stdout(v.as_bytes());
             0
         }
-        Ok(Command::Get(g)) => heft::client::run(g),
+        Ok(Command::Get(g)) => heft::cli::get::run(g),
         Ok(Command::Set(s)) => {
             log::set_level(s.level);
-            heft::setcmd::run(s)
+            heft::cli::set::run(s)
         }
         Ok(Command::Serve(s)) => serve(s),
     }
@@ -105,7 +105,7 @@ fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
     let feedback = match cfg
         .feedback
-        .map(|p| heft::feedback::Feedback::load(p, heft::sys::now_ms()).map_err(|e| (p, e)))
+        .map(|p| heft::feedback::Feedback::load(p, heft::os::now_ms()).map_err(|e| (p, e)))
     {
         None => None,
         Some(Ok(f)) => Some(f),
@@ -129,14 +129,14 @@ fn serve(cfg: &Serve) -> i32 {
         // The digits end right before the newline.
         let mut d = [b'\n'; 11];
         let [digits @ .., _] = &mut d;
-        let n = heft::num::fmt_u32(heft::sys::pid(), digits).len();
-        if let Err(e) = heft::file::create(p, &d[10 - n..]) {
+        let n = heft::num::fmt_u32(heft::os::pid(), digits).len();
+        if let Err(e) = heft::os::file::create(p, &d[10 - n..]) {
             return failed("pid file ", p.as_os_str().as_bytes(), e, "");
         }
     }
     let code = drop_and_run(cfg, listener, feedback);
     if let Some(p) = &cfg.pid_file {
-        let _ = heft::file::remove(p);
+        let _ = heft::os::file::remove(p);
     }
     code
 }
@@ -144,13 +144,13 @@ fn serve(cfg: &Serve) -> i32 {
 /// Start-up after the pid file: drop privileges, signals, syslog; then the loop.
 fn drop_and_run(
     cfg: &Serve,
-    listener: heft::sys::Fd,
+    listener: heft::os::Fd,
     feedback: Option<Box<heft::feedback::Feedback>>,
 ) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
         let user = cfg.user.map(|(_, v)| v);
         let group = cfg.group.map(|(_, v)| v);
-        if let Err(e) = heft::privs::drop_to(user, group) {
+        if let Err(e) = heft::server::privs::drop_to(user, group) {
             let (given, what) = match e {
                 DropError::NoUser => (
                     cfg.user,
@@ -171,12 +171,12 @@ fn drop_and_run(
         }
         warn_if_unwritable(cfg);
     }
-    let wake = match heft::sys::install_signals() {
+    let wake = match heft::os::install_signals() {
         Ok(w) => w,
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
     if let Some(path) = cfg.syslog {
-        if let Err(e) = heft::sys::connect_syslog(path) {
+        if let Err(e) = heft::os::connect_syslog(path) {
             let detail = path.as_os_str().as_bytes();
             let _ = failed("syslog ", detail, e, " (logging to stderr)");
         }
@@ -197,9 +197,9 @@ fn drop_and_run(
 /// Says at start-up when signals could not be saved to the state file as the new user.
 #[inline(never)]
 fn warn_if_unwritable(cfg: &Serve) {
-    let dir = heft::file::dir_of(cfg.state_file);
-    let mut buf = heft::file::CPathBuf::new();
-    let writable = heft::file::c_path(dir, &mut buf).is_ok_and(heft::sys::writable);
+    let dir = heft::os::file::dir_of(cfg.state_file);
+    let mut buf = heft::os::file::CPathBuf::new();
+    let writable = heft::os::file::c_path(dir, &mut buf).is_ok_and(heft::os::writable);
     if !writable {
         log::error()
             .s("the state file's directory ")

@@ -48,21 +48,27 @@ fn expect_fail(a: &Agent, what: Option<&str>) {
         last = a.probe();
         is_fail_reply(&last, what)
     });
-    assert!(ok, "wanted FAIL for {what:?}, got {last:?}; log:\n{}", a.log());
+    assert!(
+        ok,
+        "wanted FAIL for {what:?}, got {last:?}; log:\n{}",
+        a.log()
+    );
 }
 
 /// The state file's top-level entry as (status, weight, maxconn, reason);
 /// panics if the file does not parse.
-fn top_of(text: &str) -> (heft::state::Status, u8, Option<u16>, String) {
-    let st = heft::state::parse(text.as_bytes())
+fn top_of(text: &str) -> (heft::model::state::Status, u8, Option<u16>, String) {
+    let st = heft::model::state::parse(text.as_bytes())
         .unwrap_or_else(|e| panic!("state file does not parse ({e:?}): {text:?}"));
-    let t = st.top.unwrap_or_else(|| panic!("no top-level state: {text:?}"));
+    let t = st
+        .top
+        .unwrap_or_else(|| panic!("no top-level state: {text:?}"));
     (t.status, t.weight, t.maxconn, t.reason.as_str().to_string())
 }
 
 /// One service's entry in a state file, as `top_of` gives the top level.
-fn service_of(text: &str, name: &str) -> (heft::state::Status, u8, Option<u16>, String) {
-    let st = heft::state::parse(text.as_bytes())
+fn service_of(text: &str, name: &str) -> (heft::model::state::Status, u8, Option<u16>, String) {
+    let st = heft::model::state::parse(text.as_bytes())
         .unwrap_or_else(|e| panic!("state file does not parse ({e:?}): {text:?}"));
     let e = st
         .service(name.as_bytes())
@@ -71,19 +77,27 @@ fn service_of(text: &str, name: &str) -> (heft::state::Status, u8, Option<u16>, 
 }
 
 /// Waits until the state file's top level has `status`; panics with the file otherwise.
-fn expect_file_status(a: &Agent, status: heft::state::Status) {
+fn expect_file_status(a: &Agent, status: heft::model::state::Status) {
     let ok = wait_for(SECS5, || {
-        heft::state::parse(a.state_text().as_bytes())
+        heft::model::state::parse(a.state_text().as_bytes())
             .ok()
             .and_then(|s| s.top)
             .is_some_and(|t| t.status == status)
     });
-    assert!(ok, "file never said {status:?}: {:?}; log:\n{}", a.state_text(), a.log());
+    assert!(
+        ok,
+        "file never said {status:?}: {:?}; log:\n{}",
+        a.state_text(),
+        a.log()
+    );
 }
 
 /// Temporary files (`*.tmp`) in `dir`.
 fn temp_files(dir: &Path) -> Vec<String> {
-    file_names(dir).into_iter().filter(|n| n.ends_with(".tmp")).collect()
+    file_names(dir)
+        .into_iter()
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
 }
 
 /// Reads from `s` until a newline, EOF or error; returns what came.
@@ -143,9 +157,16 @@ fn error_lines(log: &str) -> Vec<&str> {
 fn assert_usage(what: &str, got: (Option<i32>, String, String), names: &[&str]) {
     let (code, _, err) = got;
     assert_eq!(code, Some(100), "{what}: exit code; stderr {err:?}");
-    assert_eq!(err.trim_end().lines().count(), 1, "{what}: not one line: {err:?}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{what}: not one line: {err:?}"
+    );
     for n in names {
-        assert!(err.contains(n), "{what}: stderr does not name {n:?}: {err:?}");
+        assert!(
+            err.contains(n),
+            "{what}: stderr does not name {n:?}: {err:?}"
+        );
     }
 }
 
@@ -208,7 +229,11 @@ fn each_status_gives_its_exact_reply() {
         let a = Agent::start(Some(file), &[]);
         assert_eq!(a.probe(), *want, "file {file:?}");
         assert_eq!(a.probe_with(b"\n"), *want, "file {file:?}, payload \\n");
-        assert!(error_lines(&a.log()).is_empty(), "file {file:?}: {}", a.log());
+        assert!(
+            error_lines(&a.log()).is_empty(),
+            "file {file:?}: {}",
+            a.log()
+        );
     }
 }
 
@@ -229,28 +254,72 @@ fn bad_files() -> Vec<(&'static str, Option<String>, Option<&'static str>)> {
     let s = |x: &str| Some(x.to_string());
     vec![
         ("missing", None, Some("unreadable ENOENT")),
-        ("larger than 4096 bytes", Some(big), Some("file larger than 4096 bytes")),
+        (
+            "larger than 4096 bytes",
+            Some(big),
+            Some("file larger than 4096 bytes"),
+        ),
         ("truncated JSON", s(r#"{"status":"UP""#), None),
         ("empty", s(""), None),
         ("trailing bytes", s(r#"{"status":"UP"} {}"#), None),
         ("not an object", s("[1]"), None),
-        ("weight 256", s(r#"{"status":"UP","weight":256}"#), Some("weight out of range")),
-        ("weight -1", s(r#"{"status":"UP","weight":-1}"#), Some("weight out of range")),
+        (
+            "weight 256",
+            s(r#"{"status":"UP","weight":256}"#),
+            Some("weight out of range"),
+        ),
+        (
+            "weight -1",
+            s(r#"{"status":"UP","weight":-1}"#),
+            Some("weight out of range"),
+        ),
         ("weight 7.5", s(r#"{"status":"UP","weight":7.5}"#), None),
-        ("maxconn 65536", s(r#"{"status":"UP","maxconn":65536}"#), Some("maxconn out of range")),
+        (
+            "maxconn 65536",
+            s(r#"{"status":"UP","maxconn":65536}"#),
+            Some("maxconn out of range"),
+        ),
         (
             "bad status",
             s(r#"{"status":"UPP"}"#),
             Some("status not one of UP READY DRAIN MAINT DOWN FAIL STOPPED"),
         ),
         ("no status", s(r#"{"weight":5}"#), Some("status missing")),
-        ("reason with #", s(r##"{"status":"DOWN","reason":"a#b"}"##), Some("reason not printable ASCII, or with a hash sign")),
-        ("reason with \\n", s(r#"{"status":"DOWN","reason":"a\nb"}"#), Some("reason not printable ASCII, or with a hash sign")),
-        ("reason with \\u0001", s(r#"{"status":"DOWN","reason":"a\u0001"}"#), Some("reason not printable ASCII, or with a hash sign")),
-        ("reason with é", s(r#"{"status":"DOWN","reason":"caf\u00e9"}"#), Some("reason not printable ASCII, or with a hash sign")),
-        ("reason of 65 bytes", Some(r65), Some("reason longer than 64 bytes")),
-        ("bad service name", s(r#"{"services":{"a b":{"status":"UP"}}}"#), Some("service name not [A-Za-z0-9_.-]{1,32}")),
-        ("service without status", s(r#"{"services":{"a":{"weight":1}}}"#), Some("service status missing or invalid")),
+        (
+            "reason with #",
+            s(r##"{"status":"DOWN","reason":"a#b"}"##),
+            Some("reason not printable ASCII, or with a hash sign"),
+        ),
+        (
+            "reason with \\n",
+            s(r#"{"status":"DOWN","reason":"a\nb"}"#),
+            Some("reason not printable ASCII, or with a hash sign"),
+        ),
+        (
+            "reason with \\u0001",
+            s(r#"{"status":"DOWN","reason":"a\u0001"}"#),
+            Some("reason not printable ASCII, or with a hash sign"),
+        ),
+        (
+            "reason with é",
+            s(r#"{"status":"DOWN","reason":"caf\u00e9"}"#),
+            Some("reason not printable ASCII, or with a hash sign"),
+        ),
+        (
+            "reason of 65 bytes",
+            Some(r65),
+            Some("reason longer than 64 bytes"),
+        ),
+        (
+            "bad service name",
+            s(r#"{"services":{"a b":{"status":"UP"}}}"#),
+            Some("service name not [A-Za-z0-9_.-]{1,32}"),
+        ),
+        (
+            "service without status",
+            s(r#"{"services":{"a":{"weight":1}}}"#),
+            Some("service status missing or invalid"),
+        ),
         ("17 services", Some(services17), None),
     ]
 }
@@ -266,7 +335,9 @@ fn bad_state_files_at_startup_serve_fail_and_keep_running() {
         assert!(is_fail_reply(&r1, reason), "{what}: {r1:?}");
         assert_eq!(r1, r2, "{what}");
         // What the reply says is what the log says.
-        let reason = r1["fail ready 100% #state file: ".len()..].trim_end().to_string();
+        let reason = r1["fail ready 100% #state file: ".len()..]
+            .trim_end()
+            .to_string();
         let path = a.state.display().to_string();
         let logged = a.log();
         assert!(
@@ -290,7 +361,10 @@ fn unreadable_state_file_serves_fail() {
     // A later --state-file beats the harness's.
     let a = Agent::start(None, &["--state-file", elsewhere.to_str().unwrap()]);
     assert_eq!(a.probe(), fail_reply("unreadable EISDIR"));
-    let logged = format!("error: state file {}: unreadable EISDIR", elsewhere.display());
+    let logged = format!(
+        "error: state file {}: unreadable EISDIR",
+        elsewhere.display()
+    );
     assert!(a.log().contains(&logged), "{}", a.log());
     drop(a);
     let _ = std::fs::remove_dir_all(&elsewhere);
@@ -332,7 +406,11 @@ fn bad_state_files_on_sighup_serve_fail_and_keep_running() {
         .lines()
         .filter(|l| l.contains("error:") && l.contains(&format!("state file {path}: ")))
         .count();
-    assert_eq!(logged, bad_files().len(), "one error line with the path per bad file:\n{log}");
+    assert_eq!(
+        logged,
+        bad_files().len(),
+        "one error line with the path per bad file:\n{log}"
+    );
     assert_eq!(a.stop(), Some(0));
 }
 
@@ -347,11 +425,19 @@ fn invalid_file_is_not_overwritten_by_signals() {
     a.expect_reply("up ready 100%\n");
     a.signal(libc::SIGUSR2);
     // Whether the reply still says why the file was refused is left open.
-    assert!(wait_for(SECS5, || a.probe().starts_with("down ready 100%")), "{}", a.probe());
+    assert!(
+        wait_for(SECS5, || a.probe().starts_with("down ready 100%")),
+        "{}",
+        a.probe()
+    );
     // Longer than the 100 ms between writes: a write would have happened.
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(a.state_text(), bad, "the invalid file was overwritten");
-    assert!(a.log().contains("not writing the state file"), "{}", a.log());
+    assert!(
+        a.log().contains("not writing the state file"),
+        "{}",
+        a.log()
+    );
 }
 
 /// A missing file is created by the first signal, with the signal's status
@@ -370,11 +456,11 @@ fn missing_file_is_created_by_the_first_signal() {
     a.expect_reply(&fail_reply("unreadable ENOENT"));
     a.signal(libc::SIGUSR1);
     a.expect_reply("up ready 100%\n");
-    expect_file_status(&a, heft::state::Status::Up);
+    expect_file_status(&a, heft::model::state::Status::Up);
     let (_, weight, maxconn, reason) = top_of(&a.state_text());
     assert_eq!((weight, maxconn), (100, None));
     a.signal(libc::SIGUSR2);
-    expect_file_status(&a, heft::state::Status::Down);
+    expect_file_status(&a, heft::model::state::Status::Down);
     assert_eq!(
         (reason.as_str(), a.probe().as_str()),
         ("", "down ready 100%\n"),
@@ -389,7 +475,7 @@ fn missing_file_is_created_by_the_first_signal() {
 /// the reply and in the file, which stays valid JSON with no temporary left.
 #[test]
 fn usr1_usr2_keep_weight_maxconn_reason_and_persist() {
-    use heft::state::Status::{Down, Up};
+    use heft::model::state::Status::{Down, Up};
     let a = Agent::start(
         Some(r#"{"status":"DRAIN","weight":42,"maxconn":7,"reason":"deploy x","note":"kept?"}"#),
         &[],
@@ -398,15 +484,27 @@ fn usr1_usr2_keep_weight_maxconn_reason_and_persist() {
     a.signal(libc::SIGUSR2);
     a.expect_reply("down ready 42% maxconn:7 #deploy x\n");
     expect_file_status(&a, Down);
-    assert_eq!(top_of(&a.state_text()), (Down, 42, Some(7), "deploy x".into()));
+    assert_eq!(
+        top_of(&a.state_text()),
+        (Down, 42, Some(7), "deploy x".into())
+    );
     a.signal(libc::SIGUSR1);
     a.expect_reply("up ready 42% maxconn:7\n");
     expect_file_status(&a, Up);
-    assert_eq!(top_of(&a.state_text()), (Up, 42, Some(7), "deploy x".into()));
+    assert_eq!(
+        top_of(&a.state_text()),
+        (Up, 42, Some(7), "deploy x".into())
+    );
     assert!(temp_files(&a.dir).is_empty(), "{:?}", temp_files(&a.dir));
     let log = a.log();
-    assert!(log.contains("state: DOWN weight 42 maxconn 7 reason \"deploy x\" (signal)"), "{log}");
-    assert!(log.contains("state: UP weight 42 maxconn 7 reason \"deploy x\" (signal)"), "{log}");
+    assert!(
+        log.contains("state: DOWN weight 42 maxconn 7 reason \"deploy x\" (signal)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("state: UP weight 42 maxconn 7 reason \"deploy x\" (signal)"),
+        "{log}"
+    );
     assert_eq!(a.stop(), Some(0));
 }
 
@@ -426,12 +524,27 @@ fn probe_after_a_signal_gets_the_new_state() {
             up = !up;
         }
         a.signal(if up { libc::SIGUSR1 } else { libc::SIGUSR2 });
-        let want = if up { "up ready 77% maxconn:300\n" } else { "down ready 77% maxconn:300\n" };
+        let want = if up {
+            "up ready 77% maxconn:300\n"
+        } else {
+            "down ready 77% maxconn:300\n"
+        };
         let payload: &[u8] = if i % 3 == 0 { b"" } else { b"\n" };
-        assert_eq!(a.probe_with(payload), want, "probe {i} right after the signal");
+        assert_eq!(
+            a.probe_with(payload),
+            want,
+            "probe {i} right after the signal"
+        );
     }
     // After the last signal the file catches up.
-    expect_file_status(&a, if up { heft::state::Status::Up } else { heft::state::Status::Down });
+    expect_file_status(
+        &a,
+        if up {
+            heft::model::state::Status::Up
+        } else {
+            heft::model::state::Status::Down
+        },
+    );
     assert_eq!(a.stop(), Some(0));
 }
 
@@ -448,13 +561,23 @@ fn sighup_rereads_the_file() {
     a.signal(libc::SIGHUP);
     a.expect_reply("maint 5%\n");
     let log = a.log();
-    assert!(log.contains(&format!("SIGHUP: reading {}", a.state.display())), "{log}");
+    assert!(
+        log.contains(&format!("SIGHUP: reading {}", a.state.display())),
+        "{log}"
+    );
     assert!(log.contains("state: MAINT weight 5 (state file)"), "{log}");
     // A SIGHUP that changes nothing logs no state change.
     let before = log.lines().filter(|l| l.contains("state: ")).count();
     a.signal(libc::SIGHUP);
-    assert!(wait_for(SECS5, || a.log().matches("SIGHUP: reading").count() == 2));
-    assert_eq!(a.log().lines().filter(|l| l.contains("state: ")).count(), before);
+    assert!(wait_for(SECS5, || a
+        .log()
+        .matches("SIGHUP: reading")
+        .count()
+        == 2));
+    assert_eq!(
+        a.log().lines().filter(|l| l.contains("state: ")).count(),
+        before
+    );
     assert_eq!(a.probe(), "maint 5%\n");
 }
 
@@ -475,7 +598,7 @@ fn sighup_after_a_signal_does_not_undo_it() {
     for _ in 0..5 {
         a.signal(libc::SIGUSR2);
         a.expect_reply("down ready 77% maxconn:300\n");
-        expect_file_status(&a, heft::state::Status::Down);
+        expect_file_status(&a, heft::model::state::Status::Down);
         // The file was just written: this SIGUSR1's write waits for the gap.
         a.signal(libc::SIGUSR1);
         a.expect_reply("up ready 77% maxconn:300\n");
@@ -487,11 +610,16 @@ fn sighup_after_a_signal_does_not_undo_it() {
         }
         // Back to a known state for the next round.
         a.signal(libc::SIGUSR1);
-        expect_file_status(&a, heft::state::Status::Up);
+        expect_file_status(&a, heft::model::state::Status::Up);
         a.expect_reply("up ready 77% maxconn:300\n");
         std::thread::sleep(Duration::from_millis(150));
     }
-    assert_eq!(lost, 0, "SIGHUP undid a SIGUSR1 in {lost} of 5 rounds; log:\n{}", a.log());
+    assert_eq!(
+        lost,
+        0,
+        "SIGHUP undid a SIGUSR1 in {lost} of 5 rounds; log:\n{}",
+        a.log()
+    );
 }
 
 /// SIGTERM and SIGINT stop heft promptly with exit code 0, even with a
@@ -518,7 +646,7 @@ fn term_and_int_exit_zero_promptly() {
 /// SIGTERM writes a change that was still waiting for the gap between writes.
 #[test]
 fn term_writes_a_pending_change() {
-    use heft::state::Status::{Down, Up};
+    use heft::model::state::Status::{Down, Up};
     for round in 0..3 {
         let mut a = Agent::start(Some(STATE), &[]);
         a.signal(libc::SIGUSR2);
@@ -530,7 +658,11 @@ fn term_writes_a_pending_change() {
         a.signal(libc::SIGTERM);
         assert_eq!(a.wait_exit(SECS5), Some(0));
         let text = a.state_text();
-        assert_eq!(top_of(&text).0, Up, "round {round}: change lost at exit: {text:?}");
+        assert_eq!(
+            top_of(&text).0,
+            Up,
+            "round {round}: change lost at exit: {text:?}"
+        );
         assert!(temp_files(&a.dir).is_empty(), "{:?}", temp_files(&a.dir));
     }
 }
@@ -546,11 +678,20 @@ fn stale_temporary_file_is_reused() {
     std::fs::write(&tmp, "{\"status\":\"garb").unwrap();
     a.signal(libc::SIGUSR2);
     a.expect_reply("down ready 77% maxconn:300\n");
-    expect_file_status(&a, heft::state::Status::Down);
-    assert!(wait_for(SECS5, || temp_files(&a.dir).is_empty()), "{:?}", file_names(&a.dir));
+    expect_file_status(&a, heft::model::state::Status::Down);
+    assert!(
+        wait_for(SECS5, || temp_files(&a.dir).is_empty()),
+        "{:?}",
+        file_names(&a.dir)
+    );
     assert_eq!(
         top_of(&a.state_text()),
-        (heft::state::Status::Down, 77, Some(300), String::new())
+        (
+            heft::model::state::Status::Down,
+            77,
+            Some(300),
+            String::new()
+        )
     );
 }
 
@@ -569,7 +710,9 @@ fn failed_rename_keeps_serving_and_retries() {
     a.expect_reply("down ready 77% maxconn:300\n");
     let path = a.state.display().to_string();
     assert!(
-        wait_for(SECS5, || a.log().contains(&format!("error: writing {path}: rename: EISDIR"))),
+        wait_for(SECS5, || a
+            .log()
+            .contains(&format!("error: writing {path}: rename: EISDIR"))),
         "{}",
         a.log()
     );
@@ -583,11 +726,11 @@ fn failed_rename_keeps_serving_and_retries() {
     std::fs::remove_dir_all(&a.state).unwrap();
     assert!(
         wait_for(Duration::from_secs(12), || a.state.is_file()
-            && heft::state::parse(a.state_text().as_bytes()).is_ok()),
+            && heft::model::state::parse(a.state_text().as_bytes()).is_ok()),
         "never written again; log:\n{}",
         a.log()
     );
-    assert_eq!(top_of(&a.state_text()).0, heft::state::Status::Down);
+    assert_eq!(top_of(&a.state_text()).0, heft::model::state::Status::Down);
     // Logged right after the rename, so it can trail the file a little.
     assert!(
         wait_for(SECS5, || a.log().contains("state file written again after")),
@@ -604,7 +747,11 @@ fn in_mount_ns(pid: i32, args: &[&str]) {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "nsenter {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "nsenter {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A read-only file system (EROFS), as on a router's read-only root: heft
@@ -624,7 +771,12 @@ fn read_only_directory_keeps_serving_and_retries() {
         return;
     }
     let env = [("PATH", SYSTEM_PATH)];
-    let a = Agent::spawn(Some(STATE), &[], &env, &["unshare", "-m", "--propagation", "private", "--"]);
+    let a = Agent::spawn(
+        Some(STATE),
+        &[],
+        &env,
+        &["unshare", "-m", "--propagation", "private", "--"],
+    );
     a.wait_listening();
     let dir = a.dir.to_str().unwrap().to_string();
     in_mount_ns(a.pid(), &["mount", "--bind", &dir, &dir]);
@@ -633,9 +785,9 @@ fn read_only_directory_keeps_serving_and_retries() {
     a.expect_reply("down ready 77% maxconn:300\n");
     let path = a.state.display().to_string();
     assert!(
-        wait_for(SECS5, || a
-            .log()
-            .contains(&format!("error: writing {path}: writing the temporary file: EROFS"))),
+        wait_for(SECS5, || a.log().contains(&format!(
+            "error: writing {path}: writing the temporary file: EROFS"
+        ))),
         "{}",
         a.log()
     );
@@ -648,7 +800,7 @@ fn read_only_directory_keeps_serving_and_retries() {
         "never written after the directory became writable; log:\n{}",
         a.log()
     );
-    assert_eq!(top_of(&a.state_text()).0, heft::state::Status::Down);
+    assert_eq!(top_of(&a.state_text()).0, heft::model::state::Status::Down);
     assert!(temp_files(&a.dir).is_empty(), "{:?}", file_names(&a.dir));
 }
 
@@ -658,50 +810,103 @@ fn read_only_directory_keeps_serving_and_retries() {
 /// atomically (no temporary file left) and SIGHUPs the agent in the pid file.
 #[test]
 fn set_changes_only_what_it_is_told_and_signals_the_agent() {
-    use heft::state::Status::*;
+    use heft::model::state::Status::*;
     let a = Agent::start(
         Some(r#"{"status":"UP","weight":77,"maxconn":300,"reason":"r1"}"#),
         &[],
     );
     // (heft arguments, the file's entry afterwards, the reply afterwards)
-    type Step<'a> = (&'a [&'a str], (heft::state::Status, u8, Option<u16>, &'a str), &'a str);
+    type Step<'a> = (
+        &'a [&'a str],
+        (heft::model::state::Status, u8, Option<u16>, &'a str),
+        &'a str,
+    );
     let steps: &[Step] = &[
-        (&["set", "drain"], (Drain, 77, Some(300), "r1"), "up drain 77% maxconn:300\n"),
-        (&["set", "up", "--weight", "5"], (Up, 5, Some(300), "r1"), "up ready 5% maxconn:300\n"),
+        (
+            &["set", "drain"],
+            (Drain, 77, Some(300), "r1"),
+            "up drain 77% maxconn:300\n",
+        ),
+        (
+            &["set", "up", "--weight", "5"],
+            (Up, 5, Some(300), "r1"),
+            "up ready 5% maxconn:300\n",
+        ),
         (
             &["set", "DOWN", "--reason", "deploy 7"],
             (Down, 5, Some(300), "deploy 7"),
             "down ready 5% maxconn:300 #deploy 7\n",
         ),
-        (&["set", "down", "--maxconn", "none"], (Down, 5, None, "deploy 7"), "down ready 5% #deploy 7\n"),
-        (&["set", "up", "--maxconn", "0"], (Up, 5, Some(0), "deploy 7"), "up ready 5% maxconn:0\n"),
-        (&["set", "stopped", "--reason", ""], (Stopped, 5, Some(0), ""), "stopped ready 5% maxconn:0\n"),
+        (
+            &["set", "down", "--maxconn", "none"],
+            (Down, 5, None, "deploy 7"),
+            "down ready 5% #deploy 7\n",
+        ),
+        (
+            &["set", "up", "--maxconn", "0"],
+            (Up, 5, Some(0), "deploy 7"),
+            "up ready 5% maxconn:0\n",
+        ),
+        (
+            &["set", "stopped", "--reason", ""],
+            (Stopped, 5, Some(0), ""),
+            "stopped ready 5% maxconn:0\n",
+        ),
         (
             &["set", "Maint", "--weight=255", "--maxconn=65535"],
             (Maint, 255, Some(65535), ""),
             "maint 255% maxconn:65535\n",
         ),
-        (&["set", "ready", "--weight", "0"], (Ready, 0, Some(65535), ""), "up ready 0% maxconn:65535\n"),
-        (&["set", "fail"], (Fail, 0, Some(65535), ""), "fail ready 0% maxconn:65535\n"),
+        (
+            &["set", "ready", "--weight", "0"],
+            (Ready, 0, Some(65535), ""),
+            "up ready 0% maxconn:65535\n",
+        ),
+        (
+            &["set", "fail"],
+            (Fail, 0, Some(65535), ""),
+            "fail ready 0% maxconn:65535\n",
+        ),
     ];
     for (args, (status, weight, maxconn, reason), reply) in steps {
         let (code, out, err) = a.heft(args);
         assert_eq!(code, 0, "{args:?}: stdout {out:?} stderr {err:?}");
-        assert!(err.contains(&format!("sent SIGHUP to {}", a.pid())), "{args:?}: {err:?}");
+        assert!(
+            err.contains(&format!("sent SIGHUP to {}", a.pid())),
+            "{args:?}: {err:?}"
+        );
         assert_eq!(
             top_of(&a.state_text()),
             (*status, *weight, *maxconn, reason.to_string()),
             "{args:?}"
         );
         a.expect_reply(reply);
-        assert!(temp_files(&a.dir).is_empty(), "{args:?}: {:?}", file_names(&a.dir));
+        assert!(
+            temp_files(&a.dir).is_empty(),
+            "{args:?}: {:?}",
+            file_names(&a.dir)
+        );
     }
-    assert!(a.log().contains("state: FAIL weight 0 maxconn 65535 (state file)"), "{}", a.log());
+    assert!(
+        a.log()
+            .contains("state: FAIL weight 0 maxconn 65535 (state file)"),
+        "{}",
+        a.log()
+    );
     // The same through flags instead of variables.
     let state = a.state.to_str().unwrap();
     let pid_file = a.pid_file.to_str().unwrap();
     let (code, _, err) = run_heft(
-        &["set", "up", "--state-file", state, "--pid-file", pid_file, "--weight", "9"],
+        &[
+            "set",
+            "up",
+            "--state-file",
+            state,
+            "--pid-file",
+            pid_file,
+            "--weight",
+            "9",
+        ],
         &[],
     );
     assert_eq!(code, 0, "{err}");
@@ -718,25 +923,38 @@ fn set_changes_only_what_it_is_told_and_signals_the_agent() {
 /// `heft set --service NAME` changes (or adds) one service and nothing else.
 #[test]
 fn set_service_changes_one_service() {
-    use heft::state::Status::*;
+    use heft::model::state::Status::*;
     let a = Agent::start(
-        Some(r#"{"status":"UP","weight":77,"services":{"web":{"status":"UP","weight":50},"db":{"status":"DRAIN","maxconn":9}}}"#),
+        Some(
+            r#"{"status":"UP","weight":77,"services":{"web":{"status":"UP","weight":50},"db":{"status":"DRAIN","maxconn":9}}}"#,
+        ),
         &[],
     );
     let (code, _, err) = a.heft(&["set", "down", "--service", "db", "--reason", "db move"]);
     assert_eq!(code, 0, "{err}");
     a.expect_reply("up ready 77%\n");
-    assert!(wait_for(SECS5, || a.probe_with(b"db\n") == "down ready 100% maxconn:9 #db move\n"));
+    assert!(wait_for(SECS5, || a.probe_with(b"db\n")
+        == "down ready 100% maxconn:9 #db move\n"));
     assert_eq!(a.probe_with(b"web\n"), "up ready 50%\n");
     let text = a.state_text();
-    assert_eq!(service_of(&text, "db"), (Down, 100, Some(9), "db move".into()));
+    assert_eq!(
+        service_of(&text, "db"),
+        (Down, 100, Some(9), "db move".into())
+    );
     assert_eq!(service_of(&text, "web"), (Up, 50, None, String::new()));
     assert_eq!(top_of(&text), (Up, 77, None, String::new()));
     // A new name adds a service.
     let (code, _, err) = a.heft(&["set", "maint", "--service", "cache.1", "--weight", "3"]);
     assert_eq!(code, 0, "{err}");
-    assert!(wait_for(SECS5, || a.probe_with(b"cache.1\n") == "maint 3%\n"), "{}", a.log());
-    assert_eq!(service_of(&a.state_text(), "web"), (Up, 50, None, String::new()));
+    assert!(
+        wait_for(SECS5, || a.probe_with(b"cache.1\n") == "maint 3%\n"),
+        "{}",
+        a.log()
+    );
+    assert_eq!(
+        service_of(&a.state_text(), "web"),
+        (Up, 50, None, String::new())
+    );
 }
 
 /// On a missing or invalid file `heft set` writes a new one from what it is
@@ -744,19 +962,36 @@ fn set_service_changes_one_service() {
 /// write the file again.
 #[test]
 fn set_on_a_missing_or_invalid_file_writes_a_new_one() {
-    use heft::state::Status::*;
+    use heft::model::state::Status::*;
     for (what, content) in [("missing", None), ("invalid", Some(r#"{"status":"#))] {
         let a = Agent::start(content, &[]);
-        assert!(a.probe().starts_with("fail ready 100% #state file: "), "{what}");
+        assert!(
+            a.probe().starts_with("fail ready 100% #state file: "),
+            "{what}"
+        );
         let (code, _, err) = a.heft(&["set", "up", "--weight", "40"]);
         assert_eq!(code, 0, "{what}: {err}");
-        assert!(err.contains("writing a new one"), "{what}: does not say so: {err:?}");
-        assert!(err.contains(a.state.to_str().unwrap()), "{what}: no path: {err:?}");
-        assert_eq!(top_of(&a.state_text()), (Up, 40, None, String::new()), "{what}");
+        assert!(
+            err.contains("writing a new one"),
+            "{what}: does not say so: {err:?}"
+        );
+        assert!(
+            err.contains(a.state.to_str().unwrap()),
+            "{what}: no path: {err:?}"
+        );
+        assert_eq!(
+            top_of(&a.state_text()),
+            (Up, 40, None, String::new()),
+            "{what}"
+        );
         a.expect_reply("up ready 40%\n");
         a.signal(libc::SIGUSR2);
         expect_file_status(&a, Down);
-        assert_eq!(top_of(&a.state_text()), (Down, 40, None, String::new()), "{what}");
+        assert_eq!(
+            top_of(&a.state_text()),
+            (Down, 40, None, String::new()),
+            "{what}"
+        );
     }
 }
 
@@ -776,7 +1011,10 @@ fn set_exit_codes() {
         (&["set", "sideways"], &["STATUS", "sideways"]),
         (&["set", "up", "--weight", "256"], &["--weight", "256"]),
         (&["set", "up", "--weight", "-1"], &["--weight", "-1"]),
-        (&["set", "up", "--maxconn", "65536"], &["--maxconn", "65536"]),
+        (
+            &["set", "up", "--maxconn", "65536"],
+            &["--maxconn", "65536"],
+        ),
         (&["set", "up", "--maxconn", "lots"], &["--maxconn", "lots"]),
         (&["set", "up", "--reason", "a#b"], &["--reason", "a#b"]),
         (&["set", "up", "--reason", "tab\there"], &["--reason"]),
@@ -785,16 +1023,27 @@ fn set_exit_codes() {
         (&["set", "up", "--weight"], &["--weight"]),
     ] {
         assert_usage(&format!("{args:?}"), run_heft_for(args, &env, limit), names);
-        assert_eq!(std::fs::read_to_string(&state).unwrap(), STATE, "{args:?} touched the file");
+        assert_eq!(
+            std::fs::read_to_string(&state).unwrap(),
+            STATE,
+            "{args:?} touched the file"
+        );
     }
     let long = "x".repeat(65);
-    assert_usage("long reason", run_heft_for(&["set", "up", "--reason", &long], &env, limit), &["--reason"]);
+    assert_usage(
+        "long reason",
+        run_heft_for(&["set", "up", "--reason", &long], &env, limit),
+        &["--reason"],
+    );
 
     // No pid file: written, and told to signal by hand.
     let (code, _, err) = run_heft(&["set", "drain"], &env);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("no pid file given"), "{err:?}");
-    assert_eq!(top_of(&std::fs::read_to_string(&state).unwrap()).0, heft::state::Status::Drain);
+    assert_eq!(
+        top_of(&std::fs::read_to_string(&state).unwrap()).0,
+        heft::model::state::Status::Drain
+    );
 
     // A pid file without a pid, a missing one, a dead pid: written, exit 1.
     let pf = dir.join("heft.pid");
@@ -803,9 +1052,17 @@ fn set_exit_codes() {
     let dead_pid = dead.id();
     dead.wait().unwrap();
     for (what, content, says) in [
-        ("garbage", Some("not a pid\n".to_string()), "no pid in".to_string()),
+        (
+            "garbage",
+            Some("not a pid\n".to_string()),
+            "no pid in".to_string(),
+        ),
         ("missing", None, "no pid in".to_string()),
-        ("dead pid", Some(format!("{dead_pid}\n")), format!("SIGHUP to {dead_pid}: ESRCH")),
+        (
+            "dead pid",
+            Some(format!("{dead_pid}\n")),
+            format!("SIGHUP to {dead_pid}: ESRCH"),
+        ),
     ] {
         match &content {
             Some(c) => std::fs::write(&pf, c).unwrap(),
@@ -816,18 +1073,30 @@ fn set_exit_codes() {
         let (code, _, err) = run_heft(&["set", "down", "--pid-file", pf.to_str().unwrap()], &env);
         assert_eq!(code, 1, "{what}: {err}");
         assert!(err.contains(&says), "{what}: {err:?}");
-        assert_eq!(top_of(&std::fs::read_to_string(&state).unwrap()).0, heft::state::Status::Down);
+        assert_eq!(
+            top_of(&std::fs::read_to_string(&state).unwrap()).0,
+            heft::model::state::Status::Down
+        );
         std::fs::write(&state, STATE).unwrap();
     }
 
     // Cannot be written: 111, no temporary file left.
-    let (code, _, err) = run_heft(&["set", "up"], &[("HEFT_STATE_FILE", dir.join("no/such/dir.json").to_str().unwrap())]);
+    let (code, _, err) = run_heft(
+        &["set", "up"],
+        &[(
+            "HEFT_STATE_FILE",
+            dir.join("no/such/dir.json").to_str().unwrap(),
+        )],
+    );
     assert_eq!(code, 111, "{err}");
     assert!(err.contains("error: writing"), "{err:?}");
     let in_the_way = dir.join("dir.json");
     std::fs::create_dir(&in_the_way).unwrap();
     std::fs::write(in_the_way.join("x"), "x").unwrap();
-    let (code, _, err) = run_heft(&["set", "up"], &[("HEFT_STATE_FILE", in_the_way.to_str().unwrap())]);
+    let (code, _, err) = run_heft(
+        &["set", "up"],
+        &[("HEFT_STATE_FILE", in_the_way.to_str().unwrap())],
+    );
     assert_eq!(code, 111, "{err}");
     assert!(err.contains("rename"), "{err:?}");
     assert!(temp_files(&dir).is_empty(), "{:?}", file_names(&dir));
@@ -858,7 +1127,9 @@ fn fake_agent(reply: &'static [u8]) -> u16 {
 #[test]
 fn get_prints_the_reply_line() {
     let a = Agent::start(
-        Some(r#"{"status":"UP","weight":77,"maxconn":300,"services":{"web":{"status":"DRAIN","weight":5}}}"#),
+        Some(
+            r#"{"status":"UP","weight":77,"maxconn":300,"services":{"web":{"status":"DRAIN","weight":5}}}"#,
+        ),
         &[],
     );
     let p = a.port.to_string();
@@ -867,14 +1138,42 @@ fn get_prints_the_reply_line() {
         assert_eq!((code, out.as_str()), (0, want), "{args:?} {env:?}: {err}");
     };
     ok(&["get", "--port", &p], &[], "up ready 77% maxconn:300\n");
-    ok(&["get", "--addr", "127.0.0.1", "--port", &p], &[], "up ready 77% maxconn:300\n");
-    ok(&["get", "--port", &p, "--send", "web\\n"], &[], "up drain 5%\n");
-    ok(&["get", "--port", &p, "--send", "web"], &[], "up drain 5%\n");
-    ok(&["get", "--port", &p, "--send", "\\tweb\\r\\n"], &[], "up drain 5%\n");
-    ok(&["get", "--port", &p, "--send", "nosuch\\n"], &[], "up ready 77% maxconn:300\n");
+    ok(
+        &["get", "--addr", "127.0.0.1", "--port", &p],
+        &[],
+        "up ready 77% maxconn:300\n",
+    );
+    ok(
+        &["get", "--port", &p, "--send", "web\\n"],
+        &[],
+        "up drain 5%\n",
+    );
+    ok(
+        &["get", "--port", &p, "--send", "web"],
+        &[],
+        "up drain 5%\n",
+    );
+    ok(
+        &["get", "--port", &p, "--send", "\\tweb\\r\\n"],
+        &[],
+        "up drain 5%\n",
+    );
+    ok(
+        &["get", "--port", &p, "--send", "nosuch\\n"],
+        &[],
+        "up ready 77% maxconn:300\n",
+    );
     ok(&["get"], &[("HEFT_PORT", &p)], "up ready 77% maxconn:300\n");
-    ok(&["get"], &[("HAPGENT_PORT", &p)], "up ready 77% maxconn:300\n");
-    ok(&["get", "--port", &p], &[("HEFT_PORT", "1")], "up ready 77% maxconn:300\n");
+    ok(
+        &["get"],
+        &[("HAPGENT_PORT", &p)],
+        "up ready 77% maxconn:300\n",
+    );
+    ok(
+        &["get", "--port", &p],
+        &[("HEFT_PORT", "1")],
+        "up ready 77% maxconn:300\n",
+    );
     // A line ended by \r, with more after it.
     let fake = fake_agent(b"up 50%\r\ntrailing words\n").to_string();
     ok(&["get", "--port", &fake], &[], "up 50%\n");
@@ -915,7 +1214,11 @@ fn get_fails_without_a_whole_line() {
     ] {
         assert_usage(&format!("{args:?}"), run_heft_for(args, &[], SECS5), names);
     }
-    assert_usage("HEFT_PORT", run_heft_for(&["get"], &[("HEFT_PORT", "x")], SECS5), &["HEFT_PORT", "x"]);
+    assert_usage(
+        "HEFT_PORT",
+        run_heft_for(&["get"], &[("HEFT_PORT", "x")], SECS5),
+        &["HEFT_PORT", "x"],
+    );
 }
 
 // ---------------------------------------------------------------- exit codes
@@ -936,12 +1239,20 @@ fn bad_usage_exits_100_naming_the_value() {
         (&[], &[("HEFT_PORT", "x")], &["HEFT_PORT", "\"x\""]),
         (&[], &[("HAPGENT_PORT", "y")], &["HAPGENT_PORT", "\"y\""]),
         // HEFT_PORT beats HAPGENT_PORT, even when it is the bad one.
-        (&[], &[("HEFT_PORT", "x"), ("HAPGENT_PORT", "9")], &["HEFT_PORT", "\"x\""]),
+        (
+            &[],
+            &[("HEFT_PORT", "x"), ("HAPGENT_PORT", "9")],
+            &["HEFT_PORT", "\"x\""],
+        ),
         (&["--addr", "1.2.3"], &[], &["--addr", "1.2.3"]),
         (&[], &[("HEFT_ADDR", "nowhere")], &["HEFT_ADDR", "nowhere"]),
         (&[], &[("HAPGENT_IP", "nope")], &["HAPGENT_IP", "nope"]),
         (&["--ready-window", "0"], &[], &["--ready-window", "\"0\""]),
-        (&[], &[("HEFT_READY_WINDOW", "soon")], &["HEFT_READY_WINDOW", "soon"]),
+        (
+            &[],
+            &[("HEFT_READY_WINDOW", "soon")],
+            &["HEFT_READY_WINDOW", "soon"],
+        ),
         (&["--slots", "0"], &[], &["--slots", "\"0\""]),
         (&["--slots", "5000"], &[], &["--slots", "5000"]),
         (&["--wait", "x"], &[], &["--wait", "\"x\""]),
@@ -954,7 +1265,10 @@ fn bad_usage_exits_100_naming_the_value() {
         env.push(("HEFT_STATE_FILE", "/nonexistent/heft-test.json"));
         let t = Instant::now();
         let got = run_heft_for(args, &env, SECS5);
-        assert!(t.elapsed() < Duration::from_secs(2), "{args:?} {env:?}: not at once");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{args:?} {env:?}: not at once"
+        );
         assert_usage(&format!("{args:?} {env:?}"), got, names);
     }
 }
@@ -1004,10 +1318,20 @@ fn hapgent_variables_are_honoured() {
     let ps = p.to_string();
     let a = start_from_env(
         p,
-        &[("HAPGENT_IP", "127.0.0.1"), ("HAPGENT_PORT", &ps), ("HAPGENT_STATE_FILE", s2), ("HEFT_PORT", "")],
+        &[
+            ("HAPGENT_IP", "127.0.0.1"),
+            ("HAPGENT_PORT", &ps),
+            ("HAPGENT_STATE_FILE", s2),
+            ("HEFT_PORT", ""),
+        ],
     );
     assert_eq!(a.probe(), "up ready 22%\n");
-    assert!(a.log().contains(&format!("listening on 127.0.0.1:{p}, state file {s2}")), "{}", a.log());
+    assert!(
+        a.log()
+            .contains(&format!("listening on 127.0.0.1:{p}, state file {s2}")),
+        "{}",
+        a.log()
+    );
     drop(a);
 
     let (p1, p2) = (free_port(), free_port());
@@ -1037,7 +1361,11 @@ fn taken_port_exits_111() {
     let p = a.port.to_string();
     let state = a.state.to_str().unwrap();
     for addr in ["127.0.0.1", "0.0.0.0"] {
-        let (code, _, err) = run_heft_for(&["--addr", addr, "--port", &p, "--state-file", state], &[], SECS5);
+        let (code, _, err) = run_heft_for(
+            &["--addr", addr, "--port", &p, "--state-file", state],
+            &[],
+            SECS5,
+        );
         assert_eq!(code, Some(111), "{addr}: {err}");
         assert!(
             err.contains(&format!("bind {addr}:{p}: EADDRINUSE"))
@@ -1049,18 +1377,34 @@ fn taken_port_exits_111() {
     }
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let op = other.local_addr().unwrap().port().to_string();
-    let (code, _, err) = run_heft_for(&["--addr", "127.0.0.1", "--port", &op, "--state-file", state], &[], SECS5);
+    let (code, _, err) = run_heft_for(
+        &["--addr", "127.0.0.1", "--port", &op, "--state-file", state],
+        &[],
+        SECS5,
+    );
     assert_eq!(code, Some(111), "{err}");
     assert!(err.contains("EADDRINUSE"), "{err:?}");
     // A pid file that cannot be written is a failed system call too.
     let free = free_port().to_string();
     let (code, _, err) = run_heft_for(
-        &["--addr", "127.0.0.1", "--port", &free, "--state-file", state, "--pid-file", "/nonexistent/dir/heft.pid"],
+        &[
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            &free,
+            "--state-file",
+            state,
+            "--pid-file",
+            "/nonexistent/dir/heft.pid",
+        ],
         &[],
         SECS5,
     );
     assert_eq!(code, Some(111), "{err}");
-    assert!(err.contains("pid file /nonexistent/dir/heft.pid: ENOENT"), "{err:?}");
+    assert!(
+        err.contains("pid file /nonexistent/dir/heft.pid: ENOENT"),
+        "{err:?}"
+    );
     assert_eq!(a.stop(), Some(0));
 }
 
@@ -1070,7 +1414,10 @@ fn taken_port_exits_111() {
 fn answered_in(a: &Agent, payload: &[u8], want: &str, min: Duration, max: Duration) {
     let (r, t) = timed(a, payload);
     assert_eq!(r, want, "payload {payload:?}");
-    assert!(t >= min && t < max, "payload {payload:?} took {t:?}, not {min:?} to {max:?}");
+    assert!(
+        t >= min && t < max,
+        "payload {payload:?} took {t:?}, not {min:?} to {max:?}"
+    );
 }
 
 /// Payloads with a newline, without one, and none at all: a payload is
@@ -1083,7 +1430,14 @@ fn payloads_with_and_without_newline_or_none() {
     let (waited, too_long) = (Duration::from_millis(1400), Duration::from_millis(3000));
     let a = Agent::start(Some(STATE), &["--wait", "1500"]);
     let top = "up ready 77% maxconn:300\n";
-    for payload in [&b"\n"[..], b"\r\n", b"pouet", b"web\n", b"web", b"a much longer payload, with words"] {
+    for payload in [
+        &b"\n"[..],
+        b"\r\n",
+        b"pouet",
+        b"web\n",
+        b"web",
+        b"a much longer payload, with words",
+    ] {
         answered_in(&a, payload, top, zero, quick);
     }
     answered_in(&a, b"", top, waited, too_long);
@@ -1116,7 +1470,11 @@ fn never_resets_a_client_that_sends_more() {
         s.write_all(&payload).unwrap();
         // Like HAProxy on a slow path: read a little later.
         std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(read_line(&mut s, SECS5), "up ready 77% maxconn:300\n", "extra {extra}");
+        assert_eq!(
+            read_line(&mut s, SECS5),
+            "up ready 77% maxconn:300\n",
+            "extra {extra}"
+        );
         // More bytes after the reply are drained too.
         s.write_all(&vec![b'y'; extra]).unwrap();
         s.shutdown(Shutdown::Write).unwrap();
@@ -1138,7 +1496,10 @@ fn client_resets_are_not_logged() {
         if i % 2 == 0 {
             let _ = (&s).write_all(b"\n");
         }
-        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
         // SAFETY: setsockopt on a live socket with a correctly sized struct.
         let r = unsafe {
             libc::setsockopt(
@@ -1169,7 +1530,10 @@ fn silent_client_is_closed_at_the_deadline() {
     assert_eq!(read_line(&mut s, SECS5), "up ready 77% maxconn:300\n");
     assert!(wait_closed(&mut s, SECS5).is_some(), "not closed");
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(350) && took < Duration::from_secs(2), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
 }
 
 /// All `--slots` taken by answered clients that neither read nor close: the
@@ -1201,11 +1565,21 @@ fn full_slots_evict_the_oldest_answered_connection() {
         let t = Instant::now();
         let mut s = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
         s.write_all(b"x").unwrap();
-        assert_eq!(read_line(&mut s, SECS5), "up ready 77% maxconn:300\n", "round {round}");
+        assert_eq!(
+            read_line(&mut s, SECS5),
+            "up ready 77% maxconn:300\n",
+            "round {round}"
+        );
         let took = t.elapsed();
-        assert!(took < Duration::from_millis(1000), "round {round}: took {took:?}");
+        assert!(
+            took < Duration::from_millis(1000),
+            "round {round}: took {took:?}"
+        );
         // The oldest held connection was closed, and only that one.
-        assert!(wait_closed(&mut held[round], SECS5).is_some(), "round {round}");
+        assert!(
+            wait_closed(&mut held[round], SECS5).is_some(),
+            "round {round}"
+        );
         for (i, h) in held.iter_mut().enumerate().skip(round + 1) {
             let closed = wait_closed(h, Duration::from_millis(100));
             assert!(closed.is_none(), "round {round}: held[{i}] was closed too");
@@ -1220,19 +1594,29 @@ fn full_slots_evict_the_oldest_answered_connection() {
 /// one of them leaves.
 #[test]
 fn full_slots_of_waiting_clients_hold_new_probes_until_one_frees() {
-    let a = Agent::start(Some(STATE), &["--slots", "4", "--wait", "5000", "--timeout", "8000"]);
+    let a = Agent::start(
+        Some(STATE),
+        &["--slots", "4", "--wait", "5000", "--timeout", "8000"],
+    );
     let mut held: Vec<TcpStream> = (0..4)
         .map(|_| TcpStream::connect(("127.0.0.1", a.port)).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
     let mut p = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
     p.write_all(b"\n").unwrap();
-    assert_eq!(poll_read(&mut p, Duration::from_millis(700)), None, "answered with every slot taken");
+    assert_eq!(
+        poll_read(&mut p, Duration::from_millis(700)),
+        None,
+        "answered with every slot taken"
+    );
     let t = Instant::now();
     drop(held.remove(0));
     assert_eq!(read_line(&mut p, SECS5), "up ready 77% maxconn:300\n");
     let took = t.elapsed();
-    assert!(took < Duration::from_millis(2000), "answered {took:?} after a slot freed");
+    assert!(
+        took < Duration::from_millis(2000),
+        "answered {took:?} after a slot freed"
+    );
     // The others are still waiting (no reply before their --wait ends).
     for h in held.iter_mut() {
         assert_eq!(poll_read(h, Duration::from_millis(50)), None);
@@ -1245,10 +1629,18 @@ fn full_slots_of_waiting_clients_hold_new_probes_until_one_frees() {
 #[test]
 fn emfile_is_logged_once_and_heft_recovers() {
     let wrapper = ["sh", "-c", "ulimit -n 12 && exec \"$0\" \"$@\""];
-    let mut a = Agent::spawn(Some(STATE), &["--wait", "500", "--timeout", "3000"], &[], &wrapper);
+    let mut a = Agent::spawn(
+        Some(STATE),
+        &["--wait", "500", "--timeout", "3000"],
+        &[],
+        &wrapper,
+    );
     a.wait_listening();
     let limits = std::fs::read_to_string(format!("/proc/{}/limits", a.pid())).unwrap();
-    let nofile = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let nofile = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
     assert_eq!(nofile.split_whitespace().nth(3), Some("12"), "{nofile}");
     let held: Vec<TcpStream> = (0..12)
         .map(|_| TcpStream::connect(("127.0.0.1", a.port)).unwrap())
@@ -1301,37 +1693,74 @@ fn payload_selects_a_service() {
 /// `fail ready 100% #unknown service`; signals still apply to every service.
 #[test]
 fn unknown_service_without_top_level_fails() {
-    use heft::state::Status::{Down, Up};
+    use heft::model::state::Status::{Down, Up};
     let a = Agent::start(
         Some(r#"{"services":{"web":{"status":"UP","weight":50},"db":{"status":"MAINT"}}}"#),
         &[],
     );
     for payload in [&b"other\n"[..], b"", b"\n"] {
-        assert_eq!(a.probe_with(payload), "fail ready 100% #unknown service\n", "{payload:?}");
+        assert_eq!(
+            a.probe_with(payload),
+            "fail ready 100% #unknown service\n",
+            "{payload:?}"
+        );
     }
     assert_eq!(a.probe_with(b"web\n"), "up ready 50%\n");
     a.signal(libc::SIGUSR2);
     assert!(wait_for(SECS5, || a.probe_with(b"db\n") == "down ready 100%\n"));
     assert_eq!(a.probe_with(b"web\n"), "down ready 50%\n");
-    assert_eq!(a.probe_with(b"other\n"), "fail ready 100% #unknown service\n");
-    assert!(wait_for(SECS5, || a.state_text().matches("DOWN").count() == 2), "{}", a.state_text());
-    let st = heft::state::parse(a.state_text().as_bytes()).unwrap();
+    assert_eq!(
+        a.probe_with(b"other\n"),
+        "fail ready 100% #unknown service\n"
+    );
+    assert!(
+        wait_for(SECS5, || a.state_text().matches("DOWN").count() == 2),
+        "{}",
+        a.state_text()
+    );
+    let st = heft::model::state::parse(a.state_text().as_bytes()).unwrap();
     assert!(st.top.is_none(), "a top level appeared: {}", a.state_text());
-    assert_eq!(service_of(&a.state_text(), "web"), (Down, 50, None, String::new()));
+    assert_eq!(
+        service_of(&a.state_text(), "web"),
+        (Down, 50, None, String::new())
+    );
     a.signal(libc::SIGUSR1);
-    assert!(wait_for(SECS5, || a.state_text().matches("UP").count() == 2), "{}", a.state_text());
-    assert_eq!(service_of(&a.state_text(), "db"), (Up, 100, None, String::new()));
+    assert!(
+        wait_for(SECS5, || a.state_text().matches("UP").count() == 2),
+        "{}",
+        a.state_text()
+    );
+    assert_eq!(
+        service_of(&a.state_text(), "db"),
+        (Up, 100, None, String::new())
+    );
 }
 
 /// SIGUSR1 and SIGUSR2 apply to the top level and every service, keeping
 /// each one's weight, maxconn and reason, in replies and in the file.
 #[test]
 fn signals_apply_to_every_service() {
-    use heft::state::Status::{Down, Up};
+    use heft::model::state::Status::{Down, Up};
     let a = Agent::start(Some(SERVICES), &[]);
     let steps = [
-        (libc::SIGUSR2, Down, ["down ready 10%\n", "down ready 50%\n", "down ready 100% maxconn:5 #db maintenance\n"]),
-        (libc::SIGUSR1, Up, ["up ready 10%\n", "up ready 50%\n", "up ready 100% maxconn:5\n"]),
+        (
+            libc::SIGUSR2,
+            Down,
+            [
+                "down ready 10%\n",
+                "down ready 50%\n",
+                "down ready 100% maxconn:5 #db maintenance\n",
+            ],
+        ),
+        (
+            libc::SIGUSR1,
+            Up,
+            [
+                "up ready 10%\n",
+                "up ready 50%\n",
+                "up ready 100% maxconn:5\n",
+            ],
+        ),
     ];
     for (sig, status, [top, web, db]) in steps {
         a.signal(sig);
@@ -1341,9 +1770,16 @@ fn signals_apply_to_every_service() {
         expect_file_status(&a, status);
         let text = a.state_text();
         assert_eq!(service_of(&text, "web"), (status, 50, None, String::new()));
-        assert_eq!(service_of(&text, "db"), (status, 100, Some(5), "db maintenance".into()));
+        assert_eq!(
+            service_of(&text, "db"),
+            (status, 100, Some(5), "db maintenance".into())
+        );
     }
-    assert!(a.log().contains("state: web DOWN weight 50 (signal)"), "{}", a.log());
+    assert!(
+        a.log().contains("state: web DOWN weight 50 (signal)"),
+        "{}",
+        a.log()
+    );
 }
 
 /// Sixteen services, names of every allowed kind, each answers for itself.
@@ -1364,7 +1800,11 @@ fn sixteen_services() {
         .join(",");
     let a = Agent::start(Some(&format!(r#"{{"services":{{{body}}}}}"#)), &[]);
     for (i, n) in names.iter().enumerate() {
-        assert_eq!(a.probe_with(format!("{n}\n").as_bytes()), format!("up ready {i}%\n"), "{n}");
+        assert_eq!(
+            a.probe_with(format!("{n}\n").as_bytes()),
+            format!("up ready {i}%\n"),
+            "{n}"
+        );
     }
 }
 
@@ -1378,7 +1818,11 @@ fn logging_and_quiet() {
     let first = a.log().lines().next().unwrap_or_default().to_string();
     assert_eq!(
         first,
-        format!("heft: listening on 127.0.0.1:{}, state file {}", a.port, a.state.display())
+        format!(
+            "heft: listening on 127.0.0.1:{}, state file {}",
+            a.port,
+            a.state.display()
+        )
     );
     // Logged when the file is read, which may come just after the port opens.
     let change = "state: UP weight 77 maxconn 300 (state file)";
@@ -1390,14 +1834,24 @@ fn logging_and_quiet() {
         a.wait_serving();
         a.signal(libc::SIGUSR2);
         a.expect_reply("down ready 77% maxconn:300\n");
-        expect_file_status(&a, heft::state::Status::Down);
+        expect_file_status(&a, heft::model::state::Status::Down);
         std::fs::write(&a.state, "{").unwrap();
         a.signal(libc::SIGHUP);
         expect_fail(&a, None);
         let log = a.log();
-        assert!(!log.is_empty(), "{args:?} {env:?}: the error was not logged");
-        assert_eq!(error_lines(&log).len(), log.lines().count(), "{args:?} {env:?}: not only errors:\n{log}");
-        assert!(log.contains(&format!("state file {}: ", a.state.display())), "{log}");
+        assert!(
+            !log.is_empty(),
+            "{args:?} {env:?}: the error was not logged"
+        );
+        assert_eq!(
+            error_lines(&log).len(),
+            log.lines().count(),
+            "{args:?} {env:?}: not only errors:\n{log}"
+        );
+        assert!(
+            log.contains(&format!("state file {}: ", a.state.display())),
+            "{log}"
+        );
     }
 }
 

@@ -3,12 +3,12 @@
 //!
 //! Each was a bug when found and is fixed; the test keeps it fixed.
 
-use heft::agent::Agent;
 use heft::feedback::config;
-use heft::http;
-use heft::request::{classify, Request};
-use heft::server::Counters;
-use heft::state;
+use heft::model::agent::Agent;
+use heft::model::state;
+use heft::proto::http;
+use heft::proto::http::Counters;
+use heft::proto::request::{classify, Request};
 
 fn quiet() {
     heft::log::set_level(heft::log::Level::Error);
@@ -60,7 +60,10 @@ fn leading_separators_classify_the_same_whatever_follows() {
     // The same with a payload HAProxy could send.
     let whole = classify(b"\nweb\n", false, true);
     let first = classify(b"\n", false, true);
-    assert!(first == Request::Partial || first == whole, "{first:?} vs {whole:?}");
+    assert!(
+        first == Request::Partial || first == whole,
+        "{first:?} vs {whole:?}"
+    );
 }
 
 /// fuzz target `request`, artifact crash-82b28876… (`GET /metrics HTTP/1.1\n`

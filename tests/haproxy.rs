@@ -30,26 +30,35 @@ impl Rig {
             .iter()
             .map(|(name, send)| server_line(name, agent.port, "100ms", *send))
             .collect();
-        let hap = Haproxy::start(&format!("backend {BACKEND}\n    balance roundrobin\n{lines}"));
+        let hap = Haproxy::start(&format!(
+            "backend {BACKEND}\n    balance roundrobin\n{lines}"
+        ));
         Rig { agent, hap }
     }
 
     /// Waits until `server`'s `show servers state` line satisfies `ok`.
     fn expect(&self, server: &str, what: &str, ok: impl Fn(Srv) -> bool) -> Srv {
-        self.hap.expect(BACKEND, server, what, &|| self.agent.log(), ok)
+        self.hap
+            .expect(BACKEND, server, what, &|| self.agent.log(), ok)
     }
 
     /// Waits for op state, admin state and weight to be exactly these.
     fn expect_exact(&self, server: &str, op: u32, admin: u32, weight: u32) -> Srv {
         let what = format!("op {op} admin {admin} weight {weight}");
-        self.expect(server, &what, |s| (s.op, s.admin, s.weight) == (op, admin, weight))
+        self.expect(server, &what, |s| {
+            (s.op, s.admin, s.weight) == (op, admin, weight)
+        })
     }
 
     /// Waits for `show stat`'s `slim` (maxconn; empty for none) to be `want`.
     fn expect_slim(&self, server: &str, want: &str) {
-        self.hap.expect_stat(BACKEND, server, &format!("slim {want:?}"), &|| self.agent.log(), |r| {
-            r.get("slim").map(String::as_str) == Some(want)
-        });
+        self.hap.expect_stat(
+            BACKEND,
+            server,
+            &format!("slim {want:?}"),
+            &|| self.agent.log(),
+            |r| r.get("slim").map(String::as_str) == Some(want),
+        );
     }
 
     /// Checks that `ok` holds on every look for `dur` (a state that must stick).
@@ -60,7 +69,10 @@ impl Rig {
             if !s.is_some_and(&ok) {
                 self.hap.fail(
                     BACKEND,
-                    &format!("{server}: {what} stopped holding after {:?}: {s:?}", t.elapsed()),
+                    &format!(
+                        "{server}: {what} stopped holding after {:?}: {s:?}",
+                        t.elapsed()
+                    ),
                     &|| self.agent.log(),
                 );
             }
@@ -71,7 +83,10 @@ impl Rig {
     /// Waits until HAProxy's log shows the agent's reason for a down server.
     fn expect_logged(&self, text: &str) {
         if !wait_for(hap::LIMIT, || self.hap.log().contains(text)) {
-            self.hap.fail(BACKEND, &format!("haproxy never logged {text:?}"), &|| self.agent.log());
+            self.hap
+                .fail(BACKEND, &format!("haproxy never logged {text:?}"), &|| {
+                    self.agent.log()
+                });
         }
     }
 
@@ -102,11 +117,16 @@ impl Rig {
         self.agent.signal(libc::SIGSTOP);
         self.cli(&format!("set server {BACKEND}/{server} state maint"));
         let ok = wait_for(hap::LIMIT, || {
-            self.hap.server(BACKEND, server).is_some_and(|s| s.admin & ADMIN_MAINT != 0)
+            self.hap
+                .server(BACKEND, server)
+                .is_some_and(|s| s.admin & ADMIN_MAINT != 0)
         });
         self.agent.signal(libc::SIGCONT);
         if !ok {
-            self.hap.fail(BACKEND, "the operator's maint never showed", &|| self.agent.log());
+            self.hap
+                .fail(BACKEND, "the operator's maint never showed", &|| {
+                    self.agent.log()
+                });
         }
     }
 }
@@ -116,7 +136,11 @@ impl Rig {
 /// DRAIN, MAINT then UP leaves MAINT, and the reason reaches HAProxy.
 #[test]
 fn each_status_in_the_file() {
-    let r = Rig::new(r#"{"status":"UP","weight":77,"maxconn":300}"#, &[], &[("s", None)]);
+    let r = Rig::new(
+        r#"{"status":"UP","weight":77,"maxconn":300}"#,
+        &[],
+        &[("s", None)],
+    );
     r.expect_exact("s", OP_UP, 0, 77);
     r.expect_slim("s", "300");
     r.file(r#"{"status":"READY","weight":60}"#);
@@ -131,7 +155,9 @@ fn each_status_in_the_file() {
     r.expect_exact("s", OP_UP, 0, 60);
     for (status, word) in [("DOWN", "down"), ("FAIL", "fail"), ("STOPPED", "stopped")] {
         let reason = format!("{word} for test 1");
-        r.file(&format!(r#"{{"status":"{status}","weight":60,"reason":"{reason}"}}"#));
+        r.file(&format!(
+            r#"{{"status":"{status}","weight":60,"reason":"{reason}"}}"#
+        ));
         r.expect_exact("s", OP_DOWN, 0, 60);
         r.expect_logged(&format!("via agent : {word} ({reason})"));
         r.file(r#"{"status":"UP","weight":60}"#);
@@ -147,22 +173,32 @@ fn each_status_in_the_file() {
 /// `maxconn:0` lifts it; 0% and 255% reach HAProxy as weights 0 and 255.
 #[test]
 fn weight_and_maxconn() {
-    let r = Rig::new(r#"{"status":"UP","weight":50,"maxconn":300}"#, &[], &[("s", None)]);
+    let r = Rig::new(
+        r#"{"status":"UP","weight":50,"maxconn":300}"#,
+        &[],
+        &[("s", None)],
+    );
     r.expect_exact("s", OP_UP, 0, 50);
     r.expect_slim("s", "300");
     r.file(r#"{"status":"UP"}"#);
     r.expect_exact("s", OP_UP, 0, 100);
     // Checks with the new reply have been applied, and the limit stays.
-    r.holds("s", "weight 100", Duration::from_millis(500), |s| s.weight == 100);
+    r.holds("s", "weight 100", Duration::from_millis(500), |s| {
+        s.weight == 100
+    });
     r.expect_slim("s", "300");
     r.file(r#"{"status":"UP","maxconn":0}"#);
     r.expect_slim("s", "");
     r.file(r#"{"status":"UP","weight":0,"maxconn":12}"#);
     r.expect_exact("s", OP_UP, 0, 0);
     r.expect_slim("s", "12");
-    r.hap.expect_stat(BACKEND, "s", "show stat weight 0", &|| r.agent.log(), |row| {
-        row.get("weight").map(String::as_str) == Some("0")
-    });
+    r.hap.expect_stat(
+        BACKEND,
+        "s",
+        "show stat weight 0",
+        &|| r.agent.log(),
+        |row| row.get("weight").map(String::as_str) == Some("0"),
+    );
     r.file(r#"{"status":"UP","weight":255}"#);
     r.expect_exact("s", OP_UP, 0, 255);
 }
@@ -194,7 +230,11 @@ fn signals() {
 /// `heft set` drives HAProxy through the file and SIGHUP.
 #[test]
 fn heft_set() {
-    let r = Rig::new(r#"{"status":"UP","weight":77,"maxconn":300}"#, &[], &[("s", None)]);
+    let r = Rig::new(
+        r#"{"status":"UP","weight":77,"maxconn":300}"#,
+        &[],
+        &[("s", None)],
+    );
     r.expect_exact("s", OP_UP, 0, 77);
     r.set(&["drain", "--weight", "30"]);
     r.expect_exact("s", OP_UP, ADMIN_DRAIN, 30);
@@ -259,7 +299,11 @@ fn ready_window_lets_an_operator_maint_stick() {
     r.expect_exact("s", OP_UP, 0, 80);
     drop(r);
 
-    let r = Rig::new(r#"{"status":"UP","weight":80}"#, &["--ready-window", "2"], &[("s", None)]);
+    let r = Rig::new(
+        r#"{"status":"UP","weight":80}"#,
+        &["--ready-window", "2"],
+        &[("s", None)],
+    );
     r.expect_exact("s", OP_UP, 0, 80);
     // The window after start-up closes.
     r.agent.expect_reply("up 80%\n");
@@ -267,8 +311,12 @@ fn ready_window_lets_an_operator_maint_stick() {
     r.expect("s", "operator's maint", |s| s.admin & ADMIN_MAINT != 0);
     // A new weight (same status, no window) still applies; maint sticks.
     r.file(r#"{"status":"UP","weight":60}"#);
-    r.expect("s", "weight 60 under maint", |s| s.weight == 60 && s.admin & ADMIN_MAINT != 0);
-    r.holds("s", "operator's maint", Duration::from_millis(1000), |s| s.admin & ADMIN_MAINT != 0);
+    r.expect("s", "weight 60 under maint", |s| {
+        s.weight == 60 && s.admin & ADMIN_MAINT != 0
+    });
+    r.holds("s", "operator's maint", Duration::from_millis(1000), |s| {
+        s.admin & ADMIN_MAINT != 0
+    });
 
     // A change of status opens the window: `ready` overrides the operator.
     r.agent.signal(libc::SIGUSR2);
@@ -278,13 +326,19 @@ fn ready_window_lets_an_operator_maint_stick() {
     assert_eq!(r.agent.probe(), "up ready 60%\n", "window not open");
     r.operator_maint("s");
     r.expect_exact("s", OP_UP, 0, 60);
-    assert_eq!(r.agent.probe(), "up ready 60%\n", "the window closed before HAProxy saw ready");
+    assert_eq!(
+        r.agent.probe(),
+        "up ready 60%\n",
+        "the window closed before HAProxy saw ready"
+    );
 
     // Once it has closed again, the operator's maint sticks.
     r.agent.expect_reply("up 60%\n");
     r.cli(&format!("set server {BACKEND}/s state maint"));
     r.expect("s", "operator's maint", |s| s.admin & ADMIN_MAINT != 0);
-    r.holds("s", "operator's maint", Duration::from_millis(1000), |s| s.admin & ADMIN_MAINT != 0);
+    r.holds("s", "operator's maint", Duration::from_millis(1000), |s| {
+        s.admin & ADMIN_MAINT != 0
+    });
     // And the operator's own `ready` ends it.
     r.cli(&format!("set server {BACKEND}/s state ready"));
     r.expect_exact("s", OP_UP, 0, 60);

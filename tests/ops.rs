@@ -729,22 +729,25 @@ fn binds_a_port_below_1024_as_root_then_drops() {
 fn an_unknown_user_or_group_stops_start_up_with_exit_100() {
     assert!(is_root());
     let cases: [(&[&str], &str); 4] = [
-        (&["--user", "heft-no-such-user"], "expected a user in /etc/passwd"),
+        (
+            &["--user", "heft-no-such-user"],
+            "expected a user in /etc/passwd",
+        ),
         (
             &["--user", "nobody", "--group", "heft-no-such-group"],
             "expected a group in /etc/group",
         ),
-        (&["--group", "heft-no-such-group"], "expected a group in /etc/group"),
+        (
+            &["--group", "heft-no-such-group"],
+            "expected a group in /etc/group",
+        ),
         // A number that is no uid in /etc/passwd is taken only with a group.
         (&["--user", "4294967"], "expected a user in /etc/passwd"),
     ];
     for (extra, want) in cases {
         let (code, err) = failing_start(extra, &[]);
         assert_eq!(code, 100, "{extra:?}: {err}");
-        assert!(
-            err.contains(want),
-            "{extra:?}: {err}"
-        );
+        assert!(err.contains(want), "{extra:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
@@ -1243,7 +1246,7 @@ fn contrib_shell_files_pass_sh_n_and_busybox_ash_n() {
     }
     // The default state file the README's quick start copies is a valid state.
     let st = std::fs::read_to_string(contrib("state.json")).unwrap();
-    heft::state::parse(st.as_bytes()).expect("contrib/state.json parses");
+    heft::model::state::parse(st.as_bytes()).expect("contrib/state.json parses");
 }
 
 /// Runs a command with files for stdout and stderr (a daemon it leaves behind
@@ -1355,7 +1358,10 @@ impl SysV {
             let log = dir.join("ssd.log");
             std::fs::write(
                 &wrapper,
-                format!("#!/bin/sh\necho \"$*\" >>'{}'\nexec {real} \"$@\"\n", log.display()),
+                format!(
+                    "#!/bin/sh\necho \"$*\" >>'{}'\nexec {real} \"$@\"\n",
+                    log.display()
+                ),
             )
             .unwrap();
             std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();

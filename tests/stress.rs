@@ -55,12 +55,12 @@ fn vm_kib(pid: i32, field: &str) -> u64 {
 
 /// The reply heft must give for the state in `text` (weight and maxconn kept).
 fn reply_for(text: &str) -> String {
-    let st = heft::state::parse(text.as_bytes())
+    let st = heft::model::state::parse(text.as_bytes())
         .unwrap_or_else(|e| panic!("state file does not parse ({e:?}): {text:?}"));
     let t = st.top.expect("top-level state");
-    let mut line = heft::reply::Line::new();
-    heft::reply::format(
-        &heft::reply::Reply {
+    let mut line = heft::model::reply::Line::new();
+    heft::model::reply::format(
+        &heft::model::reply::Reply {
             status: t.status,
             weight: t.weight,
             maxconn: t.maxconn,
@@ -248,7 +248,7 @@ fn signal_storm() {
         "file after SIGUSR1: {}",
         a.state_text()
     );
-    let st = heft::state::parse(a.state_text().as_bytes()).unwrap();
+    let st = heft::model::state::parse(a.state_text().as_bytes()).unwrap();
     let top = st.top.unwrap();
     assert_eq!((top.weight, top.maxconn), (77, Some(300)));
     assert!(a.child.id() > 0);
@@ -308,13 +308,13 @@ fn crash_safety() {
         kill(pid, libc::SIGKILL);
         let _ = child.wait();
         let text = std::fs::read_to_string(dir.join("state.json")).unwrap();
-        let st = heft::state::parse(text.as_bytes())
+        let st = heft::model::state::parse(text.as_bytes())
             .unwrap_or_else(|e| panic!("round {round}: state file broken ({e:?}): {text:?}"));
         let top = st.top.expect("top-level state");
         assert!(
             matches!(
                 top.status,
-                heft::state::Status::Up | heft::state::Status::Down
+                heft::model::state::Status::Up | heft::model::state::Status::Down
             ),
             "round {round}: {text:?}"
         );

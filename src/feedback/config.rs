@@ -20,8 +20,8 @@ use heapless::{String, Vec};
 
 use super::curve::{Curve, Shape};
 use super::metrics::parse_decimal;
-use crate::json::{Reader, Token};
-use crate::state::{check_name, Name};
+use crate::model::json::{Reader, Token};
+use crate::model::state::{check_name, Name};
 
 /// The largest configuration file accepted, in bytes.
 pub const CONFIG_MAX: usize = 8192;
@@ -567,7 +567,7 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         Some(path)
             if path.len() <= PATH_MAX
                 && !path.is_empty()
-                && crate::sys::ascii_str(path).is_some() =>
+                && crate::os::ascii_str(path).is_some() =>
         {
             copy(rule.path.as_mut_view(), path, false)
         }
@@ -670,7 +670,7 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         }
     }
     match p.str(F::Field)? {
-        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX && crate::sys::ascii_str(f).is_some() => {
+        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX && crate::os::ascii_str(f).is_some() => {
             copy(h.field.insert(String::new()).as_mut_view(), f, false)
         }
         Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 ASCII bytes")),

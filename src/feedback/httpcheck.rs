@@ -11,9 +11,9 @@ use nix::errno::Errno;
 
 use super::config::HttpTarget;
 use super::metrics::{parse_decimal, split_once};
-use crate::json::{top_field, Token};
+use crate::model::json::{top_field, Token};
 use crate::num::pieces;
-use crate::sys::{self, Fd};
+use crate::os::{self, Fd};
 
 /// The most bytes of an answer kept.
 pub const RESPONSE_MAX: usize = 2048;
@@ -167,11 +167,11 @@ impl Check {
         self.cancel();
         self.len = 0;
         self.deadline = now.wrapping_add(t.timeout_ms);
-        let fd = match sys::tcp_socket(t.ip) {
+        let fd = match os::tcp_socket(t.ip) {
             Ok(fd) => fd,
             Err(e) => return Some(Outcome::Error(e)),
         };
-        let r = sys::connect(&fd, t.ip, t.port);
+        let r = os::connect(&fd, t.ip, t.port);
         match r {
             Ok(()) | Err(Errno::EINPROGRESS) | Err(Errno::EINTR) => {}
             Err(e) => return Some(Outcome::Error(e)),
@@ -195,7 +195,7 @@ impl Check {
     /// Sends the request once connected.
     fn send(&mut self, t: &HttpTarget) -> Option<Outcome> {
         let (fd, phase) = self.conn.as_mut()?;
-        let e = match sys::socket_error(fd).and_then(|()| sys::send(fd, &t.request)) {
+        let e = match os::socket_error(fd).and_then(|()| os::send(fd, &t.request)) {
             Ok(n) if n == t.request.len() => {
                 *phase = Phase::Reading;
                 return None;
@@ -224,7 +224,7 @@ impl Check {
         let field = t.field.as_ref().map(|f| f.as_bytes());
         // A few reads per wake-up at most, so that a fast talker cannot hold the loop.
         for _ in 0..4 {
-            let outcome = match sys::recv(fd, &mut self.buf[self.len..]) {
+            let outcome = match os::recv(fd, &mut self.buf[self.len..]) {
                 Ok(n) => {
                     self.len += n;
                     // Closed or full: judge decides with what there is.

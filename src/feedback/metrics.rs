@@ -5,8 +5,8 @@
 //! seconds apart never does, and `wrapping_sub` gets it right.
 
 use super::curve::VALUE_MAX;
+use crate::model::state::Reason;
 use crate::num::pieces;
-use crate::state::Reason;
 
 /// CPU time counters from the first line of `/proc/stat`, modulo 2^32.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -232,7 +232,7 @@ pub fn value_text(mut v: u32, decimals: u8, buf: &mut [u8; 14]) -> &[u8] {
 pub fn push_value(out: &mut Reason, v: u32, decimals: u8) {
     let mut buf = [0; 14];
     let text = value_text(v, decimals, &mut buf);
-    let _ = out.push_str(crate::sys::ascii_str(text).unwrap_or_default());
+    let _ = out.push_str(crate::os::ascii_str(text).unwrap_or_default());
 }
 
 #[cfg(test)]

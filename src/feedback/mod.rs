@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use crate::agent::{Agent, Verdict};
 use crate::log;
-use crate::state::{Name, Reason};
+use crate::model::agent::{Agent, Verdict};
+use crate::model::state::{Name, Reason};
 use config::{Config, ConfigError, Metric, Rule, CONFIG_MAX, HTTP_MAX, RULES_MAX};
 use httpcheck::{Check, Outcome};
 use metrics::CpuTimes;
@@ -94,14 +94,14 @@ fn read_config(
     buf: &mut [u8; CONFIG_MAX + 1],
     cfg: &mut Config,
 ) -> Result<(), LoadError> {
-    let n = crate::file::read(path, buf).map_err(LoadError::Io)?;
+    let n = crate::os::file::read(path, buf).map_err(LoadError::Io)?;
     config::parse_into(&buf[..n], cfg).map_err(LoadError::Invalid)
 }
 
 /// Reads a file into `buf` and returns its bytes, `None` if it cannot be read.
 #[inline(never)]
 fn read_file<'b>(path: &Path, buf: &'b mut [u8]) -> Option<&'b [u8]> {
-    let n = crate::file::read(path, buf).ok()?;
+    let n = crate::os::file::read(path, buf).ok()?;
     buf.get(..n)
 }
 
@@ -456,7 +456,7 @@ fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
         Outcome::NoField => "no number in the body",
         Outcome::BadReply => "bad reply",
         Outcome::Timeout => "timeout",
-        Outcome::Error(e) => crate::sys::errno_name(e),
+        Outcome::Error(e) => crate::os::errno_name(e),
     });
     if let Outcome::Status(code) = o {
         metrics::push_value(&mut r, code as u32, 0);

@@ -3,7 +3,7 @@
 use super::config::{Rule, Stale, Threshold};
 use super::curve::{ema_alpha, Ema};
 use super::metrics::push_value;
-use crate::state::Reason;
+use crate::model::state::Reason;
 
 /// A tripped failure threshold.
 #[derive(Clone, PartialEq, Eq, Debug)]

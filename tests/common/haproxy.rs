@@ -36,11 +36,16 @@ fn install() -> Result<PathBuf, String> {
     }
     // SAFETY: geteuid(2) has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        return Err("haproxy is not installed and we are not root to install it: \
+        return Err(
+            "haproxy is not installed and we are not root to install it: \
                     run `apt-get install haproxy` (or tests/ci.sh as root)"
-            .into());
+                .into(),
+        );
     }
-    for args in [&["update", "-qq"][..], &["install", "-y", "-qq", "haproxy"][..]] {
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "haproxy"][..],
+    ] {
         let out = Command::new("apt-get")
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
@@ -183,10 +188,10 @@ impl Haproxy {
     /// One server's op state, admin state and weights, if listed.
     pub fn server(&self, backend: &str, server: &str) -> Option<Srv> {
         let text = self.servers_state_text(backend);
-        let row = servers_state_rows(&text)
-            .into_iter()
-            .find(|r| r.get("be_name").map(String::as_str) == Some(backend)
-                && r.get("srv_name").map(String::as_str) == Some(server))?;
+        let row = servers_state_rows(&text).into_iter().find(|r| {
+            r.get("be_name").map(String::as_str) == Some(backend)
+                && r.get("srv_name").map(String::as_str) == Some(server)
+        })?;
         let n = |k: &str| row.get(k)?.parse::<u32>().ok();
         Some(Srv {
             op: n("srv_op_state")?,
@@ -228,7 +233,11 @@ impl Haproxy {
         }) {
             return last.unwrap();
         }
-        self.fail(backend, &format!("{backend}/{server}: {what}; last seen {last:?}"), agent_log)
+        self.fail(
+            backend,
+            &format!("{backend}/{server}: {what}; last seen {last:?}"),
+            agent_log,
+        )
     }
 
     /// Waits until `ok` holds for the server's `show stat` row; panics like `expect`.
@@ -248,11 +257,18 @@ impl Haproxy {
             return last.unwrap();
         }
         let brief = last.map(|r| {
-            ["status", "weight", "slim", "last_agt", "agent_status", "agent_desc"]
-                .iter()
-                .map(|k| format!("{k}={:?}", r.get(*k).cloned().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(" ")
+            [
+                "status",
+                "weight",
+                "slim",
+                "last_agt",
+                "agent_status",
+                "agent_desc",
+            ]
+            .iter()
+            .map(|k| format!("{k}={:?}", r.get(*k).cloned().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(" ")
         });
         self.fail(
             backend,

@@ -36,7 +36,11 @@ pub fn free_port() -> u16 {
         .unwrap_or(32768);
     let (first, span) = (10_000u32, low.saturating_sub(10_000));
     if span < 1000 {
-        return TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        return TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
     }
     let start = std::process::id().wrapping_mul(7919) % span;
     loop {
@@ -116,7 +120,12 @@ impl Agent {
     /// `["sh", "-c", "ulimit -n 12; exec \"$0\" \"$@\""]`): heft's path and
     /// arguments are appended to it, so the wrapper must exec heft in place
     /// for `pid()` and `signal` to reach heft itself.
-    pub fn spawn(state: Option<&str>, args: &[&str], env: &[(&str, &str)], wrapper: &[&str]) -> Agent {
+    pub fn spawn(
+        state: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+        wrapper: &[&str],
+    ) -> Agent {
         let dir = temp_dir("agent");
         let state_path = dir.join("state.json");
         if let Some(s) = state {
@@ -286,7 +295,11 @@ pub fn run_heft(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 /// Like `run_heft`, but kills heft if it has not exited within `limit`
 /// (for commands that must fail at once and would otherwise serve forever);
 /// the code is None when it had to be killed.
-pub fn run_heft_for(args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Option<i32>, String, String) {
+pub fn run_heft_for(
+    args: &[&str],
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (Option<i32>, String, String) {
     let mut child = Command::new(HEFT)
         .args(args)
         .env_clear()

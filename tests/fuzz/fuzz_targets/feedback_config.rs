@@ -103,7 +103,7 @@ fuzz_target!(|data: &[u8]| {
     for r in &cfg.rules {
         assert!(name_ok(r.name.as_bytes(), config::RULE_NAME_MAX), "{:?}", r.name);
         if let Some(s) = &r.service {
-            assert!(heft::state::check_name(s.as_bytes()).is_ok());
+            assert!(heft::model::state::check_name(s.as_bytes()).is_ok());
         }
         assert_eq!(r.metric == Metric::File, !r.path.is_empty());
         assert!(r.path.len() <= config::PATH_MAX);

@@ -22,11 +22,11 @@
 //! the path's service (200 exactly when it starts `up `), or whole metrics.
 #![no_main]
 
-use heft::agent::Agent;
-use heft::http;
-use heft::request::{classify, Request};
-use heft::server::Counters;
-use heft::state;
+use heft::model::agent::Agent;
+use heft::proto::http;
+use heft::proto::request::{classify, Request};
+use heft::proto::http::Counters;
+use heft::model::state;
 use libfuzzer_sys::fuzz_target;
 
 /// Ends the payload's first line.

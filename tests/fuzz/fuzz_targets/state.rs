@@ -12,9 +12,9 @@
 //! For inputs it refuses: the FAIL line the agent serves instead is valid too.
 #![no_main]
 
-use heft::agent::{Agent, LoadError};
-use heft::reply::{self, Line, Reply, LINE_MAX};
-use heft::state::{self, Entry, Status};
+use heft::model::agent::{Agent, LoadError};
+use heft::model::reply::{self, Line, Reply, LINE_MAX};
+use heft::model::state::{self, Entry, Status};
 use libfuzzer_sys::fuzz_target;
 
 /// The README's reply grammar, built without any of heft's code.

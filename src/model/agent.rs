@@ -5,8 +5,8 @@
 //! the ready window or the load feedback changes.
 
 use crate::log;
-use crate::reply::{self, Line, Reply};
-use crate::state::{self, Entry, Name, State, StateError, Status, SERVICES_MAX};
+use crate::model::reply::{self, Line, Reply};
+use crate::model::state::{self, Entry, Name, State, StateError, Status, SERVICES_MAX};
 
 /// What load feedback asks of one UP entry.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -290,7 +290,7 @@ impl LoadError {
     /// Appends a short description, as much as fits.
     pub fn describe(self, out: &mut state::Reason) {
         let (a, b) = match self {
-            LoadError::Io(e) => ("unreadable ", crate::sys::errno_name(e)),
+            LoadError::Io(e) => ("unreadable ", crate::os::errno_name(e)),
             LoadError::Invalid(e) => (e.0, ""),
         };
         // Both texts are ASCII, so any cut is on a character boundary.

@@ -6,8 +6,8 @@
 
 use heapless::Vec;
 
+use crate::model::state::{Status, REASON_MAX};
 use crate::num::{self, Full};
-use crate::state::{Status, REASON_MAX};
 
 /// The longest reply line, newline included.
 pub const LINE_MAX: usize = 128;

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use crate::cli::Set;
 use crate::log;
-use crate::persist;
-use crate::state::{Entry, Name, State, FILE_MAX};
+use crate::model::state::{Entry, Name, State, FILE_MAX};
+use crate::server::persist;
 
 /// Applies `s` to the state file; returns the exit code (0 done, 1 agent not signalled, 111 not written).
 pub fn run(s: &Set) -> i32 {
@@ -13,7 +13,7 @@ pub fn run(s: &Set) -> i32 {
     let mut state = match persist::read(s.state_file, &mut buf) {
         Ok(st) => st,
         Err(e) => {
-            let mut why = crate::state::Reason::new();
+            let mut why = crate::model::state::Reason::new();
             e.describe(&mut why);
             log::info()
                 .s("state file ")
@@ -84,12 +84,12 @@ pub fn apply(state: &mut State, s: &Set) {
 }
 
 /// Makes the temporary file suffix `.set-<pid>.tmp`, so that two `heft set`s never share one.
-fn pid_suffix() -> crate::state::Reason {
-    let mut s = crate::state::Reason::new();
+fn pid_suffix() -> crate::model::state::Reason {
+    let mut s = crate::model::state::Reason::new();
     let mut d = [0u8; 10];
     let _ = s.push_str(".set-");
-    let pid = crate::num::fmt_u32(crate::sys::pid(), &mut d);
-    let _ = s.push_str(crate::sys::ascii_str(pid).unwrap_or("0"));
+    let pid = crate::num::fmt_u32(crate::os::pid(), &mut d);
+    let _ = s.push_str(crate::os::ascii_str(pid).unwrap_or("0"));
     let _ = s.push_str(".tmp");
     s
 }
@@ -97,7 +97,7 @@ fn pid_suffix() -> crate::state::Reason {
 /// Sends SIGHUP to the pid in `pid_file`; returns the exit code (0 sent, 1 not).
 fn signal(pid_file: &Path) -> i32 {
     let mut text = [0u8; 16];
-    let n = crate::file::read(pid_file, &mut text).unwrap_or(0);
+    let n = crate::os::file::read(pid_file, &mut text).unwrap_or(0);
     let digits: &[u8] = text[..n]
         .split(|c| c.is_ascii_whitespace())
         .next()
@@ -110,7 +110,7 @@ fn signal(pid_file: &Path) -> i32 {
             .send();
         return 1;
     };
-    match crate::sys::kill(pid as i32, libc::SIGHUP) {
+    match crate::os::kill(pid as i32, libc::SIGHUP) {
         Ok(()) => {
             log::info().s("sent SIGHUP to ").u(pid).send();
             0

@@ -5,9 +5,29 @@
 //! `/metrics` with counters; status 200 when the health is up (ready or
 //! drain), 503 otherwise.
 
-use crate::agent::Agent;
+use crate::model::agent::Agent;
 use crate::num::{self, Full};
-use crate::server::Counters;
+
+/// Counts of what happened, for `/metrics` and the log.
+#[derive(Default, Clone, Copy, Debug)]
+pub struct Counters {
+    /// Agent replies written.
+    pub probes: u32,
+    /// HTTP requests answered.
+    pub http: u32,
+    /// Connections closed at once because of `--allow`.
+    pub refused: u32,
+    /// Times the state file was read after start-up.
+    pub reloads: u32,
+    /// Failed accepts (EMFILE, ENFILE, ENOMEM, ...).
+    pub accept_errors: u32,
+    /// Failed writes of the state file.
+    pub persist_errors: u32,
+    /// State file reads that failed.
+    pub state_errors: u32,
+    /// Connections closed at their deadline.
+    pub timeouts: u32,
+}
 
 /// The largest response.
 pub const RESPONSE_MAX: usize = 8192;
@@ -15,13 +35,14 @@ pub const RESPONSE_MAX: usize = 8192;
 pub type Response = heapless::Vec<u8, RESPONSE_MAX>;
 /// The room kept for a response head: a reply line's, whose buffer it uses
 /// (the longest head, a 503's, is 103 bytes).
-const HEAD_MAX: usize = crate::reply::LINE_MAX;
+const HEAD_MAX: usize = crate::model::reply::LINE_MAX;
 /// The most one entry adds to `/metrics` (three lines, a 32-byte name in each).
 const METRICS_ENTRY_MAX: usize = 3 * 96;
 // The largest state's metrics (a top level and every service), the counters'
 // lines and a head fit: checked when compiling.
-const _: () =
-    assert!((crate::state::SERVICES_MAX + 1) * METRICS_ENTRY_MAX + 2048 + HEAD_MAX <= RESPONSE_MAX);
+const _: () = assert!(
+    (crate::model::state::SERVICES_MAX + 1) * METRICS_ENTRY_MAX + 2048 + HEAD_MAX <= RESPONSE_MAX
+);
 
 /// Builds the response to `GET`/`HEAD path` in `out` and returns it.
 ///
@@ -53,7 +74,7 @@ pub fn respond<'a>(
             b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain"
         }
     };
-    let mut h = crate::reply::Line::new();
+    let mut h = crate::model::reply::Line::new();
     let _ = head_lines(&mut h, start, out.len() - HEAD_MAX);
     let at = HEAD_MAX - h.len();
     out[at..HEAD_MAX].copy_from_slice(&h);
@@ -63,7 +84,7 @@ pub fn respond<'a>(
 
 /// Writes the head for a body of `len` bytes: `start` (the status line and
 /// the content type's header), then the length and the end of the head.
-fn head_lines(out: &mut crate::reply::Line, start: &[u8], len: usize) -> Result<(), Full> {
+fn head_lines(out: &mut crate::model::reply::Line, start: &[u8], len: usize) -> Result<(), Full> {
     num::push(out, start)?;
     num::push(out, b"\r\nContent-Length: ")?;
     num::push_u32(out, len as u32)?;
@@ -113,7 +134,7 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
     )?;
     for (name, status, weight, maxconn) in agent.summary() {
         let name = name.unwrap_or(b"");
-        let up = !status.is_down() && status != crate::state::Status::Maint;
+        let up = !status.is_down() && status != crate::model::state::Status::Maint;
         let status = status.name().as_bytes();
         metric(
             out,
@@ -139,7 +160,7 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         c.refused,
         c.reloads,
         c.timeouts,
-        crate::sys::allocations(),
+        crate::os::allocations(),
     ];
     for (&(name, help), &v) in COUNTERS.iter().zip(&values) {
         // The HELP and TYPE lines, then the sample's name, written as one

@@ -5,7 +5,7 @@
 
 use heapless::{String, Vec};
 
-use crate::json::{self, Reader, Syntax, Token};
+use crate::model::json::{self, Reader, Syntax, Token};
 use crate::num::{self, Full};
 
 /// The largest state file accepted, in bytes.
@@ -248,7 +248,7 @@ fn entry(f: &Fields, missing: StateError) -> Result<Entry, StateError> {
             }
             check_reason(&text)?;
             // check_reason allowed printable ASCII only, no longer than the capacity.
-            let _ = reason.push_str(crate::sys::ascii_str(&text).unwrap_or(""));
+            let _ = reason.push_str(crate::os::ascii_str(&text).unwrap_or(""));
         }
         Some(Token::Bare(_)) => return Err(StateError::WRONG_TYPE),
     }
@@ -295,7 +295,7 @@ fn named(r: &mut Reader, state: &mut State, name: &[u8]) -> Result<(), StateErro
     let e = entry(&f, StateError::SERVICE_STATUS)?;
     let mut n = Name::new();
     // check_name bounded the length and the bytes, so this cannot fail.
-    let _ = n.push_str(crate::sys::ascii_str(name).unwrap_or(""));
+    let _ = n.push_str(crate::os::ascii_str(name).unwrap_or(""));
     state
         .services
         .push((n, e))

@@ -14,7 +14,8 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
-use crate::sys::{self, Fd};
+use super::Fd;
+use crate::os;
 
 /// The longest path heft opens, in bytes with the terminating NUL.
 pub const PATH_BUF: usize = 1024;
@@ -39,7 +40,7 @@ pub fn c_path<'b>(path: &Path, buf: &'b mut CPathBuf) -> Result<&'b CStr, Errno>
 
 /// Opens `path` with `flags` and, for a new file, `mode`.
 fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<Fd, Errno> {
-    sys::open(
+    os::open(
         c_path(path, &mut CPathBuf::new())?,
         flags.bits(),
         mode.bits(),
@@ -55,7 +56,7 @@ pub fn open_read(path: &Path) -> Result<Fd, Errno> {
 pub fn read_full(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
     let mut n = 0;
     while n < buf.len() {
-        match sys::read(fd, &mut buf[n..])? {
+        match os::read(fd, &mut buf[n..])? {
             0 => break,
             k => n += k,
         }
@@ -71,7 +72,7 @@ pub fn read(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
 /// Writes all of `bytes` to `fd`.
 pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> Result<(), Errno> {
     while !bytes.is_empty() {
-        match sys::write(fd, bytes)? {
+        match os::write(fd, bytes)? {
             0 => return Err(Errno::EIO),
             k => bytes = &bytes[k..],
         }
@@ -90,12 +91,12 @@ pub fn create(path: &Path, bytes: &[u8]) -> Result<Fd, Errno> {
 /// Renames `from` over `to`.
 pub fn rename(from: &Path, to: &Path) -> Result<(), Errno> {
     let mut b = CPathBuf::new();
-    sys::rename(c_path(from, &mut b)?, c_path(to, &mut CPathBuf::new())?)
+    os::rename(c_path(from, &mut b)?, c_path(to, &mut CPathBuf::new())?)
 }
 
 /// Removes `path`.
 pub fn remove(path: &Path) -> Result<(), Errno> {
-    sys::unlink(c_path(path, &mut CPathBuf::new())?)
+    os::unlink(c_path(path, &mut CPathBuf::new())?)
 }
 
 /// Returns the directory that holds `path`: `.` for a bare name.
@@ -119,7 +120,7 @@ pub fn find_line<T>(
     let mut have = 0;
     let mut skipping = false;
     loop {
-        let k = sys::read(&fd, &mut buf[have..])?;
+        let k = os::read(&fd, &mut buf[have..])?;
         let eof = k == 0;
         have += k;
         let mut start = 0;

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use crate::agent::LoadError;
-use crate::file;
 use crate::log;
-use crate::state::{self, State, FILE_MAX};
-use crate::sys::fsync;
+use crate::model::agent::LoadError;
+use crate::model::state::{self, State, FILE_MAX};
+use crate::os::file;
+use crate::os::fsync;
 
 /// The step of a write that failed, for the log, and its error if it has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,8 +67,8 @@ pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
 /// Gives the new file the old one's mode and (when we may) owner, else mode
 /// 0644 whatever the umask: `heft set` run as root must not leave a file the
 /// agent, running as its own user, can no longer read or replace.
-fn keep_mode_and_owner(path: &Path, f: &crate::sys::Fd) {
-    use crate::sys::{euid, fchmod, fchown, mode_and_owner};
+fn keep_mode_and_owner(path: &Path, f: &crate::os::Fd) {
+    use crate::os::{euid, fchmod, fchown, mode_and_owner};
     let me = euid();
     // Without the old file's mode and owner: 0644, and our own uid (no chown).
     let (mode, uid, gid) = file::c_path(path, &mut file::CPathBuf::new())

@@ -3,16 +3,19 @@
 //! A flag beats its `HEFT_*` variable, which beats hapgent's variable, which
 //! beats the default. A bad value is reported by `Usage` naming its source.
 
+pub mod get;
+pub mod set;
+
 use std::ffi::OsStr;
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::allow::AllowList;
 use crate::log::Level;
+use crate::model::state::{self, Status};
 use crate::num;
 use crate::num::pieces;
-use crate::state::{self, Status};
+use crate::server::allow::AllowList;
 
 /// The default agent port, hapgent's.
 pub const DEFAULT_PORT: u16 = 9777;
@@ -143,7 +146,7 @@ impl Text {
         }
         let (at, len) = ((self.0 >> 6 & 0x1ff) as usize, (self.0 & 63) as usize);
         let line = LINES.as_bytes().get(at..at + len).unwrap_or(&[]);
-        crate::sys::ascii_str(line).unwrap_or("")
+        crate::os::ascii_str(line).unwrap_or("")
     }
 }
 
@@ -608,7 +611,7 @@ const fn at(name: &str) -> u16 {
 fn name_at(at: u16) -> &'static str {
     let rest = &HELP[at as usize..];
     let n = rest.iter().position(|&c| !in_name(c)).unwrap_or(0);
-    crate::sys::ascii_str(&rest[..n]).unwrap_or("")
+    crate::os::ascii_str(&rest[..n]).unwrap_or("")
 }
 
 /// Parses a whole number that `src` gave and checks it is in `r`.
@@ -789,7 +792,7 @@ fn text(
     let Some((src, val)) = v else {
         return Ok(None);
     };
-    match crate::sys::ascii_str(val.as_bytes()) {
+    match crate::os::ascii_str(val.as_bytes()) {
         Some(s) if check(s.as_bytes()).is_ok() => Ok(Some(s)),
         _ => Err(bad(Text(src), val, expected)),
     }

@@ -6,19 +6,22 @@
 //! signal changed it. Serving a probe is accept, (read), write a prepared
 //! slice, shut down the write side, read until EOF, close.
 
+pub mod allow;
+pub mod persist;
+pub mod privs;
+
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use crate::agent::Agent;
 use crate::cli::Serve;
-use crate::http;
 use crate::log;
-use crate::persist;
-use crate::request::{self, Request};
-use crate::sys::{self, Fd};
+use crate::model::agent::Agent;
+use crate::os::{self, Fd};
+use crate::proto::http::{self, Counters};
+use crate::proto::request::{self, Request};
 
 /// The shortest time (ms) between two writes of the state file after signals.
 const PERSIST_GAP_MS: u32 = 100;
@@ -45,17 +48,17 @@ fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
 
 /// Opens the listening socket: exclusive (no SO_REUSEPORT), dual-stack for `::`.
 pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
-    let fd = sys::tcp_socket(addr).map_err(fail("socket"))?;
+    let fd = os::tcp_socket(addr).map_err(fail("socket"))?;
     // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
     // Linux still refuses a second listener on the same address and port.
-    sys::set_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
+    os::set_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
         .map_err(fail("setsockopt SO_REUSEADDR"))?;
     if addr.is_ipv6() {
-        sys::set_opt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)
+        os::set_opt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)
             .map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
-    sys::bind(&fd, addr, port).map_err(fail("bind"))?;
-    sys::listen(&fd, 128).map_err(fail("listen"))?;
+    os::bind(&fd, addr, port).map_err(fail("bind"))?;
+    os::listen(&fd, 128).map_err(fail("listen"))?;
     Ok(fd)
 }
 
@@ -80,27 +83,6 @@ struct Conn {
     first: [u8; FIRST_BYTES],
     /// How many of `first` were received.
     len: u8,
-}
-
-/// Counts of what happened, for `/metrics` and the log.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct Counters {
-    /// Agent replies written.
-    pub probes: u32,
-    /// HTTP requests answered.
-    pub http: u32,
-    /// Connections closed at once because of `--allow`.
-    pub refused: u32,
-    /// Times the state file was read after start-up.
-    pub reloads: u32,
-    /// Failed accepts (EMFILE, ENFILE, ENOMEM, ...).
-    pub accept_errors: u32,
-    /// Failed writes of the state file.
-    pub persist_errors: u32,
-    /// State file reads that failed.
-    pub state_errors: u32,
-    /// Connections closed at their deadline.
-    pub timeouts: u32,
 }
 
 /// Logs an error at most once per interval, with how many were skipped.
@@ -131,8 +113,8 @@ pub struct Server<'a> {
     agent: Agent,
     state_file: &'static Path,
     tmp_file: PathBuf,
-    read_buf: Box<[u8; crate::state::FILE_MAX + 1]>,
-    allow: &'a crate::allow::AllowList,
+    read_buf: Box<[u8; crate::model::state::FILE_MAX + 1]>,
+    allow: &'a crate::server::allow::AllowList,
     wait_ms: u32,
     timeout_ms: u32,
     conns: Vec<Option<Conn>>,
@@ -162,7 +144,7 @@ impl<'a> Server<'a> {
             agent: Agent::new(cfg.ready_window_ms),
             state_file: cfg.state_file,
             tmp_file: persist::temp_path(cfg.state_file, ".tmp"),
-            read_buf: Box::new([0u8; crate::state::FILE_MAX + 1]),
+            read_buf: Box::new([0u8; crate::model::state::FILE_MAX + 1]),
             allow: &cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
@@ -189,7 +171,7 @@ impl<'a> Server<'a> {
         let loaded = persist::read(self.state_file, &mut self.read_buf);
         if let Err(e) = &loaded {
             self.counters.state_errors += 1;
-            let mut reason = crate::state::Reason::new();
+            let mut reason = crate::model::state::Reason::new();
             e.describe(&mut reason);
             log::error()
                 .s("state file ")
@@ -206,7 +188,7 @@ impl<'a> Server<'a> {
     /// Runs until SIGTERM or SIGINT; returns the exit code.
     #[inline(never)]
     pub fn run(&mut self) -> i32 {
-        let mut now = sys::now_ms();
+        let mut now = os::now_ms();
         self.load(now);
         loop {
             // The time read after the last wake-up: what the loop did since
@@ -214,16 +196,16 @@ impl<'a> Server<'a> {
             // system call per probe on targets without a vDSO clock.
             let timeout = self.timeout(now);
             self.build_pollset(now);
-            if let Err(e) = sys::poll(&mut self.pfds, timeout) {
+            if let Err(e) = os::poll(&mut self.pfds, timeout) {
                 // EINVAL/ENOMEM: nothing to do but try again shortly.
                 log::error().s("poll: ").errno(e).send();
-                let _ = sys::poll(&mut [], 10);
-                now = sys::now_ms();
+                let _ = os::poll(&mut [], 10);
+                now = os::now_ms();
                 continue;
             }
-            now = sys::now_ms();
+            now = os::now_ms();
             if self.pfds[0].revents != 0 {
-                sys::drain_wake(&self.wake);
+                os::drain_wake(&self.wake);
             }
             if self.signals(now) {
                 break;
@@ -306,7 +288,7 @@ impl<'a> Server<'a> {
 
     /// Applies what the signal handlers recorded; returns true when it is time to stop.
     fn signals(&mut self, now: u32) -> bool {
-        let s = sys::take_signals();
+        let s = os::take_signals();
         if !s.any() {
             return false;
         }
@@ -407,7 +389,7 @@ impl<'a> Server<'a> {
             return;
         };
         match c.phase {
-            Phase::Await => match sys::recv(&c.fd, &mut c.first[c.len as usize..]) {
+            Phase::Await => match os::recv(&c.fd, &mut c.first[c.len as usize..]) {
                 Ok(n) => {
                     // Done at EOF (nothing read) or with the buffer full.
                     c.len += n as u8;
@@ -420,7 +402,7 @@ impl<'a> Server<'a> {
             Phase::Drain => {
                 // The first bytes are answered: their buffer takes what follows.
                 for _ in 0..4 {
-                    match sys::recv(&c.fd, &mut c.first) {
+                    match os::recv(&c.fd, &mut c.first) {
                         Ok(FIRST_BYTES) => continue,
                         Err(Errno::EAGAIN) => return,
                         Ok(0) | Err(_) => {
@@ -439,7 +421,7 @@ impl<'a> Server<'a> {
     fn answer(&mut self, slot: usize, now: u32, done: bool) {
         // A probe accepted after a signal was sent must see the signal's state:
         // the handler ran before accept(2) returned, so its atomics are set.
-        if sys::signals_pending() {
+        if os::signals_pending() {
             self.signals(now);
         }
         let want_word = !self.agent.state().services.is_empty();
@@ -459,7 +441,7 @@ impl<'a> Server<'a> {
                 http::respond(&mut out, head, path, &self.agent, &self.counters)
             }
         };
-        let sent = sys::send(&c.fd, reply);
+        let sent = os::send(&c.fd, reply);
         // A client whose bytes end a line has said all it will (HAProxy's
         // agent-send, an HTTP request head), and the last read did not fill
         // the buffer, so nothing is left unread: closing now sends FIN, not
@@ -467,7 +449,7 @@ impl<'a> Server<'a> {
         // shut down for writing and drained to EOF or the deadline.
         let said_all = first.last() == Some(&b'\n') && first.len() < FIRST_BYTES;
         // A failed send or shutdown is a reset: nothing more to do for it.
-        if sent.is_ok() && !said_all && sys::shutdown_write(&c.fd).is_ok() {
+        if sent.is_ok() && !said_all && os::shutdown_write(&c.fd).is_ok() {
             c.phase = Phase::Drain;
         } else {
             self.conns[slot] = None;
@@ -500,7 +482,7 @@ impl<'a> Server<'a> {
         // The listener was polled only with room, and serving since then has
         // only made more. Room is made (by closing an answered connection)
         // only for a connection actually accepted, never in advance.
-        match sys::accept(&self.listener) {
+        match os::accept(&self.listener) {
             Ok((fd, peer)) => {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
                     self.counters.refused += 1;
@@ -569,7 +551,7 @@ impl<'a> Server<'a> {
     /// Stops: closes every connection, writes a pending state change, logs.
     fn shutdown(&mut self) {
         self.conns.clear();
-        self.persist_now(sys::now_ms());
+        self.persist_now(os::now_ms());
         log::info()
             .s("stopping: ")
             .u(self.counters.probes)

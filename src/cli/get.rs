@@ -8,12 +8,12 @@ use std::os::fd::AsRawFd;
 use nix::errno::Errno;
 
 use crate::cli::Get;
-use crate::sys::Fd;
-use crate::{log, sys};
+use crate::os::Fd;
+use crate::{log, os};
 
 /// Connects, sends the payload, prints the first line; 0 if a whole line came back, else 1.
 pub fn run(g: &Get) -> i32 {
-    let deadline = sys::now_ms().wrapping_add(g.timeout_ms);
+    let deadline = os::now_ms().wrapping_add(g.timeout_ms);
     let fd = match connect(g, deadline) {
         Ok(fd) => fd,
         Err(e) => {
@@ -21,12 +21,12 @@ pub fn run(g: &Get) -> i32 {
             return 1;
         }
     };
-    let why = if !g.send.is_empty() && sys::send(&fd, &g.send) != Ok(g.send.len()) {
+    let why = if !g.send.is_empty() && os::send(&fd, &g.send) != Ok(g.send.len()) {
         "could not send the payload"
     } else {
         let mut buf = [0u8; 4096];
         match read_line(&fd, &mut buf, deadline) {
-            Some(line) => return if sys::write_stdout(line) { 0 } else { 1 },
+            Some(line) => return if os::write_stdout(line) { 0 } else { 1 },
             None => "no whole line came back",
         }
     };
@@ -39,7 +39,7 @@ pub fn run(g: &Get) -> i32 {
 fn read_line<'a>(fd: &Fd, buf: &'a mut [u8; 4096], deadline: u32) -> Option<&'a [u8]> {
     let mut n = 0;
     while n < buf.len() && wait(fd, libc::POLLIN, deadline) {
-        match sys::recv(fd, &mut buf[n..]) {
+        match os::recv(fd, &mut buf[n..]) {
             Ok(0) => break,
             Ok(k) => {
                 n += k;
@@ -57,11 +57,11 @@ fn read_line<'a>(fd: &Fd, buf: &'a mut [u8; 4096], deadline: u32) -> Option<&'a 
 
 /// Opens a non-blocking connection to the agent, waiting until `deadline` for it.
 fn connect(g: &Get, deadline: u32) -> Result<Fd, Errno> {
-    let fd = sys::tcp_socket(g.addr)?;
-    match sys::connect(&fd, g.addr, g.port) {
+    let fd = os::tcp_socket(g.addr)?;
+    match os::connect(&fd, g.addr, g.port) {
         Ok(()) => Ok(fd),
         Err(Errno::EINPROGRESS) if !wait(&fd, libc::POLLOUT, deadline) => Err(Errno::ETIMEDOUT),
-        Err(Errno::EINPROGRESS) => sys::socket_error(&fd).map(|()| fd),
+        Err(Errno::EINPROGRESS) => os::socket_error(&fd).map(|()| fd),
         Err(e) => Err(e),
     }
 }
@@ -69,7 +69,7 @@ fn connect(g: &Get, deadline: u32) -> Result<Fd, Errno> {
 /// Waits until `fd` has `events` or `deadline` passes; false on timeout.
 fn wait(fd: &Fd, events: i16, deadline: u32) -> bool {
     loop {
-        let left = deadline.wrapping_sub(sys::now_ms()) as i32;
+        let left = deadline.wrapping_sub(os::now_ms()) as i32;
         if left <= 0 {
             return false;
         }
@@ -78,7 +78,7 @@ fn wait(fd: &Fd, events: i16, deadline: u32) -> bool {
             events,
             revents: 0,
         }];
-        match sys::poll(&mut p, left) {
+        match os::poll(&mut p, left) {
             Ok(0) => {} // a signal or the timeout: look at the clock again
             Ok(_) => return true,
             Err(_) => return false,

@@ -4,6 +4,8 @@
 //! Each block says why it is sound. Everything else in heft is safe code.
 #![allow(unsafe_code)]
 
+pub mod file;
+
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -430,9 +432,9 @@ static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 const R: Ordering = Ordering::Relaxed;
 
 /// WANT's low byte for SIGUSR1 (`Up`).
-const UP: u8 = 1 + crate::state::Status::Up as u8;
+const UP: u8 = 1 + crate::model::state::Status::Up as u8;
 /// WANT's low byte for SIGUSR2 (`Down`).
-const DOWN: u8 = 1 + crate::state::Status::Down as u8;
+const DOWN: u8 = 1 + crate::model::state::Status::Down as u8;
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // Only async-signal-safe work: atomic stores and one write(2).
@@ -458,7 +460,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 #[derive(Default, Clone, Copy, Debug)]
 pub struct Signals {
     /// The status asked for by SIGUSR1 (`Up`) or SIGUSR2 (`Down`), the last one delivered.
-    pub status: Option<crate::state::Status>,
+    pub status: Option<crate::model::state::Status>,
     /// Whether the state file must be re-read.
     pub reload: bool,
     /// Whether to shut down.
@@ -479,8 +481,8 @@ pub fn take_signals() -> Signals {
     if want >> 8 != WANT_SEEN.load(R) {
         WANT_SEEN.store(want >> 8, R);
         status = match (want & 0xff) as u8 {
-            UP => Some(crate::state::Status::Up),
-            DOWN => Some(crate::state::Status::Down),
+            UP => Some(crate::model::state::Status::Up),
+            DOWN => Some(crate::model::state::Status::Down),
             _ => None,
         };
     }
@@ -1216,7 +1218,7 @@ pub fn ascii_str(b: &[u8]) -> Option<&str> {
 
 /// Writes all of `buf` to standard output; false if it could not.
 pub fn write_stdout(buf: &[u8]) -> bool {
-    crate::file::write_all(1, buf).is_ok()
+    crate::os::file::write_all(1, buf).is_ok()
 }
 
 /// Connects a datagram socket to the syslog socket at `path` and sends every later log line there.
