@@ -51,12 +51,6 @@ impl Drop for Dir {
     }
 }
 
-fn write_atomic(path: &Path, text: &str) {
-    let tmp = path.with_extension("tmp-test");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 /// Starts heft with `state` and the feedback configuration `cfg` written to `dir`.
 fn start(dir: &Dir, state: &str, cfg: &str, extra: &[&str]) -> Agent {
     let cfg_path = dir.write("feedback.json", cfg);
@@ -79,15 +73,6 @@ fn one_rule(
     let v = d.write("value", first);
     let a = start(&d, state, &config(100, &[file_rule(&v, rule)]), extra);
     (d, v, a)
-}
-
-/// Waits until the agent's log holds `text`.
-fn wait_log(a: &Agent, text: &str) {
-    assert!(
-        wait_for(Duration::from_secs(5), || a.log().contains(text)),
-        "no {text:?} in the log:\n{}",
-        a.log()
-    );
 }
 
 /// A `file` rule reading `path`, with extra members `more` (e.g. `"curve":"linear","limit":100`).
