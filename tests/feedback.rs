@@ -1226,6 +1226,9 @@ fn ctxt_switches(pid: i32) -> u64 {
 
 #[test]
 fn no_wake_ups_while_idle_without_rules() {
+    if skip_under_runner(READS_PROC_STATUS) {
+        return;
+    }
     let d = Dir::new("fb-idle");
     let none = Agent::start(Some(r#"{"status":"UP"}"#), &[]);
     let empty = start(&d, r#"{"status":"UP"}"#, r#"{"rules":[]}"#, &[]);

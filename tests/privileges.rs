@@ -20,6 +20,9 @@ fn free_low_port() -> u16 {
 
 #[test]
 fn drops_to_nobody_after_binding_and_warns_about_an_unwritable_state_directory() {
+    if skip_under_runner(READS_PROC_STATUS) {
+        return;
+    }
     let Some((uid, gid)) = nobody() else { return };
     // The harness's directory belongs to root: nobody cannot save signals there.
     let a = Agent::start(Some(STATE), &["--user", "nobody", "--group", "nogroup"]);
@@ -60,6 +63,9 @@ fn start_as_nobody_in_its_own_dir() -> Option<(Agent, u32, u32)> {
 
 #[test]
 fn drops_to_the_user_s_own_group_and_saves_signals_in_a_directory_it_owns() {
+    if skip_under_runner(READS_PROC_STATUS) {
+        return;
+    }
     let Some((a, uid, user_gid)) = start_as_nobody_in_its_own_dir() else {
         return;
     };
@@ -97,6 +103,9 @@ fn heft_set_as_root_under_umask_027_leaves_a_file_the_agent_can_read() {
 
 #[test]
 fn binds_a_port_below_1024_as_root_then_drops() {
+    if skip_under_runner(READS_PROC_STATUS) {
+        return;
+    }
     let Some((uid, gid)) = nobody() else { return };
     let port = free_low_port();
     let a = spawn_in(

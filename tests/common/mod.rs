@@ -69,6 +69,10 @@ pub fn under_runner() -> bool {
     std::env::var("HEFT_RUNNER").is_ok_and(|r| !r.trim().is_empty())
 }
 
+/// Why a test that reads the agent's /proc/PID/status is skipped under a runner.
+pub const READS_PROC_STATUS: &str =
+    "reads the agent's /proc/PID/status, which is qemu's under qemu-user";
+
 /// When `$HEFT_RUNNER` is set, says on stderr (past the harness's capture)
 /// that the calling test is skipped and why, and returns true: the test
 /// then returns at once. Returns false without a runner.
