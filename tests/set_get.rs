@@ -385,9 +385,7 @@ fn get_prints_the_reply_line() {
 /// line end, or nothing within --timeout; and 100 for bad usage.
 #[test]
 fn get_fails_without_a_whole_line() {
-    if skip_under_runner(
-        "reads connect's ECONNREFUSED through SO_ERROR, which qemu 7.2 passes untranslated (x86 numbering) to a MIPS guest",
-    ) {
+    if skip_under_runner(SO_ERROR_UNTRANSLATED) {
         return;
     }
     // Refused: nothing listens on a port that was just free.
