@@ -49,13 +49,10 @@ fn http_get_and_head_answer_on_the_agent_port() {
         ("STOPPED", 503, "stopped ready 77% maxconn:300\n"),
         ("READY", 200, "up ready 77% maxconn:300\n"),
     ] {
-        std::fs::write(
-            &a.state,
+        a.reload(
             format!(r#"{{"status":"{status}","weight":77,"maxconn":300}}"#),
-        )
-        .unwrap();
-        a.signal(libc::SIGHUP);
-        a.expect_reply(want);
+            want,
+        );
         let g = http(a.port, "GET", "/");
         assert_eq!((g.code(), g.body.as_str()), (code, want), "{status}");
         assert_eq!(g.header("Connection"), Some("close"));
@@ -64,9 +61,7 @@ fn http_get_and_head_answer_on_the_agent_port() {
     }
     // The plain agent probe still works between HTTP requests.
     assert_eq!(a.probe_with(b"\n"), "up ready 77% maxconn:300\n");
-    std::fs::write(&a.state, state).unwrap();
-    a.signal(libc::SIGHUP);
-    a.expect_reply("up ready 77% maxconn:300\n");
+    a.reload(state, "up ready 77% maxconn:300\n");
     let db = http(a.port, "GET", "/db");
     assert_eq!(db.code(), 503);
 

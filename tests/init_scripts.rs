@@ -807,9 +807,7 @@ fn procd_script_command_runs_a_working_agent() {
     assert_refused("127.0.0.2".parse().unwrap(), SocketAddr::new(V4, port), b"");
     assert!(!a.log().contains("not writable"), "{}", a.log());
     // procd's reload of an unchanged instance is SIGHUP.
-    std::fs::write(&a.state, r#"{"status":"MAINT"}"#).unwrap();
-    a.signal(libc::SIGHUP);
-    a.expect_reply("maint 100%\n");
+    a.reload(r#"{"status":"MAINT"}"#, "maint 100%\n");
     assert_eq!(a.stop(), Some(0));
 }
 
@@ -951,9 +949,7 @@ fn runit_run_script_execs_heft_in_the_foreground() {
     assert_eq!(a.probe(), "up ready 77% maxconn:300\n");
     assert_refused("127.0.0.2".parse().unwrap(), SocketAddr::new(V4, port), b"");
     // `sv hup heft` / `s6-svc -h`: SIGHUP re-reads the file.
-    std::fs::write(&a.state, r#"{"status":"DRAIN"}"#).unwrap();
-    a.signal(libc::SIGHUP);
-    a.expect_reply("up drain 100%\n");
+    a.reload(r#"{"status":"DRAIN"}"#, "up drain 100%\n");
     // stderr goes to the log pipe (`exec 2>&1`).
     assert!(a.log().contains("SIGHUP"), "{}", a.log());
     assert_eq!(a.stop(), Some(0));

@@ -151,9 +151,7 @@ fn bad_state_files_at_startup_serve_fail_and_keep_running() {
                 && l.contains(&reason[..reason.len().min(40)])),
             "{what}: error not logged with the path:\n{logged}"
         );
-        std::fs::write(&a.state, STATE).unwrap();
-        a.signal(libc::SIGHUP);
-        a.expect_reply("up ready 77% maxconn:300\n");
+        a.reload(STATE, "up ready 77% maxconn:300\n");
     }
 }
 
@@ -179,9 +177,7 @@ fn unreadable_state_file_serves_fail() {
     a.signal(libc::SIGHUP);
     a.expect_reply(&fail_reply("unreadable EISDIR"));
     std::fs::remove_dir(&a.state).unwrap();
-    std::fs::write(&a.state, r#"{"status":"DRAIN"}"#).unwrap();
-    a.signal(libc::SIGHUP);
-    a.expect_reply("up drain 100%\n");
+    a.reload(r#"{"status":"DRAIN"}"#, "up drain 100%\n");
 }
 
 /// Bad usage or configuration exits 100 at once, with one line naming the
@@ -628,15 +624,9 @@ fn ready_window_sends_ready_only_after_a_status_change() {
     assert_eq!(a.probe(), "down ready 77% maxconn:300\n");
     a.expect_reply("down 77% maxconn:300\n");
     // The same status with another weight opens no window.
-    std::fs::write(&a.state, r#"{"status":"DOWN","weight":50}"#).unwrap();
-    a.signal(libc::SIGHUP);
-    a.expect_reply("down 50%\n");
-    std::fs::write(&a.state, r#"{"status":"DRAIN","weight":50}"#).unwrap();
-    a.signal(libc::SIGHUP);
-    a.expect_reply("up drain 50%\n");
-    std::fs::write(&a.state, r#"{"status":"MAINT","weight":50}"#).unwrap();
-    a.signal(libc::SIGHUP);
-    a.expect_reply("maint 50%\n");
+    a.reload(r#"{"status":"DOWN","weight":50}"#, "down 50%\n");
+    a.reload(r#"{"status":"DRAIN","weight":50}"#, "up drain 50%\n");
+    a.reload(r#"{"status":"MAINT","weight":50}"#, "maint 50%\n");
     // The variable works too.
     let b = Agent::start_with(Some(STATE), &[], &[("HEFT_READY_WINDOW", "1")]);
     b.expect_reply("up 77% maxconn:300\n");
@@ -730,9 +720,7 @@ fn reasons_that_could_break_the_line_are_rejected_when_the_file_is_loaded() {
             .unwrap_or_else(|| panic!("{what}: no error line for load {i}:\n{log}"));
         assert!(line.contains(a.state.to_str().unwrap()), "{line}");
         // Back to a good file before the next case, so each case is a change.
-        std::fs::write(&a.state, good).unwrap();
-        a.signal(libc::SIGHUP);
-        a.expect_reply(good_reply);
+        a.reload(good, good_reply);
     }
     let m1 = metrics(a.port);
     let n = bad.len() as f64;

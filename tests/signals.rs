@@ -26,9 +26,7 @@ fn bad_state_files_on_sighup_serve_fail_and_keep_running() {
         expect_fail(&a, reason);
         let errors = a.log().lines().filter(|l| l.contains("error:")).count();
         assert!(errors > 0, "{what}: nothing logged");
-        std::fs::write(&a.state, STATE).unwrap();
-        a.signal(libc::SIGHUP);
-        a.expect_reply("up ready 77% maxconn:300\n");
+        a.reload(STATE, "up ready 77% maxconn:300\n");
     }
     let log = a.log();
     let path = a.state.display().to_string();

@@ -302,6 +302,14 @@ impl Agent {
         assert!(ok, "wanted {want:?}, got {last:?}; log:\n{}", self.log());
     }
 
+    /// Writes `state` to the state file, sends SIGHUP and waits until a probe
+    /// returns `want`.
+    pub fn reload(&self, state: impl AsRef<[u8]>, want: &str) {
+        std::fs::write(&self.state, state).unwrap();
+        self.signal(libc::SIGHUP);
+        self.expect_reply(want);
+    }
+
     /// Sends SIGTERM and returns the exit status code.
     pub fn stop(self) -> Option<i32> {
         self.stop_with(libc::SIGTERM, Duration::from_secs(5))
