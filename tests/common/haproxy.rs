@@ -2,9 +2,7 @@
 //! started in the foreground on a private config, read and driven through its
 //! stats socket, and killed by PID when dropped.
 //!
-//! Declared by a test file with `#[path = "common/haproxy.rs"] mod haproxy;`
-//! next to `mod common;`.
-#![allow(dead_code)]
+//! A module of common/: a test file reaches it as `common::haproxy`.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -14,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::common::{temp_dir, wait_for};
+use super::{temp_dir, wait_for};
 
 /// How long any expected HAProxy state may take to appear.
 pub const LIMIT: Duration = Duration::from_secs(10);
@@ -366,7 +364,7 @@ fn csv_fields(line: &str) -> Vec<String> {
 /// agent-only checks every `inter` against 127.0.0.1:`agent_port`, and
 /// `agent-send` when `send` is given (written as a HAProxy string, e.g. `web\n`).
 pub fn server_line(name: &str, agent_port: u16, inter: &str, send: Option<&str>) -> String {
-    let port = crate::common::free_port();
+    let port = super::free_port();
     let mut s = format!(
         "    server {name} 127.0.0.1:{port} weight 100 agent-check agent-addr 127.0.0.1 \
          agent-port {agent_port} agent-inter {inter}"

@@ -1,7 +1,21 @@
 //! Shared by the integration tests: start the real `heft` binary on 127.0.0.1
 //! in a private directory, probe it, signal it, and clean up by PID.
+//!
+//! The binary under test is `$HEFT_BIN` (default: the one cargo built), run
+//! through the command prefix in `$HEFT_RUNNER` when set (e.g.
+//! `qemu-mipsel-static -cpu 24Kc`); every test starts heft through
+//! `heft_command`, and a test that cannot work under a runner says so with
+//! `skip_under_runner`.
 #![allow(dead_code)]
 
+pub mod haproxy;
+pub mod http;
+pub mod net;
+pub mod prom;
+pub mod state;
+pub mod users;
+
+use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -9,8 +23,95 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// The binary under test, built by cargo for this test run.
-pub const HEFT: &str = env!("CARGO_BIN_EXE_heft");
+/// A state file most tests start from.
+pub const STATE: &str = r#"{"status":"UP","weight":77,"maxconn":300}"#;
+/// How long a quick change may take to show.
+pub const SECS5: Duration = Duration::from_secs(5);
+/// How long anything expected may take to appear on a busy two-core machine.
+pub const LIMIT: Duration = Duration::from_secs(10);
+
+/// The heft binary under test: `$HEFT_BIN` when set and not empty (e.g. a
+/// static cross build), else the one cargo built for this test run.
+pub fn heft_bin() -> PathBuf {
+    match std::env::var_os("HEFT_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_heft")),
+    }
+}
+
+/// `heft_bin()` as a string, for command lines written out in a test.
+pub fn heft_path() -> String {
+    heft_bin()
+        .to_str()
+        .expect("HEFT_BIN is not UTF-8")
+        .to_string()
+}
+
+/// The command prefix in `$HEFT_RUNNER`, split on whitespace (empty when
+/// unset). Its first word is looked up on PATH here, so that wrappers run
+/// with a cleared environment (`sh -c`, `unshare`) still find it.
+pub fn runner() -> Vec<OsString> {
+    let text = std::env::var("HEFT_RUNNER").unwrap_or_default();
+    let mut words: Vec<OsString> = text.split_whitespace().map(OsString::from).collect();
+    if let Some(first) = words.first_mut() {
+        if !first.to_string_lossy().contains('/') {
+            let name = first.to_string_lossy().into_owned();
+            let found =
+                which(&name).unwrap_or_else(|| panic!("HEFT_RUNNER: {name} is not on PATH"));
+            *first = found.into_os_string();
+        }
+    }
+    words
+}
+
+/// Tells whether tests run under a runner prefix (`$HEFT_RUNNER` is set).
+pub fn under_runner() -> bool {
+    std::env::var("HEFT_RUNNER").is_ok_and(|r| !r.trim().is_empty())
+}
+
+/// Why a test that reads the agent's /proc/PID/status is skipped under a runner.
+pub const READS_PROC_STATUS: &str =
+    "reads the agent's /proc/PID/status, which is qemu's under qemu-user";
+
+/// Why a test that needs a connect's ECONNREFUSED named is skipped under a
+/// runner: heft reads it through SO_ERROR, whose value qemu 7.2 hands a MIPS
+/// guest in the host's numbering, which MIPS does not call ECONNREFUSED.
+pub const SO_ERROR_UNTRANSLATED: &str =
+    "reads connect's ECONNREFUSED through SO_ERROR, which qemu 7.2 passes untranslated (x86 numbering) to a MIPS guest";
+
+/// When `$HEFT_RUNNER` is set, says on stderr (past the harness's capture)
+/// that the calling test is skipped and why, and returns true: the test
+/// then returns at once. Returns false without a runner.
+pub fn skip_under_runner(reason: &str) -> bool {
+    if !under_runner() {
+        return false;
+    }
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("(unnamed test)");
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped under HEFT_RUNNER: {name}: {reason}"
+    );
+    true
+}
+
+/// The words that start heft: `wrapper` (which must exec what follows it in
+/// place), then the runner prefix, then the binary.
+pub fn heft_argv(wrapper: &[&str]) -> Vec<OsString> {
+    let mut v: Vec<OsString> = wrapper.iter().map(OsString::from).collect();
+    v.extend(runner());
+    v.push(heft_bin().into_os_string());
+    v
+}
+
+/// The one way tests start heft: a `Command` for `heft_argv(wrapper)`, to
+/// which the caller adds heft's arguments.
+pub fn heft_command(wrapper: &[&str]) -> Command {
+    let argv = heft_argv(wrapper);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    cmd
+}
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -126,32 +227,15 @@ impl Agent {
         env: &[(&str, &str)],
         wrapper: &[&str],
     ) -> Agent {
-        let dir = temp_dir("agent");
-        let state_path = dir.join("state.json");
-        if let Some(s) = state {
-            std::fs::write(&state_path, s).unwrap();
-        }
-        let port = free_port();
-        let pid_file = dir.join("heft.pid");
-        let mut argv: Vec<std::ffi::OsString> = vec![
-            "--addr".into(),
-            "127.0.0.1".into(),
-            "--port".into(),
-            port.to_string().into(),
-            "--state-file".into(),
-            state_path.clone().into(),
-            "--pid-file".into(),
-            pid_file.clone().into(),
-        ];
-        argv.extend(args.iter().map(|a| a.into()));
-        let child = spawn_heft(&dir, wrapper, &argv, env);
-        Agent {
-            child,
-            port,
-            dir,
-            state: state_path,
-            pid_file,
-        }
+        spawn_in_with(
+            temp_dir("agent"),
+            "127.0.0.1",
+            free_port(),
+            state,
+            args,
+            env,
+            wrapper,
+        )
     }
 
     /// Wraps a heft child started by hand in `dir` (state file `dir/state.json`,
@@ -218,6 +302,14 @@ impl Agent {
         assert!(ok, "wanted {want:?}, got {last:?}; log:\n{}", self.log());
     }
 
+    /// Writes `state` to the state file, sends SIGHUP and waits until a probe
+    /// returns `want`.
+    pub fn reload(&self, state: impl AsRef<[u8]>, want: &str) {
+        std::fs::write(&self.state, state).unwrap();
+        self.signal(libc::SIGHUP);
+        self.expect_reply(want);
+    }
+
     /// Sends SIGTERM and returns the exit status code.
     pub fn stop(self) -> Option<i32> {
         self.stop_with(libc::SIGTERM, Duration::from_secs(5))
@@ -279,7 +371,7 @@ impl Drop for Agent {
 
 /// Runs `heft` with `args` and `env` and returns (exit code, stdout, stderr).
 pub fn run_heft(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(HEFT)
+    let out = heft_command(&[])
         .args(args)
         .env_clear()
         .envs(env.iter().copied())
@@ -300,7 +392,7 @@ pub fn run_heft_for(
     env: &[(&str, &str)],
     limit: Duration,
 ) -> (Option<i32>, String, String) {
-    let mut child = Command::new(HEFT)
+    let mut child = heft_command(&[])
         .args(args)
         .env_clear()
         .envs(env.iter().copied())
@@ -342,22 +434,15 @@ pub fn spawn_heft(
         .append(true)
         .open(dir.join("stderr.log"))
         .unwrap();
-    let mut cmd = match wrapper.split_first() {
-        None => Command::new(HEFT),
-        Some((first, rest)) => {
-            let mut c = Command::new(first);
-            c.args(rest).arg(HEFT);
-            c
-        }
-    };
-    cmd.args(args)
+    heft_command(wrapper)
+        .args(args)
         .env_clear()
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {wrapper:?} {HEFT}: {e}"))
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", heft_argv(wrapper)))
 }
 
 /// A fixed PATH for wrappers run with a cleared environment.
@@ -373,7 +458,195 @@ pub fn file_names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Writes `text` to `path` atomically (through a temporary file and a
+/// rename), so heft never reads a file empty or half-written.
+pub fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp-test");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
 /// Tells whether `path` exists.
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// Starts heft on `addr`:`port` in `dir` (from `temp_dir`), with the state
+/// file written if given, and extra `args` and `env`, without waiting for it.
+pub fn spawn_in(
+    dir: PathBuf,
+    addr: &str,
+    port: u16,
+    state: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Agent {
+    spawn_in_with(dir, addr, port, state, args, env, &[])
+}
+
+/// Like `spawn_in`, through `wrapper` when it is not empty (see `Agent::spawn`).
+pub fn spawn_in_with(
+    dir: PathBuf,
+    addr: &str,
+    port: u16,
+    state: Option<&str>,
+    args: &[&str],
+    env: &[(&str, &str)],
+    wrapper: &[&str],
+) -> Agent {
+    let state_path = dir.join("state.json");
+    if let Some(s) = state {
+        std::fs::write(&state_path, s).unwrap();
+    }
+    let pid_file = dir.join("heft.pid");
+    let mut argv: Vec<OsString> = ["--addr", addr, "--port", &port.to_string()]
+        .map(OsString::from)
+        .to_vec();
+    argv.extend(["--state-file".into(), state_path.clone().into_os_string()]);
+    argv.extend(["--pid-file".into(), pid_file.clone().into_os_string()]);
+    argv.extend(args.iter().map(OsString::from));
+    let child = spawn_heft(&dir, wrapper, &argv, env);
+    Agent {
+        child,
+        port,
+        dir,
+        state: state_path,
+        pid_file,
+    }
+}
+
+/// Runs the command line `argv` (heft's path first, as an init script
+/// builds it) with exactly `env`, its stderr in `dir/stderr.log`, as an
+/// agent on `port` with these files.
+pub fn launch(
+    argv: &[OsString],
+    env: &[(&str, &str)],
+    dir: PathBuf,
+    port: u16,
+    state: PathBuf,
+    pid_file: PathBuf,
+) -> Agent {
+    assert_eq!(
+        argv[0],
+        heft_bin().into_os_string(),
+        "launch runs heft itself"
+    );
+    let child = spawn_heft(&dir, &[], &argv[1..], env);
+    Agent {
+        child,
+        port,
+        dir,
+        state,
+        pid_file,
+    }
+}
+
+/// Log lines that are errors.
+pub fn error_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("error:")).collect()
+}
+
+/// Checks that a usage failure exited 100 with one stderr line naming `names`.
+pub fn assert_usage(what: &str, got: (Option<i32>, String, String), names: &[&str]) {
+    let (code, _, err) = got;
+    assert_eq!(code, Some(100), "{what}: exit code; stderr {err:?}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{what}: not one line: {err:?}"
+    );
+    for n in names {
+        assert!(
+            err.contains(n),
+            "{what}: stderr does not name {n:?}: {err:?}"
+        );
+    }
+}
+
+/// Tells whether the tests run as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Finds `name` on the PATH (or in the usual system directories).
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(SYSTEM_PATH.split(':').map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Waits until the agent's stderr has `needle`.
+pub fn wait_log(a: &Agent, needle: &str) {
+    let ok = wait_for(LIMIT, || a.log().contains(needle));
+    assert!(ok, "no {needle:?} in the log:\n{}", a.log());
+}
+
+/// Removes a directory when dropped, also when a test fails.
+pub struct Cleanup(pub PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts heft on 127.0.0.1 with `extra` options and `env`, expecting it to
+/// stop at start-up: returns (exit code, stderr); fails if it is still running after 10 s.
+pub fn failing_start(extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let port = free_port().to_string();
+    let base = [
+        "--addr",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--state-file",
+        "/nonexistent/s.json",
+    ];
+    let mut cmd = heft_command(&[]);
+    cmd.args(base)
+        .args(extra)
+        .env_clear()
+        .envs(env.iter().copied());
+    let dir = temp_dir("ops-failing");
+    let _cleanup = Cleanup(dir.clone());
+    let (code, _, err) = run_limited(cmd, &dir, "heft", Duration::from_secs(10));
+    (code, err)
+}
+
+/// Runs a command with files for stdout and stderr (a daemon it leaves behind
+/// must not hold our pipes) and a time limit; returns (code, stdout, stderr).
+pub fn run_limited(
+    mut cmd: Command,
+    dir: &Path,
+    tag: &str,
+    limit: Duration,
+) -> (i32, String, String) {
+    let out_path = dir.join(format!("{tag}.out"));
+    let err_path = dir.join(format!("{tag}.err"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{tag}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (
+        status.code().unwrap_or(-1),
+        std::fs::read_to_string(out_path).unwrap_or_default(),
+        std::fs::read_to_string(err_path).unwrap_or_default(),
+    )
 }
