@@ -415,7 +415,10 @@ mod tests {
         );
         // Deep nesting in another field does not hide the one asked for.
         let deep = std::format!(r#"{{"x":{},"queue":4}}"#, nested(200, "{}"));
-        assert_eq!(top_field(deep.as_bytes(), b"queue"), Some(Token::Bare(b"4")));
+        assert_eq!(
+            top_field(deep.as_bytes(), b"queue"),
+            Some(Token::Bare(b"4"))
+        );
     }
 
     #[test]
@@ -433,7 +436,12 @@ mod tests {
             "\"caf\u{e9} \u{1f600}\"".as_bytes(),
             b"\xef\xbb\xbf{}",
         ] {
-            assert_eq!(valid(ok), Ok(()), "{:?}", std::string::String::from_utf8_lossy(ok));
+            assert_eq!(
+                valid(ok),
+                Ok(()),
+                "{:?}",
+                std::string::String::from_utf8_lossy(ok)
+            );
         }
         assert_eq!(valid(nested(DEPTH_MAX, "").as_bytes()), Ok(()));
     }
@@ -456,9 +464,18 @@ mod tests {
             (b"nul", "expected a value, or true, false or null"),
             (b"True", "expected a value"),
             (b"[truex]", "expected a value, or true, false or null"),
-            (br#""\x""#, "expected an escape of \" \\ / b f n r t or uXXXX"),
-            (br#""\u12g4""#, "expected an escape of \" \\ / b f n r t or uXXXX"),
-            (br#""\u12"#, "expected an escape of \" \\ / b f n r t or uXXXX"),
+            (
+                br#""\x""#,
+                "expected an escape of \" \\ / b f n r t or uXXXX",
+            ),
+            (
+                br#""\u12g4""#,
+                "expected an escape of \" \\ / b f n r t or uXXXX",
+            ),
+            (
+                br#""\u12"#,
+                "expected an escape of \" \\ / b f n r t or uXXXX",
+            ),
             (br#""\"#, "expected an escape of \" \\ / b f n r t or uXXXX"),
             (b"\"\xff\"", "invalid UTF-8 in a string"),
             (b"\"\xc3\"", "invalid UTF-8 in a string"),

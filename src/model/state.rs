@@ -151,8 +151,7 @@ impl StateError {
     /// `reason` with a byte that is not printable ASCII, or with `#`.
     pub const REASON_INVALID: StateError = StateError(WRONG[3][0]);
     /// A service name that is empty, too long or has other bytes.
-    pub const BAD_NAME: StateError =
-        StateError("service name: expected 1 to 32 of [A-Za-z0-9_.-]");
+    pub const BAD_NAME: StateError = StateError("service name: expected 1 to 32 of [A-Za-z0-9_.-]");
     /// A service without a status.
     pub const SERVICE_STATUS: StateError = StateError("status: missing in a service");
 }
@@ -680,7 +679,10 @@ mod tests {
                 r#"{"status":{"a":1}}"#,
                 "status: expected a string, got an object",
             ),
-            (r#"{"status":["UP"]}"#, "status: expected a string, got an array"),
+            (
+                r#"{"status":["UP"]}"#,
+                "status: expected a string, got an array",
+            ),
             (
                 r#"{"weight":5}"#,
                 "status: missing (needed unless only services are given)",
@@ -766,7 +768,10 @@ mod tests {
                 "service name: expected 1 to 32 of [A-Za-z0-9_.-]",
             ),
             (r#"{"status":"UP","status":"UP"}"#, "status: given twice"),
-            (r#"{"status":"UP","weight":1,"weight":1}"#, "weight: given twice"),
+            (
+                r#"{"status":"UP","weight":1,"weight":1}"#,
+                "weight: given twice",
+            ),
             (
                 r#"{"status":"UP","maxconn":null,"maxconn":1}"#,
                 "maxconn: given twice",
@@ -812,7 +817,8 @@ mod tests {
         let t = s.top.unwrap();
         assert_eq!((t.status, t.weight, t.maxconn), (Status::Up, 0, None));
         assert!(s.services.is_empty());
-        let s = p(r#"{"status":null,"services":{"w\u0065b":{"status":"UP","weight":null}}}"#).unwrap();
+        let s =
+            p(r#"{"status":null,"services":{"w\u0065b":{"status":"UP","weight":null}}}"#).unwrap();
         assert!(s.top.is_none());
         assert_eq!(s.service(b"web").unwrap().weight, 100);
         assert!(parse(b"\xef\xbb\xbf{\"status\":\"UP\"}").is_ok());
@@ -833,7 +839,11 @@ mod tests {
             b"{\"status\":\"UP\",\"x\":\"\\q\"}",
             b"{\"status\":\"UP\",\x0c\"x\":1}",
         ] {
-            assert!(parse(bad).is_err(), "{:?}", std::string::String::from_utf8_lossy(bad));
+            assert!(
+                parse(bad).is_err(),
+                "{:?}",
+                std::string::String::from_utf8_lossy(bad)
+            );
         }
     }
 

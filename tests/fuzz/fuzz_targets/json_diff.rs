@@ -257,7 +257,11 @@ fn want_entry(m: &[(Vec<u8>, Box<RawValue>)], top: bool) -> Result<Option<Want>,
     }
     let f = f.map(|v| v.filter(|&v| v != "null"));
     let Some(status) = f[0] else {
-        return if f.iter().all(Option::is_none) { Ok(None) } else { Err(()) };
+        return if f.iter().all(Option::is_none) {
+            Ok(None)
+        } else {
+            Err(())
+        };
     };
     if !status.starts_with('"') {
         return Err(());
@@ -281,7 +285,11 @@ fn want_entry(m: &[(Vec<u8>, Box<RawValue>)], top: bool) -> Result<Option<Want>,
         Some(r) if r.starts_with('"') => decode(r),
         Some(_) => return Err(()),
     };
-    if reason.len() > 64 || reason.iter().any(|&c| !(0x20..0x7f).contains(&c) || c == b'#') {
+    if reason.len() > 64
+        || reason
+            .iter()
+            .any(|&c| !(0x20..0x7f).contains(&c) || c == b'#')
+    {
         return Err(());
     }
     Ok(Some((status, weight, maxconn, reason)))
@@ -289,7 +297,10 @@ fn want_entry(m: &[(Vec<u8>, Box<RawValue>)], top: bool) -> Result<Option<Want>,
 
 /// The state a valid JSON text stands for by the README's rules, or `Err` for an invalid state.
 fn want_state(text: &str) -> Result<(Option<Want>, Vec<(Vec<u8>, Want)>), ()> {
-    if !text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') {
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
         return Err(());
     }
     let top = members(text);
@@ -350,7 +361,12 @@ fuzz_target!(|data: &[u8]| {
     let mut r = Reader::new(data);
     let walked = walk(&mut r).and_then(|j| r.end().map(|()| j));
     match (&walked, valid) {
-        (Ok(j), true) => assert_eq!(*j, tree(text.unwrap().trim_matches([' ', '\t', '\n', '\r'])), "{:?}", show()),
+        (Ok(j), true) => assert_eq!(
+            *j,
+            tree(text.unwrap().trim_matches([' ', '\t', '\n', '\r'])),
+            "{:?}",
+            show()
+        ),
         (Err(_), false) => {}
         (w, _) => panic!("walk {w:?}, serde_json valid {valid}: {:?}", show()),
     }
@@ -369,7 +385,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(got, Err(state::StateError::TOO_LARGE));
         return;
     }
-    let want = if valid { want_state(text.unwrap()) } else { Err(()) };
+    let want = if valid {
+        want_state(text.unwrap())
+    } else {
+        Err(())
+    };
     match (&got, &want) {
         (Err(state::StateError("nested deeper than 1024 levels")), _) if deep => {}
         (Ok(s), Ok(w)) => assert_eq!(got_state(s), *w, "{:?}", show()),
