@@ -190,10 +190,10 @@ const WRONG: [[&str; 6]; 6] = [
         "maxconn: expected a whole number 0-65535, got an array",
     ],
     [
-        "reason: expected printable ASCII without #",
+        "reason: expected printable ASCII without a hash sign",
         "reason: expected a string, got a number",
         "reason: expected a string, got true or false",
-        "reason: expected printable ASCII without #",
+        "reason: expected printable ASCII without a hash sign",
         "reason: expected a string, got an object",
         "reason: expected a string, got an array",
     ],
@@ -717,7 +717,7 @@ mod tests {
             ),
             (
                 r#"{"status":"DOWN","reason":"a#b"}"#,
-                "reason: expected printable ASCII without #",
+                "reason: expected printable ASCII without a hash sign",
             ),
             (
                 r#"{"status":"UP","services":"web"}"#,
@@ -807,6 +807,28 @@ mod tests {
         assert_eq!(why(&many), "services: expected at most 16, got more");
         let long = std::format!(r#"{{"status":"DOWN","reason":"{}"}}"#, "x".repeat(65));
         assert_eq!(why(&long), "reason: expected at most 64 bytes");
+    }
+
+    #[test]
+    fn messages_can_be_a_reason() {
+        // A FAIL reply carries the message as its reason, and a signal may write it to the file.
+        let all = WRONG.iter().flatten().chain(TWICE.iter()).chain(
+            [
+                StateError::TOO_LARGE,
+                StateError::MISSING_STATUS,
+                StateError::REASON_TOO_LONG,
+                StateError::BAD_NAME,
+                StateError::SERVICE_STATUS,
+            ]
+            .iter()
+            .map(|e| &e.0),
+        );
+        for m in all {
+            assert!(
+                m.bytes().all(|c| (0x20..0x7f).contains(&c) && c != b'#'),
+                "{m}"
+            );
+        }
     }
 
     #[test]
