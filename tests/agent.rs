@@ -266,59 +266,63 @@ fn bad_files() -> Vec<(&'static str, Option<String>, Option<&'static str>)> {
         (
             "weight 256",
             s(r#"{"status":"UP","weight":256}"#),
-            Some("weight out of range"),
+            Some("weight: expected a whole number 0-255, got another number"),
         ),
         (
             "weight -1",
             s(r#"{"status":"UP","weight":-1}"#),
-            Some("weight out of range"),
+            Some("weight: expected a whole number 0-255, got another number"),
         ),
         ("weight 7.5", s(r#"{"status":"UP","weight":7.5}"#), None),
         (
             "maxconn 65536",
             s(r#"{"status":"UP","maxconn":65536}"#),
-            Some("maxconn out of range"),
+            Some("maxconn: expected a whole number 0-65535, got another number"),
         ),
         (
             "bad status",
             s(r#"{"status":"UPP"}"#),
-            Some("status not one of UP READY DRAIN MAINT DOWN FAIL STOPPED"),
+            Some("status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED"),
         ),
-        ("no status", s(r#"{"weight":5}"#), Some("status missing")),
+        (
+            "no status",
+            s(r#"{"weight":5}"#),
+            Some("status: missing (needed unless only services are given)"),
+        ),
         (
             "reason with #",
             s(r##"{"status":"DOWN","reason":"a#b"}"##),
-            Some("reason not printable ASCII, or with a hash sign"),
+            Some("reason: expected printable ASCII without a hash sign"),
         ),
         (
             "reason with \\n",
             s(r#"{"status":"DOWN","reason":"a\nb"}"#),
-            Some("reason not printable ASCII, or with a hash sign"),
+            Some("reason: expected printable ASCII without a hash sign"),
         ),
         (
             "reason with \\u0001",
             s(r#"{"status":"DOWN","reason":"a\u0001"}"#),
-            Some("reason not printable ASCII, or with a hash sign"),
+            Some("reason: expected printable ASCII without a hash sign"),
         ),
         (
             "reason with é",
             s(r#"{"status":"DOWN","reason":"caf\u00e9"}"#),
-            Some("reason not printable ASCII, or with a hash sign"),
+            Some("reason: expected printable ASCII without a hash sign"),
         ),
         (
             "reason of 65 bytes",
             Some(r65),
-            Some("reason longer than 64 bytes"),
+            Some("reason: expected at most 64 bytes"),
         ),
         (
             "bad service name",
             s(r#"{"services":{"a b":{"status":"UP"}}}"#),
-            Some("service name not [A-Za-z0-9_.-]{1,32}"),
+            Some("service name: expected 1 to 32 of [A-Za-z0-9_.-]"),
         ),
         (
             "service without status",
             s(r#"{"services":{"a":{"weight":1}}}"#),
-            Some("service status missing or invalid"),
+            Some("status: missing in a service"),
         ),
         ("17 services", Some(services17), None),
     ]
@@ -420,7 +424,9 @@ fn bad_state_files_on_sighup_serve_fail_and_keep_running() {
 fn invalid_file_is_not_overwritten_by_signals() {
     let bad = r#"{"status":"UP","weight":999}"#;
     let a = Agent::start(Some(bad), &[]);
-    a.expect_reply(&fail_reply("weight out of range"));
+    a.expect_reply(&fail_reply(
+        "weight: expected a whole number 0-255, got another number",
+    ));
     a.signal(libc::SIGUSR1);
     a.expect_reply("up ready 100%\n");
     a.signal(libc::SIGUSR2);
