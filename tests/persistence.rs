@@ -15,7 +15,9 @@ use std::time::Duration;
 fn invalid_file_is_not_overwritten_by_signals() {
     let bad = r#"{"status":"UP","weight":999}"#;
     let a = Agent::start(Some(bad), &[]);
-    a.expect_reply(&fail_reply("weight out of range"));
+    a.expect_reply(&fail_reply(
+        "weight: expected a whole number 0-255, got another number",
+    ));
     a.signal(libc::SIGUSR1);
     a.expect_reply("up ready 100%\n");
     a.signal(libc::SIGUSR2);

@@ -743,7 +743,7 @@ fn a_bad_reason_in_the_file_at_start_up_serves_fail_and_keeps_the_file() {
     let r = a.probe();
     assert_eq!(
         r,
-        "fail ready 100% #state file: reason not printable ASCII, or with a hash sign\n"
+        "fail ready 100% #state file: reason: expected printable ASCII without a hash sign\n"
     );
     // A signal changes the reply but leaves the unparsable file for a human.
     a.signal(libc::SIGUSR1);

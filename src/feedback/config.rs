@@ -410,7 +410,10 @@ impl<'a> Parser<'a> {
         let mut first = true;
         while let Some(key) = self.next_key(&mut first)? {
             let Some(i) = find(&RULE_FIELDS, key) else {
-                return Err(self.record(key, "unknown field"));
+                return Err(self.record(
+                    key,
+                    "unknown field (expected a rule key, e.g. metric, curve, limit)",
+                ));
             };
             if self.vals[i].is_some() {
                 return Err(self.record(key, "given twice"));
@@ -440,7 +443,7 @@ impl<'a> Parser<'a> {
         match self.vals[f as usize] {
             None => Ok(None),
             Some(Token::Str(s)) if s.contains(&b'\\') => {
-                Err(self.fail(f, "escapes are not supported"))
+                Err(self.fail(f, "must be a string without escapes"))
             }
             Some(Token::Str(s)) => Ok(Some(s)),
             Some(Token::Bare(_)) => Err(self.fail(f, "must be a string")),
@@ -904,6 +907,43 @@ mod tests {
             [r#"{"metric":"http","url":"http://localhost/"}"#; 5].join(",")
         );
         assert_eq!(err(&http).2, "more than 4 http rules");
+    }
+
+    #[test]
+    fn errors_say_what_was_expected() {
+        for (text, want) in [
+            (
+                r#"{"rules":[{"metric":"cpu","limt":5}]}"#,
+                (
+                    Some(0),
+                    "limt",
+                    "unknown field (expected a rule key, e.g. metric, curve, limit)",
+                ),
+            ),
+            (
+                r#"{"rules":[{"metric":"c\u0070u"}]}"#,
+                (Some(0), "metric", "must be a string without escapes"),
+            ),
+            (
+                r#"{"interval_ms":{}}"#,
+                (None, "interval_ms", "expected a string or a number"),
+            ),
+            (r#"{"rules":{}}"#, (None, "rules", "expected an array")),
+            (r#"{"rules":[1]}"#, (Some(0), "", "expected an object")),
+            (
+                r#"{"rules":[{"metric":"cpu","enter":07}]}"#,
+                (Some(0), "enter", "number with a leading zero"),
+            ),
+            (
+                "{\"rules\":[{\"metric\":\"cpu\",\"name\":\"\u{ff}\"}]}",
+                (Some(0), "name", "must be 1 to 16 of [A-Za-z0-9_.-]"),
+            ),
+        ] {
+            let (rule, field, what) = err(text);
+            assert_eq!((rule, field.as_str(), what), want, "{text}");
+        }
+        // A byte order mark before the object is skipped.
+        assert!(parse(b"\xef\xbb\xbf{}").is_ok());
     }
 
     #[test]

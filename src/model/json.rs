@@ -4,12 +4,54 @@
 //! name the field, which a derived deserializer cannot do) and picking one
 //! top-level field out of a health URL's body. Strings are returned raw,
 //! escapes left in place; `unescape` decodes one when text is wanted.
+//!
+//! # What is accepted
+//!
+//! Exactly JSON as RFC 8259 defines it, checked everywhere, including inside
+//! values that are skipped: whitespace is space, tab, LF and CR only; numbers
+//! follow the grammar (no `077`, `1.`, `-`, `+1`, `.5`); a string holds valid
+//! UTF-8, no raw control character and only the escapes `\" \\ \/ \b \f \n \r
+//! \t \uXXXX`; the bare words are `true`, `false` and `null`. Each error says
+//! what was expected. Two things on top of the grammar:
+//!
+//! - a UTF-8 byte order mark (EF BB BF) before the text is skipped, which
+//!   RFC 8259 section 8.1 allows a parser to do;
+//! - `skip` goes through at most `DEPTH_MAX` (1024) levels of nesting below
+//!   the value it skips, and refuses deeper ones.
+//!
+//! Callers set their own limits (the state file's size, number of services
+//! and reason length; the configuration's size) and their own rule for a key
+//! given twice; `top_field` takes the first.
+//!
+//! # Differences from serde_json
+//!
+//! The fuzz target `tests/fuzz/fuzz_targets/json_diff.rs` compares this reader
+//! and the state file parser with serde_json on every input. They differ
+//! only where one of these applies, and the target leaves those inputs out:
+//!
+//! - nesting deeper than `DEPTH_MAX`: refused here, accepted by serde_json
+//!   when it skips a value (its parser of values stops at 128 levels);
+//! - a byte order mark at the start: skipped here, refused by serde_json;
+//! - inputs over the state file's 4096 bytes: refused by the state file
+//!   parser before any JSON is read.
+//!
+//! These are not differences: lone surrogate escapes (`"\ud800"`) and numbers
+//! beyond any machine range (`1e400`) are valid JSON and accepted, as
+//! serde_json accepts them in values it skips (it refuses them only when it
+//! has to build a Rust `String` or `f64`); `-0` is the number 0; a key written
+//! with escapes (`"st\u0061tus"`) is the same key. Duplicate keys are valid
+//! JSON too; what a second one means is the caller's to say (the state file
+//! refuses a known field or service given twice, as a serde-derived struct
+//! refuses a duplicate field).
 
-/// The deepest nesting skipped over.
-const DEPTH_MAX: u8 = 32;
+/// The deepest nesting `skip` goes through.
+pub const DEPTH_MAX: usize = 1024;
 
 /// The bare words JSON has besides numbers.
 const BARE_WORDS: [&[u8]; 3] = [b"true", b"false", b"null"];
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// What was wrong with the JSON text.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -31,15 +73,16 @@ pub enum Token<'a> {
 }
 
 impl<'a> Reader<'a> {
-    /// Starts reading at the beginning of `s`.
+    /// Starts reading at the beginning of `s`, after a byte order mark if it has one.
     pub fn new(s: &'a [u8]) -> Reader<'a> {
-        Reader { s, i: 0 }
+        let i = if s.starts_with(BOM) { BOM.len() } else { 0 };
+        Reader { s, i }
     }
 
     /// Skips whitespace and returns the next byte, without taking it.
     pub fn peek(&mut self) -> Option<u8> {
         while let Some(&c) = self.s.get(self.i) {
-            if !c.is_ascii_whitespace() {
+            if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
                 return Some(c);
             }
             self.i += 1;
@@ -77,14 +120,16 @@ impl<'a> Reader<'a> {
     }
 
     /// Moves to the next member of the object being read and returns its key,
-    /// or `None` after the closing `}`. `first` starts true for each object.
+    /// raw like any string, or `None` after the closing `}`. `first` starts
+    /// true for each object.
     pub fn next_key(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, Syntax> {
         if !self.next(b'}', first)? {
             return Ok(None);
         }
-        let Token::Str(key) = self.token()? else {
+        if self.peek() != Some(b'"') {
             return Err(Syntax("expected a quoted key"));
-        };
+        }
+        let key = self.string()?;
         self.expect(b':', "expected ':' after a key")?;
         Ok(Some(key))
     }
@@ -111,38 +156,89 @@ impl<'a> Reader<'a> {
         Ok(true)
     }
 
+    /// Takes the byte at the reader if `ok` accepts it.
+    fn take(&mut self, ok: fn(&u8) -> bool) -> bool {
+        let hit = self.s.get(self.i).is_some_and(ok);
+        self.i += hit as usize;
+        hit
+    }
+
+    /// Takes one or more digits, or fails.
+    fn digits(&mut self) -> Result<(), Syntax> {
+        if !self.take(u8::is_ascii_digit) {
+            return Err(Syntax("expected a digit in a number"));
+        }
+        while self.take(u8::is_ascii_digit) {}
+        Ok(())
+    }
+
+    /// Reads the string whose `"` is at the reader and returns its raw content.
+    fn string(&mut self) -> Result<&'a [u8], Syntax> {
+        self.i += 1;
+        let start = self.i;
+        loop {
+            let Some(&c) = self.s.get(self.i) else {
+                return Err(Syntax("expected '\"' to end a string"));
+            };
+            self.i += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let e = self.s.get(self.i).copied().unwrap_or(0);
+                    self.i += 1;
+                    let hex = e == b'u'
+                        && self
+                            .s
+                            .get(self.i..self.i + 4)
+                            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit));
+                    if hex {
+                        self.i += 4;
+                    } else if !ESCAPES.contains(&e) {
+                        return Err(Syntax("expected an escape of \" \\ / b f n r t or uXXXX"));
+                    }
+                }
+                0..=0x1f => return Err(Syntax("control character in a string (escape it)")),
+                _ => {}
+            }
+        }
+        let raw = &self.s[start..self.i - 1];
+        if core::str::from_utf8(raw).is_err() {
+            return Err(Syntax("invalid UTF-8 in a string"));
+        }
+        Ok(raw)
+    }
+
     /// Reads a string, number, `true`, `false` or `null`.
     pub fn token(&mut self) -> Result<Token<'a>, Syntax> {
         match self.peek() {
-            Some(b'"') => {
-                self.i += 1;
+            Some(b'"') => self.string().map(Token::Str),
+            Some(b'-' | b'0'..=b'9') => {
                 let start = self.i;
-                while self.i < self.s.len() {
-                    match self.s[self.i] {
-                        b'"' => {
-                            self.i += 1;
-                            return Ok(Token::Str(&self.s[start..self.i - 1]));
-                        }
-                        b'\\' => self.i += 2,
-                        c if c < 0x20 => return Err(Syntax("control character in a string")),
-                        _ => self.i += 1,
+                self.take(|&c| c == b'-');
+                if self.take(|&c| c == b'0') {
+                    if self.take(u8::is_ascii_digit) {
+                        return Err(Syntax("number with a leading zero"));
                     }
+                } else {
+                    self.digits()?;
                 }
-                Err(Syntax("unterminated string"))
+                if self.take(|&c| c == b'.') {
+                    self.digits()?;
+                }
+                if self.take(|&c| c == b'e' || c == b'E') {
+                    self.take(|&c| c == b'+' || c == b'-');
+                    self.digits()?;
+                }
+                Ok(Token::Bare(&self.s[start..self.i]))
             }
-            Some(c) if c == b'-' || c.is_ascii_alphanumeric() => {
+            Some(b'a'..=b'z') => {
                 let start = self.i;
-                while self.i < self.s.len()
-                    && matches!(self.s[self.i], b'-' | b'+' | b'.' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
-                {
-                    self.i += 1;
-                }
+                while self.take(u8::is_ascii_lowercase) {}
                 let t = &self.s[start..self.i];
-                let number = c == b'-' || c.is_ascii_digit();
-                if number || BARE_WORDS.contains(&t) {
+                if BARE_WORDS.contains(&t) {
                     Ok(Token::Bare(t))
                 } else {
-                    Err(Syntax("unknown bare word"))
+                    Err(Syntax("expected a value, or true, false or null"))
                 }
             }
             Some(b'{') | Some(b'[') => Err(Syntax("expected a string or a number")),
@@ -150,20 +246,22 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Skips one value of any kind, without recursion.
+    /// Skips one value of any kind, nested up to `DEPTH_MAX` levels, without recursion.
     pub fn skip(&mut self) -> Result<(), Syntax> {
         // One bit per open container, set for an object; `depth` are open.
-        let mut objects: u64 = 0;
+        let mut objects = [0u64; DEPTH_MAX / 64];
         let mut depth = 0;
         loop {
-            if depth > DEPTH_MAX {
-                return Err(Syntax("nested too deeply"));
-            }
             let mut first = false;
             match self.peek() {
                 Some(c @ (b'{' | b'[')) => {
+                    if depth == DEPTH_MAX {
+                        return Err(Syntax("nested deeper than 1024 levels"));
+                    }
                     self.i += 1;
-                    objects = objects << 1 | (c == b'{') as u64;
+                    let bit = 1 << (depth % 64);
+                    let word = &mut objects[depth / 64];
+                    *word = if c == b'{' { *word | bit } else { *word & !bit };
                     depth += 1;
                     first = true;
                 }
@@ -176,7 +274,8 @@ impl<'a> Reader<'a> {
                 if depth == 0 {
                     return Ok(());
                 }
-                let more = if objects & 1 == 1 {
+                let top = depth - 1;
+                let more = if objects[top / 64] >> (top % 64) & 1 == 1 {
                     self.next_key(&mut first)?.is_some()
                 } else {
                     self.next_item(&mut first)?
@@ -184,7 +283,6 @@ impl<'a> Reader<'a> {
                 if more {
                     break;
                 }
-                objects >>= 1;
                 depth -= 1;
                 first = false;
             }
@@ -200,19 +298,32 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Finds a top-level member of a JSON object and returns its value if it is a string or scalar.
+/// Tells whether the raw key (or string) `raw` stands for `name`, escapes
+/// decoded; `name` may be up to 64 bytes.
+pub fn is_key(raw: &[u8], name: &[u8]) -> bool {
+    if !raw.contains(&b'\\') {
+        return raw == name;
+    }
+    let mut text: heapless::Vec<u8, 64> = heapless::Vec::new();
+    unescape(raw, &mut text) && text == name
+}
+
+/// Finds a top-level member of a JSON object and returns its value if it is a
+/// string or scalar: the first member with that key (escapes decoded), in a
+/// body that is all valid JSON.
 pub fn top_field<'a>(body: &'a [u8], key: &[u8]) -> Option<Token<'a>> {
     let mut r = Reader::new(body);
     let mut found = None;
     let mut first = true;
     r.open(b'{').ok()?;
     while let Some(k) = r.next_key(&mut first).ok()? {
-        if k == key && found.is_none() {
+        if found.is_none() && is_key(k, key) {
             found = Some(r.token().ok()?);
         } else {
             r.skip().ok()?;
         }
     }
+    r.end().ok()?;
     found
 }
 
@@ -268,6 +379,18 @@ pub fn unescape<const N: usize>(raw: &[u8], out: &mut heapless::Vec<u8, N>) -> b
 mod tests {
     use super::*;
 
+    /// Reads `s` as one JSON text with `skip`.
+    fn valid(s: &[u8]) -> Result<(), Syntax> {
+        let mut r = Reader::new(s);
+        r.skip()?;
+        r.end()
+    }
+
+    /// Nests `inner` in `n` arrays.
+    fn nested(n: usize, inner: &str) -> std::string::String {
+        std::format!("{}{inner}{}", "[".repeat(n), "]".repeat(n))
+    }
+
     #[test]
     fn finds_top_level_fields() {
         let body = br#"{"status":"ok","nested":{"queue":1,"a":[1,{"queue":2}]},"queue": 17.5 ,"s":"a\"b"}"#;
@@ -279,24 +402,120 @@ mod tests {
         assert_eq!(top_field(b"[1,2]", b"queue"), None);
         assert_eq!(top_field(br#"{"queue":1"#, b"queue"), None);
         assert_eq!(top_field(br#"{"queue":tru}"#, b"queue"), None);
+        assert_eq!(top_field(br#"{"queue":1} x"#, b"queue"), None);
         assert_eq!(top_field(b"", b"queue"), None);
+        // The first of two wins; an escaped key is the same key.
+        assert_eq!(
+            top_field(br#"{"queue":1,"queue":2}"#, b"queue"),
+            Some(Token::Bare(b"1"))
+        );
+        assert_eq!(
+            top_field(br#"{"q\u0075eue":3}"#, b"queue"),
+            Some(Token::Bare(b"3"))
+        );
+        // Deep nesting in another field does not hide the one asked for.
+        let deep = std::format!(r#"{{"x":{},"queue":4}}"#, nested(200, "{}"));
+        assert_eq!(
+            top_field(deep.as_bytes(), b"queue"),
+            Some(Token::Bare(b"4"))
+        );
     }
 
     #[test]
-    fn refuses_broken_json() {
-        let mut deep = [b'['; 40];
-        deep[39] = b']';
-        assert!(Reader::new(&deep).skip().is_err());
-        assert!(Reader::new(b"\"abc").skip().is_err());
-        assert!(Reader::new(b"{1:2}").skip().is_err());
-        assert!(Reader::new(b"{\"a\" 2}").skip().is_err());
-        assert!(Reader::new(b"[1 2]").skip().is_err());
-        let mut r = Reader::new(b"{} x");
-        r.skip().unwrap();
-        assert!(r.end().is_err());
-        let mut r = Reader::new(b" {\"a\":[],\"b\":{}} \n");
-        r.skip().unwrap();
-        assert!(r.end().is_ok());
+    fn accepts_json() {
+        for ok in [
+            &b"0"[..],
+            b"-0",
+            b"-0.0e-0",
+            b"1E+400",
+            b"123.456e78",
+            b" \t\r\n[ ] ",
+            b"{}",
+            br#"{"a":[1,{"b":null}],"c":true,"d":false}"#,
+            br#""\"\\\/\b\f\n\r\t\u00e9\uD800\udc00""#,
+            "\"caf\u{e9} \u{1f600}\"".as_bytes(),
+            b"\xef\xbb\xbf{}",
+        ] {
+            assert_eq!(
+                valid(ok),
+                Ok(()),
+                "{:?}",
+                std::string::String::from_utf8_lossy(ok)
+            );
+        }
+        assert_eq!(valid(nested(DEPTH_MAX, "").as_bytes()), Ok(()));
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        for (bad, why) in [
+            (&b"\x0c{}"[..], "expected a value"),
+            (b"{}\x0c", "bytes after the JSON value"),
+            (b"077", "number with a leading zero"),
+            (b"-01", "number with a leading zero"),
+            (b"1.", "expected a digit in a number"),
+            (b"-", "expected a digit in a number"),
+            (b"1e", "expected a digit in a number"),
+            (b"1e+", "expected a digit in a number"),
+            (b".5", "expected a value"),
+            (b"+1", "expected a value"),
+            (b"[1.5.2]", "expected ',' or ']' in an array"),
+            (b"[1x]", "expected ',' or ']' in an array"),
+            (b"nul", "expected a value, or true, false or null"),
+            (b"True", "expected a value"),
+            (b"[truex]", "expected a value, or true, false or null"),
+            (
+                br#""\x""#,
+                "expected an escape of \" \\ / b f n r t or uXXXX",
+            ),
+            (
+                br#""\u12g4""#,
+                "expected an escape of \" \\ / b f n r t or uXXXX",
+            ),
+            (
+                br#""\u12"#,
+                "expected an escape of \" \\ / b f n r t or uXXXX",
+            ),
+            (br#""\"#, "expected an escape of \" \\ / b f n r t or uXXXX"),
+            (b"\"\xff\"", "invalid UTF-8 in a string"),
+            (b"\"\xc3\"", "invalid UTF-8 in a string"),
+            (b"\"\xed\xa0\x80\"", "invalid UTF-8 in a string"),
+            (b"\"a\tb\"", "control character in a string (escape it)"),
+            (b"\"abc", "expected '\"' to end a string"),
+            (b"\xef\xbb{}", "expected a value"),
+            (b"{1:2}", "expected a quoted key"),
+            (b"{\"a\" 2}", "expected ':' after a key"),
+            (b"[1 2]", "expected ',' or ']' in an array"),
+            (b"[1,]", "expected a value"),
+            (b"[}", "expected a value"),
+            (b"{\"a\":1]", "expected ',' or '}' in an object"),
+            (b"[1,2", "expected ',' or ']' in an array"),
+            (b"", "expected a value"),
+            (b"{} x", "bytes after the JSON value"),
+        ] {
+            assert_eq!(
+                valid(bad),
+                Err(Syntax(why)),
+                "{:?}",
+                std::string::String::from_utf8_lossy(bad)
+            );
+        }
+        // Bad bytes inside a skipped (unknown) field are refused too.
+        assert!(valid(b"{\"x\":\"\xff\",\"a\":1}").is_err());
+        assert!(valid(br#"{"x":[01]}"#).is_err());
+        assert_eq!(
+            valid(nested(DEPTH_MAX + 1, "").as_bytes()),
+            Err(Syntax("nested deeper than 1024 levels"))
+        );
+    }
+
+    #[test]
+    fn compares_keys_with_escapes_decoded() {
+        assert!(is_key(b"status", b"status"));
+        assert!(is_key(br"st\u0061tus", b"status"));
+        assert!(is_key(br"\u0073\u0074\u0061\u0074\u0075\u0073", b"status"));
+        assert!(!is_key(br"st\u00e1tus", b"status"));
+        assert!(!is_key(b"Status", b"status"));
     }
 
     #[test]

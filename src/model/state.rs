@@ -129,34 +129,101 @@ impl State {
     }
 }
 
-/// Why a state file was refused, in a few words for logs and the FAIL reason.
+/// Why a state file was refused, in a few words for logs and the FAIL reason:
+/// the field and what was expected of it, or what is wrong with the JSON.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct StateError(pub &'static str);
 
 impl StateError {
     /// Larger than `FILE_MAX`.
     pub const TOO_LARGE: StateError = StateError("file larger than 4096 bytes");
-    /// No `status` and no `services`.
-    pub const MISSING_STATUS: StateError = StateError("status missing");
+    /// No `status`, and more than `services` at the top level or no services.
+    pub const MISSING_STATUS: StateError =
+        StateError("status: missing (needed unless only services are given)");
     /// A `status` that is not one of the seven names.
-    pub const BAD_STATUS: StateError =
-        StateError("status not one of UP READY DRAIN MAINT DOWN FAIL STOPPED");
-    /// `weight` outside 0 to 255.
-    pub const WEIGHT_RANGE: StateError = StateError("weight out of range");
-    /// `maxconn` outside 0 to 65535.
-    pub const MAXCONN_RANGE: StateError = StateError("maxconn out of range");
+    pub const BAD_STATUS: StateError = StateError(WRONG[0][0]);
+    /// `weight` a number other than a whole one from 0 to 255.
+    pub const WEIGHT_RANGE: StateError = StateError(WRONG[1][1]);
+    /// `maxconn` a number other than a whole one from 0 to 65535.
+    pub const MAXCONN_RANGE: StateError = StateError(WRONG[2][1]);
     /// `reason` longer than 64 bytes.
-    pub const REASON_TOO_LONG: StateError = StateError("reason longer than 64 bytes");
+    pub const REASON_TOO_LONG: StateError = StateError("reason: expected at most 64 bytes");
     /// `reason` with a byte that is not printable ASCII, or with `#`.
-    pub const REASON_INVALID: StateError =
-        StateError("reason not printable ASCII, or with a hash sign");
+    pub const REASON_INVALID: StateError = StateError(WRONG[3][0]);
     /// A service name that is empty, too long or has other bytes.
-    pub const BAD_NAME: StateError = StateError("service name not [A-Za-z0-9_.-]{1,32}");
-    /// A service without a valid state.
-    pub const SERVICE_STATUS: StateError = StateError("service status missing or invalid");
-    /// A value of the wrong type.
-    const WRONG_TYPE: StateError = StateError("value of the wrong type");
+    pub const BAD_NAME: StateError = StateError("service name: expected 1 to 32 of [A-Za-z0-9_.-]");
+    /// A service without a status.
+    pub const SERVICE_STATUS: StateError = StateError("status: missing in a service");
 }
+
+/// Where a value sits: an entry's fields in `KEYS` order, then `services` and one service.
+const FIELD_SERVICES: usize = 4;
+/// A service's entry, in `WRONG`.
+const FIELD_SERVICE: usize = 5;
+
+/// What each field expected and what it got instead, by field (`KEYS`,
+/// then `services`, then a service) and by the kind of value found (`kind`).
+/// Cells that cannot happen repeat the row's first.
+const WRONG: [[&str; 6]; 6] = [
+    [
+        "status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
+        "status: expected a string, got a number",
+        "status: expected a string, got true or false",
+        "status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
+        "status: expected a string, got an object",
+        "status: expected a string, got an array",
+    ],
+    [
+        "weight: expected a whole number 0-255, got a string",
+        "weight: expected a whole number 0-255, got another number",
+        "weight: expected a whole number 0-255, got true or false",
+        "weight: expected a whole number 0-255, got a string",
+        "weight: expected a whole number 0-255, got an object",
+        "weight: expected a whole number 0-255, got an array",
+    ],
+    [
+        "maxconn: expected a whole number 0-65535, got a string",
+        "maxconn: expected a whole number 0-65535, got another number",
+        "maxconn: expected a whole number 0-65535, got true or false",
+        "maxconn: expected a whole number 0-65535, got a string",
+        "maxconn: expected a whole number 0-65535, got an object",
+        "maxconn: expected a whole number 0-65535, got an array",
+    ],
+    [
+        "reason: expected printable ASCII without a hash sign",
+        "reason: expected a string, got a number",
+        "reason: expected a string, got true or false",
+        "reason: expected printable ASCII without a hash sign",
+        "reason: expected a string, got an object",
+        "reason: expected a string, got an array",
+    ],
+    [
+        "services: expected an object, got a string",
+        "services: expected an object, got a number",
+        "services: expected an object, got true or false",
+        "services: expected an object, got a string",
+        "services: expected an object, got a string",
+        "services: expected an object, got an array",
+    ],
+    [
+        "service: expected an object, got a string",
+        "service: expected an object, got a number",
+        "service: expected an object, got true or false",
+        "service: expected an object, got null",
+        "service: expected an object, got a string",
+        "service: expected an object, got an array",
+    ],
+];
+
+/// The message for a key given twice, by field as in `WRONG`.
+const TWICE: [&str; 6] = [
+    "status: given twice",
+    "weight: given twice",
+    "maxconn: given twice",
+    "reason: given twice",
+    "services: given twice",
+    "service name: given twice",
+];
 
 /// Checks that a reason is printable ASCII without `#` and short enough.
 pub fn check_reason(r: &[u8]) -> Result<(), StateError> {
@@ -181,23 +248,68 @@ pub fn check_name(n: &[u8]) -> Result<(), StateError> {
 /// The keys of an entry's fields, in the order `Fields` holds them.
 const KEYS: [&[u8]; 4] = [b"status", b"weight", b"maxconn", b"reason"];
 
-/// The fields of one entry as the file has them, in `KEYS` order, before any check.
+/// A value as found: a string or scalar, or the kind of container that was there instead.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    /// A string, number, `true`, `false` or `null`.
+    Tok(Token<'a>),
+    /// An object, not read.
+    Object,
+    /// An array, not read.
+    Array,
+}
+
+/// Reads a string or scalar, or tells which container is at the reader without reading it.
+fn val<'a>(r: &mut Reader<'a>) -> Result<Val<'a>, StateError> {
+    Ok(match r.peek() {
+        Some(b'{') => Val::Object,
+        Some(b'[') => Val::Array,
+        _ => Val::Tok(r.token()?),
+    })
+}
+
+/// The error for `field` (a row of `WRONG`) holding `v`.
+fn wrong(field: usize, v: Val) -> StateError {
+    let kind = match v {
+        Val::Tok(Token::Str(_)) => 0,
+        Val::Tok(Token::Bare(b"true" | b"false")) => 2,
+        Val::Tok(Token::Bare(b"null")) => 3,
+        Val::Tok(Token::Bare(_)) => 1,
+        Val::Object => 4,
+        Val::Array => 5,
+    };
+    StateError(WRONG[field][kind])
+}
+
+/// The fields of one entry as the file has them, in `KEYS` order, before any
+/// check; `null` is kept, to tell a field given twice.
 #[derive(Default)]
 struct Fields<'a>([Option<Token<'a>>; 4]);
 
 impl<'a> Fields<'a> {
-    /// Takes the value of `key` if it is an entry field; returns false for other keys.
+    /// Takes the value of the (raw) `key` if it is an entry field; returns false for other keys.
     fn take(&mut self, r: &mut Reader<'a>, key: &[u8]) -> Result<bool, StateError> {
-        let Some(i) = KEYS.iter().position(|k| *k == key) else {
+        let Some(i) = KEYS.iter().position(|k| json::is_key(key, k)) else {
             return Ok(false);
         };
-        self.0[i] = Some(r.token()?);
+        if self.0[i].is_some() {
+            return Err(StateError(TWICE[i]));
+        }
+        match val(r)? {
+            Val::Tok(t) => self.0[i] = Some(t),
+            v => return Err(wrong(i, v)),
+        }
         Ok(true)
     }
 
-    /// Tells whether no field is set.
+    /// Tells whether no field is set, other than to `null`.
     fn is_empty(&self) -> bool {
-        self.0.iter().all(Option::is_none)
+        (0..KEYS.len()).all(|i| self.get(i).is_none())
+    }
+
+    /// Returns field `i` unless it is absent or `null`.
+    fn get(&self, i: usize) -> Option<Token<'a>> {
+        self.0[i].filter(|t| *t != Token::Bare(b"null"))
     }
 }
 
@@ -207,50 +319,53 @@ impl From<Syntax> for StateError {
     }
 }
 
-/// Reads an optional whole number no larger than `max`; `null` is absent.
-fn number(t: Option<Token>, max: u32, range: StateError) -> Result<Option<u32>, StateError> {
-    let t = match t {
-        None | Some(Token::Bare(b"null")) => return Ok(None),
+/// Reads field `i`, an optional whole number no larger than `max` (`-0` is 0).
+fn number(f: &Fields, i: usize, max: u32) -> Result<Option<u32>, StateError> {
+    let t = match f.get(i) {
+        None => return Ok(None),
         Some(Token::Bare(t)) => t,
-        Some(Token::Str(_)) => return Err(StateError::WRONG_TYPE),
+        Some(t) => return Err(wrong(i, Val::Tok(t))),
     };
-    let digits = t.strip_prefix(b"-").unwrap_or(t);
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(StateError("number not a whole number"));
-    }
-    match num::parse_u32(t) {
+    let v = match t.strip_prefix(b"-") {
+        Some(b"0") => Some(0),
+        Some(_) => None,
+        None => num::parse_u32(t),
+    };
+    match v {
         Some(v) if v <= max => Ok(Some(v)),
-        _ => Err(range),
+        _ => Err(wrong(i, Val::Tok(Token::Bare(t)))),
     }
 }
 
 /// Checks one entry's fields and builds it; `missing` is the error for an entry without a status.
 fn entry(f: &Fields, missing: StateError) -> Result<Entry, StateError> {
-    let [status, weight, maxconn, raw_reason] = f.0;
-    let status = match status {
+    let status = match f.get(0) {
         None => return Err(missing),
-        Some(Token::Str(s)) => Status::parse(s).ok_or(StateError::BAD_STATUS)?,
-        Some(Token::Bare(_)) => return Err(StateError::WRONG_TYPE),
-    };
-    let weight = number(weight, 255, StateError::WEIGHT_RANGE)?.unwrap_or(100) as u8;
-    let maxconn = number(maxconn, 65535, StateError::MAXCONN_RANGE)?.map(|m| m as u16);
-    let mut reason = Reason::new();
-    match raw_reason {
-        None | Some(Token::Bare(b"null")) => {}
         Some(Token::Str(raw)) => {
-            let mut text: Vec<u8, 256> = Vec::new();
+            let mut name: Vec<u8, 8> = Vec::new();
+            json::unescape(raw, &mut name)
+                .then(|| Status::parse(&name))
+                .flatten()
+                .ok_or(StateError::BAD_STATUS)?
+        }
+        Some(t) => return Err(wrong(0, Val::Tok(t))),
+    };
+    let weight = number(f, 1, 255)?.unwrap_or(100) as u8;
+    let maxconn = number(f, 2, 65535)?.map(|m| m as u16);
+    let mut reason = Reason::new();
+    match f.get(3) {
+        None => {}
+        Some(Token::Str(raw)) => {
+            // The reader checked the escapes: only a text too long fails here.
+            let mut text: Vec<u8, { REASON_MAX + 1 }> = Vec::new();
             if !json::unescape(raw, &mut text) {
-                return Err(if raw.len() > text.capacity() {
-                    StateError::REASON_TOO_LONG
-                } else {
-                    StateError("bad escape in a string")
-                });
+                return Err(StateError::REASON_TOO_LONG);
             }
             check_reason(&text)?;
             // check_reason allowed printable ASCII only, no longer than the capacity.
             let _ = reason.push_str(crate::os::ascii_str(&text).unwrap_or(""));
         }
-        Some(Token::Bare(_)) => return Err(StateError::WRONG_TYPE),
+        Some(t) => return Err(wrong(3, Val::Tok(t))),
     }
     Ok(Entry {
         status,
@@ -260,49 +375,57 @@ fn entry(f: &Fields, missing: StateError) -> Result<Entry, StateError> {
     })
 }
 
-/// Reads an entry's object into `f`; with `state`, reads `services` into it
-/// too, and with `services` as well, reads the object as the named entries.
-fn object<'a>(
-    r: &mut Reader<'a>,
-    f: &mut Fields<'a>,
-    mut state: Option<&mut State>,
-    services: bool,
-) -> Result<(), StateError> {
+/// Reads an entry's object into `f`, skipping the members that are not entry fields.
+fn fields<'a>(r: &mut Reader<'a>, f: &mut Fields<'a>) -> Result<(), StateError> {
     let mut first = true;
     r.open(b'{')?;
     while let Some(key) = r.next_key(&mut first)? {
-        match state.as_deref_mut() {
-            Some(state) if services => named(r, state, key)?,
-            Some(state) if key == b"services" => object(r, f, Some(state), true)?,
-            _ => {
-                if !f.take(r, key)? {
-                    r.skip()?;
-                }
-            }
+        if !f.take(r, key)? {
+            r.skip()?;
         }
     }
     Ok(())
 }
 
-/// Reads the entry of the service `name` into `state`.
-fn named(r: &mut Reader, state: &mut State, name: &[u8]) -> Result<(), StateError> {
-    check_name(name)?;
-    if state.service(name).is_some() {
-        return Err(StateError("a service named twice"));
+/// Reads the value of `services` into `state`; `null` names none.
+fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
+    match val(r)? {
+        Val::Object => {}
+        Val::Tok(Token::Bare(b"null")) => return Ok(()),
+        v => return Err(wrong(FIELD_SERVICES, v)),
     }
-    let mut f = Fields::default();
-    object(r, &mut f, None, false)?;
-    let e = entry(&f, StateError::SERVICE_STATUS)?;
-    let mut n = Name::new();
-    // check_name bounded the length and the bytes, so this cannot fail.
-    let _ = n.push_str(crate::os::ascii_str(name).unwrap_or(""));
-    state
-        .services
-        .push((n, e))
-        .map_err(|_| StateError("more than 16 services"))
+    let mut first = true;
+    r.open(b'{')?;
+    while let Some(raw) = r.next_key(&mut first)? {
+        let mut name: Vec<u8, NAME_MAX> = Vec::new();
+        if !json::unescape(raw, &mut name) {
+            return Err(StateError::BAD_NAME);
+        }
+        check_name(&name)?;
+        if state.service(&name).is_some() {
+            return Err(StateError(TWICE[FIELD_SERVICE]));
+        }
+        match val(r)? {
+            Val::Object => {}
+            v => return Err(wrong(FIELD_SERVICE, v)),
+        }
+        let mut f = Fields::default();
+        fields(r, &mut f)?;
+        let e = entry(&f, StateError::SERVICE_STATUS)?;
+        let mut n = Name::new();
+        // check_name bounded the length and the bytes, so this cannot fail.
+        let _ = n.push_str(crate::os::ascii_str(&name).unwrap_or(""));
+        state
+            .services
+            .push((n, e))
+            .map_err(|_| StateError("services: expected at most 16, got more"))?;
+    }
+    Ok(())
 }
 
-/// Parses a state file's bytes.
+/// Parses a state file's bytes. A byte order mark at the start is skipped;
+/// `null` is the same as leaving a field out; a known field, `services` or a
+/// service given twice is an error; unknown fields are skipped, any JSON.
 pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     if bytes.len() > FILE_MAX {
         return Err(StateError::TOO_LARGE);
@@ -310,7 +433,19 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     let mut state = State::default();
     let mut top = Fields::default();
     let mut r = Reader::new(bytes);
-    object(&mut r, &mut top, Some(&mut state), false)?;
+    let mut seen = false;
+    let mut first = true;
+    r.open(b'{')?;
+    while let Some(key) = r.next_key(&mut first)? {
+        if json::is_key(key, b"services") {
+            if core::mem::replace(&mut seen, true) {
+                return Err(StateError(TWICE[FIELD_SERVICES]));
+            }
+            services(&mut r, &mut state)?;
+        } else if !top.take(&mut r, key)? {
+            r.skip()?;
+        }
+    }
     r.end()?;
     match entry(&top, StateError::MISSING_STATUS) {
         Ok(e) => state.top = Some(e),
@@ -455,10 +590,6 @@ mod tests {
         assert_eq!(p(r#"{"weight":5}"#), Err(StateError::MISSING_STATUS));
         assert_eq!(p(r#"{}"#), Err(StateError::MISSING_STATUS));
         for (text, why) in [
-            (
-                r#"{"status":"UP","weight":7.5}"#,
-                "number not a whole number",
-            ),
             (r#"{"status":"UP""#, "expected ',' or '}' in an object"),
             (r#"{"status":"UP"} x"#, "bytes after the JSON value"),
             ("", "expected an object"),
@@ -466,6 +597,276 @@ mod tests {
             assert_eq!(p(text), Err(StateError(why)), "{text}");
         }
         assert_eq!(parse(&[b' '; FILE_MAX + 1]), Err(StateError::TOO_LARGE));
+    }
+
+    /// The error for `text`, as a string.
+    fn why(text: &str) -> &'static str {
+        match p(text) {
+            Ok(s) => panic!("{text} parsed: {s:?}"),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_and_what_was_expected() {
+        for (text, msg) in [
+            (
+                r#"{"status":"UP","weight":"77"}"#,
+                "weight: expected a whole number 0-255, got a string",
+            ),
+            (
+                r#"{"status":"UP","weight":7.5}"#,
+                "weight: expected a whole number 0-255, got another number",
+            ),
+            (
+                r#"{"status":"UP","weight":1e2}"#,
+                "weight: expected a whole number 0-255, got another number",
+            ),
+            (
+                r#"{"status":"UP","weight":-1}"#,
+                "weight: expected a whole number 0-255, got another number",
+            ),
+            (
+                r#"{"status":"UP","weight":99999999999}"#,
+                "weight: expected a whole number 0-255, got another number",
+            ),
+            (
+                r#"{"status":"UP","weight":true}"#,
+                "weight: expected a whole number 0-255, got true or false",
+            ),
+            (
+                r#"{"status":"UP","weight":{}}"#,
+                "weight: expected a whole number 0-255, got an object",
+            ),
+            (
+                r#"{"status":"UP","weight":[1]}"#,
+                "weight: expected a whole number 0-255, got an array",
+            ),
+            (
+                r#"{"status":"UP","maxconn":"1"}"#,
+                "maxconn: expected a whole number 0-65535, got a string",
+            ),
+            (
+                r#"{"status":"UP","maxconn":65536}"#,
+                "maxconn: expected a whole number 0-65535, got another number",
+            ),
+            (
+                r#"{"status":"UP","maxconn":false}"#,
+                "maxconn: expected a whole number 0-65535, got true or false",
+            ),
+            (
+                r#"{"status":"UP","maxconn":{}}"#,
+                "maxconn: expected a whole number 0-65535, got an object",
+            ),
+            (
+                r#"{"status":"UP","maxconn":[]}"#,
+                "maxconn: expected a whole number 0-65535, got an array",
+            ),
+            (
+                r#"{"status":"UPP"}"#,
+                "status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
+            ),
+            (
+                r#"{"status":"\u00dcP"}"#,
+                "status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
+            ),
+            (r#"{"status":1}"#, "status: expected a string, got a number"),
+            (
+                r#"{"status":true}"#,
+                "status: expected a string, got true or false",
+            ),
+            (
+                r#"{"status":{"a":1}}"#,
+                "status: expected a string, got an object",
+            ),
+            (
+                r#"{"status":["UP"]}"#,
+                "status: expected a string, got an array",
+            ),
+            (
+                r#"{"weight":5}"#,
+                "status: missing (needed unless only services are given)",
+            ),
+            (
+                r#"{"status":null}"#,
+                "status: missing (needed unless only services are given)",
+            ),
+            (
+                r#"{"services":null}"#,
+                "status: missing (needed unless only services are given)",
+            ),
+            (
+                r#"{"weight":5,"services":{"a":{"status":"UP"}}}"#,
+                "status: missing (needed unless only services are given)",
+            ),
+            (
+                r#"{"status":"DOWN","reason":5}"#,
+                "reason: expected a string, got a number",
+            ),
+            (
+                r#"{"status":"DOWN","reason":false}"#,
+                "reason: expected a string, got true or false",
+            ),
+            (
+                r#"{"status":"DOWN","reason":{}}"#,
+                "reason: expected a string, got an object",
+            ),
+            (
+                r#"{"status":"DOWN","reason":["a"]}"#,
+                "reason: expected a string, got an array",
+            ),
+            (
+                r#"{"status":"DOWN","reason":"a#b"}"#,
+                "reason: expected printable ASCII without a hash sign",
+            ),
+            (
+                r#"{"status":"UP","services":"web"}"#,
+                "services: expected an object, got a string",
+            ),
+            (
+                r#"{"status":"UP","services":1}"#,
+                "services: expected an object, got a number",
+            ),
+            (
+                r#"{"status":"UP","services":true}"#,
+                "services: expected an object, got true or false",
+            ),
+            (
+                r#"{"status":"UP","services":[]}"#,
+                "services: expected an object, got an array",
+            ),
+            (
+                r#"{"services":{"a":"UP"}}"#,
+                "service: expected an object, got a string",
+            ),
+            (
+                r#"{"services":{"a":1}}"#,
+                "service: expected an object, got a number",
+            ),
+            (
+                r#"{"services":{"a":true}}"#,
+                "service: expected an object, got true or false",
+            ),
+            (
+                r#"{"services":{"a":null}}"#,
+                "service: expected an object, got null",
+            ),
+            (
+                r#"{"services":{"a":[]}}"#,
+                "service: expected an object, got an array",
+            ),
+            (
+                r#"{"services":{"a":{"weight":1}}}"#,
+                "status: missing in a service",
+            ),
+            (
+                r#"{"services":{"":{"status":"UP"}}}"#,
+                "service name: expected 1 to 32 of [A-Za-z0-9_.-]",
+            ),
+            (
+                r#"{"services":{"a\u00e9":{"status":"UP"}}}"#,
+                "service name: expected 1 to 32 of [A-Za-z0-9_.-]",
+            ),
+            (r#"{"status":"UP","status":"UP"}"#, "status: given twice"),
+            (
+                r#"{"status":"UP","weight":1,"weight":1}"#,
+                "weight: given twice",
+            ),
+            (
+                r#"{"status":"UP","maxconn":null,"maxconn":1}"#,
+                "maxconn: given twice",
+            ),
+            (
+                r#"{"status":"UP","reason":"a","re\u0061son":"b"}"#,
+                "reason: given twice",
+            ),
+            (
+                r#"{"status":"UP","services":{},"services":{}}"#,
+                "services: given twice",
+            ),
+            (
+                r#"{"services":{"a":{"status":"UP"},"\u0061":{"status":"UP"}}}"#,
+                "service name: given twice",
+            ),
+            (
+                r#"{"services":{"a":{"status":"UP","status":"UP"}}}"#,
+                "status: given twice",
+            ),
+            ("[]", "expected an object"),
+            (r#"{"status":"UP","x":[1,]}"#, "expected a value"),
+        ] {
+            assert_eq!(why(text), msg, "{text}");
+        }
+        let many = std::format!(
+            r#"{{"services":{{{}}}}}"#,
+            (0..17)
+                .map(|i| std::format!(r#""s{i}":{{"status":"UP"}}"#))
+                .collect::<std::vec::Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(why(&many), "services: expected at most 16, got more");
+        let long = std::format!(r#"{{"status":"DOWN","reason":"{}"}}"#, "x".repeat(65));
+        assert_eq!(why(&long), "reason: expected at most 64 bytes");
+    }
+
+    #[test]
+    fn messages_can_be_a_reason() {
+        // A FAIL reply carries the message as its reason, and a signal may write it to the file.
+        let all = WRONG.iter().flatten().chain(TWICE.iter()).chain(
+            [
+                StateError::TOO_LARGE,
+                StateError::MISSING_STATUS,
+                StateError::REASON_TOO_LONG,
+                StateError::BAD_NAME,
+                StateError::SERVICE_STATUS,
+            ]
+            .iter()
+            .map(|e| &e.0),
+        );
+        for m in all {
+            assert!(
+                m.bytes().all(|c| (0x20..0x7f).contains(&c) && c != b'#'),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_any_json_the_format_allows() {
+        // Escaped keys and values, -0, nulls as absent, a byte order mark.
+        let s = p(r#"{"st\u0061tus":"\u0055P","w\u0065ight":-0,"maxconn":null,"reason":null,"services":null}"#)
+            .unwrap();
+        let t = s.top.unwrap();
+        assert_eq!((t.status, t.weight, t.maxconn), (Status::Up, 0, None));
+        assert!(s.services.is_empty());
+        let s =
+            p(r#"{"status":null,"services":{"w\u0065b":{"status":"UP","weight":null}}}"#).unwrap();
+        assert!(s.top.is_none());
+        assert_eq!(s.service(b"web").unwrap().weight, 100);
+        assert!(parse(b"\xef\xbb\xbf{\"status\":\"UP\"}").is_ok());
+        // Unknown fields hold any JSON, nested as deep as the file allows.
+        let deep = std::format!(
+            r#"{{"status":"UP","x":{}{}}}"#,
+            "[".repeat(1000),
+            "]".repeat(1000)
+        );
+        assert!(p(&deep).is_ok());
+        assert!(p(r#"{"status":"UP","x":{"a":1,"a":"\ud800","b":1e400,"c":-0.0E+1}}"#).is_ok());
+        // Within unknown fields only valid JSON.
+        for bad in [
+            &b"{\"status\":\"UP\",\"x\":\"\xff\"}"[..],
+            b"{\"status\":\"UP\",\"x\":077}",
+            b"{\"status\":\"UP\",\"x\":1.}",
+            b"{\"status\":\"UP\",\"x\":-}",
+            b"{\"status\":\"UP\",\"x\":\"\\q\"}",
+            b"{\"status\":\"UP\",\x0c\"x\":1}",
+        ] {
+            assert!(
+                parse(bad).is_err(),
+                "{:?}",
+                std::string::String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
