@@ -378,14 +378,14 @@ fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Us
     s.status = match opts.arguments.pop() {
         None => {
             return Err(Usage::Missing {
-                option: "heft set".into(),
-                wants: Wants::Text(STATUS),
+                option: "set".into(),
+                wants: Wants::Text("a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED"),
             })
         }
         Some(a) => Status::parse(a.as_bytes()).ok_or(Usage::Bad {
-            source: "heft set".into(),
+            source: "STATUS".into(),
             value: a,
-            wants: Wants::Text(STATUS),
+            wants: Wants::Text("UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED"),
         })?,
     };
     s.level = opts.level();
@@ -418,7 +418,6 @@ fn get(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Us
 }
 
 // What values must be, as errors say it.
-const STATUS: &str = "a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED";
 const ADDR: &str = "an IPv4 or IPv6 address";
 const PORT: &str = "a port number";
 const PATH: &str = "a path";

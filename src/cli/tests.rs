@@ -343,7 +343,7 @@ fn missing_values() {
         (&["--syslog-socket"], "--syslog-socket wants a path"),
         (
             &["set"],
-            "heft set wants a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED",
+            "set wants a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED",
         ),
         (&["set", "up", "--weight"], "--weight wants a weight 0-255"),
         (
@@ -608,11 +608,11 @@ fn set_options() {
 
 #[test]
 fn set_bad_values() {
-    let statuses = "a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED";
+    let statuses = "UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED";
     for (args, want) in [
         (
             &["sideways"][..],
-            format!("heft set: bad value \"sideways\": expected {statuses}"),
+            format!("STATUS: bad value \"sideways\": expected {statuses}"),
         ),
         (
             &["up", "--weight", "256"],
