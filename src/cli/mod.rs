@@ -248,7 +248,12 @@ impl Wants {
 }
 
 /// Parses the arguments after the program name, reading variables through `env`.
-pub fn parse(args: impl IntoIterator<Item = OsString>, env: Env) -> Result<Command, Usage> {
+///
+/// Errors are boxed here and below: they are large and rare, and a box
+/// keeps each `?` a pointer's move (x86_64 -2 KB).
+// Kept out of `main`, where the commands would be copied between more stack slots.
+#[inline(never)]
+pub fn parse(args: impl IntoIterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
     let mut args = args.into_iter().peekable();
     let first = args.peek().and_then(|a| a.to_str());
     match first {
@@ -299,7 +304,7 @@ const SERVE_VARS: &[(&str, &[&str])] = &[
 ];
 
 /// Reads the options of `heft serve`.
-fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Usage> {
+fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
         port: DEFAULT_PORT,
@@ -350,7 +355,7 @@ const SET_VARS: &[(&str, &[&str])] = &[
 ];
 
 /// Reads the status and options of `heft set`.
-fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Usage> {
+fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
     let mut s = Set {
         // Replaced by the STATUS argument, read once the options are.
         status: Status::Up,
@@ -377,12 +382,12 @@ fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Us
     }
     s.status = match opts.arguments.pop() {
         None => {
-            return Err(Usage::Missing {
+            return Err(Box::new(Usage::Missing {
                 option: "set".into(),
                 wants: Wants::Text("a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED"),
-            })
+            }))
         }
-        Some(a) => Status::parse(a.as_bytes()).ok_or(Usage::Bad {
+        Some(a) => Status::parse(a.as_bytes()).ok_or_else(|| Usage::Bad {
             source: "STATUS".into(),
             value: a,
             wants: Wants::Text("UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED"),
@@ -396,7 +401,7 @@ fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Us
 const GET_VARS: &[(&str, &[&str])] = &[("--port", &["HEFT_PORT", "HAPGENT_PORT"])];
 
 /// Reads the options of `heft get`.
-fn get(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Usage> {
+fn get(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
     let mut g = Get {
         addr: Ipv4Addr::LOCALHOST.into(),
         port: DEFAULT_PORT,
@@ -548,7 +553,7 @@ impl<'a> Options<'a> {
     }
 
     /// Returns the next option found, or `None` when all have been.
-    fn next(&mut self) -> Result<Option<Opt<'_>>, Usage> {
+    fn next(&mut self) -> Result<Option<Opt<'_>>, Box<Usage>> {
         if !self.args_done {
             if let Some((flag, inline)) = self.next_flag()? {
                 return Ok(Some(Opt {
@@ -572,15 +577,15 @@ impl<'a> Options<'a> {
 
     /// Reads the arguments up to the next flag the subcommand is to look at;
     /// returns it and the value given with it as `--flag=value`.
-    fn next_flag(&mut self) -> Result<Option<(String, Option<OsString>)>, Usage> {
+    fn next_flag(&mut self) -> Result<Option<(String, Option<OsString>)>, Box<Usage>> {
         for arg in &mut *self.args {
             let b = arg.as_bytes();
             if b.len() < 2 || b[0] != b'-' {
                 if self.arguments.len() == self.arguments_max {
-                    return Err(Usage::Unexpected {
+                    return Err(Box::new(Usage::Unexpected {
                         argument: arg,
                         page: self.page,
-                    });
+                    }));
                 }
                 self.arguments.push(arg);
                 continue;
@@ -590,10 +595,10 @@ impl<'a> Options<'a> {
                 None => (b, None),
             };
             let Ok(flag) = String::from_utf8(name.to_vec()) else {
-                return Err(Usage::Unknown {
+                return Err(Box::new(Usage::Unknown {
                     option: arg,
                     page: self.page,
-                });
+                }));
             };
             let level = match flag.as_str() {
                 "-q" | "--quiet" => Level::Error,
@@ -641,38 +646,49 @@ impl<'a> Options<'a> {
 }
 
 /// The error for a flag that takes no value given one with `--flag=value`.
-fn no_value(flag: String, value: OsString) -> Usage {
-    Usage::Bad {
+fn no_value(flag: String, value: OsString) -> Box<Usage> {
+    Box::new(Usage::Bad {
         source: flag,
         value,
         wants: Wants::Text("no value"),
-    }
+    })
 }
 
 impl Opt<'_> {
     /// Reads the value with `read`; names the flag or variable if it is
     /// missing or `read` refuses it, saying what was wanted.
-    fn read<T>(&mut self, wants: Wants, read: impl Fn(&OsStr) -> Option<T>) -> Result<T, Usage> {
-        let value = match self.inline.take() {
-            Some(v) => v,
-            None => match self.rest.as_mut().and_then(|r| r.next()) {
-                Some(v) => v,
-                None => {
-                    return Err(Usage::Missing {
-                        option: self.flag.clone(),
-                        wants,
-                    })
-                }
-            },
-        };
+    fn read<T>(
+        &mut self,
+        wants: Wants,
+        read: impl Fn(&OsStr) -> Option<T>,
+    ) -> Result<T, Box<Usage>> {
+        let value = self.take(wants)?;
         match read(&value) {
             Some(v) => Ok(v),
-            None => Err(Usage::Bad {
-                source: self.source.clone(),
-                value,
-                wants,
-            }),
+            None => Err(self.bad(value, wants)),
         }
+    }
+
+    /// Takes the value: the inline one, else the next argument.
+    fn take(&mut self, wants: Wants) -> Result<OsString, Box<Usage>> {
+        let next = || self.rest.as_mut()?.next();
+        let missing = || {
+            Box::new(Usage::Missing {
+                option: self.flag.clone(),
+                wants,
+            })
+        };
+        self.inline.take().or_else(next).ok_or_else(missing)
+    }
+
+    /// The error for `value`, which is not what `wants` says.
+    #[cold]
+    fn bad(&self, value: OsString, wants: Wants) -> Box<Usage> {
+        Box::new(Usage::Bad {
+            source: self.source.clone(),
+            value,
+            wants,
+        })
     }
 
     /// Reads the value with `read`; `wants` says what it must be.
@@ -680,18 +696,18 @@ impl Opt<'_> {
         &mut self,
         wants: &'static str,
         read: impl Fn(&OsStr) -> Option<T>,
-    ) -> Result<T, Usage> {
+    ) -> Result<T, Box<Usage>> {
         self.read(Wants::Text(wants), read)
     }
 
     /// Reads a whole number from `min` to `max`; `what` names it in errors.
-    fn number(&mut self, what: &'static str, min: u32, max: u32) -> Result<u32, Usage> {
+    fn number(&mut self, what: &'static str, min: u32, max: u32) -> Result<u32, Box<Usage>> {
         let read = |v: &OsStr| num::parse_u32(v.as_bytes()).filter(|n| (min..=max).contains(n));
         self.read(Wants::Range(what, min, max), read)
     }
 
     /// Reads a value kept as given, with its source, for checks made later.
-    fn given(&mut self, wants: &'static str) -> Result<Given, Usage> {
+    fn given(&mut self, wants: &'static str) -> Result<Given, Box<Usage>> {
         let value = self.value(wants, |v| (!v.is_empty()).then(|| v.to_owned()))?;
         Ok(Given {
             source: self.source.clone(),
@@ -701,7 +717,7 @@ impl Opt<'_> {
 
     /// Reads a switch: the flag, which takes no value, turns it on; its
     /// variable turns it on with `1` or `yes`, off with `0` or `no`.
-    fn switch(&mut self) -> Result<bool, Usage> {
+    fn switch(&mut self) -> Result<bool, Box<Usage>> {
         if self.rest.is_some() {
             return match self.inline.take() {
                 None => Ok(true),
@@ -716,11 +732,11 @@ impl Opt<'_> {
     }
 
     /// The error for an option the subcommand does not have.
-    fn unknown(self) -> Usage {
-        Usage::Unknown {
+    fn unknown(self) -> Box<Usage> {
+        Box::new(Usage::Unknown {
             option: self.flag.into(),
             page: self.page,
-        }
+        })
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 /// Parses `args` with the variables `env`.
-fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Usage> {
+fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Box<Usage>> {
     let lookup = |k: &str| env.iter().find(|e| e.0 == k).map(|e| OsString::from(e.1));
     parse(args.iter().map(OsString::from), &lookup)
 }
@@ -414,7 +414,7 @@ fn unknown_options_point_at_their_subcommands_help() {
     let odd = OsString::from_vec(b"--\xff".to_vec());
     let e = parse([odd.clone()], &|_| None).err().unwrap();
     assert_eq!(
-        e,
+        *e,
         Usage::Unknown {
             option: odd,
             page: "heft --help"
@@ -507,7 +507,7 @@ fn help_pages_and_options_agree() {
             } else {
                 &[cmd, flag, "1"][..]
             };
-            if let Err(Usage::Unknown { .. }) = run(args, &[]) {
+            if let Err(Usage::Unknown { .. }) = run(args, &[]).map_err(|e| *e) {
                 panic!("{cmd} --help shows {flag}, which {cmd} does not take");
             }
         }
