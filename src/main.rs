@@ -11,6 +11,7 @@
 // has no use for.
 #![no_main]
 
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -47,10 +48,12 @@ extern "C" fn main(
 /// Runs the command the arguments name; returns the exit code.
 fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
     heft::os::ignore_sigpipe();
-    match &cli::parse(args, &heft::os::env_var) {
-        Err(u) => usage(u.source, u.value, u.expected),
-        Ok(Command::Help) => {
-            heft::os::write_stdout(cli::help(&mut cli::HelpBuf::new()));
+    let args = args.map(|a| OsStr::from_bytes(a).to_owned());
+    let env = |name: &str| heft::os::env_var(name).map(|v| OsStr::from_bytes(v).to_owned());
+    match &cli::parse(args, &env) {
+        Err(u) => usage(u),
+        Ok(Command::Help(text)) => {
+            heft::os::write_stdout(text.as_bytes());
             0
         }
         Ok(Command::Version) => {
@@ -90,13 +93,9 @@ fn failed(what: &str, detail: &[u8], e: Errno, note: &str) -> i32 {
     SYSCALL
 }
 
-/// Logs a bad value with where it came from and what was expected; returns the exit code.
-fn usage(source: cli::Text, value: Option<&std::ffi::OsStr>, expected: cli::Text) -> i32 {
-    let mut l = log::error().s(source.text()).s(": ");
-    if let Some(v) = value {
-        l = l.s("bad value \"").b(v.as_bytes()).s("\" ");
-    }
-    l.s("(expected ").s(expected.text()).s(")").send();
+/// Logs a bad command line or environment value; returns the exit code.
+fn usage(u: &cli::Usage) -> i32 {
+    log::error().b(&u.message()).send();
     USAGE
 }
 
@@ -105,6 +104,7 @@ fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
     let feedback = match cfg
         .feedback
+        .as_deref()
         .map(|p| heft::feedback::Feedback::load(p, heft::os::now_ms()).map_err(|e| (p, e)))
     {
         None => None,
@@ -148,24 +148,18 @@ fn drop_and_run(
     feedback: Option<Box<heft::feedback::Feedback>>,
 ) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
-        let user = cfg.user.map(|(_, v)| v);
-        let group = cfg.group.map(|(_, v)| v);
+        let user = cfg.user.as_ref().map(|g| g.value.as_os_str());
+        let group = cfg.group.as_ref().map(|g| g.value.as_os_str());
         if let Err(e) = heft::server::privs::drop_to(user, group) {
             let (given, what) = match e {
-                DropError::NoUser => (
-                    cfg.user,
-                    const { cli::line("a user in /etc/passwd or a number") },
-                ),
-                DropError::NoGroup => (
-                    cfg.group,
-                    const { cli::line("a group in /etc/group or a number") },
-                ),
+                DropError::NoUser => (&cfg.user, "a user in /etc/passwd or a number"),
+                DropError::NoGroup => (&cfg.group, "a group in /etc/group or a number"),
                 DropError::Call(c, errno) => {
                     return failed("dropping privileges: ", c.as_bytes(), errno, "")
                 }
             };
             return match given {
-                Some((src, v)) => usage(src, Some(v), what),
+                Some(g) => usage(&g.bad(what)),
                 None => USAGE,
             };
         }
@@ -175,7 +169,7 @@ fn drop_and_run(
         Ok(w) => w,
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
-    if let Some(path) = cfg.syslog {
+    if let Some(path) = &cfg.syslog {
         if let Err(e) = heft::os::connect_syslog(path) {
             let detail = path.as_os_str().as_bytes();
             let _ = failed("syslog ", detail, e, " (logging to stderr)");
@@ -197,7 +191,7 @@ fn drop_and_run(
 /// Says at start-up when signals could not be saved to the state file as the new user.
 #[inline(never)]
 fn warn_if_unwritable(cfg: &Serve) {
-    let dir = heft::os::file::dir_of(cfg.state_file);
+    let dir = heft::os::file::dir_of(&cfg.state_file);
     let mut buf = heft::os::file::CPathBuf::new();
     let writable = heft::os::file::c_path(dir, &mut buf).is_ok_and(heft::os::writable);
     if !writable {

@@ -10,7 +10,7 @@ use crate::server::persist;
 /// Applies `s` to the state file; returns the exit code (0 done, 1 agent not signalled, 111 not written).
 pub fn run(s: &Set) -> i32 {
     let mut buf = [0u8; FILE_MAX + 1];
-    let mut state = match persist::read(s.state_file, &mut buf) {
+    let mut state = match persist::read(&s.state_file, &mut buf) {
         Ok(st) => st,
         Err(e) => {
             let mut why = crate::model::state::Reason::new();
@@ -26,9 +26,9 @@ pub fn run(s: &Set) -> i32 {
         }
     };
     apply(&mut state, s);
-    let tmp = persist::temp_path(s.state_file, &pid_suffix());
-    if let Err(e) = persist::write(s.state_file, &tmp, &state) {
-        e.line(s.state_file).send();
+    let tmp = persist::temp_path(&s.state_file, &pid_suffix());
+    if let Err(e) = persist::write(&s.state_file, &tmp, &state) {
+        e.line(&s.state_file).send();
         return 111;
     }
     match &s.pid_file {
@@ -44,7 +44,7 @@ pub fn run(s: &Set) -> i32 {
 
 /// Changes the top level, or one service, as `s` says; keeps every field it is not told to change.
 pub fn apply(state: &mut State, s: &Set) {
-    let entry: &mut Entry = match s.service {
+    let entry: &mut Entry = match s.service.as_deref() {
         None => state.top.get_or_insert_with(|| Entry::new(s.status)),
         Some(name) => {
             let services = &mut state.services;
@@ -76,7 +76,7 @@ pub fn apply(state: &mut State, s: &Set) {
     if let Some(m) = s.maxconn {
         entry.maxconn = m;
     }
-    if let Some(r) = s.reason {
+    if let Some(r) = &s.reason {
         entry.reason.clear();
         // cli checked the reason, so it fits.
         let _ = entry.reason.push_str(r);

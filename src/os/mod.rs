@@ -1288,7 +1288,10 @@ unsafe impl core::alloc::GlobalAlloc for Arena {
     unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
         ALLOCATIONS.store(ALLOCATIONS.load(R).wrapping_add(1), R);
         let used = ARENA_USED.load(R) as usize;
-        let start = (used + layout.align() - 1) & !(layout.align() - 1);
+        // Aligned as an address, not as an offset: the arena's own address is
+        // only byte-aligned.
+        let base = ARENA.0.get() as usize;
+        let start = ((base + used + layout.align() - 1) & !(layout.align() - 1)) - base;
         if layout.size() < MAP_BYTES && start + layout.size() <= ARENA_BYTES {
             ARENA_USED.store((start + layout.size()) as u32, R);
             // SAFETY: `start + size` is within the arena, checked above.
