@@ -5,11 +5,6 @@
 //! SIGTERM/SIGINT, 100 bad usage or configuration, 111 a system call failed at
 //! start-up (`get`: 0 a whole line came back, 1 not).
 #![deny(unsafe_code)]
-// `_start` calls our `main` directly (the C runtime's, or in the static
-// builds heft's own): std's runtime set-up (a stack overflow handler, thread
-// bookkeeping, argument capture, at-exit flushing) costs 3.7 KB that heft
-// has no use for.
-#![no_main]
 
 use std::os::unix::ffi::OsStrExt;
 
@@ -20,34 +15,29 @@ use heft::log;
 use heft::server::privs::DropError;
 use heft::server::{self, Server};
 
-/// Start-up's few allocations come from a bump arena: no malloc in the binary.
-#[global_allocator]
-static HEAP: heft::os::Arena = heft::os::Arena;
-
 /// Exit code for bad usage or configuration.
 const USAGE: i32 = 100;
 /// Exit code for a system call that failed at start-up.
 const SYSCALL: i32 = 111;
 
-/// Entry point, called with the program's arguments and environment by
-/// `_start`: the C runtime's in ordinary builds, heft's own in the static
-/// ones (`heft::os`).
-#[allow(unsafe_code)]
-#[no_mangle]
-extern "C" fn main(
-    argc: libc::c_int,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-) -> libc::c_int {
-    // SAFETY: `_start` passes main the argc, argv and envp the kernel gave the process.
-    let args = unsafe { heft::os::start(argc, argv, envp) };
-    run(args)
+fn main() {
+    // The arguments and variables live as long as the process: the parsed
+    // options point into them. std's runtime has already set SIGPIPE to be
+    // ignored, so a write to a closed stdout or stderr fails with EPIPE.
+    let args = std::env::args_os()
+        .skip(1)
+        .map(|a| &*a.into_encoded_bytes().leak());
+    std::process::exit(run(args));
+}
+
+/// Looks a variable up in the environment, kept for the life of the process.
+fn env_var(name: &str) -> Option<&'static [u8]> {
+    std::env::var_os(name).map(|v| &*v.into_encoded_bytes().leak())
 }
 
 /// Runs the command the arguments name; returns the exit code.
 fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
-    heft::os::ignore_sigpipe();
-    match &cli::parse(args, &heft::os::env_var) {
+    match &cli::parse(args, &env_var) {
         Err(u) => usage(u.source, u.value, u.expected),
         Ok(Command::Help) => {
             heft::os::write_stdout(cli::help(&mut cli::HelpBuf::new()));
@@ -130,13 +120,13 @@ fn serve(cfg: &Serve) -> i32 {
         let mut d = [b'\n'; 11];
         let [digits @ .., _] = &mut d;
         let n = heft::num::fmt_u32(heft::os::pid(), digits).len();
-        if let Err(e) = heft::os::file::create(p, &d[10 - n..]) {
+        if let Err(e) = heft::os::fs::create(p, &d[10 - n..]) {
             return failed("pid file ", p.as_os_str().as_bytes(), e, "");
         }
     }
     let code = drop_and_run(cfg, listener, feedback);
     if let Some(p) = &cfg.pid_file {
-        let _ = heft::os::file::remove(p);
+        let _ = heft::os::fs::remove(p);
     }
     code
 }
@@ -171,14 +161,17 @@ fn drop_and_run(
         }
         warn_if_unwritable(cfg);
     }
-    let wake = match heft::os::install_signals() {
+    let wake = match heft::os::signal::install() {
         Ok(w) => w,
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
     if let Some(path) = cfg.syslog {
-        if let Err(e) = heft::os::connect_syslog(path) {
-            let detail = path.as_os_str().as_bytes();
-            let _ = failed("syslog ", detail, e, " (logging to stderr)");
+        match heft::os::net::connect_syslog(path) {
+            Ok(fd) => log::use_syslog(fd, heft::os::pid() as i32),
+            Err(e) => {
+                let detail = path.as_os_str().as_bytes();
+                let _ = failed("syslog ", detail, e, " (logging to stderr)");
+            }
         }
     }
     log::info()
@@ -197,10 +190,8 @@ fn drop_and_run(
 /// Says at start-up when signals could not be saved to the state file as the new user.
 #[inline(never)]
 fn warn_if_unwritable(cfg: &Serve) {
-    let dir = heft::os::file::dir_of(cfg.state_file);
-    let mut buf = heft::os::file::CPathBuf::new();
-    let writable = heft::os::file::c_path(dir, &mut buf).is_ok_and(heft::os::writable);
-    if !writable {
+    let dir = heft::os::fs::dir_of(cfg.state_file);
+    if !heft::os::fs::writable(dir) {
         log::error()
             .s("the state file's directory ")
             .b(dir.as_os_str().as_bytes())

@@ -51,14 +51,12 @@ pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
     let fd = os::tcp_socket(addr).map_err(fail("socket"))?;
     // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
     // Linux still refuses a second listener on the same address and port.
-    os::set_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
-        .map_err(fail("setsockopt SO_REUSEADDR"))?;
+    os::net::set_reuse_addr(&fd).map_err(fail("setsockopt SO_REUSEADDR"))?;
     if addr.is_ipv6() {
-        os::set_opt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)
-            .map_err(fail("setsockopt IPV6_V6ONLY"))?;
+        os::net::set_v6_only(&fd, false).map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
-    os::bind(&fd, addr, port).map_err(fail("bind"))?;
-    os::listen(&fd, 128).map_err(fail("listen"))?;
+    os::net::bind(&fd, addr, port).map_err(fail("bind"))?;
+    os::net::listen(&fd, 128).map_err(fail("listen"))?;
     Ok(fd)
 }
 
@@ -205,7 +203,7 @@ impl<'a> Server<'a> {
             }
             now = os::now_ms();
             if self.pfds[0].revents != 0 {
-                os::drain_wake(&self.wake);
+                os::signal::drain_wake(&self.wake);
             }
             if self.signals(now) {
                 break;
@@ -288,11 +286,11 @@ impl<'a> Server<'a> {
 
     /// Applies what the signal handlers recorded; returns true when it is time to stop.
     fn signals(&mut self, now: u32) -> bool {
-        let s = os::take_signals();
+        let s = os::signal::take();
         if !s.any() {
             return false;
         }
-        if s.reload {
+        if s.hup {
             log::info()
                 .s("SIGHUP: reading ")
                 .b(self.state_file.as_os_str().as_encoded_bytes())
@@ -305,7 +303,12 @@ impl<'a> Server<'a> {
                 f.reload(now);
             }
         }
-        if let Some(status) = s.status {
+        // SIGUSR1 asks for up, SIGUSR2 for down; the last one counts.
+        let status = s.user.map(|u| match u {
+            os::UserSignal::Usr1 => crate::model::state::Status::Up,
+            os::UserSignal::Usr2 => crate::model::state::Status::Down,
+        });
+        if let Some(status) = status {
             self.agent.set_status(status, now);
             if self.agent.may_persist() {
                 if self.persist_at.is_none() {
@@ -421,7 +424,7 @@ impl<'a> Server<'a> {
     fn answer(&mut self, slot: usize, now: u32, done: bool) {
         // A probe accepted after a signal was sent must see the signal's state:
         // the handler ran before accept(2) returned, so its atomics are set.
-        if os::signals_pending() {
+        if os::signal::pending() {
             self.signals(now);
         }
         let want_word = !self.agent.state().services.is_empty();
