@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+#[cfg(feature = "feedback")]
 pub mod feedback;
 pub mod log;
 pub mod model;

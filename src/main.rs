@@ -93,6 +93,7 @@ fn usage(source: cli::Text, value: Option<&std::ffi::OsStr>, expected: cli::Text
 /// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
 fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
+    #[cfg(feature = "feedback")]
     let feedback = match cfg
         .feedback
         .map(|p| heft::feedback::Feedback::load(p, heft::os::now_ms()).map_err(|e| (p, e)))
@@ -124,7 +125,12 @@ fn serve(cfg: &Serve) -> i32 {
             return failed("pid file ", p.as_os_str().as_bytes(), e, "");
         }
     }
-    let code = drop_and_run(cfg, listener, feedback);
+    let code = drop_and_run(
+        cfg,
+        listener,
+        #[cfg(feature = "feedback")]
+        feedback,
+    );
     if let Some(p) = &cfg.pid_file {
         let _ = heft::os::fs::remove(p);
     }
@@ -135,7 +141,7 @@ fn serve(cfg: &Serve) -> i32 {
 fn drop_and_run(
     cfg: &Serve,
     listener: heft::os::Fd,
-    feedback: Option<Box<heft::feedback::Feedback>>,
+    #[cfg(feature = "feedback")] feedback: Option<Box<heft::feedback::Feedback>>,
 ) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
         let user = cfg.user.map(|(_, v)| v);
@@ -181,6 +187,7 @@ fn drop_and_run(
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
     let mut server = Server::new(cfg, listener, wake);
+    #[cfg(feature = "feedback")]
     if let Some(f) = feedback {
         server.set_feedback(f);
     }

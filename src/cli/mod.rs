@@ -71,6 +71,7 @@ pub struct Serve {
     /// How many connections are served at once.
     pub slots: u32,
     /// The load feedback rules, if any.
+    #[cfg(feature = "feedback")]
     pub feedback: Option<&'static Path>,
     /// Who may ask.
     pub allow: AllowList,
@@ -316,7 +317,8 @@ mod o {
     pub const TIMEOUT: usize = 6;
     /// `--slots`.
     pub const SLOTS: usize = 7;
-    /// `--feedback`.
+    /// `--feedback` (taken only with the `feedback` feature).
+    #[cfg_attr(not(feature = "feedback"), allow(dead_code))]
     pub const FEEDBACK: usize = 8;
     /// `--allow`.
     pub const ALLOW: usize = 9;
@@ -390,9 +392,15 @@ const OPTS: [Opt; 21] = [
         names: [at("--slots"), at("HEFT_SLOTS"), 0],
         kind: Kind::Number(4),
     },
+    // Without the `feedback` feature no command takes it, so it is an
+    // unknown option, and its names are not in the help text.
     Opt {
-        cmds: SERVE,
-        names: [at("--feedback"), at("HEFT_FEEDBACK"), 0],
+        cmds: if cfg!(feature = "feedback") { SERVE } else { 0 },
+        names: if cfg!(feature = "feedback") {
+            [at("--feedback"), at("HEFT_FEEDBACK"), 0]
+        } else {
+            [0; 3]
+        },
         kind: Kind::Text,
     },
     Opt {
@@ -733,6 +741,7 @@ fn parse_serve(f: &Found) -> Result<Command, Usage> {
         slots: n[const { num(o::SLOTS) }],
         state_file: state_file(v[o::STATE_FILE]),
         pid_file: path(v[o::PID_FILE]),
+        #[cfg(feature = "feedback")]
         feedback: path(v[o::FEEDBACK]),
         allow,
         user: v[o::USER].map(given),
@@ -893,8 +902,24 @@ pub fn help(out: &mut HelpBuf) -> &[u8] {
     out
 }
 
+/// The help line of `--feedback`, when built with the `feedback` feature.
+#[cfg(feature = "feedback")]
+macro_rules! feedback_help {
+    () => {
+        "  --feedback PATH       HEFT_FEEDBACK                load feedback rules (none)\n"
+    };
+}
+/// Without the `feedback` feature: no help line.
+#[cfg(not(feature = "feedback"))]
+macro_rules! feedback_help {
+    () => {
+        ""
+    };
+}
+
 /// The text `heft --help` prints, as written; only `HELP` is in the binary.
-const HELP_TEXT: &str = "\
+const HELP_TEXT: &str = concat!(
+    "\
 usage: heft [serve] [options]      run the agent in the foreground
        heft set STATUS [options]   change the state file, then SIGHUP the agent
        heft get [options]          probe an agent and print its reply line
@@ -909,7 +934,9 @@ serve options (each also read from the variable shown):
   --wait MS             HEFT_WAIT                    wait for a payload or HTTP request (50)
   --timeout MS          HEFT_TIMEOUT                 close connections after MS (2000)
   --slots N             HEFT_SLOTS                   connections served at once (64)
-  --feedback PATH       HEFT_FEEDBACK                load feedback rules (none)
+",
+    feedback_help!(),
+    "\
   --allow CIDR,...      HEFT_ALLOW                   who may ask (everyone)
   --user NAME           HEFT_USER                    run as NAME after binding
   --group NAME          HEFT_GROUP                   run as group NAME after binding
@@ -925,7 +952,8 @@ get options: --addr ADDR (127.0.0.1), --port PORT, --send PAYLOAD (\\n \\r \\t
 exit codes: 0 stopped by SIGTERM/SIGINT (get: a whole line came back),
             1 get: no whole line, 100 bad usage or configuration,
             111 a system call failed at start-up
-";
+"
+);
 
 #[cfg(test)]
 mod tests {
@@ -955,6 +983,7 @@ mod tests {
             (o::WAIT, "--wait"),
             (o::TIMEOUT, "--timeout"),
             (o::SLOTS, "--slots"),
+            #[cfg(feature = "feedback")]
             (o::FEEDBACK, "--feedback"),
             (o::ALLOW, "--allow"),
             (o::USER, "--user"),

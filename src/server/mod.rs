@@ -32,6 +32,13 @@ const ACCEPT_PAUSE_MS: u32 = 100;
 /// The bytes kept of what a client sends first.
 const FIRST_BYTES: usize = 96;
 
+/// The most descriptors load feedback adds to the poll table.
+#[cfg(feature = "feedback")]
+const FEEDBACK_FDS: usize = crate::feedback::FDS_MAX;
+/// Without load feedback: none.
+#[cfg(not(feature = "feedback"))]
+const FEEDBACK_FDS: usize = 0;
+
 /// A step of start-up that failed, with its error.
 #[derive(Debug)]
 pub struct StartError {
@@ -129,6 +136,7 @@ pub struct Server<'a> {
     refuse_log: RateLimit,
     persist_log: RateLimit,
     /// Load feedback, when configured.
+    #[cfg(feature = "feedback")]
     feedback: Option<Box<crate::feedback::Feedback>>,
 }
 
@@ -147,7 +155,7 @@ impl<'a> Server<'a> {
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
             conns: (0..slots).map(|_| None).collect(),
-            pfds: Vec::with_capacity(slots + 2 + crate::feedback::FDS_MAX),
+            pfds: Vec::with_capacity(slots + 2 + FEEDBACK_FDS),
             persist_at: None,
             last_write: None,
             accept_paused_until: None,
@@ -155,11 +163,13 @@ impl<'a> Server<'a> {
             accept_log: RateLimit::default(),
             refuse_log: RateLimit::default(),
             persist_log: RateLimit::default(),
+            #[cfg(feature = "feedback")]
             feedback: None,
         }
     }
 
     /// Adds load feedback, loaded at start-up.
+    #[cfg(feature = "feedback")]
     pub fn set_feedback(&mut self, f: Box<crate::feedback::Feedback>) {
         self.feedback = Some(f);
     }
@@ -213,6 +223,7 @@ impl<'a> Server<'a> {
             if self.pfds[1].revents != 0 {
                 self.accept(now);
             }
+            #[cfg(feature = "feedback")]
             if let Some(f) = self.feedback.as_mut() {
                 f.run(now, &self.pfds, &mut self.agent);
             }
@@ -240,6 +251,7 @@ impl<'a> Server<'a> {
         if let Some(t) = self.accept_paused_until {
             at(t);
         }
+        #[cfg(feature = "feedback")]
         if let Some(t) = self.feedback.as_ref().and_then(|f| f.next_wake(now)) {
             at(t);
         }
@@ -279,6 +291,7 @@ impl<'a> Server<'a> {
                 revents: 0,
             });
         }
+        #[cfg(feature = "feedback")]
         if let Some(f) = self.feedback.as_mut() {
             f.add_fds(&mut self.pfds);
         }
@@ -299,6 +312,7 @@ impl<'a> Server<'a> {
             // A signal's state not yet written would be undone by reading the old file.
             self.persist_now(now);
             self.load(now);
+            #[cfg(feature = "feedback")]
             if let Some(f) = self.feedback.as_mut() {
                 f.reload(now);
             }
