@@ -6,7 +6,6 @@
 
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::OnceLock;
 
 use crate::num;
 use crate::os;
@@ -26,7 +25,7 @@ pub enum Level {
 /// The most detailed level written, as a `Level`.
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 /// The connected syslog socket, once there is one; until then, stderr.
-static SYSLOG: OnceLock<os::Fd> = OnceLock::new();
+static SYSLOG: os::fd::StaticFd = os::fd::StaticFd::new();
 /// The pid shown in syslog lines.
 static PID: AtomicI32 = AtomicI32::new(0);
 
@@ -35,11 +34,10 @@ pub fn set_level(l: Level) {
     LEVEL.store(l as u8, Ordering::Relaxed);
 }
 
-/// Sends every later line to the connected syslog socket `fd` as `pid`
-/// (the first socket given stays; a later one is closed).
+/// Sends every later line to the connected syslog socket `fd` as `pid`.
 pub fn use_syslog(fd: os::Fd, pid: i32) {
     PID.store(pid, Ordering::Relaxed);
-    let _ = SYSLOG.set(fd);
+    SYSLOG.set(fd);
 }
 
 /// Tells whether lines of level `l` are written.
@@ -82,7 +80,7 @@ pub fn debug() -> Line {
 impl Line {
     /// Starts a line with its prefix: `heft: ` on stderr, `<prio>heft[pid]: ` to syslog.
     fn new(level: Level) -> Line {
-        let fd = SYSLOG.get().map(AsFd::as_fd);
+        let fd = SYSLOG.get();
         let mut l = Line {
             buf: heapless::Vec::new(),
             end: PREFIX_MAX + TEXT_MAX,

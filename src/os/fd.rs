@@ -3,11 +3,45 @@
 //! A descriptor is std's `OwnedFd`, named `Fd` here: closed when dropped,
 //! and what nix's calls take and return.
 
-use std::os::fd::AsFd;
+use core::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
 
 use nix::errno::Errno;
 
 pub use std::os::fd::OwnedFd as Fd;
+
+/// A descriptor kept open for the rest of the process, in a static.
+///
+/// Plain atomic loads and stores, no compare-and-swap (which ARMv6's Thumb
+/// code lacks, unlike `OnceLock`): a descriptor given to `set` is never
+/// closed, so a borrow of it is good for the process's life.
+pub struct StaticFd(AtomicI32);
+
+impl StaticFd {
+    /// Holds no descriptor yet.
+    pub const fn new() -> StaticFd {
+        StaticFd(AtomicI32::new(-1))
+    }
+
+    /// Keeps `fd` open for good and hands it out from now on.
+    pub fn set(&self, fd: Fd) {
+        self.0.store(fd.into_raw_fd(), Ordering::Relaxed);
+    }
+
+    /// The descriptor, once one is set.
+    pub fn get(&self) -> Option<BorrowedFd<'static>> {
+        let fd = self.0.load(Ordering::Relaxed);
+        // SAFETY: a descriptor stored by `set` was given up by its owner and
+        // is never closed.
+        (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+}
+
+impl Default for StaticFd {
+    fn default() -> StaticFd {
+        StaticFd::new()
+    }
+}
 
 /// Reads from `fd` into `buf`; returns how many bytes came, 0 at the end.
 pub fn read(fd: impl AsFd, buf: &mut [u8]) -> Result<usize, Errno> {
