@@ -5,6 +5,7 @@
 //! Text past 256 bytes is cut, and the text then ends in `...`.
 
 use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::num;
 use crate::os;
@@ -23,8 +24,8 @@ pub enum Level {
 
 /// The most detailed level written, as a `Level`.
 static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
-/// The connected `/dev/log` socket, or -1 for stderr.
-static SYSLOG_FD: AtomicI32 = AtomicI32::new(-1);
+/// The connected syslog socket, once there is one; until then, stderr.
+static SYSLOG: os::fd::StaticFd = os::fd::StaticFd::new();
 /// The pid shown in syslog lines.
 static PID: AtomicI32 = AtomicI32::new(0);
 
@@ -34,9 +35,9 @@ pub fn set_level(l: Level) {
 }
 
 /// Sends every later line to the connected syslog socket `fd` as `pid`.
-pub fn use_syslog(fd: i32, pid: i32) {
+pub fn use_syslog(fd: os::Fd, pid: i32) {
     PID.store(pid, Ordering::Relaxed);
-    SYSLOG_FD.store(fd, Ordering::Relaxed);
+    SYSLOG.set(fd);
 }
 
 /// Tells whether lines of level `l` are written.
@@ -55,8 +56,8 @@ pub struct Line {
     buf: heapless::Vec<u8, { PREFIX_MAX + TEXT_MAX + 1 }>,
     /// Where the text must stop: the prefix's length plus `TEXT_MAX`.
     end: usize,
-    /// The syslog socket the prefix was written for, or -1 for stderr.
-    fd: i32,
+    /// The syslog socket the prefix was written for, or None for stderr.
+    fd: Option<BorrowedFd<'static>>,
     /// The level, checked when the line is sent.
     level: Level,
 }
@@ -79,14 +80,14 @@ pub fn debug() -> Line {
 impl Line {
     /// Starts a line with its prefix: `heft: ` on stderr, `<prio>heft[pid]: ` to syslog.
     fn new(level: Level) -> Line {
-        let fd = SYSLOG_FD.load(Ordering::Relaxed);
+        let fd = SYSLOG.get();
         let mut l = Line {
             buf: heapless::Vec::new(),
             end: PREFIX_MAX + TEXT_MAX,
             fd,
             level,
         };
-        if fd >= 0 {
+        if fd.is_some() {
             // RFC 3164 without a timestamp (syslogd adds it): facility daemon (3).
             // `<27>heft[`, `<30>heft[` or `<31>heft[` by level: one string
             // sliced (a match over three arrays is larger on MIPS).
@@ -169,12 +170,12 @@ impl Line {
         if !enabled(self.level) {
             return;
         }
-        let fd = if self.fd >= 0 {
-            self.fd
-        } else {
+        let stderr = std::io::stderr();
+        let fd = self.fd.unwrap_or_else(|| {
             let _ = self.buf.push(b'\n');
-            2
-        };
-        os::log_write(fd, &self.buf);
+            stderr.as_fd()
+        });
+        // One write(2) or one datagram; a failure has nowhere to be reported.
+        let _ = os::write_all(fd, &self.buf);
     }
 }

@@ -5,13 +5,7 @@
 //! SIGTERM/SIGINT, 100 bad usage or configuration, 111 a system call failed at
 //! start-up (`get`: 0 a whole line came back, 1 not).
 #![deny(unsafe_code)]
-// `_start` calls our `main` directly (the C runtime's, or in the static
-// builds heft's own): std's runtime set-up (a stack overflow handler, thread
-// bookkeeping, argument capture, at-exit flushing) costs 3.7 KB that heft
-// has no use for.
-#![no_main]
 
-use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -21,36 +15,20 @@ use heft::log;
 use heft::server::privs::DropError;
 use heft::server::{self, Server};
 
-/// Start-up's few allocations come from a bump arena: no malloc in the binary.
-#[global_allocator]
-static HEAP: heft::os::Arena = heft::os::Arena;
-
 /// Exit code for bad usage or configuration.
 const USAGE: i32 = 100;
 /// Exit code for a system call that failed at start-up.
 const SYSCALL: i32 = 111;
 
-/// Entry point, called with the program's arguments and environment by
-/// `_start`: the C runtime's in ordinary builds, heft's own in the static
-/// ones (`heft::os`).
-#[allow(unsafe_code)]
-#[no_mangle]
-extern "C" fn main(
-    argc: libc::c_int,
-    argv: *const *const libc::c_char,
-    envp: *const *const libc::c_char,
-) -> libc::c_int {
-    // SAFETY: `_start` passes main the argc, argv and envp the kernel gave the process.
-    let args = unsafe { heft::os::start(argc, argv, envp) };
-    run(args)
+fn main() {
+    // std's runtime has already set SIGPIPE to be ignored, so a write to a
+    // closed stdout or stderr fails with EPIPE instead of killing heft.
+    std::process::exit(run());
 }
 
 /// Runs the command the arguments name; returns the exit code.
-fn run(args: impl Iterator<Item = &'static [u8]>) -> i32 {
-    heft::os::ignore_sigpipe();
-    let args = args.map(|a| OsStr::from_bytes(a).to_owned());
-    let env = |name: &str| heft::os::env_var(name).map(|v| OsStr::from_bytes(v).to_owned());
-    match &cli::parse(args, &env) {
+fn run() -> i32 {
+    match &cli::parse(std::env::args_os().skip(1), &|name| std::env::var_os(name)) {
         Err(u) => usage(u),
         Ok(Command::Help(text)) => {
             heft::os::write_stdout(text.as_bytes());
@@ -102,6 +80,7 @@ fn usage(u: &cli::Usage) -> i32 {
 /// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
 fn serve(cfg: &Serve) -> i32 {
     log::set_level(cfg.level);
+    #[cfg(feature = "feedback")]
     let feedback = match cfg
         .feedback
         .as_deref()
@@ -130,13 +109,18 @@ fn serve(cfg: &Serve) -> i32 {
         let mut d = [b'\n'; 11];
         let [digits @ .., _] = &mut d;
         let n = heft::num::fmt_u32(heft::os::pid(), digits).len();
-        if let Err(e) = heft::os::file::create(p, &d[10 - n..]) {
+        if let Err(e) = heft::os::fs::create(p, &d[10 - n..]) {
             return failed("pid file ", p.as_os_str().as_bytes(), e, "");
         }
     }
-    let code = drop_and_run(cfg, listener, feedback);
+    let code = drop_and_run(
+        cfg,
+        listener,
+        #[cfg(feature = "feedback")]
+        feedback,
+    );
     if let Some(p) = &cfg.pid_file {
-        let _ = heft::os::file::remove(p);
+        let _ = heft::os::fs::remove(p);
     }
     code
 }
@@ -145,7 +129,7 @@ fn serve(cfg: &Serve) -> i32 {
 fn drop_and_run(
     cfg: &Serve,
     listener: heft::os::Fd,
-    feedback: Option<Box<heft::feedback::Feedback>>,
+    #[cfg(feature = "feedback")] feedback: Option<Box<heft::feedback::Feedback>>,
 ) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
         let user = cfg.user.as_ref().map(|g| g.value.as_os_str());
@@ -165,14 +149,17 @@ fn drop_and_run(
         }
         warn_if_unwritable(cfg);
     }
-    let wake = match heft::os::install_signals() {
+    let wake = match heft::os::signal::install() {
         Ok(w) => w,
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
     if let Some(path) = &cfg.syslog {
-        if let Err(e) = heft::os::connect_syslog(path) {
-            let detail = path.as_os_str().as_bytes();
-            let _ = failed("syslog ", detail, e, " (logging to stderr)");
+        match heft::os::net::connect_syslog(path) {
+            Ok(fd) => log::use_syslog(fd, heft::os::pid() as i32),
+            Err(e) => {
+                let detail = path.as_os_str().as_bytes();
+                let _ = failed("syslog ", detail, e, " (logging to stderr)");
+            }
         }
     }
     log::info()
@@ -182,6 +169,7 @@ fn drop_and_run(
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
     let mut server = Server::new(cfg, listener, wake);
+    #[cfg(feature = "feedback")]
     if let Some(f) = feedback {
         server.set_feedback(f);
     }
@@ -191,10 +179,8 @@ fn drop_and_run(
 /// Says at start-up when signals could not be saved to the state file as the new user.
 #[inline(never)]
 fn warn_if_unwritable(cfg: &Serve) {
-    let dir = heft::os::file::dir_of(&cfg.state_file);
-    let mut buf = heft::os::file::CPathBuf::new();
-    let writable = heft::os::file::c_path(dir, &mut buf).is_ok_and(heft::os::writable);
-    if !writable {
+    let dir = heft::os::fs::dir_of(&cfg.state_file);
+    if !heft::os::fs::writable(dir) {
         log::error()
             .s("the state file's directory ")
             .b(dir.as_os_str().as_bytes())

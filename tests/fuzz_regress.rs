@@ -3,6 +3,7 @@
 //!
 //! Each was a bug when found and is fixed; the test keeps it fixed.
 
+#[cfg(feature = "feedback")]
 use heft::feedback::config;
 use heft::model::agent::Agent;
 use heft::model::state;
@@ -117,6 +118,7 @@ fn metrics_of_the_largest_state_have_their_body() {
 /// well-formed JSON whose `rules` is not an array, or whose `interval_ms` is
 /// an object or array, is refused with a bare "expected an array" / "expected
 /// a string or a number" that names no field.
+#[cfg(feature = "feedback")]
 #[test]
 fn feedback_errors_name_the_field() {
     for (input, field) in [

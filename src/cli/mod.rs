@@ -80,6 +80,7 @@ pub struct Serve {
     /// How many connections are served at once.
     pub slots: u32,
     /// The load feedback rules, if any.
+    #[cfg(feature = "feedback")]
     pub feedback: Option<PathBuf>,
     /// Who may ask.
     pub allow: AllowList,
@@ -314,6 +315,7 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
         wait_ms: DEFAULT_WAIT_MS,
         timeout_ms: DEFAULT_TIMEOUT_MS,
         slots: DEFAULT_SLOTS,
+        #[cfg(feature = "feedback")]
         feedback: None,
         allow: AllowList::everyone(),
         user: None,
@@ -333,7 +335,10 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
             "--wait" => s.wait_ms = o.number("milliseconds", 0, 10_000)?,
             "--timeout" => s.timeout_ms = o.number("milliseconds", 10, 60_000)?,
             "--slots" => s.slots = o.number("a number", 1, SLOTS_MAX)?,
+            #[cfg(feature = "feedback")]
             "--feedback" => s.feedback = Some(o.value(PATH, path)?),
+            #[cfg(not(feature = "feedback"))]
+            "--feedback" => return Err(o.value(NO_FEEDBACK, |_| None::<()>).unwrap_err()),
             "--allow" => s.allow = o.value(ALLOW, |v| AllowList::parse(v.as_bytes()))?,
             "--user" => s.user = Some(o.given("a user name or number")?),
             "--group" => s.group = Some(o.given("a group name or number")?),
@@ -426,6 +431,9 @@ fn get(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
 const ADDR: &str = "an IPv4 or IPv6 address";
 const PORT: &str = "a port number";
 const PATH: &str = "a path";
+/// What `--feedback` wants in a build without the `feedback` feature.
+#[cfg(not(feature = "feedback"))]
+const NO_FEEDBACK: &str = "a build with the feedback feature (this one leaves load feedback out)";
 const ALLOW: &str = "CIDR[,CIDR...] like 10.0.0.0/8,::1/128";
 const REASON: &str = "at most 64 printable ASCII bytes without #";
 const SERVICE: &str = "a name of 1 to 32 bytes of [A-Za-z0-9_.-]";

@@ -97,7 +97,7 @@ fn pid_suffix() -> crate::model::state::Reason {
 /// Sends SIGHUP to the pid in `pid_file`; returns the exit code (0 sent, 1 not).
 fn signal(pid_file: &Path) -> i32 {
     let mut text = [0u8; 16];
-    let n = crate::os::file::read(pid_file, &mut text).unwrap_or(0);
+    let n = crate::os::fs::read(pid_file, &mut text).unwrap_or(0);
     let digits: &[u8] = text[..n]
         .split(|c| c.is_ascii_whitespace())
         .next()

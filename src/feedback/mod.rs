@@ -94,14 +94,14 @@ fn read_config(
     buf: &mut [u8; CONFIG_MAX + 1],
     cfg: &mut Config,
 ) -> Result<(), LoadError> {
-    let n = crate::os::file::read(path, buf).map_err(LoadError::Io)?;
+    let n = crate::os::fs::read(path, buf).map_err(LoadError::Io)?;
     config::parse_into(&buf[..n], cfg).map_err(LoadError::Invalid)
 }
 
 /// Reads a file into `buf` and returns its bytes, `None` if it cannot be read.
 #[inline(never)]
 fn read_file<'b>(path: &Path, buf: &'b mut [u8]) -> Option<&'b [u8]> {
-    let n = crate::os::file::read(path, buf).ok()?;
+    let n = crate::os::fs::read(path, buf).ok()?;
     buf.get(..n)
 }
 

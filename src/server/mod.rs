@@ -32,6 +32,13 @@ const ACCEPT_PAUSE_MS: u32 = 100;
 /// The bytes kept of what a client sends first.
 const FIRST_BYTES: usize = 96;
 
+/// The most descriptors load feedback adds to the poll table.
+#[cfg(feature = "feedback")]
+const FEEDBACK_FDS: usize = crate::feedback::FDS_MAX;
+/// Without load feedback: none.
+#[cfg(not(feature = "feedback"))]
+const FEEDBACK_FDS: usize = 0;
+
 /// A step of start-up that failed, with its error.
 #[derive(Debug)]
 pub struct StartError {
@@ -51,14 +58,12 @@ pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
     let fd = os::tcp_socket(addr).map_err(fail("socket"))?;
     // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
     // Linux still refuses a second listener on the same address and port.
-    os::set_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
-        .map_err(fail("setsockopt SO_REUSEADDR"))?;
+    os::net::set_reuse_addr(&fd).map_err(fail("setsockopt SO_REUSEADDR"))?;
     if addr.is_ipv6() {
-        os::set_opt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 0)
-            .map_err(fail("setsockopt IPV6_V6ONLY"))?;
+        os::net::set_v6_only(&fd, false).map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
-    os::bind(&fd, addr, port).map_err(fail("bind"))?;
-    os::listen(&fd, 128).map_err(fail("listen"))?;
+    os::net::bind(&fd, addr, port).map_err(fail("bind"))?;
+    os::net::listen(&fd, 128).map_err(fail("listen"))?;
     Ok(fd)
 }
 
@@ -131,6 +136,7 @@ pub struct Server<'a> {
     refuse_log: RateLimit,
     persist_log: RateLimit,
     /// Load feedback, when configured.
+    #[cfg(feature = "feedback")]
     feedback: Option<Box<crate::feedback::Feedback>>,
 }
 
@@ -149,7 +155,7 @@ impl<'a> Server<'a> {
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
             conns: (0..slots).map(|_| None).collect(),
-            pfds: Vec::with_capacity(slots + 2 + crate::feedback::FDS_MAX),
+            pfds: Vec::with_capacity(slots + 2 + FEEDBACK_FDS),
             persist_at: None,
             last_write: None,
             accept_paused_until: None,
@@ -157,11 +163,13 @@ impl<'a> Server<'a> {
             accept_log: RateLimit::default(),
             refuse_log: RateLimit::default(),
             persist_log: RateLimit::default(),
+            #[cfg(feature = "feedback")]
             feedback: None,
         }
     }
 
     /// Adds load feedback, loaded at start-up.
+    #[cfg(feature = "feedback")]
     pub fn set_feedback(&mut self, f: Box<crate::feedback::Feedback>) {
         self.feedback = Some(f);
     }
@@ -205,7 +213,7 @@ impl<'a> Server<'a> {
             }
             now = os::now_ms();
             if self.pfds[0].revents != 0 {
-                os::drain_wake(&self.wake);
+                os::signal::drain_wake(&self.wake);
             }
             if self.signals(now) {
                 break;
@@ -215,6 +223,7 @@ impl<'a> Server<'a> {
             if self.pfds[1].revents != 0 {
                 self.accept(now);
             }
+            #[cfg(feature = "feedback")]
             if let Some(f) = self.feedback.as_mut() {
                 f.run(now, &self.pfds, &mut self.agent);
             }
@@ -242,6 +251,7 @@ impl<'a> Server<'a> {
         if let Some(t) = self.accept_paused_until {
             at(t);
         }
+        #[cfg(feature = "feedback")]
         if let Some(t) = self.feedback.as_ref().and_then(|f| f.next_wake(now)) {
             at(t);
         }
@@ -281,6 +291,7 @@ impl<'a> Server<'a> {
                 revents: 0,
             });
         }
+        #[cfg(feature = "feedback")]
         if let Some(f) = self.feedback.as_mut() {
             f.add_fds(&mut self.pfds);
         }
@@ -288,11 +299,11 @@ impl<'a> Server<'a> {
 
     /// Applies what the signal handlers recorded; returns true when it is time to stop.
     fn signals(&mut self, now: u32) -> bool {
-        let s = os::take_signals();
+        let s = os::signal::take();
         if !s.any() {
             return false;
         }
-        if s.reload {
+        if s.hup {
             log::info()
                 .s("SIGHUP: reading ")
                 .b(self.state_file.as_os_str().as_encoded_bytes())
@@ -301,11 +312,17 @@ impl<'a> Server<'a> {
             // A signal's state not yet written would be undone by reading the old file.
             self.persist_now(now);
             self.load(now);
+            #[cfg(feature = "feedback")]
             if let Some(f) = self.feedback.as_mut() {
                 f.reload(now);
             }
         }
-        if let Some(status) = s.status {
+        // SIGUSR1 asks for up, SIGUSR2 for down; the last one counts.
+        let status = s.user.map(|u| match u {
+            os::UserSignal::Usr1 => crate::model::state::Status::Up,
+            os::UserSignal::Usr2 => crate::model::state::Status::Down,
+        });
+        if let Some(status) = status {
             self.agent.set_status(status, now);
             if self.agent.may_persist() {
                 if self.persist_at.is_none() {
@@ -421,7 +438,7 @@ impl<'a> Server<'a> {
     fn answer(&mut self, slot: usize, now: u32, done: bool) {
         // A probe accepted after a signal was sent must see the signal's state:
         // the handler ran before accept(2) returned, so its atomics are set.
-        if os::signals_pending() {
+        if os::signal::pending() {
             self.signals(now);
         }
         let want_word = !self.agent.state().services.is_empty();

@@ -12,7 +12,7 @@ use nix::errno::Errno;
 use crate::log;
 use crate::model::agent::LoadError;
 use crate::model::state::{self, State, FILE_MAX};
-use crate::os::file;
+use crate::os::fs as file;
 use crate::os::fsync;
 
 /// The step of a write that failed, for the log, and its error if it has one.
@@ -68,15 +68,13 @@ pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
 /// 0644 whatever the umask: `heft set` run as root must not leave a file the
 /// agent, running as its own user, can no longer read or replace.
 fn keep_mode_and_owner(path: &Path, f: &crate::os::Fd) {
-    use crate::os::{euid, fchmod, fchown, mode_and_owner};
-    let me = euid();
+    let me = crate::os::euid();
     // Without the old file's mode and owner: 0644, and our own uid (no chown).
-    let (mode, uid, gid) = file::c_path(path, &mut file::CPathBuf::new())
-        .and_then(mode_and_owner)
-        .unwrap_or((0o644, me, 0));
-    fchmod(f, mode);
+    let (mode, uid, gid) = file::mode_and_owner(path).unwrap_or((0o644, me, 0));
+    // Failures leave the umask's mode or our own owner: nothing better to do.
+    let _ = file::fchmod(f, mode);
     if uid != me {
-        fchown(f, uid, gid);
+        let _ = file::fchown(f, uid, gid);
     }
 }
 

@@ -36,13 +36,13 @@ pub fn drop_to(user: Option<&OsStr>, group: Option<&OsStr>) -> Result<(), DropEr
         None => u.map(|(_, g)| g),
     };
     if let Some(g) = gid {
-        os::clear_groups().map_err(|e| DropError::Call("setgroups", e))?;
-        os::set_gid(g).map_err(|e| DropError::Call("setresgid", e))?;
+        os::ids::clear_groups().map_err(|e| DropError::Call("setgroups", e))?;
+        os::ids::set_gid(g).map_err(|e| DropError::Call("setresgid", e))?;
     }
     if let Some((uid, _)) = u {
-        os::set_uid(uid).map_err(|e| DropError::Call("setresuid", e))?;
+        os::ids::set_uid(uid).map_err(|e| DropError::Call("setresuid", e))?;
         // Make sure there is no way back.
-        if uid != 0 && os::can_become_root() {
+        if uid != 0 && os::ids::can_become_root() {
             return Err(DropError::Call("setuid check", Errno::EPERM));
         }
     }
@@ -54,7 +54,7 @@ pub fn drop_to(user: Option<&OsStr>, group: Option<&OsStr>) -> Result<(), DropEr
 fn lookup(db: &str, key: &[u8]) -> Option<(u32, Option<u32>)> {
     let numeric = parse_u32(key);
     let mut buf = [0u8; 512];
-    crate::os::file::find_line(Path::new(db), &mut buf, |line| {
+    crate::os::fs::find_line(Path::new(db), &mut buf, |line| {
         let mut f = pieces(line, b':');
         let name = f.next()?;
         let id = parse_u32(f.nth(1)?)?;

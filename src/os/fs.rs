@@ -1,50 +1,23 @@
-//! Reads and writes small files with plain system calls, into caller-owned buffers.
+//! Files: reading small files whole into caller-owned buffers, writing the
+//! state file, and the calls around replacing it (mode, owner, rename, sync).
 //!
-//! `std::fs` would do, but it costs several KB on every target (open options,
-//! boxed error strings, Unicode tables for their Debug output); heft only ever
-//! reads a few small files whole and writes one. Paths are copied to a
-//! C string on the stack here, once, so that system calls take them as they are.
+//! Paths are given to nix as they are; it copies each into a C string on
+//! the stack.
 
-use std::ffi::CStr;
-use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
+use nix::fcntl::{self, OFlag, AT_FDCWD};
+use nix::sys::stat::{self, Mode};
+use nix::unistd::{self, AccessFlags, Gid, Uid};
 
 use super::Fd;
 use crate::os;
 
-/// The longest path heft opens, in bytes with the terminating NUL.
-pub const PATH_BUF: usize = 1024;
-
-/// Room for one path as a C string: left uninitialised until a path is copied in,
-/// so that making one costs no 1 KB clearing.
-pub type CPathBuf = heapless::Vec<u8, PATH_BUF>;
-
-/// Copies `path` into `buf` as a C string; a longer path is `ENAMETOOLONG`.
-///
-/// nix would do the copy itself for a `&Path`, but with a second, allocating
-/// copy for long paths, instantiated for every call that takes one.
-pub fn c_path<'b>(path: &Path, buf: &'b mut CPathBuf) -> Result<&'b CStr, Errno> {
-    let v = buf.as_mut_view();
-    v.clear();
-    let copied = v.extend_from_slice(path.as_os_str().as_bytes()).is_ok();
-    if !copied || v.push(0).is_err() {
-        return Err(Errno::ENAMETOOLONG);
-    }
-    CStr::from_bytes_with_nul(v).map_err(|_| Errno::EINVAL)
-}
-
-/// Opens `path` with `flags` and, for a new file, `mode`.
+/// Opens `path` with `flags` (close-on-exec added) and, for a new file, `mode`.
 fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<Fd, Errno> {
-    os::open(
-        c_path(path, &mut CPathBuf::new())?,
-        flags.bits(),
-        mode.bits(),
-    )
+    fcntl::open(path, flags | OFlag::O_CLOEXEC, mode)
 }
 
 /// Opens `path` for reading.
@@ -69,34 +42,48 @@ pub fn read(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
     read_full(&open_read(path)?, buf)
 }
 
-/// Writes all of `bytes` to `fd`.
-pub fn write_all(fd: RawFd, mut bytes: &[u8]) -> Result<(), Errno> {
-    while !bytes.is_empty() {
-        match os::write(fd, bytes)? {
-            0 => return Err(Errno::EIO),
-            k => bytes = &bytes[k..],
-        }
-    }
-    Ok(())
-}
-
 /// Creates or truncates `path` (mode 0644 before the umask) and writes `bytes` to it.
 pub fn create(path: &Path, bytes: &[u8]) -> Result<Fd, Errno> {
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
     let fd = open(path, flags, Mode::from_bits_truncate(0o644))?;
-    write_all(fd.as_raw_fd(), bytes)?;
+    os::write_all(&fd, bytes)?;
     Ok(fd)
 }
 
 /// Renames `from` over `to`.
 pub fn rename(from: &Path, to: &Path) -> Result<(), Errno> {
-    let mut b = CPathBuf::new();
-    os::rename(c_path(from, &mut b)?, c_path(to, &mut CPathBuf::new())?)
+    fcntl::renameat(AT_FDCWD, from, AT_FDCWD, to)
 }
 
 /// Removes `path`.
 pub fn remove(path: &Path) -> Result<(), Errno> {
-    os::unlink(c_path(path, &mut CPathBuf::new())?)
+    unistd::unlink(path)
+}
+
+/// Tells whether this process may write at `path`.
+pub fn writable(path: &Path) -> bool {
+    unistd::access(path, AccessFlags::W_OK).is_ok()
+}
+
+/// Returns the permission bits, owner and group of the file at `path`.
+pub fn mode_and_owner(path: &Path) -> Result<(u32, u32, u32), Errno> {
+    let st = stat::stat(path)?;
+    Ok((st.st_mode as u32 & 0o7777, st.st_uid, st.st_gid))
+}
+
+/// Sets the permission bits of the file open at `fd`.
+pub fn fchmod(fd: &Fd, mode: u32) -> Result<(), Errno> {
+    stat::fchmod(fd, Mode::from_bits_truncate(mode as _))
+}
+
+/// Sets the owner and group of the file open at `fd`.
+pub fn fchown(fd: &Fd, uid: u32, gid: u32) -> Result<(), Errno> {
+    unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+}
+
+/// Flushes what was written to `fd` to the disk.
+pub fn fsync(fd: &Fd) -> Result<(), Errno> {
+    unistd::fsync(fd)
 }
 
 /// Returns the directory that holds `path`: `.` for a bare name.
@@ -186,24 +173,5 @@ mod tests {
         assert_eq!(find("c:3\n", b"c:"), Ok(Some(b"3".to_vec())));
         assert_eq!(find("", b""), Ok(None));
         std::fs::remove_file(&path).unwrap();
-    }
-
-    #[test]
-    fn makes_c_paths_or_says_why_not() {
-        let mut b = CPathBuf::new();
-        assert_eq!(
-            c_path(Path::new("/etc/heft/state.json"), &mut b).unwrap(),
-            c"/etc/heft/state.json"
-        );
-        let long = "a".repeat(PATH_BUF);
-        assert_eq!(c_path(Path::new(&long), &mut b), Err(Errno::ENAMETOOLONG));
-        assert_eq!(
-            c_path(Path::new(&long[1..]), &mut b)
-                .unwrap()
-                .to_bytes()
-                .len(),
-            PATH_BUF - 1
-        );
-        assert_eq!(c_path(Path::new("a\0b"), &mut b), Err(Errno::EINVAL));
     }
 }

@@ -1,0 +1,84 @@
+//! Descriptors: reading, writing, waiting.
+//!
+//! A descriptor is std's `OwnedFd`, named `Fd` here: closed when dropped,
+//! and what nix's calls take and return.
+
+use core::sync::atomic::{AtomicI32, Ordering};
+use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
+
+use nix::errno::Errno;
+
+pub use std::os::fd::OwnedFd as Fd;
+
+/// A descriptor kept open for the rest of the process, in a static.
+///
+/// Plain atomic loads and stores, no compare-and-swap (which ARMv6's Thumb
+/// code lacks, unlike `OnceLock`): a descriptor given to `set` is never
+/// closed, so a borrow of it is good for the process's life.
+pub struct StaticFd(AtomicI32);
+
+impl StaticFd {
+    /// Holds no descriptor yet.
+    pub const fn new() -> StaticFd {
+        StaticFd(AtomicI32::new(-1))
+    }
+
+    /// Keeps `fd` open for good and hands it out from now on.
+    pub fn set(&self, fd: Fd) {
+        self.0.store(fd.into_raw_fd(), Ordering::Relaxed);
+    }
+
+    /// The descriptor, once one is set.
+    pub fn get(&self) -> Option<BorrowedFd<'static>> {
+        let fd = self.0.load(Ordering::Relaxed);
+        // SAFETY: a descriptor stored by `set` was given up by its owner and
+        // is never closed.
+        (fd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+}
+
+impl Default for StaticFd {
+    fn default() -> StaticFd {
+        StaticFd::new()
+    }
+}
+
+/// Reads from `fd` into `buf`; returns how many bytes came, 0 at the end.
+pub fn read(fd: impl AsFd, buf: &mut [u8]) -> Result<usize, Errno> {
+    nix::unistd::read(fd, buf)
+}
+
+/// Writes all of `bytes` to `fd`.
+pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
+    let fd = fd.as_fd();
+    while !bytes.is_empty() {
+        match nix::unistd::write(fd, bytes)? {
+            0 => return Err(Errno::EIO),
+            k => bytes = &bytes[k..],
+        }
+    }
+    Ok(())
+}
+
+/// Writes all of `buf` to standard output; false if it could not.
+pub fn write_stdout(buf: &[u8]) -> bool {
+    write_all(std::io::stdout().as_fd(), buf).is_ok()
+}
+
+/// Waits for events on `fds` for at most `timeout_ms` (-1: forever).
+///
+/// Returns the number of ready descriptors; a signal (EINTR) counts as a
+/// wake-up with none ready. This is the one place EINTR is handled.
+///
+/// libc's poll, not nix's: the loop keeps one table of plain `pollfd`s from
+/// wake-up to wake-up (a paused listener is -1 in its place), where nix's
+/// `PollFd` borrows each descriptor for the table's life.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
+    // SAFETY: `fds` is a live, exclusively borrowed slice of `fds.len()` pollfds.
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    match Errno::result(r) {
+        Ok(n) => Ok(n as usize),
+        Err(Errno::EINTR) => Ok(0),
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,115 @@
+//! Sockets: the agent's listener and connections, outgoing TCP checks, the
+//! syslog socket.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, Backlog, MsgFlags, Shutdown, SockFlag, SockType, SockaddrLike,
+    SockaddrStorage, UnixAddr,
+};
+
+use super::Fd;
+
+/// Opens a non-blocking, close-on-exec TCP socket for `ip`'s family.
+pub fn tcp_socket(ip: IpAddr) -> Result<Fd, Errno> {
+    let family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    socket::socket(family, SockType::Stream, flags, None)
+}
+
+/// Lets a restarted agent bind over connections of its predecessor still in TIME_WAIT.
+pub fn set_reuse_addr(fd: &Fd) -> Result<(), Errno> {
+    socket::setsockopt(fd, sockopt::ReuseAddr, &true)
+}
+
+/// Makes an IPv6 socket also take IPv4 (false) or not (true).
+pub fn set_v6_only(fd: &Fd, only: bool) -> Result<(), Errno> {
+    socket::setsockopt(fd, sockopt::Ipv6V6Only, &only)
+}
+
+/// Binds `fd` to `ip`:`port`.
+pub fn bind(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
+    socket::bind(
+        fd.as_raw_fd(),
+        &SockaddrStorage::from(SocketAddr::new(ip, port)),
+    )
+}
+
+/// Starts connecting `fd` to `ip`:`port`; `EINPROGRESS` while a non-blocking connect runs.
+pub fn connect(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
+    socket::connect(
+        fd.as_raw_fd(),
+        &SockaddrStorage::from(SocketAddr::new(ip, port)),
+    )
+}
+
+/// Starts listening on `fd`, with room for `backlog` connections not yet accepted.
+pub fn listen(fd: &Fd, backlog: i32) -> Result<(), Errno> {
+    socket::listen(fd, Backlog::new(backlog)?)
+}
+
+/// Accepts one connection as a non-blocking, close-on-exec descriptor, with the peer's address.
+///
+/// libc's accept4, not nix's: nix's drops the peer's address, and asking for
+/// it again (getpeername) would cost a system call per probe.
+pub fn accept(listener: &Fd) -> Result<(Fd, Option<IpAddr>), Errno> {
+    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_storage = unsafe { core::mem::zeroed() };
+    let mut len = core::mem::size_of_val(&addr) as libc::socklen_t;
+    let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    let p = (&mut addr as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
+    // SAFETY: `addr` and `len` are live and describe a buffer of `len` bytes.
+    let raw = Errno::result(unsafe { libc::accept4(listener.as_raw_fd(), p, &mut len, flags) })?;
+    // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+    let fd = unsafe { Fd::from_raw_fd(raw) };
+    // SAFETY: accept4 wrote an address of `len` bytes (at most the buffer's size) to `addr`.
+    let peer = unsafe { SockaddrStorage::from_raw(p, Some(len)) }.and_then(|a| {
+        a.as_sockaddr_in()
+            .map(|a| IpAddr::V4(a.ip()))
+            .or_else(|| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
+    });
+    Ok((fd, peer))
+}
+
+/// Takes the error a non-blocking connect ended with (`SO_ERROR`); `Ok` if it connected.
+pub fn socket_error(fd: &Fd) -> Result<(), Errno> {
+    match socket::getsockopt(fd, sockopt::SocketError)? {
+        0 => Ok(()),
+        e => Err(Errno::from_raw(e)),
+    }
+}
+
+/// Sends bytes without raising SIGPIPE; returns how many were taken.
+pub fn send(fd: &Fd, buf: &[u8]) -> Result<usize, Errno> {
+    socket::send(fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)
+}
+
+/// Reads what has arrived, without waiting; 0 means the peer closed.
+pub fn recv(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
+    socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)
+}
+
+/// Closes the write side, so the peer sees the end of the reply.
+pub fn shutdown_write(fd: &Fd) -> Result<(), Errno> {
+    socket::shutdown(fd.as_fd().as_raw_fd(), Shutdown::Write)
+}
+
+/// Opens a datagram socket connected to the syslog socket at `path`.
+pub fn connect_syslog(path: &Path) -> Result<Fd, Errno> {
+    let addr = UnixAddr::new(path)?;
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    socket::connect(fd.as_raw_fd(), &addr)?;
+    Ok(fd)
+}
