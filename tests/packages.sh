@@ -33,6 +33,8 @@ finish() {
 }
 
 tmp=$(mktemp -d /tmp/heft-packages.XXXXXX)
+# The agents the tests start as other users read files in here.
+chmod 0755 "$tmp"
 agent_pids=()
 cleanup() {
     for p in "${agent_pids[@]}"; do
@@ -42,6 +44,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# gone PID: the process has exited (a zombie nobody reaped has, too).
+gone() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    case ${st##*) } in Z*) return 0 ;; esac
+    return 1
+}
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -69,7 +78,6 @@ done <cross/targets
 # The release.
 ssh-keygen -q -t ed25519 -N '' -C releases@heft -f "$tmp/key"
 echo "releases@heft namespaces=\"heft-release\" $(cat "$tmp/key.pub")" >"$tmp/allowed_signers"
-export HEFT_CROSS_TARGET_DIR=${HEFT_CROSS_TARGET_DIR:-/work/cross-target}
 release_opts=()
 [ -z "${HEFT_PKG_NO_BUILD:-}" ] || release_opts=(--no-build)
 if ! cross/release "${release_opts[@]}" "$version" "$tmp/key" >"$tmp/release.log" 2>&1; then
@@ -88,24 +96,26 @@ for i in "${!targets[@]}"; do
     check "$s: tarball" test -f "$tb"
     [ -f "$tb" ] || continue
     listing=$(tar -tvzf "$tb")
+    names=$(tar -tzf "$tb")
     want="heft-$version-$s/heft heft-$version-$s/README.md heft-$version-$s/LICENSE-MIT heft-$version-$s/LICENSE-APACHE heft-$version-$s/contrib/systemd/heft.service heft-$version-$s/contrib/state.json"
     missing=
     for f in $want; do
-        tar -tzf "$tb" | grep -qx "$f" || missing="$missing $f"
+        grep -Fqx "$f" <<<"$names" || missing="$missing $f"
     done
     check "$s: tarball holds heft, README, licenses, contrib/${missing:+ (missing:$missing)}" test -z "$missing"
-    check "$s: one top folder" test "$(tar -tzf "$tb" | cut -d/ -f1 | sort -u)" = "heft-$version-$s"
+    check "$s: one top folder" test "$(cut -d/ -f1 <<<"$names" | sort -u)" = "heft-$version-$s"
     check "$s: owner 0/0 throughout" test -z "$(echo "$listing" | awk '$2 != "0/0"')"
-    check "$s: names sorted" test "$(tar -tzf "$tb")" = "$(tar -tzf "$tb" | LC_ALL=C sort)"
+    check "$s: names sorted" test "$names" = "$(LC_ALL=C sort <<<"$names")"
     sde=$(git log -1 --format=%ct)
     mt=$(tar -tvzf "$tb" --full-time | awk '{ print $4 " " $5 }' | sort -u)
     check "$s: every mtime is the last commit's" test "$mt" = "$(date -u -d "@$sde" '+%Y-%m-%d %H:%M:%S')"
     check "$s: gzip header has no name or time" test "$(od -An -tu4 -j4 -N4 "$tb" | tr -d ' ')" = 0
-    bytes=$(tar -xOzf "$tb" "heft-$version-$s/heft" | wc -c)
+    tar -xOzf "$tb" "heft-$version-$s/heft" >"$tmp/bin-$s"
+    bytes=$(wc -c <"$tmp/bin-$s")
     want=$(size_of "$t")
-    check "$s: binary is $bytes bytes, size-report says ${want:-nothing}" test "$bytes" = "$want"
-    tar -xOzf "$tb" "heft-$version-$s/heft" | head -c 20 | od -An -tx1 | grep -q '7f 45 4c 46'
-    check "$s: binary is ELF" test $? = 0
+    check "$s: binary is $bytes bytes, cross/size-report.txt says ${want:-nothing}" test "$bytes" = "$want"
+    check "$s: binary is a static ELF executable" test "$(od -An -tx1 -N4 "$tmp/bin-$s" | tr -d ' ')" = 7f454c46 \
+        -a -z "$(readelf -lW "$tmp/bin-$s" 2>/dev/null | grep -E 'INTERP|DYNAMIC')"
 done
 check "SHA256SUMS and SHA256SUMS.sig" test -f "$dist/SHA256SUMS" -a -f "$dist/SHA256SUMS.sig"
 check "cross/verify accepts the release" cross/verify "$dist" "$tmp/allowed_signers" >"$tmp/verify.log" 2>&1
@@ -280,14 +290,14 @@ EOF
             busybox sh "$x/run/procd.sh" 2>&1)
         pid=$(echo "$out" | sed -n 's/^pid //p')
         [ -z "$pid" ] || agent_pids+=("$pid")
-        check "ipk: procd script starts heft ($out)" test -n "$pid"
+        check "ipk: procd script starts heft (pid $pid)" test -n "$pid"
         check "ipk: procd captures stderr (logd)" test -n "$(echo "$out" | grep '^stderr 1')"
         wait_up "$port" "$x/data/usr/sbin/heft" >/dev/null
         got=$("$x/data/usr/sbin/heft" get --port "$port" 2>&1)
         check "ipk: the packaged config serves ($got)" test "${got%% *}" = up
         [ -z "$pid" ] || kill -TERM "$pid"
         sleep 0.3
-        check "ipk: heft stopped by SIGTERM (procd's stop)" test ! -d "/proc/$pid" -o "$(cat /proc/$pid/comm 2>/dev/null)" != heft
+        check "ipk: heft stopped by SIGTERM (procd's stop)" gone "$pid"
     fi
     check "OpenWrt Makefile names files that exist" bash -c '
         for f in $(grep -o "PKG_BUILD_DIR)/contrib/[^ ]*" contrib/openwrt/Makefile | sed "s|PKG_BUILD_DIR)/||"); do
@@ -304,7 +314,7 @@ if ! skip apk; then
     apk=$dist/alpine/APKBUILD
     check "APKBUILD (contrib) parses" sh -n contrib/alpine/APKBUILD
     check "APKBUILD (release) parses" sh -n "$apk"
-    check "APKBUILD: openrc subpackage" grep -q '^subpackages=.*heft-openrc' "$apk"
+    check "APKBUILD: openrc subpackage" grep -Fqx 'subpackages="$pkgname-openrc"' "$apk"
     check "APKBUILD: install script exists" test -f "$dist/alpine/heft.pre-install" -a -f contrib/alpine/heft.pre-install
     sums=$(sed -n '/^sha512sums="/,/^"/p' "$apk" | grep -c '  heft-')
     check "APKBUILD: one sum per source ($sums)" test "$sums" = "$(sed -n 's/^_targets="\(.*\)"$/\1/p' "$apk" | wc -w)"
@@ -315,8 +325,7 @@ if ! skip apk; then
     tb=$dist/heft-$version-x86_64.tar.gz
     for f in $(grep -o '"\$_d"/[A-Za-z0-9_./-]*' "$apk" | sed 's|"\$_d"/||' | sort -u); do
         case $f in heft.confd) continue ;; esac
-        tar -tzf "$tb" | grep -qx "heft-$version-x86_64/$f"
-        check "APKBUILD: $f is in the tarball" test $? = 0
+        check "APKBUILD: $f is in the tarball" grep -Fqx "heft-$version-x86_64/$f" <<<"$(tar -tzf "$tb")"
     done
 fi
 
@@ -363,10 +372,12 @@ if ! skip ansible && [ -x "$venv/bin/ansible-playbook" ]; then
 EOF
     export ANSIBLE_ROLES_PATH=$repo/contrib/ansible/roles ANSIBLE_NOCOLOR=1 ANSIBLE_LOCALHOST_WARNING=0 \
         ANSIBLE_INVENTORY_UNPARSED_WARNING=0 ANSIBLE_PYTHON_INTERPRETER="$venv/bin/python3"
-    pb() { "$venv/bin/ansible-playbook" -i localhost, "$tmp/play.yml" "$@"; }
+    pb() { LC_ALL=C.UTF-8 LANG=C.UTF-8 "$venv/bin/ansible-playbook" -i localhost, "$tmp/play.yml" "$@"; }
     had_user=$(getent passwd $user >/dev/null && echo 1)
     pb -e heft_init=sysv >"$tmp/ansible-1.log" 2>&1
-    check "ansible sysv: first run" test $? = 0 || tail -n 30 "$tmp/ansible-1.log"
+    code=$?
+    check "ansible sysv: first run" test $code = 0
+    [ $code = 0 ] || tail -n 30 "$tmp/ansible-1.log"
     pid=$(cat "$root/run/heft.pid" 2>/dev/null)
     [ -z "$pid" ] || agent_pids+=("$pid")
     spid=$(cat "$root/run/heft.pid.supervisor" 2>/dev/null)
@@ -375,20 +386,24 @@ EOF
     check "ansible sysv: runs as $user" test "$(stat -c %U "/proc/$pid" 2>/dev/null)" = $user
     check "ansible sysv: the state dir is $user's" test "$(stat -c %U "$root/etc/heft")" = $user
     pb -e heft_init=sysv >"$tmp/ansible-2.log" 2>&1
-    check "ansible sysv: second run" test $? = 0 || tail -n 30 "$tmp/ansible-2.log"
+    code=$?
+    check "ansible sysv: second run" test $code = 0
+    [ $code = 0 ] || tail -n 30 "$tmp/ansible-2.log"
     check "ansible sysv: second run changed=0" grep -q 'localhost *: ok=[0-9]* *changed=0 ' "$tmp/ansible-2.log"
     grep -q 'changed=0 ' "$tmp/ansible-2.log" || grep -E '^changed:' "$tmp/ansible-2.log"
     for init in systemd openrc; do
         r2=$tmp/ansible-$init
         mkdir -p "$r2"
         pb --check -e heft_init=$init -e heft_root="$r2" >"$tmp/ansible-$init.log" 2>&1
-        check "ansible $init: --check run" test $? = 0 || tail -n 30 "$tmp/ansible-$init.log"
+        code=$?
+        check "ansible $init: --check run" test $code = 0
+        [ $code = 0 ] || tail -n 30 "$tmp/ansible-$init.log"
     done
     # The agent, and the loop supervising it, by pid.
     [ -z "$spid" ] || { [ -d "/proc/$spid" ] && kill -TERM "$spid"; }
     [ -z "$pid" ] || kill -TERM "$pid" 2>/dev/null
     sleep 0.3
-    check "ansible sysv: agent stopped" test ! -d "/proc/$pid"
+    check "ansible sysv: agent stopped" gone "$pid"
     if [ -z "$had_user" ]; then
         userdel "$user" >/dev/null 2>&1
         groupdel "$user" >/dev/null 2>&1
