@@ -8,7 +8,11 @@ REPO_DIR=$(dirname "$CROSS_DIR")
 CROSS_TARGET_DIR=${HEFT_CROSS_TARGET_DIR:-$REPO_DIR/target/cross}
 ALL_TARGETS="x86_64 aarch64 armv7 armv6 mipsel"
 
-die() { echo "${0##*/}: $*" >&2; exit 1; }
+# The running script's name for messages, as typed from the repository's top.
+ME=$0
+case $ME in "$REPO_DIR"/*) ME=${ME#"$REPO_DIR"/} ;; ./*) ME=${ME#./} ;; esac
+
+die() { echo "$ME: $*" >&2; exit 1; }
 
 # resolve NAME: sets TRIPLE SHORT ZIG_TARGET ZIG_CPU QEMU QEMU_CPU HEFT_FLAGS from
 # cross/targets, NAME being a Rust triple or a short name.
@@ -44,7 +48,7 @@ ZIG_VENV=${HEFT_ZIG_VENV:-$HOME/.local/share/heft/zig-venv}
 find_zig() {
     local d
     if [ -n "${HEFT_ZIG:-}" ]; then
-        [ -x "$HEFT_ZIG" ] || { echo "${0##*/}: HEFT_ZIG=$HEFT_ZIG is not an executable" >&2; return 1; }
+        [ -x "$HEFT_ZIG" ] || { echo "$ME: HEFT_ZIG=$HEFT_ZIG is not an executable" >&2; return 1; }
         echo "$HEFT_ZIG"
     elif command -v zig >/dev/null 2>&1; then
         command -v zig
@@ -56,7 +60,7 @@ find_zig() {
         [ -x "$d/zig" ]; then
         echo "$d/zig"
     else
-        echo "${0##*/}: zig not found (looked at \$HEFT_ZIG, PATH, $ZIG_VENV and python3's ziglang): run cross/setup" >&2
+        echo "$ME: zig not found (looked at \$HEFT_ZIG, PATH, $ZIG_VENV and python3's ziglang): run cross/setup" >&2
         return 1
     fi
 }
@@ -67,27 +71,27 @@ find_zig() {
 apt_install() {
     [ $# -gt 0 ] || return 0
     if [ "$(id -u)" -ne 0 ]; then
-        echo "${0##*/}: $* missing; installing needs root: run as root, or: sudo apt-get install $*" >&2
+        echo "$ME: $* missing; installing needs root: run as root, or: sudo apt-get install $*" >&2
         return 1
     fi
     local log
     log=$(mktemp "${TMPDIR:-/tmp}/heft-apt.XXXXXX")
     export DEBIAN_FRONTEND=noninteractive
     if [ -z "${HEFT_APT_UPDATED:-}" ]; then
-        echo "${0##*/}: apt-get update"
+        echo "$ME: apt-get update"
         if ! apt-get update -qq >"$log" 2>&1; then
             tail -n 20 "$log" >&2
             rm -f "$log"
-            echo "${0##*/}: apt-get update failed (see above): check the network and /etc/apt/sources.list, then rerun" >&2
+            echo "$ME: apt-get update failed (see above): check the network and /etc/apt/sources.list, then rerun" >&2
             return 1
         fi
         export HEFT_APT_UPDATED=1
     fi
-    echo "${0##*/}: apt-get install $*"
+    echo "$ME: apt-get install $*"
     if ! apt-get install -y -qq --no-install-recommends "$@" >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         rm -f "$log"
-        echo "${0##*/}: apt-get install $* failed (see above): fix apt, or install them by hand, then rerun" >&2
+        echo "$ME: apt-get install $* failed (see above): fix apt, or install them by hand, then rerun" >&2
         return 1
     fi
     rm -f "$log"

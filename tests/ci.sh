@@ -93,7 +93,7 @@ if [ -n "$install_only" ]; then
 fi
 
 # --- 2 to 4 -------------------------------------------------------------------
-run "cargo test" cargo test
+run "cargo test" cargo test --no-fail-fast
 run "cargo test --no-default-features --lib" cargo test --no-default-features --lib
 run "cross/ci (static builds, size-report, qemu smoke tests)" cross/ci
 
@@ -101,7 +101,7 @@ run "cross/ci (static builds, size-report, qemu smoke tests)" cross/ci
 static_suite() {
     local bin
     bin=$(cross/build -q x86_64) || return 1
-    HEFT_BIN=$bin cargo test --tests
+    HEFT_BIN=$bin cargo test --no-fail-fast --tests
 }
 run "cargo test --tests with HEFT_BIN=static x86_64" static_suite
 
@@ -114,7 +114,7 @@ qemu_suite() {
     [ "$QEMU_CPU" = - ] || runner="$runner -cpu $QEMU_CPU"
     echo "HEFT_BIN=$bin HEFT_RUNNER='$runner'"
     HEFT_BIN=$bin HEFT_RUNNER=$runner \
-        cargo test --test replies --test signals --test persistence --test stress
+        cargo test --no-fail-fast --test replies --test signals --test persistence --test stress
 }
 for t in aarch64 armv7 armv6 mipsel; do
     run "agent tests under qemu: $t" qemu_suite "$t"
