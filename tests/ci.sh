@@ -20,8 +20,9 @@
 #   tests/ci.sh --install-only   step 1 only (set up a machine for the tests)
 #
 # Cross builds go to $HEFT_CROSS_TARGET_DIR (default target/cross).
-# A cold run takes about 35 minutes on 2 cores, most of it building std
-# for the five static targets; see cross/ci.
+# On a fresh machine with 2 cores a run takes about 25 minutes: installing
+# about 5 (cargo-fuzz's build most of it), cross/ci about 6 (std for five
+# targets), the qemu agent tests about a minute per target, fuzzing about 3.
 set -u
 cd "$(dirname "$0")/.."
 . cross/common.sh
