@@ -1,24 +1,133 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a fresh machine of this kind (Debian, root,
-# rustup), then runs every test: unit and integration tests against the real
-# binary and a real HAProxy, the size budget of every static target, and the
-# qemu smoke test of each one.
-set -eu
+# tests/ci.sh: the project's whole test run, from a clean clone on a fresh
+# machine of this kind (Debian bookworm, root, rustup with stable and nightly).
+# It installs what is missing, then runs, in order:
+#   1. install: apt packages (haproxy, busybox, curl, strace, prometheus for
+#      promtool), cross/setup (qemu-user-static, zig, rust-src) and cargo-fuzz;
+#   2. cargo test (host build, default features);
+#   3. cargo test --no-default-features --lib (unit tests without `feedback`);
+#   4. cross/ci: static builds of every target, size-report, qemu smoke tests;
+#   5. the whole integration suite against the static x86_64 binary;
+#   6. the agent, signal, persistence and stress tests against each other
+#      target's static binary under qemu-user, with the CPU from cross/targets;
+#   7. every fuzz target for 20 s (FUZZ_SECONDS), so that a target that stops
+#      building or finds a crash fails CI.
+# Steps 2 to 7 all run even when one fails, so one run shows every problem;
+# the exit code is non-zero if any failed. Each step prints a timestamped
+# `== step` line; the end prints each step's time and the total.
+#
+#   tests/ci.sh                  everything
+#   tests/ci.sh --install-only   step 1 only (set up a machine for the tests)
+#
+# Cross builds go to $HEFT_CROSS_TARGET_DIR (default target/cross).
+# On a fresh machine with 2 cores a run takes about 25 minutes: installing
+# about 5 (cargo-fuzz's build most of it), cross/ci about 6 (std for five
+# targets), the qemu agent tests about a minute per target, fuzzing about 3.
+set -u
 cd "$(dirname "$0")/.."
+. cross/common.sh
 
-need=""
-for tool in haproxy busybox curl strace; do
-    command -v "$tool" >/dev/null 2>&1 || need="$need $tool"
-done
-if [ -n "$need" ]; then
-    echo "== installing:$need"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq $need >/dev/null
+install_only=
+case ${1:-} in
+    --install-only) install_only=1 ;;
+    '') ;;
+    *) die "usage: tests/ci.sh [--install-only]" ;;
+esac
+[ $# -le 1 ] || die "usage: tests/ci.sh [--install-only]"
+
+t0=$SECONDS
+times=()
+failed=()
+step_name= step_t0=
+step() {
+    step_end
+    step_name=$1 step_t0=$SECONDS
+    echo "== $(date -u '+%H:%M:%S') $1"
+}
+step_end() {
+    [ -n "$step_name" ] && times+=("$(printf '%6d s  %s' $((SECONDS - step_t0)) "$step_name")")
+    step_name=
+}
+# run NAME COMMAND...: one step; a failure is recorded, and the run goes on.
+run() {
+    local name=$1
+    shift
+    step "$name"
+    if ! "$@"; then
+        echo "== FAILED: $name" >&2
+        failed+=("$name")
+    fi
+}
+summary() {
+    step_end
+    echo "== $(date -u '+%H:%M:%S') times"
+    printf '%s\n' "${times[@]}"
+    printf '%6d s  total\n' $((SECONDS - t0))
+}
+
+# --- 1. install -------------------------------------------------------------
+install() {
+    local need=() cmd pkg
+    for cmd in haproxy:haproxy busybox:busybox curl:curl strace:strace promtool:prometheus python3:python3; do
+        command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd#*:}")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+        apt_install "${need[@]}" || return 1
+        for cmd in haproxy busybox curl strace promtool; do
+            command -v "$cmd" >/dev/null 2>&1 ||
+                { echo "tests/ci.sh: $cmd is still missing after apt-get install ${need[*]}: install it by hand" >&2; return 1; }
+        done
+    fi
+    cross/setup || return 1
+    tests/fuzz.sh --install || return 1
+}
+step "install"
+if ! install; then
+    echo "== FAILED: install (see the message above; nothing else was run)" >&2
+    summary
+    exit 1
+fi
+if [ -n "$install_only" ]; then
+    summary
+    echo "tests/ci.sh: installed what the tests need"
+    exit 0
 fi
 
-echo "== cargo test"
-cargo test --quiet 2>&1
+# --- 2 to 4 -------------------------------------------------------------------
+run "cargo test" cargo test --no-fail-fast
+run "cargo test --no-default-features --lib" cargo test --no-default-features --lib
+run "cross/ci (static builds, size-report, qemu smoke tests)" cross/ci
 
-echo "== static builds, size budget and qemu smoke tests"
-cross/ci
+# --- 5. the whole suite against the static x86_64 binary ------------------------
+static_suite() {
+    local bin
+    bin=$(cross/build -q x86_64) || return 1
+    HEFT_BIN=$bin cargo test --no-fail-fast --tests
+}
+run "cargo test --tests with HEFT_BIN=static x86_64" static_suite
+
+# --- 6. agent tests under qemu ------------------------------------------------
+qemu_suite() {
+    local bin runner
+    resolve "$1"
+    bin=$(cross/build -q "$SHORT") || return 1
+    runner=$QEMU
+    [ "$QEMU_CPU" = - ] || runner="$runner -cpu $QEMU_CPU"
+    echo "HEFT_BIN=$bin HEFT_RUNNER='$runner'"
+    HEFT_BIN=$bin HEFT_RUNNER=$runner \
+        cargo test --no-fail-fast --test replies --test signals --test persistence --test stress
+}
+for t in aarch64 armv7 armv6 mipsel; do
+    run "agent tests under qemu: $t" qemu_suite "$t"
+done
+
+# --- 7. fuzzing -------------------------------------------------------------
+run "fuzz targets, ${FUZZ_SECONDS:-20} s each" tests/fuzz.sh "${FUZZ_SECONDS:-20}"
+
+summary
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "tests/ci.sh: FAILED:" >&2
+    printf '  %s\n' "${failed[@]}" >&2
+    exit 1
+fi
+echo "tests/ci.sh: all steps passed"

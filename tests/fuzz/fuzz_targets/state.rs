@@ -68,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
     let s = match state::parse(data) {
         Ok(s) => s,
         Err(e) => {
-            assert!(!e.as_str().is_empty());
+            assert!(!e.0.is_empty());
             agent.load(Err(LoadError::Invalid(e)), 0);
             let line = agent.reply(None);
             check_line(line);
@@ -130,7 +130,7 @@ fuzz_target!(|data: &[u8]| {
     let again = state::parse(&out).unwrap_or_else(|e| {
         panic!(
             "written file does not parse ({}): {}",
-            e.as_str(),
+            e.0,
             String::from_utf8_lossy(&out)
         )
     });
