@@ -5,14 +5,18 @@
 #   1. install: apt packages (haproxy, busybox, curl, strace, prometheus for
 #      promtool), cross/setup (qemu-user-static, zig, rust-src) and cargo-fuzz;
 #   2. cargo test (host build, default features);
-#   3. cargo test --no-default-features --lib (unit tests without `feedback`);
+#   3. cargo test --no-default-features (every test that does not need
+#      `feedback`, against a build without it);
 #   4. cross/ci: static builds of every target, size-report, qemu smoke tests;
 #   5. the whole integration suite against the static x86_64 binary;
 #   6. the agent, signal, persistence and stress tests against each other
 #      target's static binary under qemu-user, with the CPU from cross/targets;
-#   7. every fuzz target for 20 s (FUZZ_SECONDS), so that a target that stops
+#   7. tests/packages.sh: a release with a throwaway key, its checksums and
+#      signature, the .deb installed and purged, the .ipk, APKBUILD and the
+#      ansible role;
+#   8. every fuzz target for 20 s (FUZZ_SECONDS), so that a target that stops
 #      building or finds a crash fails CI.
-# Steps 2 to 7 all run even when one fails, so one run shows every problem;
+# Steps 2 to 8 all run even when one fails, so one run shows every problem;
 # the exit code is non-zero if any failed. Each step prints a timestamped
 # `== step` line; the end prints each step's time and the total.
 #
@@ -95,7 +99,7 @@ fi
 
 # --- 2 to 4 -------------------------------------------------------------------
 run "cargo test" cargo test --no-fail-fast
-run "cargo test --no-default-features --lib" cargo test --no-default-features --lib
+run "cargo test --no-default-features" cargo test --no-fail-fast --no-default-features
 run "cross/ci (static builds, size-report, qemu smoke tests)" cross/ci
 
 # --- 5. the whole suite against the static x86_64 binary ------------------------
@@ -121,7 +125,10 @@ for t in aarch64 armv7 armv6 mipsel; do
     run "agent tests under qemu: $t" qemu_suite "$t"
 done
 
-# --- 7. fuzzing -------------------------------------------------------------
+# --- 7. release artifacts and packages -----------------------------------------
+run "release, packages and the ansible role (tests/packages.sh)" tests/packages.sh
+
+# --- 8. fuzzing -------------------------------------------------------------
 run "fuzz targets, ${FUZZ_SECONDS:-20} s each" tests/fuzz.sh "${FUZZ_SECONDS:-20}"
 
 summary
