@@ -552,15 +552,11 @@ impl<'a> Server<'a> {
 
     /// Closes the answered connection closest to its deadline; returns its slot, none if none is answered.
     fn evict_one(&mut self) -> Option<usize> {
-        let mut victim: Option<(usize, u32)> = None;
-        for (i, c) in self.conns.iter().enumerate() {
-            if let Some(c) = c.as_ref().filter(|c| c.phase == Phase::Drain) {
-                if victim.is_none_or(|(_, d)| c.deadline < d) {
-                    victim = Some((i, c.deadline));
-                }
-            }
-        }
-        let (i, _) = victim?;
+        let answered = self.conns.iter().enumerate().filter_map(|(i, c)| {
+            let c = c.as_ref().filter(|c| c.phase == Phase::Drain)?;
+            Some((i, c.deadline))
+        });
+        let i = earliest(answered)?;
         self.conns[i] = None;
         Some(i)
     }
@@ -575,6 +571,17 @@ impl<'a> Server<'a> {
             .s(" probes served")
             .send();
     }
+}
+
+/// Returns the slot of the earliest of `deadlines` (slot, deadline), none if there are none.
+fn earliest(deadlines: impl Iterator<Item = (usize, u32)>) -> Option<usize> {
+    let mut first: Option<(usize, u32)> = None;
+    for (i, d) in deadlines {
+        if first.is_none_or(|(_, f)| (d.wrapping_sub(f) as i32) < 0) {
+            first = Some((i, d));
+        }
+    }
+    first.map(|(i, _)| i)
 }
 
 /// Writes a client's address for the log, in the capacity `num::push_ip` already has for the listen address.
@@ -598,6 +605,16 @@ fn canonical(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evicts_the_earliest_deadline_across_the_wrap() {
+        // Slot 1 expires just before the clock wraps, the others just after.
+        let deadlines = [(0, 3), (1, u32::MAX - 2), (2, 1), (4, u32::MAX)];
+        assert_eq!(earliest(deadlines.into_iter()), Some(1));
+        assert_eq!(earliest(deadlines[2..].iter().copied()), Some(4));
+        assert_eq!(earliest([(3, 7)].into_iter()), Some(3));
+        assert_eq!(earliest(core::iter::empty()), None);
+    }
 
     #[test]
     fn canonical_matches_std() {
