@@ -30,7 +30,10 @@
 //! - `model/`: the state, its JSON form, the replies and the agent; no I/O.
 //! - `log`, `num`: log lines, and byte helpers for numbers and addresses.
 //! - `os/`: the operating system: descriptors, sockets, files, ids,
-//!   signals, the clock. The only `unsafe` code; imports nothing above it.
+//!   signals, the clock. The only `unsafe` code; imports nothing above it
+//!   but `time`.
+//! - `time`: millisecond instants and every comparison of them, right
+//!   across the clock's wrap; imports nothing.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -43,3 +46,4 @@ pub mod num;
 pub mod os;
 pub mod proto;
 pub mod server;
+pub mod time;

@@ -84,7 +84,7 @@ fn serve(cfg: &Serve) -> i32 {
     let feedback = match cfg
         .feedback
         .as_deref()
-        .map(|p| heft::feedback::Feedback::load(p, heft::os::now_ms()).map_err(|e| (p, e)))
+        .map(|p| heft::feedback::Feedback::load(p, heft::os::now()).map_err(|e| (p, e)))
     {
         None => None,
         Some(Ok(f)) => Some(f),

@@ -90,7 +90,7 @@ fn metrics_of_the_largest_state_have_their_body() {
         s.services.push((n, top.clone())).unwrap();
     }
     let mut agent = Agent::new(None);
-    agent.load(Ok(s), 0);
+    agent.load(Ok(s), heft::time::Instant::default());
     let Request::Http { head, path } = classify(b"GET /metrics HTTP/1.1\n", false, true) else {
         panic!("not HTTP");
     };

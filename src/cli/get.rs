@@ -9,11 +9,12 @@ use nix::errno::Errno;
 
 use crate::cli::Get;
 use crate::os::Fd;
+use crate::time::Instant;
 use crate::{log, os};
 
 /// Connects, sends the payload, prints the first line; 0 if a whole line came back, else 1.
 pub fn run(g: &Get) -> i32 {
-    let deadline = os::now_ms().wrapping_add(g.timeout_ms);
+    let deadline = os::now() + g.timeout_ms;
     let fd = match connect(g, deadline) {
         Ok(fd) => fd,
         Err(e) => {
@@ -36,7 +37,7 @@ pub fn run(g: &Get) -> i32 {
 
 /// Reads until a whole line is in `buf` and returns it, its CR or LF made a
 /// newline; `None` if none came before `deadline`, the end or a full buffer.
-fn read_line<'a>(fd: &Fd, buf: &'a mut [u8; 4096], deadline: u32) -> Option<&'a [u8]> {
+fn read_line<'a>(fd: &Fd, buf: &'a mut [u8; 4096], deadline: Instant) -> Option<&'a [u8]> {
     let mut n = 0;
     while n < buf.len() && wait(fd, libc::POLLIN, deadline) {
         match os::recv(fd, &mut buf[n..]) {
@@ -56,7 +57,7 @@ fn read_line<'a>(fd: &Fd, buf: &'a mut [u8; 4096], deadline: u32) -> Option<&'a 
 }
 
 /// Opens a non-blocking connection to the agent, waiting until `deadline` for it.
-fn connect(g: &Get, deadline: u32) -> Result<Fd, Errno> {
+fn connect(g: &Get, deadline: Instant) -> Result<Fd, Errno> {
     let fd = os::tcp_socket(g.addr)?;
     match os::connect(&fd, g.addr, g.port) {
         Ok(()) => Ok(fd),
@@ -67,10 +68,10 @@ fn connect(g: &Get, deadline: u32) -> Result<Fd, Errno> {
 }
 
 /// Waits until `fd` has `events` or `deadline` passes; false on timeout.
-fn wait(fd: &Fd, events: i16, deadline: u32) -> bool {
+fn wait(fd: &Fd, events: i16, deadline: Instant) -> bool {
     loop {
-        let left = deadline.wrapping_sub(os::now_ms()) as i32;
-        if left <= 0 {
+        let left = os::now().until(deadline);
+        if left == 0 {
             return false;
         }
         let mut p = [libc::pollfd {
@@ -78,7 +79,7 @@ fn wait(fd: &Fd, events: i16, deadline: u32) -> bool {
             events,
             revents: 0,
         }];
-        match os::poll(&mut p, left) {
+        match os::poll(&mut p, left as i32) {
             Ok(0) => {} // a signal or the timeout: look at the clock again
             Ok(_) => return true,
             Err(_) => return false,

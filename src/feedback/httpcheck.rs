@@ -14,6 +14,7 @@ use super::metrics::{parse_decimal, split_once};
 use crate::model::json::{top_field, Token};
 use crate::num::pieces;
 use crate::os::{self, Fd};
+use crate::time::Instant;
 
 /// The most bytes of an answer kept.
 pub const RESPONSE_MAX: usize = 2048;
@@ -119,7 +120,7 @@ pub struct Check {
     /// The socket and phase while a check runs.
     conn: Option<(Fd, Phase)>,
     /// When the running check times out.
-    deadline: u32,
+    deadline: Instant,
     /// The answer so far.
     buf: [u8; RESPONSE_MAX],
     /// How many bytes of `buf` hold the answer.
@@ -139,7 +140,7 @@ impl Check {
     pub const fn new() -> Check {
         Check {
             conn: None,
-            deadline: 0,
+            deadline: Instant::from_ms(0),
             buf: [0; RESPONSE_MAX],
             len: 0,
             pidx: None,
@@ -152,7 +153,7 @@ impl Check {
     }
 
     /// Returns the running check's deadline.
-    pub fn deadline(&self) -> Option<u32> {
+    pub fn deadline(&self) -> Option<Instant> {
         self.conn.as_ref().map(|_| self.deadline)
     }
 
@@ -163,10 +164,10 @@ impl Check {
     }
 
     /// Starts a check; returns its outcome at once if it failed already.
-    pub fn start(&mut self, t: &HttpTarget, now: u32) -> Option<Outcome> {
+    pub fn start(&mut self, t: &HttpTarget, now: Instant) -> Option<Outcome> {
         self.cancel();
         self.len = 0;
-        self.deadline = now.wrapping_add(t.timeout_ms);
+        self.deadline = now + t.timeout_ms;
         let fd = match os::tcp_socket(t.ip) {
             Ok(fd) => fd,
             Err(e) => return Some(Outcome::Error(e)),
@@ -243,9 +244,9 @@ impl Check {
     }
 
     /// Ends a check that is past its deadline at `now`.
-    pub fn expire(&mut self, now: u32) -> Option<Outcome> {
+    pub fn expire(&mut self, now: Instant) -> Option<Outcome> {
         let d = self.deadline()?;
-        if (d.wrapping_sub(now) as i32) <= 0 {
+        if now.reached(d) {
             return self.finish(Outcome::Timeout);
         }
         None

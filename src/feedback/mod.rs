@@ -26,6 +26,7 @@ use nix::errno::Errno;
 use crate::log;
 use crate::model::agent::{Agent, Verdict};
 use crate::model::state::{Name, Reason};
+use crate::time::Instant;
 use config::{Config, ConfigError, Metric, Rule, CONFIG_MAX, HTTP_MAX, RULES_MAX};
 use httpcheck::{Check, Outcome};
 use metrics::CpuTimes;
@@ -83,7 +84,7 @@ pub struct Feedback {
     /// Scratch space for the configuration and the files sampled.
     buf: [u8; CONFIG_MAX + 1],
     /// When the next sample is due.
-    next_sample: u32,
+    next_sample: Instant,
     /// The CPU times of the previous sample, for the busy % between two.
     cpu_prev: Option<CpuTimes>,
 }
@@ -108,14 +109,9 @@ fn read_file<'b>(path: &Path, buf: &'b mut [u8]) -> Option<&'b [u8]> {
 /// The files cpu, load and mem rules read, by `Metric` value (0 to 2).
 const SYSTEM_FILES: [&str; 3] = ["/proc/stat", "/proc/loadavg", "/proc/meminfo"];
 
-/// Tells whether `t` is at or before `now`.
-fn due(t: u32, now: u32) -> bool {
-    (t.wrapping_sub(now) as i32) <= 0
-}
-
 impl Feedback {
     /// Reads and checks the configuration at `path`; allocates everything feedback will use.
-    pub fn load(path: &Path, now: u32) -> Result<Box<Feedback>, LoadError> {
+    pub fn load(path: &Path, now: Instant) -> Result<Box<Feedback>, LoadError> {
         let mut f = Box::new(Feedback {
             path: path.to_path_buf(),
             cfg: Config::new(),
@@ -145,7 +141,7 @@ impl Feedback {
     }
 
     /// Re-reads the configuration (SIGHUP); keeps the previous rules if the new file is bad.
-    pub fn reload(&mut self, now: u32) {
+    pub fn reload(&mut self, now: Instant) {
         match read_config(&self.path, &mut self.buf, &mut self.spare) {
             Ok(()) => {}
             Err(e) => {
@@ -171,14 +167,14 @@ impl Feedback {
     }
 
     /// Returns when the loop must wake up next for feedback, if ever.
-    pub fn next_wake(&self, now: u32) -> Option<u32> {
+    pub fn next_wake(&self) -> Option<Instant> {
         if self.cfg.rules.is_empty() {
             return None;
         }
         let mut next = self.next_sample;
         for c in self.checks.iter() {
             if let Some(d) = c.deadline() {
-                if d.wrapping_sub(now) as i32 <= next.wrapping_sub(now) as i32 {
+                if d.is_before(next) {
                     next = d;
                 }
             }
@@ -202,7 +198,7 @@ impl Feedback {
     }
 
     /// Does what is due after a wake-up at `now`: HTTP progress, sampling, verdicts.
-    pub fn run(&mut self, now: u32, pfds: &[libc::pollfd], agent: &mut Agent) {
+    pub fn run(&mut self, now: Instant, pfds: &[libc::pollfd], agent: &mut Agent) {
         let mut ci = 0;
         for i in 0..self.cfg.rules.len() {
             let Some(target) = &self.cfg.rules[i].http else {
@@ -225,11 +221,11 @@ impl Feedback {
                 self.http_outcome(i, o, now);
             }
         }
-        if !self.cfg.rules.is_empty() && due(self.next_sample, now) {
+        if !self.cfg.rules.is_empty() && now.reached(self.next_sample) {
             self.sample(now);
-            let next = self.next_sample.wrapping_add(self.cfg.interval_ms);
-            self.next_sample = if due(next, now) {
-                now.wrapping_add(self.cfg.interval_ms)
+            let next = self.next_sample + self.cfg.interval_ms;
+            self.next_sample = if now.reached(next) {
+                now + self.cfg.interval_ms
             } else {
                 next
             };
@@ -239,7 +235,7 @@ impl Feedback {
 
     /// Reads every metric once and feeds the rules; starts HTTP checks that are not running.
     #[inline(never)]
-    fn sample(&mut self, now: u32) {
+    fn sample(&mut self, now: Instant) {
         // What cpu, load and mem read (by `Metric` value, 0 to 2): each is read
         // once, and only if a rule uses it.
         let mut system: [Option<Read>; 3] = [None; 3];
@@ -333,7 +329,7 @@ impl Feedback {
     }
 
     /// Gives rule `i` what its metric read, and logs what changed.
-    fn feed(&mut self, i: usize, read: Read, now: u32) {
+    fn feed(&mut self, i: usize, read: Read, now: Instant) {
         let rule = &self.cfg.rules[i];
         let st = &mut self.states[i];
         match read {
@@ -376,7 +372,7 @@ impl Feedback {
     }
 
     /// Takes the outcome of rule `i`'s HTTP check.
-    fn http_outcome(&mut self, i: usize, o: Outcome, now: u32) {
+    fn http_outcome(&mut self, i: usize, o: Outcome, now: Instant) {
         let rule = &self.cfg.rules[i];
         let st = &mut self.states[i];
         let result = match o {
@@ -411,7 +407,7 @@ impl Feedback {
     }
 
     /// Hands every entry of the agent its verdict.
-    fn apply(&self, now: u32, agent: &mut Agent) {
+    fn apply(&self, now: Instant, agent: &mut Agent) {
         // Entry 0 is the top level, entry k the k-th service.
         for i in 0..agent.state().services.len() + 1 {
             let service = i.checked_sub(1).map(|k| &agent.state().services[k].0);
@@ -421,7 +417,7 @@ impl Feedback {
     }
 
     /// Combines the rules that apply to one entry: the lowest weight and the first failure.
-    pub fn verdict(&self, service: Option<&Name>, now: u32) -> Verdict {
+    pub fn verdict(&self, service: Option<&Name>, now: Instant) -> Verdict {
         // Above any weight, so that the first rule that applies sets both.
         let (mut weight, mut min) = (u8::MAX, Verdict::none().min_weight);
         let mut down = None;

@@ -4,12 +4,13 @@ use super::config::{Rule, Stale, Threshold};
 use super::curve::{ema_alpha, Ema};
 use super::metrics::push_value;
 use crate::model::state::Reason;
+use crate::time::Instant;
 
 /// A tripped failure threshold.
 #[derive(Clone, PartialEq, Eq, Debug)]
 struct Trip {
     /// Since when the value has stayed below `leave`, if it has.
-    below_since: Option<u32>,
+    below_since: Option<Instant>,
 }
 
 /// Failure thresholds with hysteresis: trips above `enter`, clears after `hold_ms` below `leave`.
@@ -30,7 +31,7 @@ pub enum Change {
 
 impl Hysteresis {
     /// Takes value `x` at time `now`; returns the change it caused, if any.
-    pub fn update(&mut self, th: &Threshold, x: u32, now: u32) -> Option<Change> {
+    pub fn update(&mut self, th: &Threshold, x: u32, now: Instant) -> Option<Change> {
         match &mut self.trip {
             None if x > th.enter => {
                 self.trip = Some(Trip { below_since: None });
@@ -39,7 +40,7 @@ impl Hysteresis {
             None => None,
             Some(t) if x < th.leave => {
                 let since = *t.below_since.get_or_insert(now);
-                if now.wrapping_sub(since) >= th.hold_ms {
+                if now.since(since) >= th.hold_ms {
                     self.trip = None;
                     Some(Change::Cleared)
                 } else {
@@ -78,7 +79,7 @@ pub struct RuleState {
     /// The smoothing of the raw values.
     ema: Ema,
     /// When the last value came, if one did since the source last failed.
-    last_at: Option<u32>,
+    last_at: Option<Instant>,
     /// The failure threshold's state.
     hyst: Hysteresis,
     /// The reason shown while the threshold is tripped.
@@ -86,7 +87,7 @@ pub struct RuleState {
     /// For `http` rules: how checks are going.
     pub health: Health,
     /// For `http` rules: when the last healthy answer came.
-    pub last_good: Option<u32>,
+    pub last_good: Option<Instant>,
     /// Whether the source failed at the last read (to log changes only).
     pub failed: bool,
 }
@@ -124,8 +125,8 @@ impl RuleState {
     }
 
     /// Takes a new raw value at `now`: smooths it and moves the thresholds; returns a change.
-    pub fn observe(&mut self, rule: &Rule, x: u32, now: u32) -> Option<Change> {
-        let dt = self.last_at.map_or(u32::MAX, |t| now.wrapping_sub(t));
+    pub fn observe(&mut self, rule: &Rule, x: u32, now: Instant) -> Option<Change> {
+        let dt = self.last_at.map_or(u32::MAX, |t| now.since(t));
         self.last_at = Some(now);
         let v = self.ema.update(x, ema_alpha(dt, rule.smooth_ms));
         self.value = Some(v);
@@ -154,7 +155,7 @@ impl RuleState {
         &mut self,
         rule: &Rule,
         result: Result<Option<u32>, Reason>,
-        now: u32,
+        now: Instant,
     ) -> Option<Change> {
         match result {
             Ok(v) => {
@@ -170,7 +171,7 @@ impl RuleState {
     }
 
     /// Says what this rule asks at `now`.
-    pub fn say(&self, rule: &Rule, now: u32) -> Say<'_> {
+    pub fn say(&self, rule: &Rule, now: Instant) -> Say<'_> {
         let curve = rule.curve.as_ref();
         let min = curve.map_or(100, |c| c.min());
         let mut say = Say {
@@ -182,9 +183,7 @@ impl RuleState {
             down: self.hyst.tripped().then_some(&self.trip_reason),
         };
         if let (Some(h), Health::Failing(why)) = (&rule.http, &self.health) {
-            let fresh = self
-                .last_good
-                .is_some_and(|t| now.wrapping_sub(t) < h.stale_ms);
+            let fresh = self.last_good.is_some_and(|t| now.since(t) < h.stale_ms);
             if !fresh {
                 match h.stale {
                     Stale::Down => say.down = Some(why),
@@ -209,6 +208,11 @@ mod tests {
     use super::*;
     use crate::feedback::config::parse;
 
+    /// The instant `ms` after the clock's zero.
+    fn at(ms: u32) -> Instant {
+        Instant::from_ms(ms)
+    }
+
     fn rule(json: &str) -> Rule {
         let text = std::format!(r#"{{"rules":[{json}]}}"#);
         parse(text.as_bytes()).unwrap().rules[0].clone()
@@ -222,18 +226,18 @@ mod tests {
             hold_ms: 1000,
         };
         let mut h = Hysteresis::default();
-        assert_eq!(h.update(&th, 95, 0), None); // at enter: not above
-        assert_eq!(h.update(&th, 96, 10), Some(Change::Tripped));
-        assert_eq!(h.update(&th, 90, 20), None); // between leave and enter: stays
-        assert_eq!(h.update(&th, 70, 100), None); // below leave: hold starts
-        assert_eq!(h.update(&th, 70, 600), None);
-        assert_eq!(h.update(&th, 85, 900), None); // back above leave: hold restarts
-        assert_eq!(h.update(&th, 70, 1000), None);
-        assert_eq!(h.update(&th, 70, 1999), None);
+        assert_eq!(h.update(&th, 95, at(0)), None); // at enter: not above
+        assert_eq!(h.update(&th, 96, at(10)), Some(Change::Tripped));
+        assert_eq!(h.update(&th, 90, at(20)), None); // between leave and enter: stays
+        assert_eq!(h.update(&th, 70, at(100)), None); // below leave: hold starts
+        assert_eq!(h.update(&th, 70, at(600)), None);
+        assert_eq!(h.update(&th, 85, at(900)), None); // back above leave: hold restarts
+        assert_eq!(h.update(&th, 70, at(1000)), None);
+        assert_eq!(h.update(&th, 70, at(1999)), None);
         assert!(h.tripped());
-        assert_eq!(h.update(&th, 70, 2000), Some(Change::Cleared));
+        assert_eq!(h.update(&th, 70, at(2000)), Some(Change::Cleared));
         assert!(!h.tripped());
-        assert_eq!(h.update(&th, 90, 2100), None);
+        assert_eq!(h.update(&th, 90, at(2100)), None);
         // Hold 0: clears on the first value below leave; times wrap.
         let th = Threshold {
             enter: 5,
@@ -241,22 +245,22 @@ mod tests {
             hold_ms: 0,
         };
         let mut h = Hysteresis::default();
-        assert_eq!(h.update(&th, 6, u32::MAX - 5), Some(Change::Tripped));
-        assert_eq!(h.update(&th, 5, 3), None);
-        assert_eq!(h.update(&th, 4, 4), Some(Change::Cleared));
+        assert_eq!(h.update(&th, 6, at(u32::MAX - 5)), Some(Change::Tripped));
+        assert_eq!(h.update(&th, 5, at(3)), None);
+        assert_eq!(h.update(&th, 4, at(4)), Some(Change::Cleared));
     }
 
     #[test]
     fn reasons_name_rule_and_value() {
         let r = rule(r#"{"metric":"cpu","enter":95,"leave":80}"#);
         let mut s = RuleState::new();
-        assert_eq!(s.observe(&r, 97, 0), Some(Change::Tripped));
-        assert_eq!(s.say(&r, 0).down.unwrap().as_str(), "cpu 97 > 95");
-        assert_eq!(s.say(&r, 0).weight, 100);
+        assert_eq!(s.observe(&r, 97, at(0)), Some(Change::Tripped));
+        assert_eq!(s.say(&r, at(0)).down.unwrap().as_str(), "cpu 97 > 95");
+        assert_eq!(s.say(&r, at(0)).weight, 100);
         let r = rule(r#"{"metric":"load","name":"load1","enter":1.5}"#);
         let mut s = RuleState::new();
-        s.observe(&r, 175, 0);
-        assert_eq!(s.say(&r, 0).down.unwrap().as_str(), "load1 1.75 > 1.50");
+        s.observe(&r, 175, at(0));
+        assert_eq!(s.say(&r, at(0)).down.unwrap().as_str(), "load1 1.75 > 1.50");
     }
 
     #[test]
@@ -266,18 +270,18 @@ mod tests {
         let mut s = RuleState::new();
         let mut t = 0;
         for _ in 0..10 {
-            s.observe(&r, 10, t);
+            s.observe(&r, 10, at(t));
             t += 2000;
         }
-        assert_eq!(s.observe(&r, 100, t), None);
-        let say = s.say(&r, t);
+        assert_eq!(s.observe(&r, 100, at(t)), None);
+        let say = s.say(&r, at(t));
         assert!(say.down.is_none());
         assert!(say.weight > 70, "weight jumped to {}", say.weight);
         for _ in 0..40 {
             t += 2000;
-            s.observe(&r, 100, t);
+            s.observe(&r, 100, at(t));
         }
-        assert!(s.say(&r, t).down.is_some());
+        assert!(s.say(&r, at(t)).down.is_some());
     }
 
     #[test]
@@ -289,33 +293,33 @@ mod tests {
             let _ = w.push_str("http timeout");
             w
         };
-        assert!(s.say(&r, 0).down.is_none());
+        assert!(s.say(&r, at(0)).down.is_none());
         // Failing from the start: nothing cached, so down at once.
-        s.http_result(&r, Err(why()), 0);
-        assert_eq!(s.say(&r, 0).down.unwrap().as_str(), "http timeout");
-        s.http_result(&r, Ok(None), 100);
-        assert!(s.say(&r, 100).down.is_none());
-        s.http_result(&r, Err(why()), 2000);
-        assert!(s.say(&r, 5099).down.is_none());
-        assert!(s.say(&r, 5100).down.is_some());
+        s.http_result(&r, Err(why()), at(0));
+        assert_eq!(s.say(&r, at(0)).down.unwrap().as_str(), "http timeout");
+        s.http_result(&r, Ok(None), at(100));
+        assert!(s.say(&r, at(100)).down.is_none());
+        s.http_result(&r, Err(why()), at(2000));
+        assert!(s.say(&r, at(5099)).down.is_none());
+        assert!(s.say(&r, at(5100)).down.is_some());
         let keep = rule(r#"{"metric":"http","url":"http://127.0.0.1:1/","stale":"keep"}"#);
         let mut s = RuleState::new();
-        s.http_result(&keep, Err(why()), 0);
-        assert!(s.say(&keep, 99_999).down.is_none());
+        s.http_result(&keep, Err(why()), at(0));
+        assert!(s.say(&keep, at(99_999)).down.is_none());
         let min = rule(
             r#"{"metric":"http","url":"http://127.0.0.1:1/","stale":"min","curve":"linear","limit":9,"min_weight":3}"#,
         );
         let mut s = RuleState::new();
-        s.http_result(&min, Err(why()), 0);
-        let say = s.say(&min, 0);
+        s.http_result(&min, Err(why()), at(0));
+        let say = s.say(&min, at(0));
         assert_eq!((say.weight, say.down), (3, None));
         let ignore = rule(
             r#"{"metric":"http","url":"http://127.0.0.1:1/","stale":"ignore","enter":5,"field":"q"}"#,
         );
         let mut s = RuleState::new();
-        s.http_result(&ignore, Ok(Some(9)), 0);
-        assert!(s.say(&ignore, 0).down.is_some());
-        s.http_result(&ignore, Err(why()), 10);
-        assert!(s.say(&ignore, 10).down.is_none());
+        s.http_result(&ignore, Ok(Some(9)), at(0));
+        assert!(s.say(&ignore, at(0)).down.is_some());
+        s.http_result(&ignore, Err(why()), at(10));
+        assert!(s.say(&ignore, at(10)).down.is_none());
     }
 }

@@ -7,6 +7,7 @@
 use crate::log;
 use crate::model::reply::{self, Line, Reply};
 use crate::model::state::{self, Entry, Name, State, StateError, Status, SERVICES_MAX};
+use crate::time::Instant;
 
 /// What load feedback asks of one UP entry.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -39,8 +40,8 @@ impl Verdict {
 struct Prepared {
     /// `[without ready, with ready]`.
     lines: [Line; 2],
-    /// Until when (ms) `ready` is sent, if a window is set and running.
-    ready_until: Option<u32>,
+    /// Until when `ready` is sent, if a window is set and running.
+    ready_until: Option<Instant>,
     /// The feedback applied when these lines were made.
     verdict: Verdict,
     /// The status and weight the lines report, after feedback.
@@ -83,7 +84,7 @@ impl Agent {
     }
 
     /// Takes a state read from the file, or the failure to read one.
-    pub fn load(&mut self, loaded: Result<State, LoadError>, now: u32) {
+    pub fn load(&mut self, loaded: Result<State, LoadError>, now: Instant) {
         // A missing file may be created; anything else is kept for a human.
         self.may_persist = matches!(
             loaded,
@@ -103,7 +104,7 @@ impl Agent {
     }
 
     /// Applies SIGUSR1 (`Up`) or SIGUSR2 (`Down`) to the top level and every service.
-    pub fn set_status(&mut self, status: Status, now: u32) {
+    pub fn set_status(&mut self, status: Status, now: Instant) {
         let mut s = self.state.clone();
         if let Some(t) = &mut s.top {
             t.status = status;
@@ -119,7 +120,7 @@ impl Agent {
     }
 
     /// Installs a new state, logs what changed and why (`cause`, as the log ends it), and re-formats the replies.
-    fn replace(&mut self, new: State, cause: &str, now: u32) {
+    fn replace(&mut self, new: State, cause: &str, now: Instant) {
         let mut prepared: heapless::Vec<Prepared, { SERVICES_MAX + 1 }> = heapless::Vec::new();
         for i in 0..new.services.len() + 1 {
             let (name, entry) = nth(&new, i);
@@ -139,7 +140,7 @@ impl Agent {
             if let Some(e) = entry {
                 let changed = before.map(|b| b.status != e.status).unwrap_or(true);
                 if changed {
-                    p.ready_until = self.window_ms.map(|w| now.wrapping_add(w));
+                    p.ready_until = self.window_ms.map(|w| now + w);
                 }
                 if before != Some(e) {
                     log_entry(cause, name, e);
@@ -172,15 +173,14 @@ impl Agent {
     }
 
     /// Ends ready windows that are over at `now`; returns the time left (ms) to the next end, `u32::MAX` for none.
-    pub fn tick(&mut self, now: u32) -> u32 {
+    pub fn tick(&mut self, now: Instant) -> u32 {
         let mut next = u32::MAX;
         for p in self.prepared.iter_mut() {
             if let Some(until) = p.ready_until {
-                let left = until.wrapping_sub(now) as i32;
-                if left <= 0 {
+                if now.reached(until) {
                     p.ready_until = None;
                 } else {
-                    next = next.min(left as u32);
+                    next = next.min(now.until(until));
                 }
             }
         }

@@ -3,8 +3,9 @@
 //! that fits; each file says where and why.
 //!
 //! This module holds every `unsafe` block in heft, each with the reason it is
-//! sound, and imports nothing from the rest of the crate: it reports what
-//! the system says, and the layers above decide what that means.
+//! sound, and imports nothing from the rest of the crate but `time`'s
+//! `Instant`, the clock's reading: it reports what the system says, and the
+//! layers above decide what that means.
 #![allow(unsafe_code)]
 
 pub mod clock;
@@ -14,7 +15,7 @@ pub mod ids;
 pub mod net;
 pub mod signal;
 
-pub use clock::now_ms;
+pub use clock::now;
 pub use fd::{poll, read, write_all, write_stdout, Fd};
 pub use fs::fsync;
 pub use ids::{euid, pid};

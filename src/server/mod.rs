@@ -22,6 +22,7 @@ use crate::model::agent::Agent;
 use crate::os::{self, Fd};
 use crate::proto::http::{self, Counters};
 use crate::proto::request::{self, Request};
+use crate::time::Instant;
 
 /// The shortest time (ms) between two writes of the state file after signals.
 const PERSIST_GAP_MS: u32 = 100;
@@ -81,9 +82,9 @@ struct Conn {
     fd: Fd,
     phase: Phase,
     /// When the whole connection must be over.
-    deadline: u32,
+    deadline: Instant,
     /// When to stop waiting for the first bytes.
-    wait_until: u32,
+    wait_until: Instant,
     /// The first bytes the client sent: `len` of them.
     first: [u8; FIRST_BYTES],
     /// How many of `first` were received.
@@ -93,15 +94,15 @@ struct Conn {
 /// Logs an error at most once per interval, with how many were skipped.
 #[derive(Default)]
 struct RateLimit {
-    last: Option<u32>,
+    last: Option<Instant>,
     skipped: u32,
 }
 
 impl RateLimit {
     /// Sends `l`, ended with `before` and the count of lines skipped, unless one was sent in the last 10 s.
-    fn send(&mut self, now: u32, l: log::Line, before: &str) {
+    fn send(&mut self, now: Instant, l: log::Line, before: &str) {
         match self.last {
-            Some(t) if now.wrapping_sub(t) < 10_000 => self.skipped += 1,
+            Some(t) if now.since(t) < 10_000 => self.skipped += 1,
             _ => {
                 self.last = Some(now);
                 let skipped = core::mem::take(&mut self.skipped);
@@ -126,11 +127,11 @@ pub struct Server<'a> {
     /// The self-pipe, the listener, each open connection in slot order, then feedback's.
     pfds: Vec<libc::pollfd>,
     /// When set, the state must be written, not before this time.
-    persist_at: Option<u32>,
+    persist_at: Option<Instant>,
     /// When the state file was last written.
-    last_write: Option<u32>,
+    last_write: Option<Instant>,
     /// Accepting is paused until this time after EMFILE and friends.
-    accept_paused_until: Option<u32>,
+    accept_paused_until: Option<Instant>,
     counters: Counters,
     accept_log: RateLimit,
     refuse_log: RateLimit,
@@ -175,7 +176,7 @@ impl<'a> Server<'a> {
     }
 
     /// Reads the state file (at start-up and on SIGHUP) and logs any failure with the path.
-    fn load(&mut self, now: u32) {
+    fn load(&mut self, now: Instant) {
         let loaded = persist::read(self.state_file, &mut self.read_buf);
         if let Err(e) = &loaded {
             self.counters.state_errors += 1;
@@ -196,7 +197,7 @@ impl<'a> Server<'a> {
     /// Runs until SIGTERM or SIGINT; returns the exit code.
     #[inline(never)]
     pub fn run(&mut self) -> i32 {
-        let mut now = os::now_ms();
+        let mut now = os::now();
         self.load(now);
         loop {
             // The time read after the last wake-up: what the loop did since
@@ -208,10 +209,10 @@ impl<'a> Server<'a> {
                 // EINVAL/ENOMEM: nothing to do but try again shortly.
                 log::error().s("poll: ").errno(e).send();
                 let _ = os::poll(&mut [], 10);
-                now = os::now_ms();
+                now = os::now();
                 continue;
             }
-            now = os::now_ms();
+            now = os::now();
             if self.pfds[0].revents != 0 {
                 os::signal::drain_wake(&self.wake);
             }
@@ -234,10 +235,10 @@ impl<'a> Server<'a> {
     }
 
     /// Ends the ready windows that are over and computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
-    fn timeout(&mut self, now: u32) -> i32 {
+    fn timeout(&mut self, now: Instant) -> i32 {
         // u32::MAX for none: every wait found is at most i32::MAX.
         let mut next = self.agent.tick(now);
-        let mut at = |t: u32| next = next.min((t.wrapping_sub(now) as i32).max(0) as u32);
+        let mut at = |t: Instant| next = next.min(now.until(t));
         for c in self.conns.iter().flatten() {
             at(if c.phase == Phase::Await {
                 c.wait_until
@@ -252,14 +253,14 @@ impl<'a> Server<'a> {
             at(t);
         }
         #[cfg(feature = "feedback")]
-        if let Some(t) = self.feedback.as_ref().and_then(|f| f.next_wake(now)) {
+        if let Some(t) = self.feedback.as_ref().and_then(|f| f.next_wake()) {
             at(t);
         }
         i32::try_from(next).unwrap_or(-1)
     }
 
     /// Lists the fds to poll: wake pipe, listener (-1 while not accepting), connections, feedback's.
-    fn build_pollset(&mut self, now: u32) {
+    fn build_pollset(&mut self, now: Instant) {
         self.pfds.clear();
         let ev = libc::POLLIN;
         self.pfds.push(libc::pollfd {
@@ -268,7 +269,7 @@ impl<'a> Server<'a> {
             revents: 0,
         });
         if let Some(t) = self.accept_paused_until {
-            if (t.wrapping_sub(now) as i32) <= 0 {
+            if now.reached(t) {
                 self.accept_paused_until = None;
             }
         }
@@ -298,7 +299,7 @@ impl<'a> Server<'a> {
     }
 
     /// Applies what the signal handlers recorded; returns true when it is time to stop.
-    fn signals(&mut self, now: u32) -> bool {
+    fn signals(&mut self, now: Instant) -> bool {
         let s = os::signal::take();
         if !s.any() {
             return false;
@@ -327,11 +328,9 @@ impl<'a> Server<'a> {
             if self.agent.may_persist() {
                 if self.persist_at.is_none() {
                     // The gap keeps a signal storm from turning into an fsync storm.
-                    let gap_end = self
-                        .last_write
-                        .map_or(now, |t| t.wrapping_add(PERSIST_GAP_MS));
-                    let wait = (gap_end.wrapping_sub(now) as i32).clamp(0, PERSIST_GAP_MS as i32);
-                    self.persist_at = Some(now.wrapping_add(wait as u32));
+                    let gap_end = self.last_write.map_or(now, |t| t + PERSIST_GAP_MS);
+                    let wait = now.until(gap_end).min(PERSIST_GAP_MS);
+                    self.persist_at = Some(now + wait);
                 }
             } else {
                 log::error().s("not writing the state file: it could not be read; fix it and send SIGHUP, or use heft set").send();
@@ -342,7 +341,7 @@ impl<'a> Server<'a> {
 
     /// Writes a pending state change now, whatever the gap since the last write.
     #[inline(always)]
-    fn persist_now(&mut self, now: u32) {
+    fn persist_now(&mut self, now: Instant) {
         if self.persist_at.is_some() {
             self.persist_at = Some(now);
             self.persist_if_due(now);
@@ -350,9 +349,9 @@ impl<'a> Server<'a> {
     }
 
     /// Writes the state file when a signal changed the state and the gap since the last write is over.
-    fn persist_if_due(&mut self, now: u32) {
+    fn persist_if_due(&mut self, now: Instant) {
         let Some(at) = self.persist_at else { return };
-        if (at.wrapping_sub(now) as i32) > 0 {
+        if !now.reached(at) {
             return;
         }
         match persist::write(self.state_file, &self.tmp_file, self.agent.state()) {
@@ -374,7 +373,7 @@ impl<'a> Server<'a> {
                 let l = e.line(self.state_file);
                 let before = " (still serving the new state; retrying; ";
                 self.persist_log.send(now, l, before);
-                self.persist_at = Some(now.wrapping_add(PERSIST_RETRY_MS));
+                self.persist_at = Some(now + PERSIST_RETRY_MS);
             }
         }
     }
@@ -384,7 +383,7 @@ impl<'a> Server<'a> {
     /// Nothing opened or closed a connection since `build_pollset`, and
     /// `readable` closes at most the slot it reads, so the open slots still
     /// match `pfds` from index 2 on, in order.
-    fn service(&mut self, now: u32) {
+    fn service(&mut self, now: Instant) {
         let mut k = 2;
         for slot in 0..self.conns.len() {
             if self.conns[slot].is_some() {
@@ -401,7 +400,7 @@ impl<'a> Server<'a> {
     }
 
     /// Reads what a connection sent and moves it along.
-    fn readable(&mut self, slot: usize, now: u32) {
+    fn readable(&mut self, slot: usize, now: Instant) {
         let Some(c) = self.conns[slot].as_mut() else {
             return;
         };
@@ -435,7 +434,7 @@ impl<'a> Server<'a> {
     }
 
     /// Answers a waiting connection if its first bytes say enough (or `done`).
-    fn answer(&mut self, slot: usize, now: u32, done: bool) {
+    fn answer(&mut self, slot: usize, now: Instant, done: bool) {
         // A probe accepted after a signal was sent must see the signal's state:
         // the handler ran before accept(2) returned, so its atomics are set.
         if os::signal::pending() {
@@ -474,14 +473,14 @@ impl<'a> Server<'a> {
     }
 
     /// Answers connections whose wait is over and closes those past their deadline.
-    fn expire(&mut self, now: u32) {
+    fn expire(&mut self, now: Instant) {
         for slot in 0..self.conns.len() {
             let Some(c) = &self.conns[slot] else { continue };
-            if c.phase == Phase::Await && (c.wait_until.wrapping_sub(now) as i32) <= 0 {
+            if c.phase == Phase::Await && now.reached(c.wait_until) {
                 self.answer(slot, now, true);
             }
             let Some(c) = &self.conns[slot] else { continue };
-            if (c.deadline.wrapping_sub(now) as i32) <= 0 {
+            if now.reached(c.deadline) {
                 self.counters.timeouts += 1;
                 self.conns[slot] = None;
             }
@@ -495,7 +494,7 @@ impl<'a> Server<'a> {
     /// EAGAIN. HAProxy's payload usually arrives with the connection, so it
     /// is read now rather than after another poll.
     #[inline(never)]
-    fn accept(&mut self, now: u32) {
+    fn accept(&mut self, now: Instant) {
         // The listener was polled only with room, and serving since then has
         // only made more. Room is made (by closing an answered connection)
         // only for a connection actually accepted, never in advance.
@@ -511,8 +510,8 @@ impl<'a> Server<'a> {
                 self.conns[slot] = Some(Conn {
                     fd,
                     phase: Phase::Await,
-                    deadline: now.wrapping_add(self.timeout_ms),
-                    wait_until: now.wrapping_add(self.wait_ms),
+                    deadline: now + self.timeout_ms,
+                    wait_until: now + self.wait_ms,
                     first: [0; FIRST_BYTES],
                     len: 0,
                 });
@@ -531,7 +530,7 @@ impl<'a> Server<'a> {
                 let l = log::error().s("accept: ").errno(e);
                 self.accept_log.send(now, l, " (pausing accepts; ");
                 if self.evict_one().is_none() {
-                    self.accept_paused_until = Some(now.wrapping_add(ACCEPT_PAUSE_MS));
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE_MS);
                 }
             }
         }
@@ -552,15 +551,11 @@ impl<'a> Server<'a> {
 
     /// Closes the answered connection closest to its deadline; returns its slot, none if none is answered.
     fn evict_one(&mut self) -> Option<usize> {
-        let mut victim: Option<(usize, u32)> = None;
-        for (i, c) in self.conns.iter().enumerate() {
-            if let Some(c) = c.as_ref().filter(|c| c.phase == Phase::Drain) {
-                if victim.is_none_or(|(_, d)| c.deadline < d) {
-                    victim = Some((i, c.deadline));
-                }
-            }
-        }
-        let (i, _) = victim?;
+        let answered = self.conns.iter().enumerate().filter_map(|(i, c)| {
+            let c = c.as_ref().filter(|c| c.phase == Phase::Drain)?;
+            Some((i, c.deadline))
+        });
+        let i = earliest(answered)?;
         self.conns[i] = None;
         Some(i)
     }
@@ -568,13 +563,24 @@ impl<'a> Server<'a> {
     /// Stops: closes every connection, writes a pending state change, logs.
     fn shutdown(&mut self) {
         self.conns.clear();
-        self.persist_now(os::now_ms());
+        self.persist_now(os::now());
         log::info()
             .s("stopping: ")
             .u(self.counters.probes)
             .s(" probes served")
             .send();
     }
+}
+
+/// Returns the slot of the earliest of `deadlines` (slot, deadline), none if there are none.
+fn earliest(deadlines: impl Iterator<Item = (usize, Instant)>) -> Option<usize> {
+    let mut first: Option<(usize, Instant)> = None;
+    for (i, d) in deadlines {
+        if first.is_none_or(|(_, f)| d.is_before(f)) {
+            first = Some((i, d));
+        }
+    }
+    first.map(|(i, _)| i)
 }
 
 /// Writes a client's address for the log, in the capacity `num::push_ip` already has for the listen address.
@@ -598,6 +604,22 @@ fn canonical(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evicts_the_earliest_deadline_across_the_wrap() {
+        // Slot 1 expires just before the clock wraps, the others just after.
+        let at = Instant::from_ms;
+        let deadlines = [
+            (0, at(3)),
+            (1, at(u32::MAX - 2)),
+            (2, at(1)),
+            (4, at(u32::MAX)),
+        ];
+        assert_eq!(earliest(deadlines.into_iter()), Some(1));
+        assert_eq!(earliest(deadlines[2..].iter().copied()), Some(4));
+        assert_eq!(earliest([(3, at(7))].into_iter()), Some(3));
+        assert_eq!(earliest(core::iter::empty()), None);
+    }
 
     #[test]
     fn canonical_matches_std() {

@@ -27,6 +27,7 @@ use heft::proto::http;
 use heft::proto::request::{classify, Request};
 use heft::proto::http::Counters;
 use heft::model::state;
+use heft::time::Instant;
 use libfuzzer_sys::fuzz_target;
 
 /// Ends the payload's first line.
@@ -227,7 +228,7 @@ fuzz_target!(|data: &[u8]| {
 
     if let Request::Http { head, path } = r {
         let mut agent = Agent::new(None);
-        agent.load(Ok(if flags & 4 != 0 { big_state() } else { small_state() }), 0);
+        agent.load(Ok(if flags & 4 != 0 { big_state() } else { small_state() }), Instant::default());
         let big = (flags >> 3) as u32;
         let counters = Counters {
             probes: u32::MAX - big,

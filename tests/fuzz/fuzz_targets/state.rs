@@ -15,6 +15,7 @@
 use heft::model::agent::{Agent, LoadError};
 use heft::model::reply::{self, Line, Reply, LINE_MAX};
 use heft::model::state::{self, Entry, Status};
+use heft::time::Instant;
 use libfuzzer_sys::fuzz_target;
 
 /// The README's reply grammar, built without any of heft's code.
@@ -69,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(s) => s,
         Err(e) => {
             assert!(!e.0.is_empty());
-            agent.load(Err(LoadError::Invalid(e)), 0);
+            agent.load(Err(LoadError::Invalid(e)), Instant::default());
             let line = agent.reply(None);
             check_line(line);
             assert!(line.starts_with(b"fail ready 100% #state file: "), "{line:?}");
@@ -81,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(s.services.len() <= state::SERVICES_MAX);
 
     // Every entry, formatted directly and as the agent serves it.
-    agent.load(Ok(s.clone()), 0);
+    agent.load(Ok(s.clone()), Instant::default());
     let entries = s
         .top
         .iter()
