@@ -52,8 +52,33 @@ fn run() -> i32 {
             log::set_level(s.level);
             heft::cli::set::run(s)
         }
+        Ok(Command::Check(c)) => {
+            log::set_level(c.level);
+            check(c)
+        }
         Ok(Command::Serve(s)) => serve(s),
     }
+}
+
+/// Reads the state file and the feedback rules as `serve` does; returns 0, or 100 if one is bad.
+fn check(c: &cli::Check) -> i32 {
+    let mut code = 0;
+    let mut buf = [0u8; heft::model::state::FILE_MAX + 1];
+    match server::persist::read(&c.state_file, &mut buf) {
+        Ok(_) => {}
+        Err(e) => {
+            server::state_error(&c.state_file, &c.state_from, e, "").send();
+            code = USAGE;
+        }
+    }
+    #[cfg(feature = "feedback")]
+    if let Some(p) = &c.feedback {
+        if let Err(e) = heft::feedback::Feedback::load(p, heft::os::now()) {
+            e.describe(p).send();
+            code = USAGE;
+        }
+    }
+    code
 }
 
 /// Logs a start-up step that failed, as `what` `detail`: errno `note`; returns
@@ -93,7 +118,7 @@ fn serve(cfg: &Serve) -> i32 {
             return USAGE;
         }
     };
-    let listener = match server::listen(cfg.addr, cfg.port) {
+    let listener = match listen(cfg) {
         Ok(l) => l,
         Err(e) => {
             let note = if e.errno == Errno::EADDRINUSE {
@@ -123,6 +148,32 @@ fn serve(cfg: &Serve) -> i32 {
         let _ = heft::os::fs::remove(p);
     }
     code
+}
+
+/// Opens the listener; while the interface of a scoped address does not
+/// exist yet (at boot), says so once and tries again every second.
+fn listen(cfg: &Serve) -> Result<heft::os::Fd, server::StartError> {
+    let mut told = false;
+    loop {
+        let e = match heft::os::net::scope_id(&cfg.scope) {
+            Ok(id) => match server::listen(cfg.addr, cfg.port, id) {
+                Err(e) if e.errno == Errno::ENODEV => e.errno,
+                r => return r,
+            },
+            Err(e) => e,
+        };
+        if !told {
+            told = true;
+            log::error()
+                .s("no interface ")
+                .b(&cfg.scope)
+                .s(" yet: ")
+                .errno(e)
+                .s("; trying again every second")
+                .send();
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 /// Start-up after the pid file: drop privileges, signals, syslog; then the loop.
@@ -198,6 +249,10 @@ fn addr_text(lead: &[u8], cfg: &Serve) -> heapless::Vec<u8, 64> {
         let _ = out.push(b'[');
     }
     heft::num::push_ip(&mut out, cfg.addr);
+    if !cfg.scope.is_empty() {
+        let _ = out.push(b'%');
+        let _ = heft::num::push(&mut out, &cfg.scope);
+    }
     if v6 {
         let _ = out.push(b']');
     }

@@ -41,6 +41,8 @@ pub const HELP: &str = include_str!("help.txt");
 pub const SET_HELP: &str = include_str!("set-help.txt");
 /// What `heft get --help` and `heft help get` print.
 pub const GET_HELP: &str = include_str!("get-help.txt");
+/// What `heft check --help` and `heft help check` print.
+pub const CHECK_HELP: &str = include_str!("check-help.txt");
 
 /// Looks up an environment variable: `std::env::var_os` in `main`, a map in tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
@@ -55,6 +57,8 @@ pub enum Command {
     Set(Set),
     /// Probe an agent.
     Get(Get),
+    /// Check the state file and the feedback rules.
+    Check(Check),
     /// Print this help text.
     Help(&'static str),
     /// Print the version.
@@ -65,10 +69,14 @@ pub enum Command {
 pub struct Serve {
     /// Address to listen on (`::` is dual-stack).
     pub addr: IpAddr,
+    /// The IPv6 scope given after `%`: an interface's name or index; empty for none.
+    pub scope: Scope,
     /// Port to listen on.
     pub port: u16,
     /// The JSON state file.
     pub state_file: PathBuf,
+    /// The flag or variable that named the state file; empty for the default.
+    pub state_from: String,
     /// Where to write our pid, if anywhere.
     pub pid_file: Option<PathBuf>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
@@ -108,6 +116,8 @@ pub struct Set {
     pub service: Option<String>,
     /// The state file.
     pub state_file: PathBuf,
+    /// The flag or variable that named the state file; empty for the default.
+    pub state_from: String,
     /// The agent's pid file, to send it SIGHUP.
     pub pid_file: Option<PathBuf>,
     /// How much to log.
@@ -118,6 +128,8 @@ pub struct Set {
 pub struct Get {
     /// Agent address.
     pub addr: IpAddr,
+    /// The IPv6 scope given after `%`, as `Serve::scope`.
+    pub scope: Scope,
     /// Agent port.
     pub port: u16,
     /// Bytes to send after connecting, at most `SEND_MAX`.
@@ -125,6 +137,23 @@ pub struct Get {
     /// How long to wait for the whole exchange.
     pub timeout_ms: u32,
 }
+
+/// Options of `heft check`.
+pub struct Check {
+    /// The state file.
+    pub state_file: PathBuf,
+    /// The flag or variable that named the state file; empty for the default.
+    pub state_from: String,
+    /// The load feedback rules, if any.
+    #[cfg(feature = "feedback")]
+    pub feedback: Option<PathBuf>,
+    /// How much to log.
+    pub level: Level,
+}
+
+/// An IPv6 scope as given after `%` (an interface's name, at most 15 bytes,
+/// or index); empty for none. Resolved when the socket is made.
+pub type Scope = heapless::Vec<u8, 15>;
 
 /// The most bytes `heft get --send` sends.
 pub const SEND_MAX: usize = 256;
@@ -264,6 +293,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: Env) -> Result<Comma
                 match args.next().as_ref().and_then(|a| a.to_str()) {
                     Some("set") => SET_HELP,
                     Some("get") => GET_HELP,
+                    Some("check") => CHECK_HELP,
                     _ => HELP,
                 },
             ))
@@ -276,6 +306,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: Env) -> Result<Comma
         Some("get") => {
             args.next();
             get(&mut args, env)
+        }
+        Some("check") => {
+            args.next();
+            check(&mut args, env)
         }
         Some("serve") => {
             args.next();
@@ -308,8 +342,10 @@ const SERVE_VARS: &[(&str, &[&str])] = &[
 fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
+        scope: Scope::new(),
         port: DEFAULT_PORT,
         state_file: DEFAULT_STATE_FILE.into(),
+        state_from: String::new(),
         pid_file: None,
         ready_window_ms: None,
         wait_ms: DEFAULT_WAIT_MS,
@@ -327,9 +363,9 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
     let mut opts = Options::new(args, env, "heft --help", SERVE_VARS, 0);
     while let Some(mut o) = opts.next()? {
         match o.flag.as_str() {
-            "--addr" => s.addr = o.value(ADDR, ip)?,
+            "--addr" => (s.addr, s.scope) = o.value(ADDR, ip)?,
             "--port" => s.port = o.number(PORT, 1, 65535)? as u16,
-            "--state-file" => s.state_file = o.value(PATH, path)?,
+            "--state-file" => (s.state_file, s.state_from) = o.path_from()?,
             "--pid-file" => s.pid_file = Some(o.value(PATH, path)?),
             "--ready-window" => s.ready_window_ms = Some(o.number("seconds", 1, 86_400)? * 1000),
             "--wait" => s.wait_ms = o.number("milliseconds", 0, 10_000)?,
@@ -369,6 +405,7 @@ fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
         reason: None,
         service: None,
         state_file: DEFAULT_STATE_FILE.into(),
+        state_from: String::new(),
         pid_file: None,
         level: Level::Info,
     };
@@ -379,7 +416,7 @@ fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
             "--maxconn" => s.maxconn = Some(o.value("a number 0-65535 or none", maxconn)?),
             "--reason" => s.reason = Some(o.value(REASON, reason)?),
             "--service" => s.service = Some(o.value(SERVICE, service)?),
-            "--state-file" => s.state_file = o.value(PATH, path)?,
+            "--state-file" => (s.state_file, s.state_from) = o.path_from()?,
             "--pid-file" => s.pid_file = Some(o.value(PATH, path)?),
             "-h" | "--help" => return Ok(Command::Help(SET_HELP)),
             _ => return Err(o.unknown()),
@@ -409,6 +446,7 @@ const GET_VARS: &[(&str, &[&str])] = &[("--port", &["HEFT_PORT", "HAPGENT_PORT"]
 fn get(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
     let mut g = Get {
         addr: Ipv4Addr::LOCALHOST.into(),
+        scope: Scope::new(),
         port: DEFAULT_PORT,
         send: Vec::new(),
         timeout_ms: DEFAULT_TIMEOUT_MS,
@@ -416,7 +454,7 @@ fn get(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
     let mut opts = Options::new(args, env, "heft get --help", GET_VARS, 0);
     while let Some(mut o) = opts.next()? {
         match o.flag.as_str() {
-            "--addr" => g.addr = o.value(ADDR, ip)?,
+            "--addr" => (g.addr, g.scope) = o.value(ADDR, ip)?,
             "--port" => g.port = o.number(PORT, 1, 65535)? as u16,
             "--send" => g.send = o.value("a payload of at most 256 bytes", unescape)?,
             "--timeout" => g.timeout_ms = o.number("milliseconds", 1, 600_000)?,
@@ -427,8 +465,39 @@ fn get(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
     Ok(Command::Get(g))
 }
 
+/// The variables `heft check` reads for the flags not given, as `SERVE_VARS`.
+const CHECK_VARS: &[(&str, &[&str])] = &[
+    ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
+    ("--feedback", &["HEFT_FEEDBACK"]),
+];
+
+/// Reads the options of `heft check`.
+fn check(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
+    let mut c = Check {
+        state_file: DEFAULT_STATE_FILE.into(),
+        state_from: String::new(),
+        #[cfg(feature = "feedback")]
+        feedback: None,
+        level: Level::Info,
+    };
+    let mut opts = Options::new(args, env, "heft check --help", CHECK_VARS, 0);
+    while let Some(mut o) = opts.next()? {
+        match o.flag.as_str() {
+            "--state-file" => (c.state_file, c.state_from) = o.path_from()?,
+            #[cfg(feature = "feedback")]
+            "--feedback" => c.feedback = Some(o.value(PATH, path)?),
+            #[cfg(not(feature = "feedback"))]
+            "--feedback" => return Err(o.value(NO_FEEDBACK, |_| None::<()>).unwrap_err()),
+            "-h" | "--help" => return Ok(Command::Help(CHECK_HELP)),
+            _ => return Err(o.unknown()),
+        }
+    }
+    c.level = opts.level();
+    Ok(Command::Check(c))
+}
+
 // What values must be, as errors say it.
-const ADDR: &str = "an IPv4 or IPv6 address";
+const ADDR: &str = "an IPv4 or IPv6[%interface] address";
 const PORT: &str = "a port number";
 const PATH: &str = "a path";
 /// What `--feedback` wants in a build without the `feedback` feature.
@@ -438,12 +507,28 @@ const ALLOW: &str = "CIDR[,CIDR...] like 10.0.0.0/8,::1/128";
 const REASON: &str = "at most 64 printable ASCII bytes without #";
 const SERVICE: &str = "a name of 1 to 32 bytes of [A-Za-z0-9_.-]";
 
-/// Reads an IP address, bare or in brackets.
-fn ip(v: &OsStr) -> Option<IpAddr> {
+/// Reads an IP address, bare or in brackets; an IPv6 one may end in
+/// `%scope`, an interface's name or index (`fe80::1%br-lan`, `fe80::1%2`).
+fn ip(v: &OsStr) -> Option<(IpAddr, Scope)> {
     let b = v.as_bytes();
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
-    num::parse_ip(b)
+    let (a, scope) = match b.iter().position(|&c| c == b'%') {
+        // A name is 1-15 printable bytes but `/`, `:` (as Linux takes it) and `%`.
+        Some(i) => {
+            let s = &b[i + 1..];
+            let ok = !s.is_empty()
+                && s.iter()
+                    .all(|&c| c > b' ' && c < 0x7f && !b"/:%".contains(&c));
+            (&b[..i], Some(s).filter(|_| ok)?)
+        }
+        None => (b, &b[..0]),
+    };
+    let ip = num::parse_ip(a)?;
+    if ip.is_ipv4() && !scope.is_empty() {
+        return None;
+    }
+    Some((ip, Scope::from_slice(scope).ok()?))
 }
 
 /// Reads a path: anything but nothing.
@@ -712,6 +797,11 @@ impl Opt<'_> {
     fn number(&mut self, what: &'static str, min: u32, max: u32) -> Result<u32, Box<Usage>> {
         let read = |v: &OsStr| num::parse_u32(v.as_bytes()).filter(|n| (min..=max).contains(n));
         self.read(Wants::Range(what, min, max), read)
+    }
+
+    /// Reads a path, with the flag or variable that gave it.
+    fn path_from(&mut self) -> Result<(PathBuf, String), Box<Usage>> {
+        Ok((self.value(PATH, path)?, self.source.clone()))
     }
 
     /// Reads a value kept as given, with its source, for checks made later.

@@ -47,6 +47,15 @@ fn get(args: &[&str], env: &[(&str, &str)]) -> Get {
     }
 }
 
+fn check(args: &[&str], env: &[(&str, &str)]) -> Check {
+    let args = [&["check"], args].concat();
+    match run(&args, env) {
+        Ok(Command::Check(c)) => c,
+        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&u.message())),
+        Ok(_) => panic!("{args:?}: not check"),
+    }
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -280,17 +289,17 @@ fn serve_bad_values() {
         (
             &["--addr", "1.2.3"][..],
             &[][..],
-            "--addr: bad value \"1.2.3\": expected an IPv4 or IPv6 address",
+            "--addr: bad value \"1.2.3\": expected an IPv4 or IPv6[%interface] address",
         ),
         (
             &[],
             &[("HEFT_ADDR", "nowhere")],
-            "HEFT_ADDR: bad value \"nowhere\": expected an IPv4 or IPv6 address",
+            "HEFT_ADDR: bad value \"nowhere\": expected an IPv4 or IPv6[%interface] address",
         ),
         (
             &[],
             &[("HAPGENT_IP", "nope")],
-            "HAPGENT_IP: bad value \"nope\": expected an IPv4 or IPv6 address",
+            "HAPGENT_IP: bad value \"nope\": expected an IPv4 or IPv6[%interface] address",
         ),
         (
             &["--allow", "10.0.0.0/33"],
@@ -335,7 +344,10 @@ fn serve_bad_values() {
 #[test]
 fn missing_values() {
     for (args, want) in [
-        (&["--addr"][..], "--addr wants an IPv4 or IPv6 address"),
+        (
+            &["--addr"][..],
+            "--addr wants an IPv4 or IPv6[%interface] address",
+        ),
         (&["--port"], "--port wants a port number 1-65535"),
         (&["--state-file"], "--state-file wants a path"),
         (&["--pid-file"], "--pid-file wants a path"),
@@ -367,7 +379,10 @@ fn missing_values() {
         ),
         (&["set", "up", "--state-file"], "--state-file wants a path"),
         (&["set", "up", "--pid-file"], "--pid-file wants a path"),
-        (&["get", "--addr"], "--addr wants an IPv4 or IPv6 address"),
+        (
+            &["get", "--addr"],
+            "--addr wants an IPv4 or IPv6[%interface] address",
+        ),
         (&["get", "--port"], "--port wants a port number 1-65535"),
         (
             &["get", "--send"],
@@ -469,6 +484,8 @@ fn help_for_each_subcommand() {
         (&["get", "--help"], GET_HELP),
         (&["get", "-h"], GET_HELP),
         (&["help", "get"], GET_HELP),
+        (&["check", "--help"], CHECK_HELP),
+        (&["help", "check"], CHECK_HELP),
     ] {
         match run(args, &[("HEFT_PORT", "x")]) {
             Ok(Command::Help(text)) => assert_eq!(text, page, "{args:?}"),
@@ -488,6 +505,7 @@ fn help_pages_and_options_agree() {
         (HELP, SERVE_VARS, "serve"),
         (SET_HELP, SET_VARS, "set"),
         (GET_HELP, GET_VARS, "get"),
+        (CHECK_HELP, CHECK_VARS, "check"),
     ] {
         for (flag, vars) in vars {
             assert!(page.contains(flag), "{cmd}: {flag}");
@@ -690,7 +708,7 @@ fn get_options() {
         ),
         (
             &["--addr", "localhost"],
-            "--addr: bad value \"localhost\": expected an IPv4 or IPv6 address",
+            "--addr: bad value \"localhost\": expected an IPv4 or IPv6[%interface] address",
         ),
     ] {
         assert_eq!(err(&[&["get"], args].concat(), &[]), want, "{args:?}");
@@ -761,5 +779,100 @@ fn feedback_needs_the_feature() {
         err(&[], &[("HEFT_FEEDBACK", "/f.json")]),
         "HEFT_FEEDBACK: bad value \"/f.json\": expected a build with the feedback feature \
          (this one leaves load feedback out)"
+    );
+}
+
+#[test]
+fn a_scope_follows_an_ipv6_address() {
+    for (given, want, scope) in [
+        ("fe80::1%br-lan", "fe80::1", "br-lan"),
+        ("[fe80::1%2]", "fe80::1", "2"),
+        ("fe80::1%eth0.100", "fe80::1", "eth0.100"),
+        ("fe80::1%abcdefghijklmno", "fe80::1", "abcdefghijklmno"),
+        ("fe80::1", "fe80::1", ""),
+    ] {
+        let s = serve(&["--addr", given], &[]);
+        assert_eq!(
+            (s.addr, &s.scope[..]),
+            (ip(want), scope.as_bytes()),
+            "{given}"
+        );
+        let g = get(&["--addr", given], &[]);
+        assert_eq!(
+            (g.addr, &g.scope[..]),
+            (ip(want), scope.as_bytes()),
+            "{given}"
+        );
+    }
+    assert_eq!(
+        &serve(&[], &[("HAPGENT_IP", "fe80::1%lo")]).scope[..],
+        b"lo"
+    );
+    // No scope for IPv4, none empty, none longer than an interface name (15 bytes).
+    for bad in [
+        "10.0.0.1%lo",
+        "fe80::1%",
+        "fe80::1%abcdefghijklmnop",
+        "fe80::1%a/b",
+        "fe80::1%a b",
+        "fe80::1%lo%lo",
+        "fe80::1%a:b",
+    ] {
+        assert_eq!(
+            err(&["--addr", bad], &[]),
+            format!("--addr: bad value \"{bad}\": expected an IPv4 or IPv6[%interface] address")
+        );
+    }
+}
+
+#[test]
+fn the_state_file_remembers_what_named_it() {
+    assert_eq!(serve(&[], &[]).state_from, "");
+    let s = serve(&[], &[("HAPGENT_STATE_FILE", "/h.json")]);
+    assert_eq!(
+        (s.state_file, s.state_from),
+        ("/h.json".into(), "HAPGENT_STATE_FILE".into())
+    );
+    let s = set(
+        &["up", "--state-file=/a.json"],
+        &[("HEFT_STATE_FILE", "/h.json")],
+    );
+    assert_eq!(
+        (s.state_file, s.state_from),
+        ("/a.json".into(), "--state-file".into())
+    );
+    let c = check(
+        &[],
+        &[("HEFT_STATE_FILE", "/h.json"), ("HAPGENT_STATE_FILE", "/x")],
+    );
+    assert_eq!(
+        (c.state_file, c.state_from),
+        ("/h.json".into(), "HEFT_STATE_FILE".into())
+    );
+}
+
+#[test]
+fn check_options() {
+    let c = check(&[], &[]);
+    assert_eq!(c.state_file, Path::new("/etc/heft/state.json"));
+    assert_eq!(c.level, Level::Info);
+    assert_eq!(check(&["-q"], &[]).level, Level::Error);
+    #[cfg(feature = "feedback")]
+    {
+        assert_eq!(check(&[], &[]).feedback, None);
+        let c = check(&["--feedback", "/f.json"], &[]);
+        assert_eq!(c.feedback, Some(PathBuf::from("/f.json")));
+        let c = check(&[], &[("HEFT_FEEDBACK", "/g.json")]);
+        assert_eq!(c.feedback, Some(PathBuf::from("/g.json")));
+    }
+    #[cfg(not(feature = "feedback"))]
+    assert!(err(&["check", "--feedback", "/f.json"], &[]).contains("feedback feature"));
+    assert_eq!(
+        err(&["check", "--port", "1"], &[]),
+        "unknown option --port (see heft check --help)"
+    );
+    assert_eq!(
+        err(&["check", "x.json"], &[]),
+        "unexpected argument \"x.json\" (see heft check --help)"
     );
 }

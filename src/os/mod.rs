@@ -49,6 +49,7 @@ pub fn errno_name(e: Errno) -> &'static str {
         EIO => "EIO",
         EADDRINUSE => "EADDRINUSE",
         EADDRNOTAVAIL => "EADDRNOTAVAIL",
+        ENODEV => "ENODEV",
         EAFNOSUPPORT => "EAFNOSUPPORT",
         EMFILE => "EMFILE",
         ENFILE => "ENFILE",
@@ -82,7 +83,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(named, 23);
+        assert_eq!(named, 24);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Sockets: the agent's listener and connections, outgoing TCP checks, the
 //! syslog socket.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::path::Path;
 
@@ -34,20 +34,47 @@ pub fn set_v6_only(fd: &Fd, only: bool) -> Result<(), Errno> {
     socket::setsockopt(fd, sockopt::Ipv6V6Only, &only)
 }
 
-/// Binds `fd` to `ip`:`port`.
-pub fn bind(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    socket::bind(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(SocketAddr::new(ip, port)),
-    )
+/// Lets `fd` bind an address the host does not have yet (`IP_FREEBIND`, which
+/// Linux applies to IPv6 sockets too): at boot, DHCP or a bridge may bring it later.
+pub fn set_freebind(fd: &Fd) -> Result<(), Errno> {
+    socket::setsockopt(fd, sockopt::IpFreebind, &true)
+}
+
+/// The interface index an IPv6 scope names: a number as it is (as glibc
+/// reads `%2`), else an interface's name; `ENODEV` if there is no such interface.
+pub fn scope_id(scope: &[u8]) -> Result<u32, Errno> {
+    let number = scope.iter().try_fold(0u32, |n, &c| {
+        c.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u32::from(c - b'0')))
+            .flatten()
+    });
+    match number {
+        Some(n) => Ok(n),
+        None => nix::net::if_::if_nametoindex(scope),
+    }
+}
+
+/// The socket address of `ip`:`port`, with the interface index `scope` for IPv6.
+fn sockaddr(ip: IpAddr, port: u16, scope: u32) -> SockaddrStorage {
+    SockaddrStorage::from(match ip {
+        IpAddr::V4(a) => SocketAddr::V4(SocketAddrV4::new(a, port)),
+        IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope)),
+    })
+}
+
+/// Binds `fd` to `ip`:`port`, on the interface `scope` (0: any) for IPv6.
+pub fn bind(fd: &Fd, ip: IpAddr, port: u16, scope: u32) -> Result<(), Errno> {
+    socket::bind(fd.as_raw_fd(), &sockaddr(ip, port, scope))
 }
 
 /// Starts connecting `fd` to `ip`:`port`; `EINPROGRESS` while a non-blocking connect runs.
 pub fn connect(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    socket::connect(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(SocketAddr::new(ip, port)),
-    )
+    connect_scoped(fd, ip, port, 0)
+}
+
+/// Like `connect`, through the interface `scope` (0: any) for IPv6.
+pub fn connect_scoped(fd: &Fd, ip: IpAddr, port: u16, scope: u32) -> Result<(), Errno> {
+    socket::connect(fd.as_raw_fd(), &sockaddr(ip, port, scope))
 }
 
 /// Starts listening on `fd`, with room for `backlog` connections not yet accepted.

@@ -7,6 +7,7 @@
 //! slice, shut down the write side, read until EOF, close.
 
 pub mod allow;
+pub mod firstrun;
 pub mod persist;
 pub mod privs;
 
@@ -18,7 +19,7 @@ use nix::errno::Errno;
 
 use crate::cli::Serve;
 use crate::log;
-use crate::model::agent::Agent;
+use crate::model::agent::{Agent, LoadError};
 use crate::os::{self, Fd};
 use crate::proto::http::{self, Counters};
 use crate::proto::request::{self, Request};
@@ -54,8 +55,10 @@ fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
     move |errno| StartError { step, errno }
 }
 
-/// Opens the listening socket: exclusive (no SO_REUSEPORT), dual-stack for `::`.
-pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
+/// Opens the listening socket: exclusive (no SO_REUSEPORT), dual-stack for
+/// `::`, on the interface `scope` (0: any) for IPv6, and bound even to an
+/// address the host does not have yet (`IP_FREEBIND`).
+pub fn listen(addr: IpAddr, port: u16, scope: u32) -> Result<Fd, StartError> {
     let fd = os::tcp_socket(addr).map_err(fail("socket"))?;
     // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
     // Linux still refuses a second listener on the same address and port.
@@ -63,9 +66,28 @@ pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
     if addr.is_ipv6() {
         os::net::set_v6_only(&fd, false).map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
-    os::net::bind(&fd, addr, port).map_err(fail("bind"))?;
+    // Without it (a kernel that refuses it), bind says whether the address is there.
+    let _ = os::net::set_freebind(&fd);
+    os::net::bind(&fd, addr, port, scope).map_err(fail("bind"))?;
     os::net::listen(&fd, 128).map_err(fail("listen"))?;
     Ok(fd)
+}
+
+/// The error line for the state file `path` (named by `from`) that could not
+/// be used, ended by `end`: what to create when it is missing, else why.
+pub fn state_error(path: &Path, from: &str, e: LoadError, end: &str) -> log::Line {
+    let l = if e == LoadError::Io(Errno::ENOENT) {
+        firstrun::missing(path, from)
+    } else {
+        let mut reason = crate::model::state::Reason::new();
+        e.describe(&mut reason);
+        log::error()
+            .s("state file ")
+            .b(path.as_os_str().as_encoded_bytes())
+            .s(": ")
+            .s(&reason)
+    };
+    l.s(end)
 }
 
 /// Where a connection is in its short life.
@@ -118,6 +140,8 @@ pub struct Server<'a> {
     wake: Fd,
     agent: Agent,
     state_file: &'a Path,
+    /// The flag or variable that named the state file, for first-run errors.
+    state_from: &'a str,
     tmp_file: PathBuf,
     read_buf: Box<[u8; crate::model::state::FILE_MAX + 1]>,
     allow: &'a crate::server::allow::AllowList,
@@ -150,6 +174,7 @@ impl<'a> Server<'a> {
             wake,
             agent: Agent::new(cfg.ready_window_ms),
             state_file: &cfg.state_file,
+            state_from: &cfg.state_from,
             tmp_file: persist::temp_path(&cfg.state_file, ".tmp"),
             read_buf: Box::new([0u8; crate::model::state::FILE_MAX + 1]),
             allow: &cfg.allow,
@@ -177,18 +202,11 @@ impl<'a> Server<'a> {
 
     /// Reads the state file (at start-up and on SIGHUP) and logs any failure with the path.
     fn load(&mut self, now: Instant) {
-        let loaded = persist::read(self.state_file, &mut self.read_buf);
-        if let Err(e) = &loaded {
+        let mut loaded = persist::read(self.state_file, &mut self.read_buf);
+        if let Err(e) = loaded {
             self.counters.state_errors += 1;
-            let mut reason = crate::model::state::Reason::new();
-            e.describe(&mut reason);
-            log::error()
-                .s("state file ")
-                .b(self.state_file.as_os_str().as_encoded_bytes())
-                .s(": ")
-                .s(&reason)
-                .s(" (serving FAIL)")
-                .send();
+            state_error(self.state_file, self.state_from, e, " (serving FAIL)").send();
+            loaded = Err(firstrun::refine(self.state_file, e));
         }
         self.agent.load(loaded, now);
         self.persist_at = None;
