@@ -52,33 +52,9 @@ fn run() -> i32 {
             log::set_level(s.level);
             heft::cli::set::run(s)
         }
-        Ok(Command::Check(c)) => {
-            log::set_level(c.level);
-            check(c)
-        }
-        Ok(Command::Serve(s)) => serve(s),
+        Ok(Command::Check(c)) => serve(c, true),
+        Ok(Command::Serve(s)) => serve(s, false),
     }
-}
-
-/// Reads the state file and the feedback rules as `serve` does; returns 0, or 100 if one is bad.
-fn check(c: &cli::Check) -> i32 {
-    let mut code = 0;
-    let mut buf = [0u8; heft::model::state::FILE_MAX + 1];
-    match server::persist::read(&c.state_file, &mut buf) {
-        Ok(_) => {}
-        Err(e) => {
-            server::state_error(&c.state_file, &c.state_from, e, "").send();
-            code = USAGE;
-        }
-    }
-    #[cfg(feature = "feedback")]
-    if let Some(p) = &c.feedback {
-        if let Err(e) = heft::feedback::Feedback::load(p, heft::os::now()) {
-            e.describe(p).send();
-            code = USAGE;
-        }
-    }
-    code
 }
 
 /// Logs a start-up step that failed, as `what` `detail`: errno `note`; returns
@@ -102,9 +78,19 @@ fn usage(u: &cli::Usage) -> i32 {
     USAGE
 }
 
-/// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
-fn serve(cfg: &Serve) -> i32 {
+/// Loads the feedback rules, binds and writes the pid file, then runs the
+/// agent; returns the exit code. With `check` (`heft check`), reads the state
+/// file and the rules as the agent would, and returns 0, or 100 if one is bad.
+fn serve(cfg: &Serve, check: bool) -> i32 {
     log::set_level(cfg.level);
+    let mut code = 0;
+    if check {
+        let mut buf = [0u8; heft::model::state::FILE_MAX + 1];
+        if let Err(e) = server::persist::read(&cfg.state_file, &mut buf) {
+            server::state_error(&cfg.state_file, &cfg.state_from, e, "").send();
+            code = USAGE;
+        }
+    }
     #[cfg(feature = "feedback")]
     let feedback = match cfg
         .feedback
@@ -118,6 +104,9 @@ fn serve(cfg: &Serve) -> i32 {
             return USAGE;
         }
     };
+    if check {
+        return code;
+    }
     let listener = match listen(cfg) {
         Ok(l) => l,
         Err(e) => {
@@ -155,24 +144,21 @@ fn serve(cfg: &Serve) -> i32 {
 fn listen(cfg: &Serve) -> Result<heft::os::Fd, server::StartError> {
     let mut told = false;
     loop {
-        let e = match heft::os::net::scope_id(&cfg.scope) {
-            Ok(id) => match server::listen(cfg.addr, cfg.port, id) {
-                Err(e) if e.errno == Errno::ENODEV => e.errno,
-                r => return r,
-            },
-            Err(e) => e,
-        };
-        if !told {
-            told = true;
-            log::error()
-                .s("no interface ")
-                .b(&cfg.scope)
-                .s(" yet: ")
-                .errno(e)
-                .s("; trying again every second")
-                .send();
+        match server::listen(cfg.addr, cfg.port, &cfg.scope) {
+            Err(e) if e.errno == Errno::ENODEV => {
+                if !told {
+                    told = true;
+                    log::error()
+                        .s("no interface ")
+                        .b(&cfg.scope)
+                        .s(" yet: ENODEV; trying again every second")
+                        .send();
+                }
+                // poll(2) on nothing: a sleep that needs no other call.
+                let _ = heft::os::poll(&mut [], 1000);
+            }
+            r => return r,
         }
-        std::thread::sleep(std::time::Duration::from_secs(1));
     }
 }
 

@@ -1,6 +1,7 @@
 //! `heft check`: validates the state file and the feedback rules without
 //! running the agent, for ansible's `validate:` and deploy scripts: exit 0,
-//! or 100 with the very lines the agent would log.
+//! or 100 with the very lines the agent would log. It takes `heft serve`'s
+//! options and variables.
 
 mod common;
 use common::*;
@@ -87,11 +88,30 @@ fn check_judges_the_state_file_as_the_agent_does() {
             "{err}"
         );
     }
-    // Bad usage is 100 too, with its own line.
+    // It takes serve's options and variables, so a deploy script can check
+    // the agent's whole command line; bad usage is 100, with its own line.
+    let (code, _, err) = run_heft(
+        &[
+            "check",
+            "--port",
+            "1",
+            "--addr",
+            "fe80::1%nosuchif",
+            "--state-file",
+            gp,
+        ],
+        &[("HEFT_SLOTS", "5"), ("HEFT_ALLOW", "10.0.0.0/8")],
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
     assert_usage(
         "check --bogus",
         run_heft_for(&["check", "--bogus"], &[], SECS5),
         &["--bogus"],
+    );
+    assert_usage(
+        "HEFT_PORT=0",
+        run_heft_for(&["check", "--state-file", gp], &[("HEFT_PORT", "0")], SECS5),
+        &["HEFT_PORT", "0"],
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -293,7 +293,7 @@ fn scoped_ipv6_addresses_are_bound_on_their_interface() {
         &[],
         &[],
     );
-    let want = "error: no interface heftnone0 yet: ENODEV (19); trying again every second";
+    let want = "error: no interface heftnone0 yet: ENODEV; trying again every second";
     assert!(wait_for(SECS5, || a.log().contains(want)), "{}", a.log());
     std::thread::sleep(Duration::from_millis(2500));
     assert!(a.running(), "{}", a.log());

@@ -57,8 +57,8 @@ pub enum Command {
     Set(Set),
     /// Probe an agent.
     Get(Get),
-    /// Check the state file and the feedback rules.
-    Check(Check),
+    /// Check the state file and the feedback rules that `serve` with these options would read.
+    Check(Serve),
     /// Print this help text.
     Help(&'static str),
     /// Print the version.
@@ -138,22 +138,9 @@ pub struct Get {
     pub timeout_ms: u32,
 }
 
-/// Options of `heft check`.
-pub struct Check {
-    /// The state file.
-    pub state_file: PathBuf,
-    /// The flag or variable that named the state file; empty for the default.
-    pub state_from: String,
-    /// The load feedback rules, if any.
-    #[cfg(feature = "feedback")]
-    pub feedback: Option<PathBuf>,
-    /// How much to log.
-    pub level: Level,
-}
-
 /// An IPv6 scope as given after `%` (an interface's name, at most 15 bytes,
 /// or index); empty for none. Resolved when the socket is made.
-pub type Scope = heapless::Vec<u8, 15>;
+pub type Scope = Vec<u8>;
 
 /// The most bytes `heft get --send` sends.
 pub const SEND_MAX: usize = 256;
@@ -309,13 +296,13 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: Env) -> Result<Comma
         }
         Some("check") => {
             args.next();
-            check(&mut args, env)
+            serve(&mut args, env, true)
         }
         Some("serve") => {
             args.next();
-            serve(&mut args, env)
+            serve(&mut args, env, false)
         }
-        _ => serve(&mut args, env),
+        _ => serve(&mut args, env, false),
     }
 }
 
@@ -338,8 +325,12 @@ const SERVE_VARS: &[(&str, &[&str])] = &[
     ("--syslog-socket", &["HEFT_SYSLOG_SOCKET"]),
 ];
 
-/// Reads the options of `heft serve`.
-fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
+/// Reads the options of `heft serve`, or of `heft check` (the same) when `check`.
+fn serve(
+    args: &mut dyn Iterator<Item = OsString>,
+    env: Env,
+    check: bool,
+) -> Result<Command, Box<Usage>> {
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
         scope: Scope::new(),
@@ -360,7 +351,11 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
         level: Level::Info,
     };
     let (mut syslog, mut syslog_socket) = (false, None);
-    let mut opts = Options::new(args, env, "heft --help", SERVE_VARS, 0);
+    let (page, help) = match check {
+        false => ("heft --help", HELP),
+        true => ("heft check --help", CHECK_HELP),
+    };
+    let mut opts = Options::new(args, env, page, SERVE_VARS, 0);
     while let Some(mut o) = opts.next()? {
         match o.flag.as_str() {
             "--addr" => (s.addr, s.scope) = o.value(ADDR, ip)?,
@@ -380,13 +375,17 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
             "--group" => s.group = Some(o.given("a group name or number")?),
             "--syslog" => syslog = o.switch()?,
             "--syslog-socket" => syslog_socket = Some(o.value(PATH, path)?),
-            "-h" | "--help" => return Ok(Command::Help(HELP)),
+            "-h" | "--help" => return Ok(Command::Help(help)),
             _ => return Err(o.unknown()),
         }
     }
     s.syslog = syslog_socket.or(syslog.then(|| "/dev/log".into()));
     s.level = opts.level();
-    Ok(Command::Serve(s))
+    Ok(if check {
+        Command::Check(s)
+    } else {
+        Command::Serve(s)
+    })
 }
 
 /// The variables `heft set` reads for the flags not given, as `SERVE_VARS`.
@@ -465,37 +464,6 @@ fn get(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
     Ok(Command::Get(g))
 }
 
-/// The variables `heft check` reads for the flags not given, as `SERVE_VARS`.
-const CHECK_VARS: &[(&str, &[&str])] = &[
-    ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
-    ("--feedback", &["HEFT_FEEDBACK"]),
-];
-
-/// Reads the options of `heft check`.
-fn check(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
-    let mut c = Check {
-        state_file: DEFAULT_STATE_FILE.into(),
-        state_from: String::new(),
-        #[cfg(feature = "feedback")]
-        feedback: None,
-        level: Level::Info,
-    };
-    let mut opts = Options::new(args, env, "heft check --help", CHECK_VARS, 0);
-    while let Some(mut o) = opts.next()? {
-        match o.flag.as_str() {
-            "--state-file" => (c.state_file, c.state_from) = o.path_from()?,
-            #[cfg(feature = "feedback")]
-            "--feedback" => c.feedback = Some(o.value(PATH, path)?),
-            #[cfg(not(feature = "feedback"))]
-            "--feedback" => return Err(o.value(NO_FEEDBACK, |_| None::<()>).unwrap_err()),
-            "-h" | "--help" => return Ok(Command::Help(CHECK_HELP)),
-            _ => return Err(o.unknown()),
-        }
-    }
-    c.level = opts.level();
-    Ok(Command::Check(c))
-}
-
 // What values must be, as errors say it.
 const ADDR: &str = "an IPv4 or IPv6[%interface] address";
 const PORT: &str = "a port number";
@@ -514,21 +482,15 @@ fn ip(v: &OsStr) -> Option<(IpAddr, Scope)> {
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
     let (a, scope) = match b.iter().position(|&c| c == b'%') {
-        // A name is 1-15 printable bytes but `/`, `:` (as Linux takes it) and `%`.
-        Some(i) => {
-            let s = &b[i + 1..];
-            let ok = !s.is_empty()
-                && s.iter()
-                    .all(|&c| c > b' ' && c < 0x7f && !b"/:%".contains(&c));
-            (&b[..i], Some(s).filter(|_| ok)?)
-        }
+        // An interface's name has 1 to 15 bytes (the kernel judges the rest).
+        Some(i) => (
+            &b[..i],
+            Some(&b[i + 1..]).filter(|s| (1..16).contains(&s.len()))?,
+        ),
         None => (b, &b[..0]),
     };
     let ip = num::parse_ip(a)?;
-    if ip.is_ipv4() && !scope.is_empty() {
-        return None;
-    }
-    Some((ip, Scope::from_slice(scope).ok()?))
+    (ip.is_ipv6() || scope.is_empty()).then(|| (ip, scope.to_vec()))
 }
 
 /// Reads a path: anything but nothing.

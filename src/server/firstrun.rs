@@ -13,7 +13,7 @@ use crate::os::fs;
 
 /// Tells whether the directory that should hold `path` does not exist.
 pub fn dir_missing(path: &Path) -> bool {
-    fs::mode_and_owner(fs::dir_of(path)) == Err(Errno::ENOENT)
+    fs::open_read(fs::dir_of(path)).err() == Some(Errno::ENOENT)
 }
 
 /// Tells a missing directory (`NoDir`) from a missing file, for the reply's reason.

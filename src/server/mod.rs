@@ -56,10 +56,12 @@ fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
 }
 
 /// Opens the listening socket: exclusive (no SO_REUSEPORT), dual-stack for
-/// `::`, on the interface `scope` (0: any) for IPv6, and bound even to an
-/// address the host does not have yet (`IP_FREEBIND`).
-pub fn listen(addr: IpAddr, port: u16, scope: u32) -> Result<Fd, StartError> {
+/// `::`, on the interface `scope` names for IPv6 (`ENODEV` while there is no
+/// such interface), and bound even to an address the host does not have yet
+/// (`IP_FREEBIND`).
+pub fn listen(addr: IpAddr, port: u16, scope: &[u8]) -> Result<Fd, StartError> {
     let fd = os::tcp_socket(addr).map_err(fail("socket"))?;
+    let scope = scope_id(&fd, scope).map_err(fail("interface"))?;
     // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
     // Linux still refuses a second listener on the same address and port.
     os::net::set_reuse_addr(&fd).map_err(fail("setsockopt SO_REUSEADDR"))?;
@@ -71,6 +73,17 @@ pub fn listen(addr: IpAddr, port: u16, scope: u32) -> Result<Fd, StartError> {
     os::net::bind(&fd, addr, port, scope).map_err(fail("bind"))?;
     os::net::listen(&fd, 128).map_err(fail("listen"))?;
     Ok(fd)
+}
+
+/// The interface index an IPv6 scope names: a number as it is (as glibc
+/// reads `%2`), else an interface's name, looked up through the socket `fd`;
+/// 0 for none.
+pub fn scope_id(fd: &Fd, scope: &[u8]) -> Result<u32, Errno> {
+    match crate::num::parse_u32(scope) {
+        Some(n) => Ok(n),
+        None if scope.is_empty() => Ok(0),
+        None => os::net::if_index(fd, scope),
+    }
 }
 
 /// The error line for the state file `path` (named by `from`) that could not
