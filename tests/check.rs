@@ -12,11 +12,14 @@ use std::path::Path;
 /// and returns the line, without the agent's ` (serving FAIL)` ending.
 fn agent_says(state: &Path) -> String {
     let a = Agent::start(None, &["--state-file", state.to_str().unwrap()]);
-    let log = a.log();
-    let line = log
-        .lines()
-        .find(|l| l.contains("state file") && l.contains("error"))
-        .unwrap_or_else(|| panic!("no state file error in {log}"));
+    // The file is read after the "listening on" line.
+    let error = |log: &str| {
+        log.lines()
+            .find(|l| l.contains("state file") && l.contains("error"))
+            .map(str::to_string)
+    };
+    wait_for(SECS5, || error(&a.log()).is_some());
+    let line = error(&a.log()).unwrap_or_else(|| panic!("no state file error in {}", a.log()));
     line.trim_end_matches(" (serving FAIL)").to_string() + "\n"
 }
 
