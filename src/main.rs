@@ -28,7 +28,8 @@ fn main() {
 
 /// Runs the command the arguments name; returns the exit code.
 fn run() -> i32 {
-    match &cli::parse(std::env::args_os().skip(1), &|name| std::env::var_os(name)) {
+    let args = std::env::args_os().skip(1).collect();
+    match &cli::parse(args, &|name| std::env::var_os(name)) {
         Err(u) => usage(u),
         Ok(Command::Help(text)) => {
             heft::os::write_stdout(text.as_bytes());
