@@ -700,6 +700,13 @@ impl<'a> Options<'a> {
         self.level.or_else(var).unwrap_or(Level::Info)
     }
 
+    /// Refuses the option's `value`, which is not what `wants` says.
+    #[cold]
+    #[inline(never)]
+    fn refuse(&mut self, value: OsString, wants: Wants) -> Failed {
+        self.fail(bad(self.source, value, wants))
+    }
+
     /// Takes the option's value: the one after `=` or the variable's, else
     /// the next argument; `wants` says what it must be if there is none.
     fn value(&mut self, wants: Wants) -> Result<OsString, Failed> {
@@ -719,7 +726,7 @@ impl<'a> Options<'a> {
         let value = self.value(wants)?;
         match read(&value) {
             Some(v) => Ok(v),
-            None => Err(self.fail(bad(self.source, value, wants))),
+            None => Err(self.refuse(value, wants)),
         }
     }
 
@@ -729,7 +736,7 @@ impl<'a> Options<'a> {
         let value = self.value(wants)?;
         match num::parse_u32(value.as_bytes()) {
             Some(n) if min <= n && n <= max => Ok(n),
-            _ => Err(self.fail(bad(self.source, value, wants))),
+            _ => Err(self.refuse(value, wants)),
         }
     }
 
