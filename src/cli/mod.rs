@@ -346,23 +346,23 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
     let (mut syslog, mut syslog_socket) = (false, None);
     while let Some(flag) = opts.next()? {
         match flag {
-            "--addr" => s.addr = opts.read(ADDR, ip)?,
+            "--addr" => opts.read(&mut s.addr, ADDR, ip)?,
             "--port" => s.port = opts.number(PORT, 1, 65535)? as u16,
-            "--state-file" => s.state_file = opts.read(PATH, path)?,
-            "--pid-file" => s.pid_file = Some(opts.read(PATH, path)?),
+            "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
+            "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
             "--ready-window" => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),
             "--wait" => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
             "--timeout" => s.timeout_ms = opts.number("milliseconds", 10, 60_000)?,
             "--slots" => s.slots = opts.number("a number", 1, SLOTS_MAX)?,
             #[cfg(feature = "feedback")]
-            "--feedback" => s.feedback = Some(opts.read(PATH, path)?),
+            "--feedback" => opts.read_some(&mut s.feedback, PATH, path)?,
             #[cfg(not(feature = "feedback"))]
-            "--feedback" => opts.read(NO_FEEDBACK, |_| None)?,
-            "--allow" => s.allow = opts.read(ALLOW, allow)?,
-            "--user" => s.user = Some(opts.given("a user name or number")?),
-            "--group" => s.group = Some(opts.given("a group name or number")?),
+            "--feedback" => opts.read(&mut (), NO_FEEDBACK, |_| None)?,
+            "--allow" => opts.read(&mut s.allow, ALLOW, allow)?,
+            "--user" => opts.given(&mut s.user, "a user name or number")?,
+            "--group" => opts.given(&mut s.group, "a group name or number")?,
             "--syslog" => syslog = opts.switch()?,
-            "--syslog-socket" => syslog_socket = Some(opts.read(PATH, path)?),
+            "--syslog-socket" => opts.read_some(&mut syslog_socket, PATH, path)?,
             "--help" => return Ok(Command::Help(HELP)),
             // `next` returns only the flags of SERVE and `--help`.
             _ => unreachable!(),
@@ -404,11 +404,11 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
     while let Some(flag) = opts.next()? {
         match flag {
             "--weight" => s.weight = Some(opts.number("a weight", 0, 255)? as u8),
-            "--maxconn" => s.maxconn = Some(opts.read("a number 0-65535 or none", maxconn)?),
-            "--reason" => s.reason = Some(opts.read(REASON, reason)?),
-            "--service" => s.service = Some(opts.read(SERVICE, service)?),
-            "--state-file" => s.state_file = opts.read(PATH, path)?,
-            "--pid-file" => s.pid_file = Some(opts.read(PATH, path)?),
+            "--maxconn" => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn)?,
+            "--reason" => opts.read_some(&mut s.reason, REASON, reason)?,
+            "--service" => opts.read_some(&mut s.service, SERVICE, service)?,
+            "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
+            "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
             "--help" => return Ok(Command::Help(SET_HELP)),
             // `next` returns only the flags of SET and `--help`.
             _ => unreachable!(),
@@ -457,9 +457,9 @@ fn get(opts: &mut Options) -> Result<Command, Failed> {
     };
     while let Some(flag) = opts.next()? {
         match flag {
-            "--addr" => g.addr = opts.read(ADDR, ip)?,
+            "--addr" => opts.read(&mut g.addr, ADDR, ip)?,
             "--port" => g.port = opts.number(PORT, 1, 65535)? as u16,
-            "--send" => g.send = opts.read("a payload of at most 256 bytes", unescape)?,
+            "--send" => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
             "--timeout" => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
             "--help" => return Ok(Command::Help(GET_HELP)),
             // `next` returns only the flags of GET and `--help`.
@@ -719,13 +719,40 @@ impl<'a> Options<'a> {
         }
     }
 
-    /// Reads the option's value with `read`; names the flag or variable if
-    /// the value is missing or `read` refuses it, saying what was wanted.
-    fn read<T>(&mut self, wants: &'static str, read: fn(&OsStr) -> Option<T>) -> Result<T, Failed> {
+    /// Reads the option's value into `to` with `read`; names the flag or
+    /// variable if the value is missing or `read` refuses it, saying what
+    /// was wanted.
+    fn read<T>(
+        &mut self,
+        to: &mut T,
+        wants: &'static str,
+        read: fn(&OsStr) -> Option<T>,
+    ) -> Result<(), Failed> {
         let wants = Wants::Text(wants);
         let value = self.value(wants)?;
         match read(&value) {
-            Some(v) => Ok(v),
+            Some(v) => {
+                *to = v;
+                Ok(())
+            }
+            None => Err(self.refuse(value, wants)),
+        }
+    }
+
+    /// Reads the option's value into `to` as `read` does, when `to` is an `Option`.
+    fn read_some<T>(
+        &mut self,
+        to: &mut Option<T>,
+        wants: &'static str,
+        read: fn(&OsStr) -> Option<T>,
+    ) -> Result<(), Failed> {
+        let wants = Wants::Text(wants);
+        let value = self.value(wants)?;
+        match read(&value) {
+            Some(v) => {
+                *to = Some(v);
+                Ok(())
+            }
             None => Err(self.refuse(value, wants)),
         }
     }
@@ -740,24 +767,28 @@ impl<'a> Options<'a> {
         }
     }
 
-    /// Reads a value kept as given, with its source, for checks made later.
-    fn given(&mut self, wants: &'static str) -> Result<Given, Failed> {
-        let value = self.read(wants, |v| (!v.is_empty()).then(|| v.to_owned()))?;
-        Ok(Given {
+    /// Reads into `to` a value kept as given, with its source, for checks made later.
+    fn given(&mut self, to: &mut Option<Given>, wants: &'static str) -> Result<(), Failed> {
+        let mut value = OsString::new();
+        self.read(&mut value, wants, |v| (!v.is_empty()).then(|| v.to_owned()))?;
+        *to = Some(Given {
             source: self.source,
             value,
-        })
+        });
+        Ok(())
     }
 
     /// Reads a switch: the flag, which takes no value, turns it on; its
     /// variable turns it on with `1` or `yes`, off with `0` or `no`.
     fn switch(&mut self) -> Result<bool, Failed> {
         if self.args_done {
-            return self.read("1, yes, 0 or no", |v| match v.as_bytes() {
+            let mut on = false;
+            self.read(&mut on, "1, yes, 0 or no", |v| match v.as_bytes() {
                 b"1" | b"yes" => Some(true),
                 b"0" | b"no" => Some(false),
                 _ => None,
-            });
+            })?;
+            return Ok(on);
         }
         match self.inline.take() {
             None => Ok(true),
