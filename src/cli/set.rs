@@ -28,7 +28,7 @@ pub fn run(s: &Set) -> i32 {
     apply(&mut state, s);
     let tmp = persist::temp_path(&s.state_file, &pid_suffix());
     if let Err(e) = persist::write(&s.state_file, &tmp, &state) {
-        crate::server::firstrun::unwritable(&s.state_file, &s.state_from)
+        crate::server::firstrun::unwritable(&s.state_file, s.state_from)
             .unwrap_or_else(|| e.line(&s.state_file))
             .send();
         return 111;

@@ -187,7 +187,7 @@ impl<'a> Server<'a> {
             wake,
             agent: Agent::new(cfg.ready_window_ms),
             state_file: &cfg.state_file,
-            state_from: &cfg.state_from,
+            state_from: cfg.state_from,
             tmp_file: persist::temp_path(&cfg.state_file, ".tmp"),
             read_buf: Box::new([0u8; crate::model::state::FILE_MAX + 1]),
             allow: &cfg.allow,
