@@ -290,7 +290,11 @@ impl LoadError {
     /// Appends a short description, as much as fits.
     pub fn describe(self, out: &mut state::Reason) {
         let (a, b) = match self {
-            LoadError::Io(e) => ("unreadable ", crate::os::errno_name(e)),
+            // A refusal of `fs` (see `os::errno_name`) says what it is without "unreadable".
+            LoadError::Io(e) => match crate::os::errno_name(e) {
+                n if n.starts_with('E') || n == "errno" => ("unreadable ", n),
+                n => ("", n),
+            },
             LoadError::Invalid(e) => (e.0, ""),
         };
         // Both texts are ASCII, so any cut is on a character boundary.

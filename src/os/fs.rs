@@ -1,28 +1,104 @@
-//! Files: reading small files whole into caller-owned buffers, writing the
-//! state file, and the calls around replacing it (mode, owner, rename, sync).
+//! Files: reading small regular files whole into caller-owned buffers, and
+//! the calls that replace the state file and hold the pid file, each named
+//! relative to a directory opened once.
 //!
 //! Paths are given to nix as they are; it copies each into a C string on
-//! the stack.
+//! the stack. Every open that may meet a file another user planted is made
+//! not to block (a FIFO) and checked to be a regular file, before the open
+//! (so no device is ever opened) and after it (so a swap in between is seen).
 
+use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
-use nix::fcntl::{self, OFlag, AT_FDCWD};
+use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, AccessFlags, Gid, Uid};
 
 use super::Fd;
 use crate::os;
 
-/// Opens `path` with `flags` (close-on-exec added) and, for a new file, `mode`.
-fn open(path: &Path, flags: OFlag, mode: Mode) -> Result<Fd, Errno> {
-    fcntl::open(path, flags | OFlag::O_CLOEXEC, mode)
+/// The current directory, for paths given whole.
+pub const CWD: BorrowedFd<'static> = fcntl::AT_FDCWD;
+
+/// What `fstat` says about a file, as far as heft looks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stat {
+    /// The device and inode: the file's identity.
+    pub id: (u64, u64),
+    /// The size in bytes.
+    pub size: u64,
+    /// The type and permission bits.
+    pub mode: u32,
+    /// The owner.
+    pub uid: u32,
+    /// The group.
+    pub gid: u32,
+    /// How many names the file has.
+    pub links: u32,
 }
 
-/// Opens `path` for reading.
+/// Keeps what heft looks at of a `stat` result.
+fn stat_of(st: stat::FileStat) -> Stat {
+    Stat {
+        id: (st.st_dev as u64, st.st_ino as u64),
+        size: st.st_size as u64,
+        mode: st.st_mode as u32,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        links: st.st_nlink as u32,
+    }
+}
+
+/// Returns what `fstat` says about `fd`.
+pub fn fstat(fd: BorrowedFd) -> Result<Stat, Errno> {
+    stat::fstat(fd).map(stat_of)
+}
+
+/// Refuses a file that is not regular: EISDIR for a directory, ESPIPE for a
+/// FIFO, ENODEV for a device or socket (`os::errno_name` says which).
+fn regular(st: Stat) -> Result<Stat, Errno> {
+    match st.mode & libc::S_IFMT {
+        libc::S_IFREG => Ok(st),
+        libc::S_IFDIR => Err(Errno::EISDIR),
+        libc::S_IFIFO => Err(Errno::ESPIPE),
+        _ => Err(Errno::ENODEV),
+    }
+}
+
+/// Opens the regular file `name` in `dir` with `flags` (O_NOFOLLOW: not
+/// through a link); never blocks on a FIFO, never opens a device.
+pub fn open_at(dir: BorrowedFd, name: &Path, flags: OFlag) -> Result<(Fd, Stat), Errno> {
+    let follow = if flags.contains(OFlag::O_NOFOLLOW) {
+        fcntl::AtFlags::AT_SYMLINK_NOFOLLOW
+    } else {
+        fcntl::AtFlags::empty()
+    };
+    regular(stat::fstatat(dir, name, follow).map(stat_of)?)?;
+    let flags = flags | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let fd = fcntl::openat(dir, name, flags, Mode::empty())?;
+    let st = regular(fstat(fd.as_fd())?)?;
+    Ok((fd, st))
+}
+
+/// Opens the regular file at `path` for reading (see `open_at`).
 pub fn open_read(path: &Path) -> Result<Fd, Errno> {
-    open(path, OFlag::O_RDONLY, Mode::empty())
+    open_at(CWD, path, OFlag::O_RDONLY).map(|(fd, _)| fd)
+}
+
+/// Opens the directory `path` (relative to `dir`), following links, to name files in it.
+pub fn open_dir(dir: BorrowedFd, path: &Path) -> Result<Fd, Errno> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    fcntl::openat(dir, path, flags, Mode::empty())
+}
+
+/// Creates `name` in `dir` for reading and writing with mode 0600: never an
+/// existing file, never through a link (EEXIST for anything already there).
+pub fn create_new_at(dir: BorrowedFd, name: &Path) -> Result<Fd, Errno> {
+    let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
+    fcntl::openat(dir, name, flags | OFlag::O_CLOEXEC, Mode::S_IRUSR | Mode::S_IWUSR)
 }
 
 /// Reads from `fd` until EOF or until `buf` is full; returns the bytes read.
@@ -37,53 +113,114 @@ pub fn read_full(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
     Ok(n)
 }
 
-/// Reads the start of the file at `path` into `buf`; returns the bytes read.
+/// Reads the start of the regular file `name` in `dir` into `buf`; returns the bytes read and its `Stat`.
+pub fn read_at(dir: BorrowedFd, name: &Path, buf: &mut [u8]) -> Result<(usize, Stat), Errno> {
+    let (fd, st) = open_at(dir, name, OFlag::O_RDONLY)?;
+    Ok((read_full(&fd, buf)?, st))
+}
+
+/// Reads the start of the regular file at `path` into `buf`; returns the bytes read.
 pub fn read(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
-    read_full(&open_read(path)?, buf)
+    read_at(CWD, path, buf).map(|r| r.0)
 }
 
-/// Creates or truncates `path` (mode 0644 before the umask) and writes `bytes` to it.
-pub fn create(path: &Path, bytes: &[u8]) -> Result<Fd, Errno> {
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC;
-    let fd = open(path, flags, Mode::from_bits_truncate(0o644))?;
-    os::write_all(&fd, bytes)?;
-    Ok(fd)
+/// Renames `from` over `to`, both in `dir` (a link at `to` is replaced, not followed).
+pub fn rename_at(dir: BorrowedFd, from: &Path, to: &Path) -> Result<(), Errno> {
+    fcntl::renameat(dir, from, dir, to)
 }
 
-/// Renames `from` over `to`.
-pub fn rename(from: &Path, to: &Path) -> Result<(), Errno> {
-    fcntl::renameat(AT_FDCWD, from, AT_FDCWD, to)
+/// Removes the name `name` from `dir` (a link, not what it points to).
+pub fn remove_at(dir: BorrowedFd, name: &Path) -> Result<(), Errno> {
+    unistd::unlinkat(dir, name, unistd::UnlinkatFlags::NoRemoveDir)
 }
 
-/// Removes `path`.
-pub fn remove(path: &Path) -> Result<(), Errno> {
-    unistd::unlink(path)
+/// Returns where the symbolic link `name` in `dir` points (EINVAL: not a link).
+pub fn link_target(dir: BorrowedFd, name: &Path) -> Result<OsString, Errno> {
+    fcntl::readlinkat(dir, name)
 }
 
-/// Tells whether this process may write at `path`.
-pub fn writable(path: &Path) -> bool {
-    unistd::access(path, AccessFlags::W_OK).is_ok()
+/// Tells whether this process may write `name` in `dir` (`.`: the directory itself).
+pub fn writable_at(dir: BorrowedFd, name: &Path) -> bool {
+    unistd::faccessat(dir, name, AccessFlags::W_OK, fcntl::AtFlags::empty()).is_ok()
 }
 
-/// Returns the permission bits, owner and group of the file at `path`.
-pub fn mode_and_owner(path: &Path) -> Result<(u32, u32, u32), Errno> {
-    let st = stat::stat(path)?;
-    Ok((st.st_mode as u32 & 0o7777, st.st_uid, st.st_gid))
+/// Cuts the file open at `fd` to `len` bytes.
+pub fn truncate(fd: BorrowedFd, len: usize) -> Result<(), Errno> {
+    unistd::ftruncate(fd, len as libc::off_t)
 }
 
 /// Sets the permission bits of the file open at `fd`.
-pub fn fchmod(fd: &Fd, mode: u32) -> Result<(), Errno> {
+pub fn fchmod(fd: BorrowedFd, mode: u32) -> Result<(), Errno> {
     stat::fchmod(fd, Mode::from_bits_truncate(mode as _))
 }
 
 /// Sets the owner and group of the file open at `fd`.
-pub fn fchown(fd: &Fd, uid: u32, gid: u32) -> Result<(), Errno> {
+pub fn fchown(fd: BorrowedFd, uid: u32, gid: u32) -> Result<(), Errno> {
     unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
 }
 
 /// Flushes what was written to `fd` to the disk.
 pub fn fsync(fd: &Fd) -> Result<(), Errno> {
     unistd::fsync(fd)
+}
+
+/// Takes (`true`) or drops the exclusive `flock` on `fd`, without waiting:
+/// EWOULDBLOCK while another open file holds it.
+pub fn flock(fd: BorrowedFd, take: bool) -> Result<(), Errno> {
+    let op = if take {
+        libc::LOCK_EX | libc::LOCK_NB
+    } else {
+        libc::LOCK_UN
+    };
+    // SAFETY: flock(2) on a descriptor we borrow; it touches no memory of ours.
+    Errno::result(unsafe { libc::flock(fd.as_raw_fd(), op) }).map(drop)
+}
+
+/// The whole-file write lock that `lock` takes and `lock_holder` asks about.
+fn whole_file(cmd: libc::c_int, fd: BorrowedFd) -> Result<libc::flock, Errno> {
+    // SAFETY: flock is plain data; all zeroes is a valid value.
+    let mut l: libc::flock = unsafe { core::mem::zeroed() };
+    l.l_type = libc::F_WRLCK as _;
+    l.l_whence = libc::SEEK_SET as _;
+    // SAFETY: fcntl(2) with F_SETLK or F_GETLK reads (and for F_GETLK
+    // writes) the flock we pass by exclusive reference.
+    Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut l) })?;
+    Ok(l)
+}
+
+/// Takes a write lock on the whole file open (for writing) at `fd`, for as
+/// long as this process keeps it open; EAGAIN or EACCES while another holds it.
+pub fn lock(fd: BorrowedFd) -> Result<(), Errno> {
+    whole_file(libc::F_SETLK, fd).map(drop)
+}
+
+/// Returns the pid of the process holding a lock on the file open at `fd`, none if none does.
+pub fn lock_holder(fd: BorrowedFd) -> Result<Option<u32>, Errno> {
+    let l = whole_file(libc::F_GETLK, fd)?;
+    Ok((l.l_type != libc::F_UNLCK as _).then_some(l.l_pid as u32))
+}
+
+/// Returns 64 bits no other user can predict: getrandom(2) without waiting
+/// for entropy, else the clock, the pid and `salt` (callers create files
+/// exclusively, so a guessed name is only a retry).
+pub fn random(salt: u32) -> u64 {
+    let mut r = [0u8; 8];
+    // SAFETY: getrandom(2) writes at most `r.len()` bytes into `r`.
+    let n = unsafe { libc::getrandom(r.as_mut_ptr().cast(), r.len(), libc::GRND_NONBLOCK) };
+    let v = u64::from_ne_bytes(r);
+    if n == 8 {
+        v ^ salt as u64
+    } else {
+        let ms = os::now().since(crate::time::Instant::from_ms(0));
+        (os::pid() as u64) << 32 ^ (ms ^ salt.wrapping_mul(0x9e37_79b9)) as u64
+    }
+}
+
+/// Returns the last part of `path` (after its last `/`): the file's name.
+pub fn file_name(path: &Path) -> &Path {
+    let b = path.as_os_str().as_bytes();
+    let start = b.iter().rposition(|&c| c == b'/').map_or(0, |i| i + 1);
+    Path::new(std::ffi::OsStr::from_bytes(&b[start..]))
 }
 
 /// Returns the directory that holds `path`: `.` for a bare name.
@@ -153,6 +290,8 @@ mod tests {
         ] {
             assert_eq!(dir_of(Path::new(p)), Path::new(d));
         }
+        assert_eq!(file_name(Path::new("/etc/heft/state.json")), Path::new("state.json"));
+        assert_eq!(file_name(Path::new("s.json")), Path::new("s.json"));
     }
 
     #[test]
