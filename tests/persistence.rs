@@ -129,9 +129,9 @@ fn failed_rename_keeps_serving_and_retries() {
     a.expect_reply("down ready 77% maxconn:300\n");
     let path = a.state.display().to_string();
     assert!(
-        wait_for(SECS5, || a
-            .log()
-            .contains(&format!("error: writing {path}: reading it first: EISDIR"))),
+        wait_for(SECS5, || a.log().contains(&format!(
+            "error: writing {path}: reading it first: EISDIR"
+        ))),
         "{}",
         a.log()
     );
@@ -194,13 +194,30 @@ fn read_only_directory_keeps_serving_and_retries() {
     let d = temp_dir("ro");
     let dir = d.to_str().unwrap().to_string();
     let script = format!("mount --bind {dir} {dir} && exec \"$0\" \"$@\"");
-    let wrapper = ["unshare", "-m", "--propagation", "private", "--", "sh", "-c", &script];
+    let wrapper = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
     // A file open for writing (the pid file) would keep the mount from going read-only.
     let pid_dir = temp_dir("ro-pid");
     let _cleanup = Cleanup(pid_dir.clone());
     let pid = pid_dir.join("heft.pid");
     let args = ["--pid-file", pid.to_str().unwrap()];
-    let a = spawn_in_with(d, "127.0.0.1", free_port(), Some(STATE), &args, &env, &wrapper);
+    let a = spawn_in_with(
+        d,
+        "127.0.0.1",
+        free_port(),
+        Some(STATE),
+        &args,
+        &env,
+        &wrapper,
+    );
     a.wait_listening();
     in_mount_ns(a.pid(), &["mount", "-o", "remount,bind,ro", &dir]);
     a.signal(libc::SIGUSR2);

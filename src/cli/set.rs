@@ -43,7 +43,11 @@ pub fn run(s: &Set) -> i32 {
             // else (not a regular file, not readable) is left alone.
             let new = matches!(e, LoadError::Invalid(_) | LoadError::Io(Errno::ENOENT));
             let l = if new { log::info() } else { log::error() };
-            let l = l.s("state file ").b(path.as_os_str().as_encoded_bytes()).s(": ").s(&why);
+            let l = l
+                .s("state file ")
+                .b(path.as_os_str().as_encoded_bytes())
+                .s(": ")
+                .s(&why);
             if !new {
                 l.s("; not writing it").send();
                 return SYSCALL;

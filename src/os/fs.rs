@@ -3,11 +3,9 @@
 //! relative to a directory opened once.
 //!
 //! Paths are given to nix as they are; it copies each into a C string on
-//! the stack. Every open that may meet a file another user planted is made
-//! not to block (a FIFO) and checked to be a regular file, before the open
-//! (so no device is ever opened) and after it (so a swap in between is seen).
+//! the stack. Every file is opened without blocking (a FIFO opens at once)
+//! and refused unless it is regular.
 
-use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -15,7 +13,8 @@ use std::path::Path;
 use nix::errno::Errno;
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
-use nix::unistd::{self, AccessFlags, Gid, Uid};
+use nix::unistd::{self, Gid, Uid};
+use nix::NixPath;
 
 use super::Fd;
 use crate::os;
@@ -69,14 +68,8 @@ fn regular(st: Stat) -> Result<Stat, Errno> {
 }
 
 /// Opens the regular file `name` in `dir` with `flags` (O_NOFOLLOW: not
-/// through a link); never blocks on a FIFO, never opens a device.
+/// through a link); never blocks on a FIFO, refuses anything not regular.
 pub fn open_at(dir: BorrowedFd, name: &Path, flags: OFlag) -> Result<(Fd, Stat), Errno> {
-    let follow = if flags.contains(OFlag::O_NOFOLLOW) {
-        fcntl::AtFlags::AT_SYMLINK_NOFOLLOW
-    } else {
-        fcntl::AtFlags::empty()
-    };
-    regular(stat::fstatat(dir, name, follow).map(stat_of)?)?;
     let flags = flags | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let fd = fcntl::openat(dir, name, flags, Mode::empty())?;
     let st = regular(fstat(fd.as_fd())?)?;
@@ -98,7 +91,12 @@ pub fn open_dir(dir: BorrowedFd, path: &Path) -> Result<Fd, Errno> {
 /// existing file, never through a link (EEXIST for anything already there).
 pub fn create_new_at(dir: BorrowedFd, name: &Path) -> Result<Fd, Errno> {
     let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
-    fcntl::openat(dir, name, flags | OFlag::O_CLOEXEC, Mode::S_IRUSR | Mode::S_IWUSR)
+    fcntl::openat(
+        dir,
+        name,
+        flags | OFlag::O_CLOEXEC,
+        Mode::S_IRUSR | Mode::S_IWUSR,
+    )
 }
 
 /// Reads from `fd` until EOF or until `buf` is full; returns the bytes read.
@@ -113,15 +111,21 @@ pub fn read_full(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
     Ok(n)
 }
 
-/// Reads the start of the regular file `name` in `dir` into `buf`; returns the bytes read and its `Stat`.
-pub fn read_at(dir: BorrowedFd, name: &Path, buf: &mut [u8]) -> Result<(usize, Stat), Errno> {
-    let (fd, st) = open_at(dir, name, OFlag::O_RDONLY)?;
+/// Reads the start of the regular file `name` in `dir` (opened with `flags`
+/// added) into `buf`; returns the bytes read and its `Stat`.
+pub fn read_at(
+    dir: BorrowedFd,
+    name: &Path,
+    buf: &mut [u8],
+    flags: OFlag,
+) -> Result<(usize, Stat), Errno> {
+    let (fd, st) = open_at(dir, name, OFlag::O_RDONLY | flags)?;
     Ok((read_full(&fd, buf)?, st))
 }
 
 /// Reads the start of the regular file at `path` into `buf`; returns the bytes read.
 pub fn read(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
-    read_at(CWD, path, buf).map(|r| r.0)
+    read_at(CWD, path, buf, OFlag::empty()).map(|r| r.0)
 }
 
 /// Renames `from` over `to`, both in `dir` (a link at `to` is replaced, not followed).
@@ -134,14 +138,42 @@ pub fn remove_at(dir: BorrowedFd, name: &Path) -> Result<(), Errno> {
     unistd::unlinkat(dir, name, unistd::UnlinkatFlags::NoRemoveDir)
 }
 
-/// Returns where the symbolic link `name` in `dir` points (EINVAL: not a link).
-pub fn link_target(dir: BorrowedFd, name: &Path) -> Result<OsString, Errno> {
-    fcntl::readlinkat(dir, name)
+/// Reads where the symbolic link `name` in `dir` points into `buf`; returns
+/// its length (EINVAL: not a link; ENAMETOOLONG: longer than `buf`).
+pub fn link_target(dir: BorrowedFd, name: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
+    let n = name.with_nix_path(|c| {
+        // SAFETY: readlinkat(2) writes at most `buf.len()` bytes into `buf`;
+        // `c` is a C string that outlives the call.
+        unsafe {
+            libc::readlinkat(
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        }
+    })?;
+    match Errno::result(n)? as usize {
+        n if n < buf.len() => Ok(n),
+        _ => Err(Errno::ENAMETOOLONG),
+    }
 }
 
-/// Tells whether this process may write `name` in `dir` (`.`: the directory itself).
-pub fn writable_at(dir: BorrowedFd, name: &Path) -> bool {
-    unistd::faccessat(dir, name, AccessFlags::W_OK, fcntl::AtFlags::empty()).is_ok()
+/// Tells from its `Stat` whether this process may write a file, by its
+/// owner, group and mode bits (root may write anything).
+pub fn writable(st: Stat) -> bool {
+    let uid = os::euid();
+    let (owner, group) = (st.uid == uid, st.gid == unistd::getegid().as_raw());
+    uid == 0
+        || st.mode
+            & if owner {
+                0o200
+            } else if group {
+                0o020
+            } else {
+                0o002
+            }
+            != 0
 }
 
 /// Cuts the file open at `fd` to `len` bytes.
@@ -290,7 +322,10 @@ mod tests {
         ] {
             assert_eq!(dir_of(Path::new(p)), Path::new(d));
         }
-        assert_eq!(file_name(Path::new("/etc/heft/state.json")), Path::new("state.json"));
+        assert_eq!(
+            file_name(Path::new("/etc/heft/state.json")),
+            Path::new("state.json")
+        );
         assert_eq!(file_name(Path::new("s.json")), Path::new("s.json"));
     }
 

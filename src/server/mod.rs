@@ -122,6 +122,8 @@ pub struct Server<'a> {
     place: Option<persist::Place>,
     /// What was last read from or written to the state file.
     seen: persist::Seen,
+    /// How many writes in a row found the directory locked.
+    busy: u8,
     read_buf: Box<[u8; crate::model::state::FILE_MAX + 1]>,
     allow: &'a crate::server::allow::AllowList,
     wait_ms: u32,
@@ -165,6 +167,7 @@ impl<'a> Server<'a> {
             state_file: &cfg.state_file,
             place: None,
             seen: persist::Seen::default(),
+            busy: 0,
             read_buf: Box::new([0u8; crate::model::state::FILE_MAX + 1]),
             allow: &cfg.allow,
             wait_ms: cfg.wait_ms,
@@ -219,9 +222,9 @@ impl<'a> Server<'a> {
         self.load(now);
         if !self.place.as_ref().is_some_and(persist::Place::writable) {
             log::error()
-                .s("neither the state file ")
+                .s("the state file ")
                 .b(self.state_file.as_os_str().as_encoded_bytes())
-                .s(" nor its directory is writable by this user: signals will change the replies but not the file")
+                .s(" and its directory are not writable by this user: signals will change the replies but not the file")
                 .send();
         }
         loop {
@@ -329,6 +332,26 @@ impl<'a> Server<'a> {
         if !s.any() {
             return false;
         }
+        // SIGUSR1 asks for up, SIGUSR2 for down; the last one counts.
+        let status = s.user.map(|u| match u {
+            os::UserSignal::Usr1 => crate::model::state::Status::Up,
+            os::UserSignal::Usr2 => crate::model::state::Status::Down,
+        });
+        if let Some(status) = status {
+            self.agent.set_status(status, now);
+            if self.agent.may_persist() {
+                if self.persist_at.is_none() {
+                    // The gap keeps a signal storm from turning into an fsync storm.
+                    let gap_end = self.last_write.map_or(now, |t| t + PERSIST_GAP_MS);
+                    let wait = now.until(gap_end).min(PERSIST_GAP_MS);
+                    self.persist_at = Some(now + wait);
+                }
+            } else {
+                log::error().s("not writing the state file: it could not be read; fix it and send SIGHUP, or use heft set").send();
+            }
+        }
+        // After the signal: an edit made since (the operator's, with this
+        // SIGHUP) is newer than the signal and wins over it.
         if s.hup {
             log::info()
                 .s("SIGHUP: reading ")
@@ -354,24 +377,6 @@ impl<'a> Server<'a> {
             #[cfg(feature = "feedback")]
             if let Some(f) = self.feedback.as_mut() {
                 f.reload(now);
-            }
-        }
-        // SIGUSR1 asks for up, SIGUSR2 for down; the last one counts.
-        let status = s.user.map(|u| match u {
-            os::UserSignal::Usr1 => crate::model::state::Status::Up,
-            os::UserSignal::Usr2 => crate::model::state::Status::Down,
-        });
-        if let Some(status) = status {
-            self.agent.set_status(status, now);
-            if self.agent.may_persist() {
-                if self.persist_at.is_none() {
-                    // The gap keeps a signal storm from turning into an fsync storm.
-                    let gap_end = self.last_write.map_or(now, |t| t + PERSIST_GAP_MS);
-                    let wait = now.until(gap_end).min(PERSIST_GAP_MS);
-                    self.persist_at = Some(now + wait);
-                }
-            } else {
-                log::error().s("not writing the state file: it could not be read; fix it and send SIGHUP, or use heft set").send();
             }
         }
         s.stop
@@ -407,6 +412,7 @@ impl<'a> Server<'a> {
             }
             Ok(seen) => {
                 self.seen = seen;
+                self.busy = 0;
                 let skipped = self.persist_log.skipped;
                 if self.persist_log.last.is_some() {
                     log::info()
@@ -418,6 +424,11 @@ impl<'a> Server<'a> {
                 }
                 self.persist_at = None;
                 self.last_write = Some(now);
+            }
+            // `heft set` holds the lock for a moment: try again after the gap, quietly at first.
+            Err(e) if e == persist::BUSY && self.busy < 20 => {
+                self.busy += 1;
+                self.persist_at = Some(now + PERSIST_GAP_MS);
             }
             Err(e) => {
                 self.counters.persist_errors += 1;

@@ -33,6 +33,10 @@ pub struct WriteError(&'static str, Option<Errno>);
 
 /// The file is no longer what heft last read or wrote: it was not written.
 pub const CHANGED: WriteError = WriteError("changed on disk", None);
+/// Another process (`heft set`) holds the directory's lock: try again later.
+pub const BUSY: WriteError = WriteError(LOCKING, Some(Errno::EWOULDBLOCK));
+/// The step of taking the directory's lock.
+const LOCKING: &str = "locking its directory";
 
 impl WriteError {
     /// The error of a state file whose directory could not be found.
@@ -78,15 +82,16 @@ impl Place {
             dir: file::open_dir(CWD, file::dir_of(path))?,
             name: file::file_name(path).into(),
         };
+        let mut buf = [0u8; 256];
         for _ in 0..LINKS_MAX {
-            let Ok(target) = file::link_target(p.dir(), &p.name) else {
+            let Ok(n) = file::link_target(p.dir(), &p.name, &mut buf) else {
                 return Ok(p);
             };
             let d = file::fstat(p.dir())?;
             if d.uid != 0 && d.uid != os::euid() || d.mode & 0o022 != 0 {
                 return Err(Errno::ENOLINK);
             }
-            let t = Path::new(&target);
+            let t = Path::new(std::ffi::OsStr::from_bytes(&buf[..n]));
             p = Place {
                 dir: file::open_dir(p.dir(), file::dir_of(t))?,
                 name: file::file_name(t).into(),
@@ -109,9 +114,15 @@ impl Place {
         self.dir.as_fd()
     }
 
-    /// Tells whether signals could be saved here: the directory or the file is writable.
+    /// Tells whether signals could be saved here: the directory or the file
+    /// is writable (judged by owner, group and mode).
     pub fn writable(&self) -> bool {
-        file::writable_at(self.dir(), Path::new(".")) || file::writable_at(self.dir(), &self.name)
+        let file = file::open_at(self.dir(), &self.name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW);
+        let dir = file::fstat(self.dir());
+        [dir.ok(), file.ok().map(|f| f.1)]
+            .into_iter()
+            .flatten()
+            .any(file::writable)
     }
 
     /// Takes the directory's write lock (`heft set` and the agent around a
@@ -124,7 +135,7 @@ impl Place {
                     let _ = os::poll(&mut [], 10);
                     waited += 10;
                 }
-                r => return r.map_err(failed("locking its directory")),
+                r => return r.map_err(failed(LOCKING)),
             }
         }
     }
@@ -159,7 +170,7 @@ impl Seen {
 /// zero if there is none); returns the bytes read and the file's `Stat`.
 fn look<'b>(place: &Place, buf: &'b mut [u8], seen: &mut Seen) -> Result<(&'b [u8], Stat), Errno> {
     *seen = Seen::default();
-    let (n, st) = file::read_at(place.dir(), &place.name, buf)?;
+    let (n, st) = file::read_at(place.dir(), &place.name, buf, OFlag::O_NOFOLLOW)?;
     let bytes = &buf[..n];
     *seen = Seen::of(&st, bytes);
     Ok((bytes, st))
@@ -195,7 +206,12 @@ pub fn write(place: &Place, seen: Seen, st: &State, buf: &mut [u8]) -> Result<Se
 }
 
 /// Checks the file against `seen` and replaces it with `bytes`, the lock held.
-fn write_locked(place: &Place, seen: Seen, bytes: &[u8], buf: &mut [u8]) -> Result<Seen, WriteError> {
+fn write_locked(
+    place: &Place,
+    seen: Seen,
+    bytes: &[u8],
+    buf: &mut [u8],
+) -> Result<Seen, WriteError> {
     let mut now = Seen::default();
     let old = match look(place, buf, &mut now) {
         Ok((_, st)) if now == seen => Some(st),
@@ -203,8 +219,10 @@ fn write_locked(place: &Place, seen: Seen, bytes: &[u8], buf: &mut [u8]) -> Resu
         Err(Errno::ENOENT) => None,
         Err(e) => return Err(failed("reading it first")(e)),
     };
-    match (replace(place, old, bytes), old) {
-        (Err(WriteError(_, Some(Errno::EACCES | Errno::EPERM))), Some(o)) => in_place(place, o, bytes),
+    match (replace(place, old, bytes, now, buf), old) {
+        (Err(WriteError(_, Some(Errno::EACCES | Errno::EPERM))), Some(o)) => {
+            in_place(place, o, bytes)
+        }
         (r, _) => r,
     }
 }
@@ -230,9 +248,16 @@ fn as_path(t: &TempName) -> &Path {
 }
 
 /// Writes `bytes` to a new temporary file, gives it `old`'s mode and owner
-/// (0644 and ours for a new file), syncs it, renames it over the state file
-/// and syncs the directory.
-fn replace(place: &Place, old: Option<Stat>, bytes: &[u8]) -> Result<Seen, WriteError> {
+/// (0644 and ours for a new file), syncs it, checks the state file against
+/// `seen` once more (an edit made meanwhile without the lock wins), renames
+/// it over the state file and syncs the directory.
+fn replace(
+    place: &Place,
+    old: Option<Stat>,
+    bytes: &[u8],
+    seen: Seen,
+    buf: &mut [u8],
+) -> Result<Seen, WriteError> {
     let mut tmp = TempName::new();
     let mut salt = 0;
     let f = loop {
@@ -243,7 +268,7 @@ fn replace(place: &Place, old: Option<Stat>, bytes: &[u8]) -> Result<Seen, Write
             r => break r.map_err(failed("creating a temporary file"))?,
         }
     };
-    let result = fill(place, &f, old, bytes, as_path(&tmp));
+    let result = fill(place, &f, old, bytes, as_path(&tmp), seen, buf);
     if result.is_err() {
         let _ = file::remove_at(place.dir(), as_path(&tmp));
     }
@@ -251,7 +276,15 @@ fn replace(place: &Place, old: Option<Stat>, bytes: &[u8]) -> Result<Seen, Write
 }
 
 /// The rest of `replace`, once the temporary file `f` (named `tmp`) exists.
-fn fill(place: &Place, f: &Fd, old: Option<Stat>, bytes: &[u8], tmp: &Path) -> Result<Seen, WriteError> {
+fn fill(
+    place: &Place,
+    f: &Fd,
+    old: Option<Stat>,
+    bytes: &[u8],
+    tmp: &Path,
+    seen: Seen,
+    buf: &mut [u8],
+) -> Result<Seen, WriteError> {
     let fd = f.as_fd();
     os::write_all(fd, bytes).map_err(failed("writing a temporary file"))?;
     // Only this new file gets the old one's owner and mode: root's `heft set`
@@ -266,10 +299,13 @@ fn fill(place: &Place, f: &Fd, old: Option<Stat>, bytes: &[u8], tmp: &Path) -> R
     };
     let _ = file::fchmod(fd, mode);
     fsync(f).map_err(failed("fsync"))?;
-    let seen = Seen::of(&file::fstat(fd).map_err(failed("fstat"))?, bytes);
+    let new = Seen::of(&file::fstat(fd).map_err(failed("fstat"))?, bytes);
+    if !unchanged(place, seen, buf) {
+        return Err(CHANGED);
+    }
     file::rename_at(place.dir(), tmp, &place.name).map_err(failed("rename"))?;
     fsync(&place.dir).map_err(failed("fsync"))?;
-    Ok(seen)
+    Ok(new)
 }
 
 /// Rewrites the state file in place, for a directory heft may not write:
@@ -277,8 +313,12 @@ fn fill(place: &Place, f: &Fd, old: Option<Stat>, bytes: &[u8], tmp: &Path) -> R
 /// opened without following a link. A crash meanwhile can leave it half-written.
 fn in_place(place: &Place, old: Stat, bytes: &[u8]) -> Result<Seen, WriteError> {
     let step = "rewriting it in place";
-    let (f, st) = file::open_at(place.dir(), &place.name, OFlag::O_WRONLY | OFlag::O_NOFOLLOW)
-        .map_err(failed(step))?;
+    let (f, st) = file::open_at(
+        place.dir(),
+        &place.name,
+        OFlag::O_WRONLY | OFlag::O_NOFOLLOW,
+    )
+    .map_err(failed(step))?;
     if st.id != old.id || st.links != 1 || st.uid != 0 && st.uid != os::euid() {
         return Err(WriteError(step, Some(Errno::EPERM)));
     }
@@ -308,7 +348,8 @@ impl PidFile {
         };
         let fd = match file::create_new_at(place.dir(), &place.name) {
             Err(Errno::EEXIST) => {
-                let (fd, st) = file::open_at(place.dir(), &place.name, OFlag::O_RDWR | OFlag::O_NOFOLLOW)?;
+                let (fd, st) =
+                    file::open_at(place.dir(), &place.name, OFlag::O_RDWR | OFlag::O_NOFOLLOW)?;
                 if st.links != 1 || st.uid != os::euid() {
                     return Err(Errno::EPERM);
                 }
@@ -330,7 +371,11 @@ impl PidFile {
 
     /// Removes the pid file, if its name still holds this file.
     pub fn remove(self) {
-        let at = file::open_at(self.place.dir(), &self.place.name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW);
+        let at = file::open_at(
+            self.place.dir(),
+            &self.place.name,
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW,
+        );
         if let (Ok((_, now)), Ok(mine)) = (at, file::fstat(self.fd.as_fd())) {
             if now.id == mine.id {
                 let _ = file::remove_at(self.place.dir(), &self.place.name);
@@ -354,7 +399,8 @@ pub enum NotAgent {
 /// holds its lock and that it names (`/proc` is not consulted: under
 /// qemu-user it shows qemu).
 pub fn agent_pid(path: &Path) -> Result<u32, NotAgent> {
-    let (fd, _) = file::open_at(CWD, path, OFlag::O_RDONLY | OFlag::O_NOFOLLOW).map_err(NotAgent::Unreadable)?;
+    let (fd, _) = file::open_at(CWD, path, OFlag::O_RDONLY | OFlag::O_NOFOLLOW)
+        .map_err(NotAgent::Unreadable)?;
     let mut text = [0u8; 16];
     let n = file::read_full(&fd, &mut text).map_err(NotAgent::Unreadable)?;
     let named = text[..n]
