@@ -39,7 +39,9 @@ pub struct Stat {
     pub links: u32,
 }
 
-/// Keeps what heft looks at of a `stat` result.
+/// Keeps what heft looks at of a `stat` result (its field types differ
+/// between targets, hence casts that are no-ops on some).
+#[allow(clippy::unnecessary_cast)]
 fn stat_of(st: stat::FileStat) -> Stat {
     Stat {
         id: (st.st_dev as u64, st.st_ino as u64),
