@@ -161,21 +161,9 @@ pub fn link_target(dir: BorrowedFd, name: &Path, buf: &mut [u8]) -> Result<usize
     }
 }
 
-/// Tells from its `Stat` whether this process may write a file, by its
-/// owner, group and mode bits (root may write anything).
-pub fn writable(st: Stat) -> bool {
-    let uid = os::euid();
-    let (owner, group) = (st.uid == uid, st.gid == unistd::getegid().as_raw());
-    uid == 0
-        || st.mode
-            & if owner {
-                0o200
-            } else if group {
-                0o020
-            } else {
-                0o002
-            }
-            != 0
+/// Tells whether this process may write at `path` (access(2): as its real user).
+pub fn writable(path: &Path) -> bool {
+    unistd::access(path, unistd::AccessFlags::W_OK).is_ok()
 }
 
 /// Cuts the file open at `fd` to `len` bytes.

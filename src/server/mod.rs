@@ -220,7 +220,8 @@ impl<'a> Server<'a> {
     pub fn run(&mut self) -> i32 {
         let mut now = os::now();
         self.load(now);
-        if !self.place.as_ref().is_some_and(persist::Place::writable) {
+        let path = self.state_file;
+        if !os::fs::writable(os::fs::dir_of(path)) && !os::fs::writable(path) {
             log::error()
                 .s("the state file ")
                 .b(self.state_file.as_os_str().as_encoded_bytes())

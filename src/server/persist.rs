@@ -114,17 +114,6 @@ impl Place {
         self.dir.as_fd()
     }
 
-    /// Tells whether signals could be saved here: the directory or the file
-    /// is writable (judged by owner, group and mode).
-    pub fn writable(&self) -> bool {
-        let file = file::open_at(self.dir(), &self.name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW);
-        let dir = file::fstat(self.dir());
-        [dir.ok(), file.ok().map(|f| f.1)]
-            .into_iter()
-            .flatten()
-            .any(file::writable)
-    }
-
     /// Takes the directory's write lock (`heft set` and the agent around a
     /// write), waiting up to `wait_ms` for whoever holds it.
     pub fn lock(&self, wait_ms: u32) -> Result<(), WriteError> {
@@ -334,7 +323,8 @@ fn in_place(place: &Place, old: Stat, bytes: &[u8]) -> Result<Seen, WriteError> 
 /// that `heft set` can tell which process serves it.
 pub struct PidFile {
     place: Place,
-    fd: Fd,
+    /// Open for as long as the lock is to be held.
+    _fd: Fd,
 }
 
 impl PidFile {
@@ -366,21 +356,13 @@ impl PidFile {
         file::truncate(f, 0)?;
         file::fchmod(f, 0o644)?;
         os::write_all(f, &d[10 - n..])?;
-        Ok(PidFile { place, fd })
+        Ok(PidFile { place, _fd: fd })
     }
 
-    /// Removes the pid file, if its name still holds this file.
+    /// Removes the pid file's name (no other agent can have taken it over
+    /// while this one held the lock).
     pub fn remove(self) {
-        let at = file::open_at(
-            self.place.dir(),
-            &self.place.name,
-            OFlag::O_RDONLY | OFlag::O_NOFOLLOW,
-        );
-        if let (Ok((_, now)), Ok(mine)) = (at, file::fstat(self.fd.as_fd())) {
-            if now.id == mine.id {
-                let _ = file::remove_at(self.place.dir(), &self.place.name);
-            }
-        }
+        let _ = file::remove_at(self.place.dir(), &self.place.name);
     }
 }
 
