@@ -2,8 +2,9 @@
 //! the calls that replace the state file and hold the pid file, each named
 //! relative to a directory opened once.
 //!
-//! Paths are given to nix as they are; it copies each into a C string on
-//! the stack. Every file is opened without blocking (a FIFO opens at once)
+//! Each path is copied into a C string on the stack by one helper (`c`)
+//! before nix sees it: nix's own copying, with a heap fallback, would be
+//! compiled once per call. Every file is opened without blocking (a FIFO opens at once)
 //! and refused unless it is regular.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -14,10 +15,22 @@ use nix::errno::Errno;
 use nix::fcntl::{self, OFlag};
 use nix::sys::stat::{self, Mode};
 use nix::unistd::{self, Gid, Uid};
-use nix::NixPath;
+use std::ffi::CStr;
 
 use super::Fd;
 use crate::os;
+
+/// Room for a path as a C string; a longer path is ENAMETOOLONG.
+type CBuf = [u8; 1024];
+
+/// Copies `p` into `buf` as a C string (EINVAL for a NUL inside it).
+fn c<'b>(p: &Path, buf: &'b mut CBuf) -> Result<&'b CStr, Errno> {
+    let b = p.as_os_str().as_bytes();
+    let room = buf.get_mut(..b.len()).ok_or(Errno::ENAMETOOLONG)?;
+    room.copy_from_slice(b);
+    buf[b.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..=b.len()]).map_err(|_| Errno::EINVAL)
+}
 
 /// The current directory, for paths given whole.
 pub const CWD: BorrowedFd<'static> = fcntl::AT_FDCWD;
@@ -72,8 +85,8 @@ fn regular(st: Stat) -> Result<Stat, Errno> {
 /// Opens the regular file `name` in `dir` with `flags` (O_NOFOLLOW: not
 /// through a link); never blocks on a FIFO, refuses anything not regular.
 pub fn open_at(dir: BorrowedFd, name: &Path, flags: OFlag) -> Result<(Fd, Stat), Errno> {
-    let flags = flags | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-    let fd = fcntl::openat(dir, name, flags, Mode::empty())?;
+    let flags = flags | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    let fd = openat(dir, name, flags, Mode::empty())?;
     let st = regular(fstat(fd.as_fd())?)?;
     Ok((fd, st))
 }
@@ -85,20 +98,25 @@ pub fn open_read(path: &Path) -> Result<Fd, Errno> {
 
 /// Opens the directory `path` (relative to `dir`), following links, to name files in it.
 pub fn open_dir(dir: BorrowedFd, path: &Path) -> Result<Fd, Errno> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-    fcntl::openat(dir, path, flags, Mode::empty())
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
+    openat(dir, path, flags, Mode::empty())
+}
+
+/// Opens `name` in `dir` with `flags` (close-on-exec added) and, for a new file, `mode`.
+fn openat(dir: BorrowedFd, name: &Path, flags: OFlag, mode: Mode) -> Result<Fd, Errno> {
+    fcntl::openat(
+        dir,
+        c(name, &mut [0; 1024])?,
+        flags | OFlag::O_CLOEXEC,
+        mode,
+    )
 }
 
 /// Creates `name` in `dir` for reading and writing with mode 0600: never an
 /// existing file, never through a link (EEXIST for anything already there).
 pub fn create_new_at(dir: BorrowedFd, name: &Path) -> Result<Fd, Errno> {
     let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
-    fcntl::openat(
-        dir,
-        name,
-        flags | OFlag::O_CLOEXEC,
-        Mode::S_IRUSR | Mode::S_IWUSR,
-    )
+    openat(dir, name, flags, Mode::S_IRUSR | Mode::S_IWUSR)
 }
 
 /// Reads from `fd` until EOF or until `buf` is full; returns the bytes read.
@@ -132,29 +150,33 @@ pub fn read(path: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
 
 /// Renames `from` over `to`, both in `dir` (a link at `to` is replaced, not followed).
 pub fn rename_at(dir: BorrowedFd, from: &Path, to: &Path) -> Result<(), Errno> {
-    fcntl::renameat(dir, from, dir, to)
+    fcntl::renameat(dir, c(from, &mut [0; 1024])?, dir, c(to, &mut [0; 1024])?)
 }
 
 /// Removes the name `name` from `dir` (a link, not what it points to).
 pub fn remove_at(dir: BorrowedFd, name: &Path) -> Result<(), Errno> {
-    unistd::unlinkat(dir, name, unistd::UnlinkatFlags::NoRemoveDir)
+    unistd::unlinkat(
+        dir,
+        c(name, &mut [0; 1024])?,
+        unistd::UnlinkatFlags::NoRemoveDir,
+    )
 }
 
 /// Reads where the symbolic link `name` in `dir` points into `buf`; returns
 /// its length (EINVAL: not a link; ENAMETOOLONG: longer than `buf`).
 pub fn link_target(dir: BorrowedFd, name: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
-    let n = name.with_nix_path(|c| {
-        // SAFETY: readlinkat(2) writes at most `buf.len()` bytes into `buf`;
-        // `c` is a C string that outlives the call.
-        unsafe {
-            libc::readlinkat(
-                dir.as_raw_fd(),
-                c.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        }
-    })?;
+    let mut cbuf = [0; 1024];
+    let name = c(name, &mut cbuf)?;
+    // SAFETY: readlinkat(2) writes at most `buf.len()` bytes into `buf`;
+    // `name` is a C string that outlives the call.
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     match Errno::result(n)? as usize {
         n if n < buf.len() => Ok(n),
         _ => Err(Errno::ENAMETOOLONG),
@@ -163,7 +185,7 @@ pub fn link_target(dir: BorrowedFd, name: &Path, buf: &mut [u8]) -> Result<usize
 
 /// Tells whether this process may write at `path` (access(2): as its real user).
 pub fn writable(path: &Path) -> bool {
-    unistd::access(path, unistd::AccessFlags::W_OK).is_ok()
+    c(path, &mut [0; 1024]).is_ok_and(|p| unistd::access(p, unistd::AccessFlags::W_OK).is_ok())
 }
 
 /// Cuts the file open at `fd` to `len` bytes.
