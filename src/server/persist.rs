@@ -78,10 +78,7 @@ impl Place {
     /// belongs to root or this user and no one else may write it: ENOLINK
     /// otherwise, so a link another user plants never redirects a write.
     pub fn find(path: &Path) -> Result<Place, Errno> {
-        let mut p = Place {
-            dir: file::open_dir(CWD, file::dir_of(path))?,
-            name: file::file_name(path).into(),
-        };
+        let mut p = Place::open(path)?;
         let mut buf = [0u8; 256];
         for _ in 0..LINKS_MAX {
             let Ok(n) = file::link_target(p.dir(), &p.name, &mut buf) else {
@@ -98,6 +95,14 @@ impl Place {
             };
         }
         Err(Errno::ELOOP)
+    }
+
+    /// Opens the directory of `path`, taking its last part as the name as it is.
+    fn open(path: &Path) -> Result<Place, Errno> {
+        Ok(Place {
+            dir: file::open_dir(CWD, file::dir_of(path))?,
+            name: file::file_name(path).into(),
+        })
     }
 
     /// Returns the place kept in `slot`, found from `path` first if there is
@@ -332,10 +337,7 @@ impl PidFile {
     /// (a regular file with one link, owned by this user, that no process
     /// holds), locks it and writes this process's id.
     pub fn create(path: &Path) -> Result<PidFile, Errno> {
-        let place = Place {
-            dir: file::open_dir(CWD, file::dir_of(path))?,
-            name: file::file_name(path).into(),
-        };
+        let place = Place::open(path)?;
         let fd = match file::create_new_at(place.dir(), &place.name) {
             Err(Errno::EEXIST) => {
                 let (fd, st) =
