@@ -183,6 +183,32 @@ pub fn link_target(dir: BorrowedFd, name: &Path, buf: &mut [u8]) -> Result<usize
     }
 }
 
+/// Calls `f` with the name of each entry of the directory `dir` (read
+/// through a descriptor of its own, so `dir`'s position is left alone).
+pub fn each_name(dir: BorrowedFd, mut f: impl FnMut(&[u8])) -> Result<(), Errno> {
+    let d = open_dir(dir, Path::new("."))?;
+    let mut buf = [0u64; 128];
+    loop {
+        // SAFETY: getdents64(2) writes at most the buffer's size in bytes into it.
+        let n =
+            unsafe { libc::syscall(libc::SYS_getdents64, d.as_raw_fd(), buf.as_mut_ptr(), 1024) };
+        let n = Errno::result(n)? as usize;
+        if n == 0 {
+            return Ok(());
+        }
+        // SAFETY: the kernel filled the first `n` bytes; u64s may be read as bytes.
+        let bytes: &[u8] = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n) };
+        let mut at = 0;
+        // Each record: inode (8), offset (8), length (2), type (1), name, NUL.
+        while let Some(rec) = bytes.get(at..at + 19) {
+            let len = u16::from_ne_bytes([rec[16], rec[17]]) as usize;
+            let name = bytes.get(at + 19..at + len).unwrap_or(&[]);
+            f(name.split(|&c| c == 0).next().unwrap_or(&[]));
+            at += len.max(19);
+        }
+    }
+}
+
 /// Tells whether this process may write at `path` (access(2): as its real user).
 pub fn writable(path: &Path) -> bool {
     c(path, &mut [0; 1024]).is_ok_and(|p| unistd::access(p, unistd::AccessFlags::W_OK).is_ok())

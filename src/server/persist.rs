@@ -106,10 +106,13 @@ impl Place {
     }
 
     /// Returns the place kept in `slot`, found from `path` first if there is
-    /// none yet (the agent finds it at its first read or write, then keeps it).
+    /// none yet (the agent finds it at its first read or write, then keeps it,
+    /// and then removes what a crash left there).
     pub fn keep<'p>(slot: &'p mut Option<Place>, path: &Path) -> Result<&'p Place, Errno> {
         if slot.is_none() {
-            *slot = Some(Place::find(path)?);
+            let p = Place::find(path)?;
+            remove_leftovers(&p);
+            *slot = Some(p);
         }
         slot.as_ref().ok_or(Errno::ENOENT)
     }
@@ -223,6 +226,30 @@ fn write_locked(
 
 /// Room for a temporary file's name: the state file's name, a dot, 16 hex digits and `.tmp`.
 type TempName = heapless::Vec<u8, 300>;
+
+/// Removes the temporary files a crash left in the state file's directory:
+/// every name `.<name>.<16 hex digits>.tmp` (a name, never what it points
+/// to). The agent calls this once, when it first finds the directory.
+pub fn remove_leftovers(place: &Place) {
+    let mut tmp = TempName::new();
+    temp_name(&place.name, 0, &mut tmp);
+    let n = tmp.len();
+    // Not while `heft set` writes: its temporary file is not a leftover.
+    if place.lock(0).is_err() {
+        return;
+    }
+    let _ = file::each_name(place.dir(), |e| {
+        let hex = e.get(n - 20..n - 4).unwrap_or(&[]);
+        if e.len() == n
+            && e.starts_with(&tmp[..n - 20])
+            && e.ends_with(b".tmp")
+            && hex.iter().all(u8::is_ascii_hexdigit)
+        {
+            let _ = file::remove_at(place.dir(), Path::new(std::ffi::OsStr::from_bytes(e)));
+        }
+    });
+    let _ = file::flock(place.dir(), false);
+}
 
 /// Names a temporary file `.<name>.<16 hex digits>.tmp` from `r`.
 fn temp_name(name: &Path, r: u64, out: &mut TempName) {
