@@ -79,6 +79,10 @@ fn usage(u: &cli::Usage) -> i32 {
 
 /// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
 fn serve(cfg: &Serve) -> i32 {
+    // The agent never waits for a log reader.
+    log::set_wait(0);
+    // Nothing heft runs gains privileges. Kernels before 3.5 lack it: go on.
+    let _ = heft::os::ids::forbid_new_privs();
     log::set_level(cfg.level);
     #[cfg(feature = "feedback")]
     let feedback = match cfg
