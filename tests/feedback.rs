@@ -750,6 +750,21 @@ fn http_status_json_field_and_timeout() {
     assert!(srv.hits() > 5);
 }
 
+/// Starts heft on `{"status":"UP","weight":90}` in `d` with one http rule,
+/// `web`, checking `srv`'s `/`.
+fn start_web(d: &Dir, srv: &HttpServer) -> Agent {
+    let rules = [format!(
+        r#"{{"metric":"http","name":"web","url":"{}","timeout_ms":500}}"#,
+        srv.url("/")
+    )];
+    start(
+        d,
+        r#"{"status":"UP","weight":90}"#,
+        &config(100, &rules),
+        &[],
+    )
+}
+
 #[test]
 fn http_status_alone_decides_health() {
     if skip_under_runner(SO_ERROR_UNTRANSLATED) {
@@ -757,16 +772,7 @@ fn http_status_alone_decides_health() {
     }
     let srv = HttpServer::start(Mode::Reply(200, "OK".into()));
     let d = Dir::new("fb-http-plain");
-    let rules = [format!(
-        r#"{{"metric":"http","name":"web","url":"{}","timeout_ms":500}}"#,
-        srv.url("/")
-    )];
-    let a = start(
-        &d,
-        r#"{"status":"UP","weight":90}"#,
-        &config(100, &rules),
-        &[],
-    );
+    let a = start_web(&d, &srv);
     expect(&a, "up ready 90%\n");
     srv.set(Mode::Reply(204, String::new()));
     holds_for(&a, b"", "up ready 90%\n", Duration::from_millis(300));
@@ -792,16 +798,7 @@ fn http_status_alone_decides_health() {
 fn an_overlong_status_code_is_a_bad_reply() {
     let srv = HttpServer::start(Mode::Raw("HTTP/1.0 2000000000000 OK\r\n\r\n"));
     let d = Dir::new("fb-http-overlong");
-    let rules = [format!(
-        r#"{{"metric":"http","name":"web","url":"{}","timeout_ms":500}}"#,
-        srv.url("/")
-    )];
-    let a = start(
-        &d,
-        r#"{"status":"UP","weight":90}"#,
-        &config(100, &rules),
-        &[],
-    );
+    let a = start_web(&d, &srv);
     expect(&a, "down ready 90% #web bad reply\n");
     srv.set(Mode::Reply(200, "OK".into()));
     expect(&a, "up ready 90%\n");

@@ -269,6 +269,21 @@ fn full_pipe(size: i32) -> (std::fs::File, std::process::Stdio) {
     (std::fs::File::from(r), std::process::Stdio::from(w))
 }
 
+/// Runs heft with `argv`, an empty environment and `stderr` as its stderr.
+fn spawn_with_stderr(
+    argv: &[std::ffi::OsString],
+    stderr: std::process::Stdio,
+) -> std::process::Child {
+    heft_command(&[])
+        .args(argv)
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// stderr a pipe nobody reads (full from the start): heft keeps answering,
 /// counts the lines it drops, stops at once on SIGTERM, and once the pipe is
 /// read again says how many it dropped. The pipe keeps its blocking mode.
@@ -278,19 +293,15 @@ fn a_stderr_pipe_nobody_reads_never_stalls_the_agent() {
     let port = free_port();
     std::fs::write(dir.join("state.json"), STATE).unwrap();
     let (mut reader, stderr) = full_pipe(4096);
-    let child = heft_command(&[])
-        .args(["--addr", "127.0.0.1", "--port", &port.to_string()])
-        .arg("--state-file")
-        .arg(dir.join("state.json"))
-        .arg("--pid-file")
-        .arg(dir.join("heft.pid"))
-        .env_clear()
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let a = Agent::adopt(child, port, dir.clone());
+    let argv = [
+        "--addr".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        port.to_string().into(),
+        "--state-file".into(),
+        dir.join("state.json").into_os_string(),
+    ];
+    let a = Agent::adopt(spawn_with_stderr(&argv, stderr), port, dir.clone());
     wait_answering(port);
     serves_while_the_log_is_stalled(&a);
     // heft left its stderr blocking, for the other holders of the pipe.
@@ -334,15 +345,13 @@ fn heft_set_finishes_with_a_stalled_stderr() {
     std::fs::write(&state, STATE).unwrap();
     let (_reader, stderr) = full_pipe(4096);
     let t = Instant::now();
-    let mut child = heft_command(&[])
-        .args(["set", "maint", "--state-file"])
-        .arg(&state)
-        .env_clear()
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
+    let argv = [
+        "set".into(),
+        "maint".into(),
+        "--state-file".into(),
+        state.clone().into_os_string(),
+    ];
+    let mut child = spawn_with_stderr(&argv, stderr);
     let done = wait_for(LIMIT, || child.try_wait().unwrap().is_some());
     if !done {
         let _ = child.kill();
