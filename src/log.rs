@@ -6,8 +6,8 @@
 //!
 //! Logging never blocks the agent: a line its reader cannot take at once is
 //! dropped and counted, and the next line that gets through says how many
-//! were lost. Short-lived commands (`heft set`) wait up
-//! to a second for a slow reader first.
+//! were lost. Short-lived commands (`heft set`) and start-up wait up to a
+//! second for a slow reader first.
 
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering};
 use std::os::fd::{AsFd, BorrowedFd};
