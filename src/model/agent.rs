@@ -289,10 +289,11 @@ pub enum LoadError {
 impl LoadError {
     /// Appends a short description, as much as fits.
     pub fn describe(self, out: &mut state::Reason) {
+        let mut buf = heapless::Vec::new();
         let (a, b) = match self {
             // A refusal of `fs` (see `os::errno_name`) says what it is without "unreadable".
-            LoadError::Io(e) => match crate::os::errno_name(e) {
-                n if n.starts_with('E') || n == "errno" => ("unreadable ", n),
+            LoadError::Io(e) => match crate::num::errno_text(e, &mut buf) {
+                n if n.starts_with('E') || n.starts_with("errno") => ("unreadable ", n),
                 n => ("", n),
             },
             LoadError::Invalid(e) => (e.0, ""),
