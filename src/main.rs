@@ -121,6 +121,7 @@ fn serve(cfg: &Serve) -> i32 {
         Ok(w) => w,
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
+    #[cfg_attr(not(feature = "feedback"), allow(unused_mut))]
     let mut server = match Server::new(cfg, listener, wake) {
         Ok(s) => s,
         Err(e) => return failed(e.step, b"", e.errno, ""),
