@@ -18,7 +18,12 @@ pub fn run(g: &Get) -> i32 {
     let fd = match connect(g, deadline) {
         Ok(fd) => fd,
         Err(e) => {
-            log::error().s("connect: ").errno(e).send();
+            // (ENODEV also stands for a file that is not regular in the log's names.)
+            let l = match e {
+                Errno::ENODEV => log::error().s("no interface ").b(&g.scope),
+                e => log::error().s("connect: ").errno(e),
+            };
+            l.send();
             return 1;
         }
     };

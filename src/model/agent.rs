@@ -291,9 +291,14 @@ pub enum LoadError {
 impl LoadError {
     /// Appends a short description, as much as fits.
     pub fn describe(self, out: &mut state::Reason) {
+        let mut buf = heapless::Vec::new();
         let (a, b) = match self {
-            LoadError::Io(e) => ("unreadable ", crate::os::errno_name(e)),
             LoadError::NoDir => ("unreadable ENOENT, no directory (see the log)", ""),
+            // A refusal of `fs` (see `os::errno_name`) says what it is without "unreadable".
+            LoadError::Io(e) => match crate::num::errno_text(e, &mut buf) {
+                n if n.starts_with('E') || n.starts_with("errno") => ("unreadable ", n),
+                n => ("", n),
+            },
             LoadError::Invalid(e) => (e.0, ""),
         };
         // Both texts are ASCII, so any cut is on a character boundary.

@@ -16,7 +16,7 @@ pub mod net;
 pub mod signal;
 
 pub use clock::now;
-pub use fd::{poll, read, write_all, write_stdout, Fd};
+pub use fd::{poll, read, write_all, write_stdout, write_within, Fd};
 pub use fs::fsync;
 pub use ids::{euid, pid};
 pub use net::{accept, connect, recv, send, shutdown_write, socket_error, tcp_socket};
@@ -34,14 +34,24 @@ pub fn ascii_str(b: &[u8]) -> Option<&str> {
     Some(unsafe { core::str::from_utf8_unchecked(b) })
 }
 
-/// Names the errors heft reports, without pulling in the whole strerror table.
-pub fn errno_name(e: Errno) -> &'static str {
+/// Names the errors heft reports, without pulling in the whole strerror
+/// table; `None` for the others (`num::errno_text` gives their number).
+///
+/// Three stand for what `fs` refuses rather than what the kernel said:
+/// ESPIPE and ENODEV for a file that is not regular, ENOLINK for a symlink
+/// heft will not follow.
+pub fn errno_name(e: Errno) -> Option<&'static str> {
     use Errno::*;
-    match e {
+    Some(match e {
+        ESPIPE => "not a regular file (a FIFO)",
+        ENODEV => "not a regular file (a device or socket)",
+        ENOLINK => "a symlink in a directory others can write",
         EACCES => "EACCES",
         EPERM => "EPERM",
         ENOENT => "ENOENT",
         ENOTDIR => "ENOTDIR",
+        ELOOP => "ELOOP",
+        ENAMETOOLONG => "ENAMETOOLONG",
         EISDIR => "EISDIR",
         EROFS => "EROFS",
         ENOSPC => "ENOSPC",
@@ -49,7 +59,6 @@ pub fn errno_name(e: Errno) -> &'static str {
         EIO => "EIO",
         EADDRINUSE => "EADDRINUSE",
         EADDRNOTAVAIL => "EADDRNOTAVAIL",
-        ENODEV => "ENODEV",
         EAFNOSUPPORT => "EAFNOSUPPORT",
         EMFILE => "EMFILE",
         ENFILE => "ENFILE",
@@ -61,9 +70,10 @@ pub fn errno_name(e: Errno) -> &'static str {
         EPIPE => "EPIPE",
         ETIMEDOUT => "ETIMEDOUT",
         ESRCH => "ESRCH",
+        EAGAIN => "EAGAIN",
         EINVAL => "EINVAL",
-        _ => "errno",
-    }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -76,14 +86,20 @@ mod tests {
         for raw in 0..4096 {
             let e = Errno::from_raw(raw);
             match errno_name(e) {
-                "errno" => {}
-                name => {
+                None => {}
+                Some(n) if !n.starts_with('E') => assert!(fs_refusal(e), "{e:?}"),
+                Some(name) => {
                     assert_eq!(name, format!("{e:?}"));
                     named += 1;
                 }
             }
         }
-        assert_eq!(named, 24);
+        assert_eq!(named, 26);
+    }
+
+    /// The errnos `fs` uses for what it refuses.
+    fn fs_refusal(e: Errno) -> bool {
+        matches!(e, Errno::ESPIPE | Errno::ENODEV | Errno::ENOLINK)
     }
 
     #[test]
