@@ -1,0 +1,105 @@
+//! The `disk` metric: % used of the filesystem holding a path, as `df` shows it.
+//!
+//! `statfs(2)` on a network filesystem may wait for its server, which would
+//! stall the loop: such paths are refused when the configuration is loaded.
+
+use std::path::Path;
+
+use nix::errno::Errno;
+
+use crate::os::statfs::{statfs, FsStat};
+
+/// Filesystem types whose `statfs` may wait on a network or a user-space
+/// daemon: NFS, SMB, CIFS, SMB2, FUSE (sshfs, glusterfs, s3fs...), Ceph, AFS,
+/// kAFS, 9P, Coda, NCP, Lustre, GPFS, OCFS2, GFS2.
+const REMOTE: [u32; 15] = [
+    0x6969,
+    0x517b,
+    0xff53_4d42,
+    0xfe53_4d42,
+    0x6573_5546,
+    0x00c3_6400,
+    0x5346_414f,
+    0x6b41_4653,
+    0x0102_1997,
+    0x7375_7245,
+    0x564c,
+    0x0bd0_0bd0,
+    0x4750_4653,
+    0x7461_636f,
+    0x0116_1970,
+];
+
+/// Tells whether a filesystem type is one `statfs` may wait on.
+pub fn is_remote(kind: u32) -> bool {
+    REMOTE.contains(&kind)
+}
+
+/// Computes the % used as `df` does: used / (used + available to users), rounded up.
+pub fn used_pct(s: &FsStat) -> Option<u32> {
+    let used = s.blocks.saturating_sub(s.free);
+    let all = used.checked_add(s.avail)?;
+    if all == 0 {
+        return None;
+    }
+    // Scaled to 57 bits, so that × 100 cannot overflow.
+    let shift = (64 - all.leading_zeros()).saturating_sub(57);
+    Some(((used >> shift) * 100).div_ceil(all >> shift).min(100) as u32)
+}
+
+/// Checks at load that `path` can be sampled without blocking; says why not.
+pub fn check(path: &str) -> Result<(), &'static str> {
+    match statfs(Path::new(path)) {
+        Ok(s) if is_remote(s.kind) => {
+            Err("on a network or FUSE filesystem, where statfs can block")
+        }
+        Ok(_) => Ok(()),
+        Err(Errno::ENOENT) => Err("not found"),
+        Err(_) => Err("cannot be read (statfs failed)"),
+    }
+}
+
+/// Reads the % used of the filesystem holding `path`; `None` if it cannot be read
+/// or is now a network filesystem.
+pub fn read(path: &str) -> Option<u32> {
+    let s = statfs(Path::new(path)).ok()?;
+    if is_remote(s.kind) {
+        return None;
+    }
+    used_pct(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fs(blocks: u64, free: u64, avail: u64) -> FsStat {
+        FsStat {
+            kind: 0x0102_1994,
+            blocks,
+            free,
+            avail,
+        }
+    }
+
+    #[test]
+    fn computes_use_as_df_does() {
+        assert_eq!(used_pct(&fs(256, 128, 128)), Some(50));
+        // Reserved blocks count neither as used nor as available.
+        assert_eq!(used_pct(&fs(1000, 100, 50)), Some(95));
+        assert_eq!(used_pct(&fs(1000, 999, 999)), Some(1));
+        assert_eq!(used_pct(&fs(1000, 0, 0)), Some(100));
+        assert_eq!(used_pct(&fs(0, 0, 0)), None);
+        assert_eq!(used_pct(&fs(u64::MAX, 0, u64::MAX)), None);
+        assert_eq!(used_pct(&fs(1 << 60, 1 << 59, 1 << 59)), Some(50));
+    }
+
+    #[test]
+    fn knows_network_filesystems_and_reads_a_local_one() {
+        assert!(is_remote(0x6969) && is_remote(0x6573_5546) && is_remote(0xff53_4d42));
+        assert!(!is_remote(0x0102_1994) && !is_remote(0xef53));
+        assert!(check("/").is_ok());
+        assert_eq!(check("/no/such/path/here"), Err("not found"));
+        assert!(read("/").is_some_and(|p| p <= 100));
+    }
+}
