@@ -1133,7 +1133,7 @@ fn a_bad_configuration_at_start_up_exits_100_naming_the_field() {
     );
     refuses(
         r#"{"rules":[{"metric":"disk","path":"/no/such/dir","enter":90}]}"#,
-        "rules[0].path: not found",
+        "rules[0].path: ENOENT",
     );
     refuses(
         r#"{"rules":[{"metric":"file","path":"/x","curve":"linear","limit":9,"action":"drain"}]}"#,

@@ -591,7 +591,7 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         }
         Some(_) => return Err(p.fail(F::Path, "must be 1 to 128 ASCII bytes")),
         None if is_file => return Err(p.fail(F::Path, "missing (the file to read)")),
-        None if has_path => return Err(p.fail(F::Path, "missing (a path on the filesystem)")),
+        None if has_path => return Err(p.fail(F::Path, "missing (a path)")),
         None => {}
     }
     // Only file and http rules may set decimals (refused above for the others).

@@ -1,11 +1,10 @@
 //! The `disk` metric: % used of the filesystem holding a path, as `df` shows it.
 //!
 //! `statfs(2)` on a network filesystem may wait for its server, which would
-//! stall the loop: such paths are refused when the configuration is loaded.
+//! stall the loop: such paths are refused when the configuration is loaded,
+//! and no longer sampled if one is mounted there later.
 
 use std::path::Path;
-
-use nix::errno::Errno;
 
 use crate::os::statfs::{statfs, FsStat};
 
@@ -47,26 +46,15 @@ pub fn used_pct(s: &FsStat) -> Option<u32> {
     Some(((used >> shift) * 100).div_ceil(all >> shift).min(100) as u32)
 }
 
-/// Checks at load that `path` can be sampled without blocking; says why not.
-pub fn check(path: &str) -> Result<(), &'static str> {
+/// Reads the % used of the filesystem holding `path`; says why it cannot
+/// (at load, a network filesystem is refused with that reason).
+#[inline(never)]
+pub fn read(path: &str) -> Result<u32, &'static str> {
     match statfs(Path::new(path)) {
-        Ok(s) if is_remote(s.kind) => {
-            Err("on a network or FUSE filesystem, where statfs can block")
-        }
-        Ok(_) => Ok(()),
-        Err(Errno::ENOENT) => Err("not found"),
-        Err(_) => Err("cannot be read (statfs failed)"),
+        Ok(s) if is_remote(s.kind) => Err("on a network filesystem (statfs could block)"),
+        Ok(s) => used_pct(&s).ok_or("a filesystem without blocks"),
+        Err(e) => Err(crate::os::errno_name(e)),
     }
-}
-
-/// Reads the % used of the filesystem holding `path`; `None` if it cannot be read
-/// or is now a network filesystem.
-pub fn read(path: &str) -> Option<u32> {
-    let s = statfs(Path::new(path)).ok()?;
-    if is_remote(s.kind) {
-        return None;
-    }
-    used_pct(&s)
 }
 
 #[cfg(test)]
@@ -98,8 +86,8 @@ mod tests {
     fn knows_network_filesystems_and_reads_a_local_one() {
         assert!(is_remote(0x6969) && is_remote(0x6573_5546) && is_remote(0xff53_4d42));
         assert!(!is_remote(0x0102_1994) && !is_remote(0xef53));
-        assert!(check("/").is_ok());
-        assert_eq!(check("/no/such/path/here"), Err("not found"));
-        assert!(read("/").is_some_and(|p| p <= 100));
+        assert!(read("/").is_ok_and(|p| p <= 100));
+        assert_eq!(read("/no/such/path/here"), Err("ENOENT"));
+        assert_eq!(read("/proc"), Err("a filesystem without blocks"));
     }
 }

@@ -177,10 +177,9 @@ pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
     if s.is_empty() || s.last() == Some(&b'.') {
         return None;
     }
-    // Digits after the point count up to `keep`; then the value is scaled by
-    // 10^`shift` (negative: digits before the point are dropped).
-    let keep = decimals as i32 + exp;
-    let (mut v, mut point, mut shift) = (0u64, false, keep);
+    // The value is v × 10^shift: each digit after the point lowers the
+    // shift; past 18 digits only the magnitude counts.
+    let (mut v, mut point, mut shift) = (0u64, false, decimals as i32 + exp);
     for &c in s {
         if c == b'.' && !point {
             point = true;
@@ -189,16 +188,12 @@ pub fn parse_decimal(text: &[u8], decimals: u8) -> Option<u32> {
         if !c.is_ascii_digit() {
             return None;
         }
-        if point && shift <= 0 {
-            continue;
-        }
-        if v >= 100_000_000_000_000_000 {
-            // Past 18 digits only the magnitude counts.
+        if v < 100_000_000_000_000_000 {
+            v = v * 10 + (c - b'0') as u64;
+            shift -= point as i32;
+        } else {
             shift += !point as i32;
-            continue;
         }
-        shift -= point as i32;
-        v = v * 10 + (c - b'0') as u64;
     }
     for _ in 0..shift.unsigned_abs().min(40) {
         v = if shift > 0 {

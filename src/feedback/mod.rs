@@ -111,10 +111,12 @@ fn check_disks(cfg: &Config) -> Result<(), ConfigError> {
         if rule.metric != Metric::Disk {
             continue;
         }
-        if let Err(what) = disk::check(&rule.path) {
+        if let Err(what) = disk::read(&rule.path) {
+            let mut field = heapless::String::new();
+            let _ = field.push_str("path");
             return Err(ConfigError {
                 rule: Some(i as u8),
-                field: heapless::String::try_from("path").unwrap_or_default(),
+                field,
                 what,
             });
         }
@@ -281,8 +283,8 @@ impl Feedback {
                     }
                 }
                 Metric::Disk => match disk::read(&rule.path) {
-                    Some(v) => Read::Value(v),
-                    None => Read::Failed,
+                    Ok(v) => Read::Value(v),
+                    Err(_) => Read::Failed,
                 },
                 Metric::Http => {
                     let check = &mut self.checks[ci];
@@ -441,6 +443,7 @@ impl Feedback {
     }
 
     /// Hands every entry of the agent its verdict.
+    #[inline(never)]
     fn apply(&mut self, now: Instant, agent: &mut Agent) {
         self.grace_end = None;
         for (rule, st) in self.cfg.rules.iter().zip(self.states.iter_mut()) {
@@ -491,21 +494,30 @@ impl Feedback {
 /// Names a failed check for the stats page, e.g. `http status 503` or
 /// `app: stats.active not in body` (the colon keeps a path apart from the name).
 fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
-    let field = rule.http.as_ref().and_then(|h| h.field.as_deref());
-    let parts = match o {
-        Outcome::NotInBody => [": ", field.unwrap_or_default(), " not in body"],
-        Outcome::NotNumber => [": ", field.unwrap_or_default(), " not a number"],
-        Outcome::Healthy(_) => [" ", "", ""],
-        Outcome::Status(_) => [" ", "status ", ""],
-        Outcome::BadReply => [" ", "bad reply", ""],
-        Outcome::Timeout => [" ", "timeout", ""],
-        Outcome::Error(e) => [" ", crate::os::errno_name(e), ""],
+    let word = match o {
+        Outcome::Healthy(_) => "",
+        Outcome::Status(_) => "status ",
+        Outcome::NotInBody => " not in body",
+        Outcome::NotNumber => " not a number",
+        Outcome::BadReply => "bad reply",
+        Outcome::Timeout => "timeout",
+        Outcome::Error(e) => crate::os::errno_name(e),
     };
     let mut r = Reason::new();
     let _ = r.push_str(&rule.name);
-    for p in parts {
-        let _ = r.push_str(p);
+    let field = match o {
+        Outcome::NotInBody | Outcome::NotNumber => {
+            rule.http.as_ref().and_then(|h| h.field.as_deref())
+        }
+        _ => None,
+    };
+    if let Some(f) = field {
+        let _ = r.push_str(": ");
+        let _ = r.push_str(f);
+    } else {
+        let _ = r.push_str(" ");
     }
+    let _ = r.push_str(word);
     if let Outcome::Status(code) = o {
         metrics::push_value(&mut r, code as u32, 0);
     }

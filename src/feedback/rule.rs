@@ -215,6 +215,7 @@ impl RuleState {
 
     /// Notes when the rule started saying down, for `drain_ms`; returns when its
     /// grace ends, while it runs.
+    #[inline(never)]
     pub fn settle(&mut self, rule: &Rule, now: Instant) -> Option<Instant> {
         if self.say(rule, now).down.is_none() {
             self.down_since = None;

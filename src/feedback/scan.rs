@@ -48,8 +48,10 @@ pub struct Scan {
     arrays: u32,
     /// The index of the current element in the innermost array on the path.
     index: u32,
-    /// The current value in the innermost container on the path is the path's next step.
-    hit: bool,
+    /// The current value in the innermost container on the path is not the
+    /// path's next step (false at the start: the top-level value is where
+    /// every path starts; every field starts at zero, so a `Scan` is cheap to make).
+    miss: bool,
     /// The next string in the innermost object on the path is a key.
     key: bool,
     /// Where the lexer is.
@@ -70,7 +72,7 @@ impl Default for Scan {
 
 /// Counts the components of `path`.
 fn count(path: &[u8]) -> u32 {
-    pieces(path, b'.').count() as u32
+    path.iter().filter(|&&c| c == b'.').count() as u32 + 1
 }
 
 /// Returns component `k` of `path` (empty past the end).
@@ -86,8 +88,7 @@ impl Scan {
             on: 0,
             arrays: 0,
             index: 0,
-            // The top-level value is where every path starts.
-            hit: true,
+            miss: false,
             key: false,
             lex: Lex::Between,
             role: Role::Skip,
@@ -136,7 +137,7 @@ impl Scan {
 
     /// Marks whether the current element of the innermost array is the path's next step.
     fn at_index(&mut self, path: &[u8]) {
-        self.hit = parse_u32(component(path, self.on - 1)) == Some(self.index);
+        self.miss = parse_u32(component(path, self.on - 1)) != Some(self.index);
     }
 
     /// Takes one byte.
@@ -190,7 +191,7 @@ impl Scan {
             Role::Skip
         } else if !self.in_array() && core::mem::take(&mut self.key) {
             Role::Key
-        } else if self.hit {
+        } else if !self.miss {
             Role::Value
         } else {
             Role::Skip
@@ -200,7 +201,7 @@ impl Scan {
     /// Ends a string or bare word; `Some(true)` if it was the value at the path.
     fn end(&mut self, path: &[u8]) -> Option<bool> {
         match self.role {
-            Role::Key => self.hit = self.text() == component(path, self.on - 1),
+            Role::Key => self.miss = self.text() != component(path, self.on - 1),
             // A scalar on the way, not at the end of the path: not there.
             Role::Value => return (self.on == count(path)).then_some(true),
             Role::Skip => {}
@@ -210,7 +211,7 @@ impl Scan {
 
     /// Opens an object or array.
     fn open(&mut self, c: u8, path: &[u8]) -> Option<bool> {
-        if self.depth == self.on && self.hit {
+        if self.depth == self.on && !self.miss {
             if self.on == count(path) {
                 self.len = 0;
                 self.push(c);
@@ -221,7 +222,7 @@ impl Scan {
             self.on += 1;
             self.index = 0;
             self.key = c == b'{';
-            self.hit = false;
+            self.miss = true;
             if c == b'[' {
                 self.at_index(path);
             }
@@ -236,7 +237,7 @@ impl Scan {
             self.on -= 1;
             // Back in the parent: the element just left was its match, and
             // no later index can be one.
-            self.hit = false;
+            self.miss = true;
             self.index = u32::MAX;
         }
         self.depth = self.depth.saturating_sub(1);
@@ -251,7 +252,7 @@ impl Scan {
                 self.at_index(path);
             } else {
                 self.key = true;
-                self.hit = false;
+                self.miss = true;
             }
         }
     }
