@@ -5,9 +5,10 @@
 //! It follows JSON's structure (strings and their escapes, nesting, keys and
 //! array elements) but does not validate it: the text is an application's
 //! health answer, and only the value at the path matters. Each component of
-//! the path is an object key, compared as written (no escapes), or, in an
+//! the path is an object key (escapes in the body's keys decoded), or, in an
 //! array, an element's index from 0. The first match wins.
 
+use crate::model::json::is_key;
 use crate::num::{parse_u32, pieces};
 
 /// The longest key or value text kept; a longer one matches nothing and is no number.
@@ -201,7 +202,7 @@ impl Scan {
     /// Ends a string or bare word; `Some(true)` if it was the value at the path.
     fn end(&mut self, path: &[u8]) -> Option<bool> {
         match self.role {
-            Role::Key => self.miss = self.text() != component(path, self.on - 1),
+            Role::Key => self.miss = !is_key(self.text(), component(path, self.on - 1)),
             // A scalar on the way, not at the end of the path: not there.
             Role::Value => return (self.on == count(path)).then_some(true),
             Role::Skip => {}
@@ -320,8 +321,8 @@ mod tests {
             r#"{"note":"{\"active\":9, [1]}","k\"ey":1,"deep":[[{"active":2}]],"active":"5"}"#;
         assert_eq!(all(body, "active").as_deref(), Some("5"));
         assert_eq!(all(body, "deep.0.0.active").as_deref(), Some("2"));
-        // Keys are compared as written: escapes are not decoded.
-        assert_eq!(all(r#"{"a\u0062":1}"#, "ab"), None);
+        // Escapes in keys are decoded.
+        assert_eq!(all(r#"{"a\u0062":1}"#, "ab").as_deref(), Some("1"));
         // A value longer than 32 bytes is kept empty, a longer key matches nothing.
         let long = std::format!(r#"{{"a":"{}"}}"#, "9".repeat(40));
         assert_eq!(all(&long, "a").as_deref(), Some(""));
