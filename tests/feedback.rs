@@ -1141,7 +1141,7 @@ fn a_bad_configuration_at_start_up_exits_100_naming_the_field() {
     );
     refuses(
         r#"{"rules":[{"metric":"http","url":"http://127.0.0.1/","field":"stats..active"}]}"#,
-        "rules[0].field: must be a dotted path",
+        "rules[0].field: must be 1 to 32 ASCII bytes, a dotted path",
     );
     refuses(
         r#"{"rules":[{"metric":"http","url":"https://127.0.0.1/"}]}"#,

@@ -660,7 +660,7 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
 /// Checks `action` and `drain_ms`: what becomes of the rule's DOWN verdicts.
 fn check_drain(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     if rule.threshold.is_none() && rule.http.is_none() {
-        p.none_of(F::Action, F::DrainMs, "needs enter (or metric http)")?;
+        p.none_of(F::Action, F::DrainMs, "needs enter")?;
     }
     rule.drain = p.word(F::Action, &["down", "drain"], "must be down or drain")? == Some(1);
     rule.drain_ms = p.ms(F::DrainMs)?;
@@ -714,7 +714,7 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         Some(_) => {
             return Err(p.fail(
                 F::Field,
-                "must be a dotted path of 1 to 32 ASCII bytes (e.g. stats.active)",
+                "must be 1 to 32 ASCII bytes, a dotted path like stats.active",
             ))
         }
         None => {}
@@ -953,7 +953,7 @@ mod tests {
         );
         assert_eq!(
             err(r#"{"rules":[{"metric":"cpu","curve":"linear","limit":9,"action":"drain"}]}"#).2,
-            "needs enter (or metric http)"
+            "needs enter"
         );
         assert_eq!(
             err(r#"{"rules":[{"metric":"cpu","enter":9,"action":"drain","drain_ms":5}]}"#).2,
