@@ -52,7 +52,7 @@ pub fn read(path: &str) -> Result<u32, &'static str> {
     match statfs(Path::new(path)) {
         Ok(s) if is_remote(s.kind) => Err("on a network filesystem (statfs could block)"),
         Ok(s) => used_pct(&s).ok_or("a filesystem without blocks"),
-        Err(e) => Err(crate::os::errno_name(e)),
+        Err(e) => Err(crate::os::errno_name(e).unwrap_or("cannot be read (statfs failed)")),
     }
 }
 

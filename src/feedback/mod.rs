@@ -494,6 +494,7 @@ impl Feedback {
 /// Names a failed check for the stats page, e.g. `http status 503` or
 /// `app: stats.active not in body` (the colon keeps a path apart from the name).
 fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
+    let mut buf = heapless::Vec::new();
     let word = match o {
         Outcome::Healthy(_) => "",
         Outcome::Status(_) => "status ",
@@ -501,7 +502,7 @@ fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
         Outcome::NotNumber => " not a number",
         Outcome::BadReply => "bad reply",
         Outcome::Timeout => "timeout",
-        Outcome::Error(e) => crate::os::errno_name(e),
+        Outcome::Error(e) => crate::num::errno_text(e, &mut buf),
     };
     let mut r = Reason::new();
     let _ = r.push_str(&rule.name);
