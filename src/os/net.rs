@@ -103,7 +103,8 @@ pub fn shutdown_write(fd: &Fd) -> Result<(), Errno> {
 
 /// Opens a non-blocking datagram socket connected to the syslog socket at `path`.
 pub fn connect_syslog(path: &Path) -> Result<Fd, Errno> {
-    let addr = UnixAddr::new(path)?;
+    // Through `fs::c`: nix's own path copy would bring a heap fallback.
+    let addr = UnixAddr::new(super::fs::c(path, &mut [0; 1024])?)?;
     let fd = socket::socket(
         AddressFamily::Unix,
         SockType::Datagram,
