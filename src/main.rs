@@ -36,7 +36,7 @@ fn run() -> i32 {
         args.push(arg);
     }
     // Never dropped: the process exits right after, and the drop is code.
-    let parsed = std::mem::ManuallyDrop::new(cli::parse(args, &|name| std::env::var_os(name)));
+    let parsed = std::mem::ManuallyDrop::new(cli::parse(args, &heft::os::env));
     match &*parsed {
         Err(u) => usage(u),
         Ok(Command::Help(text)) => {
