@@ -6,6 +6,7 @@
 //! start-up (`get`: 0 a whole line came back, 1 not).
 #![deny(unsafe_code)]
 
+use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -93,16 +94,15 @@ fn serve(cfg: &Serve) -> i32 {
             return USAGE;
         }
     };
-    let listener = match server::listen(cfg.addr, cfg.port) {
-        Ok(l) => l,
-        Err(e) => {
-            let note = if e.errno == Errno::EADDRINUSE {
-                " (another agent already listens there)"
-            } else {
-                ""
-            };
-            return failed(e.step, &addr_text(b" ", cfg), e.errno, note);
-        }
+    let Some(listener) = bind(cfg.addr, cfg.port) else {
+        return SYSCALL;
+    };
+    let http = match cfg.http {
+        Some((addr, port)) => match bind(addr, port) {
+            Some(l) => Some(l),
+            None => return SYSCALL,
+        },
+        None => None,
     };
     if let Some(p) = &cfg.pid_file {
         // The digits end right before the newline.
@@ -116,6 +116,7 @@ fn serve(cfg: &Serve) -> i32 {
     let code = drop_and_run(
         cfg,
         listener,
+        http,
         #[cfg(feature = "feedback")]
         feedback,
     );
@@ -129,6 +130,7 @@ fn serve(cfg: &Serve) -> i32 {
 fn drop_and_run(
     cfg: &Serve,
     listener: heft::os::Fd,
+    http: Option<heft::os::Fd>,
     #[cfg(feature = "feedback")] feedback: Option<Box<heft::feedback::Feedback>>,
 ) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
@@ -162,13 +164,14 @@ fn drop_and_run(
             }
         }
     }
-    log::info()
-        .s("listening on ")
-        .b(&addr_text(b"", cfg))
-        .s(", state file ")
+    let mut l = log::info().s("listening on ").b(&addr_text(b"", cfg.addr, cfg.port));
+    if let Some((addr, port)) = cfg.http {
+        l = l.s(", HTTP on ").b(&addr_text(b"", addr, port));
+    }
+    l.s(", state file ")
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
-    let mut server = Server::new(cfg, listener, wake);
+    let mut server = Server::new(cfg, listener, http, wake);
     #[cfg(feature = "feedback")]
     if let Some(f) = feedback {
         server.set_feedback(f);
@@ -189,19 +192,34 @@ fn warn_if_unwritable(cfg: &Serve) {
     }
 }
 
-/// Writes `lead`, then the listen address as `ip:port` or `[ip]:port`.
-fn addr_text(lead: &[u8], cfg: &Serve) -> heapless::Vec<u8, 64> {
+/// Opens a listener on `addr`:`port`; logs why not, naming the address.
+fn bind(addr: IpAddr, port: u16) -> Option<heft::os::Fd> {
+    let e = match server::listen(addr, port) {
+        Ok(l) => return Some(l),
+        Err(e) => e,
+    };
+    let note = if e.errno == Errno::EADDRINUSE {
+        " (another agent already listens there)"
+    } else {
+        ""
+    };
+    failed(e.step, &addr_text(b" ", addr, port), e.errno, note);
+    None
+}
+
+/// Writes `lead`, then a listen address as `ip:port` or `[ip]:port`.
+fn addr_text(lead: &[u8], addr: IpAddr, port: u16) -> heapless::Vec<u8, 64> {
     let mut out: heapless::Vec<u8, 64> = heapless::Vec::new();
     let _ = heft::num::push(&mut out, lead);
-    let v6 = cfg.addr.is_ipv6();
+    let v6 = addr.is_ipv6();
     if v6 {
         let _ = out.push(b'[');
     }
-    heft::num::push_ip(&mut out, cfg.addr);
+    heft::num::push_ip(&mut out, addr);
     if v6 {
         let _ = out.push(b']');
     }
     let _ = heft::num::push(&mut out, b":");
-    let _ = heft::num::push_u32(&mut out, cfg.port as u32);
+    let _ = heft::num::push_u32(&mut out, port as u32);
     out
 }

@@ -50,6 +50,25 @@ pub fn push_u32(out: &mut heapless::vec::VecView<u8>, n: u32) -> Result<(), Full
     out.extend_from_slice(fmt_u32(n, &mut b)).map_err(|_| Full)
 }
 
+/// Writes `n` in decimal into `buf` and returns the digits (for 64-bit counters).
+pub fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Appends `n` in decimal to a fixed-capacity buffer, as `push_u32`.
+pub fn push_u64(out: &mut heapless::vec::VecView<u8>, n: u64) -> Result<(), Full> {
+    let mut b = [0u8; 20];
+    out.extend_from_slice(fmt_u64(n, &mut b)).map_err(|_| Full)
+}
+
 /// Appends an IP address: dotted IPv4, or eight hex groups for IPv6 (logs only need it readable).
 pub fn push_ip(out: &mut heapless::vec::VecView<u8>, ip: std::net::IpAddr) {
     match ip {

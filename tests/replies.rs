@@ -696,7 +696,7 @@ fn reasons_that_could_break_the_line_are_rejected_when_the_file_is_loaded() {
     ];
     let a = Agent::start(Some(good), &[]);
     assert_eq!(a.probe(), good_reply);
-    let m0 = metrics(a.port);
+    let m0 = metrics(a.http_port);
     for (i, (what, bytes)) in bad.iter().enumerate() {
         std::fs::write(&a.state, bytes).unwrap();
         a.signal(libc::SIGHUP);
@@ -709,7 +709,7 @@ fn reasons_that_could_break_the_line_are_rejected_when_the_file_is_loaded() {
         assert_one_line(&last);
         // Every way of asking gets the same single line.
         assert_eq!(a.probe_with(b"web\n"), last, "{what}, service web");
-        let r = http(a.port, "GET", "/web");
+        let r = http(a.http_port, "GET", "/web");
         assert_eq!((r.code(), r.body.as_str()), (503, last.as_str()), "{what}");
         // The log line names the file and the problem, printable too.
         let log = a.log();
@@ -722,7 +722,7 @@ fn reasons_that_could_break_the_line_are_rejected_when_the_file_is_loaded() {
         // Back to a good file before the next case, so each case is a change.
         a.reload(good, good_reply);
     }
-    let m1 = metrics(a.port);
+    let m1 = metrics(a.http_port);
     let n = bad.len() as f64;
     assert_eq!(
         m1.get("heft_errors_total{kind=\"state_file\"}")

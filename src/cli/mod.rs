@@ -26,7 +26,7 @@ use crate::server::allow::AllowList;
 pub const DEFAULT_PORT: u16 = 9777;
 /// The default state file.
 pub const DEFAULT_STATE_FILE: &str = "/etc/heft/state.json";
-/// How long (ms) to wait for a payload's first word or an HTTP request line.
+/// How long (ms) to wait for a payload's first word when the state has services.
 pub const DEFAULT_WAIT_MS: u32 = 50;
 /// How long (ms) a connection may live in all.
 pub const DEFAULT_TIMEOUT_MS: u32 = 2000;
@@ -67,13 +67,15 @@ pub struct Serve {
     pub addr: IpAddr,
     /// Port to listen on.
     pub port: u16,
+    /// Where to answer HTTP (health and `/metrics`), if anywhere.
+    pub http: Option<(IpAddr, u16)>,
     /// The JSON state file.
     pub state_file: PathBuf,
     /// Where to write our pid, if anywhere.
     pub pid_file: Option<PathBuf>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
     pub ready_window_ms: Option<u32>,
-    /// How long to wait for a payload or HTTP request line before answering.
+    /// With services, how long to wait for a payload's first word before answering.
     pub wait_ms: u32,
     /// How long a connection may stay open.
     pub timeout_ms: u32,
@@ -290,6 +292,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>, env: Env) -> Result<Comma
 const SERVE_VARS: &[(&str, &[&str])] = &[
     ("--addr", &["HEFT_ADDR", "HAPGENT_IP"]),
     ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
+    ("--http-addr", &["HEFT_HTTP_ADDR"]),
+    ("--http-port", &["HEFT_HTTP_PORT"]),
     ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
     ("--pid-file", &["HEFT_PID_FILE"]),
     ("--ready-window", &["HEFT_READY_WINDOW"]),
@@ -309,6 +313,7 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
         port: DEFAULT_PORT,
+        http: None,
         state_file: DEFAULT_STATE_FILE.into(),
         pid_file: None,
         ready_window_ms: None,
@@ -324,11 +329,14 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
         level: Level::Info,
     };
     let (mut syslog, mut syslog_socket) = (false, None);
+    let (mut http_addr, mut http_port) = (None, None);
     let mut opts = Options::new(args, env, "heft --help", SERVE_VARS, 0);
     while let Some(mut o) = opts.next()? {
         match o.flag.as_str() {
             "--addr" => s.addr = o.value(ADDR, ip)?,
             "--port" => s.port = o.number(PORT, 1, 65535)? as u16,
+            "--http-addr" => http_addr = Some(o.value(ADDR, ip)?),
+            "--http-port" => http_port = Some(o.number(PORT, 1, 65535)? as u16),
             "--state-file" => s.state_file = o.value(PATH, path)?,
             "--pid-file" => s.pid_file = Some(o.value(PATH, path)?),
             "--ready-window" => s.ready_window_ms = Some(o.number("seconds", 1, 86_400)? * 1000),
@@ -350,6 +358,17 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
     }
     s.syslog = syslog_socket.or(syslog.then(|| "/dev/log".into()));
     s.level = opts.level();
+    // HTTP is off unless a port is given; its address defaults to the agent's.
+    s.http = match (http_addr, http_port) {
+        (a, Some(p)) => Some((a.unwrap_or(s.addr), p)),
+        (Some(_), None) => {
+            return Err(Box::new(Usage::Missing {
+                option: "--http-addr".into(),
+                wants: Wants::Text("--http-port too"),
+            }))
+        }
+        (None, None) => None,
+    };
     Ok(Command::Serve(s))
 }
 

@@ -1,4 +1,4 @@
-//! Answers HTTP/1.0 requests on the agent port: the agent line, or Prometheus metrics.
+//! Answers HTTP/1.0 requests on the HTTP port: the agent line, or Prometheus metrics.
 //!
 //! Does no I/O: responses are built into a caller-owned fixed buffer. Any
 //! path answers with the top-level state, `/NAME` with service NAME's, and
@@ -8,25 +8,25 @@
 use crate::model::agent::Agent;
 use crate::num::{self, Full};
 
-/// Counts of what happened, for `/metrics` and the log.
+/// Counts of what happened, for `/metrics` and the log; 64-bit, so none wraps.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct Counters {
     /// Agent replies written.
-    pub probes: u32,
+    pub probes: u64,
     /// HTTP requests answered.
-    pub http: u32,
+    pub http: u64,
     /// Connections closed at once because of `--allow`.
-    pub refused: u32,
+    pub refused: u64,
     /// Times the state file was read after start-up.
-    pub reloads: u32,
+    pub reloads: u64,
     /// Failed accepts (EMFILE, ENFILE, ENOMEM, ...).
-    pub accept_errors: u32,
+    pub accept_errors: u64,
     /// Failed writes of the state file.
-    pub persist_errors: u32,
+    pub persist_errors: u64,
     /// State file reads that failed.
-    pub state_errors: u32,
+    pub state_errors: u64,
     /// Connections closed at their deadline.
-    pub timeouts: u32,
+    pub timeouts: u64,
 }
 
 /// The largest response.
@@ -91,21 +91,50 @@ fn head_lines(out: &mut crate::model::reply::Line, start: &[u8], len: usize) -> 
     num::push(out, b"\r\nConnection: close\r\n\r\n")
 }
 
-/// Writes one sample from `template`, in which byte 1 stands for `a` and
-/// byte 2 for `b`, then a space, `v` and a newline.
-fn metric(out: &mut Response, template: &[u8], a: &[u8], b: &[u8], v: u32) -> Result<(), Full> {
+/// Writes `template`, in which bytes 1, 2 and 3 stand for `args`' pieces,
+/// escaped as label values (`\`, `"` and newline; heft's names and texts have
+/// none, so help texts read the same).
+fn put(out: &mut Response, template: &[u8], args: [&[u8]; 3]) -> Result<(), Full> {
     for &c in template {
-        let piece: &[u8] = match c {
-            1 => a,
-            2 => b,
-            _ => &[c],
+        let Some(&piece) = args.get((c as usize).wrapping_sub(1)) else {
+            num::push(out, &[c])?;
+            continue;
         };
-        num::push(out, piece)?;
+        for &b in piece {
+            let e: &[u8] = match b {
+                b'\\' => b"\\\\",
+                b'"' => b"\\\"",
+                b'\n' => b"\\n",
+                _ => &[b],
+            };
+            num::push(out, e)?;
+        }
     }
+    Ok(())
+}
+
+/// Writes one sample: `template` as `put` does, then a space, `v` and a newline.
+fn sample(out: &mut Response, template: &[u8], args: [&[u8]; 3], v: u64) -> Result<(), Full> {
+    put(out, template, args)?;
     num::push(out, b" ")?;
-    num::push_u32(out, v)?;
+    num::push_u64(out, v)?;
     num::push(out, b"\n")
 }
+
+/// Writes a family's HELP and TYPE lines: `name`, `help`, `kind`.
+fn family(out: &mut Response, name: &[u8], help: &[u8], kind: &[u8]) -> Result<(), Full> {
+    put(out, b"# HELP \x01 \x02\n# TYPE \x01 \x03\n", [name, help, kind])
+}
+
+/// The gauges' names and help texts, in the order `metrics` writes them.
+const GAUGES: [(&[u8], &[u8]); 3] = [
+    (
+        b"heft_up",
+        b"1 when the entry's health is up (ready or drain), else 0",
+    ),
+    (b"heft_weight", b"weight reported, in percent"),
+    (b"heft_maxconn", b"maxconn reported, for the entries that set one"),
+];
 
 /// The counters' names and help texts, in the order `metrics` gives their values.
 const COUNTERS: [(&[u8], &[u8]); 5] = [
@@ -122,48 +151,33 @@ const COUNTERS: [(&[u8], &[u8]); 5] = [
 /// The kinds of `heft_errors_total`, in the order `metrics` gives their values.
 const ERROR_KINDS: [&[u8]; 3] = [b"accept", b"persist", b"state_file"];
 
-/// Writes the `/metrics` body: every entry's gauges, then the counters.
+/// Writes the `/metrics` body: each family's HELP and TYPE, then all its samples.
 fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> {
-    num::push(
-        out,
-        b"# TYPE heft_up gauge\n# TYPE heft_weight gauge\n# TYPE heft_maxconn gauge\n",
-    )?;
-    for (name, status, weight, maxconn) in agent.summary() {
-        let name = name.unwrap_or(b"");
-        let up = !status.is_down() && status != crate::model::state::Status::Maint;
-        let status = status.name().as_bytes();
-        metric(
-            out,
-            b"heft_up{service=\"\x01\",status=\"\x02\"}",
-            name,
-            status,
-            up as u32,
-        )?;
-        metric(
-            out,
-            b"heft_weight{service=\"\x01\"}",
-            name,
-            b"",
-            weight as u32,
-        )?;
-        if let Some(m) = maxconn {
-            metric(out, b"heft_maxconn{service=\"\x01\"}", name, b"", m as u32)?;
+    for (k, &(name, help)) in GAUGES.iter().enumerate() {
+        family(out, name, help, b"gauge")?;
+        for (service, status, weight, maxconn) in agent.summary() {
+            let service = service.unwrap_or(b"");
+            let up = !status.is_down() && status != crate::model::state::Status::Maint;
+            let (template, v): (&[u8], _) = match k {
+                0 => (b"\x01{service=\"\x02\",status=\"\x03\"}", Some(up as u64)),
+                1 => (b"\x01{service=\"\x02\"}", Some(weight as u64)),
+                _ => (b"\x01{service=\"\x02\"}", maxconn.map(u64::from)),
+            };
+            if let Some(v) = v {
+                sample(out, template, [name, service, status.name().as_bytes()], v)?;
+            }
         }
     }
     let values = [c.probes, c.http, c.refused, c.reloads, c.timeouts];
     for (&(name, help), &v) in COUNTERS.iter().zip(&values) {
-        // The HELP and TYPE lines, then the sample's name, written as one
-        // "metric" whose template starts with `# HELP `.
-        let lines = b"# HELP \x01 \x02\n# TYPE \x01 counter\n\x01";
-        metric(out, lines, name, help, v)?;
+        family(out, name, help, b"counter")?;
+        sample(out, b"\x01", [name, b"", b""], v)?;
     }
-    num::push(
-        out,
-        b"# HELP heft_errors_total errors by kind\n# TYPE heft_errors_total counter\n",
-    )?;
+    let name = b"heft_errors_total";
+    family(out, name, b"errors by kind", b"counter")?;
     let errors = [c.accept_errors, c.persist_errors, c.state_errors];
     for (&kind, &v) in ERROR_KINDS.iter().zip(&errors) {
-        metric(out, b"heft_errors_total{kind=\"\x01\"}", kind, b"", v)?;
+        sample(out, b"\x01{kind=\"\x02\"}", [name, kind, b""], v)?;
     }
     Ok(())
 }

@@ -1,10 +1,13 @@
-//! Runs the agent: one `poll(2)` loop over the listener, the self-pipe and a
-//! fixed table of connection slots.
+//! Runs the agent: one `poll(2)` loop over the listeners (agent and HTTP),
+//! the self-pipe and a fixed table of connection slots.
 //!
 //! Each wake-up does bounded work: take signals, serve ready connections,
-//! close expired ones, accept a bounded batch, then write the state file if a
-//! signal changed it. Serving a probe is accept, (read), write a prepared
-//! slice, shut down the write side, read until EOF, close.
+//! look again at those answered at accept, close expired ones, accept one
+//! connection per listener, then write the state file if a signal changed
+//! it. Serving a probe is accept, read what came with it, write a prepared
+//! slice, then close if the client's bytes ended a line, else shut down the
+//! write side and read until EOF before closing (so the client never gets an
+//! RST). The clock is read only in a wake-up that needs it.
 
 pub mod allow;
 pub mod persist;
@@ -32,6 +35,10 @@ const PERSIST_RETRY_MS: u32 = 5000;
 const ACCEPT_PAUSE_MS: u32 = 100;
 /// The bytes kept of what a client sends first.
 const FIRST_BYTES: usize = 96;
+/// How many connections the kernel may queue on a listener before heft
+/// accepts them: a flood's burst waits there rather than being dropped
+/// (a dropped SYN costs a probe a second's retransmission).
+const BACKLOG: i32 = 1024;
 
 /// The most descriptors load feedback adds to the poll table.
 #[cfg(feature = "feedback")]
@@ -64,16 +71,19 @@ pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
         os::net::set_v6_only(&fd, false).map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
     os::net::bind(&fd, addr, port).map_err(fail("bind"))?;
-    os::net::listen(&fd, 128).map_err(fail("listen"))?;
+    os::net::listen(&fd, BACKLOG).map_err(fail("listen"))?;
     Ok(fd)
 }
 
 /// Where a connection is in its short life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
-    /// Waiting (until `wait_until`) for a payload or an HTTP request line.
+    /// Waiting (until `wait_until`) for a payload's first word or an HTTP request line.
     Await,
-    /// Answered and shut down for writing; reading until EOF.
+    /// Answered at accept and shut down for writing; not polled: read at the
+    /// next wake-up, when the client has usually closed already.
+    Linger,
+    /// Answered and shut down for writing; polled and read until EOF.
     Drain,
 }
 
@@ -81,8 +91,11 @@ enum Phase {
 struct Conn {
     fd: Fd,
     phase: Phase,
-    /// When the whole connection must be over.
-    deadline: Instant,
+    /// Whether it came to the HTTP listener.
+    http: bool,
+    /// When the whole connection must be over; none for one answered at
+    /// accept without reading the clock, until heft looks at it again.
+    deadline: Option<Instant>,
     /// When to stop waiting for the first bytes.
     wait_until: Instant,
     /// The first bytes the client sent: `len` of them.
@@ -115,6 +128,8 @@ impl RateLimit {
 /// The running agent.
 pub struct Server<'a> {
     listener: Fd,
+    /// The HTTP listener, when configured.
+    http: Option<Fd>,
     wake: Fd,
     agent: Agent,
     state_file: &'a Path,
@@ -124,8 +139,15 @@ pub struct Server<'a> {
     wait_ms: u32,
     timeout_ms: u32,
     conns: Vec<Option<Conn>>,
-    /// The self-pipe, the listener, each open connection in slot order, then feedback's.
+    /// The self-pipe, the two listeners, each polled connection in slot order, then feedback's.
     pfds: Vec<libc::pollfd>,
+    /// This wake-up's time, once read.
+    clock: Option<Instant>,
+    /// Whether ready windows may be running (`--ready-window`): the clock is read every wake-up.
+    windowed: bool,
+    /// Whether the poll's timeout is that of lingering connections: if it
+    /// runs out, they have lingered `timeout_ms`.
+    linger_bound: bool,
     /// When set, the state must be written, not before this time.
     persist_at: Option<Instant>,
     /// When the state file was last written.
@@ -143,10 +165,11 @@ pub struct Server<'a> {
 
 impl<'a> Server<'a> {
     /// Builds the server around a bound listener; allocates everything it will ever use.
-    pub fn new(cfg: &'a Serve, listener: Fd, wake: Fd) -> Server<'a> {
+    pub fn new(cfg: &'a Serve, listener: Fd, http: Option<Fd>, wake: Fd) -> Server<'a> {
         let slots = cfg.slots as usize;
         Server {
             listener,
+            http,
             wake,
             agent: Agent::new(cfg.ready_window_ms),
             state_file: &cfg.state_file,
@@ -156,7 +179,10 @@ impl<'a> Server<'a> {
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
             conns: (0..slots).map(|_| None).collect(),
-            pfds: Vec::with_capacity(slots + 2 + FEEDBACK_FDS),
+            pfds: Vec::with_capacity(slots + 3 + FEEDBACK_FDS),
+            clock: None,
+            windowed: cfg.ready_window_ms.is_some(),
+            linger_bound: false,
             persist_at: None,
             last_write: None,
             accept_paused_until: None,
@@ -173,6 +199,11 @@ impl<'a> Server<'a> {
     #[cfg(feature = "feedback")]
     pub fn set_feedback(&mut self, f: Box<crate::feedback::Feedback>) {
         self.feedback = Some(f);
+    }
+
+    /// This wake-up's time: the clock is read once, on first use.
+    fn now(&mut self) -> Instant {
+        *self.clock.get_or_insert_with(os::now)
     }
 
     /// Reads the state file (at start-up and on SIGHUP) and logs any failure with the path.
@@ -197,54 +228,71 @@ impl<'a> Server<'a> {
     /// Runs until SIGTERM or SIGINT; returns the exit code.
     #[inline(never)]
     pub fn run(&mut self) -> i32 {
-        let mut now = os::now();
+        let now = self.now();
         self.load(now);
         loop {
-            // The time read after the last wake-up: what the loop did since
-            // takes microseconds, and one clock read per wake-up is one
-            // system call per probe on targets without a vDSO clock.
-            let timeout = self.timeout(now);
-            self.build_pollset(now);
-            if let Err(e) = os::poll(&mut self.pfds, timeout) {
+            // The time read in this wake-up, if it was: what the loop did
+            // since takes microseconds. A wake-up that needs no time reads
+            // no clock, which is one system call per probe on targets
+            // without a vDSO clock.
+            let timeout = self.timeout();
+            self.build_pollset();
+            let polled = os::poll(&mut self.pfds, timeout);
+            self.clock = None;
+            let Ok(ready) = polled else {
                 // EINVAL/ENOMEM: nothing to do but try again shortly.
-                log::error().s("poll: ").errno(e).send();
+                if let Err(e) = polled {
+                    log::error().s("poll: ").errno(e).send();
+                }
                 let _ = os::poll(&mut [], 10);
-                now = os::now();
                 continue;
-            }
-            now = os::now();
+            };
             if self.pfds[0].revents != 0 {
                 os::signal::drain_wake(&self.wake);
             }
-            if self.signals(now) {
+            if self.signals() {
                 break;
             }
-            self.service(now);
-            self.expire(now);
-            if self.pfds[1].revents != 0 {
-                self.accept(now);
+            self.service();
+            self.linger(ready == 0 && self.linger_bound);
+            self.expire();
+            for http in [false, true] {
+                if self.pfds[1 + http as usize].revents != 0 {
+                    self.accept(http);
+                }
             }
             #[cfg(feature = "feedback")]
-            if let Some(f) = self.feedback.as_mut() {
-                f.run(now, &self.pfds, &mut self.agent);
+            if self.feedback.is_some() {
+                let now = self.now();
+                if let Some(f) = self.feedback.as_mut() {
+                    f.run(now, &self.pfds, &mut self.agent);
+                }
             }
-            self.persist_if_due(now);
+            self.persist_if_due();
         }
         self.shutdown();
         0
     }
 
-    /// Ends the ready windows that are over and computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
-    fn timeout(&mut self, now: Instant) -> i32 {
+    /// Ends the ready windows that are over and computes the poll timeout:
+    /// the nearest deadline, window end or due write; -1 for none. Reads the
+    /// clock only if one of them is set.
+    fn timeout(&mut self) -> i32 {
         // u32::MAX for none: every wait found is at most i32::MAX.
-        let mut next = self.agent.tick(now);
-        let mut at = |t: Instant| next = next.min(now.until(t));
+        let mut next = u32::MAX;
+        if self.windowed {
+            let now = self.now();
+            next = self.agent.tick(now);
+        }
+        let mut clock = self.clock;
+        let mut lingering = false;
+        let mut at = |t: Instant| next = next.min(clock.get_or_insert_with(os::now).until(t));
         for c in self.conns.iter().flatten() {
-            at(if c.phase == Phase::Await {
-                c.wait_until
-            } else {
-                c.deadline
-            });
+            match (c.phase, c.deadline) {
+                (Phase::Await, _) => at(c.wait_until),
+                (_, Some(d)) => at(d),
+                (_, None) => lingering = true,
+            }
         }
         if let Some(t) = self.persist_at {
             at(t);
@@ -256,39 +304,38 @@ impl<'a> Server<'a> {
         if let Some(t) = self.feedback.as_ref().and_then(|f| f.next_wake()) {
             at(t);
         }
+        self.clock = clock;
+        // A lingering connection was answered in the last wake-up: it may
+        // linger `timeout_ms` from this poll on.
+        self.linger_bound = lingering && self.timeout_ms <= next;
+        if lingering {
+            next = next.min(self.timeout_ms);
+        }
         i32::try_from(next).unwrap_or(-1)
     }
 
-    /// Lists the fds to poll: wake pipe, listener (-1 while not accepting), connections, feedback's.
-    fn build_pollset(&mut self, now: Instant) {
-        self.pfds.clear();
-        let ev = libc::POLLIN;
-        self.pfds.push(libc::pollfd {
-            fd: self.wake.as_raw_fd(),
-            events: ev,
-            revents: 0,
-        });
+    /// Lists the fds to poll: wake pipe, the agent and HTTP listeners (-1
+    /// while not accepting or not configured), polled connections, feedback's.
+    fn build_pollset(&mut self) {
         if let Some(t) = self.accept_paused_until {
-            if now.reached(t) {
+            if self.now().reached(t) {
                 self.accept_paused_until = None;
             }
         }
-        let accepting = self.has_room() && self.accept_paused_until.is_none();
-        // A negative fd is ignored by poll(2): the listener stays in place at index 1.
-        let lfd = if accepting {
-            self.listener.as_raw_fd()
-        } else {
-            -1
-        };
-        self.pfds.push(libc::pollfd {
-            fd: lfd,
-            events: ev,
-            revents: 0,
-        });
-        for c in self.conns.iter().filter_map(Option::as_ref) {
+        // A negative fd is ignored by poll(2): the listeners stay in place at indexes 1 and 2.
+        let paused = self.accept_paused_until.is_some();
+        let fd = |l: Option<&Fd>| l.filter(|_| !paused).map_or(-1, |l| l.as_raw_fd());
+        let fds = [
+            self.wake.as_raw_fd(),
+            fd(Some(&self.listener)),
+            fd(self.http.as_ref()),
+        ];
+        let polled = self.conns.iter().flatten().filter(|c| c.phase != Phase::Linger);
+        self.pfds.clear();
+        for fd in fds.into_iter().chain(polled.map(|c| c.fd.as_raw_fd())) {
             self.pfds.push(libc::pollfd {
-                fd: c.fd.as_raw_fd(),
-                events: ev,
+                fd,
+                events: libc::POLLIN,
                 revents: 0,
             });
         }
@@ -299,11 +346,12 @@ impl<'a> Server<'a> {
     }
 
     /// Applies what the signal handlers recorded; returns true when it is time to stop.
-    fn signals(&mut self, now: Instant) -> bool {
+    fn signals(&mut self) -> bool {
         let s = os::signal::take();
         if !s.any() {
             return false;
         }
+        let now = self.now();
         if s.hup {
             log::info()
                 .s("SIGHUP: reading ")
@@ -311,7 +359,7 @@ impl<'a> Server<'a> {
                 .send();
             self.counters.reloads += 1;
             // A signal's state not yet written would be undone by reading the old file.
-            self.persist_now(now);
+            self.persist_now();
             self.load(now);
             #[cfg(feature = "feedback")]
             if let Some(f) = self.feedback.as_mut() {
@@ -341,16 +389,17 @@ impl<'a> Server<'a> {
 
     /// Writes a pending state change now, whatever the gap since the last write.
     #[inline(always)]
-    fn persist_now(&mut self, now: Instant) {
+    fn persist_now(&mut self) {
         if self.persist_at.is_some() {
-            self.persist_at = Some(now);
-            self.persist_if_due(now);
+            self.persist_at = Some(self.now());
+            self.persist_if_due();
         }
     }
 
     /// Writes the state file when a signal changed the state and the gap since the last write is over.
-    fn persist_if_due(&mut self, now: Instant) {
+    fn persist_if_due(&mut self) {
         let Some(at) = self.persist_at else { return };
+        let now = self.now();
         if !now.reached(at) {
             return;
         }
@@ -380,19 +429,20 @@ impl<'a> Server<'a> {
 
     /// Reads from every connection poll found ready.
     ///
-    /// Nothing opened or closed a connection since `build_pollset`, and
-    /// `readable` closes at most the slot it reads, so the open slots still
-    /// match `pfds` from index 2 on, in order.
-    fn service(&mut self, now: Instant) {
-        let mut k = 2;
+    /// Nothing opened, closed or stopped polling a connection since
+    /// `build_pollset`, and `readable` closes at most the slot it reads, so
+    /// the polled slots still match `pfds` from index 3 on, in order.
+    fn service(&mut self) {
+        let mut k = 3;
         for slot in 0..self.conns.len() {
-            if self.conns[slot].is_some() {
+            let Some(c) = &self.conns[slot] else { continue };
+            if c.phase != Phase::Linger {
                 debug_assert!(
-                    self.conns[slot].as_ref().map(|c| c.fd.as_raw_fd()) == Some(self.pfds[k].fd),
+                    c.fd.as_raw_fd() == self.pfds[k].fd,
                     "the pollset is out of step with the slots"
                 );
                 if self.pfds[k].revents != 0 {
-                    self.readable(slot, now);
+                    self.readable(slot);
                 }
                 k += 1;
             }
@@ -400,45 +450,47 @@ impl<'a> Server<'a> {
     }
 
     /// Reads what a connection sent and moves it along.
-    fn readable(&mut self, slot: usize, now: Instant) {
+    fn readable(&mut self, slot: usize) {
         let Some(c) = self.conns[slot].as_mut() else {
             return;
         };
-        match c.phase {
-            Phase::Await => match os::recv(&c.fd, &mut c.first[c.len as usize..]) {
+        if c.phase == Phase::Await {
+            let done = match os::recv(&c.fd, &mut c.first[c.len as usize..]) {
+                // Done at EOF (nothing read) or with the buffer full.
                 Ok(n) => {
-                    // Done at EOF (nothing read) or with the buffer full.
                     c.len += n as u8;
-                    let done = n == 0 || c.len as usize == FIRST_BYTES;
-                    self.answer(slot, now, done);
+                    n == 0 || c.len as usize == FIRST_BYTES
                 }
-                Err(Errno::EAGAIN) => {}
-                Err(_) => self.conns[slot] = None,
-            },
-            Phase::Drain => {
-                // The first bytes are answered: their buffer takes what follows.
-                for _ in 0..4 {
-                    match os::recv(&c.fd, &mut c.first) {
-                        Ok(FIRST_BYTES) => continue,
-                        Err(Errno::EAGAIN) => return,
-                        Ok(0) | Err(_) => {
-                            // EOF or reset: the client is done (ECONNRESET is HAProxy's normal close).
-                            self.conns[slot] = None;
-                            return;
-                        }
-                        Ok(_) => return,
-                    }
+                Err(Errno::EAGAIN) => false,
+                Err(_) => {
+                    self.conns[slot] = None;
+                    return;
                 }
+            };
+            return self.answer(slot, done);
+        }
+        // The first bytes are answered: their buffer takes what follows.
+        for _ in 0..4 {
+            match os::recv(&c.fd, &mut c.first) {
+                Ok(FIRST_BYTES) => continue,
+                Err(Errno::EAGAIN) => return,
+                Ok(0) | Err(_) => {
+                    // EOF or reset: the client is done (ECONNRESET is HAProxy's normal close).
+                    self.conns[slot] = None;
+                    return;
+                }
+                Ok(_) => return,
             }
         }
     }
 
-    /// Answers a waiting connection if its first bytes say enough (or `done`).
-    fn answer(&mut self, slot: usize, now: Instant, done: bool) {
+    /// Answers a waiting connection if its first bytes say enough (or
+    /// `done`); without services, an agent probe is answered whatever came.
+    fn answer(&mut self, slot: usize, done: bool) {
         // A probe accepted after a signal was sent must see the signal's state:
         // the handler ran before accept(2) returned, so its atomics are set.
         if os::signal::pending() {
-            self.signals(now);
+            self.signals();
         }
         let want_word = !self.agent.state().services.is_empty();
         let Some(c) = self.conns[slot].as_mut() else {
@@ -446,7 +498,12 @@ impl<'a> Server<'a> {
         };
         let mut out = http::Response::new();
         let first = &c.first[..c.len as usize];
-        let reply = match request::classify(first, done, want_word) {
+        let request = if c.http || want_word {
+            request::classify(first, done, c.http)
+        } else {
+            Request::Agent(None)
+        };
+        let reply = match request {
             Request::Partial => return,
             Request::Agent(word) => {
                 self.counters.probes += 1;
@@ -458,75 +515,131 @@ impl<'a> Server<'a> {
             }
         };
         let sent = os::send(&c.fd, reply);
-        // A client whose bytes end a line has said all it will (HAProxy's
-        // agent-send, an HTTP request head), and the last read did not fill
-        // the buffer, so nothing is left unread: closing now sends FIN, not
-        // RST, and saves a shutdown, a poll and a read. Anything else is
-        // shut down for writing and drained to EOF or the deadline.
-        let said_all = first.last() == Some(&b'\n') && first.len() < FIRST_BYTES;
+        // A client whose bytes end what it says (a line for HAProxy's
+        // agent-send, an empty line for an HTTP request head) has said all
+        // it will, and the last read did not fill the buffer, so nothing is
+        // left unread: closing now sends FIN, not RST, and saves a shutdown,
+        // a poll and a read. Anything else is shut down for writing and
+        // drained to EOF or the deadline.
+        let end: &[u8] = if c.http { b"\n\r\n" } else { b"\n" };
+        let said_all =
+            first.len() < FIRST_BYTES && (first.ends_with(end) || c.http && first.ends_with(b"\n\n"));
         // A failed send or shutdown is a reset: nothing more to do for it.
         if sent.is_ok() && !said_all && os::shutdown_write(&c.fd).is_ok() {
-            c.phase = Phase::Drain;
+            // One answered at accept lingers unpolled: its client usually
+            // closes before the next wake-up, where one read finds EOF.
+            c.phase = if c.deadline.is_some() {
+                Phase::Drain
+            } else {
+                Phase::Linger
+            };
         } else {
             self.conns[slot] = None;
         }
     }
 
+    /// Looks again at the connections answered at accept: closes those whose
+    /// client has closed, and polls the others until EOF or their deadline.
+    /// `due`: the poll ran out waiting for them, so they have lingered
+    /// `timeout_ms`: a silent one is closed.
+    fn linger(&mut self, due: bool) {
+        let timeout = self.timeout_ms;
+        let mut clock = self.clock;
+        for slot in 0..self.conns.len() {
+            let Some(c) = self.conns[slot].as_mut() else { continue };
+            if c.phase != Phase::Linger {
+                continue;
+            }
+            match os::recv(&c.fd, &mut c.first) {
+                Err(Errno::EAGAIN) if due && c.deadline.is_none() => {
+                    self.counters.timeouts += 1;
+                    self.conns[slot] = None;
+                }
+                Ok(1..) | Err(Errno::EAGAIN) => {
+                    c.phase = Phase::Drain;
+                    let now = *clock.get_or_insert_with(os::now);
+                    c.deadline = c.deadline.or(Some(now + timeout));
+                }
+                // EOF or reset.
+                _ => self.conns[slot] = None,
+            }
+        }
+        self.clock = clock;
+    }
+
     /// Answers connections whose wait is over and closes those past their deadline.
-    fn expire(&mut self, now: Instant) {
+    fn expire(&mut self) {
         for slot in 0..self.conns.len() {
             let Some(c) = &self.conns[slot] else { continue };
-            if c.phase == Phase::Await && now.reached(c.wait_until) {
-                self.answer(slot, now, true);
+            let Some(deadline) = c.deadline else { continue };
+            let (waiting, wait_until) = (c.phase == Phase::Await, c.wait_until);
+            let now = self.now();
+            if waiting && now.reached(wait_until) {
+                self.answer(slot, true);
             }
-            let Some(c) = &self.conns[slot] else { continue };
-            if now.reached(c.deadline) {
+            if self.conns[slot].is_some() && now.reached(deadline) {
                 self.counters.timeouts += 1;
                 self.conns[slot] = None;
             }
         }
     }
 
-    /// Accepts one connection and reads what it already sent.
+    /// Accepts one connection on the agent listener or, if `http`, the HTTP
+    /// one, and reads what it already sent.
     ///
     /// One per wake-up: poll is level-triggered, so another waiting
     /// connection wakes the next poll at once, and no accept(2) is spent on
     /// EAGAIN. HAProxy's payload usually arrives with the connection, so it
-    /// is read now rather than after another poll.
+    /// is read now rather than after another poll. Without services, an
+    /// agent probe is answered now, whatever it sent.
     #[inline(never)]
-    fn accept(&mut self, now: Instant) {
-        // The listener was polled only with room, and serving since then has
-        // only made more. Room is made (by closing an answered connection)
-        // only for a connection actually accepted, never in advance.
-        match os::accept(&self.listener) {
+    fn accept(&mut self, http: bool) {
+        let listener = if http {
+            self.http.as_ref()
+        } else {
+            Some(&self.listener)
+        };
+        let Some(listener) = listener else { return };
+        match os::accept(listener) {
             Ok((fd, peer)) => {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
                     self.counters.refused += 1;
+                    let now = self.now();
                     let l = log::info().s("refused a probe from ").b(&ip_text(ip));
                     self.refuse_log.send(now, l, " (");
                     return;
                 }
+                // Room is made (by closing or answering the connection that
+                // has had its slot longest) only for a connection actually
+                // accepted, never in advance.
                 let Some(slot) = self.free_slot() else { return };
                 self.conns[slot] = Some(Conn {
                     fd,
                     phase: Phase::Await,
-                    deadline: now + self.timeout_ms,
-                    wait_until: now + self.wait_ms,
+                    http,
+                    deadline: None,
+                    wait_until: Instant::default(),
                     first: [0; FIRST_BYTES],
                     len: 0,
                 });
-                self.readable(slot, now);
-                let waiting = self.conns[slot]
-                    .as_ref()
-                    .is_some_and(|c| c.phase == Phase::Await);
-                if waiting && self.wait_ms == 0 {
-                    self.answer(slot, now, true);
+                self.readable(slot);
+                // Still waiting: its wait and deadline start now.
+                if self.conns[slot].as_ref().is_some_and(|c| c.phase == Phase::Await) {
+                    let now = self.now();
+                    let deadline = now + self.timeout_ms;
+                    // An HTTP client may take until the deadline to send its request line.
+                    let wait = if http { deadline } else { now + self.wait_ms };
+                    if let Some(c) = self.conns[slot].as_mut() {
+                        c.deadline = Some(deadline);
+                        c.wait_until = wait;
+                    }
                 }
             }
             Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EPROTO) => {}
             Err(e) => {
                 // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can, or pause briefly.
                 self.counters.accept_errors += 1;
+                let now = self.now();
                 let l = log::error().s("accept: ").errno(e);
                 self.accept_log.send(now, l, " (pausing accepts; ");
                 if self.evict_one().is_none() {
@@ -536,26 +649,34 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Tells whether a slot is free or holds an answered connection that may be closed for a new one.
-    fn has_room(&self) -> bool {
-        self.conns
-            .iter()
-            .any(|c| c.as_ref().is_none_or(|c| c.phase == Phase::Drain))
-    }
-
-    /// Finds a free slot, closing the oldest answered connection if all are taken.
+    /// Finds a free slot, making one if all are taken (see `evict_one`).
     fn free_slot(&mut self) -> Option<usize> {
         let free = self.conns.iter().position(Option::is_none);
         free.or_else(|| self.evict_one())
     }
 
-    /// Closes the answered connection closest to its deadline; returns its slot, none if none is answered.
+    /// Frees the slot of the connection that matters least: the answered one
+    /// closest to its deadline (one answered at accept counts as the newest),
+    /// else the one that has waited longest, answered now as if its wait
+    /// were over. Returns the slot, none if every slot is free.
+    ///
+    /// So a flood of connections that send nothing, or send slowly, only
+    /// ever pushes out its own oldest, and a probe always gets a slot.
     fn evict_one(&mut self) -> Option<usize> {
+        let newest = self.now() + self.timeout_ms;
         let answered = self.conns.iter().enumerate().filter_map(|(i, c)| {
-            let c = c.as_ref().filter(|c| c.phase == Phase::Drain)?;
-            Some((i, c.deadline))
+            let c = c.as_ref().filter(|c| c.phase != Phase::Await)?;
+            Some((i, c.deadline.unwrap_or(newest)))
         });
-        let i = earliest(answered)?;
+        let i = match earliest(answered) {
+            Some(i) => i,
+            None => {
+                let waiting = self.conns.iter().enumerate();
+                let i = earliest(waiting.filter_map(|(i, c)| Some((i, c.as_ref()?.wait_until))))?;
+                self.answer(i, true);
+                i
+            }
+        };
         self.conns[i] = None;
         Some(i)
     }
@@ -563,10 +684,11 @@ impl<'a> Server<'a> {
     /// Stops: closes every connection, writes a pending state change, logs.
     fn shutdown(&mut self) {
         self.conns.clear();
-        self.persist_now(os::now());
+        self.persist_now();
+        let mut b = [0; 20];
         log::info()
             .s("stopping: ")
-            .u(self.counters.probes)
+            .b(crate::num::fmt_u64(self.counters.probes, &mut b))
             .s(" probes served")
             .send();
     }
