@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-/// Start-up names address, port and state file; changes name their cause;
+/// Start-up names the agent's and HTTP's addresses and ports and the state file; changes name their cause;
 /// `-q` (or HEFT_LOG=quiet) logs errors only.
 #[test]
 fn logging_and_quiet() {
@@ -21,8 +21,9 @@ fn logging_and_quiet() {
     assert_eq!(
         first,
         format!(
-            "heft: listening on 127.0.0.1:{}, state file {}",
+            "heft: listening on 127.0.0.1:{}, HTTP on 127.0.0.1:{}, state file {}",
             a.port,
+            a.http_port,
             a.state.display()
         )
     );
