@@ -97,7 +97,7 @@ fn serve(cfg: &Serve) -> i32 {
     let Some(listener) = bind(cfg.addr, cfg.port) else {
         return SYSCALL;
     };
-    let http = match cfg.http {
+    let http = match cfg.http() {
         Some((addr, port)) => match bind(addr, port) {
             Some(l) => Some(l),
             None => return SYSCALL,
@@ -164,11 +164,14 @@ fn drop_and_run(
             }
         }
     }
-    let mut l = log::info().s("listening on ").b(&addr_text(b"", cfg.addr, cfg.port));
-    if let Some((addr, port)) = cfg.http {
-        l = l.s(", HTTP on ").b(&addr_text(b"", addr, port));
+    let mut at = addr_text(b"", cfg.addr, cfg.port);
+    if let Some((addr, port)) = cfg.http() {
+        let _ = at.extend_from_slice(&addr_text(b", HTTP on ", addr, port));
     }
-    l.s(", state file ")
+    log::info()
+        .s("listening on ")
+        .b(&at)
+        .s(", state file ")
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
     let mut server = Server::new(cfg, listener, http, wake);
@@ -208,8 +211,9 @@ fn bind(addr: IpAddr, port: u16) -> Option<heft::os::Fd> {
 }
 
 /// Writes `lead`, then a listen address as `ip:port` or `[ip]:port`.
-fn addr_text(lead: &[u8], addr: IpAddr, port: u16) -> heapless::Vec<u8, 64> {
-    let mut out: heapless::Vec<u8, 64> = heapless::Vec::new();
+/// (room for two: the agent's, then `, HTTP on ` and HTTP's).
+fn addr_text(lead: &[u8], addr: IpAddr, port: u16) -> heapless::Vec<u8, 112> {
+    let mut out: heapless::Vec<u8, 112> = heapless::Vec::new();
     let _ = heft::num::push(&mut out, lead);
     let v6 = addr.is_ipv6();
     if v6 {

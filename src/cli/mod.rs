@@ -24,6 +24,8 @@ use crate::server::allow::AllowList;
 
 /// The default agent port, hapgent's.
 pub const DEFAULT_PORT: u16 = 9777;
+/// The HTTP port when only `--http-addr` is given.
+pub const DEFAULT_HTTP_PORT: u16 = 9778;
 /// The default state file.
 pub const DEFAULT_STATE_FILE: &str = "/etc/heft/state.json";
 /// How long (ms) to wait for a payload's first word when the state has services.
@@ -67,8 +69,12 @@ pub struct Serve {
     pub addr: IpAddr,
     /// Port to listen on.
     pub port: u16,
-    /// Where to answer HTTP (health and `/metrics`), if anywhere.
-    pub http: Option<(IpAddr, u16)>,
+    /// Where to answer HTTP (health and `/metrics`), if anywhere: the
+    /// address (`addr` if none) and the port (`DEFAULT_HTTP_PORT` if none);
+    /// see `http`.
+    pub http_addr: Option<IpAddr>,
+    /// The HTTP port, if given.
+    pub http_port: Option<u16>,
     /// The JSON state file.
     pub state_file: PathBuf,
     /// Where to write our pid, if anywhere.
@@ -94,6 +100,17 @@ pub struct Serve {
     pub syslog: Option<PathBuf>,
     /// How much to log.
     pub level: Level,
+}
+
+impl Serve {
+    /// Where to answer HTTP: off unless its address or port is given.
+    pub fn http(&self) -> Option<(IpAddr, u16)> {
+        if self.http_addr.is_none() && self.http_port.is_none() {
+            return None;
+        }
+        let port = self.http_port.unwrap_or(DEFAULT_HTTP_PORT);
+        Some((self.http_addr.unwrap_or(self.addr), port))
+    }
 }
 
 /// Options of `heft set`.
@@ -313,7 +330,8 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
         port: DEFAULT_PORT,
-        http: None,
+        http_addr: None,
+        http_port: None,
         state_file: DEFAULT_STATE_FILE.into(),
         pid_file: None,
         ready_window_ms: None,
@@ -329,14 +347,13 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
         level: Level::Info,
     };
     let (mut syslog, mut syslog_socket) = (false, None);
-    let (mut http_addr, mut http_port) = (None, None);
     let mut opts = Options::new(args, env, "heft --help", SERVE_VARS, 0);
     while let Some(mut o) = opts.next()? {
         match o.flag.as_str() {
             "--addr" => s.addr = o.value(ADDR, ip)?,
             "--port" => s.port = o.number(PORT, 1, 65535)? as u16,
-            "--http-addr" => http_addr = Some(o.value(ADDR, ip)?),
-            "--http-port" => http_port = Some(o.number(PORT, 1, 65535)? as u16),
+            "--http-addr" => s.http_addr = Some(o.value(ADDR, ip)?),
+            "--http-port" => s.http_port = Some(o.number(PORT, 1, 65535)? as u16),
             "--state-file" => s.state_file = o.value(PATH, path)?,
             "--pid-file" => s.pid_file = Some(o.value(PATH, path)?),
             "--ready-window" => s.ready_window_ms = Some(o.number("seconds", 1, 86_400)? * 1000),
@@ -358,17 +375,6 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
     }
     s.syslog = syslog_socket.or(syslog.then(|| "/dev/log".into()));
     s.level = opts.level();
-    // HTTP is off unless a port is given; its address defaults to the agent's.
-    s.http = match (http_addr, http_port) {
-        (a, Some(p)) => Some((a.unwrap_or(s.addr), p)),
-        (Some(_), None) => {
-            return Err(Box::new(Usage::Missing {
-                option: "--http-addr".into(),
-                wants: Wants::Text("--http-port too"),
-            }))
-        }
-        (None, None) => None,
-    };
     Ok(Command::Serve(s))
 }
 

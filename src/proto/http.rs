@@ -101,13 +101,10 @@ fn put(out: &mut Response, template: &[u8], args: [&[u8]; 3]) -> Result<(), Full
             continue;
         };
         for &b in piece {
-            let e: &[u8] = match b {
-                b'\\' => b"\\\\",
-                b'"' => b"\\\"",
-                b'\n' => b"\\n",
-                _ => &[b],
-            };
-            num::push(out, e)?;
+            if matches!(b, b'\\' | b'"' | b'\n') {
+                num::push(out, b"\\")?;
+            }
+            num::push(out, &[if b == b'\n' { b'n' } else { b }])?;
         }
     }
     Ok(())
@@ -180,4 +177,54 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         sample(out, b"\x01{kind=\"\x02\"}", [name, kind, b""], v)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped_and_counters_are_64_bit() {
+        let mut out = Response::new();
+        let name: &[u8] = b"a\"b\\c\nd";
+        sample(&mut out, b"x{s=\"\x01\"}", [name, b"", b""], u64::MAX).unwrap();
+        assert_eq!(&out[..], &b"x{s=\"a\\\"b\\\\c\\nd\"} 18446744073709551615\n"[..]);
+    }
+
+    #[test]
+    fn each_family_is_whole_before_the_next() {
+        let mut agent = Agent::new(None);
+        let s = crate::model::state::parse(
+            br#"{"status":"UP","weight":7,"maxconn":9,"services":{"a":{"status":"DOWN"},"b":{"status":"DRAIN","maxconn":3}}}"#,
+        )
+        .unwrap();
+        agent.load(Ok(s), crate::time::Instant::default());
+        let c = Counters {
+            probes: 1 << 40,
+            ..Counters::default()
+        };
+        let mut out = Response::new();
+        let body = respond(&mut out, false, b"/metrics", &agent, &c);
+        let text = core::str::from_utf8(body).unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap();
+        // Every sample's name is the family of the TYPE line before it.
+        let mut family = "";
+        let mut families = Vec::new();
+        for l in body.lines() {
+            if let Some(t) = l.strip_prefix("# TYPE ") {
+                family = t.split(' ').next().unwrap();
+                families.push(family);
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap();
+                assert_eq!(name, family, "{l}");
+            }
+        }
+        let mut unique = families.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), families.len(), "{body}");
+        assert!(body.contains("heft_probes_total 1099511627776\n"), "{body}");
+        assert!(body.contains("heft_maxconn{service=\"b\"} 3\n"), "{body}");
+        assert!(!body.contains("heft_maxconn{service=\"a\"}"), "{body}");
+    }
 }

@@ -323,15 +323,13 @@ impl<'a> Server<'a> {
             }
         }
         // A negative fd is ignored by poll(2): the listeners stay in place at indexes 1 and 2.
-        let paused = self.accept_paused_until.is_some();
-        let fd = |l: Option<&Fd>| l.filter(|_| !paused).map_or(-1, |l| l.as_raw_fd());
-        let fds = [
-            self.wake.as_raw_fd(),
-            fd(Some(&self.listener)),
-            fd(self.http.as_ref()),
-        ];
-        let polled = self.conns.iter().flatten().filter(|c| c.phase != Phase::Linger);
+        let mut fds = [self.wake.as_raw_fd(), -1, -1];
+        if self.accept_paused_until.is_none() {
+            fds[1] = self.listener.as_raw_fd();
+            fds[2] = self.http.as_ref().map_or(-1, |l| l.as_raw_fd());
+        }
         self.pfds.clear();
+        let polled = self.conns.iter().flatten().filter(|c| c.phase != Phase::Linger);
         for fd in fds.into_iter().chain(polled.map(|c| c.fd.as_raw_fd())) {
             self.pfds.push(libc::pollfd {
                 fd,
@@ -484,8 +482,9 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Answers a waiting connection if its first bytes say enough (or
-    /// `done`); without services, an agent probe is answered whatever came.
+    /// Answers a waiting connection (any other is left alone) if its first
+    /// bytes say enough (or `done`); without services, an agent probe is
+    /// answered whatever came.
     fn answer(&mut self, slot: usize, done: bool) {
         // A probe accepted after a signal was sent must see the signal's state:
         // the handler ran before accept(2) returned, so its atomics are set.
@@ -493,7 +492,7 @@ impl<'a> Server<'a> {
             self.signals();
         }
         let want_word = !self.agent.state().services.is_empty();
-        let Some(c) = self.conns[slot].as_mut() else {
+        let Some(c) = self.conns[slot].as_mut().filter(|c| c.phase == Phase::Await) else {
             return;
         };
         let mut out = http::Response::new();
@@ -663,20 +662,20 @@ impl<'a> Server<'a> {
     /// So a flood of connections that send nothing, or send slowly, only
     /// ever pushes out its own oldest, and a probe always gets a slot.
     fn evict_one(&mut self) -> Option<usize> {
+        // Every answered deadline is within `timeout_ms` (at most a minute)
+        // and every wait within 10 s: a waiting connection's wait end, put
+        // two minutes later, comes after all of them.
         let newest = self.now() + self.timeout_ms;
-        let answered = self.conns.iter().enumerate().filter_map(|(i, c)| {
-            let c = c.as_ref().filter(|c| c.phase != Phase::Await)?;
-            Some((i, c.deadline.unwrap_or(newest)))
+        let keys = self.conns.iter().enumerate().filter_map(|(i, c)| {
+            let c = c.as_ref()?;
+            let key = match c.phase {
+                Phase::Await => c.wait_until + 120_000,
+                _ => c.deadline.unwrap_or(newest),
+            };
+            Some((i, key))
         });
-        let i = match earliest(answered) {
-            Some(i) => i,
-            None => {
-                let waiting = self.conns.iter().enumerate();
-                let i = earliest(waiting.filter_map(|(i, c)| Some((i, c.as_ref()?.wait_until))))?;
-                self.answer(i, true);
-                i
-            }
-        };
+        let i = earliest(keys)?;
+        self.answer(i, true);
         self.conns[i] = None;
         Some(i)
     }
