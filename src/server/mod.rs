@@ -35,10 +35,6 @@ const PERSIST_RETRY_MS: u32 = 5000;
 const ACCEPT_PAUSE_MS: u32 = 100;
 /// The bytes kept of what a client sends first.
 const FIRST_BYTES: usize = 96;
-/// How many connections the kernel may queue on a listener before heft
-/// accepts them: a flood's burst waits there rather than being dropped
-/// (a dropped SYN costs a probe a second's retransmission).
-const BACKLOG: i32 = 1024;
 
 /// The most descriptors load feedback adds to the poll table.
 #[cfg(feature = "feedback")]
@@ -71,7 +67,9 @@ pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
         os::net::set_v6_only(&fd, false).map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
     os::net::bind(&fd, addr, port).map_err(fail("bind"))?;
-    os::net::listen(&fd, BACKLOG).map_err(fail("listen"))?;
+    // The deepest queue the kernel allows: a flood's burst waits there
+    // rather than having SYNs dropped (which costs a probe a second).
+    os::net::listen(&fd).map_err(fail("listen"))?;
     Ok(fd)
 }
 
