@@ -101,14 +101,19 @@ fn serve(cfg: &Serve) -> i32 {
             return USAGE;
         }
     };
-    let Some(listener) = bind(cfg.addr, cfg.port) else {
+    // The addresses, as the start-up line and a failed bind name them.
+    let mut at = Addrs::new();
+    let Some(listener) = bind(cfg.addr, cfg.port, &mut at) else {
         return SYSCALL;
     };
     let http = match cfg.http() {
-        Some((addr, port)) => match bind(addr, port) {
-            Some(l) => Some(l),
-            None => return SYSCALL,
-        },
+        Some((addr, port)) => {
+            let _ = at.extend_from_slice(b", HTTP on");
+            match bind(addr, port, &mut at) {
+                Some(l) => Some(l),
+                None => return SYSCALL,
+            }
+        }
         None => None,
     };
     if let Some(p) = &cfg.pid_file {
@@ -124,6 +129,7 @@ fn serve(cfg: &Serve) -> i32 {
         cfg,
         listener,
         http,
+        &at,
         #[cfg(feature = "feedback")]
         feedback,
     );
@@ -138,6 +144,7 @@ fn drop_and_run(
     cfg: &Serve,
     listener: heft::os::Fd,
     http: Option<heft::os::Fd>,
+    at: &[u8],
     #[cfg(feature = "feedback")] feedback: Option<Box<heft::feedback::Feedback>>,
 ) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
@@ -171,13 +178,9 @@ fn drop_and_run(
             }
         }
     }
-    let mut at = addr_text(b"", cfg.addr, cfg.port);
-    if let Some((addr, port)) = cfg.http() {
-        let _ = at.extend_from_slice(&addr_text(b", HTTP on ", addr, port));
-    }
     log::info()
-        .s("listening on ")
-        .b(&at)
+        .s("listening on")
+        .b(at)
         .s(", state file ")
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
@@ -202,8 +205,25 @@ fn warn_if_unwritable(cfg: &Serve) {
     }
 }
 
-/// Opens a listener on `addr`:`port`; logs why not, naming the address.
-fn bind(addr: IpAddr, port: u16) -> Option<heft::os::Fd> {
+/// The listen addresses, each after a space: the agent's, then `, HTTP on`
+/// and HTTP's.
+type Addrs = heapless::Vec<u8, 112>;
+
+/// Opens a listener on `addr`:`port` and writes the address to `out`; logs
+/// why not, naming the address.
+fn bind(addr: IpAddr, port: u16, out: &mut Addrs) -> Option<heft::os::Fd> {
+    let mark = out.len();
+    let _ = out.push(b' ');
+    let v6 = addr.is_ipv6();
+    if v6 {
+        let _ = out.push(b'[');
+    }
+    heft::num::push_ip(out, addr);
+    if v6 {
+        let _ = out.push(b']');
+    }
+    let _ = heft::num::push(out, b":");
+    let _ = heft::num::push_u32(out, port as u32);
     let e = match server::listen(addr, port) {
         Ok(l) => return Some(l),
         Err(e) => e,
@@ -213,24 +233,6 @@ fn bind(addr: IpAddr, port: u16) -> Option<heft::os::Fd> {
     } else {
         ""
     };
-    failed(e.step, &addr_text(b" ", addr, port), e.errno, note);
+    failed(e.step, &out[mark..], e.errno, note);
     None
-}
-
-/// Writes `lead`, then a listen address as `ip:port` or `[ip]:port`.
-/// (room for two: the agent's, then `, HTTP on ` and HTTP's).
-fn addr_text(lead: &[u8], addr: IpAddr, port: u16) -> heapless::Vec<u8, 112> {
-    let mut out: heapless::Vec<u8, 112> = heapless::Vec::new();
-    let _ = heft::num::push(&mut out, lead);
-    let v6 = addr.is_ipv6();
-    if v6 {
-        let _ = out.push(b'[');
-    }
-    heft::num::push_ip(&mut out, addr);
-    if v6 {
-        let _ = out.push(b']');
-    }
-    let _ = heft::num::push(&mut out, b":");
-    let _ = heft::num::push_u32(&mut out, port as u32);
-    out
 }

@@ -118,31 +118,38 @@ fn sample(out: &mut Response, template: &[u8], args: [&[u8]; 3], v: u64) -> Resu
     num::push(out, b"\n")
 }
 
-/// Writes a family's HELP and TYPE lines: `name`, `help`, `kind`.
-fn family(out: &mut Response, name: &[u8], help: &[u8], kind: &[u8]) -> Result<(), Full> {
-    put(out, b"# HELP \x01 \x02\n# TYPE \x01 \x03\n", [name, help, kind])
-}
-
-/// The gauges' names and help texts, in the order `metrics` writes them.
-const GAUGES: [(&[u8], &[u8]); 3] = [
+/// Every family's name, help text and type, in the order `metrics` writes
+/// them: the gauges, the counters with one sample each, the errors by kind.
+const FAMILIES: [(&[u8], &[u8], &[u8]); 9] = [
     (
         b"heft_up",
         b"1 when the entry's health is up (ready or drain), else 0",
+        b"gauge",
     ),
-    (b"heft_weight", b"weight reported, in percent"),
-    (b"heft_maxconn", b"maxconn reported, for the entries that set one"),
-];
-
-/// The counters' names and help texts, in the order `metrics` gives their values.
-const COUNTERS: [(&[u8], &[u8]); 5] = [
-    (b"heft_probes_total", b"agent replies written"),
-    (b"heft_http_requests_total", b"HTTP requests answered"),
-    (b"heft_refused_total", b"connections refused by --allow"),
-    (b"heft_reloads_total", b"state file reloads after start-up"),
+    (b"heft_weight", b"weight reported, in percent", b"gauge"),
+    (
+        b"heft_maxconn",
+        b"maxconn reported, for the entries that set one",
+        b"gauge",
+    ),
+    (b"heft_probes_total", b"agent replies written", b"counter"),
+    (b"heft_http_requests_total", b"HTTP requests answered", b"counter"),
+    (
+        b"heft_refused_total",
+        b"connections refused by --allow",
+        b"counter",
+    ),
+    (
+        b"heft_reloads_total",
+        b"state file reloads after start-up",
+        b"counter",
+    ),
     (
         b"heft_timeouts_total",
         b"connections closed at their deadline",
+        b"counter",
     ),
+    (b"heft_errors_total", b"errors by kind", b"counter"),
 ];
 
 /// The kinds of `heft_errors_total`, in the order `metrics` gives their values.
@@ -150,31 +157,31 @@ const ERROR_KINDS: [&[u8]; 3] = [b"accept", b"persist", b"state_file"];
 
 /// Writes the `/metrics` body: each family's HELP and TYPE, then all its samples.
 fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> {
-    for (k, &(name, help)) in GAUGES.iter().enumerate() {
-        family(out, name, help, b"gauge")?;
-        for (service, status, weight, maxconn) in agent.summary() {
-            let service = service.unwrap_or(b"");
-            let up = !status.is_down() && status != crate::model::state::Status::Maint;
-            let (template, v): (&[u8], _) = match k {
-                0 => (b"\x01{service=\"\x02\",status=\"\x03\"}", Some(up as u64)),
-                1 => (b"\x01{service=\"\x02\"}", Some(weight as u64)),
-                _ => (b"\x01{service=\"\x02\"}", maxconn.map(u64::from)),
-            };
-            if let Some(v) = v {
-                sample(out, template, [name, service, status.name().as_bytes()], v)?;
+    let counters = [c.probes, c.http, c.refused, c.reloads, c.timeouts];
+    let errors = [c.accept_errors, c.persist_errors, c.state_errors];
+    for (k, &(name, help, kind)) in FAMILIES.iter().enumerate() {
+        put(out, b"# HELP \x01 \x02\n# TYPE \x01 \x03\n", [name, help, kind])?;
+        if let Some(&v) = counters.get(k.wrapping_sub(3)) {
+            sample(out, b"\x01", [name, b"", b""], v)?;
+        } else if k > 2 {
+            for (&kind, &v) in ERROR_KINDS.iter().zip(&errors) {
+                sample(out, b"\x01{kind=\"\x02\"}", [name, kind, b""], v)?;
+            }
+        } else {
+            for (service, status, weight, maxconn) in agent.summary() {
+                let up = !status.is_down() && status != crate::model::state::Status::Maint;
+                let v = [Some(up as u16), Some(weight as u16), maxconn][k];
+                let template: &[u8] = if k == 0 {
+                    b"\x01{service=\"\x02\",status=\"\x03\"}"
+                } else {
+                    b"\x01{service=\"\x02\"}"
+                };
+                if let Some(v) = v {
+                    let labels = [name, service.unwrap_or(b""), status.name().as_bytes()];
+                    sample(out, template, labels, v.into())?;
+                }
             }
         }
-    }
-    let values = [c.probes, c.http, c.refused, c.reloads, c.timeouts];
-    for (&(name, help), &v) in COUNTERS.iter().zip(&values) {
-        family(out, name, help, b"counter")?;
-        sample(out, b"\x01", [name, b"", b""], v)?;
-    }
-    let name = b"heft_errors_total";
-    family(out, name, b"errors by kind", b"counter")?;
-    let errors = [c.accept_errors, c.persist_errors, c.state_errors];
-    for (&kind, &v) in ERROR_KINDS.iter().zip(&errors) {
-        sample(out, b"\x01{kind=\"\x02\"}", [name, kind, b""], v)?;
     }
     Ok(())
 }

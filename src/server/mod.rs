@@ -519,8 +519,7 @@ impl<'a> Server<'a> {
         // a poll and a read. Anything else is shut down for writing and
         // drained to EOF or the deadline.
         let end: &[u8] = if c.http { b"\n\r\n" } else { b"\n" };
-        let said_all =
-            first.len() < FIRST_BYTES && (first.ends_with(end) || c.http && first.ends_with(b"\n\n"));
+        let said_all = first.len() < FIRST_BYTES && first.ends_with(end);
         // A failed send or shutdown is a reset: nothing more to do for it.
         if sent.is_ok() && !said_all && os::shutdown_write(&c.fd).is_ok() {
             // One answered at accept lingers unpolled: its client usually
