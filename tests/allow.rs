@@ -80,7 +80,10 @@ fn allow_list_from_the_environment_takes_cidr_blocks() {
     for no in ["127.0.0.1", "127.0.0.4"] {
         assert_refused(no.parse().unwrap(), dst, b"");
     }
-    let m = metrics_from("127.0.0.3".parse().unwrap(), SocketAddr::new(V4, a.http_port));
+    let m = metrics_from(
+        "127.0.0.3".parse().unwrap(),
+        SocketAddr::new(V4, a.http_port),
+    );
     // wait_listening's own connection came from 127.0.0.1 and was refused too.
     assert!(m.get("heft_refused_total") >= 2.0, "{}", m.raw);
 }

@@ -183,7 +183,13 @@ fn p50_max(lat: &mut [Duration]) -> (Duration, Duration) {
 
 /// Runs one case: heft at default flags with `state`, flooded (`slow` or
 /// silent) while two probers ask, one without a payload and one with `line`.
-fn case(state: &str, line: &'static [u8], replies: (&str, &str), silent_extra: Duration, slow: bool) {
+fn case(
+    state: &str,
+    line: &'static [u8],
+    replies: (&str, &str),
+    silent_extra: Duration,
+    slow: bool,
+) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     raise_nofile();
     let a = Agent::start(Some(state), &[]);
@@ -206,10 +212,18 @@ fn case(state: &str, line: &'static [u8], replies: (&str, &str), silent_extra: D
     let kind = if slow { "one byte a second" } else { "silent" };
     let mut report = format!(
         "flood of {opened} {kind} connections in {FLOOD:?} ({} services):",
-        if state.contains("services") { "with" } else { "no" }
+        if state.contains("services") {
+            "with"
+        } else {
+            "no"
+        }
     );
     let mut failures = Vec::new();
-    for ((mut lat, what), extra) in lats.into_iter().zip(["no payload", "agent-send line"]).zip([silent_extra, Duration::ZERO]) {
+    for ((mut lat, what), extra) in lats
+        .into_iter()
+        .zip(["no payload", "agent-send line"])
+        .zip([silent_extra, Duration::ZERO])
+    {
         let n = lat.len();
         let (p50, worst) = p50_max(&mut lat);
         report += &format!(" {what}: {n} probes, p50 {p50:?}, max {worst:?};");
@@ -221,11 +235,16 @@ fn case(state: &str, line: &'static [u8], replies: (&str, &str), silent_extra: D
     // The flood was one: most of its connections were opened.
     assert!(opened >= RATE * 3 * 9 / 10, "{report}");
     assert!(failures.is_empty(), "starved: {failures:?}: {report}");
-    assert!(a.log().lines().all(|l| !l.contains("accept:")), "{}", a.log());
+    assert!(
+        a.log().lines().all(|l| !l.contains("accept:")),
+        "{}",
+        a.log()
+    );
     assert_eq!(a.stop(), Some(0));
 }
 
-const SERVICES: &str = r#"{"status":"UP","weight":77,"services":{"web":{"status":"DRAIN","weight":50}}}"#;
+const SERVICES: &str =
+    r#"{"status":"UP","weight":77,"services":{"web":{"status":"DRAIN","weight":50}}}"#;
 
 #[test]
 fn a_silent_flood_cannot_starve_probes_without_services() {
@@ -242,11 +261,23 @@ fn a_slow_flood_cannot_starve_probes_without_services() {
 #[test]
 fn a_silent_flood_cannot_starve_probes_with_services() {
     let wait = Duration::from_millis(heft::cli::DEFAULT_WAIT_MS as u64);
-    case(SERVICES, b"web\n", ("up ready 77%\n", "up drain 50%\n"), wait, false);
+    case(
+        SERVICES,
+        b"web\n",
+        ("up ready 77%\n", "up drain 50%\n"),
+        wait,
+        false,
+    );
 }
 
 #[test]
 fn a_slow_flood_cannot_starve_probes_with_services() {
     let wait = Duration::from_millis(heft::cli::DEFAULT_WAIT_MS as u64);
-    case(SERVICES, b"web\n", ("up ready 77%\n", "up drain 50%\n"), wait, true);
+    case(
+        SERVICES,
+        b"web\n",
+        ("up ready 77%\n", "up drain 50%\n"),
+        wait,
+        true,
+    );
 }

@@ -48,7 +48,10 @@ fn http_get_and_head_answer_on_the_http_port() {
     // HAProxy's `option httpchk` sends OPTIONS unless told otherwise: any
     // method but HEAD is answered as GET.
     let options = http(a.http_port, "OPTIONS", "/web");
-    assert_eq!((options.code(), options.body.as_str()), (200, "up drain 50%\n"));
+    assert_eq!(
+        (options.code(), options.body.as_str()),
+        (200, "up drain 50%\n")
+    );
 
     // 200 while the health is up (ready or drain), 503 otherwise.
     for (status, code, want) in [
@@ -124,21 +127,41 @@ fn the_agent_port_speaks_only_the_agent_protocol() {
     .into();
     let a = Agent::adopt(spawn_heft(&dir, &[], &args, &[]), port, dir);
     a.wait_listening();
-    let line = a.log().lines().find(|l| l.contains("listening on")).unwrap().to_string();
+    let line = a
+        .log()
+        .lines()
+        .find(|l| l.contains("listening on"))
+        .unwrap()
+        .to_string();
     assert!(
         line.contains(&format!("listening on 127.0.0.1:{port}, state file")),
         "{line}"
     );
     assert!(!a.log().contains("HTTP"), "{}", a.log());
-    for req in ["GET / HTTP/1.0\r\n\r\n", "HEAD /metrics HTTP/1.0\r\n\r\n", "GET "] {
+    for req in [
+        "GET / HTTP/1.0\r\n\r\n",
+        "HEAD /metrics HTTP/1.0\r\n\r\n",
+        "GET ",
+    ] {
         let t = std::time::Instant::now();
-        assert_eq!(a.probe_with(req.as_bytes()), "up ready 77% maxconn:300\n", "{req:?}");
-        assert!(t.elapsed() < Duration::from_secs(1), "{req:?}: {:?}", t.elapsed());
+        assert_eq!(
+            a.probe_with(req.as_bytes()),
+            "up ready 77% maxconn:300\n",
+            "{req:?}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{req:?}: {:?}",
+            t.elapsed()
+        );
     }
     // With services too: the request line's first word is the service asked for.
     let services = r#"{"status":"UP","weight":77,"services":{"GET":{"status":"DRAIN"}}}"#;
     a.reload(services, "up ready 77%\n");
-    assert_eq!(a.probe_with(b"GET /metrics HTTP/1.0\r\n\r\n"), "up drain 100%\n");
+    assert_eq!(
+        a.probe_with(b"GET /metrics HTTP/1.0\r\n\r\n"),
+        "up drain 100%\n"
+    );
     assert_eq!(a.stop(), Some(0));
 }
 
@@ -176,10 +199,19 @@ fn metrics_are_valid_exposition_and_count_exactly_what_happened() {
         "heft_errors_total{kind=\"persist\"}",
         "heft_errors_total{kind=\"state_file\"}",
     ];
-    assert_eq!(m0.samples.len(), gauges.len() + counters.len(), "{}", m0.raw);
+    assert_eq!(
+        m0.samples.len(),
+        gauges.len() + counters.len(),
+        "{}",
+        m0.raw
+    );
     // Only the harness's start-up connection came before: one probe.
     assert_eq!(m0.get("heft_probes_total"), 1.0, "{}", m0.raw);
-    assert_eq!(m0.get("heft_http_requests_total"), 1.0, "the scrape counts itself");
+    assert_eq!(
+        m0.get("heft_http_requests_total"),
+        1.0,
+        "the scrape counts itself"
+    );
     for k in &counters[2..] {
         assert_eq!(m0.get(k), 0.0, "{k}");
     }
@@ -196,7 +228,11 @@ fn metrics_are_valid_exposition_and_count_exactly_what_happened() {
     let other = "127.0.0.2".parse().unwrap();
     assert_refused(other, SocketAddr::new(V4, a.port), b"");
     assert_refused(other, SocketAddr::new(V4, a.port), b"\n");
-    assert_refused(other, SocketAddr::new(V4, a.http_port), b"GET / HTTP/1.0\r\n\r\n");
+    assert_refused(
+        other,
+        SocketAddr::new(V4, a.http_port),
+        b"GET / HTTP/1.0\r\n\r\n",
+    );
     // A probe that names its service but never closes: answered, then closed
     // at --timeout (300 ms).
     let mut held = TcpStream::connect(("127.0.0.1", a.port)).unwrap();

@@ -595,7 +595,11 @@ fn full_slots_of_waiting_clients_answer_the_longest_waiting_to_make_room() {
         );
         // The others are still waiting (no reply before their --wait ends).
         for h in held.iter_mut().skip(round + 1) {
-            assert_eq!(poll_read(h, Duration::from_millis(50)), None, "round {round}");
+            assert_eq!(
+                poll_read(h, Duration::from_millis(50)),
+                None,
+                "round {round}"
+            );
         }
         // The probe said all it had and was closed: a new silent client
         // fills the table again.

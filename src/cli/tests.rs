@@ -238,7 +238,10 @@ fn http_listens_only_when_asked_on_the_agents_address_by_default() {
         &[("HEFT_HTTP_PORT", "1"), ("HEFT_ADDR", "::")],
     );
     assert_eq!(s.http(), Some((ip("127.0.0.2"), 1)));
-    let s = serve(&[], &[("HEFT_HTTP_ADDR", "[::1]"), ("HEFT_HTTP_PORT", "80")]);
+    let s = serve(
+        &[],
+        &[("HEFT_HTTP_ADDR", "[::1]"), ("HEFT_HTTP_PORT", "80")],
+    );
     assert_eq!(s.http(), Some((ip("::1"), 80)));
     // An address alone turns HTTP on at its default port.
     let s = serve(&["--http-addr", "127.0.0.1"], &[]);

@@ -121,34 +121,22 @@ fn sample(out: &mut Response, template: &[u8], args: [&[u8]; 3], v: u64) -> Resu
 /// Every family's name, help text and type, in the order `metrics` writes
 /// them: the gauges, the counters with one sample each, the errors by kind.
 const FAMILIES: [(&[u8], &[u8], &[u8]); 9] = [
-    (
-        b"heft_up",
-        b"1 when the entry's health is up (ready or drain), else 0",
-        b"gauge",
-    ),
-    (b"heft_weight", b"weight reported, in percent", b"gauge"),
-    (
-        b"heft_maxconn",
-        b"maxconn reported, for the entries that set one",
-        b"gauge",
-    ),
+    (b"heft_up", b"1 if up (ready or drain), else 0", b"gauge"),
+    (b"heft_weight", b"weight sent", b"gauge"),
+    (b"heft_maxconn", b"maxconn sent", b"gauge"),
     (b"heft_probes_total", b"agent replies written", b"counter"),
-    (b"heft_http_requests_total", b"HTTP requests answered", b"counter"),
+    (
+        b"heft_http_requests_total",
+        b"HTTP requests answered",
+        b"counter",
+    ),
     (
         b"heft_refused_total",
         b"connections refused by --allow",
         b"counter",
     ),
-    (
-        b"heft_reloads_total",
-        b"state file reloads after start-up",
-        b"counter",
-    ),
-    (
-        b"heft_timeouts_total",
-        b"connections closed at their deadline",
-        b"counter",
-    ),
+    (b"heft_reloads_total", b"state file reloads", b"counter"),
+    (b"heft_timeouts_total", b"connections timed out", b"counter"),
     (b"heft_errors_total", b"errors by kind", b"counter"),
 ];
 
@@ -160,7 +148,11 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
     let counters = [c.probes, c.http, c.refused, c.reloads, c.timeouts];
     let errors = [c.accept_errors, c.persist_errors, c.state_errors];
     for (k, &(name, help, kind)) in FAMILIES.iter().enumerate() {
-        put(out, b"# HELP \x01 \x02\n# TYPE \x01 \x03\n", [name, help, kind])?;
+        put(
+            out,
+            b"# HELP \x01 \x02\n# TYPE \x01 \x03\n",
+            [name, help, kind],
+        )?;
         if let Some(&v) = counters.get(k.wrapping_sub(3)) {
             sample(out, b"\x01", [name, b"", b""], v)?;
         } else if k > 2 {
@@ -195,7 +187,10 @@ mod tests {
         let mut out = Response::new();
         let name: &[u8] = b"a\"b\\c\nd";
         sample(&mut out, b"x{s=\"\x01\"}", [name, b"", b""], u64::MAX).unwrap();
-        assert_eq!(&out[..], &b"x{s=\"a\\\"b\\\\c\\nd\"} 18446744073709551615\n"[..]);
+        assert_eq!(
+            &out[..],
+            &b"x{s=\"a\\\"b\\\\c\\nd\"} 18446744073709551615\n"[..]
+        );
     }
 
     #[test]

@@ -28,7 +28,13 @@ pub fn classify(buf: &[u8], done: bool, http: bool) -> Request<'_> {
     if http {
         // The method ends at the first space (or the line's end: no target).
         let Some(m) = buf.iter().position(|&c| is_http_end(c) || c == b' ') else {
-            return partial_or(done, Request::Http { head: false, path: b"" });
+            return partial_or(
+                done,
+                Request::Http {
+                    head: false,
+                    path: b"",
+                },
+            );
         };
         let head = &buf[..m] == b"HEAD";
         if buf[m] != b' ' {

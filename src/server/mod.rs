@@ -143,8 +143,8 @@ pub struct Server<'a> {
     clock: Option<Instant>,
     /// Whether ready windows may be running (`--ready-window`): the clock is read every wake-up.
     windowed: bool,
-    /// Whether the poll's timeout is that of lingering connections: if it
-    /// runs out, they have lingered `timeout_ms`.
+    /// Whether the poll's timeout is that of lingering connections; after
+    /// the poll, whether it ran out, so that they have lingered `timeout_ms`.
     linger_bound: bool,
     /// When set, the state must be written, not before this time.
     persist_at: Option<Instant>,
@@ -251,8 +251,8 @@ impl<'a> Server<'a> {
             if self.signals() {
                 break;
             }
+            self.linger_bound &= ready == 0;
             self.service();
-            self.linger(ready == 0 && self.linger_bound);
             self.expire();
             for http in [false, true] {
                 if self.pfds[1 + http as usize].revents != 0 {
@@ -327,7 +327,11 @@ impl<'a> Server<'a> {
             fds[2] = self.http.as_ref().map_or(-1, |l| l.as_raw_fd());
         }
         self.pfds.clear();
-        let polled = self.conns.iter().flatten().filter(|c| c.phase != Phase::Linger);
+        let polled = self
+            .conns
+            .iter()
+            .flatten()
+            .filter(|c| c.phase != Phase::Linger);
         for fd in fds.into_iter().chain(polled.map(|c| c.fd.as_raw_fd())) {
             self.pfds.push(libc::pollfd {
                 fd,
@@ -423,7 +427,8 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Reads from every connection poll found ready.
+    /// Reads from every connection poll found ready, and from every one
+    /// answered at accept (lingering, unpolled) since the last wake-up.
     ///
     /// Nothing opened, closed or stopped polling a connection since
     /// `build_pollset`, and `readable` closes at most the slot it reads, so
@@ -432,16 +437,18 @@ impl<'a> Server<'a> {
         let mut k = 3;
         for slot in 0..self.conns.len() {
             let Some(c) = &self.conns[slot] else { continue };
-            if c.phase != Phase::Linger {
-                debug_assert!(
-                    c.fd.as_raw_fd() == self.pfds[k].fd,
-                    "the pollset is out of step with the slots"
-                );
-                if self.pfds[k].revents != 0 {
-                    self.readable(slot);
-                }
-                k += 1;
+            if c.phase == Phase::Linger {
+                self.readable(slot);
+                continue;
             }
+            debug_assert!(
+                c.fd.as_raw_fd() == self.pfds[k].fd,
+                "the pollset is out of step with the slots"
+            );
+            if self.pfds[k].revents != 0 {
+                self.readable(slot);
+            }
+            k += 1;
         }
     }
 
@@ -469,13 +476,25 @@ impl<'a> Server<'a> {
         for _ in 0..4 {
             match os::recv(&c.fd, &mut c.first) {
                 Ok(FIRST_BYTES) => continue,
-                Err(Errno::EAGAIN) => return,
+                Ok(1..) | Err(Errno::EAGAIN) => break,
                 Ok(0) | Err(_) => {
                     // EOF or reset: the client is done (ECONNRESET is HAProxy's normal close).
                     self.conns[slot] = None;
                     return;
                 }
-                Ok(_) => return,
+            }
+        }
+        // Answered at accept and still open at the next wake-up: polled from
+        // now on, until EOF or `timeout_ms` from now; closed if it has
+        // lingered that long already (the poll ran out waiting for it).
+        if c.phase == Phase::Linger {
+            if self.linger_bound {
+                self.counters.timeouts += 1;
+                self.conns[slot] = None;
+            } else {
+                c.phase = Phase::Drain;
+                let now = *self.clock.get_or_insert_with(os::now);
+                c.deadline = Some(now + self.timeout_ms);
             }
         }
     }
@@ -490,7 +509,10 @@ impl<'a> Server<'a> {
             self.signals();
         }
         let want_word = !self.agent.state().services.is_empty();
-        let Some(c) = self.conns[slot].as_mut().filter(|c| c.phase == Phase::Await) else {
+        let Some(c) = self.conns[slot]
+            .as_mut()
+            .filter(|c| c.phase == Phase::Await)
+        else {
             return;
         };
         let mut out = http::Response::new();
@@ -532,35 +554,6 @@ impl<'a> Server<'a> {
         } else {
             self.conns[slot] = None;
         }
-    }
-
-    /// Looks again at the connections answered at accept: closes those whose
-    /// client has closed, and polls the others until EOF or their deadline.
-    /// `due`: the poll ran out waiting for them, so they have lingered
-    /// `timeout_ms`: a silent one is closed.
-    fn linger(&mut self, due: bool) {
-        let timeout = self.timeout_ms;
-        let mut clock = self.clock;
-        for slot in 0..self.conns.len() {
-            let Some(c) = self.conns[slot].as_mut() else { continue };
-            if c.phase != Phase::Linger {
-                continue;
-            }
-            match os::recv(&c.fd, &mut c.first) {
-                Err(Errno::EAGAIN) if due && c.deadline.is_none() => {
-                    self.counters.timeouts += 1;
-                    self.conns[slot] = None;
-                }
-                Ok(1..) | Err(Errno::EAGAIN) => {
-                    c.phase = Phase::Drain;
-                    let now = *clock.get_or_insert_with(os::now);
-                    c.deadline = c.deadline.or(Some(now + timeout));
-                }
-                // EOF or reset.
-                _ => self.conns[slot] = None,
-            }
-        }
-        self.clock = clock;
     }
 
     /// Answers connections whose wait is over and closes those past their deadline.
@@ -620,7 +613,10 @@ impl<'a> Server<'a> {
                 });
                 self.readable(slot);
                 // Still waiting: its wait and deadline start now.
-                if self.conns[slot].as_ref().is_some_and(|c| c.phase == Phase::Await) {
+                if self.conns[slot]
+                    .as_ref()
+                    .is_some_and(|c| c.phase == Phase::Await)
+                {
                     let now = self.now();
                     let deadline = now + self.timeout_ms;
                     // An HTTP client may take until the deadline to send its request line.
