@@ -612,19 +612,16 @@ impl<'a> Server<'a> {
                     len: 0,
                 });
                 self.readable(slot);
-                // Still waiting: its wait and deadline start now.
-                if self.conns[slot]
-                    .as_ref()
-                    .is_some_and(|c| c.phase == Phase::Await)
+                // Still waiting: its wait and deadline start now. An HTTP
+                // client may take until the deadline to send its request line.
+                let wait = if http { self.timeout_ms } else { self.wait_ms };
+                if let Some(c) = self.conns[slot]
+                    .as_mut()
+                    .filter(|c| c.phase == Phase::Await)
                 {
-                    let now = self.now();
-                    let deadline = now + self.timeout_ms;
-                    // An HTTP client may take until the deadline to send its request line.
-                    let wait = if http { deadline } else { now + self.wait_ms };
-                    if let Some(c) = self.conns[slot].as_mut() {
-                        c.deadline = Some(deadline);
-                        c.wait_until = wait;
-                    }
+                    let now = *self.clock.get_or_insert_with(os::now);
+                    c.deadline = Some(now + self.timeout_ms);
+                    c.wait_until = now + wait;
                 }
             }
             Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EPROTO) => {}
