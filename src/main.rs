@@ -87,6 +87,8 @@ fn usage(u: &cli::Usage) -> i32 {
 
 /// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
 fn serve(cfg: &Serve) -> i32 {
+    // Nothing heft runs gains privileges. Kernels before 3.5 lack it: go on.
+    let _ = heft::os::ids::forbid_new_privs();
     log::set_level(cfg.level);
     #[cfg(feature = "feedback")]
     let feedback = match cfg
@@ -178,6 +180,8 @@ fn drop_and_run(
             }
         }
     }
+    // Start-up errors wait up to 1 s for a slow log reader; the agent never does.
+    log::set_wait(0);
     log::info()
         .s("listening on")
         .b(at)

@@ -27,6 +27,8 @@ pub struct Counters {
     pub state_errors: u64,
     /// Connections closed at their deadline.
     pub timeouts: u64,
+    /// Log lines dropped because their reader could not take them at once.
+    pub log_dropped: u64,
 }
 
 /// The largest response.
@@ -120,7 +122,7 @@ fn sample(out: &mut Response, template: &[u8], args: [&[u8]; 3], v: u64) -> Resu
 
 /// Every family's name, help text and type, in the order `metrics` writes
 /// them: the gauges, the counters with one sample each, the errors by kind.
-const FAMILIES: [(&[u8], &[u8], &[u8]); 9] = [
+const FAMILIES: [(&[u8], &[u8], &[u8]); 10] = [
     (b"heft_up", b"1 if up (ready or drain), else 0", b"gauge"),
     (b"heft_weight", b"weight sent", b"gauge"),
     (b"heft_maxconn", b"maxconn sent", b"gauge"),
@@ -137,6 +139,11 @@ const FAMILIES: [(&[u8], &[u8], &[u8]); 9] = [
     ),
     (b"heft_reloads_total", b"state file reloads", b"counter"),
     (b"heft_timeouts_total", b"connections timed out", b"counter"),
+    (
+        b"heft_log_lines_dropped_total",
+        b"log lines dropped (stalled reader)",
+        b"counter",
+    ),
     (b"heft_errors_total", b"errors by kind", b"counter"),
 ];
 
@@ -145,7 +152,14 @@ const ERROR_KINDS: [&[u8]; 3] = [b"accept", b"persist", b"state_file"];
 
 /// Writes the `/metrics` body: each family's HELP and TYPE, then all its samples.
 fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> {
-    let counters = [c.probes, c.http, c.refused, c.reloads, c.timeouts];
+    let counters = [
+        c.probes,
+        c.http,
+        c.refused,
+        c.reloads,
+        c.timeouts,
+        c.log_dropped,
+    ];
     let errors = [c.accept_errors, c.persist_errors, c.state_errors];
     for (k, &(name, help, kind)) in FAMILIES.iter().enumerate() {
         put(

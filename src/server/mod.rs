@@ -530,6 +530,7 @@ impl<'a> Server<'a> {
             }
             Request::Http { head, path } => {
                 self.counters.http += 1;
+                self.counters.log_dropped += u64::from(log::take_dropped());
                 http::respond(&mut out, head, path, &self.agent, &self.counters)
             }
         };
