@@ -249,38 +249,36 @@ fn case(
 const SERVICES: &str =
     r#"{"status":"UP","weight":77,"services":{"web":{"status":"DRAIN","weight":50}}}"#;
 
+/// Without services every probe gets the top level, answered on accept.
+fn without_services(slow: bool) {
+    let top = "up ready 77% maxconn:300\n";
+    case(STATE, b"\n", (top, top), Duration::ZERO, slow);
+}
+
+/// With services a probe naming one gets its line at once; one that sends
+/// nothing gets the top level, and may wait up to --wait for it.
+fn with_services(slow: bool) {
+    let wait = Duration::from_millis(heft::cli::DEFAULT_WAIT_MS as u64);
+    let replies = ("up ready 77%\n", "up drain 50%\n");
+    case(SERVICES, b"web\n", replies, wait, slow);
+}
+
 #[test]
 fn a_silent_flood_cannot_starve_probes_without_services() {
-    let top = "up ready 77% maxconn:300\n";
-    case(STATE, b"\n", (top, top), Duration::ZERO, false);
+    without_services(false);
 }
 
 #[test]
 fn a_slow_flood_cannot_starve_probes_without_services() {
-    let top = "up ready 77% maxconn:300\n";
-    case(STATE, b"\n", (top, top), Duration::ZERO, true);
+    without_services(true);
 }
 
 #[test]
 fn a_silent_flood_cannot_starve_probes_with_services() {
-    let wait = Duration::from_millis(heft::cli::DEFAULT_WAIT_MS as u64);
-    case(
-        SERVICES,
-        b"web\n",
-        ("up ready 77%\n", "up drain 50%\n"),
-        wait,
-        false,
-    );
+    with_services(false);
 }
 
 #[test]
 fn a_slow_flood_cannot_starve_probes_with_services() {
-    let wait = Duration::from_millis(heft::cli::DEFAULT_WAIT_MS as u64);
-    case(
-        SERVICES,
-        b"web\n",
-        ("up ready 77%\n", "up drain 50%\n"),
-        wait,
-        true,
-    );
+    with_services(true);
 }
