@@ -7,6 +7,7 @@
 //! start-up (`get`: 0 a whole line came back, 1 not).
 #![deny(unsafe_code)]
 
+use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -36,7 +37,7 @@ fn run() -> i32 {
         args.push(arg);
     }
     // Never dropped: the process exits right after, and the drop is code.
-    let parsed = std::mem::ManuallyDrop::new(cli::parse(args, &|name| std::env::var_os(name)));
+    let parsed = std::mem::ManuallyDrop::new(cli::parse(args, &heft::os::env));
     match &*parsed {
         Err(u) => usage(u),
         Ok(Command::Help(text)) => {
@@ -114,16 +115,20 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
     if check {
         return code;
     }
-    let listener = match listen(cfg) {
-        Ok(l) => l,
-        Err(e) => {
-            let note = if e.errno == Errno::EADDRINUSE {
-                " (another agent already listens there)"
-            } else {
-                ""
-            };
-            return failed(e.step, &addr_text(b" ", cfg), e.errno, note);
+    // The addresses, as the start-up line and a failed bind name them.
+    let mut at = Addrs::new();
+    let Some(listener) = bind(cfg.addr, cfg.port, &cfg.scope, &mut at) else {
+        return SYSCALL;
+    };
+    let http = match cfg.http() {
+        Some((addr, port, scope)) => {
+            let _ = at.extend_from_slice(b", HTTP on");
+            match bind(addr, port, scope, &mut at) {
+                Some(l) => Some(l),
+                None => return SYSCALL,
+            }
         }
+        None => None,
     };
     // What can fail (handlers, memory) is set up before the pid file, so a
     // failed start leaves none behind.
@@ -132,7 +137,7 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
     #[cfg_attr(not(feature = "feedback"), allow(unused_mut))]
-    let mut server = match Server::new(cfg, listener, wake) {
+    let mut server = match Server::new(cfg, listener, http, wake) {
         Ok(s) => s,
         Err(e) => return failed(e.step, b"", e.errno, ""),
     };
@@ -154,38 +159,16 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
             }
         }
     }
-    let code = drop_and_run(cfg, server);
+    let code = drop_and_run(cfg, server, &at);
     if let Some(p) = pid_file {
         p.remove();
     }
     code
 }
 
-/// Opens the listener; while the interface of a scoped address does not
-/// exist yet (at boot), says so once and tries again every second.
-fn listen(cfg: &Serve) -> Result<heft::os::Fd, server::StartError> {
-    let mut told = false;
-    loop {
-        match server::listen(cfg.addr, cfg.port, &cfg.scope) {
-            Err(e) if e.errno == Errno::ENODEV => {
-                if !told {
-                    told = true;
-                    log::error()
-                        .s("no interface ")
-                        .b(&cfg.scope)
-                        .s(" yet: ENODEV; trying again every second")
-                        .send();
-                }
-                // poll(2) on nothing: a sleep that needs no other call.
-                let _ = heft::os::poll(&mut [], 1000);
-            }
-            r => return r,
-        }
-    }
-}
-
 /// Start-up after the pid file: drop privileges, syslog; then the loop.
-fn drop_and_run(cfg: &Serve, mut server: Server) -> i32 {
+/// `at`: the listen addresses, for the start-up line.
+fn drop_and_run(cfg: &Serve, mut server: Server, at: &[u8]) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
         let user = cfg.user.as_ref().map(|g| g.value.as_os_str());
         let group = cfg.group.as_ref().map(|g| g.value.as_os_str());
@@ -215,31 +198,63 @@ fn drop_and_run(cfg: &Serve, mut server: Server) -> i32 {
     // Start-up errors wait up to 1 s for a slow log reader; the agent never does.
     log::set_wait(0);
     log::info()
-        .s("listening on ")
-        .b(&addr_text(b"", cfg))
+        .s("listening on")
+        .b(at)
         .s(", state file ")
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
     server.run()
 }
 
-/// Writes `lead`, then the listen address as `ip:port` or `[ip]:port`.
-fn addr_text(lead: &[u8], cfg: &Serve) -> heapless::Vec<u8, 64> {
-    let mut out: heapless::Vec<u8, 64> = heapless::Vec::new();
-    let _ = heft::num::push(&mut out, lead);
-    let v6 = cfg.addr.is_ipv6();
+/// The listen addresses, each after a space: the agent's, then `, HTTP on`
+/// and HTTP's.
+type Addrs = heapless::Vec<u8, 112>;
+
+/// Opens a listener on `addr`:`port` (on the interface `scope` names, for
+/// IPv6) and writes the address to `out`; logs why not, naming the address.
+fn bind(addr: IpAddr, port: u16, scope: &[u8], out: &mut Addrs) -> Option<heft::os::Fd> {
+    let mark = out.len();
+    let _ = out.push(b' ');
+    let v6 = addr.is_ipv6();
     if v6 {
         let _ = out.push(b'[');
     }
-    heft::num::push_ip(&mut out, cfg.addr);
-    if !cfg.scope.is_empty() {
+    heft::num::push_ip(out, addr);
+    if !scope.is_empty() {
         let _ = out.push(b'%');
-        let _ = heft::num::push(&mut out, &cfg.scope);
+        let _ = heft::num::push(out, scope);
     }
     if v6 {
         let _ = out.push(b']');
     }
-    let _ = heft::num::push(&mut out, b":");
-    let _ = heft::num::push_u32(&mut out, cfg.port as u32);
-    out
+    let _ = heft::num::push(out, b":");
+    let _ = heft::num::push_u32(out, port as u32);
+    // While the interface of a scoped address does not exist yet (at
+    // boot), say so once and try again every second.
+    let mut told = false;
+    let e = loop {
+        match server::listen(addr, port, scope) {
+            Ok(l) => return Some(l),
+            Err(e) if e.errno == Errno::ENODEV => {
+                if !told {
+                    told = true;
+                    log::error()
+                        .s("no interface ")
+                        .b(scope)
+                        .s(" yet: ENODEV; trying again every second")
+                        .send();
+                }
+                // poll(2) on nothing: a sleep that needs no other call.
+                let _ = heft::os::poll(&mut [], 1000);
+            }
+            Err(e) => break e,
+        }
+    };
+    let note = if e.errno == Errno::EADDRINUSE {
+        " (another agent already listens there)"
+    } else {
+        ""
+    };
+    failed(e.step, &out[mark..], e.errno, note);
+    None
 }

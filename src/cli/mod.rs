@@ -24,9 +24,11 @@ use crate::server::allow::AllowList;
 
 /// The default agent port, hapgent's.
 pub const DEFAULT_PORT: u16 = 9777;
+/// The HTTP port when only `--http-addr` is given.
+pub const DEFAULT_HTTP_PORT: u16 = 9778;
 /// The default state file.
 pub const DEFAULT_STATE_FILE: &str = "/etc/heft/state.json";
-/// How long (ms) to wait for a payload's first word or an HTTP request line.
+/// How long (ms) to wait for a payload's first word when the state has services.
 pub const DEFAULT_WAIT_MS: u32 = 50;
 /// How long (ms) a connection may live in all.
 pub const DEFAULT_TIMEOUT_MS: u32 = 2000;
@@ -73,6 +75,14 @@ pub struct Serve {
     pub scope: Scope,
     /// Port to listen on.
     pub port: u16,
+    /// Where to answer HTTP (health and `/metrics`), if anywhere: the
+    /// address (`addr` if none) and the port (`DEFAULT_HTTP_PORT` if none);
+    /// see `http`.
+    pub http_addr: Option<IpAddr>,
+    /// The IPv6 scope of `http_addr`, as `scope`.
+    pub http_scope: Scope,
+    /// The HTTP port, if given.
+    pub http_port: Option<u16>,
     /// The JSON state file.
     pub state_file: PathBuf,
     /// The flag or variable that named the state file; empty for the default.
@@ -81,7 +91,7 @@ pub struct Serve {
     pub pid_file: Option<PathBuf>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
     pub ready_window_ms: Option<u32>,
-    /// How long to wait for a payload or HTTP request line before answering.
+    /// With services, how long to wait for a payload's first word before answering.
     pub wait_ms: u32,
     /// How long a connection may stay open.
     pub timeout_ms: u32,
@@ -100,6 +110,20 @@ pub struct Serve {
     pub syslog: Option<PathBuf>,
     /// How much to log.
     pub level: Level,
+}
+
+impl Serve {
+    /// Where to answer HTTP, with the address's scope: off unless its address or port is given.
+    pub fn http(&self) -> Option<(IpAddr, u16, &[u8])> {
+        if self.http_addr.is_none() && self.http_port.is_none() {
+            return None;
+        }
+        let port = self.http_port.unwrap_or(DEFAULT_HTTP_PORT);
+        Some(match self.http_addr {
+            Some(a) => (a, port, &self.http_scope),
+            None => (self.addr, port, &self.scope),
+        })
+    }
 }
 
 /// Options of `heft set`.
@@ -329,6 +353,8 @@ const SERVE: Subcommand = Subcommand {
     flags: &[
         ("--addr", &["HEFT_ADDR", "HAPGENT_IP"]),
         ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
+        ("--http-addr", &["HEFT_HTTP_ADDR"]),
+        ("--http-port", &["HEFT_HTTP_PORT"]),
         ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
         ("--pid-file", &["HEFT_PID_FILE"]),
         ("--ready-window", &["HEFT_READY_WINDOW"]),
@@ -351,6 +377,9 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
         addr: Ipv4Addr::UNSPECIFIED.into(),
         scope: Scope::new(),
         port: DEFAULT_PORT,
+        http_addr: None,
+        http_scope: Scope::new(),
+        http_port: None,
         state_file: DEFAULT_STATE_FILE.into(),
         state_from: "",
         pid_file: None,
@@ -371,6 +400,11 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
         match flag {
             "--addr" => (s.addr, s.scope) = opts.addr()?,
             "--port" => s.port = opts.number(PORT, 1, 65535)? as u16,
+            "--http-addr" => {
+                let (a, scope) = opts.addr()?;
+                (s.http_addr, s.http_scope) = (Some(a), scope);
+            }
+            "--http-port" => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
             "--state-file" => s.state_from = opts.path_from(&mut s.state_file)?,
             "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
             "--ready-window" => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),

@@ -125,92 +125,67 @@ impl State {
 }
 
 /// Why a state file was refused, in a few words for logs and the FAIL reason:
-/// the field and what was expected of it, or what is wrong with the JSON.
+/// the field and what was expected of it, or what is wrong with the JSON; the
+/// message is both parts one after the other.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct StateError(pub &'static str);
+pub struct StateError(pub &'static str, pub &'static str);
 
 impl StateError {
     /// Larger than `FILE_MAX`.
-    pub const TOO_LARGE: StateError = StateError("file larger than 4096 bytes");
+    pub const TOO_LARGE: StateError = StateError("file larger than 4096 bytes", "");
     /// No `status`, and more than `services` at the top level or no services.
-    pub const MISSING_STATUS: StateError =
-        StateError("status: missing (needed unless only services are given)");
+    pub const MISSING_STATUS: StateError = StateError(
+        "status: missing (needed unless only services are given)",
+        "",
+    );
     /// A `status` that is not one of the seven names.
-    pub const BAD_STATUS: StateError = StateError(WRONG[0][0]);
+    pub const BAD_STATUS: StateError = StateError(
+        "status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
+        "",
+    );
     /// `weight` a number other than a whole one from 0 to 255.
-    pub const WEIGHT_RANGE: StateError = StateError(WRONG[1][1]);
+    pub const WEIGHT_RANGE: StateError = StateError(EXPECTED[1], ANOTHER);
     /// `maxconn` a number other than a whole one from 0 to 65535.
-    pub const MAXCONN_RANGE: StateError = StateError(WRONG[2][1]);
+    pub const MAXCONN_RANGE: StateError = StateError(EXPECTED[2], ANOTHER);
     /// `reason` longer than 64 bytes.
-    pub const REASON_TOO_LONG: StateError = StateError("reason: expected at most 64 bytes");
+    pub const REASON_TOO_LONG: StateError = StateError("reason: expected at most 64 bytes", "");
     /// `reason` with a byte that is not printable ASCII, or with `#`.
-    pub const REASON_INVALID: StateError = StateError(WRONG[3][0]);
+    pub const REASON_INVALID: StateError =
+        StateError("reason: expected printable ASCII without a hash sign", "");
     /// A service name that is empty, too long or has other bytes.
-    pub const BAD_NAME: StateError = StateError("service name: expected 1 to 32 of [A-Za-z0-9_.-]");
+    pub const BAD_NAME: StateError =
+        StateError("service name: expected 1 to 32 of [A-Za-z0-9_.-]", "");
     /// A service without a status.
-    pub const SERVICE_STATUS: StateError = StateError("status: missing in a service");
+    pub const SERVICE_STATUS: StateError = StateError("status: missing in a service", "");
 }
 
 /// Where a value sits: an entry's fields in `KEYS` order, then `services` and one service.
 const FIELD_SERVICES: usize = 4;
-/// A service's entry, in `WRONG`.
+/// A service's entry, in `EXPECTED`.
 const FIELD_SERVICE: usize = 5;
 
-/// What each field expected and what it got instead, by field (`KEYS`,
-/// then `services`, then a service) and by the kind of value found (`kind`).
-/// Cells that cannot happen repeat the row's first.
-const WRONG: [[&str; 6]; 6] = [
-    [
-        "status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
-        "status: expected a string, got a number",
-        "status: expected a string, got true or false",
-        "status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
-        "status: expected a string, got an object",
-        "status: expected a string, got an array",
-    ],
-    [
-        "weight: expected a whole number 0-255, got a string",
-        "weight: expected a whole number 0-255, got another number",
-        "weight: expected a whole number 0-255, got true or false",
-        "weight: expected a whole number 0-255, got a string",
-        "weight: expected a whole number 0-255, got an object",
-        "weight: expected a whole number 0-255, got an array",
-    ],
-    [
-        "maxconn: expected a whole number 0-65535, got a string",
-        "maxconn: expected a whole number 0-65535, got another number",
-        "maxconn: expected a whole number 0-65535, got true or false",
-        "maxconn: expected a whole number 0-65535, got a string",
-        "maxconn: expected a whole number 0-65535, got an object",
-        "maxconn: expected a whole number 0-65535, got an array",
-    ],
-    [
-        "reason: expected printable ASCII without a hash sign",
-        "reason: expected a string, got a number",
-        "reason: expected a string, got true or false",
-        "reason: expected printable ASCII without a hash sign",
-        "reason: expected a string, got an object",
-        "reason: expected a string, got an array",
-    ],
-    [
-        "services: expected an object, got a string",
-        "services: expected an object, got a number",
-        "services: expected an object, got true or false",
-        "services: expected an object, got a string",
-        "services: expected an object, got a string",
-        "services: expected an object, got an array",
-    ],
-    [
-        "service: expected an object, got a string",
-        "service: expected an object, got a number",
-        "service: expected an object, got true or false",
-        "service: expected an object, got null",
-        "service: expected an object, got a string",
-        "service: expected an object, got an array",
-    ],
+/// What each field expects, by field (`KEYS`, then `services`, then a
+/// service); `wrong` adds what was found instead.
+const EXPECTED: [&str; 6] = [
+    "status: expected a string",
+    "weight: expected a whole number 0-255",
+    "maxconn: expected a whole number 0-65535",
+    "reason: expected a string",
+    "services: expected an object",
+    "service: expected an object",
 ];
 
-/// The message for a key given twice, by field as in `WRONG`.
+/// What was found instead, by the kind of value (`wrong`).
+const FOUND: [&str; 6] = [
+    ", got a string",
+    ", got a number",
+    ", got true or false",
+    ", got null",
+    ", got an object",
+    ", got an array",
+];
+
+/// The message for a key given twice, by field as in `EXPECTED`.
 const TWICE: [&str; 6] = [
     "status: given twice",
     "weight: given twice",
@@ -263,17 +238,24 @@ fn val<'a>(r: &mut Reader<'a>) -> Result<Val<'a>, StateError> {
     })
 }
 
-/// The error for `field` (a row of `WRONG`) holding `v`.
+/// What a number field says of a number it cannot take.
+const ANOTHER: &str = ", got another number";
+
+/// The error for `field` (an index of `EXPECTED`) holding `v`.
 fn wrong(field: usize, v: Val) -> StateError {
     let kind = match v {
+        // A status or reason string is checked on its own (`BAD_STATUS`, `REASON_INVALID`).
         Val::Tok(Token::Str(_)) => 0,
         Val::Tok(Token::Bare(b"true" | b"false")) => 2,
         Val::Tok(Token::Bare(b"null")) => 3,
+        Val::Tok(Token::Bare(_)) if matches!(field, 1 | 2) => {
+            return StateError(EXPECTED[field], ANOTHER)
+        }
         Val::Tok(Token::Bare(_)) => 1,
         Val::Object => 4,
         Val::Array => 5,
     };
-    StateError(WRONG[field][kind])
+    StateError(EXPECTED[field], FOUND[kind])
 }
 
 /// The fields of one entry as the file has them, in `KEYS` order, before any
@@ -288,7 +270,7 @@ impl<'a> Fields<'a> {
             return Ok(false);
         };
         if self.0[i].is_some() {
-            return Err(StateError(TWICE[i]));
+            return Err(StateError(TWICE[i], ""));
         }
         match val(r)? {
             Val::Tok(t) => self.0[i] = Some(t),
@@ -310,7 +292,7 @@ impl<'a> Fields<'a> {
 
 impl From<Syntax> for StateError {
     fn from(s: Syntax) -> StateError {
-        StateError(s.0)
+        StateError(s.0, "")
     }
 }
 
@@ -398,7 +380,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
         }
         check_name(&name)?;
         if state.service(&name).is_some() {
-            return Err(StateError(TWICE[FIELD_SERVICE]));
+            return Err(StateError(TWICE[FIELD_SERVICE], ""));
         }
         match val(r)? {
             Val::Object => {}
@@ -413,7 +395,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
         state
             .services
             .push((n, e))
-            .map_err(|_| StateError("services: expected at most 16, got more"))?;
+            .map_err(|_| StateError("services: expected at most 16, got more", ""))?;
     }
     Ok(())
 }
@@ -434,7 +416,7 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     while let Some(key) = r.next_key(&mut first)? {
         if json::is_key(key, b"services") {
             if core::mem::replace(&mut seen, true) {
-                return Err(StateError(TWICE[FIELD_SERVICES]));
+                return Err(StateError(TWICE[FIELD_SERVICES], ""));
             }
             services(&mut r, &mut state)?;
         } else if !top.take(&mut r, key)? {
@@ -589,16 +571,16 @@ mod tests {
             (r#"{"status":"UP"} x"#, "bytes after the JSON value"),
             ("", "expected an object"),
         ] {
-            assert_eq!(p(text), Err(StateError(why)), "{text}");
+            assert_eq!(p(text), Err(StateError(why, "")), "{text}");
         }
         assert_eq!(parse(&[b' '; FILE_MAX + 1]), Err(StateError::TOO_LARGE));
     }
 
     /// The error for `text`, as a string.
-    fn why(text: &str) -> &'static str {
+    fn why(text: &str) -> std::string::String {
         match p(text) {
             Ok(s) => panic!("{text} parsed: {s:?}"),
-            Err(e) => e.0,
+            Err(e) => [e.0, e.1].concat(),
         }
     }
 
@@ -807,17 +789,22 @@ mod tests {
     #[test]
     fn messages_can_be_a_reason() {
         // A FAIL reply carries the message as its reason, and a signal may write it to the file.
-        let all = WRONG.iter().flatten().chain(TWICE.iter()).chain(
-            [
-                StateError::TOO_LARGE,
-                StateError::MISSING_STATUS,
-                StateError::REASON_TOO_LONG,
-                StateError::BAD_NAME,
-                StateError::SERVICE_STATUS,
-            ]
+        let all = EXPECTED
             .iter()
-            .map(|e| &e.0),
-        );
+            .chain(&FOUND)
+            .chain(&[ANOTHER])
+            .chain(TWICE.iter())
+            .chain(
+                [
+                    StateError::TOO_LARGE,
+                    StateError::MISSING_STATUS,
+                    StateError::REASON_TOO_LONG,
+                    StateError::BAD_NAME,
+                    StateError::SERVICE_STATUS,
+                ]
+                .iter()
+                .map(|e| &e.0),
+            );
         for m in all {
             assert!(
                 m.bytes().all(|c| (0x20..0x7f).contains(&c) && c != b'#'),

@@ -24,7 +24,7 @@ use crate::os;
 type CBuf = [u8; 1024];
 
 /// Copies `p` into `buf` as a C string (EINVAL for a NUL inside it).
-fn c<'b>(p: &Path, buf: &'b mut CBuf) -> Result<&'b CStr, Errno> {
+pub(super) fn c<'b>(p: &Path, buf: &'b mut CBuf) -> Result<&'b CStr, Errno> {
     let b = p.as_os_str().as_bytes();
     let room = buf.get_mut(..b.len()).ok_or(Errno::ENAMETOOLONG)?;
     room.copy_from_slice(b);

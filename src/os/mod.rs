@@ -25,6 +25,23 @@ pub use signal::{kill, UserSignal};
 
 use nix::errno::Errno;
 
+/// Returns the environment variable `name`, through libc's getenv(3):
+/// std's lookup brings a lock and a heap copy of the name with it.
+pub fn env(name: &str) -> Option<std::ffi::OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut buf = [0; 1024];
+    let name = fs::c(std::path::Path::new(name), &mut buf).ok()?;
+    // SAFETY: `name` is a C string that outlives the call; heft never
+    // changes its environment, so the result stays valid while it is copied.
+    let v = unsafe { libc::getenv(name.as_ptr()) };
+    if v.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null getenv(3) result is a NUL-terminated C string.
+    let v = unsafe { std::ffi::CStr::from_ptr(v) };
+    Some(std::ffi::OsStr::from_bytes(v.to_bytes()).to_os_string())
+}
+
 /// Views bytes as a `str` if they are all ASCII, without core's UTF-8
 /// validator: every text heft keeps is checked to be ASCII.
 pub fn ascii_str(b: &[u8]) -> Option<&str> {

@@ -82,9 +82,11 @@ pub fn connect_scoped(fd: &Fd, ip: IpAddr, port: u16, scope: u32) -> Result<(), 
     socket::connect(fd.as_raw_fd(), &sockaddr(ip, port, scope))
 }
 
-/// Starts listening on `fd`, with room for `backlog` connections not yet accepted.
-pub fn listen(fd: &Fd, backlog: i32) -> Result<(), Errno> {
-    socket::listen(fd, Backlog::new(backlog)?)
+/// Starts listening on `fd`, with room for as many connections not yet
+/// accepted as the kernel allows (`net.core.somaxconn`: 4096 since Linux
+/// 5.4, 128 before).
+pub fn listen(fd: &Fd) -> Result<(), Errno> {
+    socket::listen(fd, Backlog::MAXALLOWABLE)
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec descriptor, with the peer's address.
@@ -135,7 +137,8 @@ pub fn shutdown_write(fd: &Fd) -> Result<(), Errno> {
 
 /// Opens a non-blocking datagram socket connected to the syslog socket at `path`.
 pub fn connect_syslog(path: &Path) -> Result<Fd, Errno> {
-    let addr = UnixAddr::new(path)?;
+    // Through `fs::c`: nix's own path copy would bring a heap fallback.
+    let addr = UnixAddr::new(super::fs::c(path, &mut [0; 1024])?)?;
     let fd = socket::socket(
         AddressFamily::Unix,
         SockType::Datagram,

@@ -391,7 +391,7 @@ fuzz_target!(|data: &[u8]| {
         Err(())
     };
     match (&got, &want) {
-        (Err(state::StateError("nested deeper than 1024 levels")), _) if deep => {}
+        (Err(state::StateError("nested deeper than 1024 levels", "")), _) if deep => {}
         (Ok(s), Ok(w)) => assert_eq!(got_state(s), *w, "{:?}", show()),
         (Err(e), Err(())) => assert!(!e.0.is_empty()),
         _ => panic!("heft {got:?}, reference {want:?}: {:?}", show()),
