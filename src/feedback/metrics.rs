@@ -18,7 +18,7 @@ pub struct CpuTimes {
 }
 
 /// Reads a word of ASCII digits: its value modulo 2^32, and whether `num::parse_u32` refuses it.
-#[inline(always)]
+#[inline(never)]
 fn digits(word: &[u8]) -> Option<(u32, bool)> {
     if word.is_empty() {
         return None;
