@@ -7,6 +7,7 @@
 //! start-up (`get`: 0 a whole line came back, 1 not).
 #![deny(unsafe_code)]
 
+use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
@@ -105,16 +106,20 @@ fn serve(cfg: &Serve) -> i32 {
             return USAGE;
         }
     };
-    let listener = match server::listen(cfg.addr, cfg.port) {
-        Ok(l) => l,
-        Err(e) => {
-            let note = if e.errno == Errno::EADDRINUSE {
-                " (another agent already listens there)"
-            } else {
-                ""
-            };
-            return failed(e.step, &addr_text(b" ", cfg), e.errno, note);
+    // The addresses, as the start-up line and a failed bind name them.
+    let mut at = Addrs::new();
+    let Some(listener) = bind(cfg.addr, cfg.port, &mut at) else {
+        return SYSCALL;
+    };
+    let http = match cfg.http() {
+        Some((addr, port)) => {
+            let _ = at.extend_from_slice(b", HTTP on");
+            match bind(addr, port, &mut at) {
+                Some(l) => Some(l),
+                None => return SYSCALL,
+            }
         }
+        None => None,
     };
     // What can fail (handlers, memory) is set up before the pid file, so a
     // failed start leaves none behind.
@@ -123,7 +128,7 @@ fn serve(cfg: &Serve) -> i32 {
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
     #[cfg_attr(not(feature = "feedback"), allow(unused_mut))]
-    let mut server = match Server::new(cfg, listener, wake) {
+    let mut server = match Server::new(cfg, listener, http, wake) {
         Ok(s) => s,
         Err(e) => return failed(e.step, b"", e.errno, ""),
     };
@@ -145,7 +150,7 @@ fn serve(cfg: &Serve) -> i32 {
             }
         }
     }
-    let code = drop_and_run(cfg, server);
+    let code = drop_and_run(cfg, server, &at);
     if let Some(p) = pid_file {
         p.remove();
     }
@@ -153,8 +158,9 @@ fn serve(cfg: &Serve) -> i32 {
 }
 
 /// Start-up after the pid file: drop privileges, syslog; then the loop.
+/// `at`: the listen addresses, for the start-up line.
 #[inline(never)]
-fn drop_and_run(cfg: &Serve, mut server: Server) -> i32 {
+fn drop_and_run(cfg: &Serve, mut server: Server, at: &[u8]) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
         let user = cfg.user.as_ref().map(|g| g.value.as_os_str());
         let group = cfg.group.as_ref().map(|g| g.value.as_os_str());
@@ -184,27 +190,42 @@ fn drop_and_run(cfg: &Serve, mut server: Server) -> i32 {
     // Start-up errors wait up to 1 s for a slow log reader; the agent never does.
     log::set_wait(0);
     log::info()
-        .s("listening on ")
-        .b(&addr_text(b"", cfg))
+        .s("listening on")
+        .b(at)
         .s(", state file ")
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
     server.run()
 }
 
-/// Writes `lead`, then the listen address as `ip:port` or `[ip]:port`.
-fn addr_text(lead: &[u8], cfg: &Serve) -> heapless::Vec<u8, 64> {
-    let mut out: heapless::Vec<u8, 64> = heapless::Vec::new();
-    let _ = heft::num::push(&mut out, lead);
-    let v6 = cfg.addr.is_ipv6();
+/// The listen addresses, each after a space: the agent's, then `, HTTP on`
+/// and HTTP's.
+type Addrs = heapless::Vec<u8, 112>;
+
+/// Opens a listener on `addr`:`port` and writes the address to `out`; logs
+/// why not, naming the address.
+fn bind(addr: IpAddr, port: u16, out: &mut Addrs) -> Option<heft::os::Fd> {
+    let mark = out.len();
+    let _ = out.push(b' ');
+    let v6 = addr.is_ipv6();
     if v6 {
         let _ = out.push(b'[');
     }
-    heft::num::push_ip(&mut out, cfg.addr);
+    heft::num::push_ip(out, addr);
     if v6 {
         let _ = out.push(b']');
     }
-    let _ = heft::num::push(&mut out, b":");
-    let _ = heft::num::push_u32(&mut out, cfg.port as u32);
-    out
+    let _ = heft::num::push(out, b":");
+    let _ = heft::num::push_u32(out, port as u32);
+    let e = match server::listen(addr, port) {
+        Ok(l) => return Some(l),
+        Err(e) => e,
+    };
+    let note = if e.errno == Errno::EADDRINUSE {
+        " (another agent already listens there)"
+    } else {
+        ""
+    };
+    failed(e.step, &out[mark..], e.errno, note);
+    None
 }

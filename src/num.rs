@@ -9,16 +9,8 @@ pub fn pieces(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Writes `n` in decimal into `buf` and returns the digits.
-pub fn fmt_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[i..];
-        }
-    }
+pub fn fmt_u32(n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    fmt_u64(n.into(), buf)
 }
 
 /// Names an OS error, e.g. `ELOOP`, or numbers one `os::errno_name` does
@@ -59,6 +51,26 @@ pub fn push<const N: usize>(out: &mut heapless::Vec<u8, N>, s: &[u8]) -> Result<
 pub fn push_u32(out: &mut heapless::vec::VecView<u8>, n: u32) -> Result<(), Full> {
     let mut b = [0u8; 10];
     out.extend_from_slice(fmt_u32(n, &mut b)).map_err(|_| Full)
+}
+
+/// Writes `n` in decimal at the end of `buf` (20 bytes hold any u64) and
+/// returns the digits.
+pub fn fmt_u64(mut n: u64, buf: &mut [u8]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Appends `n` in decimal to a fixed-capacity buffer, as `push_u32`.
+pub fn push_u64(out: &mut heapless::vec::VecView<u8>, n: u64) -> Result<(), Full> {
+    let mut b = [0u8; 20];
+    out.extend_from_slice(fmt_u64(n, &mut b)).map_err(|_| Full)
 }
 
 /// Appends an IP address: dotted IPv4, or eight hex groups for IPv6 (logs only need it readable).

@@ -24,23 +24,23 @@ fn serving_signals_and_reloads_allocate_nothing() {
     let a = Agent::start(Some(state), &["--wait", "2"]);
     let pid = a.child.id();
     // One round of every kind first, so that whatever is made on first use exists.
-    probe_port(a.port, b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    probe_port(a.http_port, b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
     let before = vm_data(pid);
     for i in 0..20_000 {
-        let payload: &[u8] = match i % 4 {
-            0 => b"web\n",
-            1 => b"",
-            2 => b"HEAD / HTTP/1.0\r\n\r\n",
-            _ => b"nosuch",
+        let (port, payload): (u16, &[u8]) = match i % 4 {
+            0 => (a.port, b"web\n"),
+            1 => (a.port, b""),
+            2 => (a.http_port, b"HEAD / HTTP/1.0\r\n\r\n"),
+            _ => (a.port, b"nosuch"),
         };
-        probe_port(a.port, payload).unwrap();
+        probe_port(port, payload).unwrap();
         if i % 400 == 0 {
             a.signal([libc::SIGUSR2, libc::SIGUSR1, libc::SIGHUP][i / 400 % 3]);
         }
     }
     a.signal(libc::SIGUSR1);
     a.expect_reply("up ready 77%\n");
-    probe_port(a.port, b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    probe_port(a.http_port, b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
     assert_eq!(vm_data(pid), before, "VmData (kB) after 20,000 probes");
     assert_eq!(a.stop(), Some(0));
 }

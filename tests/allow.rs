@@ -1,6 +1,7 @@
 //! The allow-list (`--allow`, `HEFT_ALLOW`) on IPv4, IPv6 and dual-stack
-//! listeners: refused sources get no reply, are counted in `/metrics` and
-//! logged once per burst; a bad list stops start-up with exit 100.
+//! listeners, agent and HTTP alike: refused sources get no reply, are counted
+//! in `/metrics` and logged once per burst; a bad list stops start-up with
+//! exit 100.
 
 mod common;
 use common::net::*;
@@ -37,19 +38,21 @@ fn allow_list_refuses_other_ipv4_sources_without_a_reply_and_counts_them() {
         text(ask_from(V4, dst, b"").unwrap()),
         "up ready 77% maxconn:300\n"
     );
-    let before = metrics(a.port).get("heft_refused_total");
+    let before = metrics(a.http_port).get("heft_refused_total");
     assert_eq!(before, 0.0);
-    // Five bare connections and one that sends an HTTP request first.
+    // Five bare connections, and one HTTP request on the HTTP port: the
+    // same list guards both.
     for _ in 0..5 {
         assert_refused(other, dst, b"");
     }
-    assert_refused(other, dst, b"GET / HTTP/1.0\r\n\r\n");
+    let http_dst = SocketAddr::new(V4, a.http_port);
+    assert_refused(other, http_dst, b"GET / HTTP/1.0\r\n\r\n");
     // The allowed source is still served, by agent line and by HTTP.
     assert_eq!(
         text(ask_from(V4, dst, b"\n").unwrap()),
         "up ready 77% maxconn:300\n"
     );
-    assert_eq!(metrics(a.port).get("heft_refused_total"), 6.0);
+    assert_eq!(metrics(a.http_port).get("heft_refused_total"), 6.0);
     // Logged, rate-limited: one line for the burst, naming the source.
     wait_log(&a, "refused a probe from 127.0.0.2");
     let lines = a
@@ -77,7 +80,10 @@ fn allow_list_from_the_environment_takes_cidr_blocks() {
     for no in ["127.0.0.1", "127.0.0.4"] {
         assert_refused(no.parse().unwrap(), dst, b"");
     }
-    let m = metrics_from("127.0.0.3".parse().unwrap(), dst);
+    let m = metrics_from(
+        "127.0.0.3".parse().unwrap(),
+        SocketAddr::new(V4, a.http_port),
+    );
     // wait_listening's own connection came from 127.0.0.1 and was refused too.
     assert!(m.get("heft_refused_total") >= 2.0, "{}", m.raw);
 }
@@ -110,7 +116,8 @@ fn allow_list_on_a_dual_stack_listener() {
     );
     assert_refused(V4, v4, b"");
     assert_refused(V4, v4, b"\n");
-    assert_eq!(metrics_from(V6, v6).get("heft_refused_total"), 2.0);
+    let http = SocketAddr::new(V6, a.http_port);
+    assert_eq!(metrics_from(V6, http).get("heft_refused_total"), 2.0);
     wait_log(&a, "refused a probe from");
     // The client is named, as IPv4 or in its v4-mapped IPv6 form.
     let line = a
@@ -143,7 +150,7 @@ fn allow_list_on_a_dual_stack_listener() {
         assert_eq!(text(r), "up ready 77% maxconn:300\n", "from {src}");
     }
     assert_eq!(
-        metrics_from(V4, SocketAddr::new(V4, port)).get("heft_refused_total"),
+        metrics_from(V4, SocketAddr::new(V4, a.http_port)).get("heft_refused_total"),
         0.0
     );
 }

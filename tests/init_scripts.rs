@@ -939,6 +939,7 @@ fn runit_run_script_execs_heft_in_the_foreground() {
     let a = Agent {
         child,
         port,
+        http_port: 0,
         dir,
         state,
         pid_file,

@@ -394,33 +394,42 @@ fn answered_in(a: &Agent, payload: &[u8], want: &str, min: Duration, max: Durati
     );
 }
 
-/// Payloads with a newline, without one, and none at all: a payload is
-/// answered at once unless a service name may still be arriving; no payload
-/// waits `--wait` for an HTTP request line; `--wait 0` answers at once.
+/// Payloads with a newline, without one, and none at all. Without services
+/// every probe is answered at once, whatever it sends, even with a long
+/// --wait; with services, a payload is answered as soon as its first word is
+/// complete, and one that may still be arriving (or none) waits --wait;
+/// `--wait 0` answers at once.
 #[test]
 fn payloads_with_and_without_newline_or_none() {
-    let (zero, quick) = (Duration::ZERO, Duration::from_millis(700));
+    let (zero, quick) = (Duration::ZERO, Duration::from_millis(500));
     // --wait 1500, with some slack either side.
     let (waited, too_long) = (Duration::from_millis(1400), Duration::from_millis(3000));
     let a = Agent::start(Some(STATE), &["--wait", "1500"]);
     let top = "up ready 77% maxconn:300\n";
     for payload in [
-        &b"\n"[..],
+        &b""[..],
+        b"\n",
         b"\r\n",
         b"pouet",
         b"web\n",
         b"web",
+        b"GET / HTTP/1.0\r\n\r\n",
         b"a much longer payload, with words",
     ] {
         answered_in(&a, payload, top, zero, quick);
     }
-    answered_in(&a, b"", top, waited, too_long);
 
     // With services, a word without a newline may be cut short: wait for more.
     let services = r#"{"status":"UP","weight":77,"services":{"web":{"status":"DRAIN"}}}"#;
     let a = Agent::start(Some(services), &["--wait", "1500"]);
     answered_in(&a, b"web\n", "up drain 100%\n", zero, quick);
+    answered_in(&a, b"web ", "up drain 100%\n", zero, quick);
+    answered_in(&a, b"\n", "up ready 77%\n", zero, quick);
     answered_in(&a, b"web", "up drain 100%\n", waited, too_long);
+    answered_in(&a, b"", "up ready 77%\n", waited, too_long);
+    // The services go: nothing is worth waiting for any more.
+    a.reload(STATE, top);
+    answered_in(&a, b"", top, zero, quick);
 
     // --wait 0: at once; a service is routed only if its name came with the
     // connection (read right after accept), which the test cannot force.
@@ -429,6 +438,21 @@ fn payloads_with_and_without_newline_or_none() {
     let (r, t) = timed(&a, b"web\n");
     assert!(r == "up ready 77%\n" || r == "up drain 100%\n", "{r:?}");
     assert!(t < quick, "{t:?}");
+}
+
+/// The agent port never waits without services: HAProxy's default check
+/// (no payload) is answered in well under --wait, one probe after another.
+#[test]
+fn no_payload_without_services_is_answered_at_once_whatever_the_wait() {
+    let a = Agent::start(Some(STATE), &["--wait", "2000"]);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let (r, t) = timed(&a, b"");
+        assert_eq!(r, "up ready 77% maxconn:300\n");
+        slowest = slowest.max(t);
+    }
+    assert!(slowest < Duration::from_millis(500), "slowest {slowest:?}");
+    assert_eq!(a.stop(), Some(0));
 }
 
 /// heft never closes with unread bytes (which would send RST): a client that
@@ -523,7 +547,7 @@ fn full_slots_evict_the_oldest_answered_connection() {
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut s = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
-        // Answered after --wait (default 50 ms); read it so we know.
+        // Answered at accept (no services); read it so we know.
         assert_eq!(read_line(&mut s, SECS5), "up ready 77% maxconn:300\n");
         held.push(s);
         std::thread::sleep(Duration::from_millis(20));
@@ -559,37 +583,47 @@ fn full_slots_evict_the_oldest_answered_connection() {
     }
 }
 
-/// All `--slots` taken by clients still inside their --wait (nothing to
-/// evict): heft stops accepting, and the next probe is answered as soon as
-/// one of them leaves.
+/// All `--slots` taken by clients still inside their --wait (with services,
+/// nothing answered to evict): a new probe takes the slot of the one that
+/// has waited longest, which is answered at once as if its wait were over;
+/// the others keep waiting.
 #[test]
-fn full_slots_of_waiting_clients_hold_new_probes_until_one_frees() {
+fn full_slots_of_waiting_clients_answer_the_longest_waiting_to_make_room() {
+    let services = r#"{"status":"UP","weight":77,"services":{"web":{"status":"DRAIN"}}}"#;
     let a = Agent::start(
-        Some(STATE),
+        Some(services),
         &["--slots", "4", "--wait", "5000", "--timeout", "8000"],
     );
-    let mut held: Vec<TcpStream> = (0..4)
-        .map(|_| TcpStream::connect(("127.0.0.1", a.port)).unwrap())
-        .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let mut p = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
-    p.write_all(b"\n").unwrap();
-    assert_eq!(
-        poll_read(&mut p, Duration::from_millis(700)),
-        None,
-        "answered with every slot taken"
-    );
-    let t = Instant::now();
-    drop(held.remove(0));
-    assert_eq!(read_line(&mut p, SECS5), "up ready 77% maxconn:300\n");
-    let took = t.elapsed();
-    assert!(
-        took < Duration::from_millis(2000),
-        "answered {took:?} after a slot freed"
-    );
-    // The others are still waiting (no reply before their --wait ends).
-    for h in held.iter_mut() {
-        assert_eq!(poll_read(h, Duration::from_millis(50)), None);
+    let mut held: Vec<TcpStream> = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(("127.0.0.1", a.port)).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for round in 0..2 {
+        let t = Instant::now();
+        let mut p = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+        p.write_all(b"web\n").unwrap();
+        assert_eq!(read_line(&mut p, SECS5), "up drain 100%\n", "round {round}");
+        // The longest waiting was answered (top level: it named no service).
+        assert_eq!(read_line(&mut held[round], SECS5), "up ready 77%\n");
+        assert!(wait_closed(&mut held[round], SECS5).is_some());
+        assert!(
+            t.elapsed() < Duration::from_millis(1000),
+            "round {round}: {:?}",
+            t.elapsed()
+        );
+        // The others are still waiting (no reply before their --wait ends).
+        for h in held.iter_mut().skip(round + 1) {
+            assert_eq!(
+                poll_read(h, Duration::from_millis(50)),
+                None,
+                "round {round}"
+            );
+        }
+        // The probe said all it had and was closed: a new silent client
+        // fills the table again.
+        held.push(TcpStream::connect(("127.0.0.1", a.port)).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -715,7 +749,7 @@ fn reasons_that_could_break_the_line_are_rejected_when_the_file_is_loaded() {
     ];
     let a = Agent::start(Some(good), &[]);
     assert_eq!(a.probe(), good_reply);
-    let m0 = metrics(a.port);
+    let m0 = metrics(a.http_port);
     for (i, (what, bytes)) in bad.iter().enumerate() {
         std::fs::write(&a.state, bytes).unwrap();
         a.signal(libc::SIGHUP);
@@ -728,7 +762,7 @@ fn reasons_that_could_break_the_line_are_rejected_when_the_file_is_loaded() {
         assert_one_line(&last);
         // Every way of asking gets the same single line.
         assert_eq!(a.probe_with(b"web\n"), last, "{what}, service web");
-        let r = http(a.port, "GET", "/web");
+        let r = http(a.http_port, "GET", "/web");
         assert_eq!((r.code(), r.body.as_str()), (503, last.as_str()), "{what}");
         // The log line names the file and the problem, printable too.
         let log = a.log();
@@ -741,7 +775,7 @@ fn reasons_that_could_break_the_line_are_rejected_when_the_file_is_loaded() {
         // Back to a good file before the next case, so each case is a change.
         a.reload(good, good_reply);
     }
-    let m1 = metrics(a.port);
+    let m1 = metrics(a.http_port);
     let n = bad.len() as f64;
     assert_eq!(
         m1.get("heft_errors_total{kind=\"state_file\"}")

@@ -380,6 +380,7 @@ fn descriptor_exhaustion() {
     let a = Agent {
         child,
         port,
+        http_port: 0,
         state: dir.join("state.json"),
         pid_file: dir.join("heft.pid"),
         dir,
@@ -487,7 +488,7 @@ fn memory_does_not_grow() {
         ),
         &[],
     );
-    let port = a.port;
+    let (port, http_port) = (a.port, a.http_port);
     let pid = a.pid();
     let run = |n: u64, threads: u64| {
         let hs: Vec<_> = (0..threads)
@@ -496,12 +497,12 @@ fn memory_does_not_grow() {
                     let mut bad = 0u64;
                     for i in 0..n / threads {
                         // Mostly plain probes, some naming a service, some HTTP.
-                        let payload: &[u8] = match (i + k) % 10 {
-                            0 => b"web\n",
-                            1 => b"GET /metrics HTTP/1.0\r\n\r\n",
-                            2 => b"nosuch\n",
-                            3 => b"GET /web HTTP/1.0\r\n\r\n",
-                            _ => b"\n",
+                        let (port, payload): (u16, &[u8]) = match (i + k) % 10 {
+                            0 => (port, b"web\n"),
+                            1 => (http_port, b"GET /metrics HTTP/1.0\r\n\r\n"),
+                            2 => (port, b"nosuch\n"),
+                            3 => (http_port, b"GET /web HTTP/1.0\r\n\r\n"),
+                            _ => (port, b"\n"),
                         };
                         match probe_port(port, payload) {
                             Ok(r) if !r.is_empty() && r.ends_with('\n') => {}

@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
-/// Start-up names address, port and state file; changes name their cause;
+/// Start-up names the agent's and HTTP's addresses and ports and the state file; changes name their cause;
 /// `-q` (or HEFT_LOG=quiet) logs errors only.
 #[test]
 fn logging_and_quiet() {
@@ -22,8 +22,9 @@ fn logging_and_quiet() {
     assert_eq!(
         first,
         format!(
-            "heft: listening on 127.0.0.1:{}, state file {}",
+            "heft: listening on 127.0.0.1:{}, HTTP on 127.0.0.1:{}, state file {}",
             a.port,
+            a.http_port,
             a.state.display()
         )
     );
@@ -198,7 +199,7 @@ fn serves_while_the_log_is_stalled(a: &Agent) {
         worst < Duration::from_millis(500),
         "a probe took {worst:?} while the log reader was stalled"
     );
-    let dropped = metrics(a.port).get("heft_log_lines_dropped_total");
+    let dropped = metrics(a.http_port).get("heft_log_lines_dropped_total");
     assert!(dropped >= 50.0, "{dropped} lines counted as dropped");
 }
 
@@ -293,15 +294,19 @@ fn a_stderr_pipe_nobody_reads_never_stalls_the_agent() {
     let port = free_port();
     std::fs::write(dir.join("state.json"), STATE).unwrap();
     let (mut reader, stderr) = full_pipe(4096);
+    let http_port = free_port();
     let argv = [
         "--addr".into(),
         "127.0.0.1".into(),
         "--port".into(),
         port.to_string().into(),
+        "--http-port".into(),
+        http_port.to_string().into(),
         "--state-file".into(),
         dir.join("state.json").into_os_string(),
     ];
-    let a = Agent::adopt(spawn_with_stderr(&argv, stderr), port, dir.clone());
+    let mut a = Agent::adopt(spawn_with_stderr(&argv, stderr), port, dir.clone());
+    a.http_port = http_port;
     wait_answering(port);
     serves_while_the_log_is_stalled(&a);
     // heft left its stderr blocking, for the other holders of the pipe.

@@ -24,9 +24,11 @@ use crate::server::allow::AllowList;
 
 /// The default agent port, hapgent's.
 pub const DEFAULT_PORT: u16 = 9777;
+/// The HTTP port when only `--http-addr` is given.
+pub const DEFAULT_HTTP_PORT: u16 = 9778;
 /// The default state file.
 pub const DEFAULT_STATE_FILE: &str = "/etc/heft/state.json";
-/// How long (ms) to wait for a payload's first word or an HTTP request line.
+/// How long (ms) to wait for a payload's first word when the state has services.
 pub const DEFAULT_WAIT_MS: u32 = 50;
 /// How long (ms) a connection may live in all.
 pub const DEFAULT_TIMEOUT_MS: u32 = 2000;
@@ -67,13 +69,19 @@ pub struct Serve {
     pub addr: IpAddr,
     /// Port to listen on.
     pub port: u16,
+    /// Where to answer HTTP (health and `/metrics`), if anywhere: the
+    /// address (`addr` if none) and the port (`DEFAULT_HTTP_PORT` if none);
+    /// see `http`.
+    pub http_addr: Option<IpAddr>,
+    /// The HTTP port, if given.
+    pub http_port: Option<u16>,
     /// The JSON state file.
     pub state_file: PathBuf,
     /// Where to write our pid, if anywhere.
     pub pid_file: Option<PathBuf>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
     pub ready_window_ms: Option<u32>,
-    /// How long to wait for a payload or HTTP request line before answering.
+    /// With services, how long to wait for a payload's first word before answering.
     pub wait_ms: u32,
     /// How long a connection may stay open.
     pub timeout_ms: u32,
@@ -92,6 +100,17 @@ pub struct Serve {
     pub syslog: Option<PathBuf>,
     /// How much to log.
     pub level: Level,
+}
+
+impl Serve {
+    /// Where to answer HTTP: off unless its address or port is given.
+    pub fn http(&self) -> Option<(IpAddr, u16)> {
+        if self.http_addr.is_none() && self.http_port.is_none() {
+            return None;
+        }
+        let port = self.http_port.unwrap_or(DEFAULT_HTTP_PORT);
+        Some((self.http_addr.unwrap_or(self.addr), port))
+    }
 }
 
 /// Options of `heft set`.
@@ -308,6 +327,8 @@ const SERVE: Subcommand = Subcommand {
     flags: &[
         ("--addr", &["HEFT_ADDR", "HAPGENT_IP"]),
         ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
+        ("--http-addr", &["HEFT_HTTP_ADDR"]),
+        ("--http-port", &["HEFT_HTTP_PORT"]),
         ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
         ("--pid-file", &["HEFT_PID_FILE"]),
         ("--ready-window", &["HEFT_READY_WINDOW"]),
@@ -329,6 +350,8 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
         port: DEFAULT_PORT,
+        http_addr: None,
+        http_port: None,
         state_file: DEFAULT_STATE_FILE.into(),
         pid_file: None,
         ready_window_ms: None,
@@ -348,6 +371,13 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
         match flag {
             "--addr" => opts.read(&mut s.addr, ADDR, ip)?,
             "--port" => s.port = opts.number(PORT, 1, 65535)? as u16,
+            "--http-addr" => {
+                // Through `read`'s copy for IpAddr, which --addr uses too.
+                let mut a = s.addr;
+                opts.read(&mut a, ADDR, ip)?;
+                s.http_addr = Some(a);
+            }
+            "--http-port" => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
             "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
             "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
             "--ready-window" => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),

@@ -54,7 +54,7 @@ fn ip(s: &str) -> IpAddr {
 #[test]
 fn serve_defaults() {
     let s = serve(&[], &[]);
-    assert_eq!((s.addr, s.port), (ip("0.0.0.0"), 9777));
+    assert_eq!((s.addr, s.port, s.http()), (ip("0.0.0.0"), 9777, None));
     assert_eq!(s.state_file, Path::new("/etc/heft/state.json"));
     assert_eq!((s.pid_file, s.ready_window_ms), (None, None));
     assert_eq!((s.wait_ms, s.timeout_ms, s.slots), (50, 2000, 64));
@@ -156,6 +156,12 @@ fn every_serve_option_and_its_variable() {
         }),
         ("--port", "HEFT_PORT", "65535", |s| s.port == 65535),
         ("--port", "HAPGENT_PORT", "1", |s| s.port == 1),
+        ("--http-port", "HEFT_HTTP_PORT", "80", |s| {
+            s.http() == Some((ip("0.0.0.0"), 80))
+        }),
+        ("--http-addr", "HEFT_HTTP_ADDR", "::1", |s| {
+            s.http() == Some((ip("::1"), 9778))
+        }),
         ("--state-file", "HEFT_STATE_FILE", "/s.json", |s| {
             s.state_file == Path::new("/s.json")
         }),
@@ -219,6 +225,34 @@ fn user_and_group_remember_their_source() {
     assert_eq!(
         String::from_utf8(group.bad("a group in /etc/group or a number").message()).unwrap(),
         "HEFT_GROUP: bad value \"nogroup\": expected a group in /etc/group or a number"
+    );
+}
+
+#[test]
+fn http_listens_only_when_asked_on_the_agents_address_by_default() {
+    assert_eq!(serve(&[], &[]).http(), None);
+    let s = serve(&["--addr", "::1", "--http-port", "9778"], &[]);
+    assert_eq!(s.http(), Some((ip("::1"), 9778)));
+    let s = serve(
+        &["--http-addr", "127.0.0.2"],
+        &[("HEFT_HTTP_PORT", "1"), ("HEFT_ADDR", "::")],
+    );
+    assert_eq!(s.http(), Some((ip("127.0.0.2"), 1)));
+    let s = serve(
+        &[],
+        &[("HEFT_HTTP_ADDR", "[::1]"), ("HEFT_HTTP_PORT", "80")],
+    );
+    assert_eq!(s.http(), Some((ip("::1"), 80)));
+    // An address alone turns HTTP on at its default port.
+    let s = serve(&["--http-addr", "127.0.0.1"], &[]);
+    assert_eq!(s.http(), Some((ip("127.0.0.1"), 9778)));
+    assert_eq!(
+        err(&[], &[("HEFT_HTTP_PORT", "0")]),
+        "HEFT_HTTP_PORT: bad value \"0\": expected a port number 1-65535"
+    );
+    assert_eq!(
+        err(&["--http-addr", "x", "--http-port", "1"], &[]),
+        "--http-addr: bad value \"x\": expected an IPv4 or IPv6 address"
     );
 }
 

@@ -50,9 +50,11 @@ pub fn connect(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
     )
 }
 
-/// Starts listening on `fd`, with room for `backlog` connections not yet accepted.
-pub fn listen(fd: &Fd, backlog: i32) -> Result<(), Errno> {
-    socket::listen(fd, Backlog::new(backlog)?)
+/// Starts listening on `fd`, with room for as many connections not yet
+/// accepted as the kernel allows (`net.core.somaxconn`: 4096 since Linux
+/// 5.4, 128 before).
+pub fn listen(fd: &Fd) -> Result<(), Errno> {
+    socket::listen(fd, Backlog::MAXALLOWABLE)
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec descriptor, with the peer's address.

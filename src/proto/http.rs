@@ -1,4 +1,4 @@
-//! Answers HTTP/1.0 requests on the agent port: the agent line, or Prometheus metrics.
+//! Answers HTTP/1.0 requests on the HTTP port: the agent line, or Prometheus metrics.
 //!
 //! Does no I/O: responses are built into a caller-owned fixed buffer. Any
 //! path answers with the top-level state, `/NAME` with service NAME's, and
@@ -8,27 +8,27 @@
 use crate::model::agent::Agent;
 use crate::num::{self, Full};
 
-/// Counts of what happened, for `/metrics` and the log.
+/// Counts of what happened, for `/metrics` and the log; 64-bit, so none wraps.
 #[derive(Default, Clone, Copy, Debug)]
 pub struct Counters {
     /// Agent replies written.
-    pub probes: u32,
+    pub probes: u64,
     /// HTTP requests answered.
-    pub http: u32,
+    pub http: u64,
     /// Connections closed at once because of `--allow`.
-    pub refused: u32,
+    pub refused: u64,
     /// Times the state file was read after start-up.
-    pub reloads: u32,
+    pub reloads: u64,
     /// Failed accepts (EMFILE, ENFILE, ENOMEM, ...).
-    pub accept_errors: u32,
+    pub accept_errors: u64,
     /// Failed writes of the state file.
-    pub persist_errors: u32,
+    pub persist_errors: u64,
     /// State file reads that failed.
-    pub state_errors: u32,
+    pub state_errors: u64,
     /// Connections closed at their deadline.
-    pub timeouts: u32,
+    pub timeouts: u64,
     /// Log lines dropped because their reader could not take them at once.
-    pub log_dropped: u32,
+    pub log_dropped: u64,
 }
 
 /// The largest response.
@@ -93,70 +93,66 @@ fn head_lines(out: &mut crate::model::reply::Line, start: &[u8], len: usize) -> 
     num::push(out, b"\r\nConnection: close\r\n\r\n")
 }
 
-/// Writes one sample from `template`, in which byte 1 stands for `a` and
-/// byte 2 for `b`, then a space, `v` and a newline.
-fn metric(out: &mut Response, template: &[u8], a: &[u8], b: &[u8], v: u32) -> Result<(), Full> {
+/// Writes `template`, in which bytes 1, 2 and 3 stand for `args`' pieces,
+/// escaped as label values (`\`, `"` and newline; heft's names and texts have
+/// none, so help texts read the same).
+fn put(out: &mut Response, template: &[u8], args: [&[u8]; 3]) -> Result<(), Full> {
     for &c in template {
-        let piece: &[u8] = match c {
-            1 => a,
-            2 => b,
-            _ => &[c],
+        let Some(&piece) = args.get((c as usize).wrapping_sub(1)) else {
+            num::push(out, &[c])?;
+            continue;
         };
-        num::push(out, piece)?;
+        for &b in piece {
+            if matches!(b, b'\\' | b'"' | b'\n') {
+                num::push(out, b"\\")?;
+            }
+            num::push(out, &[if b == b'\n' { b'n' } else { b }])?;
+        }
     }
+    Ok(())
+}
+
+/// Writes one sample: `template` as `put` does, then a space, `v` and a newline.
+fn sample(out: &mut Response, template: &[u8], args: [&[u8]; 3], v: u64) -> Result<(), Full> {
+    put(out, template, args)?;
     num::push(out, b" ")?;
-    num::push_u32(out, v)?;
+    num::push_u64(out, v)?;
     num::push(out, b"\n")
 }
 
-/// The counters' names and help texts, in the order `metrics` gives their values.
-const COUNTERS: [(&[u8], &[u8]); 6] = [
-    (b"heft_probes_total", b"agent replies written"),
-    (b"heft_http_requests_total", b"HTTP requests answered"),
-    (b"heft_refused_total", b"connections refused by --allow"),
-    (b"heft_reloads_total", b"state file reloads after start-up"),
+/// Every family's name, help text and type, in the order `metrics` writes
+/// them: the gauges, the counters with one sample each, the errors by kind.
+const FAMILIES: [(&[u8], &[u8], &[u8]); 10] = [
+    (b"heft_up", b"1 if up (ready or drain), else 0", b"gauge"),
+    (b"heft_weight", b"weight sent", b"gauge"),
+    (b"heft_maxconn", b"maxconn sent", b"gauge"),
+    (b"heft_probes_total", b"agent replies written", b"counter"),
     (
-        b"heft_timeouts_total",
-        b"connections closed at their deadline",
+        b"heft_http_requests_total",
+        b"HTTP requests answered",
+        b"counter",
     ),
+    (
+        b"heft_refused_total",
+        b"connections refused by --allow",
+        b"counter",
+    ),
+    (b"heft_reloads_total", b"state file reloads", b"counter"),
+    (b"heft_timeouts_total", b"connections timed out", b"counter"),
     (
         b"heft_log_lines_dropped_total",
         b"log lines dropped (stalled reader)",
+        b"counter",
     ),
+    (b"heft_errors_total", b"errors by kind", b"counter"),
 ];
 
 /// The kinds of `heft_errors_total`, in the order `metrics` gives their values.
 const ERROR_KINDS: [&[u8]; 3] = [b"accept", b"persist", b"state_file"];
 
-/// Writes the `/metrics` body: every entry's gauges, then the counters.
+/// Writes the `/metrics` body: each family's HELP and TYPE, then all its samples.
 fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> {
-    num::push(
-        out,
-        b"# TYPE heft_up gauge\n# TYPE heft_weight gauge\n# TYPE heft_maxconn gauge\n",
-    )?;
-    for (name, status, weight, maxconn) in agent.summary() {
-        let name = name.unwrap_or(b"");
-        let up = !status.is_down() && status != crate::model::state::Status::Maint;
-        let status = status.name().as_bytes();
-        metric(
-            out,
-            b"heft_up{service=\"\x01\",status=\"\x02\"}",
-            name,
-            status,
-            up as u32,
-        )?;
-        metric(
-            out,
-            b"heft_weight{service=\"\x01\"}",
-            name,
-            b"",
-            weight as u32,
-        )?;
-        if let Some(m) = maxconn {
-            metric(out, b"heft_maxconn{service=\"\x01\"}", name, b"", m as u32)?;
-        }
-    }
-    let values = [
+    let counters = [
         c.probes,
         c.http,
         c.refused,
@@ -164,19 +160,87 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         c.timeouts,
         c.log_dropped,
     ];
-    for (&(name, help), &v) in COUNTERS.iter().zip(&values) {
-        // The HELP and TYPE lines, then the sample's name, written as one
-        // "metric" whose template starts with `# HELP `.
-        let lines = b"# HELP \x01 \x02\n# TYPE \x01 counter\n\x01";
-        metric(out, lines, name, help, v)?;
-    }
-    num::push(
-        out,
-        b"# HELP heft_errors_total errors by kind\n# TYPE heft_errors_total counter\n",
-    )?;
     let errors = [c.accept_errors, c.persist_errors, c.state_errors];
-    for (&kind, &v) in ERROR_KINDS.iter().zip(&errors) {
-        metric(out, b"heft_errors_total{kind=\"\x01\"}", kind, b"", v)?;
+    for (k, &(name, help, kind)) in FAMILIES.iter().enumerate() {
+        put(
+            out,
+            b"# HELP \x01 \x02\n# TYPE \x01 \x03\n",
+            [name, help, kind],
+        )?;
+        if let Some(&v) = counters.get(k.wrapping_sub(3)) {
+            sample(out, b"\x01", [name, b"", b""], v)?;
+        } else if k > 2 {
+            for (&kind, &v) in ERROR_KINDS.iter().zip(&errors) {
+                sample(out, b"\x01{kind=\"\x02\"}", [name, kind, b""], v)?;
+            }
+        } else {
+            for (service, status, weight, maxconn) in agent.summary() {
+                let up = !status.is_down() && status != crate::model::state::Status::Maint;
+                let v = [Some(up as u16), Some(weight as u16), maxconn][k];
+                let template: &[u8] = if k == 0 {
+                    b"\x01{service=\"\x02\",status=\"\x03\"}"
+                } else {
+                    b"\x01{service=\"\x02\"}"
+                };
+                if let Some(v) = v {
+                    let labels = [name, service.unwrap_or(b""), status.name().as_bytes()];
+                    sample(out, template, labels, v.into())?;
+                }
+            }
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped_and_counters_are_64_bit() {
+        let mut out = Response::new();
+        let name: &[u8] = b"a\"b\\c\nd";
+        sample(&mut out, b"x{s=\"\x01\"}", [name, b"", b""], u64::MAX).unwrap();
+        assert_eq!(
+            &out[..],
+            &b"x{s=\"a\\\"b\\\\c\\nd\"} 18446744073709551615\n"[..]
+        );
+    }
+
+    #[test]
+    fn each_family_is_whole_before_the_next() {
+        let mut agent = Agent::new(None);
+        let s = crate::model::state::parse(
+            br#"{"status":"UP","weight":7,"maxconn":9,"services":{"a":{"status":"DOWN"},"b":{"status":"DRAIN","maxconn":3}}}"#,
+        )
+        .unwrap();
+        agent.load(Ok(s), crate::time::Instant::default());
+        let c = Counters {
+            probes: 1 << 40,
+            ..Counters::default()
+        };
+        let mut out = Response::new();
+        let body = respond(&mut out, false, b"/metrics", &agent, &c);
+        let text = core::str::from_utf8(body).unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap();
+        // Every sample's name is the family of the TYPE line before it.
+        let mut family = "";
+        let mut families = Vec::new();
+        for l in body.lines() {
+            if let Some(t) = l.strip_prefix("# TYPE ") {
+                family = t.split(' ').next().unwrap();
+                families.push(family);
+            } else if !l.starts_with('#') {
+                let name = l.split(['{', ' ']).next().unwrap();
+                assert_eq!(name, family, "{l}");
+            }
+        }
+        let mut unique = families.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), families.len(), "{body}");
+        assert!(body.contains("heft_probes_total 1099511627776\n"), "{body}");
+        assert!(body.contains("heft_maxconn{service=\"b\"} 3\n"), "{body}");
+        assert!(!body.contains("heft_maxconn{service=\"a\"}"), "{body}");
+    }
 }

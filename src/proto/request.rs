@@ -1,8 +1,9 @@
-//! Classifies the first bytes a client sends: an agent payload or an HTTP request line.
+//! Reads the first bytes a client sends: an agent payload's first word on the
+//! agent port, an HTTP request line on the HTTP port.
 //!
 //! Does no I/O. HAProxy's `agent-send` payload is sent verbatim, with or
-//! without a newline; its first word names a service. `GET ` or `HEAD ` at the
-//! start means an HTTP client on the same port.
+//! without a newline; its first word names a service. An HTTP request line
+//! is `METHOD TARGET ...`; any method but HEAD is answered as GET.
 
 /// What the bytes so far say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,39 +21,40 @@ pub enum Request<'a> {
     },
 }
 
-/// Classifies `buf`. `done` says no more bytes will come (end of stream,
-/// wait over, or buffer full); `want_word` says whether the first word matters.
-pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
-    // The first byte tells which method the bytes could start.
-    let head = buf.first() == Some(&b'H');
-    let method: &[u8] = if head { b"HEAD " } else { b"GET " };
-    if let Some(rest) = buf.strip_prefix(method) {
-        let end = rest
-            .iter()
-            .position(|&c| c == b' ' || c == b'\r' || c == b'\n');
-        return match end {
+/// Classifies `buf`, from the HTTP port when `http`, else from the agent
+/// port. `done` says no more bytes will come (end of stream, wait over, or
+/// buffer full).
+pub fn classify(buf: &[u8], done: bool, http: bool) -> Request<'_> {
+    if http {
+        // The method ends at the first space (or the line's end: no target).
+        let Some(m) = buf.iter().position(|&c| is_http_end(c) || c == b' ') else {
+            return partial_or(
+                done,
+                Request::Http {
+                    head: false,
+                    path: b"",
+                },
+            );
+        };
+        let head = &buf[..m] == b"HEAD";
+        if buf[m] != b' ' {
+            return Request::Http { head, path: b"" };
+        }
+        let rest = &buf[m + 1..];
+        return match rest.iter().position(|&c| is_http_end(c) || c == b' ') {
             Some(e) => Request::Http {
                 head,
                 path: &rest[..e],
             },
-            None if done => Request::Http { head, path: rest },
-            None => Request::Partial,
+            None => partial_or(done, Request::Http { head, path: rest }),
         };
     }
-    // Nothing yet, or the start of a method: it may still become HTTP. At
-    // `done`, they are a payload like any other.
-    if !done && method.starts_with(buf) {
-        return Request::Partial;
-    }
-    if !want_word {
-        return Request::Agent(None);
-    }
     // The service is the first word of the first line: a line that ends (or a
-    // word that a space ends) decides, whatever arrives after it.
+    // word that a separator ends) decides, whatever arrives after it.
     let mut start = None;
     for (i, &c) in buf.iter().enumerate() {
         let line_end = matches!(c, b'\n' | b'\r' | 0);
-        if line_end || is_sep(c) {
+        if line_end || matches!(c, b' ' | b'\t' | b',') {
             if let Some(s) = start {
                 return Request::Agent(Some(&buf[s..i]));
             }
@@ -63,16 +65,21 @@ pub fn classify(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
             start = Some(i);
         }
     }
+    partial_or(done, Request::Agent(start.map(|s| &buf[s..])))
+}
+
+/// Returns `r` once no more bytes will come (`done`), else `Partial`.
+fn partial_or(done: bool, r: Request<'_>) -> Request<'_> {
     if done {
-        Request::Agent(start.map(|s| &buf[s..]))
+        r
     } else {
         Request::Partial
     }
 }
 
-/// Tells whether `c` separates words on a payload's first line.
-fn is_sep(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b',')
+/// Tells whether `c` ends an HTTP request line.
+fn is_http_end(c: u8) -> bool {
+    c == b'\r' || c == b'\n'
 }
 
 #[cfg(test)]
@@ -82,25 +89,29 @@ mod tests {
     #[test]
     fn reads_agent_payloads() {
         assert_eq!(
-            classify(b"web\n", false, true),
+            classify(b"web\n", false, false),
             Request::Agent(Some(b"web"))
         );
-        assert_eq!(classify(b"web", false, true), Request::Partial);
-        assert_eq!(classify(b"web", true, true), Request::Agent(Some(b"web")));
-        assert_eq!(classify(b"pouet", false, false), Request::Agent(None));
+        assert_eq!(classify(b"web", false, false), Request::Partial);
+        assert_eq!(classify(b"web", true, false), Request::Agent(Some(b"web")));
         assert_eq!(
-            classify(b"db extra\r\n", false, true),
+            classify(b"db extra\r\n", false, false),
             Request::Agent(Some(b"db"))
         );
-        assert_eq!(classify(b"\n", false, true), Request::Agent(None));
-        assert_eq!(classify(b"", true, true), Request::Agent(None));
+        assert_eq!(classify(b"\n", false, false), Request::Agent(None));
+        assert_eq!(classify(b"", true, false), Request::Agent(None));
         assert_eq!(classify(b"", false, false), Request::Partial);
+        // The agent port does not speak HTTP: a request line is a payload.
+        assert_eq!(
+            classify(b"GET / HTTP/1.0\r\n", false, false),
+            Request::Agent(Some(b"GET"))
+        );
     }
 
     #[test]
     fn reads_http_request_lines() {
         assert_eq!(
-            classify(b"GET /metrics HTTP/1.1\r\n", false, false),
+            classify(b"GET /metrics HTTP/1.1\r\n", false, true),
             Request::Http {
                 head: false,
                 path: b"/metrics"
@@ -113,20 +124,36 @@ mod tests {
                 path: b"/"
             }
         );
-        assert_eq!(classify(b"GE", false, false), Request::Partial);
-        assert_eq!(classify(b"GET /x", false, false), Request::Partial);
+        // HAProxy's `option httpchk` sends OPTIONS unless told otherwise.
         assert_eq!(
-            classify(b"GET /x", true, false),
+            classify(b"OPTIONS /web HTTP/1.0\r\n", false, true),
+            Request::Http {
+                head: false,
+                path: b"/web"
+            }
+        );
+        assert_eq!(classify(b"GE", false, true), Request::Partial);
+        assert_eq!(classify(b"GET /x", false, true), Request::Partial);
+        assert_eq!(
+            classify(b"GET /x", true, true),
             Request::Http {
                 head: false,
                 path: b"/x"
             }
         );
-        // A service called GET is still a service when it is not followed by a space.
         assert_eq!(
-            classify(b"GETTER\n", false, true),
-            Request::Agent(Some(b"GETTER"))
+            classify(b"HEAD\r\n", false, true),
+            Request::Http {
+                head: true,
+                path: b""
+            }
         );
-        assert_eq!(classify(b"GE", true, true), Request::Agent(Some(b"GE")));
+        assert_eq!(
+            classify(b"", true, true),
+            Request::Http {
+                head: false,
+                path: b""
+            }
+        );
     }
 }

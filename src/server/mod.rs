@@ -1,10 +1,13 @@
-//! Runs the agent: one `poll(2)` loop over the listener, the self-pipe and a
-//! fixed table of connection slots.
+//! Runs the agent: one `poll(2)` loop over the listeners (agent and HTTP),
+//! the self-pipe and a fixed table of connection slots.
 //!
 //! Each wake-up does bounded work: take signals, serve ready connections,
-//! close expired ones, accept a bounded batch, then write the state file if a
-//! signal changed it. Serving a probe is accept, (read), write a prepared
-//! slice, shut down the write side, read until EOF, close.
+//! look again at those answered at accept, close expired ones, accept one
+//! connection per listener, then write the state file if a signal changed
+//! it. Serving a probe is accept, read what came with it, write a prepared
+//! slice, then close if the client's bytes ended a line, else shut down the
+//! write side and read until EOF before closing (so the client never gets an
+//! RST). The clock is read only in a wake-up that needs it.
 
 pub mod allow;
 pub mod persist;
@@ -64,16 +67,21 @@ pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
         os::net::set_v6_only(&fd, false).map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
     os::net::bind(&fd, addr, port).map_err(fail("bind"))?;
-    os::net::listen(&fd, 128).map_err(fail("listen"))?;
+    // The deepest queue the kernel allows: a flood's burst waits there
+    // rather than having SYNs dropped (which costs a probe a second).
+    os::net::listen(&fd).map_err(fail("listen"))?;
     Ok(fd)
 }
 
 /// Where a connection is in its short life.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
-    /// Waiting (until `wait_until`) for a payload or an HTTP request line.
+    /// Waiting (until `wait_until`) for a payload's first word or an HTTP request line.
     Await,
-    /// Answered and shut down for writing; reading until EOF.
+    /// Answered at accept and shut down for writing; not polled: read at the
+    /// next wake-up, when the client has usually closed already.
+    Linger,
+    /// Answered and shut down for writing; polled and read until EOF.
     Drain,
 }
 
@@ -81,8 +89,11 @@ enum Phase {
 struct Conn {
     fd: Fd,
     phase: Phase,
-    /// When the whole connection must be over.
-    deadline: Instant,
+    /// Whether it came to the HTTP listener.
+    http: bool,
+    /// When the whole connection must be over; none for one answered at
+    /// accept without reading the clock, until heft looks at it again.
+    deadline: Option<Instant>,
     /// When to stop waiting for the first bytes.
     wait_until: Instant,
     /// The first bytes the client sent: `len` of them.
@@ -115,6 +126,8 @@ impl RateLimit {
 /// The running agent.
 pub struct Server<'a> {
     listener: Fd,
+    /// The HTTP listener, when configured.
+    http: Option<Fd>,
     wake: Fd,
     agent: Agent,
     state_file: &'a Path,
@@ -129,8 +142,15 @@ pub struct Server<'a> {
     wait_ms: u32,
     timeout_ms: u32,
     conns: Vec<Option<Conn>>,
-    /// The self-pipe, the listener, each open connection in slot order, then feedback's.
+    /// The self-pipe, the two listeners, each polled connection in slot order, then feedback's.
     pfds: Vec<libc::pollfd>,
+    /// This wake-up's time, once read.
+    clock: Option<Instant>,
+    /// Whether ready windows may be running (`--ready-window`): the clock is read every wake-up.
+    windowed: bool,
+    /// Whether the poll's timeout is that of lingering connections; after
+    /// the poll, whether it ran out, so that they have lingered `timeout_ms`.
+    linger_bound: bool,
     /// When set, the state must be written, not before this time.
     persist_at: Option<Instant>,
     /// When the state file was last written.
@@ -147,33 +167,50 @@ pub struct Server<'a> {
 }
 
 impl<'a> Server<'a> {
-    /// Builds the server around a bound listener; allocates everything it
-    /// will ever use, failing (ENOMEM) rather than aborting when memory is short.
-    pub fn new(cfg: &'a Serve, listener: Fd, wake: Fd) -> Result<Server<'a>, StartError> {
+    /// Builds the server around bound listeners (the agent's, HTTP's if
+    /// configured); allocates everything it will ever use, failing (ENOMEM)
+    /// rather than aborting when memory is short.
+    pub fn new(
+        cfg: &'a Serve,
+        listener: Fd,
+        http: Option<Fd>,
+        wake: Fd,
+    ) -> Result<Server<'a>, StartError> {
         let slots = cfg.slots as usize;
         let mut conns = Vec::new();
         let mut pfds = Vec::new();
+        let mut read_buf = Vec::new();
         let short = fail("allocating the connection slots");
         if conns.try_reserve_exact(slots).is_err()
-            || pfds.try_reserve_exact(slots + 2 + FEEDBACK_FDS).is_err()
+            || pfds.try_reserve_exact(slots + 3 + FEEDBACK_FDS).is_err()
+            || read_buf.try_reserve_exact(crate::model::state::FILE_MAX + 1).is_err()
         {
             return Err(short(Errno::ENOMEM));
         }
         conns.resize_with(slots, || None);
+        read_buf.resize(crate::model::state::FILE_MAX + 1, 0);
+        // The length is right: the conversion cannot fail.
+        let Ok(read_buf) = read_buf.into_boxed_slice().try_into() else {
+            return Err(short(Errno::ENOMEM));
+        };
         Ok(Server {
             listener,
+            http,
             wake,
             agent: Agent::new(cfg.ready_window_ms),
             state_file: &cfg.state_file,
             place: None,
             seen: persist::Seen::default(),
             busy: 0,
-            read_buf: Box::new([0u8; crate::model::state::FILE_MAX + 1]),
+            read_buf,
             allow: &cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
             conns,
             pfds,
+            clock: None,
+            windowed: cfg.ready_window_ms.is_some(),
+            linger_bound: false,
             persist_at: None,
             last_write: None,
             accept_paused_until: None,
@@ -190,6 +227,11 @@ impl<'a> Server<'a> {
     #[cfg(feature = "feedback")]
     pub fn set_feedback(&mut self, f: Box<crate::feedback::Feedback>) {
         self.feedback = Some(f);
+    }
+
+    /// This wake-up's time: the clock is read once, on first use.
+    fn now(&mut self) -> Instant {
+        *self.clock.get_or_insert_with(os::now)
     }
 
     /// Reads the state file (at start-up and on SIGHUP) and logs any failure with the path.
@@ -218,7 +260,7 @@ impl<'a> Server<'a> {
     /// Runs until SIGTERM or SIGINT; returns the exit code.
     #[inline(never)]
     pub fn run(&mut self) -> i32 {
-        let mut now = os::now();
+        let now = self.now();
         self.load(now);
         let path = self.state_file;
         if !os::fs::writable(os::fs::dir_of(path)) && !os::fs::writable(path) {
@@ -229,51 +271,68 @@ impl<'a> Server<'a> {
                 .send();
         }
         loop {
-            // The time read after the last wake-up: what the loop did since
-            // takes microseconds, and one clock read per wake-up is one
-            // system call per probe on targets without a vDSO clock.
-            let timeout = self.timeout(now);
-            self.build_pollset(now);
-            if let Err(e) = os::poll(&mut self.pfds, timeout) {
+            // The time read in this wake-up, if it was: what the loop did
+            // since takes microseconds. A wake-up that needs no time reads
+            // no clock, which is one system call per probe on targets
+            // without a vDSO clock.
+            let timeout = self.timeout();
+            self.build_pollset();
+            let polled = os::poll(&mut self.pfds, timeout);
+            self.clock = None;
+            let Ok(ready) = polled else {
                 // EINVAL/ENOMEM: nothing to do but try again shortly.
-                log::error().s("poll: ").errno(e).send();
+                if let Err(e) = polled {
+                    log::error().s("poll: ").errno(e).send();
+                }
                 let _ = os::poll(&mut [], 10);
-                now = os::now();
                 continue;
-            }
-            now = os::now();
+            };
             if self.pfds[0].revents != 0 {
                 os::signal::drain_wake(&self.wake);
             }
-            if self.signals(now) {
+            if self.signals() {
                 break;
             }
-            self.service(now);
-            self.expire(now);
-            if self.pfds[1].revents != 0 {
-                self.accept(now);
+            self.linger_bound &= ready == 0;
+            self.service();
+            self.expire();
+            for http in [false, true] {
+                if self.pfds[1 + http as usize].revents != 0 {
+                    self.accept(http);
+                }
             }
             #[cfg(feature = "feedback")]
-            if let Some(f) = self.feedback.as_mut() {
-                f.run(now, &self.pfds, &mut self.agent);
+            if self.feedback.is_some() {
+                let now = self.now();
+                if let Some(f) = self.feedback.as_mut() {
+                    f.run(now, &self.pfds, &mut self.agent);
+                }
             }
-            self.persist_if_due(now);
+            self.persist_if_due();
         }
         self.shutdown();
         0
     }
 
-    /// Ends the ready windows that are over and computes the poll timeout: the nearest deadline, window end or due write; -1 for none.
-    fn timeout(&mut self, now: Instant) -> i32 {
+    /// Ends the ready windows that are over and computes the poll timeout:
+    /// the nearest deadline, window end or due write; -1 for none. Reads the
+    /// clock only if one of them is set.
+    fn timeout(&mut self) -> i32 {
         // u32::MAX for none: every wait found is at most i32::MAX.
-        let mut next = self.agent.tick(now);
-        let mut at = |t: Instant| next = next.min(now.until(t));
+        let mut next = u32::MAX;
+        if self.windowed {
+            let now = self.now();
+            next = self.agent.tick(now);
+        }
+        let mut clock = self.clock;
+        let mut lingering = false;
+        let mut at = |t: Instant| next = next.min(clock.get_or_insert_with(os::now).until(t));
         for c in self.conns.iter().flatten() {
-            at(if c.phase == Phase::Await {
-                c.wait_until
-            } else {
-                c.deadline
-            });
+            match (c.phase, c.deadline) {
+                (Phase::Await, _) => at(c.wait_until),
+                (_, Some(d)) => at(d),
+                (_, None) => lingering = true,
+            }
         }
         if let Some(t) = self.persist_at {
             at(t);
@@ -285,39 +344,40 @@ impl<'a> Server<'a> {
         if let Some(t) = self.feedback.as_ref().and_then(|f| f.next_wake()) {
             at(t);
         }
+        self.clock = clock;
+        // A lingering connection was answered in the last wake-up: it may
+        // linger `timeout_ms` from this poll on.
+        self.linger_bound = lingering && self.timeout_ms <= next;
+        if lingering {
+            next = next.min(self.timeout_ms);
+        }
         i32::try_from(next).unwrap_or(-1)
     }
 
-    /// Lists the fds to poll: wake pipe, listener (-1 while not accepting), connections, feedback's.
-    fn build_pollset(&mut self, now: Instant) {
-        self.pfds.clear();
-        let ev = libc::POLLIN;
-        self.pfds.push(libc::pollfd {
-            fd: self.wake.as_raw_fd(),
-            events: ev,
-            revents: 0,
-        });
+    /// Lists the fds to poll: wake pipe, the agent and HTTP listeners (-1
+    /// while not accepting or not configured), polled connections, feedback's.
+    fn build_pollset(&mut self) {
         if let Some(t) = self.accept_paused_until {
-            if now.reached(t) {
+            if self.now().reached(t) {
                 self.accept_paused_until = None;
             }
         }
-        let accepting = self.has_room() && self.accept_paused_until.is_none();
-        // A negative fd is ignored by poll(2): the listener stays in place at index 1.
-        let lfd = if accepting {
-            self.listener.as_raw_fd()
-        } else {
-            -1
-        };
-        self.pfds.push(libc::pollfd {
-            fd: lfd,
-            events: ev,
-            revents: 0,
-        });
-        for c in self.conns.iter().filter_map(Option::as_ref) {
+        // A negative fd is ignored by poll(2): the listeners stay in place at indexes 1 and 2.
+        let mut fds = [self.wake.as_raw_fd(), -1, -1];
+        if self.accept_paused_until.is_none() {
+            fds[1] = self.listener.as_raw_fd();
+            fds[2] = self.http.as_ref().map_or(-1, |l| l.as_raw_fd());
+        }
+        self.pfds.clear();
+        let polled = self
+            .conns
+            .iter()
+            .flatten()
+            .filter(|c| c.phase != Phase::Linger);
+        for fd in fds.into_iter().chain(polled.map(|c| c.fd.as_raw_fd())) {
             self.pfds.push(libc::pollfd {
-                fd: c.fd.as_raw_fd(),
-                events: ev,
+                fd,
+                events: libc::POLLIN,
                 revents: 0,
             });
         }
@@ -328,11 +388,12 @@ impl<'a> Server<'a> {
     }
 
     /// Applies what the signal handlers recorded; returns true when it is time to stop.
-    fn signals(&mut self, now: Instant) -> bool {
+    fn signals(&mut self) -> bool {
         let s = os::signal::take();
         if !s.any() {
             return false;
         }
+        let now = self.now();
         // SIGUSR1 asks for up, SIGUSR2 for down; the last one counts.
         let status = s.user.map(|u| match u {
             os::UserSignal::Usr1 => crate::model::state::Status::Up,
@@ -362,7 +423,7 @@ impl<'a> Server<'a> {
             // A signal's state not yet written would be undone by reading the
             // old file: write it first; if that fails and the file is as it
             // was, keep it (and keep trying). A changed file wins.
-            self.persist_now(now);
+            self.persist_now();
             let kept = self.persist_at.is_some()
                 && self
                     .place
@@ -385,16 +446,17 @@ impl<'a> Server<'a> {
 
     /// Writes a pending state change now, whatever the gap since the last write.
     #[inline(always)]
-    fn persist_now(&mut self, now: Instant) {
+    fn persist_now(&mut self) {
         if self.persist_at.is_some() {
-            self.persist_at = Some(now);
-            self.persist_if_due(now);
+            self.persist_at = Some(self.now());
+            self.persist_if_due();
         }
     }
 
     /// Writes the state file when a signal changed the state and the gap since the last write is over.
-    fn persist_if_due(&mut self, now: Instant) {
+    fn persist_if_due(&mut self) {
         let Some(at) = self.persist_at else { return };
+        let now = self.now();
         if !now.reached(at) {
             return;
         }
@@ -441,75 +503,102 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Reads from every connection poll found ready.
+    /// Reads from every connection poll found ready, and from every one
+    /// answered at accept (lingering, unpolled) since the last wake-up.
     ///
-    /// Nothing opened or closed a connection since `build_pollset`, and
-    /// `readable` closes at most the slot it reads, so the open slots still
-    /// match `pfds` from index 2 on, in order.
-    fn service(&mut self, now: Instant) {
-        let mut k = 2;
+    /// Nothing opened, closed or stopped polling a connection since
+    /// `build_pollset`, and `readable` closes at most the slot it reads, so
+    /// the polled slots still match `pfds` from index 3 on, in order.
+    fn service(&mut self) {
+        let mut k = 3;
         for slot in 0..self.conns.len() {
-            if self.conns[slot].is_some() {
-                debug_assert!(
-                    self.conns[slot].as_ref().map(|c| c.fd.as_raw_fd()) == Some(self.pfds[k].fd),
-                    "the pollset is out of step with the slots"
-                );
-                if self.pfds[k].revents != 0 {
-                    self.readable(slot, now);
-                }
-                k += 1;
+            let Some(c) = &self.conns[slot] else { continue };
+            if c.phase == Phase::Linger {
+                self.readable(slot);
+                continue;
             }
+            debug_assert!(
+                c.fd.as_raw_fd() == self.pfds[k].fd,
+                "the pollset is out of step with the slots"
+            );
+            if self.pfds[k].revents != 0 {
+                self.readable(slot);
+            }
+            k += 1;
         }
     }
 
     /// Reads what a connection sent and moves it along.
-    fn readable(&mut self, slot: usize, now: Instant) {
+    fn readable(&mut self, slot: usize) {
         let Some(c) = self.conns[slot].as_mut() else {
             return;
         };
-        match c.phase {
-            Phase::Await => match os::recv(&c.fd, &mut c.first[c.len as usize..]) {
+        if c.phase == Phase::Await {
+            let done = match os::recv(&c.fd, &mut c.first[c.len as usize..]) {
+                // Done at EOF (nothing read) or with the buffer full.
                 Ok(n) => {
-                    // Done at EOF (nothing read) or with the buffer full.
                     c.len += n as u8;
-                    let done = n == 0 || c.len as usize == FIRST_BYTES;
-                    self.answer(slot, now, done);
+                    n == 0 || c.len as usize == FIRST_BYTES
                 }
-                Err(Errno::EAGAIN) => {}
-                Err(_) => self.conns[slot] = None,
-            },
-            Phase::Drain => {
-                // The first bytes are answered: their buffer takes what follows.
-                for _ in 0..4 {
-                    match os::recv(&c.fd, &mut c.first) {
-                        Ok(FIRST_BYTES) => continue,
-                        Err(Errno::EAGAIN) => return,
-                        Ok(0) | Err(_) => {
-                            // EOF or reset: the client is done (ECONNRESET is HAProxy's normal close).
-                            self.conns[slot] = None;
-                            return;
-                        }
-                        Ok(_) => return,
-                    }
+                Err(Errno::EAGAIN) => false,
+                Err(_) => {
+                    self.conns[slot] = None;
+                    return;
                 }
+            };
+            return self.answer(slot, done);
+        }
+        // The first bytes are answered: their buffer takes what follows.
+        for _ in 0..4 {
+            match os::recv(&c.fd, &mut c.first) {
+                Ok(FIRST_BYTES) => continue,
+                Ok(1..) | Err(Errno::EAGAIN) => break,
+                Ok(0) | Err(_) => {
+                    // EOF or reset: the client is done (ECONNRESET is HAProxy's normal close).
+                    self.conns[slot] = None;
+                    return;
+                }
+            }
+        }
+        // Answered at accept and still open at the next wake-up: polled from
+        // now on, until EOF or `timeout_ms` from now; closed if it has
+        // lingered that long already (the poll ran out waiting for it).
+        if c.phase == Phase::Linger {
+            if self.linger_bound {
+                self.counters.timeouts += 1;
+                self.conns[slot] = None;
+            } else {
+                c.phase = Phase::Drain;
+                let now = *self.clock.get_or_insert_with(os::now);
+                c.deadline = Some(now + self.timeout_ms);
             }
         }
     }
 
-    /// Answers a waiting connection if its first bytes say enough (or `done`).
-    fn answer(&mut self, slot: usize, now: Instant, done: bool) {
+    /// Answers a waiting connection (any other is left alone) if its first
+    /// bytes say enough (or `done`); without services, an agent probe is
+    /// answered whatever came.
+    fn answer(&mut self, slot: usize, done: bool) {
         // A probe accepted after a signal was sent must see the signal's state:
         // the handler ran before accept(2) returned, so its atomics are set.
         if os::signal::pending() {
-            self.signals(now);
+            self.signals();
         }
         let want_word = !self.agent.state().services.is_empty();
-        let Some(c) = self.conns[slot].as_mut() else {
+        let Some(c) = self.conns[slot]
+            .as_mut()
+            .filter(|c| c.phase == Phase::Await)
+        else {
             return;
         };
         let mut out = http::Response::new();
         let first = &c.first[..c.len as usize];
-        let reply = match request::classify(first, done, want_word) {
+        let request = if c.http || want_word {
+            request::classify(first, done, c.http)
+        } else {
+            Request::Agent(None)
+        };
+        let reply = match request {
             Request::Partial => return,
             Request::Agent(word) => {
                 self.counters.probes += 1;
@@ -517,80 +606,106 @@ impl<'a> Server<'a> {
             }
             Request::Http { head, path } => {
                 self.counters.http += 1;
-                self.counters.log_dropped += log::take_dropped();
+                self.counters.log_dropped += u64::from(log::take_dropped());
                 http::respond(&mut out, head, path, &self.agent, &self.counters)
             }
         };
         let sent = os::send(&c.fd, reply);
-        // A client whose bytes end a line has said all it will (HAProxy's
-        // agent-send, an HTTP request head), and the last read did not fill
-        // the buffer, so nothing is left unread: closing now sends FIN, not
-        // RST, and saves a shutdown, a poll and a read. Anything else is
-        // shut down for writing and drained to EOF or the deadline.
-        let said_all = first.last() == Some(&b'\n') && first.len() < FIRST_BYTES;
+        // A client whose bytes end what it says (a line for HAProxy's
+        // agent-send, an empty line for an HTTP request head) has said all
+        // it will, and the last read did not fill the buffer, so nothing is
+        // left unread: closing now sends FIN, not RST, and saves a shutdown,
+        // a poll and a read. Anything else is shut down for writing and
+        // drained to EOF or the deadline.
+        let end: &[u8] = if c.http { b"\n\r\n" } else { b"\n" };
+        let said_all = first.len() < FIRST_BYTES && first.ends_with(end);
         // A failed send or shutdown is a reset: nothing more to do for it.
         if sent.is_ok() && !said_all && os::shutdown_write(&c.fd).is_ok() {
-            c.phase = Phase::Drain;
+            // One answered at accept lingers unpolled: its client usually
+            // closes before the next wake-up, where one read finds EOF.
+            c.phase = if c.deadline.is_some() {
+                Phase::Drain
+            } else {
+                Phase::Linger
+            };
         } else {
             self.conns[slot] = None;
         }
     }
 
     /// Answers connections whose wait is over and closes those past their deadline.
-    fn expire(&mut self, now: Instant) {
+    fn expire(&mut self) {
         for slot in 0..self.conns.len() {
             let Some(c) = &self.conns[slot] else { continue };
-            if c.phase == Phase::Await && now.reached(c.wait_until) {
-                self.answer(slot, now, true);
+            let Some(deadline) = c.deadline else { continue };
+            let (waiting, wait_until) = (c.phase == Phase::Await, c.wait_until);
+            let now = self.now();
+            if waiting && now.reached(wait_until) {
+                self.answer(slot, true);
             }
-            let Some(c) = &self.conns[slot] else { continue };
-            if now.reached(c.deadline) {
+            if self.conns[slot].is_some() && now.reached(deadline) {
                 self.counters.timeouts += 1;
                 self.conns[slot] = None;
             }
         }
     }
 
-    /// Accepts one connection and reads what it already sent.
+    /// Accepts one connection on the agent listener or, if `http`, the HTTP
+    /// one, and reads what it already sent.
     ///
     /// One per wake-up: poll is level-triggered, so another waiting
     /// connection wakes the next poll at once, and no accept(2) is spent on
     /// EAGAIN. HAProxy's payload usually arrives with the connection, so it
-    /// is read now rather than after another poll.
+    /// is read now rather than after another poll. Without services, an
+    /// agent probe is answered now, whatever it sent.
     #[inline(never)]
-    fn accept(&mut self, now: Instant) {
-        // The listener was polled only with room, and serving since then has
-        // only made more. Room is made (by closing an answered connection)
-        // only for a connection actually accepted, never in advance.
-        match os::accept(&self.listener) {
+    fn accept(&mut self, http: bool) {
+        let listener = if http {
+            self.http.as_ref()
+        } else {
+            Some(&self.listener)
+        };
+        let Some(listener) = listener else { return };
+        match os::accept(listener) {
             Ok((fd, peer)) => {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
                     self.counters.refused += 1;
+                    let now = self.now();
                     let l = log::info().s("refused a probe from ").b(&ip_text(ip));
                     self.refuse_log.send(now, l, " (");
                     return;
                 }
+                // Room is made (by closing or answering the connection that
+                // has had its slot longest) only for a connection actually
+                // accepted, never in advance.
                 let Some(slot) = self.free_slot() else { return };
                 self.conns[slot] = Some(Conn {
                     fd,
                     phase: Phase::Await,
-                    deadline: now + self.timeout_ms,
-                    wait_until: now + self.wait_ms,
+                    http,
+                    deadline: None,
+                    wait_until: Instant::default(),
                     first: [0; FIRST_BYTES],
                     len: 0,
                 });
-                self.readable(slot, now);
-                let waiting = self.conns[slot]
-                    .as_ref()
-                    .is_some_and(|c| c.phase == Phase::Await);
-                if waiting && self.wait_ms == 0 {
-                    self.answer(slot, now, true);
+                self.readable(slot);
+                // Still waiting: its wait and deadline start now. An HTTP
+                // client may take until the deadline to send its request line.
+                let wait = if http { self.timeout_ms } else { self.wait_ms };
+                if let Some(c) = self.conns[slot]
+                    .as_mut()
+                    .filter(|c| c.phase == Phase::Await)
+                {
+                    let now = *self.clock.get_or_insert_with(os::now);
+                    c.deadline = Some(now + self.timeout_ms);
+                    c.wait_until = now + wait;
                 }
             }
             Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EPROTO) => {}
             Err(e) => {
                 // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can, or pause briefly.
                 self.counters.accept_errors += 1;
+                let now = self.now();
                 let l = log::error().s("accept: ").errno(e);
                 self.accept_log.send(now, l, " (pausing accepts; ");
                 if self.evict_one().is_none() {
@@ -600,26 +715,34 @@ impl<'a> Server<'a> {
         }
     }
 
-    /// Tells whether a slot is free or holds an answered connection that may be closed for a new one.
-    fn has_room(&self) -> bool {
-        self.conns
-            .iter()
-            .any(|c| c.as_ref().is_none_or(|c| c.phase == Phase::Drain))
-    }
-
-    /// Finds a free slot, closing the oldest answered connection if all are taken.
+    /// Finds a free slot, making one if all are taken (see `evict_one`).
     fn free_slot(&mut self) -> Option<usize> {
         let free = self.conns.iter().position(Option::is_none);
         free.or_else(|| self.evict_one())
     }
 
-    /// Closes the answered connection closest to its deadline; returns its slot, none if none is answered.
+    /// Frees the slot of the connection that matters least: the answered one
+    /// closest to its deadline (one answered at accept counts as the newest),
+    /// else the one that has waited longest, answered now as if its wait
+    /// were over. Returns the slot, none if every slot is free.
+    ///
+    /// So a flood of connections that send nothing, or send slowly, only
+    /// ever pushes out its own oldest, and a probe always gets a slot.
     fn evict_one(&mut self) -> Option<usize> {
-        let answered = self.conns.iter().enumerate().filter_map(|(i, c)| {
-            let c = c.as_ref().filter(|c| c.phase == Phase::Drain)?;
-            Some((i, c.deadline))
+        // Every answered deadline is within `timeout_ms` (at most a minute)
+        // and every wait within 10 s: a waiting connection's wait end, put
+        // two minutes later, comes after all of them.
+        let newest = self.now() + self.timeout_ms;
+        let keys = self.conns.iter().enumerate().filter_map(|(i, c)| {
+            let c = c.as_ref()?;
+            let key = match c.phase {
+                Phase::Await => c.wait_until + 120_000,
+                _ => c.deadline.unwrap_or(newest),
+            };
+            Some((i, key))
         });
-        let i = earliest(answered)?;
+        let i = earliest(keys)?;
+        self.answer(i, true);
         self.conns[i] = None;
         Some(i)
     }
@@ -627,10 +750,11 @@ impl<'a> Server<'a> {
     /// Stops: closes every connection, writes a pending state change, logs.
     fn shutdown(&mut self) {
         self.conns.clear();
-        self.persist_now(os::now());
+        self.persist_now();
+        let mut b = [0; 20];
         log::info()
             .s("stopping: ")
-            .u(self.counters.probes)
+            .b(crate::num::fmt_u64(self.counters.probes, &mut b))
             .s(" probes served")
             .send();
     }

@@ -187,6 +187,8 @@ pub fn exchange(mut s: TcpStream, payload: &[u8]) -> std::io::Result<Vec<u8>> {
 pub struct Agent {
     pub child: Child,
     pub port: u16,
+    /// The HTTP port (`--http-port`); 0 when HTTP is off.
+    pub http_port: u16,
     pub dir: PathBuf,
     pub state: PathBuf,
     pub pid_file: PathBuf,
@@ -244,6 +246,7 @@ impl Agent {
         Agent {
             child,
             port,
+            http_port: 0,
             state: dir.join("state.json"),
             pid_file: dir.join("heft.pid"),
             dir,
@@ -499,9 +502,12 @@ pub fn spawn_in_with(
         std::fs::write(&state_path, s).unwrap();
     }
     let pid_file = dir.join("heft.pid");
+    // HTTP on its own port, on the agent's address; `args` may say otherwise.
+    let http_port = free_port();
     let mut argv: Vec<OsString> = ["--addr", addr, "--port", &port.to_string()]
         .map(OsString::from)
         .to_vec();
+    argv.extend(["--http-port".into(), http_port.to_string().into()]);
     argv.extend(["--state-file".into(), state_path.clone().into_os_string()]);
     argv.extend(["--pid-file".into(), pid_file.clone().into_os_string()]);
     argv.extend(args.iter().map(OsString::from));
@@ -509,6 +515,7 @@ pub fn spawn_in_with(
     Agent {
         child,
         port,
+        http_port,
         dir,
         state: state_path,
         pid_file,
@@ -535,6 +542,7 @@ pub fn launch(
     Agent {
         child,
         port,
+        http_port: 0,
         dir,
         state,
         pid_file,

@@ -1,6 +1,7 @@
-//! `/metrics` in Prometheus text format: fetched over HTTP and parsed
-//! strictly (every line HELP, TYPE or a sample, TYPE before samples,
-//! counters named `_total`), each sample by `name{labels}`.
+//! `/metrics` in Prometheus text format: fetched over HTTP, parsed strictly
+//! (every line HELP, TYPE or a sample; each family's HELP and TYPE, then all
+//! of its samples; counters named `_total`), each sample by `name{labels}`,
+//! and checked by Prometheus's own parser (`promtool check metrics`).
 
 use super::http::http_from;
 use super::net::V4;
@@ -32,10 +33,13 @@ pub fn valid_name(n: &str) -> bool {
 }
 
 /// Parses Prometheus text: every line is `# HELP name text`, `# TYPE name
-/// kind`, or `name{k="v",...} value`, with the TYPE before the samples.
+/// kind`, or `name{k="v",...} value`; each family is its HELP, its TYPE,
+/// then all of its samples, before the next family starts.
 pub fn parse_metrics(raw: &str) -> Metrics {
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut samples = BTreeMap::new();
+    // The family whose samples may follow, and the last HELP's name.
+    let (mut family, mut helped) = (String::new(), String::new());
     assert!(raw.ends_with('\n'), "metrics do not end with a newline");
     for line in raw.lines() {
         if let Some(rest) = line.strip_prefix("# HELP ") {
@@ -44,6 +48,7 @@ pub fn parse_metrics(raw: &str) -> Metrics {
                 valid_name(name) && !help.is_empty(),
                 "bad HELP line {line:?}"
             );
+            helped = name.to_string();
             continue;
         }
         if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -59,6 +64,8 @@ pub fn parse_metrics(raw: &str) -> Metrics {
                 types.insert(name.to_string(), kind.to_string()).is_none(),
                 "TYPE twice: {line:?}"
             );
+            assert_eq!(helped, name, "TYPE without its HELP just before: {line:?}");
+            family = name.to_string();
             continue;
         }
         assert!(
@@ -96,6 +103,7 @@ pub fn parse_metrics(raw: &str) -> Metrics {
         };
         assert!(valid_name(name), "bad metric name: {line:?}");
         assert!(types.contains_key(name), "sample before its TYPE: {line:?}");
+        assert_eq!(family, name, "sample outside its family: {line:?}");
         if types[name] == "counter" {
             assert!(
                 name.ends_with("_total") && value >= 0.0,
@@ -111,6 +119,35 @@ pub fn parse_metrics(raw: &str) -> Metrics {
         samples,
         raw: raw.to_string(),
     }
+}
+
+/// Runs Prometheus's parser and linter on `raw` (`promtool check metrics`);
+/// panics with what it says unless it accepts the page.
+pub fn promtool_check(raw: &str) {
+    use std::io::Write;
+    let promtool = super::which("promtool")
+        .expect("promtool is not installed (Debian's prometheus package; tests/ci.sh installs it)");
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(raw.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {:?}\n{}{}\npage:\n{raw}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Scrapes `/metrics` from `src`, checks the headers and parses the page.

@@ -1,19 +1,21 @@
-//! The first bytes a client sends on the agent port: an `agent-send` payload or
-//! an HTTP request line, and the HTTP response heft builds for the latter.
+//! The first bytes a client sends: an `agent-send` payload on the agent
+//! port, an HTTP request line on the HTTP port, and the HTTP response heft
+//! builds for the latter.
 //!
-//! Input: one flag byte (bit 0: `done`, bit 1: `want_word`, bit 2: the agent
-//! serves the largest state a file may hold, bits 3..: counters), then the bytes.
+//! Input: one flag byte (bit 0: `done`, bit 1: the HTTP port, bit 2: the
+//! agent serves the largest state a file may hold, bits 3..: counters), then
+//! the bytes.
 //!
 //! Properties of `request::classify`:
 //! - never `Partial` once `done`; every slice it returns lies inside the input;
-//! - an HTTP path follows `GET `/`HEAD ` and ends at a space, CR, LF or the end;
-//!   a request line is HTTP as soon as its path has ended, never a probe;
-//! - with services (`want_word`), the answer to a payload is exactly what an
-//!   independent reading of the rule gives: the service is the first word of
-//!   the first line (a line ends at LF, CR or NUL; words are separated by
+//! - on the agent port, never HTTP: the answer to a payload is exactly what
+//!   an independent reading of the rule gives: the service is the first word
+//!   of the first line (a line ends at LF, CR or NUL; words are separated by
 //!   space, tab or comma), decided once the line ends or a separator follows
-//!   the word, `Partial` before that until `done`; without services, a
-//!   payload that cannot become `GET `/`HEAD ` is answered at once;
+//!   the word, `Partial` before that until `done`;
+//! - on the HTTP port, always HTTP: the method ends at the first space, CR or
+//!   LF, `head` exactly for `HEAD`; the path follows that space and ends at a
+//!   space, CR, LF or (at `done`) the end; empty when the line ends first;
 //! - consistent: once a prefix is classified (not `Partial`), every longer
 //!   input and the same input at `done` classify the same way.
 //! Properties of `http::respond` for every HTTP request: one status line (200
@@ -49,14 +51,6 @@ fn inside(buf: &[u8], s: &[u8]) -> usize {
     p - b
 }
 
-/// A non-empty proper prefix of `GET ` or `HEAD `: it may still become HTTP.
-fn method_prefix(buf: &[u8]) -> bool {
-    !buf.is_empty()
-        && [&b"GET "[..], b"HEAD "]
-            .iter()
-            .any(|m| buf.len() < m.len() && m.starts_with(buf))
-}
-
 /// The rule for a payload (src/request.rs), written without heft's code: the service
 /// is the first word of the first line, and the answer is decided once the
 /// line has ended or a separator follows that word (or no more bytes come).
@@ -71,51 +65,57 @@ fn first_word(buf: &[u8]) -> (Option<&[u8]>, bool) {
     (word, ended || sep_after)
 }
 
-fn check(buf: &[u8], done: bool, want_word: bool) -> Request<'_> {
-    let r = classify(buf, done, want_word);
-    let method = [(&b"GET "[..], false), (b"HEAD ", true)]
-        .into_iter()
-        .find(|(m, _)| buf.starts_with(m));
-    match r {
-        Request::Partial => assert!(!done, "Partial although done: {buf:?}"),
-        Request::Agent(_) => assert!(method.is_none(), "an HTTP request line as a probe: {buf:?}"),
-        Request::Http { head, path } => {
-            let at = inside(buf, path);
-            let (m, h) = method.unwrap_or_else(|| panic!("HTTP without a method: {buf:?}"));
-            assert!(head == h && at == m.len(), "{buf:?}");
-            assert!(!path.iter().any(|&c| matches!(c, b' ' | b'\r' | b'\n')));
-            let end = at + path.len();
-            assert!(
-                (end == buf.len() && done) || matches!(buf.get(end), Some(b' ' | b'\r' | b'\n')),
-                "path end in {buf:?}"
-            );
-        }
+/// Ends a word of an HTTP request line.
+fn is_http_sep(c: u8) -> bool {
+    matches!(c, b' ' | b'\r' | b'\n')
+}
+
+fn check(buf: &[u8], done: bool, http: bool) -> Request<'_> {
+    let r = classify(buf, done, http);
+    if r == Request::Partial {
+        assert!(!done, "Partial although done: {buf:?}");
     }
-    if let Some((m, _)) = method {
-        // The request line decides once the path has ended.
-        let ended = buf[m.len()..].iter().any(|&c| matches!(c, b' ' | b'\r' | b'\n'));
-        assert_eq!(r == Request::Partial, !done && !ended, "{buf:?}");
-    } else if buf.is_empty() || method_prefix(buf) {
-        // Not enough to tell a probe from an HTTP client (at `done`, the
-        // method's letters are the payload's word: checked below).
-        assert_eq!(r == Request::Partial, !done, "{buf:?}");
-    } else if !want_word {
-        // No services: the word does not matter, and nothing is worth waiting for.
-        assert!(matches!(r, Request::Agent(_)), "{r:?} for {buf:?}");
-    }
-    if method.is_none() && want_word {
-        let (word, decided) = first_word(buf);
-        let want = if decided || done {
-            Request::Agent(word)
-        } else {
-            Request::Partial
+    if http {
+        let m = buf.iter().position(|&c| is_http_sep(c));
+        let decided = match m {
+            None => false,
+            Some(m) if buf[m] != b' ' => true,
+            Some(m) => buf[m + 1..].iter().any(|&c| is_http_sep(c)),
         };
-        assert_eq!(r, want, "payload {buf:?} (done {done})");
-        if let Request::Agent(Some(w)) = r {
-            // The slice is the word itself, where it is in the input.
-            let at = inside(buf, w);
-            assert!(buf[..at].iter().all(|&c| is_word_sep(c)), "not the first word");
+        assert_eq!(r == Request::Partial, !done && !decided, "{buf:?}");
+        match r {
+            Request::Partial => {}
+            Request::Agent(_) => panic!("a probe on the HTTP port: {buf:?}"),
+            Request::Http { head, path } => {
+                let method = &buf[..m.unwrap_or(buf.len())];
+                assert_eq!(head, method == b"HEAD", "{buf:?}");
+                if m.is_some_and(|m| buf[m] == b' ') {
+                    let at = inside(buf, path);
+                    assert_eq!(at, method.len() + 1, "{buf:?}");
+                    assert!(!path.iter().any(|&c| is_http_sep(c)));
+                    let end = at + path.len();
+                    assert!(
+                        (end == buf.len() && done) || buf.get(end).is_some_and(|&c| is_http_sep(c)),
+                        "path end in {buf:?}"
+                    );
+                } else {
+                    assert!(path.is_empty(), "{buf:?}");
+                }
+            }
         }
+        return r;
+    }
+    let (word, decided) = first_word(buf);
+    let want = if decided || done {
+        Request::Agent(word)
+    } else {
+        Request::Partial
+    };
+    assert_eq!(r, want, "payload {buf:?} (done {done})");
+    if let Request::Agent(Some(w)) = r {
+        // The slice is the word itself, where it is in the input.
+        let at = inside(buf, w);
+        assert!(buf[..at].iter().all(|&c| is_word_sep(c)), "not the first word");
     }
     r
 }
@@ -208,17 +208,17 @@ fuzz_target!(|data: &[u8]| {
     let Some((&flags, buf)) = data.split_first() else {
         return;
     };
-    let (done, want_word) = (flags & 1 != 0, flags & 2 != 0);
-    let r = check(buf, done, want_word);
+    let (done, http_port) = (flags & 1 != 0, flags & 2 != 0);
+    let r = check(buf, done, http_port);
 
     // Consistency: a decided prefix stays decided the same way (bounded work).
     if buf.len() <= 256 {
         if r != Request::Partial && !done {
-            assert_eq!(check(buf, true, want_word), r, "done changes {buf:?}");
+            assert_eq!(check(buf, true, http_port), r, "done changes {buf:?}");
         }
-        let whole = check(buf, false, want_word);
+        let whole = check(buf, false, http_port);
         for k in 0..buf.len() {
-            let p = check(&buf[..k], false, want_word);
+            let p = check(&buf[..k], false, http_port);
             if p != Request::Partial {
                 assert_eq!(p, whole, "prefix {:?} of {:?}", &buf[..k], buf);
                 break;
@@ -229,16 +229,16 @@ fuzz_target!(|data: &[u8]| {
     if let Request::Http { head, path } = r {
         let mut agent = Agent::new(None);
         agent.load(Ok(if flags & 4 != 0 { big_state() } else { small_state() }), Instant::default());
-        let big = (flags >> 3) as u32;
+        let big = (flags >> 3) as u64;
         let counters = Counters {
-            probes: u32::MAX - big,
+            probes: u64::MAX - big,
             http: big * 1000,
             refused: big,
-            reloads: u32::MAX,
+            reloads: u64::MAX,
             accept_errors: big,
-            persist_errors: u32::MAX,
+            persist_errors: u64::MAX,
             state_errors: big,
-            timeouts: u32::MAX,
+            timeouts: u64::MAX,
         };
         let mut buf = http::Response::new();
         let out = http::respond(&mut buf, head, path, &agent, &counters);
