@@ -88,6 +88,7 @@ fn usage(u: &cli::Usage) -> i32 {
 }
 
 /// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
+#[inline(never)]
 fn serve(cfg: &Serve) -> i32 {
     // Nothing heft runs gains privileges. Kernels before 3.5 lack it: go on.
     let _ = heft::os::ids::forbid_new_privs();
@@ -158,6 +159,7 @@ fn serve(cfg: &Serve) -> i32 {
 
 /// Start-up after the pid file: drop privileges, syslog; then the loop.
 /// `at`: the listen addresses, for the start-up line.
+#[inline(never)]
 fn drop_and_run(cfg: &Serve, mut server: Server, at: &[u8]) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
         let user = cfg.user.as_ref().map(|g| g.value.as_os_str());
