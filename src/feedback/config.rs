@@ -8,7 +8,9 @@
 //!    {"metric": "http", "url": "http://127.0.0.1:8080/health",
 //!     "field": "queue", "curve": "first-order", "limit": 500,
 //!     "timeout_ms": 1000, "stale_ms": 10000, "stale": "down",
-//!     "service": "web"}]}
+//!     "service": "web"},
+//!    {"metric": "exec", "name": "disk", "warning": "drain",
+//!     "command": ["/usr/lib/nagios/plugins/check_disk", "-w", "20%", "-c", "10%", "-p", "/"]}]}
 //! ```
 //!
 //! Every error names the field it is about, e.g. `rules[1].limit: must be above low`.
@@ -20,7 +22,7 @@ use heapless::{String, Vec};
 
 use super::curve::{Curve, Shape};
 use super::metrics::parse_decimal;
-use crate::model::json::{Reader, Token};
+use crate::model::json::{unescape, Reader, Token};
 use crate::model::state::{check_name, Name};
 
 /// The largest configuration file accepted, in bytes.
@@ -37,6 +39,10 @@ pub const PATH_MAX: usize = 128;
 pub const REQUEST_MAX: usize = 256;
 /// The longest JSON field name, in bytes.
 pub const FIELD_MAX: usize = 32;
+/// The most `exec` rules one file may hold.
+pub const EXEC_MAX: usize = 4;
+/// The longest command, in bytes: its arguments with a NUL byte after each.
+pub const COMMAND_MAX: usize = 512;
 
 /// What a rule measures.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -51,6 +57,8 @@ pub enum Metric {
     File,
     /// A local HTTP health URL, optionally with a number from its JSON body.
     Http,
+    /// A command (a Nagios plugin): its exit code, first line and perfdata.
+    Exec,
 }
 
 impl Metric {
@@ -71,6 +79,17 @@ pub enum Stale {
     Ignore,
     /// Give the rule's minimum weight.
     Min,
+}
+
+/// What an `exec` rule's WARNING (exit 1) asks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Warning {
+    /// DRAIN: no new sessions, existing ones stay.
+    Drain,
+    /// DOWN, as CRITICAL does.
+    Down,
+    /// Nothing: as OK.
+    Up,
 }
 
 /// Failure thresholds with hysteresis.
@@ -104,6 +123,24 @@ pub struct HttpTarget {
     pub stale: Stale,
 }
 
+/// What an `exec` rule runs and how it reads the answer.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ExecTarget {
+    /// The arguments, each followed by a NUL byte; the first is an absolute path.
+    pub command: Vec<u8, COMMAND_MAX>,
+    /// The perfdata label whose value feeds the curve and thresholds
+    /// (`None`: the first value).
+    pub label: Option<String<FIELD_MAX>>,
+    /// What exit 1 (WARNING) asks for.
+    pub warning: Warning,
+    /// How long one run may take (ms) before its process group is killed.
+    pub timeout_ms: u32,
+    /// How long the last answer stays in use while runs fail (ms).
+    pub stale_ms: u32,
+    /// What applies after that.
+    pub stale: Stale,
+}
+
 /// One rule, checked and ready to run.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Rule {
@@ -117,6 +154,8 @@ pub struct Rule {
     pub path: String<PATH_MAX>,
     /// What an `http` rule asks.
     pub http: Option<HttpTarget>,
+    /// What an `exec` rule runs.
+    pub exec: Option<ExecTarget>,
     /// Decimal places kept of the value (load: 2).
     pub decimals: u8,
     /// The weight curve, if the rule sets weight.
@@ -137,6 +176,17 @@ pub struct Config {
     pub interval_ms: u32,
     /// The rules, in file order.
     pub rules: Vec<Rule, RULES_MAX>,
+}
+
+impl Rule {
+    /// How long a failing `http` or `exec` rule keeps its last answer, and what applies after.
+    pub fn staleness(&self) -> Option<(u32, Stale)> {
+        match (&self.http, &self.exec) {
+            (Some(h), _) => Some((h.stale_ms, h.stale)),
+            (_, Some(e)) => Some((e.stale_ms, e.stale)),
+            _ => None,
+        }
+    }
 }
 
 impl Config {
@@ -198,7 +248,7 @@ impl ConfigError {
 }
 
 /// The fields a rule may have, in the order `Parser::vals` stores them.
-const RULE_FIELDS: [&str; 19] = [
+const RULE_FIELDS: [&str; 21] = [
     "metric",
     "name",
     "service",
@@ -218,6 +268,8 @@ const RULE_FIELDS: [&str; 19] = [
     "leave",
     "hold_ms",
     "smooth_ms",
+    "command",
+    "warning",
 ];
 
 /// Indexes into `RULE_FIELDS`.
@@ -242,22 +294,29 @@ enum F {
     Leave,
     HoldMs,
     SmoothMs,
+    Command,
+    Warning,
 }
 
 /// The metrics, in the order of `METRIC_NAMES`.
-const METRICS: [Metric; 5] = [
+const METRICS: [Metric; 6] = [
     Metric::Cpu,
     Metric::Load,
     Metric::Mem,
     Metric::File,
     Metric::Http,
+    Metric::Exec,
 ];
 /// The metrics' names as the configuration spells them.
-const METRIC_NAMES: [&str; 5] = ["cpu", "load", "mem", "file", "http"];
+const METRIC_NAMES: [&str; 6] = ["cpu", "load", "mem", "file", "http", "exec"];
 /// The `stale` values, in the order of `STALE_NAMES`.
 const STALES: [Stale; 4] = [Stale::Down, Stale::Keep, Stale::Ignore, Stale::Min];
 /// The `stale` values as the configuration spells them.
 const STALE_NAMES: [&str; 4] = ["down", "keep", "ignore", "min"];
+/// The `warning` values, in the order of `WARNING_NAMES`.
+const WARNINGS: [Warning; 3] = [Warning::Drain, Warning::Down, Warning::Up];
+/// The `warning` values as the configuration spells them.
+const WARNING_NAMES: [&str; 3] = ["drain", "down", "up"];
 /// The curve shapes, in the order of `SHAPE_NAMES`.
 const SHAPES: [Shape; 2] = [Shape::Linear, Shape::FirstOrder];
 /// The curve shapes as the configuration spells them.
@@ -274,6 +333,7 @@ fn blank_rule() -> Rule {
         service: None,
         path: String::new(),
         http: None,
+        exec: None,
         decimals: 0,
         curve: None,
         threshold: None,
@@ -354,6 +414,7 @@ impl<'a> Parser<'a> {
         cfg.interval_ms = 2000;
         cfg.rules.clear();
         let mut http_count = 0;
+        let mut exec_count = 0;
         let mut first = true;
         self.r.open(b'{').map_err(|e| self.record(b"", e.0))?;
         while let Some(key) = self.next_key(&mut first)? {
@@ -384,6 +445,12 @@ impl<'a> Parser<'a> {
                             http_count += 1;
                             if http_count > HTTP_MAX {
                                 return Err(self.record(b"metric", "more than 4 http rules"));
+                            }
+                        }
+                        if rule.metric == Metric::Exec {
+                            exec_count += 1;
+                            if exec_count > EXEC_MAX {
+                                return Err(self.record(b"metric", "more than 4 exec rules"));
                             }
                         }
                         self.rule = None;
@@ -418,7 +485,7 @@ impl<'a> Parser<'a> {
             if self.vals[i].is_some() {
                 return Err(self.record(key, "given twice"));
             }
-            self.vals[i] = Some(self.r.token().map_err(|e| self.record(key, e.0))?);
+            self.vals[i] = Some(self.value_token().map_err(|e| self.record(key, e.0))?);
         }
         check_rule(self, rule)?;
         // FNV-1a.
@@ -426,6 +493,18 @@ impl<'a> Parser<'a> {
             (h ^ b as u32).wrapping_mul(0x0100_0193)
         });
         Ok(())
+    }
+
+    /// Reads a field's value: a string or bare token, or an array's whole text
+    /// as a bare token (for `command`; any other field refuses it as not a
+    /// string or number).
+    fn value_token(&mut self) -> Result<Token<'a>, crate::model::json::Syntax> {
+        if self.r.peek() != Some(b'[') {
+            return self.r.token();
+        }
+        let start = self.r.pos();
+        self.r.skip()?;
+        Ok(Token::Bare(self.r.since(start)))
     }
 
     /// Refuses the fields `from..=to` if any is set.
@@ -458,6 +537,19 @@ impl<'a> Parser<'a> {
                 Some(i) => Ok(Some(i)),
                 None => Err(self.fail(f, what)),
             },
+        }
+    }
+
+    /// Reads `field`: 1 to `FIELD_MAX` ASCII bytes.
+    fn field(&mut self) -> Result<Option<String<FIELD_MAX>>, Stop> {
+        match self.str(F::Field)? {
+            Some(f) if !f.is_empty() && f.len() <= FIELD_MAX && crate::os::ascii_str(f).is_some() => {
+                let mut out = String::new();
+                copy(out.as_mut_view(), f, false);
+                Ok(Some(out))
+            }
+            Some(_) => Err(self.fail(F::Field, "must be 1 to 32 ASCII bytes")),
+            None => Ok(None),
         }
     }
 
@@ -536,10 +628,10 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let metric = match p.word(
         F::Metric,
         &METRIC_NAMES,
-        "must be cpu, load, mem, file or http",
+        "must be cpu, load, mem, file, http or exec",
     )? {
         Some(i) => METRICS[i],
-        None => return Err(p.fail(F::Metric, "missing (cpu, load, mem, file or http)")),
+        None => return Err(p.fail(F::Metric, "missing (cpu, load, mem, file, http or exec)")),
     };
     rule.metric = metric;
     let name = match p.str(F::Name)? {
@@ -556,14 +648,21 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     }
     let is_http = metric == Metric::Http;
     let is_file = metric == Metric::File;
+    let is_exec = metric == Metric::Exec;
     if !is_file {
         p.none_of(F::Path, F::Path, "only for metric file")?;
     }
     if !is_http {
-        p.none_of(F::Url, F::Stale, "only for metric http")?;
+        p.none_of(F::Url, F::Url, "only for metric http")?;
     }
-    if !is_file && !is_http {
-        p.none_of(F::Decimals, F::Decimals, "only for metric file or http")?;
+    if !is_exec {
+        p.none_of(F::Command, F::Warning, "only for metric exec")?;
+    }
+    if !is_http && !is_exec {
+        p.none_of(F::Field, F::Stale, "only for metric http or exec")?;
+    }
+    if !is_file && !is_http && !is_exec {
+        p.none_of(F::Decimals, F::Decimals, "only for metric file, http or exec")?;
     }
     match p.str(F::Path)? {
         // ASCII only: `copy` stores each byte as a char, which would garble UTF-8.
@@ -584,6 +683,9 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     rule.decimals = p.decimals;
     if is_http {
         check_http(p, rule)?;
+    }
+    if is_exec {
+        check_exec(p, rule)?;
     }
     let low = p.value(F::Low)?;
     let limit = p.value(F::Limit)?;
@@ -631,7 +733,7 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         }
     }
     rule.smooth_ms = p.ms(F::SmoothMs)?;
-    if rule.curve.is_none() && rule.threshold.is_none() && !is_http {
+    if rule.curve.is_none() && rule.threshold.is_none() && !is_http && !is_exec {
         return Err(p.fail(
             F::Curve,
             "missing: a rule needs a curve, an enter threshold, or both",
@@ -672,19 +774,69 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
             return Err(p.fail(F::Url, "too long"));
         }
     }
-    match p.str(F::Field)? {
-        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX && crate::os::ascii_str(f).is_some() => {
-            copy(h.field.insert(String::new()).as_mut_view(), f, false)
-        }
-        Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 ASCII bytes")),
-        None => {}
-    }
+    h.field = p.field()?;
     if let Some(i) = p.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
         h.stale = STALES[i];
     }
     h.timeout_ms = p.int(F::TimeoutMs, 1, 60_000, 1000, "must be 1 to 60000")?;
     h.stale_ms = p.ms(F::StaleMs)?;
     Ok(())
+}
+
+/// Checks an `exec` rule's own fields and fills in `rule.exec`.
+fn check_exec(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
+    let e = rule.exec.insert(ExecTarget {
+        command: Vec::new(),
+        label: None,
+        warning: Warning::Drain,
+        timeout_ms: 0,
+        stale_ms: 0,
+        stale: Stale::Down,
+    });
+    let raw = match p.vals[F::Command as usize] {
+        Some(Token::Bare(raw)) => raw,
+        _ => return Err(p.fail(F::Command, "missing (an array: a program's absolute path, then its arguments)")),
+    };
+    if !read_command(raw, &mut e.command) {
+        return Err(p.fail(
+            F::Command,
+            "must be 1 to 32 strings, 512 bytes in all, the first an absolute path",
+        ));
+    }
+    e.label = p.field()?;
+    if let Some(i) = p.word(F::Warning, &WARNING_NAMES, "must be drain, down or up")? {
+        e.warning = WARNINGS[i];
+    }
+    if let Some(i) = p.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
+        e.stale = STALES[i];
+    }
+    e.timeout_ms = p.int(F::TimeoutMs, 1, 60_000, 10_000, "must be 1 to 60000")?;
+    e.stale_ms = p.ms(F::StaleMs)?;
+    Ok(())
+}
+
+/// Reads a JSON array of strings (escapes allowed, NUL refused) into `out`,
+/// each followed by a NUL byte; false if it is not 1 to `ARGS_MAX` strings
+/// that fit, the first an absolute path.
+fn read_command(raw: &[u8], out: &mut Vec<u8, COMMAND_MAX>) -> bool {
+    let mut r = Reader::new(raw);
+    let mut first = true;
+    let mut n = 0;
+    if r.open(b'[').is_err() {
+        return false;
+    }
+    while let Ok(true) = r.next_item(&mut first) {
+        let start = out.len();
+        let ok = match r.token() {
+            Ok(Token::Str(s)) => unescape(s, out) && !out[start..].contains(&0),
+            _ => false,
+        };
+        n += 1;
+        if !ok || n > crate::os::process::ARGS_MAX || out.push(0).is_err() {
+            return false;
+        }
+    }
+    out.first() == Some(&b'/') && r.end().is_ok()
 }
 
 /// Splits `http://host[:port][/path]` into an address and port, the Host header value and the path.

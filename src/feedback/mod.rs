@@ -2,18 +2,21 @@
 //! turns what it sees into a weight and a health verdict for each UP entry.
 //!
 //! The loop asks `next_wake` for its poll timeout, lets `add_fds` put running
-//! HTTP checks into the poll set after its own descriptors, and calls `run`
-//! after every wake-up. `run` reads `/proc` (a few small reads per interval),
-//! moves HTTP checks along without blocking, and hands each entry its
+//! HTTP checks and commands' output pipes into the poll set after its own
+//! descriptors, and calls `run` after every wake-up. `run` reads `/proc` (a
+//! few small reads per interval), moves HTTP checks and commands along
+//! without blocking, and hands each entry its
 //! `Verdict`; `Agent::set_verdict` re-formats a reply only when it changes.
 //! Everything is allocated once, when the configuration is first loaded.
 //!
 //! Module map: `config` and `json` read the configuration, `curve` and `rule`
-//! do the arithmetic, `metrics` parses `/proc` text, `httpcheck` runs checks.
+//! do the arithmetic, `metrics` parses `/proc` text, `httpcheck` runs checks,
+//! `exec` runs commands.
 //! Only this file reads files.
 
 pub mod config;
 pub mod curve;
+pub mod exec;
 pub mod httpcheck;
 pub mod metrics;
 pub mod rule;
@@ -27,13 +30,14 @@ use crate::log;
 use crate::model::agent::{Agent, Verdict};
 use crate::model::state::{Name, Reason};
 use crate::time::Instant;
-use config::{Config, ConfigError, Metric, Rule, CONFIG_MAX, HTTP_MAX, RULES_MAX};
+use config::{Config, ConfigError, Metric, Rule, CONFIG_MAX, EXEC_MAX, HTTP_MAX, RULES_MAX};
+use exec::{Run, Told};
 use httpcheck::{Check, Outcome};
 use metrics::CpuTimes;
 use rule::{Change, Health, RuleState};
 
 /// The most poll entries feedback adds to the loop's poll set.
-pub const FDS_MAX: usize = HTTP_MAX;
+pub const FDS_MAX: usize = HTTP_MAX + EXEC_MAX;
 
 /// Why the configuration could not be used.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +85,8 @@ pub struct Feedback {
     states: [RuleState; RULES_MAX],
     /// The HTTP checks, one per `http` rule in file order.
     checks: [Check; HTTP_MAX],
+    /// The commands, one per `exec` rule in file order.
+    runs: [Run; EXEC_MAX],
     /// Scratch space for the configuration and the files sampled.
     buf: [u8; CONFIG_MAX + 1],
     /// When the next sample is due.
@@ -118,6 +124,7 @@ impl Feedback {
             spare: Config::new(),
             states: core::array::from_fn(|_| RuleState::new()),
             checks: core::array::from_fn(|_| Check::new()),
+            runs: core::array::from_fn(|_| Run::new()),
             buf: [0; CONFIG_MAX + 1],
             next_sample: now,
             cpu_prev: None,
@@ -161,6 +168,9 @@ impl Feedback {
         for c in self.checks.iter_mut() {
             c.cancel();
         }
+        for r in self.runs.iter_mut() {
+            r.cancel();
+        }
         core::mem::swap(&mut self.cfg, &mut self.spare);
         self.next_sample = now;
         self.log_loaded();
@@ -172,27 +182,28 @@ impl Feedback {
             return None;
         }
         let mut next = self.next_sample;
-        for c in self.checks.iter() {
-            if let Some(d) = c.deadline() {
-                if d.is_before(next) {
-                    next = d;
-                }
+        let deadlines = self.checks.iter().map(Check::deadline);
+        for d in deadlines.chain(self.runs.iter().map(Run::deadline)).flatten() {
+            if d.is_before(next) {
+                next = d;
             }
         }
         Some(next)
     }
 
-    /// Appends the sockets of running HTTP checks to the poll set and remembers where.
+    /// Appends the sockets of running HTTP checks and the pipes of running
+    /// commands to the poll set and remembers where.
     pub fn add_fds(&mut self, pfds: &mut Vec<libc::pollfd>) {
         for c in self.checks.iter_mut() {
             c.pidx = None;
             if let Some((fd, events)) = c.pollfd() {
-                c.pidx = Some(pfds.len());
-                pfds.push(libc::pollfd {
-                    fd,
-                    events,
-                    revents: 0,
-                });
+                c.pidx = push_fd(pfds, fd, events);
+            }
+        }
+        for r in self.runs.iter_mut() {
+            r.pidx = None;
+            if let Some(fd) = r.pollfd() {
+                r.pidx = push_fd(pfds, fd, libc::POLLIN);
             }
         }
     }
@@ -221,6 +232,7 @@ impl Feedback {
                 self.http_outcome(i, o, now);
             }
         }
+        self.run_execs(now, pfds);
         if !self.cfg.rules.is_empty() && now.reached(self.next_sample) {
             self.sample(now);
             let next = self.next_sample + self.cfg.interval_ms;
@@ -233,6 +245,29 @@ impl Feedback {
         self.apply(now, agent);
     }
 
+    /// Moves commands along: reads their output, takes the answers of those
+    /// that ended and ends those past their timeout.
+    #[inline(never)]
+    fn run_execs(&mut self, now: Instant, pfds: &[libc::pollfd]) {
+        if crate::os::signal::child_ended() {
+            exec::reap(&mut self.runs);
+        }
+        let mut k = 0;
+        for i in 0..self.cfg.rules.len() {
+            if self.cfg.rules[i].metric != Metric::Exec {
+                continue;
+            }
+            let run = &mut self.runs[k];
+            k += 1;
+            if run.pidx.and_then(|p| pfds.get(p)).is_some_and(|p| p.revents != 0) {
+                run.read();
+            }
+            if let Some(t) = run.finish(&self.cfg.rules[i], now) {
+                self.exec_told(i, t, now);
+            }
+        }
+    }
+
     /// Reads every metric once and feeds the rules; starts HTTP checks that are not running.
     #[inline(never)]
     fn sample(&mut self, now: Instant) {
@@ -240,9 +275,19 @@ impl Feedback {
         // once, and only if a rule uses it.
         let mut system: [Option<Read>; 3] = [None; 3];
         let mut ci = 0;
+        let mut k = 0;
         for i in 0..self.cfg.rules.len() {
             let rule = &self.cfg.rules[i];
             let read = match rule.metric {
+                Metric::Exec => {
+                    let run = &mut self.runs[k];
+                    k += 1;
+                    // Never two runs of one rule: a slow command skips a turn.
+                    if let Some(t) = (!run.busy()).then(|| run.start(rule, now)).flatten() {
+                        self.exec_told(i, t, now);
+                    }
+                    continue;
+                }
                 Metric::File => {
                     let d = rule.decimals;
                     let p = Path::new(rule.path.as_str());
@@ -373,12 +418,38 @@ impl Feedback {
 
     /// Takes the outcome of rule `i`'s HTTP check.
     fn http_outcome(&mut self, i: usize, o: Outcome, now: Instant) {
-        let rule = &self.cfg.rules[i];
-        let st = &mut self.states[i];
         let result = match o {
             Outcome::Healthy(v) => Ok(v),
-            other => Err(outcome_reason(rule, other)),
+            other => Err(outcome_reason(&self.cfg.rules[i], other)),
         };
+        self.take_result(i, result, now);
+    }
+
+    /// Takes what rule `i`'s command told.
+    fn exec_told(&mut self, i: usize, t: Told, now: Instant) {
+        let st = &mut self.states[i];
+        let result = match t {
+            Told::Answer(asks, why, value) => {
+                let alarm = asks.map(|drain| (drain, why));
+                if st.alarm != alarm {
+                    match &alarm {
+                        Some((drain, why)) => note(why, [" (down)", " (drain)"][*drain as usize]),
+                        None => note(&self.cfg.rules[i].name, ": ok"),
+                    }
+                    st.alarm = alarm;
+                }
+                Ok(value)
+            }
+            Told::Failed(why) => Err(why),
+        };
+        self.take_result(i, result, now);
+    }
+
+    /// Takes the result of rule `i`'s check or command: healthy (with its
+    /// value, if any) or failing.
+    fn take_result(&mut self, i: usize, result: Result<Option<u32>, Reason>, now: Instant) {
+        let rule = &self.cfg.rules[i];
+        let st = &mut self.states[i];
         if log::enabled(log::Level::Debug) {
             // The words are picked first: arms that each built the line would copy it.
             let mut buf = [0; 14];
@@ -420,7 +491,8 @@ impl Feedback {
     pub fn verdict(&self, service: Option<&Name>, now: Instant) -> Verdict {
         // Above any weight, so that the first rule that applies sets both.
         let (mut weight, mut min) = (u8::MAX, Verdict::none().min_weight);
-        let mut down = None;
+        // The first rule's DOWN, or else the first rule's DRAIN.
+        let (mut down, mut drain) = (None, None);
         for (i, rule) in self.cfg.rules.iter().enumerate() {
             if rule.service.is_some() && rule.service.as_ref() != service {
                 continue;
@@ -430,15 +502,30 @@ impl Feedback {
                 weight = say.weight;
                 min = say.min;
             }
-            down = down.or(say.down);
+            if say.drain {
+                drain = drain.or(say.down);
+            } else {
+                down = down.or(say.down);
+            }
         }
         // Only the reason kept is copied.
         Verdict {
             weight_pct: weight.min(Verdict::none().weight_pct),
             min_weight: min,
-            down: down.cloned().unwrap_or_default(),
+            drain: down.is_none() && drain.is_some(),
+            down: down.or(drain).cloned().unwrap_or_default(),
         }
     }
+}
+
+/// Appends `fd` to the poll set for `events`; returns its index.
+fn push_fd(pfds: &mut Vec<libc::pollfd>, fd: i32, events: i16) -> Option<usize> {
+    pfds.push(libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    });
+    Some(pfds.len() - 1)
 }
 
 /// Names a failed check for the stats page, e.g. `http status 503`.

@@ -90,6 +90,9 @@ pub struct RuleState {
     pub last_good: Option<Instant>,
     /// Whether the source failed at the last read (to log changes only).
     pub failed: bool,
+    /// For `exec` rules: what the last answer asks besides its value, DOWN
+    /// or (true) DRAIN, and its reason.
+    pub alarm: Option<(bool, Reason)>,
 }
 
 /// What one rule asks of the entries it applies to.
@@ -101,6 +104,8 @@ pub struct Say<'a> {
     pub min: u8,
     /// Set when the rule reports the server down.
     pub down: Option<&'a Reason>,
+    /// Whether `down` asks for DRAIN rather than DOWN.
+    pub drain: bool,
 }
 
 impl Default for RuleState {
@@ -121,6 +126,7 @@ impl RuleState {
             health: Health::Unknown,
             last_good: None,
             failed: false,
+            alarm: None,
         }
     }
 
@@ -181,12 +187,20 @@ impl RuleState {
             },
             min,
             down: self.hyst.tripped().then_some(&self.trip_reason),
+            drain: false,
         };
-        if let (Some(h), Health::Failing(why)) = (&rule.http, &self.health) {
-            let fresh = self.last_good.is_some_and(|t| now.since(t) < h.stale_ms);
+        if let (None, Some((drain, why))) = (say.down, &self.alarm) {
+            say.down = Some(why);
+            say.drain = *drain;
+        }
+        if let (Some((stale_ms, stale)), Health::Failing(why)) = (rule.staleness(), &self.health) {
+            let fresh = self.last_good.is_some_and(|t| now.since(t) < stale_ms);
             if !fresh {
-                match h.stale {
-                    Stale::Down => say.down = Some(why),
+                match stale {
+                    Stale::Down => {
+                        say.down = Some(why);
+                        say.drain = false;
+                    }
                     Stale::Keep => {}
                     Stale::Ignore => {
                         say.weight = 100;

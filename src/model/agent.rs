@@ -19,6 +19,8 @@ pub struct Verdict {
     /// When not empty, report the server down with this reason (a rule's
     /// reason never is: it starts with the rule's name and a space).
     pub down: state::Reason,
+    /// Whether `down` asks for DRAIN rather than DOWN.
+    pub drain: bool,
 }
 
 impl Verdict {
@@ -31,6 +33,7 @@ impl Verdict {
             weight_pct: 100,
             min_weight: 0,
             down: state::Reason::new(),
+            drain: false,
         }
     }
 }
@@ -247,7 +250,7 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
             r.weight = w.max(v.min_weight.min(e.weight));
         }
         if !v.down.is_empty() {
-            r.status = Status::Down;
+            r.status = [Status::Down, Status::Drain][v.drain as usize];
             r.reason = v.down.as_bytes();
         }
     }

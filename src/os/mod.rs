@@ -13,6 +13,7 @@ pub mod fd;
 pub mod fs;
 pub mod ids;
 pub mod net;
+pub mod process;
 pub mod signal;
 
 pub use clock::now;

@@ -26,6 +26,8 @@ static USER: AtomicU32 = AtomicU32::new(0);
 static USER_SEEN: AtomicU32 = AtomicU32::new(0);
 /// Whether SIGHUP arrived since the loop last looked.
 static HUP: AtomicBool = AtomicBool::new(false);
+/// Whether SIGCHLD arrived since the loop last looked.
+static CHILD: AtomicBool = AtomicBool::new(false);
 /// Whether SIGTERM or SIGINT arrived.
 static STOP: AtomicBool = AtomicBool::new(false);
 /// The write end of the self-pipe that wakes `poll`, or -1.
@@ -42,6 +44,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
             USER.store((USER.load(R) >> 8).wrapping_add(1) << 8 | sig as u32, R);
         }
         libc::SIGHUP => HUP.store(true, R),
+        libc::SIGCHLD => CHILD.store(true, R),
         _ => STOP.store(true, R),
     }
     let fd = WAKE_FD.load(R);
@@ -111,8 +114,20 @@ pub fn pending() -> bool {
     USER.load(R) >> 8 != USER_SEEN.load(R) || HUP.load(R) || STOP.load(R)
 }
 
-/// Installs the handlers for SIGUSR1, SIGUSR2, SIGHUP, SIGTERM and SIGINT,
-/// and returns the self-pipe's read end for `poll`.
+/// Takes the news that a child process ended since the last call; costs no
+/// system call. Cleared before the caller looks for ended children, so a
+/// child that ends meanwhile is found now or raises it again.
+pub fn child_ended() -> bool {
+    let c = CHILD.load(R);
+    if c {
+        CHILD.store(false, R);
+    }
+    c
+}
+
+/// Installs the handlers for SIGUSR1, SIGUSR2, SIGHUP, SIGTERM, SIGINT and
+/// SIGCHLD (not for a child that stops or continues), and returns the
+/// self-pipe's read end for `poll`.
 ///
 /// SA_RESTART makes every other blocking call resume by itself, so the one
 /// place that sees EINTR is `poll`.
@@ -126,13 +141,14 @@ pub fn install() -> Result<Fd, Errno> {
         Signal::SIGHUP,
         Signal::SIGTERM,
         Signal::SIGINT,
+        Signal::SIGCHLD,
     ];
     // Each handler blocks all of ours while it runs, so handlers never nest.
     let mut mask = SigSet::empty();
     for sig in ours {
         mask.add(sig);
     }
-    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, mask);
+    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP, mask);
     for sig in ours {
         // SAFETY: the handler only touches atomics and errno and calls write(2).
         unsafe { signal::sigaction(sig, &action) }?;

@@ -1,0 +1,400 @@
+//! Runs `exec` rules' commands (Nagios plugins) from the poll loop without
+//! blocking it: the output pipe is read when `poll` says so, an ended child
+//! is found through SIGCHLD, and a run past its timeout has its whole
+//! process group killed.
+//!
+//! A run's answer is its exit code (0 OK, 1 WARNING, 2 CRITICAL, anything
+//! else UNKNOWN or a failure), its first line of output (the reason) and the
+//! perfdata after `|` on that line (the value). Only the first `LINE_MAX`
+//! bytes are kept; the rest of the output is read and dropped, so a command
+//! that talks a lot neither blocks on a full pipe nor holds the loop.
+//!
+//! When a command exits, what is left of its process group is killed: a check
+//! leaves nothing behind (a plugin that must start something long-lived has
+//! to take it out of the group with `setsid`).
+
+use std::os::fd::{AsRawFd, RawFd};
+
+use nix::errno::Errno;
+
+use super::config::{Rule, Warning};
+use super::metrics::{parse_decimal, push_value, split_once};
+use crate::model::state::Reason;
+use crate::os::process::{self, Exit};
+use crate::os::{self, Fd};
+use crate::time::Instant;
+
+/// The most bytes of a command's first line kept.
+pub const LINE_MAX: usize = 4096;
+
+/// What a finished run told.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Told {
+    /// Exit 0 to 2: what it asks besides its value (`None`: nothing;
+    /// `Some(true)`: DRAIN; `Some(false)`: DOWN), the reason, and the value.
+    Answer(Option<bool>, Reason, Option<u32>),
+    /// No answer: UNKNOWN, a crash, a timeout, or a command that cannot run.
+    Failed(Reason),
+}
+
+/// One rule's command: running, or not.
+pub struct Run {
+    /// The child's pid until it is reaped (it may outlive its run: killed at
+    /// a timeout, or cancelled).
+    pid: Option<i32>,
+    /// How the child ended, once reaped while its run was on.
+    exit: Option<Exit>,
+    /// The read end of its output pipe, until the end of the output.
+    pipe: Option<Fd>,
+    /// Whether the rule waits for this run's answer.
+    on: bool,
+    /// When the run times out.
+    deadline: Instant,
+    /// The start of the output.
+    buf: [u8; LINE_MAX],
+    /// How many bytes of `buf` hold output.
+    len: usize,
+    /// Whether `buf` holds the whole first line (later output is dropped).
+    line_done: bool,
+    /// The pipe's index in the poll set, while it is in one.
+    pub pidx: Option<usize>,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run::new()
+    }
+}
+
+impl Drop for Run {
+    /// Leaves no command running when heft stops.
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl Run {
+    /// Makes an idle run.
+    pub const fn new() -> Run {
+        Run {
+            pid: None,
+            exit: None,
+            pipe: None,
+            on: false,
+            deadline: Instant::from_ms(0),
+            buf: [0; LINE_MAX],
+            len: 0,
+            line_done: false,
+            pidx: None,
+        }
+    }
+
+    /// Tells whether a child of this rule is still there: no other run starts until it is gone.
+    pub fn busy(&self) -> bool {
+        self.pid.is_some()
+    }
+
+    /// Returns the running command's deadline.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.on.then_some(self.deadline)
+    }
+
+    /// Returns the output pipe to poll, while it is open.
+    pub fn pollfd(&self) -> Option<RawFd> {
+        self.pipe.as_ref().map(|p| p.as_raw_fd())
+    }
+
+    /// Starts `rule`'s command; returns at once what it told if it could not start.
+    pub fn start(&mut self, rule: &Rule, now: Instant) -> Option<Told> {
+        let e = rule.exec.as_ref()?;
+        self.len = 0;
+        self.line_done = false;
+        self.exit = None;
+        self.deadline = now + e.timeout_ms;
+        match process::spawn(&e.command) {
+            Ok((pid, pipe)) => {
+                self.pid = Some(pid);
+                self.pipe = Some(pipe);
+                self.on = true;
+                None
+            }
+            Err(err) => Some(Told::Failed(reason(
+                rule,
+                b"cannot start: ",
+                os::errno_name(err).as_bytes(),
+            ))),
+        }
+    }
+
+    /// Reads what the command wrote, a few reads at most, so that a fast
+    /// talker cannot hold the loop; closes the pipe at its end.
+    pub fn read(&mut self) {
+        let Some(fd) = &self.pipe else {
+            return;
+        };
+        let mut drop = [0u8; 2048];
+        for _ in 0..8 {
+            let keep = !self.line_done;
+            let to = if keep {
+                &mut self.buf[self.len..]
+            } else {
+                &mut drop[..]
+            };
+            match os::read(fd, to) {
+                Ok(0) => {}
+                Ok(n) => {
+                    if keep {
+                        self.line_done = to[..n].contains(&b'\n') || self.len + n == LINE_MAX;
+                        self.len += n;
+                    }
+                    continue;
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => return,
+                Err(_) => {}
+            }
+            // The end, or an error: no more output.
+            self.pipe = None;
+            return;
+        }
+    }
+
+    /// Ends the run if its command was reaped or its time is up at `now`; returns what it told.
+    pub fn finish(&mut self, rule: &Rule, now: Instant) -> Option<Told> {
+        if let Some(exit) = self.exit.take() {
+            self.pid = None;
+            // What the group wrote before it ended is in the pipe.
+            self.read();
+            self.stop();
+            return rule.exec.as_ref().map(|e| {
+                let line = split_once(&self.buf[..self.len], b'\n').0;
+                judge(rule, e.warning, exit, line)
+            });
+        }
+        if self.on && now.reached(self.deadline) {
+            self.cancel();
+            return Some(Told::Failed(reason(rule, b"timeout", b"")));
+        }
+        None
+    }
+
+    /// Kills a running command's process group and drops its run without an answer.
+    pub fn cancel(&mut self) {
+        if let (true, Some(pid)) = (self.on, self.pid) {
+            process::kill_group(pid);
+        }
+        self.stop();
+    }
+
+    /// Closes the pipe; the rule no longer waits for an answer.
+    fn stop(&mut self) {
+        self.on = false;
+        self.pipe = None;
+        self.pidx = None;
+    }
+}
+
+/// Reaps every child that ended: a run's child after killing what is left
+/// of its process group (before its pid, the group's id, can be reused),
+/// and any other (orphans adopted when heft runs as process 1).
+pub fn reap(runs: &mut [Run]) {
+    while let Some(pid) = process::ended() {
+        let run = runs.iter_mut().find(|r| r.pid == Some(pid));
+        if run.is_some() {
+            process::kill_group(pid);
+        }
+        let exit = process::reap(pid);
+        match run {
+            Some(r) if r.on => r.exit = Some(exit),
+            Some(r) => r.pid = None,
+            None => {}
+        }
+    }
+}
+
+/// Makes `rule name: what detail`, cut to fit, with `?` for any byte a reason may not hold.
+fn reason(rule: &Rule, what: &[u8], detail: &[u8]) -> Reason {
+    let mut r = Reason::new();
+    let _ = r.push_str(&rule.name);
+    let _ = r.push_str(": ");
+    for &c in what.iter().chain(detail) {
+        let c = if (0x20..0x7f).contains(&c) && c != b'#' {
+            c
+        } else {
+            b'?'
+        };
+        if r.push(c as char).is_err() {
+            break;
+        }
+    }
+    r
+}
+
+/// Reads what a run told from how it ended and its first line of output.
+pub fn judge(rule: &Rule, warning: Warning, exit: Exit, line: &[u8]) -> Told {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (msg, perf) = split_once(line, b'|');
+    let msg = msg.trim_ascii();
+    // What the answer asks; `None` for no answer.
+    let asks = match exit {
+        Exit::Code(0) => Some(None),
+        Exit::Code(1) => Some(match warning {
+            Warning::Drain => Some(true),
+            Warning::Down => Some(false),
+            Warning::Up => None,
+        }),
+        Exit::Code(2) => Some(Some(false)),
+        _ => None,
+    };
+    // Without a message, the reason says how the command ended.
+    let mut why = reason(rule, msg, b"");
+    if msg.is_empty() {
+        let (what, n) = match exit {
+            Exit::Code(c) => (&b"exit "[..], c),
+            Exit::Signal(s) => (&b"killed by signal "[..], s),
+        };
+        why = reason(rule, what, b"");
+        push_value(&mut why, n as u32, 0);
+    }
+    let Some(asks) = asks else {
+        return Told::Failed(why);
+    };
+    let label = rule.exec.as_ref().and_then(|e| e.label.as_ref());
+    let value = perf.and_then(|p| perf_value(p, label.map(|l| l.as_bytes()), rule.decimals));
+    // A rule that uses the value cannot say OK without it.
+    let needed = label.is_some() || rule.curve.is_some() || rule.threshold.is_some();
+    if value.is_none() && needed && asks.is_none() {
+        let what = label.map_or(&b"no number"[..], |l| l.as_bytes());
+        return Told::Failed(reason(rule, what, b" not in perfdata"));
+    }
+    Told::Answer(asks, why, value)
+}
+
+/// Finds a value in Nagios perfdata (`'label'=value[UOM];warn;crit;min;max`,
+/// space-separated): the one labelled `label`, or the first. A value that is
+/// not a number (`U`) gives `None`; a negative one reads as 0.
+pub fn perf_value(perf: &[u8], label: Option<&[u8]>, decimals: u8) -> Option<u32> {
+    let mut rest = perf;
+    loop {
+        rest = rest.trim_ascii_start();
+        if rest.is_empty() {
+            return None;
+        }
+        // A quoted label may hold spaces and `=`.
+        let (name, after) = match rest.strip_prefix(b"'") {
+            Some(q) => {
+                let (n, a) = split_once(q, b'\'');
+                (n, a.unwrap_or_default())
+            }
+            None => {
+                let end = rest
+                    .iter()
+                    .position(|&c| c == b'=' || c.is_ascii_whitespace())
+                    .unwrap_or(rest.len());
+                rest.split_at(end)
+            }
+        };
+        let end = after
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(after.len());
+        let (item, next) = after.split_at(end);
+        if let (Some(v), true) = (item.strip_prefix(b"="), label.is_none_or(|l| l == name)) {
+            let num = v
+                .iter()
+                .position(|&c| !(c.is_ascii_digit() || c == b'.' || c == b'-'))
+                .unwrap_or(v.len());
+            return parse_decimal(&v[..num], decimals);
+        }
+        rest = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feedback::config::parse;
+
+    fn rule(more: &str) -> Rule {
+        let text =
+            std::format!(r#"{{"rules":[{{"metric":"exec","command":["/bin/true"]{more}}}]}}"#);
+        parse(text.as_bytes()).unwrap().rules[0].clone()
+    }
+
+    fn why(s: &str) -> Reason {
+        let mut r = Reason::new();
+        r.push_str(s).unwrap();
+        r
+    }
+
+    #[test]
+    fn reads_perfdata() {
+        let p = b" load1=0.50;5;10;0 'disk used'=97%;80;90 time=12ms";
+        assert_eq!(perf_value(p, None, 2), Some(50));
+        assert_eq!(perf_value(p, Some(b"disk used"), 0), Some(97));
+        assert_eq!(perf_value(p, Some(b"time"), 0), Some(12));
+        assert_eq!(perf_value(p, Some(b"load"), 0), None);
+        assert_eq!(perf_value(b"a=U;1;2", None, 0), None);
+        assert_eq!(perf_value(b"x=-4", None, 0), Some(0));
+        assert_eq!(perf_value(b"junk b=3", Some(b"b"), 0), Some(3));
+        assert_eq!(perf_value(b"", None, 0), None);
+        assert_eq!(perf_value(b"'open", None, 0), None);
+    }
+
+    #[test]
+    fn maps_exit_codes() {
+        let r = rule("");
+        let line = b"DISK WARNING - free space: / 15% | /=85%;80;90";
+        let warn = why("exec: DISK WARNING - free space: / 15%");
+        assert_eq!(
+            judge(&r, Warning::Drain, Exit::Code(1), line),
+            Told::Answer(Some(true), warn.clone(), Some(85))
+        );
+        assert_eq!(
+            judge(&r, Warning::Down, Exit::Code(1), line),
+            Told::Answer(Some(false), warn.clone(), Some(85))
+        );
+        assert_eq!(
+            judge(&r, Warning::Up, Exit::Code(1), line),
+            Told::Answer(None, warn.clone(), Some(85))
+        );
+        assert_eq!(
+            judge(&r, Warning::Drain, Exit::Code(2), b"bad#\x01"),
+            Told::Answer(Some(false), why("exec: bad??"), None)
+        );
+        assert_eq!(
+            judge(&r, Warning::Drain, Exit::Code(0), b""),
+            Told::Answer(None, why("exec: exit 0"), None)
+        );
+        assert_eq!(
+            judge(&r, Warning::Drain, Exit::Code(3), b""),
+            Told::Failed(why("exec: exit 3"))
+        );
+        assert_eq!(
+            judge(&r, Warning::Drain, Exit::Code(3), b"UNKNOWN - no disk\r"),
+            Told::Failed(why("exec: UNKNOWN - no disk"))
+        );
+        assert_eq!(
+            judge(&r, Warning::Drain, Exit::Signal(9), b""),
+            Told::Failed(why("exec: killed by signal 9"))
+        );
+        let long = [b'x'; 100];
+        let Told::Answer(_, w, _) = judge(&r, Warning::Drain, Exit::Code(2), &long) else {
+            panic!()
+        };
+        assert_eq!(w.len(), 64);
+        // A rule that uses the value fails without one, unless the answer asks for more.
+        let r = rule(r#","field":"used","curve":"linear","limit":100"#);
+        assert_eq!(
+            judge(&r, Warning::Drain, Exit::Code(0), b"OK | free=3"),
+            Told::Failed(why("exec: used not in perfdata"))
+        );
+        assert_eq!(
+            judge(&r, Warning::Drain, Exit::Code(0), b"OK | free=3 used=40"),
+            Told::Answer(None, why("exec: OK"), Some(40))
+        );
+        assert!(matches!(
+            judge(&r, Warning::Drain, Exit::Code(2), b"CRIT"),
+            Told::Answer(Some(false), _, None)
+        ));
+    }
+}
