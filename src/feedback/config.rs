@@ -22,7 +22,7 @@ use heapless::{String, Vec};
 
 use super::curve::{Curve, Shape};
 use super::metrics::parse_decimal;
-use crate::model::json::{unescape, Reader, Token};
+use crate::model::json::{Reader, Token};
 use crate::model::state::{check_name, Name};
 
 /// The largest configuration file accepted, in bytes.
@@ -357,10 +357,11 @@ fn bounded(t: Token<'_>, lo: u32, hi: u32) -> Option<u32> {
 }
 
 /// Appends each byte of `s`, ASCII unless `printable` says to write `?` for
-/// any byte outside printable ASCII, leaving out those that do not fit.
-fn copy(out: &mut StringView, s: &[u8], printable: bool) {
+/// any byte outside printable ASCII and for `#` (as a reason may not hold
+/// it), leaving out those that do not fit.
+pub fn copy(out: &mut StringView, s: &[u8], printable: bool) {
     for &c in s {
-        let c = if printable && !(0x20..0x7f).contains(&c) {
+        let c = if printable && (!(0x20..0x7f).contains(&c) || c == b'#') {
             b'?'
         } else {
             c
@@ -551,6 +552,16 @@ impl<'a> Parser<'a> {
             Some(_) => Err(self.fail(F::Field, "must be 1 to 32 ASCII bytes")),
             None => Ok(None),
         }
+    }
+
+    /// Reads `timeout_ms` (`timeout` if not set), `stale_ms` and `stale`.
+    fn failing(&mut self, timeout: u32) -> Result<(u32, u32, Stale), Stop> {
+        let stale = match self.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
+            Some(i) => STALES[i],
+            None => Stale::Down,
+        };
+        let t = self.int(F::TimeoutMs, 1, 60_000, timeout, "must be 1 to 60000")?;
+        Ok((t, self.ms(F::StaleMs)?, stale))
     }
 
     /// Reads a whole number in `lo..=hi`, or `default` if the field is not set.
@@ -775,11 +786,7 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         }
     }
     h.field = p.field()?;
-    if let Some(i) = p.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
-        h.stale = STALES[i];
-    }
-    h.timeout_ms = p.int(F::TimeoutMs, 1, 60_000, 1000, "must be 1 to 60000")?;
-    h.stale_ms = p.ms(F::StaleMs)?;
+    (h.timeout_ms, h.stale_ms, h.stale) = p.failing(1000)?;
     Ok(())
 }
 
@@ -800,24 +807,20 @@ fn check_exec(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     if !read_command(raw, &mut e.command) {
         return Err(p.fail(
             F::Command,
-            "must be 1 to 32 strings, 512 bytes in all, the first an absolute path",
+            "must be 1 to 32 strings without escapes, 512 bytes in all, the first an absolute path",
         ));
     }
     e.label = p.field()?;
     if let Some(i) = p.word(F::Warning, &WARNING_NAMES, "must be drain, down or up")? {
         e.warning = WARNINGS[i];
     }
-    if let Some(i) = p.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
-        e.stale = STALES[i];
-    }
-    e.timeout_ms = p.int(F::TimeoutMs, 1, 60_000, 10_000, "must be 1 to 60000")?;
-    e.stale_ms = p.ms(F::StaleMs)?;
+    (e.timeout_ms, e.stale_ms, e.stale) = p.failing(10_000)?;
     Ok(())
 }
 
-/// Reads a JSON array of strings (escapes allowed, NUL refused) into `out`,
-/// each followed by a NUL byte; false if it is not 1 to `ARGS_MAX` strings
-/// that fit, the first an absolute path.
+/// Reads a JSON array of strings without escapes into `out`, each followed
+/// by a NUL byte; false if it is not 1 to `ARGS_MAX` strings that fit, the
+/// first an absolute path.
 fn read_command(raw: &[u8], out: &mut Vec<u8, COMMAND_MAX>) -> bool {
     let mut r = Reader::new(raw);
     let mut first = true;
@@ -826,9 +829,8 @@ fn read_command(raw: &[u8], out: &mut Vec<u8, COMMAND_MAX>) -> bool {
         return false;
     }
     while let Ok(true) = r.next_item(&mut first) {
-        let start = out.len();
         let ok = match r.token() {
-            Ok(Token::Str(s)) => unescape(s, out) && !out[start..].contains(&0),
+            Ok(Token::Str(s)) => !s.contains(&b'\\') && out.extend_from_slice(s).is_ok(),
             _ => false,
         };
         n += 1;

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use nix::errno::Errno;
 
-use super::config::{Rule, Warning};
+use super::config::{copy, Rule, Warning};
 use super::metrics::{parse_decimal, push_value, split_once};
 use crate::model::state::Reason;
 use crate::os::process::{self, Exit};
@@ -27,15 +27,20 @@ use crate::time::Instant;
 /// The most bytes of a command's first line kept.
 pub const LINE_MAX: usize = 4096;
 
-/// What a finished run told.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub enum Told {
-    /// Exit 0 to 2: what it asks besides its value (`None`: nothing;
-    /// `Some(true)`: DRAIN; `Some(false)`: DOWN), the reason, and the value.
-    Answer(Option<bool>, Reason, Option<u32>),
-    /// No answer: UNKNOWN, a crash, a timeout, or a command that cannot run.
-    Failed(Reason),
+/// How a run ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum End {
+    /// The command exited or was killed by a signal.
+    Exit(Exit),
+    /// It ran past its timeout.
+    Timeout,
+    /// It could not be started.
+    CannotStart(Errno),
 }
+
+/// What an answer asks besides its value: `None` nothing, `Some(true)`
+/// DRAIN, `Some(false)` DOWN; and the value.
+pub type Answer = (Option<bool>, Option<u32>);
 
 /// One rule's command: running, or not.
 pub struct Run {
@@ -58,6 +63,10 @@ pub struct Run {
     line_done: bool,
     /// The pipe's index in the poll set, while it is in one.
     pub pidx: Option<usize>,
+    /// What the last run that ended told: an answer, or `None` if it failed.
+    pub told: Option<Answer>,
+    /// The last ended run's reason.
+    pub why: Reason,
 }
 
 impl Default for Run {
@@ -86,6 +95,8 @@ impl Run {
             len: 0,
             line_done: false,
             pidx: None,
+            told: None,
+            why: Reason::new(),
         }
     }
 
@@ -104,9 +115,11 @@ impl Run {
         self.pipe.as_ref().map(|p| p.as_raw_fd())
     }
 
-    /// Starts `rule`'s command; returns at once what it told if it could not start.
-    pub fn start(&mut self, rule: &Rule, now: Instant) -> Option<Told> {
-        let e = rule.exec.as_ref()?;
+    /// Starts `rule`'s command; true if it could not start (`told` and `why` say so).
+    pub fn start(&mut self, rule: &Rule, now: Instant) -> bool {
+        let Some(e) = &rule.exec else {
+            return false;
+        };
         self.len = 0;
         self.line_done = false;
         self.exit = None;
@@ -116,13 +129,9 @@ impl Run {
                 self.pid = Some(pid);
                 self.pipe = Some(pipe);
                 self.on = true;
-                None
+                false
             }
-            Err(err) => Some(Told::Failed(reason(
-                rule,
-                b"cannot start: ",
-                os::errno_name(err).as_bytes(),
-            ))),
+            Err(err) => self.end(rule, End::CannotStart(err)),
         }
     }
 
@@ -158,23 +167,26 @@ impl Run {
         }
     }
 
-    /// Ends the run if its command was reaped or its time is up at `now`; returns what it told.
-    pub fn finish(&mut self, rule: &Rule, now: Instant) -> Option<Told> {
+    /// Ends the run if its command was reaped or its time is up at `now`;
+    /// true if it ended (`told` and `why` say what it told).
+    pub fn finish(&mut self, rule: &Rule, now: Instant) -> bool {
         if let Some(exit) = self.exit.take() {
             self.pid = None;
             // What the group wrote before it ended is in the pipe.
             self.read();
-            self.stop();
-            return rule.exec.as_ref().map(|e| {
-                let line = split_once(&self.buf[..self.len], b'\n').0;
-                judge(rule, e.warning, exit, line)
-            });
+            return self.end(rule, End::Exit(exit));
         }
-        if self.on && now.reached(self.deadline) {
-            self.cancel();
-            return Some(Told::Failed(reason(rule, b"timeout", b"")));
-        }
-        None
+        self.on && now.reached(self.deadline) && self.end(rule, End::Timeout)
+    }
+
+    /// Ends the run as `end` says: kills what is left of it and judges; returns true.
+    #[inline(never)]
+    fn end(&mut self, rule: &Rule, end: End) -> bool {
+        self.cancel();
+        let line = split_once(&self.buf[..self.len], b'\n').0;
+        self.why.clear();
+        self.told = judge(rule, end, line, &mut self.why);
+        true
     }
 
     /// Kills a running command's process group and drops its run without an answer.
@@ -182,11 +194,6 @@ impl Run {
         if let (true, Some(pid)) = (self.on, self.pid) {
             process::kill_group(pid);
         }
-        self.stop();
-    }
-
-    /// Closes the pipe; the rule no longer waits for an answer.
-    fn stop(&mut self) {
         self.on = false;
         self.pipe = None;
         self.pidx = None;
@@ -211,62 +218,63 @@ pub fn reap(runs: &mut [Run]) {
     }
 }
 
-/// Makes `rule name: what detail`, cut to fit, with `?` for any byte a reason may not hold.
-fn reason(rule: &Rule, what: &[u8], detail: &[u8]) -> Reason {
-    let mut r = Reason::new();
-    let _ = r.push_str(&rule.name);
-    let _ = r.push_str(": ");
-    for &c in what.iter().chain(detail) {
-        let c = if (0x20..0x7f).contains(&c) && c != b'#' {
-            c
-        } else {
-            b'?'
-        };
-        if r.push(c as char).is_err() {
-            break;
-        }
-    }
-    r
-}
-
-/// Reads what a run told from how it ended and its first line of output.
-pub fn judge(rule: &Rule, warning: Warning, exit: Exit, line: &[u8]) -> Told {
+/// Reads what a run told from how it ended and its first line of output;
+/// writes the reason (`rule name: text`, cut to fit, `?` for any byte a
+/// reason may not hold) to the empty `why`. `None`: no answer.
+pub fn judge(rule: &Rule, end: End, line: &[u8], why: &mut Reason) -> Option<Answer> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let (msg, perf) = split_once(line, b'|');
-    let msg = msg.trim_ascii();
+    let mut msg = msg.trim_ascii();
+    let warning = rule.exec.as_ref().map_or(Warning::Drain, |e| e.warning);
+    let mut n = None;
     // What the answer asks; `None` for no answer.
-    let asks = match exit {
-        Exit::Code(0) => Some(None),
-        Exit::Code(1) => Some(match warning {
+    let asks = match end {
+        End::Exit(Exit::Code(0)) => Some(None),
+        End::Exit(Exit::Code(1)) => Some(match warning {
             Warning::Drain => Some(true),
             Warning::Down => Some(false),
             Warning::Up => None,
         }),
-        Exit::Code(2) => Some(Some(false)),
+        End::Exit(Exit::Code(2)) => Some(Some(false)),
         _ => None,
     };
+    let _ = why.push_str(&rule.name);
+    let _ = why.push_str(": ");
     // Without a message, the reason says how the command ended.
-    let mut why = reason(rule, msg, b"");
-    if msg.is_empty() {
-        let (what, n) = match exit {
-            Exit::Code(c) => (&b"exit "[..], c),
-            Exit::Signal(s) => (&b"killed by signal "[..], s),
+    if msg.is_empty() || end == End::Timeout {
+        msg = match end {
+            End::Exit(Exit::Code(c)) => {
+                n = Some(c);
+                b"exit "
+            }
+            End::Exit(Exit::Signal(s)) => {
+                n = Some(s);
+                b"killed by signal "
+            }
+            End::Timeout => b"timeout",
+            End::CannotStart(e) => {
+                let _ = why.push_str("cannot start: ");
+                os::errno_name(e).as_bytes()
+            }
         };
-        why = reason(rule, what, b"");
-        push_value(&mut why, n as u32, 0);
     }
-    let Some(asks) = asks else {
-        return Told::Failed(why);
-    };
+    copy(why.as_mut_view(), msg, true);
+    if let Some(n) = n {
+        push_value(why, n as u32, 0);
+    }
+    let asks = asks?;
     let label = rule.exec.as_ref().and_then(|e| e.label.as_ref());
     let value = perf.and_then(|p| perf_value(p, label.map(|l| l.as_bytes()), rule.decimals));
     // A rule that uses the value cannot say OK without it.
     let needed = label.is_some() || rule.curve.is_some() || rule.threshold.is_some();
     if value.is_none() && needed && asks.is_none() {
+        why.truncate(rule.name.len() + 2);
         let what = label.map_or(&b"no number"[..], |l| l.as_bytes());
-        return Told::Failed(reason(rule, what, b" not in perfdata"));
+        copy(why.as_mut_view(), what, true);
+        let _ = why.push_str(" not in perfdata");
+        return None;
     }
-    Told::Answer(asks, why, value)
+    Some((asks, value))
 }
 
 /// Finds a value in Nagios perfdata (`'label'=value[UOM];warn;crit;min;max`,
@@ -326,6 +334,14 @@ mod tests {
         r
     }
 
+    fn judged(r: &Rule, end: End, line: &[u8]) -> (Option<Answer>, Reason) {
+        let mut w = Reason::new();
+        (judge(r, end, line, &mut w), w)
+    }
+
+    fn exit(c: u8) -> End {
+        End::Exit(Exit::Code(c))
+    }
     #[test]
     fn reads_perfdata() {
         let p = b" load1=0.50;5;10;0 'disk used'=97%;80;90 time=12ms";
@@ -345,56 +361,39 @@ mod tests {
         let r = rule("");
         let line = b"DISK WARNING - free space: / 15% | /=85%;80;90";
         let warn = why("exec: DISK WARNING - free space: / 15%");
+        assert_eq!(judged(&r, exit(1), line), (Some((Some(true), Some(85))), warn.clone()));
+        let r = rule(r#","warning":"down""#);
+        assert_eq!(judged(&r, exit(1), line), (Some((Some(false), Some(85))), warn.clone()));
+        let r = rule(r#","warning":"up""#);
+        assert_eq!(judged(&r, exit(1), line), (Some((None, Some(85))), warn.clone()));
+        assert_eq!(judged(&r, exit(2), b"bad#\x01"), (Some((Some(false), None)), why("exec: bad??")));
+        assert_eq!(judged(&r, exit(0), b""), (Some((None, None)), why("exec: exit 0")));
+        assert_eq!(judged(&r, exit(3), b""), (None, why("exec: exit 3")));
         assert_eq!(
-            judge(&r, Warning::Drain, Exit::Code(1), line),
-            Told::Answer(Some(true), warn.clone(), Some(85))
+            judged(&r, exit(3), b"UNKNOWN - no disk\r"),
+            (None, why("exec: UNKNOWN - no disk"))
         );
         assert_eq!(
-            judge(&r, Warning::Down, Exit::Code(1), line),
-            Told::Answer(Some(false), warn.clone(), Some(85))
+            judged(&r, End::Exit(Exit::Signal(9)), b""),
+            (None, why("exec: killed by signal 9"))
         );
+        assert_eq!(judged(&r, End::Timeout, b"half a line"), (None, why("exec: timeout")));
         assert_eq!(
-            judge(&r, Warning::Up, Exit::Code(1), line),
-            Told::Answer(None, warn.clone(), Some(85))
+            judged(&r, End::CannotStart(Errno::EAGAIN), b""),
+            (None, why("exec: cannot start: EAGAIN"))
         );
-        assert_eq!(
-            judge(&r, Warning::Drain, Exit::Code(2), b"bad#\x01"),
-            Told::Answer(Some(false), why("exec: bad??"), None)
-        );
-        assert_eq!(
-            judge(&r, Warning::Drain, Exit::Code(0), b""),
-            Told::Answer(None, why("exec: exit 0"), None)
-        );
-        assert_eq!(
-            judge(&r, Warning::Drain, Exit::Code(3), b""),
-            Told::Failed(why("exec: exit 3"))
-        );
-        assert_eq!(
-            judge(&r, Warning::Drain, Exit::Code(3), b"UNKNOWN - no disk\r"),
-            Told::Failed(why("exec: UNKNOWN - no disk"))
-        );
-        assert_eq!(
-            judge(&r, Warning::Drain, Exit::Signal(9), b""),
-            Told::Failed(why("exec: killed by signal 9"))
-        );
-        let long = [b'x'; 100];
-        let Told::Answer(_, w, _) = judge(&r, Warning::Drain, Exit::Code(2), &long) else {
-            panic!()
-        };
-        assert_eq!(w.len(), 64);
+        let (a, w) = judged(&r, exit(2), &[b'x'; 100]);
+        assert_eq!((a, w.len()), (Some((Some(false), None)), 64));
         // A rule that uses the value fails without one, unless the answer asks for more.
         let r = rule(r#","field":"used","curve":"linear","limit":100"#);
         assert_eq!(
-            judge(&r, Warning::Drain, Exit::Code(0), b"OK | free=3"),
-            Told::Failed(why("exec: used not in perfdata"))
+            judged(&r, exit(0), b"OK | free=3"),
+            (None, why("exec: used not in perfdata"))
         );
         assert_eq!(
-            judge(&r, Warning::Drain, Exit::Code(0), b"OK | free=3 used=40"),
-            Told::Answer(None, why("exec: OK"), Some(40))
+            judged(&r, exit(0), b"OK | free=3 used=40"),
+            (Some((None, Some(40))), why("exec: OK"))
         );
-        assert!(matches!(
-            judge(&r, Warning::Drain, Exit::Code(2), b"CRIT"),
-            Told::Answer(Some(false), _, None)
-        ));
+        assert_eq!(judged(&r, exit(2), b"CRIT").0, Some((Some(false), None)));
     }
 }

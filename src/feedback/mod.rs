@@ -31,7 +31,7 @@ use crate::model::agent::{Agent, Verdict};
 use crate::model::state::{Name, Reason};
 use crate::time::Instant;
 use config::{Config, ConfigError, Metric, Rule, CONFIG_MAX, EXEC_MAX, HTTP_MAX, RULES_MAX};
-use exec::{Run, Told};
+use exec::Run;
 use httpcheck::{Check, Outcome};
 use metrics::CpuTimes;
 use rule::{Change, Health, RuleState};
@@ -182,12 +182,12 @@ impl Feedback {
             return None;
         }
         let mut next = self.next_sample;
-        let deadlines = self.checks.iter().map(Check::deadline);
-        for d in deadlines.chain(self.runs.iter().map(Run::deadline)).flatten() {
-            if d.is_before(next) {
-                next = d;
-            }
-        }
+        let mut at = |d: Option<Instant>| match d {
+            Some(d) if d.is_before(next) => next = d,
+            _ => {}
+        };
+        self.checks.iter().for_each(|c| at(c.deadline()));
+        self.runs.iter().for_each(|r| at(r.deadline()));
         Some(next)
     }
 
@@ -262,8 +262,8 @@ impl Feedback {
             if run.pidx.and_then(|p| pfds.get(p)).is_some_and(|p| p.revents != 0) {
                 run.read();
             }
-            if let Some(t) = run.finish(&self.cfg.rules[i], now) {
-                self.exec_told(i, t, now);
+            if run.finish(&self.cfg.rules[i], now) {
+                self.exec_told(i, k - 1, now);
             }
         }
     }
@@ -283,8 +283,8 @@ impl Feedback {
                     let run = &mut self.runs[k];
                     k += 1;
                     // Never two runs of one rule: a slow command skips a turn.
-                    if let Some(t) = (!run.busy()).then(|| run.start(rule, now)).flatten() {
-                        self.exec_told(i, t, now);
+                    if !run.busy() && run.start(rule, now) {
+                        self.exec_told(i, k - 1, now);
                     }
                     continue;
                 }
@@ -425,22 +425,24 @@ impl Feedback {
         self.take_result(i, result, now);
     }
 
-    /// Takes what rule `i`'s command told.
-    fn exec_told(&mut self, i: usize, t: Told, now: Instant) {
+    /// Takes what rule `i`'s command (run `k`) told.
+    #[inline(never)]
+    fn exec_told(&mut self, i: usize, k: usize, now: Instant) {
         let st = &mut self.states[i];
-        let result = match t {
-            Told::Answer(asks, why, value) => {
-                let alarm = asks.map(|drain| (drain, why));
+        let run = &self.runs[k];
+        let result = match run.told {
+            Some((asks, value)) => {
+                let alarm = asks.map(|drain| (drain, run.why.clone()));
                 if st.alarm != alarm {
-                    match &alarm {
-                        Some((drain, why)) => note(why, [" (down)", " (drain)"][*drain as usize]),
+                    match asks {
+                        Some(drain) => note(&run.why, [" (down)", " (drain)"][drain as usize]),
                         None => note(&self.cfg.rules[i].name, ": ok"),
                     }
                     st.alarm = alarm;
                 }
                 Ok(value)
             }
-            Told::Failed(why) => Err(why),
+            None => Err(run.why.clone()),
         };
         self.take_result(i, result, now);
     }

@@ -62,6 +62,8 @@ pub fn errno_name(e: Errno) -> &'static str {
         ETIMEDOUT => "ETIMEDOUT",
         ESRCH => "ESRCH",
         EINVAL => "EINVAL",
+        EAGAIN => "EAGAIN",
+        ENOEXEC => "ENOEXEC",
         _ => "errno",
     }
 }
@@ -83,7 +85,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(named, 23);
+        assert_eq!(named, 25);
     }
 
     #[test]
