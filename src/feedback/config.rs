@@ -81,17 +81,6 @@ pub enum Stale {
     Min,
 }
 
-/// What an `exec` rule's WARNING (exit 1) asks for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Warning {
-    /// DRAIN: no new sessions, existing ones stay.
-    Drain,
-    /// DOWN, as CRITICAL does.
-    Down,
-    /// Nothing: as OK.
-    Up,
-}
-
 /// Failure thresholds with hysteresis.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Threshold {
@@ -131,8 +120,9 @@ pub struct ExecTarget {
     /// The perfdata label whose value feeds the curve and thresholds
     /// (`None`: the first value).
     pub label: Option<String<FIELD_MAX>>,
-    /// What exit 1 (WARNING) asks for.
-    pub warning: Warning,
+    /// What exit 1 (WARNING) asks for: `Some(true)` DRAIN (no new
+    /// sessions, existing ones stay), `Some(false)` DOWN, `None` nothing.
+    pub warning: Option<bool>,
     /// How long one run may take (ms) before its process group is killed.
     pub timeout_ms: u32,
     /// How long the last answer stays in use while runs fail (ms).
@@ -314,7 +304,7 @@ const STALES: [Stale; 4] = [Stale::Down, Stale::Keep, Stale::Ignore, Stale::Min]
 /// The `stale` values as the configuration spells them.
 const STALE_NAMES: [&str; 4] = ["down", "keep", "ignore", "min"];
 /// The `warning` values, in the order of `WARNING_NAMES`.
-const WARNINGS: [Warning; 3] = [Warning::Drain, Warning::Down, Warning::Up];
+const WARNINGS: [Option<bool>; 3] = [Some(true), Some(false), None];
 /// The `warning` values as the configuration spells them.
 const WARNING_NAMES: [&str; 3] = ["drain", "down", "up"];
 /// The curve shapes, in the order of `SHAPE_NAMES`.
@@ -795,7 +785,7 @@ fn check_exec(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let e = rule.exec.insert(ExecTarget {
         command: Vec::new(),
         label: None,
-        warning: Warning::Drain,
+        warning: Some(true),
         timeout_ms: 0,
         stale_ms: 0,
         stale: Stale::Down,

@@ -17,7 +17,7 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use nix::errno::Errno;
 
-use super::config::{copy, Rule, Warning};
+use super::config::{copy, Rule};
 use super::metrics::{parse_decimal, push_value, split_once};
 use crate::model::state::Reason;
 use crate::os::process::{self, Exit};
@@ -222,59 +222,40 @@ pub fn reap(runs: &mut [Run]) {
 /// writes the reason (`rule name: text`, cut to fit, `?` for any byte a
 /// reason may not hold) to the empty `why`. `None`: no answer.
 pub fn judge(rule: &Rule, end: End, line: &[u8], why: &mut Reason) -> Option<Answer> {
+    let e = rule.exec.as_ref()?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let (msg, perf) = split_once(line, b'|');
-    let mut msg = msg.trim_ascii();
-    let warning = rule.exec.as_ref().map_or(Warning::Drain, |e| e.warning);
-    let mut n = None;
-    // What the answer asks; `None` for no answer.
-    let asks = match end {
-        End::Exit(Exit::Code(0)) => Some(None),
-        End::Exit(Exit::Code(1)) => Some(match warning {
-            Warning::Drain => Some(true),
-            Warning::Down => Some(false),
-            Warning::Up => None,
-        }),
-        End::Exit(Exit::Code(2)) => Some(Some(false)),
-        _ => None,
-    };
+    let label = e.label.as_ref().map(|l| l.as_bytes());
+    let value = perf.and_then(|p| perf_value(p, label, rule.decimals));
+    // The reason without a message says how the command ended.
+    let (mut asks, mut text, mut tail, mut n): (_, &[u8], _, _) = (None, b"", "", None);
+    match end {
+        End::Exit(Exit::Code(c)) => {
+            let answers = [None, e.warning, Some(false)];
+            asks = answers.get(c as usize).copied();
+            (text, n) = (b"exit ", Some(c));
+        }
+        End::Exit(Exit::Signal(s)) => (text, n) = (b"killed by signal ", Some(s)),
+        End::Timeout => text = b"timeout",
+        End::CannotStart(err) => (text, tail) = (b"cannot start: ", os::errno_name(err)),
+    }
+    let msg = msg.trim_ascii();
+    if !msg.is_empty() && end != End::Timeout {
+        (text, n) = (msg, None);
+    }
+    // A rule that uses the value cannot say OK without it.
+    let needed = label.is_some() || rule.curve.is_some() || rule.threshold.is_some();
+    if asks == Some(None) && value.is_none() && needed {
+        (asks, text, tail) = (None, label.unwrap_or(b"no number"), " not in perfdata");
+    }
     let _ = why.push_str(&rule.name);
     let _ = why.push_str(": ");
-    // Without a message, the reason says how the command ended.
-    if msg.is_empty() || end == End::Timeout {
-        msg = match end {
-            End::Exit(Exit::Code(c)) => {
-                n = Some(c);
-                b"exit "
-            }
-            End::Exit(Exit::Signal(s)) => {
-                n = Some(s);
-                b"killed by signal "
-            }
-            End::Timeout => b"timeout",
-            End::CannotStart(e) => {
-                let _ = why.push_str("cannot start: ");
-                os::errno_name(e).as_bytes()
-            }
-        };
-    }
-    copy(why.as_mut_view(), msg, true);
+    copy(why.as_mut_view(), text, true);
+    let _ = why.push_str(tail);
     if let Some(n) = n {
         push_value(why, n as u32, 0);
     }
-    let asks = asks?;
-    let label = rule.exec.as_ref().and_then(|e| e.label.as_ref());
-    let value = perf.and_then(|p| perf_value(p, label.map(|l| l.as_bytes()), rule.decimals));
-    // A rule that uses the value cannot say OK without it.
-    let needed = label.is_some() || rule.curve.is_some() || rule.threshold.is_some();
-    if value.is_none() && needed && asks.is_none() {
-        why.truncate(rule.name.len() + 2);
-        let what = label.map_or(&b"no number"[..], |l| l.as_bytes());
-        copy(why.as_mut_view(), what, true);
-        let _ = why.push_str(" not in perfdata");
-        return None;
-    }
-    Some((asks, value))
+    asks.map(|a| (a, value))
 }
 
 /// Finds a value in Nagios perfdata (`'label'=value[UOM];warn;crit;min;max`,
@@ -282,39 +263,24 @@ pub fn judge(rule: &Rule, end: End, line: &[u8], why: &mut Reason) -> Option<Ans
 /// not a number (`U`) gives `None`; a negative one reads as 0.
 pub fn perf_value(perf: &[u8], label: Option<&[u8]>, decimals: u8) -> Option<u32> {
     let mut rest = perf;
-    loop {
-        rest = rest.trim_ascii_start();
-        if rest.is_empty() {
-            return None;
-        }
-        // A quoted label may hold spaces and `=`.
-        let (name, after) = match rest.strip_prefix(b"'") {
-            Some(q) => {
-                let (n, a) = split_once(q, b'\'');
-                (n, a.unwrap_or_default())
-            }
-            None => {
-                let end = rest
-                    .iter()
-                    .position(|&c| c == b'=' || c.is_ascii_whitespace())
-                    .unwrap_or(rest.len());
-                rest.split_at(end)
-            }
+    while let (name, Some(v)) = split_once(rest, b'=') {
+        // A quoted label may hold spaces; otherwise it starts after the last one.
+        let name = name.trim_ascii();
+        let name = match name.strip_prefix(b"'") {
+            Some(q) => q.strip_suffix(b"'").unwrap_or(q),
+            None => name.rsplit(|&c| c == b' ').next().unwrap_or(name),
         };
-        let end = after
+        let num = v
             .iter()
-            .position(u8::is_ascii_whitespace)
-            .unwrap_or(after.len());
-        let (item, next) = after.split_at(end);
-        if let (Some(v), true) = (item.strip_prefix(b"="), label.is_none_or(|l| l == name)) {
-            let num = v
-                .iter()
-                .position(|&c| !(c.is_ascii_digit() || c == b'.' || c == b'-'))
-                .unwrap_or(v.len());
+            .position(|&c| !(c.is_ascii_digit() || c == b'.' || c == b'-'))
+            .unwrap_or(v.len());
+        if label.is_none_or(|l| l == name) {
             return parse_decimal(&v[..num], decimals);
         }
-        rest = next;
+        // The next item starts after the next space.
+        rest = split_once(v, b' ').1?;
     }
+    None
 }
 
 #[cfg(test)]
