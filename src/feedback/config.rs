@@ -534,7 +534,9 @@ impl<'a> Parser<'a> {
     /// Reads `field`: 1 to `FIELD_MAX` ASCII bytes.
     fn field(&mut self) -> Result<Option<String<FIELD_MAX>>, Stop> {
         match self.str(F::Field)? {
-            Some(f) if !f.is_empty() && f.len() <= FIELD_MAX && crate::os::ascii_str(f).is_some() => {
+            Some(f)
+                if !f.is_empty() && f.len() <= FIELD_MAX && crate::os::ascii_str(f).is_some() =>
+            {
                 let mut out = String::new();
                 copy(out.as_mut_view(), f, false);
                 Ok(Some(out))
@@ -663,7 +665,11 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         p.none_of(F::Field, F::Stale, "only for metric http or exec")?;
     }
     if !is_file && !is_http && !is_exec {
-        p.none_of(F::Decimals, F::Decimals, "only for metric file, http or exec")?;
+        p.none_of(
+            F::Decimals,
+            F::Decimals,
+            "only for metric file, http or exec",
+        )?;
     }
     match p.str(F::Path)? {
         // ASCII only: `copy` stores each byte as a char, which would garble UTF-8.
@@ -792,12 +798,12 @@ fn check_exec(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     });
     let raw = match p.vals[F::Command as usize] {
         Some(Token::Bare(raw)) => raw,
-        _ => return Err(p.fail(F::Command, "missing (an array: a program's absolute path, then its arguments)")),
+        _ => b"",
     };
     if !read_command(raw, &mut e.command) {
         return Err(p.fail(
             F::Command,
-            "must be 1 to 32 strings without escapes, 512 bytes in all, the first an absolute path",
+            "must be [\"/absolute/path\", \"arg\", ...]: up to 32 strings without escapes, 512 bytes",
         ));
     }
     e.label = p.field()?;

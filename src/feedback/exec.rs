@@ -228,17 +228,17 @@ pub fn judge(rule: &Rule, end: End, line: &[u8], why: &mut Reason) -> Option<Ans
     let label = e.label.as_ref().map(|l| l.as_bytes());
     let value = perf.and_then(|p| perf_value(p, label, rule.decimals));
     // The reason without a message says how the command ended.
-    let (mut asks, mut text, mut tail, mut n): (_, &[u8], _, _) = (None, b"", "", None);
-    match end {
+    let mut asks = None;
+    let (mut text, mut n, mut tail): (&[u8], _, _) = match end {
         End::Exit(Exit::Code(c)) => {
             let answers = [None, e.warning, Some(false)];
             asks = answers.get(c as usize).copied();
-            (text, n) = (b"exit ", Some(c));
+            (b"exit ", Some(c), "")
         }
-        End::Exit(Exit::Signal(s)) => (text, n) = (b"killed by signal ", Some(s)),
-        End::Timeout => text = b"timeout",
-        End::CannotStart(err) => (text, tail) = (b"cannot start: ", os::errno_name(err)),
-    }
+        End::Exit(Exit::Signal(s)) => (b"killed by signal ", Some(s), ""),
+        End::Timeout => (b"timeout", None, ""),
+        End::CannotStart(err) => (b"cannot start: ", None, os::errno_name(err)),
+    };
     let msg = msg.trim_ascii();
     if !msg.is_empty() && end != End::Timeout {
         (text, n) = (msg, None);
@@ -327,13 +327,28 @@ mod tests {
         let r = rule("");
         let line = b"DISK WARNING - free space: / 15% | /=85%;80;90";
         let warn = why("exec: DISK WARNING - free space: / 15%");
-        assert_eq!(judged(&r, exit(1), line), (Some((Some(true), Some(85))), warn.clone()));
+        assert_eq!(
+            judged(&r, exit(1), line),
+            (Some((Some(true), Some(85))), warn.clone())
+        );
         let r = rule(r#","warning":"down""#);
-        assert_eq!(judged(&r, exit(1), line), (Some((Some(false), Some(85))), warn.clone()));
+        assert_eq!(
+            judged(&r, exit(1), line),
+            (Some((Some(false), Some(85))), warn.clone())
+        );
         let r = rule(r#","warning":"up""#);
-        assert_eq!(judged(&r, exit(1), line), (Some((None, Some(85))), warn.clone()));
-        assert_eq!(judged(&r, exit(2), b"bad#\x01"), (Some((Some(false), None)), why("exec: bad??")));
-        assert_eq!(judged(&r, exit(0), b""), (Some((None, None)), why("exec: exit 0")));
+        assert_eq!(
+            judged(&r, exit(1), line),
+            (Some((None, Some(85))), warn.clone())
+        );
+        assert_eq!(
+            judged(&r, exit(2), b"bad#\x01"),
+            (Some((Some(false), None)), why("exec: bad??"))
+        );
+        assert_eq!(
+            judged(&r, exit(0), b""),
+            (Some((None, None)), why("exec: exit 0"))
+        );
         assert_eq!(judged(&r, exit(3), b""), (None, why("exec: exit 3")));
         assert_eq!(
             judged(&r, exit(3), b"UNKNOWN - no disk\r"),
@@ -343,7 +358,10 @@ mod tests {
             judged(&r, End::Exit(Exit::Signal(9)), b""),
             (None, why("exec: killed by signal 9"))
         );
-        assert_eq!(judged(&r, End::Timeout, b"half a line"), (None, why("exec: timeout")));
+        assert_eq!(
+            judged(&r, End::Timeout, b"half a line"),
+            (None, why("exec: timeout"))
+        );
         assert_eq!(
             judged(&r, End::CannotStart(Errno::EAGAIN), b""),
             (None, why("exec: cannot start: EAGAIN"))

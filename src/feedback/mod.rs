@@ -259,7 +259,11 @@ impl Feedback {
             }
             let run = &mut self.runs[k];
             k += 1;
-            if run.pidx.and_then(|p| pfds.get(p)).is_some_and(|p| p.revents != 0) {
+            if run
+                .pidx
+                .and_then(|p| pfds.get(p))
+                .is_some_and(|p| p.revents != 0)
+            {
                 run.read();
             }
             if run.finish(&self.cfg.rules[i], now) {

@@ -148,7 +148,11 @@ pub fn install() -> Result<Fd, Errno> {
     for sig in ours {
         mask.add(sig);
     }
-    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP, mask);
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART | SaFlags::SA_NOCLDSTOP,
+        mask,
+    );
     for sig in ours {
         // SAFETY: the handler only touches atomics and errno and calls write(2).
         unsafe { signal::sigaction(sig, &action) }?;
