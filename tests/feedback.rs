@@ -1274,3 +1274,396 @@ fn no_wake_ups_while_idle_without_rules() {
         after[2] - before[2]
     );
 }
+
+// ---------------------------------------------------------------------------
+// Exec rules: real scripts written here, run by heft as Nagios plugins.
+
+/// Writes an executable `/bin/sh` script `name` into `d` and returns its path.
+fn script(d: &Dir, name: &str, body: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = d.write(name, &format!("#!/bin/sh\n{body}\n"));
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// An `exec` rule named `name` running `argv`, with extra members `more`.
+fn exec_rule(name: &str, argv: &[&str], more: &str) -> String {
+    let argv: Vec<String> = argv.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        r#"{{"metric":"exec","name":"{name}","command":[{}]{more}}}"#,
+        argv.join(",")
+    )
+}
+
+/// The pids of the processes whose parent is `pid`, zombies included.
+fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        // The fields after the command name, which ends with the last ')'.
+        let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+        let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Tells whether `pid` is a live process (not gone, not a zombie).
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .map_or("", |(_, a)| a)
+        .split_whitespace()
+        .next();
+    !matches!(state, None | Some("Z") | Some("X"))
+}
+
+/// Reads a pid the test's script wrote to `d/name`, waiting for it.
+fn pid_in(d: &Dir, name: &str) -> i32 {
+    let mut pid = None;
+    let ok = wait_for(Duration::from_secs(5), || {
+        pid = std::fs::read_to_string(d.path(name))
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse().ok());
+        pid.is_some()
+    });
+    assert!(ok, "the script wrote no {name}");
+    pid.unwrap()
+}
+
+const UP100: &str = r#"{"status":"UP","weight":100}"#;
+
+#[test]
+fn exec_exit_codes_give_up_drain_down_and_staleness() {
+    let d = Dir::new("fb-exec-codes");
+    let dir = d.0.display().to_string();
+    let chk = script(&d, "check_thing", &format!("cat {dir}/out\n. {dir}/code"));
+    let set = |code: &str, out: &str| {
+        d.write("out", out);
+        d.write("code", &format!("exit {code}"));
+    };
+    set("0", "OK - fine\n");
+    let a = start(
+        &d,
+        UP100,
+        &config(100, &[exec_rule("chk", &[chk.to_str().unwrap()], "")]),
+        &[],
+    );
+    expect(&a, "up ready 100%\n");
+    // WARNING drains by default.
+    set("1", "WARNING - warm | t=70\n");
+    expect(&a, "up drain 100%\n");
+    set("2", "CRITICAL - burning # and more\nsecond line\n");
+    expect(&a, "down ready 100% #chk: CRITICAL - burning ? and more\n");
+    // UNKNOWN is a failure: with the default staleness (down, no allowance), down at once.
+    set("3", "UNKNOWN - cannot tell\n");
+    expect(&a, "down ready 100% #chk: UNKNOWN - cannot tell\n");
+    set("0", "");
+    expect(&a, "up ready 100%\n");
+    // Without output the reason says how the command ended.
+    set("2", "");
+    expect(&a, "down ready 100% #chk: exit 2\n");
+    set("7", "");
+    expect(&a, "down ready 100% #chk: exit 7\n");
+    d.write("out", "");
+    d.write("code", "kill -9 $$");
+    expect(&a, "down ready 100% #chk: killed by signal 9\n");
+    set("0", "OK\n");
+    expect(&a, "up ready 100%\n");
+    let log = a.log();
+    assert!(
+        log.contains("feedback: chk: WARNING - warm (drain)"),
+        "log:\n{log}"
+    );
+    assert!(
+        log.contains("feedback: chk: CRITICAL - burning ? and more (down)"),
+        "log:\n{log}"
+    );
+    assert!(
+        log.contains("feedback: check failed: chk: UNKNOWN - cannot tell"),
+        "log:\n{log}"
+    );
+    assert!(log.contains("feedback: chk: ok"), "log:\n{log}");
+    drop(a);
+
+    // WARNING may mean DOWN; a failing run may keep the last answer.
+    set("1", "WARNING - warm\n");
+    let a = start(
+        &d,
+        UP100,
+        &config(
+            100,
+            &[exec_rule(
+                "chk",
+                &[chk.to_str().unwrap()],
+                r#","warning":"down","stale":"keep""#,
+            )],
+        ),
+        &[],
+    );
+    expect(&a, "down ready 100% #chk: WARNING - warm\n");
+    set("0", "OK\n");
+    expect(&a, "up ready 100%\n");
+    set("3", "UNKNOWN\n");
+    wait_log(&a, "feedback: check failed: chk: UNKNOWN");
+    holds_for(&a, b"", "up ready 100%\n", Duration::from_millis(400));
+    // `warning: up` ignores WARNING.
+    drop(a);
+    set("1", "WARNING - warm\n");
+    let a = start(
+        &d,
+        UP100,
+        &config(
+            100,
+            &[exec_rule(
+                "chk",
+                &[chk.to_str().unwrap()],
+                r#","warning":"up""#,
+            )],
+        ),
+        &[],
+    );
+    wait_log(&a, "sampling every");
+    holds_for(&a, b"", "up ready 100%\n", Duration::from_millis(400));
+}
+
+#[test]
+fn exec_perfdata_feeds_the_curve_and_thresholds() {
+    let d = Dir::new("fb-exec-perf");
+    let dir = d.0.display().to_string();
+    let chk = script(
+        &d,
+        "check_load",
+        &format!("echo \"LOAD OK | 'run queue'=3;5;9 load=$(cat {dir}/v)%;80;90;0;100\""),
+    );
+    d.write("v", "40");
+    let rule = exec_rule(
+        "load",
+        &[chk.to_str().unwrap()],
+        r#","field":"load","curve":"linear","limit":100,"enter":90,"leave":80"#,
+    );
+    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    let w = |v: f64| pct(linear(v, 0.0, 100.0, 1.0, 100.0));
+    expect(&a, &format!("up ready {}%\n", w(40.0)));
+    d.write("v", "75");
+    expect(&a, &format!("up ready {}%\n", w(75.0)));
+    // Above enter: the threshold takes the server down with its own reason.
+    d.write("v", "95");
+    expect(&a, &format!("down ready {}% #load 95 > 90\n", w(95.0)));
+    d.write("v", "10");
+    expect(&a, &format!("up ready {}%\n", w(10.0)));
+    // The label gone from the perfdata: a failure with a clear reason.
+    d.write("v", "x");
+    let chk2 = script(&d, "check_load", "echo 'LOAD OK | other=1'");
+    assert_eq!(chk, chk2);
+    expect(
+        &a,
+        &format!("down ready {}% #load: load not in perfdata\n", w(10.0)),
+    );
+    // Without `field`, the first value counts.
+    drop(a);
+    script(&d, "check_first", "echo 'OK | first=30 second=60'");
+    let rule = exec_rule(
+        "first",
+        &[d.path("check_first").to_str().unwrap()],
+        r#","curve":"linear","limit":100"#,
+    );
+    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    expect(&a, &format!("up ready {}%\n", w(30.0)));
+}
+
+#[test]
+fn exec_missing_or_unrunnable_commands_give_a_clear_reason() {
+    let d = Dir::new("fb-exec-missing");
+    let missing = d.path("no_such_check");
+    let rule = exec_rule("gone", &[missing.to_str().unwrap(), "-w", "1"], "");
+    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    expect(&a, "down ready 100% #gone: cannot run: ENOENT\n");
+    wait_log(&a, "feedback: check failed: gone: cannot run: ENOENT");
+    drop(a);
+    // Not executable.
+    let p = d.write("not_exec", "#!/bin/sh\necho OK\n");
+    let a = start(
+        &d,
+        UP100,
+        &config(100, &[exec_rule("noexec", &[p.to_str().unwrap()], "")]),
+        &[],
+    );
+    expect(&a, "down ready 100% #noexec: cannot run: EACCES\n");
+    drop(a);
+    // Created later: the rule recovers by itself.
+    let late = d.path("check_late");
+    let a = start(
+        &d,
+        UP100,
+        &config(100, &[exec_rule("late", &[late.to_str().unwrap()], "")]),
+        &[],
+    );
+    expect(&a, "down ready 100% #late: cannot run: ENOENT\n");
+    script(&d, "check_late.tmp", "echo OK");
+    std::fs::rename(d.path("check_late.tmp"), &late).unwrap();
+    expect(&a, "up ready 100%\n");
+    // A relative path is refused at start-up.
+    refuses(
+        r#"{"rules":[{"metric":"exec","command":["check_disk","-w","10%"]}]}"#,
+        "rules[0].command: must be",
+    );
+}
+
+#[test]
+fn exec_a_hanging_command_is_killed_with_its_process_group() {
+    let d = Dir::new("fb-exec-hang");
+    let dir = d.0.display().to_string();
+    // The script and a child it forks both hang.
+    let chk = script(
+        &d,
+        "check_hang",
+        &format!("echo $$ > {dir}/pid\nsleep 30 &\necho $! > {dir}/child\necho started\nwait"),
+    );
+    // One run only (the first sample is at start-up).
+    let rule = exec_rule("hang", &[chk.to_str().unwrap()], r#","timeout_ms":500"#);
+    let a = start(&d, UP100, &config(60_000, &[rule]), &[]);
+    let (pid, child) = (pid_in(&d, "pid"), pid_in(&d, "child"));
+    assert!(alive(child), "the forked child should be running");
+    // The loop keeps answering while the command hangs.
+    let t = Instant::now();
+    expect_within(&a, b"\n", "up ready 100%\n", Duration::from_millis(300));
+    println!(
+        "probe answered {:?} after the start while the command hung",
+        t.elapsed()
+    );
+    expect(&a, "down ready 100% #hang: timeout\n");
+    // The whole group died, and heft reaped its child: no zombie is left.
+    assert!(
+        wait_for(Duration::from_secs(5), || !alive(child)),
+        "the forked child survived the timeout"
+    );
+    assert!(
+        wait_for(Duration::from_secs(5), || children_of(a.pid()).is_empty()),
+        "heft has children left: {:?}",
+        children_of(a.pid())
+    );
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || !alive(pid));
+    wait_log(&a, "feedback: check failed: hang: timeout");
+}
+
+#[test]
+fn exec_a_command_that_forks_and_exits_neither_sticks_nor_leaves_its_child() {
+    let d = Dir::new("fb-exec-fork");
+    let dir = d.0.display().to_string();
+    // The child keeps the output pipe open; the script itself exits at once.
+    let chk = script(
+        &d,
+        "check_fork",
+        &format!("sleep 30 &\necho $! >> {dir}/children\necho \"OK | v=$(cat {dir}/v)\""),
+    );
+    d.write("v", "20");
+    let rule = exec_rule(
+        "fork",
+        &[chk.to_str().unwrap()],
+        r#","curve":"linear","limit":100"#,
+    );
+    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    let w = |v: f64| pct(linear(v, 0.0, 100.0, 1.0, 100.0));
+    expect(&a, &format!("up ready {}%\n", w(20.0)));
+    // Later runs still answer: the rule is not stuck on the open pipe.
+    d.write("v", "60");
+    expect(&a, &format!("up ready {}%\n", w(60.0)));
+    let kids: Vec<i32> = std::fs::read_to_string(d.path("children"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert!(kids.len() >= 2, "{kids:?}");
+    // Each run's leftover child was killed with its group.
+    for k in &kids[..kids.len() - 1] {
+        assert!(
+            wait_for(Duration::from_secs(5), || !alive(*k)),
+            "child {k} of an ended run still runs"
+        );
+    }
+    drop(a);
+}
+
+#[test]
+fn exec_megabytes_of_output_are_read_bounded_and_probes_keep_flowing() {
+    let d = Dir::new("fb-exec-chatty");
+    let dir = d.0.display().to_string();
+    let chk = script(
+        &d,
+        "check_chatty",
+        &format!(
+            "case $(cat {dir}/mode) in\n\
+             after) echo 'OK - chatty | v=30'; head -c 8000000 /dev/zero; echo $$ >> {dir}/done ;;\n\
+             line) head -c 3000000 /dev/zero | tr '\\0' A; exit 2 ;;\n\
+             esac"
+        ),
+    );
+    d.write("mode", "after");
+    let rule = exec_rule(
+        "chatty",
+        &[chk.to_str().unwrap()],
+        r#","curve":"linear","limit":100,"timeout_ms":20000"#,
+    );
+    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    let w30 = pct(linear(30.0, 0.0, 100.0, 1.0, 100.0));
+    expect(&a, &format!("up ready {w30}%\n"));
+    // Probes while the command floods its pipe.
+    let _g = serial();
+    let (mut worst, mut n) = (Duration::ZERO, 0);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_millis(1500) {
+        let s = Instant::now();
+        assert_eq!(a.probe_with(b"\n"), format!("up ready {w30}%\n"));
+        worst = worst.max(s.elapsed());
+        n += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let runs = std::fs::read_to_string(d.path("done"))
+        .unwrap_or_default()
+        .lines()
+        .count();
+    println!("{n} probes while 8 MB runs flooded the pipe ({runs} runs done): worst {worst:?}");
+    assert!(runs >= 1, "no run of 8 MB finished");
+    assert!(worst < Duration::from_millis(300), "a probe took {worst:?}");
+    // A first line of megabytes: the reason holds its start, cut to 64 bytes.
+    d.write("mode", "line");
+    let reason = format!("chatty: {}", "A".repeat(64 - "chatty: ".len()));
+    expect(&a, &format!("down ready {w30}% #{reason}\n"));
+}
+
+#[test]
+fn exec_runs_as_the_dropped_user_with_only_stdin_stdout_stderr() {
+    let d = Dir::new("fb-exec-ids");
+    // Counts the shell's descriptors beyond 0-2 that are sockets or pipes
+    // (heft's own are all sockets and pipes) with builtins only (a command
+    // substitution or redirection would open some), and says where 0 and 2 lead.
+    let chk = script(
+        &d,
+        "check_ids",
+        "n=0\n\
+         for f in /proc/$$/fd/*; do\n\
+           case ${f##*/} in 0|1|2) continue ;; esac\n\
+           if [ -p $f ] || [ -S $f ]; then n=$((n+1)); fi\n\
+         done\n\
+         echo \"uid=$(id -u) extra=$n in=$(readlink /proc/$$/fd/0) err=$(readlink /proc/$$/fd/2)\"\n\
+         exit 2",
+    );
+    std::fs::set_permissions(&d.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let rule = exec_rule("ids", &[chk.to_str().unwrap()], "");
+    let (uid, extra) = match users::nobody() {
+        Some((uid, _)) => (uid, vec!["--user", "nobody"]),
+        None => (unsafe { libc::geteuid() }, vec![]),
+    };
+    let a = start(&d, UP100, &config(60_000, &[rule]), &extra);
+    expect(
+        &a,
+        &format!("down ready 100% #ids: uid={uid} extra=0 in=/dev/null err=/dev/null\n"),
+    );
+}
