@@ -1106,6 +1106,65 @@ mod tests {
     }
 
     #[test]
+    fn reads_exec_rules() {
+        let c = parse(
+            br#"{"rules":[{"metric":"exec","command":["/bin/sh","-c","exit 0"],"field":"used",
+              "warning":"down","stale":"keep","stale_ms":5000,"decimals":1,"curve":"linear","limit":90}]}"#,
+        )
+        .unwrap();
+        let e = c.rules[0].exec.as_ref().unwrap();
+        assert_eq!(e.command.as_slice(), b"/bin/sh\0-c\0exit 0\0");
+        assert_eq!(e.label.as_ref().unwrap().as_str(), "used");
+        assert_eq!((e.warning, e.timeout_ms), (Some(false), 10_000));
+        assert_eq!(c.rules[0].staleness(), Some((5000, Stale::Keep)));
+        assert_eq!(c.rules[0].name.as_str(), "exec");
+        let c = parse(br#"{"rules":[{"metric":"exec","command":["/x"]}]}"#).unwrap();
+        assert_eq!(c.rules[0].exec.as_ref().unwrap().warning, Some(true));
+        for bad in [
+            r#"{"metric":"exec"}"#,
+            r#"{"metric":"exec","command":[]}"#,
+            r#"{"metric":"exec","command":"/bin/true"}"#,
+            r#"{"metric":"exec","command":["check_disk"]}"#,
+            r#"{"metric":"exec","command":["/x",5]}"#,
+            r#"{"metric":"exec","command":["/x","a"b"]}"#,
+        ] {
+            let text = std::format!(r#"{{"rules":[{bad}]}}"#);
+            assert_eq!(err(&text).1, "command", "{bad}");
+        }
+        let many = std::format!(
+            r#"{{"rules":[{{"metric":"exec","command":[{}]}}]}}"#,
+            vec![r#""/x""#; 33].join(",")
+        );
+        assert_eq!(err(&many).1, "command");
+        let long = std::format!(
+            r#"{{"rules":[{{"metric":"exec","command":["/{}"]}}]}}"#,
+            "x".repeat(511)
+        );
+        assert_eq!(err(&long).1, "command");
+        assert_eq!(
+            err(r#"{"rules":[{"metric":"exec","command":["/x"],"warning":"maybe"}]}"#).1,
+            "warning"
+        );
+        assert_eq!(
+            err(r#"{"rules":[{"metric":"cpu","enter":9,"command":["/x"]}]}"#),
+            (Some(0), "command".into(), "only for metric exec")
+        );
+        assert_eq!(
+            err(r#"{"rules":[{"metric":"exec","command":["/x"],"url":"http://localhost/"}]}"#).1,
+            "url"
+        );
+        assert_eq!(
+            err(r#"{"rules":[{"metric":"cpu","enter":[9]}]}"#).1,
+            "enter"
+        );
+        let five = std::format!(
+            r#"{{"rules":[{}]}}"#,
+            [r#"{"metric":"exec","command":["/x"]}"#; 5].join(",")
+        );
+        assert_eq!(err(&five).2, "more than 4 exec rules");
+    }
+
+    #[test]
     fn parses_urls() {
         let (a, port, h, p) = parse_url(b"http://[::1]:8081/x/y").unwrap();
         assert_eq!(

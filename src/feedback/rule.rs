@@ -336,4 +336,18 @@ mod tests {
         s.http_result(&ignore, Err(why()), at(10));
         assert!(s.say(&ignore, at(10)).down.is_none());
     }
+
+    #[test]
+    fn an_exec_alarm_drains_unless_the_rule_says_down() {
+        let r = rule(r#"{"metric":"exec","command":["/x"],"enter":5}"#);
+        let mut s = RuleState::new();
+        let mut warm = Reason::new();
+        let _ = warm.push_str("exec: warm");
+        s.alarm = Some((true, warm));
+        let say = s.say(&r, at(0));
+        assert_eq!((say.down.unwrap().as_str(), say.drain), ("exec: warm", true));
+        assert_eq!(s.observe(&r, 9, at(0)), Some(Change::Tripped));
+        let say = s.say(&r, at(0));
+        assert_eq!((say.down.unwrap().as_str(), say.drain), ("exec 9 > 5", false));
+    }
 }
