@@ -1339,74 +1339,95 @@ fn pid_in(d: &Dir, name: &str) -> i32 {
 
 const UP100: &str = r#"{"status":"UP","weight":100}"#;
 
+/// Writes the script `check` into `d` (`body`, with `{dir}` standing for
+/// `d`'s path), then starts heft on `UP100` with one `exec` rule `name`
+/// running it, extra members `more`, sampling every `interval_ms`.
+fn exec_agent(d: &Dir, name: &str, body: &str, more: &str, interval_ms: u32) -> Agent {
+    exec_agent_with(d, name, body, more, interval_ms, &[])
+}
+
+/// `exec_agent` with extra heft arguments.
+fn exec_agent_with(
+    d: &Dir,
+    name: &str,
+    body: &str,
+    more: &str,
+    interval_ms: u32,
+    extra: &[&str],
+) -> Agent {
+    let chk = script(
+        d,
+        "check",
+        &body.replace("{dir}", &d.0.display().to_string()),
+    );
+    let rule = exec_rule(name, &[chk.to_str().unwrap()], more);
+    start(d, UP100, &config(interval_ms, &[rule]), extra)
+}
+
+/// Asserts that the agent logged each of `lines`.
+fn logged(a: &Agent, lines: &[&str]) {
+    let log = a.log();
+    for l in lines {
+        assert!(log.contains(l), "no {l:?} in the log:\n{log}");
+    }
+}
+
 #[test]
 fn exec_exit_codes_give_up_drain_down_and_staleness() {
     let d = Dir::new("fb-exec-codes");
-    let dir = d.0.display().to_string();
-    let chk = script(&d, "check_thing", &format!("cat {dir}/out\n. {dir}/code"));
     let set = |code: &str, out: &str| {
         d.write("out", out);
         d.write("code", &format!("exit {code}"));
     };
     set("0", "OK - fine\n");
-    let a = start(
-        &d,
-        UP100,
-        &config(100, &[exec_rule("chk", &[chk.to_str().unwrap()], "")]),
-        &[],
-    );
+    let body = "cat {dir}/out\n. {dir}/code";
+    let a = exec_agent(&d, "chk", body, "", 100);
     expect(&a, "up ready 100%\n");
-    // WARNING drains by default.
-    set("1", "WARNING - warm | t=70\n");
-    expect(&a, "up drain 100%\n");
-    set("2", "CRITICAL - burning # and more\nsecond line\n");
-    expect(&a, "down ready 100% #chk: CRITICAL - burning ? and more\n");
-    // UNKNOWN is a failure: with the default staleness (down, no allowance), down at once.
-    set("3", "UNKNOWN - cannot tell\n");
-    expect(&a, "down ready 100% #chk: UNKNOWN - cannot tell\n");
-    set("0", "");
-    expect(&a, "up ready 100%\n");
-    // Without output the reason says how the command ended.
-    set("2", "");
-    expect(&a, "down ready 100% #chk: exit 2\n");
-    set("7", "");
-    expect(&a, "down ready 100% #chk: exit 7\n");
-    d.write("out", "");
-    d.write("code", "kill -9 $$");
-    expect(&a, "down ready 100% #chk: killed by signal 9\n");
-    set("0", "OK\n");
-    expect(&a, "up ready 100%\n");
-    let log = a.log();
-    assert!(
-        log.contains("feedback: chk: WARNING - warm (drain)"),
-        "log:\n{log}"
+    // What the script prints, how it ends (sourced), and the reply.
+    for (out, end, want) in [
+        // WARNING drains by default.
+        ("WARNING - warm | t=70\n", "exit 1", "up drain 100%\n"),
+        (
+            "CRITICAL - burning # and more\nsecond line\n",
+            "exit 2",
+            "down ready 100% #chk: CRITICAL - burning ? and more\n",
+        ),
+        // UNKNOWN is a failure: with the default staleness (down, no
+        // allowance), down at once.
+        (
+            "UNKNOWN - cannot tell\n",
+            "exit 3",
+            "down ready 100% #chk: UNKNOWN - cannot tell\n",
+        ),
+        ("", "exit 0", "up ready 100%\n"),
+        // Without output the reason says how the command ended.
+        ("", "exit 2", "down ready 100% #chk: exit 2\n"),
+        ("", "exit 7", "down ready 100% #chk: exit 7\n"),
+        (
+            "",
+            "kill -9 $$",
+            "down ready 100% #chk: killed by signal 9\n",
+        ),
+        ("OK\n", "exit 0", "up ready 100%\n"),
+    ] {
+        d.write("out", out);
+        d.write("code", end);
+        expect(&a, want);
+    }
+    logged(
+        &a,
+        &[
+            "feedback: chk: WARNING - warm (drain)",
+            "feedback: chk: CRITICAL - burning ? and more (down)",
+            "feedback: check failed: chk: UNKNOWN - cannot tell",
+            "feedback: chk: ok",
+        ],
     );
-    assert!(
-        log.contains("feedback: chk: CRITICAL - burning ? and more (down)"),
-        "log:\n{log}"
-    );
-    assert!(
-        log.contains("feedback: check failed: chk: UNKNOWN - cannot tell"),
-        "log:\n{log}"
-    );
-    assert!(log.contains("feedback: chk: ok"), "log:\n{log}");
     drop(a);
 
     // WARNING may mean DOWN; a failing run may keep the last answer.
     set("1", "WARNING - warm\n");
-    let a = start(
-        &d,
-        UP100,
-        &config(
-            100,
-            &[exec_rule(
-                "chk",
-                &[chk.to_str().unwrap()],
-                r#","warning":"down","stale":"keep""#,
-            )],
-        ),
-        &[],
-    );
+    let a = exec_agent(&d, "chk", body, r#","warning":"down","stale":"keep""#, 100);
     expect(&a, "down ready 100% #chk: WARNING - warm\n");
     set("0", "OK\n");
     expect(&a, "up ready 100%\n");
@@ -1416,19 +1437,7 @@ fn exec_exit_codes_give_up_drain_down_and_staleness() {
     // `warning: up` ignores WARNING.
     drop(a);
     set("1", "WARNING - warm\n");
-    let a = start(
-        &d,
-        UP100,
-        &config(
-            100,
-            &[exec_rule(
-                "chk",
-                &[chk.to_str().unwrap()],
-                r#","warning":"up""#,
-            )],
-        ),
-        &[],
-    );
+    let a = exec_agent(&d, "chk", body, r#","warning":"up""#, 100);
     wait_log(&a, "sampling every");
     holds_for(&a, b"", "up ready 100%\n", Duration::from_millis(400));
 }
@@ -1436,19 +1445,10 @@ fn exec_exit_codes_give_up_drain_down_and_staleness() {
 #[test]
 fn exec_perfdata_feeds_the_curve_and_thresholds() {
     let d = Dir::new("fb-exec-perf");
-    let dir = d.0.display().to_string();
-    let chk = script(
-        &d,
-        "check_load",
-        &format!("echo \"LOAD OK | 'run queue'=3;5;9 load=$(cat {dir}/v)%;80;90;0;100\""),
-    );
     d.write("v", "40");
-    let rule = exec_rule(
-        "load",
-        &[chk.to_str().unwrap()],
-        r#","field":"load","curve":"linear","limit":100,"enter":90,"leave":80"#,
-    );
-    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    let body = "echo \"LOAD OK | 'run queue'=3;5;9 load=$(cat {dir}/v)%;80;90;0;100\"";
+    let more = r#","field":"load","curve":"linear","limit":100,"enter":90,"leave":80"#;
+    let a = exec_agent(&d, "load", body, more, 100);
     let w = |v: f64| pct(linear(v, 0.0, 100.0, 1.0, 100.0));
     expect(&a, &format!("up ready {}%\n", w(40.0)));
     d.write("v", "75");
@@ -1459,22 +1459,15 @@ fn exec_perfdata_feeds_the_curve_and_thresholds() {
     d.write("v", "10");
     expect(&a, &format!("up ready {}%\n", w(10.0)));
     // The label gone from the perfdata: a failure with a clear reason.
-    d.write("v", "x");
-    let chk2 = script(&d, "check_load", "echo 'LOAD OK | other=1'");
-    assert_eq!(chk, chk2);
+    script(&d, "check", "echo 'LOAD OK | other=1'");
     expect(
         &a,
         &format!("down ready {}% #load: load not in perfdata\n", w(10.0)),
     );
     // Without `field`, the first value counts.
     drop(a);
-    script(&d, "check_first", "echo 'OK | first=30 second=60'");
-    let rule = exec_rule(
-        "first",
-        &[d.path("check_first").to_str().unwrap()],
-        r#","curve":"linear","limit":100"#,
-    );
-    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    let body = "echo 'OK | first=30 second=60'";
+    let a = exec_agent(&d, "first", body, r#","curve":"linear","limit":100"#, 100);
     expect(&a, &format!("up ready {}%\n", w(30.0)));
 }
 
@@ -1519,16 +1512,10 @@ fn exec_missing_or_unrunnable_commands_give_a_clear_reason() {
 #[test]
 fn exec_a_hanging_command_is_killed_with_its_process_group() {
     let d = Dir::new("fb-exec-hang");
-    let dir = d.0.display().to_string();
-    // The script and a child it forks both hang.
-    let chk = script(
-        &d,
-        "check_hang",
-        &format!("echo $$ > {dir}/pid\nsleep 30 &\necho $! > {dir}/child\necho started\nwait"),
-    );
-    // One run only (the first sample is at start-up).
-    let rule = exec_rule("hang", &[chk.to_str().unwrap()], r#","timeout_ms":500"#);
-    let a = start(&d, UP100, &config(60_000, &[rule]), &[]);
+    // The script and a child it forks both hang; one run only (the first
+    // sample is at start-up).
+    let body = "echo $$ > {dir}/pid\nsleep 30 &\necho $! > {dir}/child\necho started\nwait";
+    let a = exec_agent(&d, "hang", body, r#","timeout_ms":500"#, 60_000);
     let (pid, child) = (pid_in(&d, "pid"), pid_in(&d, "child"));
     assert!(alive(child), "the forked child should be running");
     // The loop keeps answering while the command hangs.
@@ -1556,20 +1543,10 @@ fn exec_a_hanging_command_is_killed_with_its_process_group() {
 #[test]
 fn exec_a_command_that_forks_and_exits_neither_sticks_nor_leaves_its_child() {
     let d = Dir::new("fb-exec-fork");
-    let dir = d.0.display().to_string();
-    // The child keeps the output pipe open; the script itself exits at once.
-    let chk = script(
-        &d,
-        "check_fork",
-        &format!("sleep 30 &\necho $! >> {dir}/children\necho \"OK | v=$(cat {dir}/v)\""),
-    );
     d.write("v", "20");
-    let rule = exec_rule(
-        "fork",
-        &[chk.to_str().unwrap()],
-        r#","curve":"linear","limit":100"#,
-    );
-    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    // The child keeps the output pipe open; the script itself exits at once.
+    let body = "sleep 30 &\necho $! >> {dir}/children\necho \"OK | v=$(cat {dir}/v)\"";
+    let a = exec_agent(&d, "fork", body, r#","curve":"linear","limit":100"#, 100);
     let w = |v: f64| pct(linear(v, 0.0, 100.0, 1.0, 100.0));
     expect(&a, &format!("up ready {}%\n", w(20.0)));
     // Later runs still answer: the rule is not stuck on the open pipe.
@@ -1594,24 +1571,13 @@ fn exec_a_command_that_forks_and_exits_neither_sticks_nor_leaves_its_child() {
 #[test]
 fn exec_megabytes_of_output_are_read_bounded_and_probes_keep_flowing() {
     let d = Dir::new("fb-exec-chatty");
-    let dir = d.0.display().to_string();
-    let chk = script(
-        &d,
-        "check_chatty",
-        &format!(
-            "case $(cat {dir}/mode) in\n\
-             after) echo 'OK - chatty | v=30'; head -c 8000000 /dev/zero; echo $$ >> {dir}/done ;;\n\
-             line) head -c 3000000 /dev/zero | tr '\\0' A; exit 2 ;;\n\
-             esac"
-        ),
-    );
     d.write("mode", "after");
-    let rule = exec_rule(
-        "chatty",
-        &[chk.to_str().unwrap()],
-        r#","curve":"linear","limit":100,"timeout_ms":20000"#,
-    );
-    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    let body = "case $(cat {dir}/mode) in\n\
+        after) echo 'OK - chatty | v=30'; head -c 8000000 /dev/zero; echo $$ >> {dir}/done ;;\n\
+        line) head -c 3000000 /dev/zero | tr '\\0' A; exit 2 ;;\n\
+        esac";
+    let more = r#","curve":"linear","limit":100,"timeout_ms":20000"#;
+    let a = exec_agent(&d, "chatty", body, more, 100);
     let w30 = pct(linear(30.0, 0.0, 100.0, 1.0, 100.0));
     expect(&a, &format!("up ready {w30}%\n"));
     // Probes while the command floods its pipe.
@@ -1644,24 +1610,19 @@ fn exec_runs_as_the_dropped_user_with_only_stdin_stdout_stderr() {
     // Counts the shell's descriptors beyond 0-2 that are sockets or pipes
     // (heft's own are all sockets and pipes) with builtins only (a command
     // substitution or redirection would open some), and says where 0 and 2 lead.
-    let chk = script(
-        &d,
-        "check_ids",
-        "n=0\n\
+    let body = "n=0\n\
          for f in /proc/$$/fd/*; do\n\
            case ${f##*/} in 0|1|2) continue ;; esac\n\
            if [ -p $f ] || [ -S $f ]; then n=$((n+1)); fi\n\
          done\n\
          echo \"uid=$(id -u) extra=$n in=$(readlink /proc/$$/fd/0) err=$(readlink /proc/$$/fd/2)\"\n\
-         exit 2",
-    );
+         exit 2";
     std::fs::set_permissions(&d.0, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let rule = exec_rule("ids", &[chk.to_str().unwrap()], "");
     let (uid, extra) = match users::nobody() {
         Some((uid, _)) => (uid, vec!["--user", "nobody"]),
         None => (unsafe { libc::geteuid() }, vec![]),
     };
-    let a = start(&d, UP100, &config(60_000, &[rule]), &extra);
+    let a = exec_agent_with(&d, "ids", body, "", 60_000, &extra);
     expect(
         &a,
         &format!("down ready 100% #ids: uid={uid} extra=0 in=/dev/null err=/dev/null\n"),

@@ -345,9 +345,15 @@ mod tests {
         let _ = warm.push_str("exec: warm");
         s.alarm = Some((true, warm));
         let say = s.say(&r, at(0));
-        assert_eq!((say.down.unwrap().as_str(), say.drain), ("exec: warm", true));
+        assert_eq!(
+            (say.down.unwrap().as_str(), say.drain),
+            ("exec: warm", true)
+        );
         assert_eq!(s.observe(&r, 9, at(0)), Some(Change::Tripped));
         let say = s.say(&r, at(0));
-        assert_eq!((say.down.unwrap().as_str(), say.drain), ("exec 9 > 5", false));
+        assert_eq!(
+            (say.down.unwrap().as_str(), say.drain),
+            ("exec 9 > 5", false)
+        );
     }
 }
