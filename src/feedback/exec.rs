@@ -20,6 +20,7 @@ use nix::errno::Errno;
 use super::config::{copy, Rule};
 use super::metrics::{parse_decimal, push_value, split_once};
 use crate::model::state::Reason;
+use crate::num::errno_text;
 use crate::os::process::{self, Exit};
 use crate::os::{self, Fd};
 use crate::time::Instant;
@@ -229,6 +230,7 @@ pub fn judge(rule: &Rule, end: End, line: &[u8], why: &mut Reason) -> Option<Ans
     let value = perf.and_then(|p| perf_value(p, label, rule.decimals));
     // The reason without a message says how the command ended.
     let mut asks = None;
+    let mut buf = heapless::Vec::new();
     let (mut text, mut n, mut tail): (&[u8], _, _) = match end {
         End::Exit(Exit::Code(c)) => {
             let answers = [None, e.warning, Some(false)];
@@ -237,7 +239,7 @@ pub fn judge(rule: &Rule, end: End, line: &[u8], why: &mut Reason) -> Option<Ans
         }
         End::Exit(Exit::Signal(s)) => (b"killed by signal ", Some(s), ""),
         End::Timeout => (b"timeout", None, ""),
-        End::CannotStart(err) => (b"cannot start: ", None, os::errno_name(err)),
+        End::CannotStart(err) => (b"cannot start: ", None, errno_text(err, &mut buf)),
     };
     let msg = msg.trim_ascii();
     if !msg.is_empty() && end != End::Timeout {

@@ -109,7 +109,7 @@ fn child(argv: &[*const libc::c_char; ARGS_MAX + 1], out: RawFd) -> ! {
         // kernels say ENOSYS, and heft's own descriptors are all close-on-exec).
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
         libc::execv(argv[0], argv.as_ptr());
-        let why = super::errno_name(Errno::last());
+        let why = super::errno_name(Errno::last()).unwrap_or("errno");
         for part in [&b"cannot run: "[..], why.as_bytes(), b"\n"] {
             libc::write(1, part.as_ptr().cast(), part.len());
         }
