@@ -1444,10 +1444,10 @@ fn exec_exit_codes_give_up_drain_down_and_staleness() {
     logged(
         &a,
         &[
-            "feedback: chk: WARNING - warm (drain)",
-            "feedback: chk: CRITICAL - burning ? and more (down)",
+            "feedback: up drain 100%",
+            "feedback: down ready 100% #chk: CRITICAL - burning ? and more",
             "feedback: check failed: chk: UNKNOWN - cannot tell",
-            "feedback: chk: ok",
+            "feedback: chk healthy again",
         ],
     );
     drop(a);
@@ -1653,5 +1653,19 @@ fn exec_runs_as_the_dropped_user_with_only_stdin_stdout_stderr() {
     expect(
         &a,
         &format!("down ready 100% #ids: uid={uid} extra=0 in=/dev/null err=/dev/null\n"),
+    );
+}
+
+#[test]
+fn exec_a_running_command_dies_with_heft() {
+    let d = Dir::new("fb-exec-stop");
+    let body = "echo $$ > {dir}/pid\nexec sleep 30";
+    let a = exec_agent(&d, "slow", body, r#","timeout_ms":60000"#, 60_000);
+    let pid = pid_in(&d, "pid");
+    assert!(alive(pid));
+    assert_eq!(a.stop(), Some(0));
+    assert!(
+        wait_for(Duration::from_secs(5), || !alive(pid)),
+        "the command outlived heft"
     );
 }

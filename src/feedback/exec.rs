@@ -76,13 +76,6 @@ impl Default for Run {
     }
 }
 
-impl Drop for Run {
-    /// Leaves no command running when heft stops.
-    fn drop(&mut self) {
-        self.cancel();
-    }
-}
-
 impl Run {
     /// Makes an idle run.
     pub const fn new() -> Run {

@@ -232,8 +232,9 @@ impl Feedback {
                 self.http_outcome(i, o, now);
             }
         }
-        self.run_execs(now, pfds);
-        if !self.cfg.rules.is_empty() && now.reached(self.next_sample) {
+        let due = !self.cfg.rules.is_empty() && now.reached(self.next_sample);
+        self.run_execs(now, pfds, due);
+        if due {
             self.sample(now);
             let next = self.next_sample + self.cfg.interval_ms;
             self.next_sample = if now.reached(next) {
@@ -246,15 +247,18 @@ impl Feedback {
     }
 
     /// Moves commands along: reads their output, takes the answers of those
-    /// that ended and ends those past their timeout.
+    /// that ended, ends those past their timeout and, when a sample is `due`,
+    /// starts those not running (never two runs of one rule: a slow command
+    /// skips a turn).
     #[inline(never)]
-    fn run_execs(&mut self, now: Instant, pfds: &[libc::pollfd]) {
+    fn run_execs(&mut self, now: Instant, pfds: &[libc::pollfd], due: bool) {
         if crate::os::signal::child_ended() {
             exec::reap(&mut self.runs);
         }
         let mut k = 0;
         for i in 0..self.cfg.rules.len() {
-            if self.cfg.rules[i].metric != Metric::Exec {
+            let rule = &self.cfg.rules[i];
+            if rule.metric != Metric::Exec {
                 continue;
             }
             let run = &mut self.runs[k];
@@ -266,7 +270,7 @@ impl Feedback {
             {
                 run.read();
             }
-            if run.finish(&self.cfg.rules[i], now) {
+            if run.finish(rule, now) || (due && !run.busy() && run.start(rule, now)) {
                 self.exec_told(i, k - 1, now);
             }
         }
@@ -279,19 +283,10 @@ impl Feedback {
         // once, and only if a rule uses it.
         let mut system: [Option<Read>; 3] = [None; 3];
         let mut ci = 0;
-        let mut k = 0;
         for i in 0..self.cfg.rules.len() {
             let rule = &self.cfg.rules[i];
             let read = match rule.metric {
-                Metric::Exec => {
-                    let run = &mut self.runs[k];
-                    k += 1;
-                    // Never two runs of one rule: a slow command skips a turn.
-                    if !run.busy() && run.start(rule, now) {
-                        self.exec_told(i, k - 1, now);
-                    }
-                    continue;
-                }
+                Metric::Exec => continue,
                 Metric::File => {
                     let d = rule.decimals;
                     let p = Path::new(rule.path.as_str());
@@ -429,21 +424,13 @@ impl Feedback {
         self.take_result(i, result, now);
     }
 
-    /// Takes what rule `i`'s command (run `k`) told.
-    #[inline(never)]
+    /// Takes what rule `i`'s command (run `k`) told; what it asks besides its
+    /// value shows (and is logged) in the reply it changes.
     fn exec_told(&mut self, i: usize, k: usize, now: Instant) {
-        let st = &mut self.states[i];
         let run = &self.runs[k];
         let result = match run.told {
             Some((asks, value)) => {
-                let alarm = asks.map(|drain| (drain, run.why.clone()));
-                if st.alarm != alarm {
-                    match asks {
-                        Some(drain) => note(&run.why, [" (down)", " (drain)"][drain as usize]),
-                        None => note(&self.cfg.rules[i].name, ": ok"),
-                    }
-                    st.alarm = alarm;
-                }
+                self.states[i].alarm = asks.map(|drain| (drain, run.why.clone()));
                 Ok(value)
             }
             None => Err(run.why.clone()),

@@ -79,12 +79,13 @@ pub fn spawn(command: &[u8]) -> Result<(i32, Fd), Errno> {
 
 /// Makes `fd` the descriptor `to`, kept open across exec.
 fn place(fd: RawFd, to: RawFd) {
-    // SAFETY: plain system calls on descriptor numbers.
+    // SAFETY: plain system calls on descriptor numbers (dup3, which every
+    // target has, as the bare system call: dup2 is not one on all of them).
     unsafe {
         if fd == to {
             libc::fcntl(fd, libc::F_SETFD, 0);
         } else {
-            libc::dup2(fd, to);
+            libc::syscall(libc::SYS_dup3, fd, to, 0);
         }
     }
 }
@@ -95,6 +96,9 @@ fn child(argv: &[*const libc::c_char; ARGS_MAX + 1], out: RawFd) -> ! {
     // strings the parent built, which stay valid in the child's copy.
     unsafe {
         libc::setpgid(0, 0);
+        // Killed if heft stops first (the bare system call: musl's prctl
+        // wrapper is 200 bytes of variadic handling).
+        libc::syscall(libc::SYS_prctl, libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         // Handlers end at exec by themselves; an ignored SIGPIPE (std's
         // runtime) and a blocked mask would not.
         let mut none: libc::sigset_t = core::mem::zeroed();
