@@ -15,6 +15,7 @@ pub mod ids;
 pub mod net;
 pub mod process;
 pub mod signal;
+pub mod statfs;
 
 pub use clock::now;
 pub use fd::{poll, read, write_all, write_stdout, write_within, Fd};
@@ -37,9 +38,16 @@ pub fn ascii_str(b: &[u8]) -> Option<&str> {
 
 /// Names the errors heft reports, without pulling in the whole strerror
 /// table; `None` for the others (`num::errno_text` gives their number).
+///
+/// Three stand for what `fs` refuses rather than what the kernel said:
+/// ESPIPE and ENODEV for a file that is not regular, ENOLINK for a symlink
+/// heft will not follow.
 pub fn errno_name(e: Errno) -> Option<&'static str> {
     use Errno::*;
     Some(match e {
+        ESPIPE => "not a regular file (a FIFO)",
+        ENODEV => "not a regular file (a device or socket)",
+        ENOLINK => "a symlink in a directory others can write",
         EACCES => "EACCES",
         EPERM => "EPERM",
         ENOENT => "ENOENT",
@@ -64,8 +72,8 @@ pub fn errno_name(e: Errno) -> Option<&'static str> {
         EPIPE => "EPIPE",
         ETIMEDOUT => "ETIMEDOUT",
         ESRCH => "ESRCH",
-        EINVAL => "EINVAL",
         EAGAIN => "EAGAIN",
+        EINVAL => "EINVAL",
         ENOEXEC => "ENOEXEC",
         _ => return None,
     })
@@ -82,6 +90,7 @@ mod tests {
             let e = Errno::from_raw(raw);
             match errno_name(e) {
                 None => {}
+                Some(n) if !n.starts_with('E') => assert!(fs_refusal(e), "{e:?}"),
                 Some(name) => {
                     assert_eq!(name, format!("{e:?}"));
                     named += 1;
@@ -89,6 +98,11 @@ mod tests {
             }
         }
         assert_eq!(named, 27);
+    }
+
+    /// The errnos `fs` uses for what it refuses.
+    fn fs_refusal(e: Errno) -> bool {
+        matches!(e, Errno::ESPIPE | Errno::ENODEV | Errno::ENOLINK)
     }
 
     #[test]
