@@ -1822,30 +1822,24 @@ fn exec_perfdata_feeds_the_curve_and_thresholds() {
 #[test]
 fn exec_missing_or_unrunnable_commands_give_a_clear_reason() {
     let d = Dir::new("fb-exec-missing");
+    // Starts heft with one rule `name` running `argv`.
+    let run = |name: &str, argv: &[&str]| {
+        let rules = [exec_rule(name, argv, "")];
+        start(&d, UP100, &config(100, &rules), &[])
+    };
     let missing = d.path("no_such_check");
-    let rule = exec_rule("gone", &[missing.to_str().unwrap(), "-w", "1"], "");
-    let a = start(&d, UP100, &config(100, &[rule]), &[]);
+    let a = run("gone", &[missing.to_str().unwrap(), "-w", "1"]);
     expect(&a, "down ready 100% #gone: cannot run: ENOENT\n");
     wait_log(&a, "feedback: check failed: gone: cannot run: ENOENT");
     drop(a);
     // Not executable.
     let p = d.write("not_exec", "#!/bin/sh\necho OK\n");
-    let a = start(
-        &d,
-        UP100,
-        &config(100, &[exec_rule("noexec", &[p.to_str().unwrap()], "")]),
-        &[],
-    );
+    let a = run("noexec", &[p.to_str().unwrap()]);
     expect(&a, "down ready 100% #noexec: cannot run: EACCES\n");
     drop(a);
     // Created later: the rule recovers by itself.
     let late = d.path("check_late");
-    let a = start(
-        &d,
-        UP100,
-        &config(100, &[exec_rule("late", &[late.to_str().unwrap()], "")]),
-        &[],
-    );
+    let a = run("late", &[late.to_str().unwrap()]);
     expect(&a, "down ready 100% #late: cannot run: ENOENT\n");
     script(&d, "check_late.tmp", "echo OK");
     std::fs::rename(d.path("check_late.tmp"), &late).unwrap();
