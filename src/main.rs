@@ -50,7 +50,7 @@ fn run() -> i32 {
         Ok(Command::Get(g)) => heft::cli::get::run(g),
         Ok(Command::Set(s)) => {
             log::set_level(s.level);
-            heft::cli::set::run(s)
+            heft::cli::wait_idle::run(s)
         }
         Ok(Command::Serve(s)) => serve(s),
     }

@@ -11,6 +11,7 @@
 
 pub mod get;
 pub mod set;
+pub mod wait_idle;
 
 use std::ffi::{OsStr, OsString};
 use std::net::{IpAddr, Ipv4Addr};
@@ -112,6 +113,13 @@ pub struct Set {
     pub pid_file: Option<PathBuf>,
     /// How much to log.
     pub level: Level,
+    /// The local ports to wait for idleness on afterwards (`--wait-idle`),
+    /// then zeros; all zeros: no wait.
+    pub wait_idle: [u16; wait_idle::PORTS_MAX],
+    /// The longest wait, in seconds from the start (`--idle-timeout`); `None`: no limit.
+    pub idle_timeout_s: Option<u32>,
+    /// The wait before counting, in seconds (`--settle`); `None`: the default.
+    pub settle_s: Option<u32>,
 }
 
 /// Options of `heft get`.
@@ -371,6 +379,9 @@ fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
         state_file: DEFAULT_STATE_FILE.into(),
         pid_file: None,
         level: Level::Info,
+        wait_idle: [0; wait_idle::PORTS_MAX],
+        idle_timeout_s: None,
+        settle_s: None,
     };
     let mut opts = Options::new(args, env, "heft set --help", SET_VARS, 1);
     while let Some(mut o) = opts.next()? {
@@ -381,6 +392,9 @@ fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
             "--service" => s.service = Some(o.value(SERVICE, service)?),
             "--state-file" => s.state_file = o.value(PATH, path)?,
             "--pid-file" => s.pid_file = Some(o.value(PATH, path)?),
+            "--wait-idle" => s.wait_idle = o.value(wait_idle::WANTS, wait_idle::ports)?,
+            "--idle-timeout" => s.idle_timeout_s = Some(o.number("seconds", 1, 86_400)?),
+            "--settle" => s.settle_s = Some(o.number("seconds", 0, 3600)?),
             "-h" | "--help" => return Ok(Command::Help(SET_HELP)),
             _ => return Err(o.unknown()),
         }
@@ -399,6 +413,7 @@ fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
         })?,
     };
     s.level = opts.level();
+    wait_idle::check(&s)?;
     Ok(Command::Set(s))
 }
 

@@ -51,6 +51,8 @@ pub enum Metric {
     File,
     /// A local HTTP health URL, optionally with a number from its JSON body.
     Http,
+    /// Established TCP connections to a local port, IPv4 and IPv6.
+    Conn,
 }
 
 impl Metric {
@@ -117,6 +119,8 @@ pub struct Rule {
     pub path: String<PATH_MAX>,
     /// What an `http` rule asks.
     pub http: Option<HttpTarget>,
+    /// The local port a `conn` rule counts connections to.
+    pub port: u16,
     /// Decimal places kept of the value (load: 2).
     pub decimals: u8,
     /// The weight curve, if the rule sets weight.
@@ -198,7 +202,7 @@ impl ConfigError {
 }
 
 /// The fields a rule may have, in the order `Parser::vals` stores them.
-const RULE_FIELDS: [&str; 19] = [
+const RULE_FIELDS: [&str; 20] = [
     "metric",
     "name",
     "service",
@@ -218,6 +222,7 @@ const RULE_FIELDS: [&str; 19] = [
     "leave",
     "hold_ms",
     "smooth_ms",
+    "port",
 ];
 
 /// Indexes into `RULE_FIELDS`.
@@ -242,18 +247,20 @@ enum F {
     Leave,
     HoldMs,
     SmoothMs,
+    Port,
 }
 
 /// The metrics, in the order of `METRIC_NAMES`.
-const METRICS: [Metric; 5] = [
+const METRICS: [Metric; 6] = [
     Metric::Cpu,
     Metric::Load,
     Metric::Mem,
     Metric::File,
     Metric::Http,
+    Metric::Conn,
 ];
 /// The metrics' names as the configuration spells them.
-const METRIC_NAMES: [&str; 5] = ["cpu", "load", "mem", "file", "http"];
+const METRIC_NAMES: [&str; 6] = ["cpu", "load", "mem", "file", "http", "conn"];
 /// The `stale` values, in the order of `STALE_NAMES`.
 const STALES: [Stale; 4] = [Stale::Down, Stale::Keep, Stale::Ignore, Stale::Min];
 /// The `stale` values as the configuration spells them.
@@ -274,6 +281,7 @@ fn blank_rule() -> Rule {
         service: None,
         path: String::new(),
         http: None,
+        port: 0,
         decimals: 0,
         curve: None,
         threshold: None,
@@ -536,10 +544,10 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let metric = match p.word(
         F::Metric,
         &METRIC_NAMES,
-        "must be cpu, load, mem, file or http",
+        "must be cpu, load, mem, file, http or conn",
     )? {
         Some(i) => METRICS[i],
-        None => return Err(p.fail(F::Metric, "missing (cpu, load, mem, file or http)")),
+        None => return Err(p.fail(F::Metric, "missing (cpu, load, mem, file, http or conn)")),
     };
     rule.metric = metric;
     let name = match p.str(F::Name)? {
@@ -585,6 +593,7 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     if is_http {
         check_http(p, rule)?;
     }
+    check_conn(p, rule)?;
     let low = p.value(F::Low)?;
     let limit = p.value(F::Limit)?;
     let min_w = p.int(F::MinWeight, 0, 100, 1, "must be 0 to 100")?;
@@ -684,6 +693,18 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     }
     h.timeout_ms = p.int(F::TimeoutMs, 1, 60_000, 1000, "must be 1 to 60000")?;
     h.stale_ms = p.ms(F::StaleMs)?;
+    Ok(())
+}
+
+/// Checks a `conn` rule's `port` (required there, refused elsewhere) and fills in `rule.port`.
+fn check_conn(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
+    if rule.metric != Metric::Conn {
+        return p.none_of(F::Port, F::Port, "only for metric conn");
+    }
+    if p.vals[F::Port as usize].is_none() {
+        return Err(p.fail(F::Port, "missing (the local port to count connections to)"));
+    }
+    rule.port = p.int(F::Port, 1, 65535, 0, "must be a port number 1 to 65535")? as u16;
     Ok(())
 }
 

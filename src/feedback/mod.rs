@@ -10,7 +10,7 @@
 //!
 //! Module map: `config` and `json` read the configuration, `curve` and `rule`
 //! do the arithmetic, `metrics` parses `/proc` text, `httpcheck` runs checks.
-//! Only this file reads files.
+//! Only this file reads files; `conn` rules count with `os::sockdiag`.
 
 pub mod config;
 pub mod curve;
@@ -104,6 +104,14 @@ fn read_config(
 fn read_file<'b>(path: &Path, buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let n = crate::os::fs::read(path, buf).ok()?;
     buf.get(..n)
+}
+
+/// Counts established connections to `port` for a `conn` rule.
+fn read_conn(port: u16, buf: &mut [u8]) -> Read {
+    match crate::os::sockdiag::count_established(port, buf) {
+        Ok(n) => Read::Value(n),
+        Err(_) => Read::Failed,
+    }
 }
 
 /// The files cpu, load and mem rules read, by `Metric` value (0 to 2).
@@ -265,6 +273,7 @@ impl Feedback {
                     }
                     continue;
                 }
+                Metric::Conn => read_conn(rule.port, &mut self.buf),
                 m => *system[m as usize].get_or_insert_with(|| self.read_system(m)),
             };
             self.feed(i, read, now);
@@ -360,6 +369,7 @@ impl Feedback {
                     // Picks the words first: arms that each built the line would copy it.
                     let (what, path) = match SYSTEM_FILES.get(rule.metric as usize) {
                         Some(file) => (*file, ""),
+                        None if rule.metric == Metric::Conn => ("connections from sock_diag", ""),
                         None => ("a number from ", rule.path.as_str()),
                     };
                     l.s(what)

@@ -14,6 +14,7 @@ pub mod fs;
 pub mod ids;
 pub mod net;
 pub mod signal;
+pub mod sockdiag;
 
 pub use clock::now;
 pub use fd::{poll, read, write_all, write_stdout, Fd};
