@@ -15,7 +15,7 @@
 //!   once (tests/alloc.rs watches the process's memory stay flat).
 //! - No `core::fmt`: it would cost about 8 KB on every target.
 //!
-//! Not features: TLS, IPv6 scope ids, more than 16 services per file, reasons
+//! Not features: TLS, IPv6 scope ids, more than 64 services per file, reasons
 //! longer than 64 bytes, a configuration file for the agent itself (flags and
 //! variables suffice), Windows.
 //!

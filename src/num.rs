@@ -8,6 +8,13 @@ pub fn pieces(s: &[u8], sep: u8) -> impl Iterator<Item = &[u8]> {
     s.split(move |&c| c == sep)
 }
 
+/// Hashes bytes with 32-bit FNV-1a.
+pub fn fnv1a(b: &[u8]) -> u32 {
+    b.iter().fold(0x811c_9dc5, |h, &c| {
+        (h ^ c as u32).wrapping_mul(0x0100_0193)
+    })
+}
+
 /// Writes `n` in decimal into `buf` and returns the digits.
 pub fn fmt_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
     let mut i = buf.len();

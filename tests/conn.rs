@@ -253,54 +253,86 @@ fn wait_idle_refuses_what_cannot_work() {
     }
 }
 
-/// How long one count takes with `n` established connections on the host to
-/// another port and `k` to the counted one, against reading /proc/net/tcp
-/// and tcp6 whole.
+/// This process's CPU time so far (user and system: the kernel's walk of
+/// its socket tables counts as system time), which a loaded machine skews
+/// less than wall-clock time.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) }, 0);
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The TCP sockets on the host in each state other than ESTABLISHED and
+/// LISTEN, from /proc/net/tcp and tcp6, as `count × state`.
+fn other_sockets() -> String {
+    let mut n = std::collections::BTreeMap::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for line in std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+        {
+            let st = line.split_whitespace().nth(3).unwrap_or("");
+            *n.entry(st.to_string()).or_insert(0) += 1;
+        }
+    }
+    n.iter()
+        .map(|(st, k)| format!("{k} in state {st}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How much CPU one count takes with `n` connections on the host to another
+/// port and `k` to the counted one (each connection is two established
+/// sockets, both ends held here), against reading /proc/net/tcp and tcp6
+/// whole. Needs about 2 × (n + k) descriptors (`ulimit -n`).
 #[test]
 #[ignore]
 fn bench_count_with_many_sockets() {
     let mut buf = [0u8; 8192];
     let busy = Listeners::new();
     let counted = Listeners::new();
+    busy.v4.set_nonblocking(true).unwrap();
+    counted.v4.set_nonblocking(true).unwrap();
     let mut held = Vec::new();
-    for (n, k) in [(0, 0), (2000, 0), (10000, 0), (10000, 1000), (10000, 5000)] {
-        while held.len() < n {
-            match TcpStream::connect(("127.0.0.1", busy.port)) {
-                Ok(s) => held.push(s),
-                Err(e) => {
-                    println!("stopped at {} connections: {e}", held.len());
-                    break;
-                }
-            }
-            // Keep the accept queue from filling: accept and keep them too.
-            if held.len() % 64 == 0 {
-                busy.v4.set_nonblocking(true).unwrap();
-                while let Ok((s, _)) = busy.v4.accept() {
-                    held.push(s);
-                }
+    let mut mine = Vec::new();
+    // Opens connections to `l` until `to` sockets hold both their ends.
+    let fill = |l: &Listeners, to: usize, into: &mut Vec<TcpStream>| {
+        while into.len() < to {
+            into.push(TcpStream::connect(("127.0.0.1", l.port)).unwrap());
+            while let Ok((s, _)) = l.v4.accept() {
+                into.push(s);
             }
         }
-        let mine: Vec<_> = (0..k)
-            .map(|_| TcpStream::connect(("127.0.0.1", counted.port)).unwrap())
-            .collect();
+    };
+    println!("before: {}", other_sockets());
+    for (n, k) in [(0, 0), (1000, 0), (8000, 0), (8000, 100), (8000, 1000)] {
+        fill(&busy, 2 * n, &mut held);
+        fill(&counted, 2 * k, &mut mine);
         let rounds = 50;
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), cpu_time());
         let mut c = 0;
         for _ in 0..rounds {
             c = heft::os::sockdiag::count_established(counted.port, &mut buf).unwrap();
         }
-        let diag = t.elapsed() / rounds;
-        let t = Instant::now();
+        let diag = ((cpu_time() - cpu) / rounds, t.elapsed() / rounds);
+        let (t, cpu) = (Instant::now(), cpu_time());
         let mut bytes = 0;
         for _ in 0..rounds {
             bytes = std::fs::read("/proc/net/tcp").unwrap().len()
                 + std::fs::read("/proc/net/tcp6").unwrap().len();
         }
-        let proc_ = t.elapsed() / rounds;
+        let procfs = ((cpu_time() - cpu) / rounds, t.elapsed() / rounds);
         println!(
-            "{:>6} sockets on the host, {k:>5} counted ({c}): sock_diag {diag:>10.1?} per count; /proc/net/tcp{{,6}} {proc_:>10.1?} ({bytes} bytes)",
-            held.len() + 2 * k,
+            "{:>6} established sockets held, {c:>5} counted: sock_diag {:>8.1?} CPU ({:>8.1?} wall) per count; reading /proc/net/tcp{{,6}} {:>8.1?} CPU ({:>8.1?} wall, {bytes} bytes)",
+            held.len() + mine.len(),
+            diag.0,
+            diag.1,
+            procfs.0,
+            procfs.1,
         );
-        drop(mine);
     }
+    println!("after: {}", other_sockets());
 }

@@ -68,8 +68,8 @@ fn leading_separators_classify_the_same_whatever_follows() {
 }
 
 /// fuzz target `request`, artifact crash-82b28876… (`GET /metrics HTTP/1.1\n`
-/// against the largest state a file may hold: a top level and 16 services
-/// with 32-byte names, all with maxconn): the metrics body fits in its buffer
+/// against the largest state a file may hold: a top level and `SERVICES_MAX`
+/// services with `NAME_MAX`-byte names, all with maxconn): the metrics body fits in its buffer
 /// but not together with the head, so the response says `Content-Length:
 /// 4027` (with zero counters) and carries no body. Since heft_heap_allocations_total
 /// was added, the body itself overflows and /metrics says only "# metrics truncated".
@@ -85,8 +85,7 @@ fn metrics_of_the_largest_state_have_their_body() {
     for i in 0..state::SERVICES_MAX {
         let mut n = state::Name::new();
         n.push_str(&"s".repeat(state::NAME_MAX - 2)).unwrap();
-        n.push((b'a' + i as u8) as char).unwrap();
-        n.push('x').unwrap();
+        n.push_str(&format!("{i:02}")).unwrap();
         s.services.push((n, top.clone())).unwrap();
     }
     let mut agent = Agent::new(None);

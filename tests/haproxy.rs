@@ -290,6 +290,33 @@ fn agent_send_routes_two_services() {
     r.expect_exact("db1", OP_UP, 0, 70);
 }
 
+/// A central agent answering for `backend/server` names: HAProxy's
+/// `agent-send "be_web/srv1\n"` gets that service's entry, and `heft set
+/// --service be_web/srv2` changes only that server.
+#[test]
+fn agent_send_routes_backend_server_names() {
+    let r = Rig::new(
+        r#"{"status":"MAINT","services":{"be_web/srv1":{"status":"UP","weight":40},"be_web/srv2":{"status":"UP","weight":60}}}"#,
+        &[],
+        &[
+            ("srv1", Some("be_web/srv1\\n")),
+            ("srv2", Some("be_web/srv2\\n")),
+        ],
+    );
+    r.expect_exact("srv1", OP_UP, 0, 40);
+    r.expect_exact("srv2", OP_UP, 0, 60);
+    r.set(&["drain", "--service", "be_web/srv2"]);
+    r.expect_exact("srv2", OP_UP, ADMIN_DRAIN, 60);
+    r.holds("srv1", "srv1 unchanged", Duration::from_millis(300), |s| {
+        (s.op, s.admin, s.weight) == (OP_UP, 0, 40)
+    });
+    assert!(
+        !r.agent.log().contains("unknown service"),
+        "{}",
+        r.agent.log()
+    );
+}
+
 /// By default `ready` undoes an operator's `set server ... state maint`;
 /// with `--ready-window`, only while the window after a status change is
 /// open: once it closes, the operator's maint sticks (while the agent's

@@ -72,9 +72,9 @@ fn each_status_gives_its_exact_reply() {
     let r64 = "r".repeat(64);
     let long_reason = format!(r#"{{"status":"STOPPED","reason":"{r64}"}}"#);
     let long_reply = format!("stopped ready 100% #{r64}\n");
-    // Exactly 4096 bytes is still accepted.
+    // Exactly 16384 bytes is still accepted.
     let mut full = String::from(r#"{"status":"DRAIN","weight":3}"#);
-    full.push_str(&" ".repeat(4096 - full.len()));
+    full.push_str(&" ".repeat(16384 - full.len()));
     let cases: &[(&str, &str)] = &[
         (STATE, "up ready 77% maxconn:300\n"),
         (r#"{"status":"READY","weight":77,"maxconn":300}"#, "up ready 77% maxconn:300\n"),

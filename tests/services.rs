@@ -149,3 +149,86 @@ fn sixteen_services() {
         );
     }
 }
+
+/// One agent answers for a rack: 64 services with 64-byte `backend/server`
+/// names in a state file of exactly 16 KiB, each probe (and each HTTP path)
+/// getting its own entry, and `/metrics` listing them all.
+#[test]
+fn sixty_four_backend_server_names_in_a_16_kib_file() {
+    let name = |i: usize| format!("be_{i:02}/{}", "s".repeat(64 - 6));
+    let services: Vec<String> = (0..64)
+        .map(|i| format!(r#""{}":{{"status":"UP","weight":{}}}"#, name(i), i + 1))
+        .collect();
+    let mut text = format!(
+        r#"{{"status":"MAINT","services":{{{}}},"pad":""}}"#,
+        services.join(",")
+    );
+    // An unknown field pads the file to exactly 16384 bytes.
+    let pad = 16384 - text.len();
+    text.insert_str(text.len() - 2, &"x".repeat(pad));
+    assert_eq!(text.len(), 16384);
+    let a = Agent::start(Some(&text), &[]);
+    for i in [0, 1, 31, 62, 63] {
+        let payload = format!("{}\n", name(i));
+        assert_eq!(
+            a.probe_with(payload.as_bytes()),
+            format!("up ready {}%\n", i + 1)
+        );
+        let reply = common::http::http(a.port, "GET", &format!("/{}", name(i)));
+        assert_eq!(reply.body, format!("up ready {}%\n", i + 1));
+    }
+    let metrics = common::http::http(a.port, "GET", "/metrics").body;
+    assert_eq!(
+        metrics.matches("heft_weight{service=\"be_").count(),
+        64,
+        "{metrics}"
+    );
+    assert!(metrics.contains("heft_probes_total"), "{metrics}");
+    assert_eq!(a.probe_with(b"be_64/x\n"), "maint 100%\n");
+    // A 65-byte name is refused, naming what a name may be.
+    let long = format!(
+        r#"{{"services":{{"{}":{{"status":"UP"}}}}}}"#,
+        "n".repeat(65)
+    );
+    let (code, _, err) = a.heft(&["set", "up", "--service", &"n".repeat(65)]);
+    assert_eq!(code, 100, "{err}");
+    assert!(err.contains("1 to 64 bytes of [A-Za-z0-9_./-]"), "{err}");
+    a.reload(
+        long,
+        "fail ready 100% #state file: service name: expected 1 to 64 of [A-Za-z0-9_./-]\n",
+    );
+}
+
+/// A probe naming a service the file does not have gets the top level, and
+/// the name is logged once, however often it comes.
+#[test]
+fn unknown_names_are_logged_once_each() {
+    let a = Agent::start(Some(SERVICES), &[]);
+    for _ in 0..5 {
+        assert_eq!(a.probe_with(b"be_web/typo\n"), "up ready 10%\n");
+    }
+    // A second unknown name is logged too, a second after the first at the soonest.
+    let start = std::time::Instant::now();
+    assert!(wait_for(SECS5, || {
+        a.probe_with(b"other\n");
+        a.log().contains("\"other\"")
+    }));
+    assert!(start.elapsed() >= std::time::Duration::from_millis(500));
+    for _ in 0..5 {
+        a.probe_with(b"other\n");
+        a.probe_with(b"web\n");
+    }
+    let log = a.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("unknown service"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "heft: probe for unknown service \"be_web/typo\" (answered as if none was named)",
+            "heft: probe for unknown service \"other\" (answered as if none was named)",
+        ],
+        "{log}"
+    );
+}

@@ -451,7 +451,7 @@ const PATH: &str = "a path";
 const NO_FEEDBACK: &str = "a build with the feedback feature (this one leaves load feedback out)";
 const ALLOW: &str = "CIDR[,CIDR...] like 10.0.0.0/8,::1/128";
 const REASON: &str = "at most 64 printable ASCII bytes without #";
-const SERVICE: &str = "a name of 1 to 32 bytes of [A-Za-z0-9_.-]";
+const SERVICE: &str = "a name of 1 to 64 bytes of [A-Za-z0-9_./-]";
 
 /// Reads an IP address, bare or in brackets.
 fn ip(v: &OsStr) -> Option<IpAddr> {

@@ -58,7 +58,7 @@ pub fn apply(state: &mut State, s: &Set) {
                 let _ = n.push_str(name);
                 if services.push((n, Entry::new(s.status))).is_err() {
                     log::error()
-                        .s("too many services (at most 16); changing nothing")
+                        .s("too many services (at most 64); changing nothing")
                         .send();
                     return;
                 }

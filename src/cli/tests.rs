@@ -363,7 +363,7 @@ fn missing_values() {
         ),
         (
             &["set", "up", "--service"],
-            "--service wants a name of 1 to 32 bytes of [A-Za-z0-9_.-]",
+            "--service wants a name of 1 to 64 bytes of [A-Za-z0-9_./-]",
         ),
         (&["set", "up", "--state-file"], "--state-file wants a path"),
         (&["set", "up", "--pid-file"], "--pid-file wants a path"),
@@ -644,12 +644,12 @@ fn set_bad_values() {
         ),
         (
             &["up", "--service", "a b"],
-            "--service: bad value \"a b\": expected a name of 1 to 32 bytes of [A-Za-z0-9_.-]"
+            "--service: bad value \"a b\": expected a name of 1 to 64 bytes of [A-Za-z0-9_./-]"
                 .into(),
         ),
         (
             &["up", "--service", ""],
-            "--service: bad value \"\": expected a name of 1 to 32 bytes of [A-Za-z0-9_.-]".into(),
+            "--service: bad value \"\": expected a name of 1 to 64 bytes of [A-Za-z0-9_./-]".into(),
         ),
     ] {
         assert_eq!(err(&[&["set"], args].concat(), &[]), want, "{args:?}");

@@ -429,10 +429,7 @@ impl<'a> Parser<'a> {
             self.vals[i] = Some(self.r.token().map_err(|e| self.record(key, e.0))?);
         }
         check_rule(self, rule)?;
-        // FNV-1a.
-        rule.text_hash = self.r.since(start).iter().fold(0x811c_9dc5, |h, &b| {
-            (h ^ b as u32).wrapping_mul(0x0100_0193)
-        });
+        rule.text_hash = crate::num::fnv1a(self.r.since(start));
         Ok(())
     }
 
@@ -552,13 +549,13 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     rule.metric = metric;
     let name = match p.str(F::Name)? {
         Some(n) if n.len() <= RULE_NAME_MAX && check_name(n).is_ok() => n,
-        Some(_) => return Err(p.fail(F::Name, "must be 1 to 16 of [A-Za-z0-9_.-]")),
+        Some(_) => return Err(p.fail(F::Name, "must be 1 to 16 of [A-Za-z0-9_./-]")),
         None => metric.name().as_bytes(),
     };
     copy(rule.name.as_mut_view(), name, false);
     if let Some(s) = p.str(F::Service)? {
         if check_name(s).is_err() {
-            return Err(p.fail(F::Service, "must be 1 to 32 of [A-Za-z0-9_.-]"));
+            return Err(p.fail(F::Service, "must be 1 to 64 of [A-Za-z0-9_./-]"));
         }
         copy(rule.service.insert(String::new()).as_mut_view(), s, false);
     }
@@ -957,7 +954,7 @@ mod tests {
             ),
             (
                 "{\"rules\":[{\"metric\":\"cpu\",\"name\":\"\u{ff}\"}]}",
-                (Some(0), "name", "must be 1 to 16 of [A-Za-z0-9_.-]"),
+                (Some(0), "name", "must be 1 to 16 of [A-Za-z0-9_./-]"),
             ),
         ] {
             let (rule, field, what) = err(text);

@@ -32,7 +32,7 @@
 //! - nesting deeper than `DEPTH_MAX`: refused here, accepted by serde_json
 //!   when it skips a value (its parser of values stops at 128 levels);
 //! - a byte order mark at the start: skipped here, refused by serde_json;
-//! - inputs over the state file's 4096 bytes: refused by the state file
+//! - inputs over the state file's 16384 bytes: refused by the state file
 //!   parser before any JSON is read.
 //!
 //! These are not differences: lone surrogate escapes (`"\ud800"`) and numbers

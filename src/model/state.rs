@@ -9,13 +9,13 @@ use crate::model::json::{self, Reader, Syntax, Token};
 use crate::num::{self, Full};
 
 /// The largest state file accepted, in bytes.
-pub const FILE_MAX: usize = 4096;
+pub const FILE_MAX: usize = 16384;
 /// The longest reason, in bytes.
 pub const REASON_MAX: usize = 64;
 /// The longest service name, in bytes.
-pub const NAME_MAX: usize = 32;
+pub const NAME_MAX: usize = 64;
 /// The most services one file may name.
-pub const SERVICES_MAX: usize = 16;
+pub const SERVICES_MAX: usize = 64;
 
 /// What a state asks HAProxy to do with the server.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -82,7 +82,7 @@ impl Status {
 
 /// A reason shown on HAProxy's stats page: printable ASCII without `#`.
 pub type Reason = String<REASON_MAX>;
-/// A service name: `[A-Za-z0-9_.-]`, 1 to 32 bytes.
+/// A service name: `[A-Za-z0-9_./-]`, 1 to 64 bytes (`/` for HAProxy's `backend/server`).
 pub type Name = String<NAME_MAX>;
 
 /// One server's intended state.
@@ -136,7 +136,7 @@ pub struct StateError(pub &'static str);
 
 impl StateError {
     /// Larger than `FILE_MAX`.
-    pub const TOO_LARGE: StateError = StateError("file larger than 4096 bytes");
+    pub const TOO_LARGE: StateError = StateError("file larger than 16384 bytes");
     /// No `status`, and more than `services` at the top level or no services.
     pub const MISSING_STATUS: StateError =
         StateError("status: missing (needed unless only services are given)");
@@ -151,7 +151,8 @@ impl StateError {
     /// `reason` with a byte that is not printable ASCII, or with `#`.
     pub const REASON_INVALID: StateError = StateError(WRONG[3][0]);
     /// A service name that is empty, too long or has other bytes.
-    pub const BAD_NAME: StateError = StateError("service name: expected 1 to 32 of [A-Za-z0-9_.-]");
+    pub const BAD_NAME: StateError =
+        StateError("service name: expected 1 to 64 of [A-Za-z0-9_./-]");
     /// A service without a status.
     pub const SERVICE_STATUS: StateError = StateError("status: missing in a service");
 }
@@ -236,9 +237,9 @@ pub fn check_reason(r: &[u8]) -> Result<(), StateError> {
     Ok(())
 }
 
-/// Checks that a service name is 1 to 32 bytes of `[A-Za-z0-9_.-]`.
+/// Checks that a service name is 1 to 64 bytes of `[A-Za-z0-9_./-]`.
 pub fn check_name(n: &[u8]) -> Result<(), StateError> {
-    let ok = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-');
+    let ok = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'/');
     if n.is_empty() || n.len() > NAME_MAX || !n.iter().all(ok) {
         return Err(StateError::BAD_NAME);
     }
@@ -418,7 +419,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
         state
             .services
             .push((n, e))
-            .map_err(|_| StateError("services: expected at most 16, got more"))?;
+            .map_err(|_| StateError("services: expected at most 64, got more"))?;
     }
     Ok(())
 }
@@ -761,11 +762,11 @@ mod tests {
             ),
             (
                 r#"{"services":{"":{"status":"UP"}}}"#,
-                "service name: expected 1 to 32 of [A-Za-z0-9_.-]",
+                "service name: expected 1 to 64 of [A-Za-z0-9_./-]",
             ),
             (
                 r#"{"services":{"a\u00e9":{"status":"UP"}}}"#,
-                "service name: expected 1 to 32 of [A-Za-z0-9_.-]",
+                "service name: expected 1 to 64 of [A-Za-z0-9_./-]",
             ),
             (r#"{"status":"UP","status":"UP"}"#, "status: given twice"),
             (
@@ -799,12 +800,12 @@ mod tests {
         }
         let many = std::format!(
             r#"{{"services":{{{}}}}}"#,
-            (0..17)
+            (0..65)
                 .map(|i| std::format!(r#""s{i}":{{"status":"UP"}}"#))
                 .collect::<std::vec::Vec<_>>()
                 .join(",")
         );
-        assert_eq!(why(&many), "services: expected at most 16, got more");
+        assert_eq!(why(&many), "services: expected at most 64, got more");
         let long = std::format!(r#"{{"status":"DOWN","reason":"{}"}}"#, "x".repeat(65));
         assert_eq!(why(&long), "reason: expected at most 64 bytes");
     }

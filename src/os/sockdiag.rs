@@ -34,13 +34,13 @@ const NLMSG_DONE: u16 = 3;
 const TCP_ESTABLISHED: u8 = 1;
 
 /// The dump request for established TCP sockets, without its family
-/// (byte 16) and port (bytes 82 and 90).
+/// (byte 16) and port (bytes 24, 82 and 90).
 const REQUEST: [u8; REQUEST_LEN] = {
     let mut r = [0u8; REQUEST_LEN];
     let mut i = 0;
     // nlmsghdr: length, type, flags (NLM_F_REQUEST | NLM_F_DUMP), sequence
     // and port id 0. inet_diag_req_v2: family, protocol, no extensions, the
-    // state mask; the socket id stays zero (a dump ignores it). nlattr
+    // state mask, the socket id (its local port is set per request). nlattr
     // INET_DIAG_REQ_BYTECODE (1), 20 bytes. Then two inet_diag_bc_op pairs
     // {code, yes, no} {0, 0, port}: S_GE (2) and S_LE (3); `yes` goes to the
     // next instruction, `no` 4 bytes past the end, which rejects.
@@ -82,6 +82,9 @@ const REQUEST: [u8; REQUEST_LEN] = {
 fn request(family: u8, port: u16) -> [u8; REQUEST_LEN] {
     let mut r = REQUEST;
     r[16] = family;
+    // The socket id's local port: kernels that filter dumps on it skip the
+    // bytecode for other ports (and older ones ignore it).
+    r[24..26].copy_from_slice(&port.to_be_bytes());
     let p = port.to_ne_bytes();
     r[82..84].copy_from_slice(&p);
     r[90..92].copy_from_slice(&p);

@@ -29,15 +29,15 @@ pub struct Counters {
     pub timeouts: u32,
 }
 
-/// The largest response.
-pub const RESPONSE_MAX: usize = 8192;
+/// The largest response (the `/metrics` of 64 services with 64-byte names).
+pub const RESPONSE_MAX: usize = 28 * 1024;
 /// A response under construction.
 pub type Response = heapless::Vec<u8, RESPONSE_MAX>;
 /// The room kept for a response head: a reply line's, whose buffer it uses
 /// (the longest head, a 503's, is 103 bytes).
 const HEAD_MAX: usize = crate::model::reply::LINE_MAX;
-/// The most one entry adds to `/metrics` (three lines, a 32-byte name in each).
-const METRICS_ENTRY_MAX: usize = 3 * 96;
+/// The most one entry adds to `/metrics` (three lines, a name in each).
+const METRICS_ENTRY_MAX: usize = 3 * (crate::model::state::NAME_MAX + 64);
 // The largest state's metrics (a top level and every service), the counters'
 // lines and a head fit: checked when compiling.
 const _: () = assert!(

@@ -9,6 +9,7 @@
 pub mod allow;
 pub mod persist;
 pub mod privs;
+pub mod unknown;
 
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -120,6 +121,8 @@ pub struct Server<'a> {
     state_file: &'a Path,
     tmp_file: PathBuf,
     read_buf: Box<[u8; crate::model::state::FILE_MAX + 1]>,
+    /// Where HTTP answers are built (on the heap: a reload can run inside `answer`).
+    http_buf: Box<http::Response>,
     allow: &'a crate::server::allow::AllowList,
     wait_ms: u32,
     timeout_ms: u32,
@@ -136,6 +139,8 @@ pub struct Server<'a> {
     accept_log: RateLimit,
     refuse_log: RateLimit,
     persist_log: RateLimit,
+    /// The unknown service names probes asked for, logged once each.
+    unknown: unknown::Unknown,
     /// Load feedback, when configured.
     #[cfg(feature = "feedback")]
     feedback: Option<Box<crate::feedback::Feedback>>,
@@ -152,6 +157,7 @@ impl<'a> Server<'a> {
             state_file: &cfg.state_file,
             tmp_file: persist::temp_path(&cfg.state_file, ".tmp"),
             read_buf: Box::new([0u8; crate::model::state::FILE_MAX + 1]),
+            http_buf: Box::new(http::Response::new()),
             allow: &cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
@@ -164,6 +170,7 @@ impl<'a> Server<'a> {
             accept_log: RateLimit::default(),
             refuse_log: RateLimit::default(),
             persist_log: RateLimit::default(),
+            unknown: unknown::Unknown::default(),
             #[cfg(feature = "feedback")]
             feedback: None,
         }
@@ -191,6 +198,7 @@ impl<'a> Server<'a> {
                 .send();
         }
         self.agent.load(loaded, now);
+        self.unknown = unknown::Unknown::default();
         self.persist_at = None;
     }
 
@@ -444,17 +452,17 @@ impl<'a> Server<'a> {
         let Some(c) = self.conns[slot].as_mut() else {
             return;
         };
-        let mut out = http::Response::new();
         let first = &c.first[..c.len as usize];
         let reply = match request::classify(first, done, want_word) {
             Request::Partial => return,
             Request::Agent(word) => {
                 self.counters.probes += 1;
+                self.unknown.note(self.agent.state(), word, now);
                 self.agent.reply(word)
             }
             Request::Http { head, path } => {
                 self.counters.http += 1;
-                http::respond(&mut out, head, path, &self.agent, &self.counters)
+                http::respond(&mut self.http_buf, head, path, &self.agent, &self.counters)
             }
         };
         let sent = os::send(&c.fd, reply);

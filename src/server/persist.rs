@@ -56,7 +56,7 @@ pub fn temp_path(path: &Path, suffix: &str) -> PathBuf {
 /// Writes `state` to `path` through `tmp`, so that `path` is never half-written.
 pub fn write(path: &Path, tmp: &Path, st: &State) -> Result<(), WriteError> {
     let mut out: heapless::Vec<u8, FILE_MAX> = heapless::Vec::new();
-    state::write(st, &mut out).map_err(|_| WriteError("state larger than 4096 bytes", None))?;
+    state::write(st, &mut out).map_err(|_| WriteError("state larger than 16384 bytes", None))?;
     let result = write_via(path, tmp, &out);
     if result.is_err() {
         let _ = file::remove(tmp);

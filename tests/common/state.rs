@@ -87,11 +87,11 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
 /// The bad state files and the words heft must serve after `state file: `
 /// (None: a JSON syntax error, described in the parser's own words).
 pub fn bad_files() -> Vec<(&'static str, Option<String>, Option<&'static str>)> {
-    let big = format!(r#"{{"status":"UP"}}{}"#, " ".repeat(4096));
+    let big = format!(r#"{{"status":"UP"}}{}"#, " ".repeat(16384));
     let r65 = format!(r#"{{"status":"DOWN","reason":"{}"}}"#, "x".repeat(65));
-    let services17 = format!(
+    let services65 = format!(
         r#"{{"services":{{{}}}}}"#,
-        (0..17)
+        (0..65)
             .map(|i| format!(r#""s{i}":{{"status":"UP"}}"#))
             .collect::<Vec<_>>()
             .join(",")
@@ -100,9 +100,9 @@ pub fn bad_files() -> Vec<(&'static str, Option<String>, Option<&'static str>)> 
     vec![
         ("missing", None, Some("unreadable ENOENT")),
         (
-            "larger than 4096 bytes",
+            "larger than 16384 bytes",
             Some(big),
-            Some("file larger than 4096 bytes"),
+            Some("file larger than 16384 bytes"),
         ),
         ("truncated JSON", s(r#"{"status":"UP""#), None),
         ("empty", s(""), None),
@@ -162,13 +162,13 @@ pub fn bad_files() -> Vec<(&'static str, Option<String>, Option<&'static str>)> 
         (
             "bad service name",
             s(r#"{"services":{"a b":{"status":"UP"}}}"#),
-            Some("service name: expected 1 to 32 of [A-Za-z0-9_.-]"),
+            Some("service name: expected 1 to 64 of [A-Za-z0-9_./-]"),
         ),
         (
             "service without status",
             s(r#"{"services":{"a":{"weight":1}}}"#),
             Some("status: missing in a service"),
         ),
-        ("17 services", Some(services17), None),
+        ("65 services", Some(services65), None),
     ]
 }
