@@ -28,7 +28,14 @@ fn main() {
 
 /// Runs the command the arguments name; returns the exit code.
 fn run() -> i32 {
-    match &cli::parse(std::env::args_os().skip(1), &|name| std::env::var_os(name)) {
+    // Pushed one by one: `collect` brings a larger, generic Vec::from_iter.
+    let mut args = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        args.push(arg);
+    }
+    // Never dropped: the process exits right after, and the drop is code.
+    let parsed = std::mem::ManuallyDrop::new(cli::parse(args, &|name| std::env::var_os(name)));
+    match &*parsed {
         Err(u) => usage(u),
         Ok(Command::Help(text)) => {
             heft::os::write_stdout(text.as_bytes());

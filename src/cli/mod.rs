@@ -1,13 +1,13 @@
 //! Reads the command line and environment into the options of one command; does no I/O.
 //!
 //! Each subcommand has one function with one `match` over its flags, and a
-//! table of the variables it reads. A flag beats its `HEFT_*` variable, which
-//! beats hapgent's variable, which beats the default. A bad value is reported
-//! naming the flag or variable that gave it.
+//! table of its flags with the variables that may give each. A flag beats its
+//! `HEFT_*` variable, which beats hapgent's variable, which beats the default.
+//! A bad value is reported naming the flag or variable that gave it.
 //!
-//! Adding an option: one arm in its subcommand's `match`, one line in its
-//! help file, and one line in the subcommand's variable table if a variable
-//! may also give it.
+//! Adding an option: one line in its subcommand's flag table (with its
+//! variables, if any), one arm in the subcommand's `match`, and one line in
+//! its help file.
 
 pub mod get;
 pub mod set;
@@ -142,7 +142,7 @@ pub const SEND_MAX: usize = 256;
 #[derive(Debug, PartialEq)]
 pub struct Given {
     /// The flag or variable, e.g. `--user` or `HEFT_USER`.
-    pub source: String,
+    pub source: &'static str,
     /// The value.
     pub value: OsString,
 }
@@ -151,7 +151,7 @@ impl Given {
     /// The error for this value when it turns out not to be what `expected` says.
     pub fn bad(&self, expected: &'static str) -> Usage {
         Usage::Bad {
-            source: self.source.clone(),
+            source: self.source,
             value: self.value.clone(),
             wants: Wants::Text(expected),
         }
@@ -173,7 +173,7 @@ pub enum Wants {
 pub enum Usage {
     /// An option the subcommand does not have.
     Unknown {
-        /// The option as given.
+        /// The option as given, without its `=value`.
         option: OsString,
         /// The help that lists the subcommand's options, e.g. `heft set --help`.
         page: &'static str,
@@ -188,14 +188,14 @@ pub enum Usage {
     /// An option, or a subcommand's argument, given without its value.
     Missing {
         /// The flag, or the subcommand that wants an argument.
-        option: String,
+        option: &'static str,
         /// What the value must be.
         wants: Wants,
     },
     /// A value that is not what it must be.
     Bad {
         /// The flag or variable that gave it.
-        source: String,
+        source: &'static str,
         /// The value.
         value: OsString,
         /// What it must be.
@@ -206,114 +206,134 @@ pub enum Usage {
 impl Usage {
     /// The error line, e.g. `--port: bad value "x": expected a port number 1-65535`.
     pub fn message(&self) -> Vec<u8> {
-        match self {
-            Usage::Unknown { option, page } => [
-                b"unknown option ",
-                option.as_bytes(),
-                b" (see ",
-                page.as_bytes(),
-                b")",
-            ]
-            .concat(),
-            Usage::Unexpected { argument, page } => [
-                b"unexpected argument \"",
-                argument.as_bytes(),
-                b"\" (see ",
-                page.as_bytes(),
-                b")",
-            ]
-            .concat(),
+        let (parts, wants): ([&[u8]; 5], _) = match self {
+            Usage::Unknown { option, page } => (
+                [
+                    b"unknown option ",
+                    option.as_bytes(),
+                    b" (see ",
+                    page.as_bytes(),
+                    b")",
+                ],
+                None,
+            ),
+            Usage::Unexpected { argument, page } => (
+                [
+                    b"unexpected argument \"",
+                    argument.as_bytes(),
+                    b"\" (see ",
+                    page.as_bytes(),
+                    b")",
+                ],
+                None,
+            ),
             Usage::Missing { option, wants } => {
-                [option.as_bytes(), b" wants ", &wants.text()].concat()
+                ([option.as_bytes(), b" wants ", b"", b"", b""], Some(wants))
             }
             Usage::Bad {
                 source,
                 value,
                 wants,
-            } => [
-                source.as_bytes(),
-                b": bad value \"",
-                value.as_bytes(),
-                b"\": expected ",
-                &wants.text(),
-            ]
-            .concat(),
-        }
-    }
-}
-
-impl Wants {
-    /// Says what is wanted, e.g. `a port number 1-65535`.
-    pub fn text(&self) -> Vec<u8> {
-        match *self {
-            Wants::Text(t) => t.as_bytes().to_vec(),
-            Wants::Range(t, min, max) => {
+            } => (
+                [
+                    source.as_bytes(),
+                    b": bad value \"",
+                    value.as_bytes(),
+                    b"\": expected ",
+                    b"",
+                ],
+                Some(wants),
+            ),
+        };
+        let mut line = parts.concat();
+        match wants {
+            None => {}
+            Some(Wants::Text(t)) => line.extend_from_slice(t.as_bytes()),
+            Some(&Wants::Range(t, min, max)) => {
                 let (mut a, mut b) = ([0; 10], [0; 10]);
                 let (min, max) = (num::fmt_u32(min, &mut a), num::fmt_u32(max, &mut b));
-                [t.as_bytes(), b" ", min, b"-", max].concat()
+                line.extend_from_slice(&[t.as_bytes(), b" ", min, b"-", max].concat());
             }
         }
+        line
     }
 }
 
 /// Parses the arguments after the program name, reading variables through `env`.
-///
-/// Errors are boxed here and below: they are large and rare, and a box
-/// keeps each `?` a pointer's move (x86_64 -2 KB).
 // Kept out of `main`, where the commands would be copied between more stack slots.
 #[inline(never)]
-pub fn parse(args: impl IntoIterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
-    let mut args = args.into_iter().peekable();
-    let first = args.peek().and_then(|a| a.to_str());
-    match first {
+pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
+    let mut args = args.into_iter();
+    let first = args.as_slice().first().and_then(|a| a.to_str());
+    let sub = match first {
         Some("help" | "-h" | "--help") => {
-            args.next();
-            Ok(Command::Help(
-                match args.next().as_ref().and_then(|a| a.to_str()) {
-                    Some("set") => SET_HELP,
-                    Some("get") => GET_HELP,
-                    _ => HELP,
-                },
-            ))
+            let page = args.as_slice().get(1).and_then(|a| a.to_str());
+            return Ok(Command::Help(match page {
+                Some("set") => SET_HELP,
+                Some("get") => GET_HELP,
+                _ => HELP,
+            }));
         }
-        Some("version" | "-V" | "--version") => Ok(Command::Version),
+        Some("version" | "-V" | "--version") => return Ok(Command::Version),
         Some("set") => {
             args.next();
-            set(&mut args, env)
+            &SET
         }
         Some("get") => {
             args.next();
-            get(&mut args, env)
+            &GET
         }
         Some("serve") => {
             args.next();
-            serve(&mut args, env)
+            &SERVE
         }
-        _ => serve(&mut args, env),
+        _ => &SERVE,
+    };
+    let mut opts = Options::new(args, env, sub);
+    match (sub.read)(&mut opts) {
+        Ok(command) => Ok(command),
+        Err(Failed) => Err(opts.error.expect("Failed comes with an error")),
     }
 }
 
-/// The variables `heft serve` reads for the flags not given: each flag, then
-/// its variables, strongest first.
-const SERVE_VARS: &[(&str, &[&str])] = &[
-    ("--addr", &["HEFT_ADDR", "HAPGENT_IP"]),
-    ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
-    ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
-    ("--pid-file", &["HEFT_PID_FILE"]),
-    ("--ready-window", &["HEFT_READY_WINDOW"]),
-    ("--wait", &["HEFT_WAIT"]),
-    ("--timeout", &["HEFT_TIMEOUT"]),
-    ("--slots", &["HEFT_SLOTS"]),
-    ("--feedback", &["HEFT_FEEDBACK"]),
-    ("--allow", &["HEFT_ALLOW"]),
-    ("--user", &["HEFT_USER"]),
-    ("--group", &["HEFT_GROUP"]),
-    ("--syslog", &["HEFT_SYSLOG"]),
-    ("--syslog-socket", &["HEFT_SYSLOG_SOCKET"]),
-];
+/// What `parse` and `Options` need to know of a subcommand.
+struct Subcommand {
+    /// Reads its options into its command.
+    read: fn(&mut Options) -> Result<Command, Failed>,
+    /// The help that lists its options, for errors, e.g. `heft set --help`.
+    page: &'static str,
+    /// Its flags, each with the variables that may give it when the flag
+    /// is not given, strongest first.
+    flags: &'static [(&'static str, &'static [&'static str])],
+    /// Whether it takes an argument that is not an option (`heft set`'s STATUS).
+    takes_argument: bool,
+}
+
+/// `heft serve`.
+const SERVE: Subcommand = Subcommand {
+    read: serve,
+    page: "heft --help",
+    flags: &[
+        ("--addr", &["HEFT_ADDR", "HAPGENT_IP"]),
+        ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
+        ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
+        ("--pid-file", &["HEFT_PID_FILE"]),
+        ("--ready-window", &["HEFT_READY_WINDOW"]),
+        ("--wait", &["HEFT_WAIT"]),
+        ("--timeout", &["HEFT_TIMEOUT"]),
+        ("--slots", &["HEFT_SLOTS"]),
+        ("--feedback", &["HEFT_FEEDBACK"]),
+        ("--allow", &["HEFT_ALLOW"]),
+        ("--user", &["HEFT_USER"]),
+        ("--group", &["HEFT_GROUP"]),
+        ("--syslog", &["HEFT_SYSLOG"]),
+        ("--syslog-socket", &["HEFT_SYSLOG_SOCKET"]),
+    ],
+    takes_argument: false,
+};
 
 /// Reads the options of `heft serve`.
-fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
+fn serve(opts: &mut Options) -> Result<Command, Failed> {
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
         port: DEFAULT_PORT,
@@ -332,28 +352,28 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
         level: Level::Info,
     };
     let (mut syslog, mut syslog_socket) = (false, None);
-    let mut opts = Options::new(args, env, "heft --help", SERVE_VARS, 0);
-    while let Some(mut o) = opts.next()? {
-        match o.flag.as_str() {
-            "--addr" => s.addr = o.value(ADDR, ip)?,
-            "--port" => s.port = o.number(PORT, 1, 65535)? as u16,
-            "--state-file" => s.state_file = o.value(PATH, path)?,
-            "--pid-file" => s.pid_file = Some(o.value(PATH, path)?),
-            "--ready-window" => s.ready_window_ms = Some(o.number("seconds", 1, 86_400)? * 1000),
-            "--wait" => s.wait_ms = o.number("milliseconds", 0, 10_000)?,
-            "--timeout" => s.timeout_ms = o.number("milliseconds", 10, 60_000)?,
-            "--slots" => s.slots = o.number("a number", 1, SLOTS_MAX)?,
+    while let Some(flag) = opts.next()? {
+        match flag {
+            "--addr" => opts.read(&mut s.addr, ADDR, ip)?,
+            "--port" => s.port = opts.number(PORT, 1, 65535)? as u16,
+            "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
+            "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
+            "--ready-window" => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),
+            "--wait" => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
+            "--timeout" => s.timeout_ms = opts.number("milliseconds", 10, 60_000)?,
+            "--slots" => s.slots = opts.number("a number", 1, SLOTS_MAX)?,
             #[cfg(feature = "feedback")]
-            "--feedback" => s.feedback = Some(o.value(PATH, path)?),
+            "--feedback" => opts.read_some(&mut s.feedback, PATH, path)?,
             #[cfg(not(feature = "feedback"))]
-            "--feedback" => return Err(o.value(NO_FEEDBACK, |_| None::<()>).unwrap_err()),
-            "--allow" => s.allow = o.value(ALLOW, |v| AllowList::parse(v.as_bytes()))?,
-            "--user" => s.user = Some(o.given("a user name or number")?),
-            "--group" => s.group = Some(o.given("a group name or number")?),
-            "--syslog" => syslog = o.switch()?,
-            "--syslog-socket" => syslog_socket = Some(o.value(PATH, path)?),
-            "-h" | "--help" => return Ok(Command::Help(HELP)),
-            _ => return Err(o.unknown()),
+            "--feedback" => opts.read(&mut (), NO_FEEDBACK, |_| None)?,
+            "--allow" => opts.read(&mut s.allow, ALLOW, allow)?,
+            "--user" => opts.given(&mut s.user, "a user name or number")?,
+            "--group" => opts.given(&mut s.group, "a group name or number")?,
+            "--syslog" => syslog = opts.switch()?,
+            "--syslog-socket" => opts.read_some(&mut syslog_socket, PATH, path)?,
+            "--help" => return Ok(Command::Help(HELP)),
+            // `next` returns only the flags of SERVE and `--help`.
+            _ => unreachable!(),
         }
     }
     s.syslog = syslog_socket.or(syslog.then(|| "/dev/log".into()));
@@ -361,14 +381,26 @@ fn serve(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, 
     Ok(Command::Serve(s))
 }
 
-/// The variables `heft set` reads for the flags not given, as `SERVE_VARS`.
-const SET_VARS: &[(&str, &[&str])] = &[
-    ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
-    ("--pid-file", &["HEFT_PID_FILE"]),
-];
+/// `heft set`.
+const SET: Subcommand = Subcommand {
+    read: set,
+    page: "heft set --help",
+    flags: &[
+        ("--weight", &[]),
+        ("--maxconn", &[]),
+        ("--reason", &[]),
+        ("--service", &[]),
+        ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
+        ("--pid-file", &["HEFT_PID_FILE"]),
+        ("--wait-idle", &[]),
+        ("--idle-timeout", &[]),
+        ("--settle", &[]),
+    ],
+    takes_argument: true,
+};
 
 /// Reads the status and options of `heft set`.
-fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
+fn set(opts: &mut Options) -> Result<Command, Failed> {
     let mut s = Set {
         // Replaced by the STATUS argument, read once the options are.
         status: Status::Up,
@@ -383,60 +415,75 @@ fn set(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Bo
         idle_timeout_s: None,
         settle_s: None,
     };
-    let mut opts = Options::new(args, env, "heft set --help", SET_VARS, 1);
-    while let Some(mut o) = opts.next()? {
-        match o.flag.as_str() {
-            "--weight" => s.weight = Some(o.number("a weight", 0, 255)? as u8),
-            "--maxconn" => s.maxconn = Some(o.value("a number 0-65535 or none", maxconn)?),
-            "--reason" => s.reason = Some(o.value(REASON, reason)?),
-            "--service" => s.service = Some(o.value(SERVICE, service)?),
-            "--state-file" => s.state_file = o.value(PATH, path)?,
-            "--pid-file" => s.pid_file = Some(o.value(PATH, path)?),
-            "--wait-idle" => s.wait_idle = o.value(wait_idle::WANTS, wait_idle::ports)?,
-            "--idle-timeout" => s.idle_timeout_s = Some(o.number("seconds", 1, 86_400)?),
-            "--settle" => s.settle_s = Some(o.number("seconds", 0, 3600)?),
-            "-h" | "--help" => return Ok(Command::Help(SET_HELP)),
-            _ => return Err(o.unknown()),
+    while let Some(flag) = opts.next()? {
+        match flag {
+            "--weight" => s.weight = Some(opts.number("a weight", 0, 255)? as u8),
+            "--maxconn" => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn)?,
+            "--reason" => opts.read_some(&mut s.reason, REASON, reason)?,
+            "--service" => opts.read_some(&mut s.service, SERVICE, service)?,
+            "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
+            "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
+            "--wait-idle" => opts.read(&mut s.wait_idle, wait_idle::WANTS, wait_idle::ports)?,
+            "--idle-timeout" => s.idle_timeout_s = Some(opts.number("seconds", 1, 86_400)?),
+            "--settle" => s.settle_s = Some(opts.number("seconds", 0, 3600)?),
+            "--help" => return Ok(Command::Help(SET_HELP)),
+            // `next` returns only the flags of SET and `--help`.
+            _ => unreachable!(),
         }
     }
-    s.status = match opts.arguments.pop() {
+    s.status = match opts.argument.take() {
         None => {
-            return Err(Box::new(Usage::Missing {
-                option: "set".into(),
-                wants: Wants::Text("a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED"),
-            }))
+            let wants = "a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED";
+            return Err(opts.fail(Usage::Missing {
+                option: "set",
+                wants: Wants::Text(wants),
+            }));
         }
-        Some(a) => Status::parse(a.as_bytes()).ok_or_else(|| Usage::Bad {
-            source: "STATUS".into(),
-            value: a,
-            wants: Wants::Text("UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED"),
-        })?,
+        Some(a) => match Status::parse(a.as_bytes()) {
+            Some(status) => status,
+            None => {
+                let statuses = "UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED";
+                return Err(opts.fail(bad("STATUS", a, Wants::Text(statuses))));
+            }
+        },
     };
     s.level = opts.level();
-    wait_idle::check(&s)?;
+    if let Some(u) = wait_idle::check(&s) {
+        return Err(opts.fail(u));
+    }
     Ok(Command::Set(s))
 }
 
-/// The variables `heft get` reads for the flags not given, as `SERVE_VARS`.
-const GET_VARS: &[(&str, &[&str])] = &[("--port", &["HEFT_PORT", "HAPGENT_PORT"])];
+/// `heft get`.
+const GET: Subcommand = Subcommand {
+    read: get,
+    page: "heft get --help",
+    flags: &[
+        ("--addr", &[]),
+        ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
+        ("--send", &[]),
+        ("--timeout", &[]),
+    ],
+    takes_argument: false,
+};
 
 /// Reads the options of `heft get`.
-fn get(args: &mut dyn Iterator<Item = OsString>, env: Env) -> Result<Command, Box<Usage>> {
+fn get(opts: &mut Options) -> Result<Command, Failed> {
     let mut g = Get {
         addr: Ipv4Addr::LOCALHOST.into(),
         port: DEFAULT_PORT,
         send: Vec::new(),
         timeout_ms: DEFAULT_TIMEOUT_MS,
     };
-    let mut opts = Options::new(args, env, "heft get --help", GET_VARS, 0);
-    while let Some(mut o) = opts.next()? {
-        match o.flag.as_str() {
-            "--addr" => g.addr = o.value(ADDR, ip)?,
-            "--port" => g.port = o.number(PORT, 1, 65535)? as u16,
-            "--send" => g.send = o.value("a payload of at most 256 bytes", unescape)?,
-            "--timeout" => g.timeout_ms = o.number("milliseconds", 1, 600_000)?,
-            "-h" | "--help" => return Ok(Command::Help(GET_HELP)),
-            _ => return Err(o.unknown()),
+    while let Some(flag) = opts.next()? {
+        match flag {
+            "--addr" => opts.read(&mut g.addr, ADDR, ip)?,
+            "--port" => g.port = opts.number(PORT, 1, 65535)? as u16,
+            "--send" => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
+            "--timeout" => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
+            "--help" => return Ok(Command::Help(GET_HELP)),
+            // `next` returns only the flags of GET and `--help`.
+            _ => unreachable!(),
         }
     }
     Ok(Command::Get(g))
@@ -464,6 +511,11 @@ fn ip(v: &OsStr) -> Option<IpAddr> {
 /// Reads a path: anything but nothing.
 fn path(v: &OsStr) -> Option<PathBuf> {
     (!v.is_empty()).then(|| v.into())
+}
+
+/// Reads `--allow`.
+fn allow(v: &OsStr) -> Option<AllowList> {
+    AllowList::parse(v.as_bytes())
 }
 
 /// Reads `heft set --maxconn`: a number, or `none` to remove it.
@@ -510,150 +562,151 @@ fn unescape(v: &OsStr) -> Option<Vec<u8>> {
     (out.len() <= SEND_MAX).then_some(out)
 }
 
-/// The options of one subcommand as they are found: first the flags in the
-/// arguments, in order, then the variables for the flags that were not given.
-///
-/// `-q`, `-v` and `HEFT_LOG`, which every subcommand takes, are read here;
-/// so are the arguments that are not options (`heft set`'s STATUS).
-struct Options<'a> {
-    /// The arguments not yet read.
-    args: &'a mut dyn Iterator<Item = OsString>,
-    /// Looks up variables.
-    env: Env<'a>,
-    /// The help that lists the subcommand's options, for errors.
-    page: &'static str,
-    /// Each flag a variable may give, then its variables, strongest first.
-    vars: &'static [(&'static str, &'static [&'static str])],
-    /// Whether all the arguments have been read.
-    args_done: bool,
-    /// How many of `vars` have been looked at.
-    vars_read: usize,
-    /// The flags given.
-    given: Vec<String>,
-    /// The arguments that are not options.
-    arguments: Vec<OsString>,
-    /// How many arguments that are not options the subcommand takes.
-    arguments_max: usize,
-    /// The level `-q` or `-v` asked for.
-    level: Option<Level>,
+/// Says that reading the options failed: `Options::error` says why.
+struct Failed;
+
+/// The error for a bad `value` from `source`.
+fn bad(source: &'static str, value: OsString, wants: Wants) -> Usage {
+    Usage::Bad {
+        source,
+        value,
+        wants,
+    }
 }
 
-/// One option found: its flag, the flag or variable that gave it, and its value.
-struct Opt<'a> {
-    /// The flag, e.g. `--port`, also when a variable gave the value.
-    flag: String,
+/// The flags every subcommand takes besides its own.
+const COMMON_FLAGS: &[&str] = &["-h", "--help", "-q", "--quiet", "-v", "--verbose"];
+
+/// The options of one subcommand as they are found: first the flags in the
+/// arguments, in order, then the variables for the flags that were not given.
+/// `next` returns each option's flag; `read` and the others then read its value.
+///
+/// `-h`, `-q`, `-v` and `HEFT_LOG`, which every subcommand takes, are read
+/// here; so is the argument that is not an option (`heft set`'s STATUS).
+struct Options<'a> {
+    /// The arguments not yet read.
+    args: std::vec::IntoIter<OsString>,
+    /// Looks up variables.
+    env: Env<'a>,
+    /// The subcommand.
+    sub: &'static Subcommand,
+    /// Whether all the arguments have been read, and the variables are being.
+    args_done: bool,
+    /// How many of the subcommand's flags have had their variables looked at.
+    vars_read: usize,
+    /// The flags given.
+    given: Vec<&'static str>,
+    /// The argument that is not an option, once found; only `heft set` takes one.
+    argument: Option<OsString>,
+    /// The level `-q` or `-v` asked for.
+    level: Option<Level>,
+    /// The flag of the option found last, e.g. `--port`, also when a variable gave it.
+    flag: &'static str,
     /// The flag or variable that gave it, e.g. `--port` or `HEFT_PORT`.
-    source: String,
-    /// The value given with `--flag=value`, or the variable's.
+    source: &'static str,
+    /// Its value given with `--flag=value`, or its variable's.
     inline: Option<OsString>,
-    /// The arguments after the flag, where its value is when not inline;
-    /// `None` when a variable gave it.
-    rest: Option<&'a mut dyn Iterator<Item = OsString>>,
-    /// The help that lists the subcommand's options, for errors.
-    page: &'static str,
+    /// What was wrong, once something was.
+    error: Option<Usage>,
 }
 
 impl<'a> Options<'a> {
     fn new(
-        args: &'a mut dyn Iterator<Item = OsString>,
+        args: std::vec::IntoIter<OsString>,
         env: Env<'a>,
-        page: &'static str,
-        vars: &'static [(&'static str, &'static [&'static str])],
-        arguments_max: usize,
+        sub: &'static Subcommand,
     ) -> Options<'a> {
         Options {
             args,
             env,
-            page,
-            vars,
+            sub,
             args_done: false,
             vars_read: 0,
             given: Vec::new(),
-            arguments: Vec::new(),
-            arguments_max,
+            argument: None,
             level: None,
+            flag: "",
+            source: "",
+            inline: None,
+            error: None,
         }
     }
 
-    /// Returns the next option found, or `None` when all have been.
-    fn next(&mut self) -> Result<Option<Opt<'_>>, Box<Usage>> {
+    /// Keeps `error` for `parse` to return.
+    #[cold]
+    #[inline(never)]
+    fn fail(&mut self, error: Usage) -> Failed {
+        self.error = Some(error);
+        Failed
+    }
+
+    /// Finds the next option and returns its flag, or `None` when all have been found.
+    fn next(&mut self) -> Result<Option<&'static str>, Failed> {
         if !self.args_done {
-            if let Some((flag, inline)) = self.next_flag()? {
-                return Ok(Some(Opt {
-                    source: flag.clone(),
-                    flag,
-                    inline,
-                    rest: Some(&mut *self.args),
-                    page: self.page,
-                }));
+            if let Some(flag) = self.next_flag()? {
+                self.given.push(flag);
+                (self.flag, self.source) = (flag, flag);
+                return Ok(Some(flag));
             }
             self.args_done = true;
         }
-        Ok(self.next_var().map(|(flag, var, value)| Opt {
-            flag: flag.into(),
-            source: var.into(),
-            inline: Some(value),
-            rest: None,
-            page: self.page,
-        }))
+        while let Some(&(flag, vars)) = self.sub.flags.get(self.vars_read) {
+            self.vars_read += 1;
+            if self.given.contains(&flag) {
+                continue;
+            }
+            for &var in vars {
+                if let Some(value) = (self.env)(var).filter(|v| !v.is_empty()) {
+                    (self.flag, self.source, self.inline) = (flag, var, Some(value));
+                    return Ok(Some(flag));
+                }
+            }
+        }
+        Ok(None)
     }
 
-    /// Reads the arguments up to the next flag the subcommand is to look at;
-    /// returns it and the value given with it as `--flag=value`.
-    fn next_flag(&mut self) -> Result<Option<(String, Option<OsString>)>, Box<Usage>> {
-        for arg in &mut *self.args {
+    /// Reads the arguments up to the next flag the subcommand is to look at
+    /// and returns it, keeping the value given with it as `--flag=value`.
+    fn next_flag(&mut self) -> Result<Option<&'static str>, Failed> {
+        while let Some(arg) = self.args.next() {
             let b = arg.as_bytes();
             if b.len() < 2 || b[0] != b'-' {
-                if self.arguments.len() == self.arguments_max {
-                    return Err(Box::new(Usage::Unexpected {
+                if !self.sub.takes_argument || self.argument.is_some() {
+                    return Err(self.fail(Usage::Unexpected {
                         argument: arg,
-                        page: self.page,
+                        page: self.sub.page,
                     }));
                 }
-                self.arguments.push(arg);
+                self.argument = Some(arg);
                 continue;
             }
             let (name, inline) = match b.iter().position(|&c| c == b'=') {
                 Some(i) => (&b[..i], Some(OsStr::from_bytes(&b[i + 1..]).to_owned())),
                 None => (b, None),
             };
-            let Ok(flag) = String::from_utf8(name.to_vec()) else {
-                return Err(Box::new(Usage::Unknown {
-                    option: arg,
-                    page: self.page,
+            let own = self.sub.flags.iter().map(|&(flag, _)| flag);
+            let Some(flag) = own
+                .chain(COMMON_FLAGS.iter().copied())
+                .find(|f| f.as_bytes() == name)
+            else {
+                let option = OsStr::from_bytes(name).to_owned();
+                return Err(self.fail(Usage::Unknown {
+                    option,
+                    page: self.sub.page,
                 }));
             };
-            let level = match flag.as_str() {
-                "-q" | "--quiet" => Level::Error,
-                "-v" | "--verbose" => Level::Debug,
-                _ => {
-                    self.given.push(flag.clone());
-                    return Ok(Some((flag, inline)));
-                }
-            };
-            if let Some(v) = inline {
-                return Err(no_value(flag, v));
+            self.inline = inline;
+            match flag {
+                "-h" | "--help" => return Ok(Some("--help")),
+                "-q" | "--quiet" => self.level = Some(Level::Error),
+                "-v" | "--verbose" => self.level = Some(Level::Debug),
+                _ => return Ok(Some(flag)),
             }
-            self.level = Some(level);
+            if let Some(v) = self.inline.take() {
+                return Err(self.fail(bad(flag, v, Wants::Text("no value"))));
+            }
         }
         Ok(None)
-    }
-
-    /// Returns the next flag of `vars` not given whose variable is set (and
-    /// not empty), with that variable and its value.
-    fn next_var(&mut self) -> Option<(&'static str, &'static str, OsString)> {
-        while let Some(&(flag, vars)) = self.vars.get(self.vars_read) {
-            self.vars_read += 1;
-            if self.given.iter().any(|g| g == flag) {
-                continue;
-            }
-            for &var in vars {
-                if let Some(value) = (self.env)(var).filter(|v| !v.is_empty()) {
-                    return Some((flag, var, value));
-                }
-            }
-        }
-        None
     }
 
     /// The level asked for: by `-q` or `-v` (the last given), else by
@@ -666,100 +719,101 @@ impl<'a> Options<'a> {
         };
         self.level.or_else(var).unwrap_or(Level::Info)
     }
-}
 
-/// The error for a flag that takes no value given one with `--flag=value`.
-fn no_value(flag: String, value: OsString) -> Box<Usage> {
-    Box::new(Usage::Bad {
-        source: flag,
-        value,
-        wants: Wants::Text("no value"),
-    })
-}
+    /// Refuses the option's `value`, which is not what `wants` says.
+    #[cold]
+    #[inline(never)]
+    fn refuse(&mut self, value: OsString, wants: Wants) -> Failed {
+        self.fail(bad(self.source, value, wants))
+    }
 
-impl Opt<'_> {
-    /// Reads the value with `read`; names the flag or variable if it is
-    /// missing or `read` refuses it, saying what was wanted.
-    fn read<T>(
-        &mut self,
-        wants: Wants,
-        read: impl Fn(&OsStr) -> Option<T>,
-    ) -> Result<T, Box<Usage>> {
-        let value = self.take(wants)?;
-        match read(&value) {
+    /// Takes the option's value: the one after `=` or the variable's, else
+    /// the next argument; `wants` says what it must be if there is none.
+    fn value(&mut self, wants: Wants) -> Result<OsString, Failed> {
+        match self.inline.take().or_else(|| self.args.next()) {
             Some(v) => Ok(v),
-            None => Err(self.bad(value, wants)),
+            None => Err(self.fail(Usage::Missing {
+                option: self.flag,
+                wants,
+            })),
         }
     }
 
-    /// Takes the value: the inline one, else the next argument.
-    fn take(&mut self, wants: Wants) -> Result<OsString, Box<Usage>> {
-        let next = || self.rest.as_mut()?.next();
-        let missing = || {
-            Box::new(Usage::Missing {
-                option: self.flag.clone(),
-                wants,
-            })
-        };
-        self.inline.take().or_else(next).ok_or_else(missing)
-    }
-
-    /// The error for `value`, which is not what `wants` says.
-    #[cold]
-    fn bad(&self, value: OsString, wants: Wants) -> Box<Usage> {
-        Box::new(Usage::Bad {
-            source: self.source.clone(),
-            value,
-            wants,
-        })
-    }
-
-    /// Reads the value with `read`; `wants` says what it must be.
-    fn value<T>(
+    /// Reads the option's value into `to` with `read`; names the flag or
+    /// variable if the value is missing or `read` refuses it, saying what
+    /// was wanted.
+    fn read<T>(
         &mut self,
+        to: &mut T,
         wants: &'static str,
-        read: impl Fn(&OsStr) -> Option<T>,
-    ) -> Result<T, Box<Usage>> {
-        self.read(Wants::Text(wants), read)
+        read: fn(&OsStr) -> Option<T>,
+    ) -> Result<(), Failed> {
+        let wants = Wants::Text(wants);
+        let value = self.value(wants)?;
+        match read(&value) {
+            Some(v) => {
+                *to = v;
+                Ok(())
+            }
+            None => Err(self.refuse(value, wants)),
+        }
+    }
+
+    /// Reads the option's value into `to` as `read` does, when `to` is an `Option`.
+    fn read_some<T>(
+        &mut self,
+        to: &mut Option<T>,
+        wants: &'static str,
+        read: fn(&OsStr) -> Option<T>,
+    ) -> Result<(), Failed> {
+        let wants = Wants::Text(wants);
+        let value = self.value(wants)?;
+        match read(&value) {
+            Some(v) => {
+                *to = Some(v);
+                Ok(())
+            }
+            None => Err(self.refuse(value, wants)),
+        }
     }
 
     /// Reads a whole number from `min` to `max`; `what` names it in errors.
-    fn number(&mut self, what: &'static str, min: u32, max: u32) -> Result<u32, Box<Usage>> {
-        let read = |v: &OsStr| num::parse_u32(v.as_bytes()).filter(|n| (min..=max).contains(n));
-        self.read(Wants::Range(what, min, max), read)
+    fn number(&mut self, what: &'static str, min: u32, max: u32) -> Result<u32, Failed> {
+        let wants = Wants::Range(what, min, max);
+        let value = self.value(wants)?;
+        match num::parse_u32(value.as_bytes()) {
+            Some(n) if min <= n && n <= max => Ok(n),
+            _ => Err(self.refuse(value, wants)),
+        }
     }
 
-    /// Reads a value kept as given, with its source, for checks made later.
-    fn given(&mut self, wants: &'static str) -> Result<Given, Box<Usage>> {
-        let value = self.value(wants, |v| (!v.is_empty()).then(|| v.to_owned()))?;
-        Ok(Given {
-            source: self.source.clone(),
+    /// Reads into `to` a value kept as given, with its source, for checks made later.
+    fn given(&mut self, to: &mut Option<Given>, wants: &'static str) -> Result<(), Failed> {
+        let mut value = OsString::new();
+        self.read(&mut value, wants, |v| (!v.is_empty()).then(|| v.to_owned()))?;
+        *to = Some(Given {
+            source: self.source,
             value,
-        })
+        });
+        Ok(())
     }
 
     /// Reads a switch: the flag, which takes no value, turns it on; its
     /// variable turns it on with `1` or `yes`, off with `0` or `no`.
-    fn switch(&mut self) -> Result<bool, Box<Usage>> {
-        if self.rest.is_some() {
-            return match self.inline.take() {
-                None => Ok(true),
-                Some(v) => Err(no_value(self.flag.clone(), v)),
-            };
+    fn switch(&mut self) -> Result<bool, Failed> {
+        if self.args_done {
+            let mut on = false;
+            self.read(&mut on, "1, yes, 0 or no", |v| match v.as_bytes() {
+                b"1" | b"yes" => Some(true),
+                b"0" | b"no" => Some(false),
+                _ => None,
+            })?;
+            return Ok(on);
         }
-        self.value("1, yes, 0 or no", |v| match v.as_bytes() {
-            b"1" | b"yes" => Some(true),
-            b"0" | b"no" => Some(false),
-            _ => None,
-        })
-    }
-
-    /// The error for an option the subcommand does not have.
-    fn unknown(self) -> Box<Usage> {
-        Box::new(Usage::Unknown {
-            option: self.flag.into(),
-            page: self.page,
-        })
+        match self.inline.take() {
+            None => Ok(true),
+            Some(v) => Err(self.fail(bad(self.flag, v, Wants::Text("no value")))),
+        }
     }
 }
 

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 /// Parses `args` with the variables `env`.
-fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Box<Usage>> {
+fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Usage> {
     let lookup = |k: &str| env.iter().find(|e| e.0 == k).map(|e| OsString::from(e.1));
-    parse(args.iter().map(OsString::from), &lookup)
+    parse(args.iter().map(OsString::from).collect(), &lookup)
 }
 
 /// The error line `args` and `env` give.
@@ -200,7 +200,7 @@ fn every_serve_option_and_its_variable() {
     }
     // The variables the table gives are the ones these cases read.
     let read: Vec<&str> = cases.iter().map(|c| c.1).collect();
-    for (_, vars) in SERVE_VARS {
+    for (_, vars) in SERVE.flags {
         for var in *vars {
             // HEFT_SYSLOG is a switch, tested with the levels; HEFT_FEEDBACK
             // has a test of its own in builds without the feature.
@@ -215,10 +215,7 @@ fn every_serve_option_and_its_variable() {
 fn user_and_group_remember_their_source() {
     let s = serve(&["--user", "nobody"], &[("HEFT_GROUP", "nogroup")]);
     let (user, group) = (s.user.unwrap(), s.group.unwrap());
-    assert_eq!(
-        (user.source.as_str(), group.source.as_str()),
-        ("--user", "HEFT_GROUP")
-    );
+    assert_eq!((user.source, group.source), ("--user", "HEFT_GROUP"));
     assert_eq!(
         String::from_utf8(group.bad("a group in /etc/group or a number").message()).unwrap(),
         "HEFT_GROUP: bad value \"nogroup\": expected a group in /etc/group or a number"
@@ -419,9 +416,9 @@ fn unknown_options_point_at_their_subcommands_help() {
         assert_eq!(err(args, &[]), want, "{args:?}");
     }
     let odd = OsString::from_vec(b"--\xff".to_vec());
-    let e = parse([odd.clone()], &|_| None).err().unwrap();
+    let e = parse(vec![odd.clone()], &|_| None).err().unwrap();
     assert_eq!(
-        *e,
+        e,
         Usage::Unknown {
             option: odd,
             page: "heft --help"
@@ -485,9 +482,9 @@ fn help_for_each_subcommand() {
 #[test]
 fn help_pages_and_options_agree() {
     for (page, vars, cmd) in [
-        (HELP, SERVE_VARS, "serve"),
-        (SET_HELP, SET_VARS, "set"),
-        (GET_HELP, GET_VARS, "get"),
+        (HELP, SERVE.flags, "serve"),
+        (SET_HELP, SET.flags, "set"),
+        (GET_HELP, GET.flags, "get"),
     ] {
         for (flag, vars) in vars {
             assert!(page.contains(flag), "{cmd}: {flag}");
@@ -514,7 +511,7 @@ fn help_pages_and_options_agree() {
             } else {
                 &[cmd, flag, "1"][..]
             };
-            if let Err(Usage::Unknown { .. }) = run(args, &[]).map_err(|e| *e) {
+            if let Err(Usage::Unknown { .. }) = run(args, &[]) {
                 panic!("{cmd} --help shows {flag}, which {cmd} does not take");
             }
         }
@@ -724,12 +721,12 @@ fn send_escapes() {
 fn values_need_not_be_utf8() {
     let path = OsString::from_vec(b"/tmp/\xff.json".to_vec());
     let args = [OsString::from("--state-file"), path.clone()];
-    match parse(args, &|_| None) {
+    match parse(args.into(), &|_| None) {
         Ok(Command::Serve(s)) => assert_eq!(s.state_file.as_os_str(), path),
         _ => panic!("not serve"),
     }
     let env = |k: &str| (k == "HEFT_PID_FILE").then(|| path.clone());
-    match parse([OsString::from("set"), OsString::from("up")], &env) {
+    match parse(vec!["set".into(), "up".into()], &env) {
         Ok(Command::Set(s)) => assert_eq!(s.pid_file.as_deref(), Some(Path::new(&path))),
         _ => panic!("not set"),
     }

@@ -32,20 +32,18 @@ pub fn ports(v: &OsStr) -> Option<[u16; PORTS_MAX]> {
     Some(out)
 }
 
-/// Refuses `--wait-idle` with a status that still takes new connections, and
-/// `--idle-timeout` or `--settle` without `--wait-idle`.
-pub fn check(s: &Set) -> Result<(), Box<Usage>> {
+/// The error for `--wait-idle` with a status that still takes new
+/// connections, or for `--idle-timeout` or `--settle` without `--wait-idle`.
+pub fn check(s: &Set) -> Option<Usage> {
     let waits = s.wait_idle[0] != 0;
     let alone = s.idle_timeout_s.is_some() || s.settle_s.is_some();
-    if (waits && matches!(s.status, Status::Up | Status::Ready)) || (alone && !waits) {
-        return Err(Box::new(Usage::Missing {
-            option: "--wait-idle".into(),
-            wants: Wants::Text(
-                "DRAIN, MAINT, DOWN, FAIL or STOPPED, and is what --settle and --idle-timeout go with",
-            ),
-        }));
-    }
-    Ok(())
+    ((waits && matches!(s.status, Status::Up | Status::Ready)) || (alone && !waits))
+        .then_some(Usage::Missing {
+        option: "--wait-idle",
+        wants: Wants::Text(
+            "DRAIN, MAINT, DOWN, FAIL or STOPPED, and is what --settle and --idle-timeout go with",
+        ),
+    })
 }
 
 /// Runs `heft set`, then waits if `--wait-idle` was given; returns the exit

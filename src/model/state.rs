@@ -36,11 +36,6 @@ pub enum Status {
     Stopped,
 }
 
-/// Every status's name as the state file spells it, run together in `STATUSES` order.
-const NAMES: &str = "UPREADYDRAINMAINTDOWNFAILSTOPPED";
-/// Where each name starts in `NAMES`, and where the last one ends.
-const NAME_ENDS: [u8; 8] = [0, 2, 7, 12, 17, 21, 25, 32];
-
 /// Every status, in the order `Status::index` numbers them.
 pub const STATUSES: [Status; 7] = [
     Status::Up,
@@ -63,15 +58,15 @@ impl Status {
 
     /// Names the status as the state file spells it.
     pub fn name(self) -> &'static str {
-        let i = self as usize;
-        NAMES
-            .get(NAME_ENDS[i] as usize..NAME_ENDS[i + 1] as usize)
-            .unwrap_or("")
-    }
-
-    /// Numbers the status for storing in an atomic.
-    pub fn index(self) -> u8 {
-        self as u8
+        match self {
+            Status::Up => "UP",
+            Status::Ready => "READY",
+            Status::Drain => "DRAIN",
+            Status::Maint => "MAINT",
+            Status::Down => "DOWN",
+            Status::Fail => "FAIL",
+            Status::Stopped => "STOPPED",
+        }
     }
 
     /// Tells whether HAProxy takes the server out of service for this status.
