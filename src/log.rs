@@ -3,8 +3,13 @@
 //! A line is built, prefix first, in one fixed buffer and leaves in one
 //! `write(2)` (or one datagram), so lines from one process never interleave.
 //! Text past 256 bytes is cut, and the text then ends in `...`.
+//!
+//! Logging never blocks the agent: a line its reader cannot take at once is
+//! dropped and counted, and the next line that gets through says how many
+//! were lost. Short-lived commands (`heft set`) and start-up wait up to a
+//! second for a slow reader first.
 
-use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use crate::num;
@@ -28,6 +33,26 @@ static LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
 static SYSLOG: os::fd::StaticFd = os::fd::StaticFd::new();
 /// The pid shown in syslog lines.
 static PID: AtomicI32 = AtomicI32::new(0);
+/// How long a line waits for its reader, in milliseconds.
+static WAIT_MS: AtomicI32 = AtomicI32::new(1000);
+/// Lines dropped since `take_dropped` last took them.
+static DROPPED: AtomicU32 = AtomicU32::new(0);
+/// Lines dropped since a line last got through.
+static UNSAID: AtomicU32 = AtomicU32::new(0);
+
+/// Sets how long a line may wait for its reader (0 for the agent: never).
+pub fn set_wait(ms: i32) {
+    WAIT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// Returns how many lines were dropped since the last call, and starts again from 0.
+pub fn take_dropped() -> u32 {
+    // Plain loads and stores (ARMv6's Thumb code has no compare-and-swap):
+    // one thread logs, and signal handlers never do.
+    let n = DROPPED.load(Ordering::Relaxed);
+    DROPPED.store(0, Ordering::Relaxed);
+    n
+}
 
 /// Sets the most detailed level that is written.
 pub fn set_level(l: Level) {
@@ -149,7 +174,8 @@ impl Line {
         self.put(num::fmt_u32(n, &mut d));
     }
 
-    /// Appends an OS error as its name and number, e.g. `EACCES (13)`.
+    /// Appends an OS error as its name and number, e.g. `EACCES (13)`, or
+    /// `errno (123)` when heft has no name for it.
     #[inline(always)]
     pub fn errno(mut self, e: nix::errno::Errno) -> Line {
         self.put_errno(e);
@@ -159,23 +185,36 @@ impl Line {
     /// Appends an OS error in place, as `errno` does.
     #[inline(never)]
     fn put_errno(&mut self, e: nix::errno::Errno) {
-        self.put(os::errno_name(e).as_bytes());
+        self.put(os::errno_name(e).unwrap_or("errno").as_bytes());
         self.put(b" (");
         self.put_u32(e as i32 as u32);
         self.put(b")");
     }
 
-    /// Writes the line if its level is enabled, with a newline on stderr.
+    /// Writes the line if its level is enabled, with a newline on stderr,
+    /// in one write(2) or one datagram if its reader takes it in time; it
+    /// ends saying how many lines before it were dropped, if any were.
     pub fn send(mut self) {
         if !enabled(self.level) {
             return;
+        }
+        let unsaid = UNSAID.load(Ordering::Relaxed);
+        if unsaid != 0 {
+            self.put(b" (");
+            self.put_u32(unsaid);
+            self.put(b" log lines dropped before)");
         }
         let stderr = std::io::stderr();
         let fd = self.fd.unwrap_or_else(|| {
             let _ = self.buf.push(b'\n');
             stderr.as_fd()
         });
-        // One write(2) or one datagram; a failure has nowhere to be reported.
-        let _ = os::write_all(fd, &self.buf);
+        let sent = os::write_within(fd, &self.buf, WAIT_MS.load(Ordering::Relaxed));
+        UNSAID.store(if sent { 0 } else { unsaid + 1 }, Ordering::Relaxed);
+        if !sent {
+            // Saturating: `take_dropped` takes them into a wider counter.
+            let n = DROPPED.load(Ordering::Relaxed);
+            DROPPED.store(n.saturating_add(1), Ordering::Relaxed);
+        }
     }
 }

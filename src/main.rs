@@ -86,6 +86,8 @@ fn usage(u: &cli::Usage) -> i32 {
 
 /// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
 fn serve(cfg: &Serve) -> i32 {
+    // Nothing heft runs gains privileges. Kernels before 3.5 lack it: go on.
+    let _ = heft::os::ids::forbid_new_privs();
     log::set_level(cfg.level);
     #[cfg(feature = "feedback")]
     let feedback = match cfg
@@ -169,6 +171,8 @@ fn drop_and_run(
             }
         }
     }
+    // Start-up errors wait up to 1 s for a slow log reader; the agent never does.
+    log::set_wait(0);
     log::info()
         .s("listening on ")
         .b(&addr_text(b"", cfg))

@@ -28,6 +28,17 @@ pub fn fmt_u32(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
     }
 }
 
+/// Names an OS error, e.g. `ELOOP`, or numbers one `os::errno_name` does
+/// not name, e.g. `errno 123`, in `buf`.
+pub fn errno_text(e: nix::errno::Errno, buf: &mut heapless::Vec<u8, 16>) -> &str {
+    if let Some(name) = crate::os::errno_name(e) {
+        return name;
+    }
+    let _ = push(buf, b"errno ");
+    let _ = push_u32(buf, e as i32 as u32);
+    crate::os::ascii_str(buf).unwrap_or("")
+}
+
 /// Parses a non-empty run of ASCII digits; `None` on anything else or overflow.
 pub fn parse_u32(s: &[u8]) -> Option<u32> {
     if s.is_empty() || s.len() > 10 {

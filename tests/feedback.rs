@@ -589,6 +589,8 @@ enum Mode {
     Slow(Duration, u16, String),
     /// Accept, read nothing, answer nothing, keep the connection open.
     Hang,
+    /// Answer at once with exactly these bytes.
+    Raw(&'static str),
 }
 
 /// A tiny HTTP/1.x server on 127.0.0.1 whose behaviour the test switches.
@@ -620,6 +622,7 @@ impl HttpServer {
                 match mode {
                     Mode::Hang => held.push(conn),
                     Mode::Reply(code, body) => answer(conn, code, &body),
+                    Mode::Raw(bytes) => answer_raw(conn, bytes.as_bytes()),
                     Mode::Slow(d, code, body) => {
                         std::thread::spawn(move || {
                             std::thread::sleep(d);
@@ -662,7 +665,16 @@ impl Drop for HttpServer {
 }
 
 /// Reads the request head, then sends one answer and closes.
-fn answer(mut s: TcpStream, code: u16, body: &str) {
+fn answer(s: TcpStream, code: u16, body: &str) {
+    let head = format!(
+        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    answer_raw(s, &[head.as_bytes(), body.as_bytes()].concat());
+}
+
+/// Reads the request head, then sends `bytes` and closes.
+fn answer_raw(mut s: TcpStream, bytes: &[u8]) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let mut req = Vec::new();
     let mut buf = [0u8; 512];
@@ -672,12 +684,7 @@ fn answer(mut s: TcpStream, code: u16, body: &str) {
             Ok(n) => req.extend_from_slice(&buf[..n]),
         }
     }
-    let head = format!(
-        "HTTP/1.1 {code} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = s.write_all(head.as_bytes());
-    let _ = s.write_all(body.as_bytes());
+    let _ = s.write_all(bytes);
     let _ = s.shutdown(Shutdown::Write);
     let _ = s.read(&mut buf);
 }
@@ -743,6 +750,21 @@ fn http_status_json_field_and_timeout() {
     assert!(srv.hits() > 5);
 }
 
+/// Starts heft on `{"status":"UP","weight":90}` in `d` with one http rule,
+/// `web`, checking `srv`'s `/`.
+fn start_web(d: &Dir, srv: &HttpServer) -> Agent {
+    let rules = [format!(
+        r#"{{"metric":"http","name":"web","url":"{}","timeout_ms":500}}"#,
+        srv.url("/")
+    )];
+    start(
+        d,
+        r#"{"status":"UP","weight":90}"#,
+        &config(100, &rules),
+        &[],
+    )
+}
+
 #[test]
 fn http_status_alone_decides_health() {
     if skip_under_runner(SO_ERROR_UNTRANSLATED) {
@@ -750,16 +772,7 @@ fn http_status_alone_decides_health() {
     }
     let srv = HttpServer::start(Mode::Reply(200, "OK".into()));
     let d = Dir::new("fb-http-plain");
-    let rules = [format!(
-        r#"{{"metric":"http","name":"web","url":"{}","timeout_ms":500}}"#,
-        srv.url("/")
-    )];
-    let a = start(
-        &d,
-        r#"{"status":"UP","weight":90}"#,
-        &config(100, &rules),
-        &[],
-    );
+    let a = start_web(&d, &srv);
     expect(&a, "up ready 90%\n");
     srv.set(Mode::Reply(204, String::new()));
     holds_for(&a, b"", "up ready 90%\n", Duration::from_millis(300));
@@ -777,6 +790,20 @@ fn http_status_alone_decides_health() {
     )];
     let b = start(&d2, r#"{"status":"UP"}"#, &config(100, &rules), &[]);
     expect(&b, "down ready 100% #http ECONNREFUSED\n");
+}
+
+/// A status code is exactly three digits: `HTTP/1.0 2000000000000` is no
+/// 200 (nor any status) but a bad reply.
+#[test]
+fn an_overlong_status_code_is_a_bad_reply() {
+    let srv = HttpServer::start(Mode::Raw("HTTP/1.0 2000000000000 OK\r\n\r\n"));
+    let d = Dir::new("fb-http-overlong");
+    let a = start_web(&d, &srv);
+    expect(&a, "down ready 90% #web bad reply\n");
+    srv.set(Mode::Reply(200, "OK".into()));
+    expect(&a, "up ready 90%\n");
+    srv.set(Mode::Raw("HTTP/1.1 2001\r\n\r\n"));
+    expect(&a, "down ready 90% #web bad reply\n");
 }
 
 #[test]

@@ -166,3 +166,25 @@ fn an_unknown_user_is_named_with_its_flag_or_variable() {
         "names neither the variable nor the value: {err}"
     );
 }
+
+/// NoNewPrivs is set at start-up, as root too; after `--user` the
+/// capability bounding set is empty, while root without `--user` keeps the
+/// bounding set it was given (its exec'd checks may need capabilities).
+#[test]
+fn no_new_privileges_and_an_empty_bounding_set_after_dropping() {
+    if skip_under_runner(READS_PROC_STATUS) {
+        return;
+    }
+    let a = Agent::start(Some(STATE), &[]);
+    assert_eq!(proc_status_field(a.pid(), "NoNewPrivs:"), "1", "as root");
+    let own = proc_status_field(std::process::id() as i32, "CapBnd:");
+    assert_eq!(proc_status_field(a.pid(), "CapBnd:"), own, "as root");
+    assert_eq!(a.stop(), Some(0));
+    let Some((uid, gid)) = nobody() else { return };
+    let a = Agent::start(Some(STATE), &["--user", "nobody", "--group", "nogroup"]);
+    assert_dropped(a.pid(), uid, gid);
+    assert_eq!(proc_status_field(a.pid(), "NoNewPrivs:"), "1");
+    assert_eq!(proc_status_field(a.pid(), "CapBnd:"), "0000000000000000");
+    assert_eq!(a.probe(), "up ready 77% maxconn:300\n");
+    assert_eq!(a.stop(), Some(0));
+}

@@ -180,6 +180,25 @@ fn unreadable_state_file_serves_fail() {
     a.reload(r#"{"status":"DRAIN"}"#, "up drain 100%\n");
 }
 
+/// A state file that is a symlink loop, or whose path is too long to open,
+/// is named by its error: `ELOOP`, `ENAMETOOLONG`.
+#[test]
+fn a_symlink_loop_and_an_overlong_path_are_named() {
+    let a = Agent::start(Some(STATE), &[]);
+    std::fs::remove_file(&a.state).unwrap();
+    std::os::unix::fs::symlink(&a.state, &a.state).unwrap();
+    a.signal(libc::SIGHUP);
+    a.expect_reply(&fail_reply("unreadable ELOOP"));
+    wait_log(
+        &a,
+        &format!("error: state file {}: unreadable ELOOP", a.state.display()),
+    );
+    // Longer than the 1,023 bytes a path may have.
+    let long = a.dir.join("x".repeat(1100));
+    let b = Agent::start(None, &["--state-file", long.to_str().unwrap()]);
+    assert_eq!(b.probe(), fail_reply("unreadable ENAMETOOLONG"));
+}
+
 /// Bad usage or configuration exits 100 at once, with one line naming the
 /// flag or variable and the bad value.
 #[test]

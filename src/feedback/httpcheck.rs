@@ -75,9 +75,13 @@ pub fn judge(buf: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Optio
     if open && buf.len() < 16 {
         return None;
     }
-    // `HTTP/1.x ddd`
+    // `HTTP/1.x ddd`: exactly three digits.
     let code = match line.get(8..12) {
-        Some([b' ', digits @ ..]) if line.starts_with(b"HTTP/1.") => crate::num::parse_u32(digits),
+        Some([b' ', digits @ ..])
+            if line.starts_with(b"HTTP/1.") && !line.get(12).is_some_and(u8::is_ascii_digit) =>
+        {
+            crate::num::parse_u32(digits)
+        }
         _ => None,
     };
     let code = match code {
@@ -279,6 +283,18 @@ mod tests {
             Some(Outcome::BadReply)
         );
         assert_eq!(judge(b"HTTP/1.", false, None, 0), None);
+        // Exactly three digits: a longer number is no 200.
+        for bad in [
+            &b"HTTP/1.0 2000000000000\r\n\r\n"[..],
+            b"HTTP/1.0 2000 OK\r\n\r\n",
+            b"HTTP/1.1 20 OK\r\n\r\n",
+        ] {
+            assert_eq!(judge(bad, false, None, 0), Some(Outcome::BadReply));
+        }
+        assert_eq!(
+            judge(b"HTTP/1.0 200\r\n\r\n", false, None, 0),
+            Some(Outcome::Healthy(None))
+        );
         assert_eq!(judge(b"", true, None, 0), Some(Outcome::BadReply));
         assert_eq!(
             judge(b"SSH-2.0-OpenSSH_9.2\r\n", false, None, 0),

@@ -454,6 +454,7 @@ impl Feedback {
 /// Names a failed check for the stats page, e.g. `http status 503`.
 fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
     let mut r = Reason::new();
+    let mut buf = heapless::Vec::new();
     let _ = r.push_str(&rule.name);
     let _ = r.push_str(" ");
     let _ = r.push_str(match o {
@@ -462,7 +463,7 @@ fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
         Outcome::NoField => "no number in the body",
         Outcome::BadReply => "bad reply",
         Outcome::Timeout => "timeout",
-        Outcome::Error(e) => crate::os::errno_name(e),
+        Outcome::Error(e) => crate::num::errno_text(e, &mut buf),
     });
     if let Outcome::Status(code) = o {
         metrics::push_value(&mut r, code as u32, 0);

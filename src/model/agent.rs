@@ -289,8 +289,9 @@ pub enum LoadError {
 impl LoadError {
     /// Appends a short description, as much as fits.
     pub fn describe(self, out: &mut state::Reason) {
+        let mut buf = heapless::Vec::new();
         let (a, b) = match self {
-            LoadError::Io(e) => ("unreadable ", crate::os::errno_name(e)),
+            LoadError::Io(e) => ("unreadable ", crate::num::errno_text(e, &mut buf)),
             LoadError::Invalid(e) => (e.0, ""),
         };
         // Both texts are ASCII, so any cut is on a character boundary.

@@ -4,7 +4,7 @@
 //! and what nix's calls take and return.
 
 use core::sync::atomic::{AtomicI32, Ordering};
-use std::os::fd::{AsFd, BorrowedFd, IntoRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd};
 
 use nix::errno::Errno;
 
@@ -58,6 +58,27 @@ pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// Writes `bytes` to `fd` in one call if `fd` has room within `wait_ms`
+/// (0: at once), or not at all: a stalled reader never holds the caller.
+/// Returns true if every byte went.
+///
+/// The descriptor's blocking mode is left alone: its open file description
+/// may be shared (a shell's terminal, a pipeline), and O_NONBLOCK there
+/// would change it for every other holder. Instead poll says whether there
+/// is room: a pipe with a free page takes a write of up to 4 KiB whole, a
+/// stream socket with POLLOUT has half its buffer free, and a datagram
+/// socket heft opens itself is non-blocking. A terminal stopped by flow
+/// control may still hold a write that does not fit its free room.
+pub fn write_within(fd: BorrowedFd, bytes: &[u8], wait_ms: i32) -> bool {
+    let mut p = [libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    matches!(poll(&mut p, wait_ms), Ok(1))
+        && matches!(nix::unistd::write(fd, bytes), Ok(n) if n == bytes.len())
 }
 
 /// Writes all of `buf` to standard output; false if it could not.

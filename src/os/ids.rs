@@ -1,4 +1,5 @@
-//! Process and user ids, and dropping privileges.
+//! Process and user ids, dropping privileges, and the prctl switches that
+//! keep them dropped.
 //!
 //! The id changes are raw system calls: musl's set*id functions stop every
 //! thread and repeat the call in each, machinery a one-thread program never
@@ -56,6 +57,34 @@ pub fn set_uid(u: u32) -> Result<(), Errno> {
 /// drop; raw: musl's setuid broadcasts to threads).
 pub fn can_become_root() -> bool {
     id_call(nr::SETUID, 0, 0, 0).is_ok()
+}
+
+/// Makes prctl call `op` with argument `a` (the others 0, as the kernel
+/// wants); raw, as musl's variadic prctl is about 200 bytes more.
+fn prctl(op: libc::c_int, a: libc::c_long) -> Result<(), Errno> {
+    // SAFETY: these prctl operations take integers and touch no memory of ours.
+    Errno::result(unsafe { libc::syscall(libc::SYS_prctl, op as libc::c_long, a, 0, 0, 0) })
+        .map(drop)
+}
+
+/// Makes sure no program this process runs gains privileges (setuid bits,
+/// file capabilities); inherited by children, irreversible.
+pub fn forbid_new_privs() -> Result<(), Errno> {
+    prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+}
+
+/// Empties the capability bounding set, so that no capability can come
+/// back; needs CAP_SETPCAP, so before the switch away from root.
+pub fn clear_cap_bound() -> Result<(), Errno> {
+    // Every capability up to the kernel's last: the next is EINVAL.
+    let mut cap = 0;
+    loop {
+        match prctl(libc::PR_CAPBSET_DROP, cap) {
+            Ok(()) => cap += 1,
+            Err(Errno::EINVAL) if cap > 0 => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Returns this process's id.

@@ -101,13 +101,13 @@ pub fn shutdown_write(fd: &Fd) -> Result<(), Errno> {
     socket::shutdown(fd.as_fd().as_raw_fd(), Shutdown::Write)
 }
 
-/// Opens a datagram socket connected to the syslog socket at `path`.
+/// Opens a non-blocking datagram socket connected to the syslog socket at `path`.
 pub fn connect_syslog(path: &Path) -> Result<Fd, Errno> {
     let addr = UnixAddr::new(path)?;
     let fd = socket::socket(
         AddressFamily::Unix,
         SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )?;
     socket::connect(fd.as_raw_fd(), &addr)?;

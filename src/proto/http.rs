@@ -27,6 +27,8 @@ pub struct Counters {
     pub state_errors: u32,
     /// Connections closed at their deadline.
     pub timeouts: u32,
+    /// Log lines dropped because their reader could not take them at once.
+    pub log_dropped: u32,
 }
 
 /// The largest response (the `/metrics` of 64 services with 64-byte names).
@@ -108,7 +110,7 @@ fn metric(out: &mut Response, template: &[u8], a: &[u8], b: &[u8], v: u32) -> Re
 }
 
 /// The counters' names and help texts, in the order `metrics` gives their values.
-const COUNTERS: [(&[u8], &[u8]); 5] = [
+const COUNTERS: [(&[u8], &[u8]); 6] = [
     (b"heft_probes_total", b"agent replies written"),
     (b"heft_http_requests_total", b"HTTP requests answered"),
     (b"heft_refused_total", b"connections refused by --allow"),
@@ -116,6 +118,10 @@ const COUNTERS: [(&[u8], &[u8]); 5] = [
     (
         b"heft_timeouts_total",
         b"connections closed at their deadline",
+    ),
+    (
+        b"heft_log_lines_dropped_total",
+        b"log lines dropped (stalled reader)",
     ),
 ];
 
@@ -150,7 +156,14 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
             metric(out, b"heft_maxconn{service=\"\x01\"}", name, b"", m as u32)?;
         }
     }
-    let values = [c.probes, c.http, c.refused, c.reloads, c.timeouts];
+    let values = [
+        c.probes,
+        c.http,
+        c.refused,
+        c.reloads,
+        c.timeouts,
+        c.log_dropped,
+    ];
     for (&(name, help), &v) in COUNTERS.iter().zip(&values) {
         // The HELP and TYPE lines, then the sample's name, written as one
         // "metric" whose template starts with `# HELP `.

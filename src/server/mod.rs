@@ -462,6 +462,7 @@ impl<'a> Server<'a> {
             }
             Request::Http { head, path } => {
                 self.counters.http += 1;
+                self.counters.log_dropped += log::take_dropped();
                 http::respond(&mut self.http_buf, head, path, &self.agent, &self.counters)
             }
         };

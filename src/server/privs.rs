@@ -1,4 +1,5 @@
-//! Drops root privileges after binding: supplementary groups, group, then user.
+//! Drops root privileges after binding: supplementary groups, group, the
+//! capability bounding set, then user.
 //!
 //! Names are looked up in `/etc/passwd` and `/etc/group` directly, as on the
 //! routers and busybox boxes heft is for; NSS (LDAP, NIS) is not consulted.
@@ -40,6 +41,8 @@ pub fn drop_to(user: Option<&OsStr>, group: Option<&OsStr>) -> Result<(), DropEr
         os::ids::set_gid(g).map_err(|e| DropError::Call("setresgid", e))?;
     }
     if let Some((uid, _)) = u {
+        // While still root: afterwards CAP_SETPCAP is gone.
+        os::ids::clear_cap_bound().map_err(|e| DropError::Call("PR_CAPBSET_DROP", e))?;
         os::ids::set_uid(uid).map_err(|e| DropError::Call("setresuid", e))?;
         // Make sure there is no way back.
         if uid != 0 && os::ids::can_become_root() {

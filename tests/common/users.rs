@@ -74,3 +74,13 @@ pub fn assert_dropped(pid: i32, uid: u32, gid: u32) {
     assert!(groups.is_empty(), "supplementary groups left: {groups:?}");
     assert_eq!(cap_eff, "0000000000000000", "capabilities left");
 }
+
+/// The value of field `name` (e.g. `NoNewPrivs:`) in /proc/PID/status.
+pub fn proc_status_field(pid: i32, name: &str) -> String {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+        .trim()
+        .to_string()
+}
