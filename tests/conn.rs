@@ -187,7 +187,7 @@ fn wait_idle_drains_then_exits_0_once_connections_are_gone() {
     // The drain took effect at once; the wait ended 2 s after the last
     // connection, which was still there after the 1 s settle.
     expect(&a, "up drain 100%\n");
-    let first = format!("6 established connection(s) to :{port} after 1 s");
+    let first = format!("6 established connection(s) to {port} after 1 s");
     assert!(err.contains(&first), "{err}");
     assert!(err.contains("0 established connection(s) to "), "{err}");
     assert!(err.contains("heft: idle for 2 s"), "{err}");
@@ -205,7 +205,6 @@ fn wait_idle_exits_1_when_connections_stay_past_the_timeout() {
     let other = Listeners::new();
     let _held = l.open(2);
     let ports = format!("{},{}", other.port, l.port);
-    let shown = format!(":{} :{}", other.port, l.port);
     let (code, err, took) = set(
         &a,
         &[
@@ -219,7 +218,7 @@ fn wait_idle_exits_1_when_connections_stay_past_the_timeout() {
         ],
     );
     assert_eq!(code, Some(1), "stderr:\n{err}");
-    let last = format!("2 established connection(s) to {shown} after 2 s");
+    let last = format!("2 established connection(s) to {ports} after 2 s");
     assert!(err.contains(&last), "{err}");
     assert!(
         err.contains("heft: error: not idle by --idle-timeout"),

@@ -113,9 +113,9 @@ pub struct Set {
     pub pid_file: Option<PathBuf>,
     /// How much to log.
     pub level: Level,
-    /// The local ports to wait for idleness on afterwards (`--wait-idle`),
-    /// then zeros; all zeros: no wait.
-    pub wait_idle: [u16; wait_idle::PORTS_MAX],
+    /// The local ports to wait for idleness on afterwards (`--wait-idle`,
+    /// checked, as given), if told.
+    pub wait_idle: Option<String>,
     /// The longest wait, in seconds from the start (`--idle-timeout`); `None`: no limit.
     pub idle_timeout_s: Option<u32>,
     /// The wait before counting, in seconds (`--settle`); `None`: the default.
@@ -411,7 +411,7 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
         state_file: DEFAULT_STATE_FILE.into(),
         pid_file: None,
         level: Level::Info,
-        wait_idle: [0; wait_idle::PORTS_MAX],
+        wait_idle: None,
         idle_timeout_s: None,
         settle_s: None,
     };
@@ -423,7 +423,7 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
             "--service" => opts.read_some(&mut s.service, SERVICE, service)?,
             "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
             "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
-            "--wait-idle" => opts.read(&mut s.wait_idle, wait_idle::WANTS, wait_idle::ports)?,
+            "--wait-idle" => opts.read_some(&mut s.wait_idle, wait_idle::WANTS, wait_idle::text)?,
             "--idle-timeout" => s.idle_timeout_s = Some(opts.number("seconds", 1, 86_400)?),
             "--settle" => s.settle_s = Some(opts.number("seconds", 0, 3600)?),
             "--help" => return Ok(Command::Help(SET_HELP)),

@@ -22,20 +22,26 @@ pub const WANTS: &str = "1 to 16 ports like 8080,8443";
 /// The default `--settle`, in seconds: two typical `agent-inter` periods.
 pub const DEFAULT_SETTLE_S: u32 = 4;
 
-/// Reads `--wait-idle`: 1 to 16 port numbers separated by commas; unused places are 0.
-pub fn ports(v: &OsStr) -> Option<[u16; PORTS_MAX]> {
+/// Reads 1 to 16 port numbers separated by commas; unused places are 0.
+pub fn ports(v: &[u8]) -> Option<[u16; PORTS_MAX]> {
     let mut out = [0; PORTS_MAX];
-    for (i, p) in crate::num::pieces(v.as_bytes(), b',').enumerate() {
+    for (i, p) in crate::num::pieces(v, b',').enumerate() {
         let p = crate::num::parse_u32(p).filter(|p| (1..=65535).contains(p))?;
         *out.get_mut(i)? = p as u16;
     }
     Some(out)
 }
 
+/// Reads `--wait-idle`, keeping the text once its ports are checked.
+pub fn text(v: &OsStr) -> Option<String> {
+    ports(v.as_bytes())?;
+    Some(v.to_str()?.into())
+}
+
 /// The error for `--wait-idle` with a status that still takes new
 /// connections, or for `--idle-timeout` or `--settle` without `--wait-idle`.
 pub fn check(s: &Set) -> Option<Usage> {
-    let waits = s.wait_idle[0] != 0;
+    let waits = s.wait_idle.is_some();
     let alone = s.idle_timeout_s.is_some() || s.settle_s.is_some();
     ((waits && matches!(s.status, Status::Up | Status::Ready)) || (alone && !waits))
         .then_some(Usage::Missing {
@@ -51,13 +57,15 @@ pub fn check(s: &Set) -> Option<Usage> {
 /// timeout, 111 not written or connections not countable).
 pub fn run(s: &Set) -> i32 {
     match crate::cli::set::run(s) {
-        0 if s.wait_idle[0] != 0 => wait(s),
+        0 if s.wait_idle.is_some() => wait(s),
         code => code,
     }
 }
 
 /// Waits for the ports to be idle; returns the exit code.
 fn wait(s: &Set) -> i32 {
+    let text = s.wait_idle.as_deref().unwrap_or_default();
+    let ports = ports(text.as_bytes()).unwrap_or_default();
     let start = os::now();
     let settle_ms = s.settle_s.unwrap_or(DEFAULT_SETTLE_S) * 1000;
     let mut buf = [0u8; 8192];
@@ -65,16 +73,13 @@ fn wait(s: &Set) -> i32 {
     let mut zeros = 0;
     let mut t = 0;
     log::info()
-        .s("waiting ")
-        .u(settle_ms / 1000)
-        .s(" s for HAProxy to see the change")
+        .s("waiting --settle seconds for HAProxy to see the change")
         .send();
     loop {
         let _ = os::poll(&mut [], os::now().until(start + t) as i32);
         if t >= settle_ms {
-            let ports = s.wait_idle.iter().take_while(|&&p| p != 0);
             let mut n = 0;
-            for &p in ports.clone() {
+            for &p in ports.iter().take_while(|&&p| p != 0) {
                 match os::sockdiag::count_established(p, &mut buf) {
                     Ok(c) => n += c,
                     Err(e) => {
@@ -83,11 +88,14 @@ fn wait(s: &Set) -> i32 {
                     }
                 }
             }
-            let mut l = log::info().u(n).s(" established connection(s) to");
-            for &p in ports {
-                l = l.s(" :").u(p as u32);
-            }
-            l.s(" after ").u(t / 1000).s(" s").send();
+            log::info()
+                .u(n)
+                .s(" established connection(s) to ")
+                .s(text)
+                .s(" after ")
+                .u(t / 1000)
+                .s(" s")
+                .send();
             zeros = if n == 0 { zeros + 1 } else { 0 };
             if zeros == 3 {
                 log::info().s("idle for 2 s").send();

@@ -393,7 +393,9 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
     let mut first = true;
     r.open(b'{')?;
     while let Some(raw) = r.next_key(&mut first)? {
-        let mut name: Vec<u8, NAME_MAX> = Vec::new();
+        // The reason's buffer size (one more than a name may have, which
+        // check_name refuses): one copy of `unescape` serves both.
+        let mut name: Vec<u8, { REASON_MAX + 1 }> = Vec::new();
         if !json::unescape(raw, &mut name) {
             return Err(StateError::BAD_NAME);
         }

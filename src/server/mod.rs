@@ -198,7 +198,6 @@ impl<'a> Server<'a> {
                 .send();
         }
         self.agent.load(loaded, now);
-        self.unknown = unknown::Unknown::default();
         self.persist_at = None;
     }
 

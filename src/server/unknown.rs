@@ -5,7 +5,7 @@
 //! The last `REMEMBERED` names logged are kept as hashes (a collision only
 //! skips a line), and at most one new name is logged per second, so a client
 //! sending random names cannot flood the log; a name skipped that way is
-//! logged at a later probe. Reading the state file again forgets them all.
+//! logged at a later probe.
 
 use crate::log;
 use crate::model::state::State;
