@@ -1,7 +1,8 @@
 //! The `heft` command: start-up in a fixed order, then the loop.
 //!
-//! `serve` goes: parse options, bind, write the pid file, drop privileges,
-//! install signal handlers, read the state file, loop. Exit codes: 0 after
+//! `serve` goes: parse options, load feedback, bind, install signal
+//! handlers, allocate the loop's tables, write and lock the pid file, drop
+//! privileges, connect syslog, read the state file, loop. Exit codes: 0 after
 //! SIGTERM/SIGINT, 100 bad usage or configuration, 111 a system call failed at
 //! start-up (`get`: 0 a whole line came back, 1 not).
 #![deny(unsafe_code)]
@@ -12,6 +13,7 @@ use nix::errno::Errno;
 
 use heft::cli::{self, Command, Serve};
 use heft::log;
+use heft::server::persist::PidFile;
 use heft::server::privs::DropError;
 use heft::server::{self, Server};
 
@@ -113,33 +115,44 @@ fn serve(cfg: &Serve) -> i32 {
             return failed(e.step, &addr_text(b" ", cfg), e.errno, note);
         }
     };
+    // What can fail (handlers, memory) is set up before the pid file, so a
+    // failed start leaves none behind.
+    let wake = match heft::os::signal::install() {
+        Ok(w) => w,
+        Err(e) => return failed("installing signal handlers", b"", e, ""),
+    };
+    #[cfg_attr(not(feature = "feedback"), allow(unused_mut))]
+    let mut server = match Server::new(cfg, listener, wake) {
+        Ok(s) => s,
+        Err(e) => return failed(e.step, b"", e.errno, ""),
+    };
+    #[cfg(feature = "feedback")]
+    if let Some(f) = feedback {
+        server.set_feedback(f);
+    }
+    let mut pid_file = None;
     if let Some(p) = &cfg.pid_file {
-        // The digits end right before the newline.
-        let mut d = [b'\n'; 11];
-        let [digits @ .., _] = &mut d;
-        let n = heft::num::fmt_u32(heft::os::pid(), digits).len();
-        if let Err(e) = heft::os::fs::create(p, &d[10 - n..]) {
-            return failed("pid file ", p.as_os_str().as_bytes(), e, "");
+        match PidFile::create(p) {
+            Ok(f) => pid_file = Some(f),
+            Err(e) => {
+                let note = match e {
+                    Errno::EAGAIN => " (a running agent holds it)",
+                    Errno::EPERM => " (another user's, or it has other links)",
+                    _ => "",
+                };
+                return failed("pid file ", p.as_os_str().as_bytes(), e, note);
+            }
         }
     }
-    let code = drop_and_run(
-        cfg,
-        listener,
-        #[cfg(feature = "feedback")]
-        feedback,
-    );
-    if let Some(p) = &cfg.pid_file {
-        let _ = heft::os::fs::remove(p);
+    let code = drop_and_run(cfg, server);
+    if let Some(p) = pid_file {
+        p.remove();
     }
     code
 }
 
-/// Start-up after the pid file: drop privileges, signals, syslog; then the loop.
-fn drop_and_run(
-    cfg: &Serve,
-    listener: heft::os::Fd,
-    #[cfg(feature = "feedback")] feedback: Option<Box<heft::feedback::Feedback>>,
-) -> i32 {
+/// Start-up after the pid file: drop privileges, syslog; then the loop.
+fn drop_and_run(cfg: &Serve, mut server: Server) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
         let user = cfg.user.as_ref().map(|g| g.value.as_os_str());
         let group = cfg.group.as_ref().map(|g| g.value.as_os_str());
@@ -156,12 +169,7 @@ fn drop_and_run(
                 None => USAGE,
             };
         }
-        warn_if_unwritable(cfg);
     }
-    let wake = match heft::os::signal::install() {
-        Ok(w) => w,
-        Err(e) => return failed("installing signal handlers", b"", e, ""),
-    };
     if let Some(path) = &cfg.syslog {
         match heft::os::net::connect_syslog(path) {
             Ok(fd) => log::use_syslog(fd, heft::os::pid() as i32),
@@ -179,25 +187,7 @@ fn drop_and_run(
         .s(", state file ")
         .b(cfg.state_file.as_os_str().as_bytes())
         .send();
-    let mut server = Server::new(cfg, listener, wake);
-    #[cfg(feature = "feedback")]
-    if let Some(f) = feedback {
-        server.set_feedback(f);
-    }
     server.run()
-}
-
-/// Says at start-up when signals could not be saved to the state file as the new user.
-#[inline(never)]
-fn warn_if_unwritable(cfg: &Serve) {
-    let dir = heft::os::fs::dir_of(&cfg.state_file);
-    if !heft::os::fs::writable(dir) {
-        log::error()
-            .s("the state file's directory ")
-            .b(dir.as_os_str().as_bytes())
-            .s(" is not writable by this user: signals will change the replies but not the file")
-            .send();
-    }
 }
 
 /// Writes `lead`, then the listen address as `ip:port` or `[ip]:port`.

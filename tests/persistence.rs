@@ -86,21 +86,23 @@ fn term_writes_a_pending_change() {
     }
 }
 
-/// A temporary file left by a crash is reused by the next write, not piled up.
+/// A file at a name heft might once have used for its temporary file is
+/// someone else's: never written, never removed; heft's own temporary file
+/// is gone after the write.
 #[test]
-fn stale_temporary_file_is_reused() {
+fn foreign_temporary_names_are_left_alone() {
     let a = Agent::start(Some(STATE), &[]);
-    // What a crash between create and rename leaves behind.
     let tmp = a.dir.join("state.json.tmp");
     std::fs::write(&tmp, "{\"status\":\"garb").unwrap();
     a.signal(libc::SIGUSR2);
     a.expect_reply("down ready 77% maxconn:300\n");
     expect_file_status(&a, heft::model::state::Status::Down);
     assert!(
-        wait_for(SECS5, || temp_files(&a.dir).is_empty()),
+        wait_for(SECS5, || temp_files(&a.dir) == ["state.json.tmp"]),
         "{:?}",
         file_names(&a.dir)
     );
+    assert_eq!(std::fs::read_to_string(&tmp).unwrap(), "{\"status\":\"garb");
     assert_eq!(
         top_of(&a.state_text()),
         (
@@ -112,9 +114,9 @@ fn stale_temporary_file_is_reused() {
     );
 }
 
-/// The rename over the state file fails (the path became a non-empty
-/// directory): heft serves the new state, logs the failed step with the path,
-/// leaves no temporary file, and writes the file once the rename can succeed.
+/// The state file became a directory: heft serves the new state, logs that
+/// it cannot read back what it would replace, writes nothing, and writes the
+/// file once the directory is gone.
 #[test]
 fn failed_rename_keeps_serving_and_retries() {
     let a = Agent::start(Some(STATE), &[]);
@@ -127,9 +129,9 @@ fn failed_rename_keeps_serving_and_retries() {
     a.expect_reply("down ready 77% maxconn:300\n");
     let path = a.state.display().to_string();
     assert!(
-        wait_for(SECS5, || a
-            .log()
-            .contains(&format!("error: writing {path}: rename: EISDIR"))),
+        wait_for(SECS5, || a.log().contains(&format!(
+            "error: writing {path}: reading it first: EISDIR"
+        ))),
         "{}",
         a.log()
     );
@@ -172,9 +174,10 @@ fn in_mount_ns(pid: i32, args: &[&str]) {
 }
 
 /// A read-only file system (EROFS), as on a router's read-only root: heft
-/// runs in its own mount namespace whose view of its directory is then
-/// remounted read-only. It serves the new state, logs, and writes the file
-/// once the directory is writable again.
+/// runs in its own mount namespace, on a bind mount of its directory that is
+/// then remounted read-only (heft holds its directory open, so only a change
+/// of the mount it opened reaches it). It serves the new state, logs, and
+/// writes the file once the mount is writable again.
 #[test]
 fn read_only_directory_keeps_serving_and_retries() {
     let can = std::process::Command::new("unshare")
@@ -188,22 +191,41 @@ fn read_only_directory_keeps_serving_and_retries() {
         return;
     }
     let env = [("PATH", SYSTEM_PATH)];
-    let a = Agent::spawn(
+    let d = temp_dir("ro");
+    let dir = d.to_str().unwrap().to_string();
+    let script = format!("mount --bind {dir} {dir} && exec \"$0\" \"$@\"");
+    let wrapper = [
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ];
+    // A file open for writing (the pid file) would keep the mount from going read-only.
+    let pid_dir = temp_dir("ro-pid");
+    let _cleanup = Cleanup(pid_dir.clone());
+    let pid = pid_dir.join("heft.pid");
+    let args = ["--pid-file", pid.to_str().unwrap()];
+    let a = spawn_in_with(
+        d,
+        "127.0.0.1",
+        free_port(),
         Some(STATE),
-        &[],
+        &args,
         &env,
-        &["unshare", "-m", "--propagation", "private", "--"],
+        &wrapper,
     );
     a.wait_listening();
-    let dir = a.dir.to_str().unwrap().to_string();
-    in_mount_ns(a.pid(), &["mount", "--bind", &dir, &dir]);
     in_mount_ns(a.pid(), &["mount", "-o", "remount,bind,ro", &dir]);
     a.signal(libc::SIGUSR2);
     a.expect_reply("down ready 77% maxconn:300\n");
     let path = a.state.display().to_string();
     assert!(
         wait_for(SECS5, || a.log().contains(&format!(
-            "error: writing {path}: writing the temporary file: EROFS"
+            "error: writing {path}: creating a temporary file: EROFS"
         ))),
         "{}",
         a.log()
@@ -211,7 +233,7 @@ fn read_only_directory_keeps_serving_and_retries() {
     // Our own view is writable and unchanged.
     assert_eq!(a.state_text(), STATE);
     assert_eq!(a.probe_with(b"\n"), "down ready 77% maxconn:300\n");
-    in_mount_ns(a.pid(), &["umount", &dir]);
+    in_mount_ns(a.pid(), &["mount", "-o", "remount,bind,rw", &dir]);
     assert!(
         wait_for(Duration::from_secs(12), || a.state_text().contains("DOWN")),
         "never written after the directory became writable; log:\n{}",

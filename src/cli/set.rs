@@ -1,35 +1,69 @@
 //! `heft set`: changes the state file atomically, then sends SIGHUP to the agent.
+//!
+//! It holds the state file's directory lock from its read to its write, so
+//! a write of the agent's can neither come between them nor undo it.
 
 use std::path::Path;
 
+use nix::errno::Errno;
+
 use crate::cli::Set;
 use crate::log;
+use crate::model::agent::LoadError;
 use crate::model::state::{Entry, Name, State, FILE_MAX};
-use crate::server::persist;
+use crate::server::persist::{self, NotAgent, Place, Seen};
 
-/// Applies `s` to the state file; returns the exit code (0 done, 1 agent not signalled, 111 not written).
+/// How long `heft set` waits (ms) for the agent or another `heft set` to finish a write.
+const LOCK_WAIT_MS: u32 = 2000;
+
+/// Exit code: bad usage, nothing written.
+const USAGE: i32 = 100;
+/// Exit code: the file could not be read or written.
+const SYSCALL: i32 = 111;
+
+/// Applies `s` to the state file; returns the exit code (0 done, 1 agent not
+/// signalled, 100 the change cannot apply, 111 not written).
 pub fn run(s: &Set) -> i32 {
+    let path = &s.state_file;
+    let place = match Place::find(path).map_err(persist::WriteError::dir) {
+        Ok(p) => p,
+        Err(e) => return not_written(e, path),
+    };
+    if let Err(e) = place.lock(LOCK_WAIT_MS) {
+        return not_written(e, path);
+    }
     let mut buf = [0u8; FILE_MAX + 1];
-    let mut state = match persist::read(&s.state_file, &mut buf) {
+    let mut seen = Seen::default();
+    let mut state = match persist::read(&place, &mut buf, &mut seen) {
         Ok(st) => st,
         Err(e) => {
             let mut why = crate::model::state::Reason::new();
             e.describe(&mut why);
-            log::info()
+            // Missing or invalid: replaced by what set is told. Anything
+            // else (not a regular file, not readable) is left alone.
+            let new = matches!(e, LoadError::Invalid(_) | LoadError::Io(Errno::ENOENT));
+            let l = if new { log::info() } else { log::error() };
+            let l = l
                 .s("state file ")
-                .b(s.state_file.as_os_str().as_encoded_bytes())
+                .b(path.as_os_str().as_encoded_bytes())
                 .s(": ")
-                .s(&why)
-                .s("; writing a new one")
-                .send();
+                .s(&why);
+            if !new {
+                l.s("; not writing it").send();
+                return SYSCALL;
+            }
+            l.s("; writing a new one").send();
             State::default()
         }
     };
-    apply(&mut state, s);
-    let tmp = persist::temp_path(&s.state_file, &pid_suffix());
-    if let Err(e) = persist::write(&s.state_file, &tmp, &state) {
-        e.line(&s.state_file).send();
-        return 111;
+    if !apply(&mut state, s) {
+        log::error()
+            .s("too many services (at most 64); the file is not changed")
+            .send();
+        return USAGE;
+    }
+    if let Err(e) = persist::write(&place, seen, &state, &mut buf) {
+        return not_written(e, path);
     }
     match &s.pid_file {
         None => {
@@ -42,8 +76,16 @@ pub fn run(s: &Set) -> i32 {
     }
 }
 
-/// Changes the top level, or one service, as `s` says; keeps every field it is not told to change.
-pub fn apply(state: &mut State, s: &Set) {
+/// Logs why the state file at `path` was not written; returns the exit code.
+fn not_written(e: persist::WriteError, path: &Path) -> i32 {
+    e.line(path).send();
+    SYSCALL
+}
+
+/// Changes the top level, or one service, as `s` says; keeps every field it
+/// is not told to change. Returns false, changing nothing, when a new
+/// service does not fit.
+pub fn apply(state: &mut State, s: &Set) -> bool {
     let entry: &mut Entry = match s.service.as_deref() {
         None => state.top.get_or_insert_with(|| Entry::new(s.status)),
         Some(name) => {
@@ -57,15 +99,12 @@ pub fn apply(state: &mut State, s: &Set) {
                 // cli checked the name, so it fits.
                 let _ = n.push_str(name);
                 if services.push((n, Entry::new(s.status))).is_err() {
-                    log::error()
-                        .s("too many services (at most 64); changing nothing")
-                        .send();
-                    return;
+                    return false;
                 }
             }
             match services.get_mut(i) {
                 Some((_, e)) => e,
-                None => return,
+                None => return false,
             }
         }
     };
@@ -81,49 +120,30 @@ pub fn apply(state: &mut State, s: &Set) {
         // cli checked the reason, so it fits.
         let _ = entry.reason.push_str(r);
     }
+    true
 }
 
-/// Makes the temporary file suffix `.set-<pid>.tmp`, so that two `heft set`s never share one.
-fn pid_suffix() -> crate::model::state::Reason {
-    let mut s = crate::model::state::Reason::new();
-    let mut d = [0u8; 10];
-    let _ = s.push_str(".set-");
-    let pid = crate::num::fmt_u32(crate::os::pid(), &mut d);
-    let _ = s.push_str(crate::os::ascii_str(pid).unwrap_or("0"));
-    let _ = s.push_str(".tmp");
-    s
-}
-
-/// Sends SIGHUP to the pid in `pid_file`; returns the exit code (0 sent, 1 not).
+/// Sends SIGHUP to the agent serving `pid_file`; returns the exit code (0 sent, 1 not).
 fn signal(pid_file: &Path) -> i32 {
-    let mut text = [0u8; 16];
-    let n = crate::os::fs::read(pid_file, &mut text).unwrap_or(0);
-    let digits: &[u8] = text[..n]
-        .split(|c| c.is_ascii_whitespace())
-        .next()
-        .unwrap_or(b"");
-    let Some(pid) = crate::num::parse_u32(digits).filter(|&p| p > 1 && p <= i32::MAX as u32) else {
-        log::error()
-            .s("no pid in ")
-            .b(pid_file.as_os_str().as_encoded_bytes())
-            .s("; the agent was not told")
-            .send();
-        return 1;
+    let l = match persist::agent_pid(pid_file) {
+        Ok(pid) => match crate::os::kill(pid as i32, libc::SIGHUP) {
+            Ok(()) => {
+                log::info().s("sent SIGHUP to ").u(pid).send();
+                return 0;
+            }
+            Err(e) => log::error().s("SIGHUP to ").u(pid).s(": ").errno(e),
+        },
+        Err(why) => {
+            let l = log::error()
+                .s("pid file ")
+                .b(pid_file.as_os_str().as_encoded_bytes());
+            match why {
+                NotAgent::Unreadable(e) => l.s(": ").errno(e),
+                NotAgent::Stale => l.s(": no agent holds it (stale)"),
+                NotAgent::Other(h) => l.s(" does not name ").u(h).s(", which holds it"),
+            }
+        }
     };
-    match crate::os::kill(pid as i32, libc::SIGHUP) {
-        Ok(()) => {
-            log::info().s("sent SIGHUP to ").u(pid).send();
-            0
-        }
-        Err(e) => {
-            log::error()
-                .s("SIGHUP to ")
-                .u(pid)
-                .s(": ")
-                .errno(e)
-                .s("; the agent was not told")
-                .send();
-            1
-        }
-    }
+    l.s("; the file is written, the agent was not told").send();
+    1
 }

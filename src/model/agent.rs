@@ -291,7 +291,11 @@ impl LoadError {
     pub fn describe(self, out: &mut state::Reason) {
         let mut buf = heapless::Vec::new();
         let (a, b) = match self {
-            LoadError::Io(e) => ("unreadable ", crate::num::errno_text(e, &mut buf)),
+            // A refusal of `fs` (see `os::errno_name`) says what it is without "unreadable".
+            LoadError::Io(e) => match crate::num::errno_text(e, &mut buf) {
+                n if n.starts_with('E') || n.starts_with("errno") => ("unreadable ", n),
+                n => ("", n),
+            },
             LoadError::Invalid(e) => (e.0, ""),
         };
         // Both texts are ASCII, so any cut is on a character boundary.

@@ -37,9 +37,16 @@ pub fn ascii_str(b: &[u8]) -> Option<&str> {
 
 /// Names the errors heft reports, without pulling in the whole strerror
 /// table; `None` for the others (`num::errno_text` gives their number).
+///
+/// Three stand for what `fs` refuses rather than what the kernel said:
+/// ESPIPE and ENODEV for a file that is not regular, ENOLINK for a symlink
+/// heft will not follow.
 pub fn errno_name(e: Errno) -> Option<&'static str> {
     use Errno::*;
     Some(match e {
+        ESPIPE => "not a regular file (a FIFO)",
+        ENODEV => "not a regular file (a device or socket)",
+        ENOLINK => "a symlink in a directory others can write",
         EACCES => "EACCES",
         EPERM => "EPERM",
         ENOENT => "ENOENT",
@@ -64,6 +71,7 @@ pub fn errno_name(e: Errno) -> Option<&'static str> {
         EPIPE => "EPIPE",
         ETIMEDOUT => "ETIMEDOUT",
         ESRCH => "ESRCH",
+        EAGAIN => "EAGAIN",
         EINVAL => "EINVAL",
         _ => return None,
     })
@@ -80,13 +88,19 @@ mod tests {
             let e = Errno::from_raw(raw);
             match errno_name(e) {
                 None => {}
+                Some(n) if !n.starts_with('E') => assert!(fs_refusal(e), "{e:?}"),
                 Some(name) => {
                     assert_eq!(name, format!("{e:?}"));
                     named += 1;
                 }
             }
         }
-        assert_eq!(named, 25);
+        assert_eq!(named, 26);
+    }
+
+    /// The errnos `fs` uses for what it refuses.
+    fn fs_refusal(e: Errno) -> bool {
+        matches!(e, Errno::ESPIPE | Errno::ENODEV | Errno::ENOLINK)
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod unknown;
 
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 
@@ -119,7 +119,12 @@ pub struct Server<'a> {
     wake: Fd,
     agent: Agent,
     state_file: &'a Path,
-    tmp_file: PathBuf,
+    /// The state file's directory and name, once found (see `persist::Place::find`).
+    place: Option<persist::Place>,
+    /// What was last read from or written to the state file.
+    seen: persist::Seen,
+    /// How many writes in a row found the directory locked.
+    busy: u8,
     read_buf: Box<[u8; crate::model::state::FILE_MAX + 1]>,
     /// Where HTTP answers are built (on the heap: a reload can run inside `answer`).
     http_buf: Box<http::Response>,
@@ -147,22 +152,34 @@ pub struct Server<'a> {
 }
 
 impl<'a> Server<'a> {
-    /// Builds the server around a bound listener; allocates everything it will ever use.
-    pub fn new(cfg: &'a Serve, listener: Fd, wake: Fd) -> Server<'a> {
+    /// Builds the server around a bound listener; allocates everything it
+    /// will ever use, failing (ENOMEM) rather than aborting when memory is short.
+    pub fn new(cfg: &'a Serve, listener: Fd, wake: Fd) -> Result<Server<'a>, StartError> {
         let slots = cfg.slots as usize;
-        Server {
+        let mut conns = Vec::new();
+        let mut pfds = Vec::new();
+        let short = fail("allocating the connection slots");
+        if conns.try_reserve_exact(slots).is_err()
+            || pfds.try_reserve_exact(slots + 2 + FEEDBACK_FDS).is_err()
+        {
+            return Err(short(Errno::ENOMEM));
+        }
+        conns.resize_with(slots, || None);
+        Ok(Server {
             listener,
             wake,
             agent: Agent::new(cfg.ready_window_ms),
             state_file: &cfg.state_file,
-            tmp_file: persist::temp_path(&cfg.state_file, ".tmp"),
+            place: None,
+            seen: persist::Seen::default(),
+            busy: 0,
             read_buf: Box::new([0u8; crate::model::state::FILE_MAX + 1]),
             http_buf: Box::new(http::Response::new()),
             allow: &cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
-            conns: (0..slots).map(|_| None).collect(),
-            pfds: Vec::with_capacity(slots + 2 + FEEDBACK_FDS),
+            conns,
+            pfds,
             persist_at: None,
             last_write: None,
             accept_paused_until: None,
@@ -173,7 +190,7 @@ impl<'a> Server<'a> {
             unknown: unknown::Unknown::default(),
             #[cfg(feature = "feedback")]
             feedback: None,
-        }
+        })
     }
 
     /// Adds load feedback, loaded at start-up.
@@ -184,7 +201,11 @@ impl<'a> Server<'a> {
 
     /// Reads the state file (at start-up and on SIGHUP) and logs any failure with the path.
     fn load(&mut self, now: Instant) {
-        let loaded = persist::read(self.state_file, &mut self.read_buf);
+        self.seen = persist::Seen::default();
+        let loaded = match persist::Place::keep(&mut self.place, self.state_file) {
+            Ok(p) => persist::read(p, &mut self.read_buf, &mut self.seen),
+            Err(e) => Err(crate::model::agent::LoadError::Io(e)),
+        };
         if let Err(e) = &loaded {
             self.counters.state_errors += 1;
             let mut reason = crate::model::state::Reason::new();
@@ -206,6 +227,14 @@ impl<'a> Server<'a> {
     pub fn run(&mut self) -> i32 {
         let mut now = os::now();
         self.load(now);
+        let path = self.state_file;
+        if !os::fs::writable(os::fs::dir_of(path)) && !os::fs::writable(path) {
+            log::error()
+                .s("the state file ")
+                .b(self.state_file.as_os_str().as_encoded_bytes())
+                .s(" and its directory are not writable by this user: signals will change the replies but not the file")
+                .send();
+        }
         loop {
             // The time read after the last wake-up: what the loop did since
             // takes microseconds, and one clock read per wake-up is one
@@ -311,20 +340,6 @@ impl<'a> Server<'a> {
         if !s.any() {
             return false;
         }
-        if s.hup {
-            log::info()
-                .s("SIGHUP: reading ")
-                .b(self.state_file.as_os_str().as_encoded_bytes())
-                .send();
-            self.counters.reloads += 1;
-            // A signal's state not yet written would be undone by reading the old file.
-            self.persist_now(now);
-            self.load(now);
-            #[cfg(feature = "feedback")]
-            if let Some(f) = self.feedback.as_mut() {
-                f.reload(now);
-            }
-        }
         // SIGUSR1 asks for up, SIGUSR2 for down; the last one counts.
         let status = s.user.map(|u| match u {
             os::UserSignal::Usr1 => crate::model::state::Status::Up,
@@ -341,6 +356,35 @@ impl<'a> Server<'a> {
                 }
             } else {
                 log::error().s("not writing the state file: it could not be read; fix it and send SIGHUP, or use heft set").send();
+            }
+        }
+        // After the signal: an edit made since (the operator's, with this
+        // SIGHUP) is newer than the signal and wins over it.
+        if s.hup {
+            log::info()
+                .s("SIGHUP: reading ")
+                .b(self.state_file.as_os_str().as_encoded_bytes())
+                .send();
+            self.counters.reloads += 1;
+            // A signal's state not yet written would be undone by reading the
+            // old file: write it first; if that fails and the file is as it
+            // was, keep it (and keep trying). A changed file wins.
+            self.persist_now(now);
+            let kept = self.persist_at.is_some()
+                && self
+                    .place
+                    .as_ref()
+                    .is_some_and(|p| persist::unchanged(p, self.seen, &mut self.read_buf[..]));
+            if kept {
+                log::error()
+                    .s("the state file is unchanged and the signal's change is not saved yet: keeping it")
+                    .send();
+            } else {
+                self.load(now);
+            }
+            #[cfg(feature = "feedback")]
+            if let Some(f) = self.feedback.as_mut() {
+                f.reload(now);
             }
         }
         s.stop
@@ -361,8 +405,22 @@ impl<'a> Server<'a> {
         if !now.reached(at) {
             return;
         }
-        match persist::write(self.state_file, &self.tmp_file, self.agent.state()) {
-            Ok(()) => {
+        let written = match persist::Place::keep(&mut self.place, self.state_file) {
+            Ok(p) => persist::write(p, self.seen, self.agent.state(), &mut self.read_buf[..]),
+            Err(e) => Err(persist::WriteError::dir(e)),
+        };
+        match written {
+            Err(persist::CHANGED) => {
+                log::info()
+                    .s("state file ")
+                    .b(self.state_file.as_os_str().as_encoded_bytes())
+                    .s(" changed on disk since heft last read or wrote it: reading it; the signal's change is superseded")
+                    .send();
+                self.load(now);
+            }
+            Ok(seen) => {
+                self.seen = seen;
+                self.busy = 0;
                 let skipped = self.persist_log.skipped;
                 if self.persist_log.last.is_some() {
                     log::info()
@@ -374,6 +432,11 @@ impl<'a> Server<'a> {
                 }
                 self.persist_at = None;
                 self.last_write = Some(now);
+            }
+            // `heft set` holds the lock for a moment: try again after the gap, quietly at first.
+            Err(e) if e == persist::BUSY && self.busy < 20 => {
+                self.busy += 1;
+                self.persist_at = Some(now + PERSIST_GAP_MS);
             }
             Err(e) => {
                 self.counters.persist_errors += 1;
