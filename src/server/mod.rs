@@ -156,6 +156,10 @@ impl<'a> Server<'a> {
     /// will ever use, failing (ENOMEM) rather than aborting when memory is short.
     pub fn new(cfg: &'a Serve, listener: Fd, wake: Fd) -> Result<Server<'a>, StartError> {
         let slots = cfg.slots as usize;
+        // The fixed buffers first: the table, sized by the operator, is what
+        // may not fit, and its failure is an error, not an abort.
+        let read_buf = Box::new([0u8; crate::model::state::FILE_MAX + 1]);
+        let http_buf = Box::new(http::Response::new());
         let mut conns = Vec::new();
         let mut pfds = Vec::new();
         let short = fail("allocating the connection slots");
@@ -173,8 +177,8 @@ impl<'a> Server<'a> {
             place: None,
             seen: persist::Seen::default(),
             busy: 0,
-            read_buf: Box::new([0u8; crate::model::state::FILE_MAX + 1]),
-            http_buf: Box::new(http::Response::new()),
+            read_buf,
+            http_buf,
             allow: &cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
