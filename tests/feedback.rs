@@ -720,10 +720,7 @@ fn http_status_json_field_and_timeout() {
     expect(&a, &format!("up ready {w10}%\n"));
     // 2xx without the field is a failure too.
     srv.set(json(r#"{"queue":10}"#));
-    expect(
-        &a,
-        &format!("down ready {w10}% #http no number in the body\n"),
-    );
+    expect(&a, &format!("down ready {w10}% #http: load not in body\n"));
     // Slow but within timeout_ms: fine. Slower: a timeout.
     srv.set(Mode::Slow(
         Duration::from_millis(50),
@@ -1158,8 +1155,20 @@ fn a_bad_configuration_at_start_up_exits_100_naming_the_field() {
         "rules[1].limt: unknown field",
     );
     refuses(
-        r#"{"rules":[{"metric":"disk","enter":1}]}"#,
+        r#"{"rules":[{"metric":"gpu","enter":1}]}"#,
         "rules[0].metric",
+    );
+    refuses(
+        r#"{"rules":[{"metric":"disk","path":"/no/such/dir","enter":90}]}"#,
+        "rules[0].path: ENOENT",
+    );
+    refuses(
+        r#"{"rules":[{"metric":"file","path":"/x","curve":"linear","limit":9,"action":"drain"}]}"#,
+        "rules[0].action: needs enter",
+    );
+    refuses(
+        r#"{"rules":[{"metric":"http","url":"http://127.0.0.1/","field":"stats..active"}]}"#,
+        "rules[0].field: must be 1 to 32 ASCII bytes, a dotted path",
     );
     refuses(
         r#"{"rules":[{"metric":"http","url":"https://127.0.0.1/"}]}"#,
@@ -1300,4 +1309,312 @@ fn no_wake_ups_while_idle_without_rules() {
         "{} switches",
         after[2] - before[2]
     );
+}
+
+// ---------------------------------------------------------------------------
+// Drain verdicts
+
+#[test]
+fn a_threshold_with_action_drain_drains_with_its_reason() {
+    let (_d, v, a) = one_rule(
+        "fb-drain",
+        "30",
+        r#""name":"appload","curve":"linear","limit":100,"enter":95,"leave":80,"action":"drain""#,
+        r#"{"status":"UP","weight":100}"#,
+        &[],
+    );
+    let up = format!("up ready {}%\n", pct(linear(30.0, 0.0, 100.0, 1.0, 100.0)));
+    expect(&a, &up);
+    write_atomic(&v, "97");
+    let w97 = pct(linear(97.0, 0.0, 100.0, 1.0, 100.0));
+    let drain = format!("up drain {w97}% #appload 97 > 95\n");
+    expect(&a, &drain);
+    holds_for(&a, b"", &drain, Duration::from_millis(500));
+    // `ready` takes HAProxy out of the drain once the rule clears.
+    write_atomic(&v, "30");
+    expect(&a, &up);
+    let log = a.log();
+    assert!(
+        log.contains("feedback: appload 97 > 95: drain"),
+        "log:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("feedback: {}", drain.trim_end())),
+        "log:\n{log}"
+    );
+}
+
+#[test]
+fn drain_ms_drains_before_the_down_verdict_takes_effect() {
+    let _g = serial();
+    let (_d, v, a) = one_rule(
+        "fb-grace",
+        "50",
+        r#""enter":95,"leave":80,"drain_ms":1500"#,
+        r#"{"status":"UP","weight":70}"#,
+        &[],
+    );
+    expect(&a, "up ready 70%\n");
+    write_atomic(&v, "99");
+    let drain = "up drain 70% #file 99 > 95\n";
+    expect(&a, drain);
+    let t = Instant::now();
+    let down = "down ready 70% #file 99 > 95\n";
+    let mut last = String::new();
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            last = a.probe();
+            assert!(last == drain || last == down, "{last:?}; log:\n{}", a.log());
+            last == down
+        }),
+        "never down: {last:?}; log:\n{}",
+        a.log()
+    );
+    let took = t.elapsed();
+    println!("down {took:?} after the drain was first seen (drain_ms 1500)");
+    assert!(took >= Duration::from_millis(1300), "{took:?}");
+    assert!(took < Duration::from_millis(3000), "{took:?}");
+    // Cleared within a new grace: never down.
+    write_atomic(&v, "50");
+    expect(&a, "up ready 70%\n");
+    write_atomic(&v, "99");
+    expect(&a, drain);
+    std::thread::sleep(Duration::from_millis(500));
+    write_atomic(&v, "50");
+    expect(&a, "up ready 70%\n");
+    let log = a.log();
+    assert_eq!(
+        log.matches("feedback: down ready 70%").count(),
+        1,
+        "log:\n{log}"
+    );
+    assert_eq!(
+        log.matches("feedback: up drain 70%").count(),
+        2,
+        "log:\n{log}"
+    );
+}
+
+#[test]
+fn the_state_file_wins_over_a_feedback_drain() {
+    let (_d, v, a) = one_rule(
+        "fb-drain-precedence",
+        "99",
+        r#""enter":95,"action":"drain""#,
+        r#"{"status":"UP","weight":80}"#,
+        &[],
+    );
+    let drain = "up drain 80% #file 99 > 95\n";
+    expect(&a, drain);
+    for (state, want) in [
+        (
+            r#"{"status":"DRAIN","weight":80,"reason":"deploy"}"#,
+            "up drain 80%\n",
+        ),
+        (r#"{"status":"MAINT","weight":80}"#, "maint 80%\n"),
+        (
+            r#"{"status":"DOWN","weight":80,"reason":"deploying"}"#,
+            "down ready 80% #deploying\n",
+        ),
+        (r#"{"status":"READY","weight":80}"#, drain),
+    ] {
+        reload_state(&a, state, want);
+    }
+    // A rule that says down wins over one that drains.
+    let d = Dir::new("fb-drain-vs-down");
+    let (x, y) = (d.write("x", "99"), d.write("y", "99"));
+    let rules = [
+        file_rule(&x, r#""name":"x","enter":95,"action":"drain""#),
+        file_rule(&y, r#""name":"y","enter":95"#),
+    ];
+    let b = start(&d, r#"{"status":"UP"}"#, &config(100, &rules), &[]);
+    expect(&b, "down ready 100% #y 99 > 95\n");
+    write_atomic(&y, "1");
+    expect(&b, "up drain 100% #x 99 > 95\n");
+    drop(v);
+}
+
+#[test]
+fn a_feedback_drain_restarts_the_ready_window() {
+    let (_d, v, a) = one_rule(
+        "fb-drain-window",
+        "50",
+        r#""enter":95,"action":"drain""#,
+        r#"{"status":"UP"}"#,
+        &["--ready-window", "1"],
+    );
+    expect(&a, "up 100%\n");
+    write_atomic(&v, "99");
+    expect(&a, "up drain 100% #file 99 > 95\n");
+    // Without `ready` HAProxy would stay in DRAIN once the rule clears.
+    write_atomic(&v, "50");
+    expect_within(&a, b"", "up ready 100%\n", Duration::from_secs(5));
+    expect(&a, "up 100%\n");
+}
+
+// ---------------------------------------------------------------------------
+// http fields: dotted paths, number forms, long bodies
+
+#[test]
+fn http_field_paths_number_forms_and_long_bodies() {
+    let srv = HttpServer::start(json(r#"{"stats":{"active":48}}"#));
+    let d = Dir::new("fb-path");
+    let rule = format!(
+        r#"{{"metric":"http","name":"app","url":"{}","field":"stats.active","curve":"linear","low":10,"limit":200,"min_weight":5,"enter":500,"leave":300,"timeout_ms":500}}"#,
+        srv.url("/status")
+    );
+    let a = start(&d, r#"{"status":"UP"}"#, &config(100, &[rule]), &[]);
+    let w = |x: f64| pct(linear(x, 10.0, 200.0, 5.0, 100.0));
+    expect(&a, &format!("up ready {}%\n", w(48.0)));
+    for (body, x) in [
+        (r#"{"stats":{"active":1.5e2}}"#, 150.0),
+        (r#"{"stats":{"active":"4.8E1"}}"#, 48.0),
+        (r#"{"stats":{"active":-7}}"#, 0.0),
+        (
+            r#"{"active":999,"stats":{"x":{"active":999},"active":120}}"#,
+            120.0,
+        ),
+    ] {
+        srv.set(json(body));
+        expect(&a, &format!("up ready {}%\n", w(x)));
+    }
+    // Anywhere in the first 64 KiB, however long the body.
+    let pad = "x".repeat(60_000);
+    srv.set(json(&format!(
+        r#"{{"pad":"{pad}","stats":{{"active":150}},"tail":"{pad}{pad}"}}"#
+    )));
+    expect(&a, &format!("up ready {}%\n", w(150.0)));
+    // A path that is not there, or not a number: a clear reason.
+    srv.set(json(r#"{"stats":{"idle":3}}"#));
+    let missing = format!("down ready {}% #app: stats.active not in body\n", w(150.0));
+    expect(&a, &missing);
+    srv.set(json(r#"{"stats":{"active":"many"}}"#));
+    expect(
+        &a,
+        &format!("down ready {}% #app: stats.active not a number\n", w(150.0)),
+    );
+    srv.set(json(&format!(
+        r#"{{"pad":"{pad}{pad}","stats":{{"active":1}}}}"#
+    )));
+    expect(&a, &missing);
+    srv.set(json(r#"{"stats":{"active":600}}"#));
+    expect(&a, "down ready 5% #app 600 > 500\n");
+    let log = a.log();
+    assert_eq!(
+        log.matches("check failed: app: stats.active not in body")
+            .count(),
+        2,
+        "logged once per change; log:\n{log}"
+    );
+}
+
+#[test]
+fn http_array_indexes_and_a_missing_path_with_stale_keep_is_logged() {
+    let srv = HttpServer::start(json(r#"{"servers":[{"load":10},{"load":4e1}],"ok":true}"#));
+    let d = Dir::new("fb-path-keep");
+    let rules = [
+        format!(
+            r#"{{"metric":"http","name":"second","url":"{}","field":"servers.1.load","curve":"linear","limit":100,"timeout_ms":500}}"#,
+            srv.url("/")
+        ),
+        format!(
+            r#"{{"metric":"http","name":"typo","service":"web","url":"{}","field":"server.1.load","curve":"linear","limit":100,"timeout_ms":500,"stale":"keep"}}"#,
+            srv.url("/")
+        ),
+    ];
+    let a = start(
+        &d,
+        r#"{"status":"UP","services":{"web":{"status":"UP"}}}"#,
+        &config(100, &rules),
+        &[],
+    );
+    let w40 = pct(linear(40.0, 0.0, 100.0, 1.0, 100.0));
+    expect(&a, &format!("up ready {w40}%\n"));
+    // The typo'd rule never had a good answer: no say, but never silently.
+    expect_within(
+        &a,
+        b"web\n",
+        &format!("up ready {w40}%\n"),
+        Duration::from_secs(5),
+    );
+    assert!(wait_for(Duration::from_secs(5), || a
+        .log()
+        .contains("check failed: typo: server.1.load not in body")));
+    std::thread::sleep(Duration::from_millis(500));
+    let log = a.log();
+    assert_eq!(
+        log.matches("typo: server.1.load not in body").count(),
+        1,
+        "log:\n{log}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// disk
+
+/// A 1 MiB tmpfs the test mounts, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// Mounts one, or says why the test cannot.
+    fn mount(tag: &str) -> Result<Tmpfs, String> {
+        let dir = temp_dir(tag);
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir(&dir);
+            return Err(String::from_utf8_lossy(&out.stderr).into());
+        }
+        Ok(Tmpfs(dir))
+    }
+
+    /// Makes `name` `kib` KiB long.
+    fn fill(&self, name: &str, kib: usize) {
+        std::fs::write(self.0.join(name), vec![7u8; kib * 1024]).unwrap();
+    }
+
+    /// The % used as df computes it.
+    fn used_pct(&self) -> u32 {
+        let st = nix::sys::statvfs::statvfs(&self.0).unwrap();
+        let used = st.blocks() - st.blocks_free();
+        let all = used + st.blocks_available();
+        (used * 100).div_ceil(all) as u32
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn disk_rule_follows_a_tmpfs_the_test_fills() {
+    let fs = match Tmpfs::mount("fb-disk") {
+        Ok(fs) => fs,
+        Err(e) => panic!("cannot mount a tmpfs (the tests run as root): {e}"),
+    };
+    let d = Dir::new("fb-disk-cfg");
+    let rule = format!(
+        r#"{{"metric":"disk","name":"data","path":"{}","curve":"linear","low":20,"limit":90,"enter":90,"leave":70,"action":"drain"}}"#,
+        fs.0.display()
+    );
+    let a = start(&d, r#"{"status":"UP"}"#, &config(100, &[rule]), &[]);
+    expect(&a, "up ready 100%\n");
+    fs.fill("half", 512);
+    let p = fs.used_pct();
+    assert!((45..=55).contains(&p), "{p}");
+    let w = pct(linear(p as f64, 20.0, 90.0, 1.0, 100.0));
+    expect(&a, &format!("up ready {w}%\n"));
+    fs.fill("more", 440);
+    let p = fs.used_pct();
+    assert!(p > 90, "{p}");
+    expect(&a, &format!("up drain 1% #data {p} > 90\n"));
+    std::fs::remove_file(fs.0.join("more")).unwrap();
+    std::fs::remove_file(fs.0.join("half")).unwrap();
+    expect(&a, "up ready 100%\n");
 }

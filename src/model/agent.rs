@@ -19,6 +19,8 @@ pub struct Verdict {
     /// When not empty, report the server down with this reason (a rule's
     /// reason never is: it starts with the rule's name and a space).
     pub down: state::Reason,
+    /// Drain (`up drain`) with the reason instead of reporting the server down.
+    pub drain: bool,
 }
 
 impl Verdict {
@@ -31,6 +33,7 @@ impl Verdict {
             weight_pct: 100,
             min_weight: 0,
             down: state::Reason::new(),
+            drain: false,
         }
     }
 }
@@ -188,7 +191,10 @@ impl Agent {
     }
 
     /// Sets the feedback verdict for entry `i` (0: the top level, k: the k-th service); re-formats on change.
-    pub fn set_verdict(&mut self, i: usize, v: Verdict) {
+    ///
+    /// A change of the status shown restarts the ready window, as a change in
+    /// the file does: HAProxy keeps a DRAIN until it is sent `ready`.
+    pub fn set_verdict(&mut self, i: usize, v: Verdict, now: Instant) {
         let (name, Some(e)) = nth(&self.state, i) else {
             return;
         };
@@ -199,7 +205,11 @@ impl Agent {
             return;
         }
         p.verdict = v;
+        let was = p.shown.0;
         p.shown = format(e, &p.verdict, &mut p.lines);
+        if p.shown.0 != was {
+            p.ready_until = self.window_ms.map(|w| now + w);
+        }
         log::info()
             .s("feedback: ")
             .s(name.map_or("", |n| n.as_str()))
@@ -239,7 +249,12 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
         status: e.status,
         weight: e.weight,
         maxconn: e.maxconn,
-        reason: e.reason.as_bytes(),
+        // The file's DRAIN is sent without its reason; a drain from feedback with its own.
+        reason: if e.status == Status::Drain {
+            b""
+        } else {
+            e.reason.as_bytes()
+        },
     };
     if matches!(e.status, Status::Up | Status::Ready) {
         if v.weight_pct < 100 {
@@ -247,7 +262,7 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
             r.weight = w.max(v.min_weight.min(e.weight));
         }
         if !v.down.is_empty() {
-            r.status = Status::Down;
+            r.status = if v.drain { Status::Drain } else { Status::Down };
             r.reason = v.down.as_bytes();
         }
     }

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod net;
 pub mod signal;
 pub mod sockdiag;
+pub mod statfs;
 
 pub use clock::now;
 pub use fd::{poll, read, write_all, write_stdout, write_within, Fd};
