@@ -128,7 +128,15 @@ fn serve(cfg: &Serve) -> i32 {
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
     #[cfg_attr(not(feature = "feedback"), allow(unused_mut))]
-    let mut server = match Server::new(cfg, listener, http, wake) {
+    let loop_cfg = server::Config {
+        state_file: &cfg.state_file,
+        allow: &cfg.allow,
+        ready_window_ms: cfg.ready_window_ms,
+        wait_ms: cfg.wait_ms,
+        timeout_ms: cfg.timeout_ms,
+        slots: cfg.slots,
+    };
+    let mut server = match Server::new(loop_cfg, listener, http, wake) {
         Ok(s) => s,
         Err(e) => return failed(e.step, b"", e.errno, ""),
     };

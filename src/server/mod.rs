@@ -19,7 +19,6 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::cli::Serve;
 use crate::log;
 use crate::model::agent::Agent;
 use crate::os::{self, Fd};
@@ -166,12 +165,28 @@ pub struct Server<'a> {
     feedback: Option<Box<crate::feedback::Feedback>>,
 }
 
+/// What the loop takes from the command line.
+pub struct Config<'a> {
+    /// The JSON state file.
+    pub state_file: &'a Path,
+    /// Who may ask.
+    pub allow: &'a allow::AllowList,
+    /// How long `ready` is sent after start-up and each status change; `None`: always.
+    pub ready_window_ms: Option<u32>,
+    /// With services, how long to wait for a payload's first word.
+    pub wait_ms: u32,
+    /// How long a connection may stay open.
+    pub timeout_ms: u32,
+    /// How many connections are served at once.
+    pub slots: u32,
+}
+
 impl<'a> Server<'a> {
     /// Builds the server around bound listeners (the agent's, HTTP's if
     /// configured); allocates everything it will ever use, failing (ENOMEM)
     /// rather than aborting when memory is short.
     pub fn new(
-        cfg: &'a Serve,
+        cfg: Config<'a>,
         listener: Fd,
         http: Option<Fd>,
         wake: Fd,
@@ -183,7 +198,9 @@ impl<'a> Server<'a> {
         let short = fail("allocating the connection slots");
         if conns.try_reserve_exact(slots).is_err()
             || pfds.try_reserve_exact(slots + 3 + FEEDBACK_FDS).is_err()
-            || read_buf.try_reserve_exact(crate::model::state::FILE_MAX + 1).is_err()
+            || read_buf
+                .try_reserve_exact(crate::model::state::FILE_MAX + 1)
+                .is_err()
         {
             return Err(short(Errno::ENOMEM));
         }
@@ -198,12 +215,12 @@ impl<'a> Server<'a> {
             http,
             wake,
             agent: Agent::new(cfg.ready_window_ms),
-            state_file: &cfg.state_file,
+            state_file: cfg.state_file,
             place: None,
             seen: persist::Seen::default(),
             busy: 0,
             read_buf,
-            allow: &cfg.allow,
+            allow: cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
             conns,
