@@ -24,9 +24,10 @@
 //! - `cli/`: the command line (`heft`, `heft get`, `heft set`, `heft check`).
 //! - `server/`: the poll loop, connection slots, persistence, the allow
 //!   list and the privilege drop.
-//! - `feedback/`: load feedback: rules, curves, metrics, the health URL.
-//! - `proto/`: what crosses the agent port: the request classifier, HTTP
-//!   answers and `/metrics`.
+//! - `feedback/`: load feedback: rules, curves, metrics, the health URL
+//!   (cargo feature `feedback`, on by default).
+//! - `proto/`: what crosses the wire: the agent request classifier, and the
+//!   HTTP port's health answers and `/metrics`.
 //! - `model/`: the state, its JSON form, the replies and the agent; no I/O.
 //! - `log`, `num`: log lines, and byte helpers for numbers and addresses.
 //! - `os/`: the operating system: descriptors, sockets, files, ids,

@@ -91,6 +91,7 @@ fn usage(u: &cli::Usage) -> i32 {
 /// Loads the feedback rules, binds and writes the pid file, then runs the
 /// agent; returns the exit code. With `check` (`heft check`), reads the state
 /// file and the rules as the agent would, and returns 0, or 100 if one is bad.
+#[inline(never)]
 fn serve(cfg: &Serve, check: bool) -> i32 {
     // Nothing heft runs gains privileges. Kernels before 3.5 lack it: go on.
     let _ = heft::os::ids::forbid_new_privs();
@@ -136,8 +137,17 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
         Ok(w) => w,
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
+    let loop_cfg = server::Config {
+        state_file: &cfg.state_file,
+        state_from: cfg.state_from,
+        allow: &cfg.allow,
+        ready_window_ms: cfg.ready_window_ms,
+        wait_ms: cfg.wait_ms,
+        timeout_ms: cfg.timeout_ms,
+        slots: cfg.slots,
+    };
     #[cfg_attr(not(feature = "feedback"), allow(unused_mut))]
-    let mut server = match Server::new(cfg, listener, http, wake) {
+    let mut server = match Server::new(loop_cfg, listener, http, wake) {
         Ok(s) => s,
         Err(e) => return failed(e.step, b"", e.errno, ""),
     };
@@ -168,6 +178,7 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
 
 /// Start-up after the pid file: drop privileges, syslog; then the loop.
 /// `at`: the listen addresses, for the start-up line.
+#[inline(never)]
 fn drop_and_run(cfg: &Serve, mut server: Server, at: &[u8]) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
         let user = cfg.user.as_ref().map(|g| g.value.as_os_str());

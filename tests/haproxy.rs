@@ -15,6 +15,7 @@ mod common;
 
 use common::haproxy::{server_line, Haproxy, Srv, ADMIN_DRAIN, ADMIN_MAINT, OP_DOWN, OP_UP};
 use common::*;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const BACKEND: &str = "b";
@@ -351,7 +352,6 @@ fn ready_window_lets_an_operator_maint_stick() {
 #[cfg(feature = "feedback")]
 mod feedback {
     use super::*;
-    use std::path::PathBuf;
 
     /// heft with one `file` rule (`rule` holds its other members) reading `value`, plus HAProxy.
     struct Setup {
@@ -496,73 +496,5 @@ mod feedback {
             "{}",
             s.agent.log()
         );
-    }
-
-    #[test]
-    fn a_drain_rule_drains_the_server_with_its_reason_and_ready_ends_it() {
-        let s = Setup::start(
-            "hfb-drain",
-            "50",
-            r#""name":"appload","enter":95,"leave":80,"action":"drain""#,
-        );
-        s.expect("up and ready", |v| v.op == OP_UP && v.admin == 0);
-        s.set("99");
-        s.expect("drained (admin drain bit), still up", |v| {
-            v.op == OP_UP && v.admin & ADMIN_DRAIN != 0
-        });
-        let log = || s.agent.log();
-        let row = s.hap.expect_stat(
-            "app",
-            "web1",
-            "the drain's reason on the stats page",
-            &log,
-            |r| {
-                r.get("last_agt")
-                    .is_some_and(|a| a == "via agent : up (appload 99 > 95)")
-                    && r.get("status").is_some_and(|st| st.starts_with("DRAIN"))
-            },
-        );
-        println!(
-            "show stat while drained: status={:?} last_agt={:?}",
-            row["status"], row["last_agt"]
-        );
-        s.set("50");
-        s.expect("out of the drain once the rule clears", |v| {
-            v.op == OP_UP && v.admin == 0 && v.weight == 100
-        });
-    }
-
-    #[test]
-    fn drain_ms_drains_the_server_then_takes_it_down() {
-        let grace = 1500;
-        let s = Setup::start(
-            "hfb-grace",
-            "50",
-            &format!(r#""name":"appload","enter":95,"leave":80,"drain_ms":{grace}"#),
-        );
-        s.expect("up and ready", |v| v.op == OP_UP && v.admin == 0);
-        s.set("99");
-        let t = Instant::now();
-        s.expect("drained first, still up", |v| {
-            v.op == OP_UP && v.admin & ADMIN_DRAIN != 0
-        });
-        let drained = t.elapsed();
-        s.expect("down after the grace, the drain lifted", |v| {
-            v.op == OP_DOWN && v.admin == 0
-        });
-        let down = t.elapsed();
-        println!("HAProxy saw the drain {drained:?} and DOWN {down:?} after the value tripped (drain_ms {grace})");
-        assert!(
-            down >= Duration::from_millis(grace - 200),
-            "down after {down:?}"
-        );
-        let log = || s.agent.log();
-        s.hap
-            .expect_stat("app", "web1", "the reason on the stats page", &log, |r| {
-                r.get("last_agt")
-                    .is_some_and(|a| a.contains("down (appload 99 > 95)"))
-            });
-        s.set("50");
-        s.expect("back up and ready", |v| v.op == OP_UP && v.admin == 0);
     }
 }

@@ -813,15 +813,7 @@ impl<'a> Options<'a> {
         wants: &'static str,
         read: fn(&OsStr) -> Option<T>,
     ) -> Result<(), Failed> {
-        let wants = Wants::Text(wants);
-        let value = self.value(wants)?;
-        match read(&value) {
-            Some(v) => {
-                *to = v;
-                Ok(())
-            }
-            None => Err(self.refuse(value, wants)),
-        }
+        self.take(wants, &mut |v| read(v).map(|v| *to = v).is_some())
     }
 
     /// Reads an address and its IPv6 scope (`--addr`).
@@ -844,14 +836,24 @@ impl<'a> Options<'a> {
         wants: &'static str,
         read: fn(&OsStr) -> Option<T>,
     ) -> Result<(), Failed> {
+        self.take(wants, &mut |v| read(v).map(|v| *to = Some(v)).is_some())
+    }
+
+    /// Takes the option's value and hands it to `store`, which keeps it and
+    /// says true, or refuses it; not generic, so each value type adds only
+    /// its small `store`.
+    #[inline(never)]
+    fn take(
+        &mut self,
+        wants: &'static str,
+        store: &mut dyn FnMut(&OsStr) -> bool,
+    ) -> Result<(), Failed> {
         let wants = Wants::Text(wants);
         let value = self.value(wants)?;
-        match read(&value) {
-            Some(v) => {
-                *to = Some(v);
-                Ok(())
-            }
-            None => Err(self.refuse(value, wants)),
+        if store(&value) {
+            Ok(())
+        } else {
+            Err(self.refuse(value, wants))
         }
     }
 

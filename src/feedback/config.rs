@@ -51,8 +51,6 @@ pub enum Metric {
     File,
     /// A local HTTP health URL, optionally with a number from its JSON body.
     Http,
-    /// % used of the filesystem holding a path.
-    Disk,
 }
 
 impl Metric {
@@ -96,8 +94,7 @@ pub struct HttpTarget {
     pub port: u16,
     /// The whole request, ready to send.
     pub request: Vec<u8, REQUEST_MAX>,
-    /// The dotted path (`stats.active`, `servers.0.load`) to the JSON value
-    /// whose number feeds the curve and thresholds.
+    /// The top-level JSON field whose number feeds the curve and thresholds.
     pub field: Option<String<FIELD_MAX>>,
     /// How long one check may take (ms).
     pub timeout_ms: u32,
@@ -116,7 +113,7 @@ pub struct Rule {
     pub name: String<RULE_NAME_MAX>,
     /// The service it applies to; `None`: every entry.
     pub service: Option<Name>,
-    /// The file a `file` rule reads, or the path whose filesystem a `disk` rule watches.
+    /// The file a `file` rule reads.
     pub path: String<PATH_MAX>,
     /// What an `http` rule asks.
     pub http: Option<HttpTarget>,
@@ -128,10 +125,6 @@ pub struct Rule {
     pub threshold: Option<Threshold>,
     /// The smoothing time constant (ms); 0 for none.
     pub smooth_ms: u32,
-    /// `action` `drain`: the rule drains the server where it would report it down.
-    pub drain: bool,
-    /// How long the rule drains the server before a DOWN verdict takes effect (ms).
-    pub drain_ms: u32,
     /// A hash of the rule's text: SIGHUP keeps the running state of a rule
     /// whose text did not change (cheaper than comparing every field).
     pub text_hash: u32,
@@ -205,7 +198,7 @@ impl ConfigError {
 }
 
 /// The fields a rule may have, in the order `Parser::vals` stores them.
-const RULE_FIELDS: [&str; 21] = [
+const RULE_FIELDS: [&str; 19] = [
     "metric",
     "name",
     "service",
@@ -225,8 +218,6 @@ const RULE_FIELDS: [&str; 21] = [
     "leave",
     "hold_ms",
     "smooth_ms",
-    "action",
-    "drain_ms",
 ];
 
 /// Indexes into `RULE_FIELDS`.
@@ -251,21 +242,18 @@ enum F {
     Leave,
     HoldMs,
     SmoothMs,
-    Action,
-    DrainMs,
 }
 
 /// The metrics, in the order of `METRIC_NAMES`.
-const METRICS: [Metric; 6] = [
+const METRICS: [Metric; 5] = [
     Metric::Cpu,
     Metric::Load,
     Metric::Mem,
     Metric::File,
     Metric::Http,
-    Metric::Disk,
 ];
 /// The metrics' names as the configuration spells them.
-const METRIC_NAMES: [&str; 6] = ["cpu", "load", "mem", "file", "http", "disk"];
+const METRIC_NAMES: [&str; 5] = ["cpu", "load", "mem", "file", "http"];
 /// The `stale` values, in the order of `STALE_NAMES`.
 const STALES: [Stale; 4] = [Stale::Down, Stale::Keep, Stale::Ignore, Stale::Min];
 /// The `stale` values as the configuration spells them.
@@ -290,8 +278,6 @@ fn blank_rule() -> Rule {
         curve: None,
         threshold: None,
         smooth_ms: 0,
-        drain: false,
-        drain_ms: 0,
         text_hash: 0,
     }
 }
@@ -550,10 +536,10 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let metric = match p.word(
         F::Metric,
         &METRIC_NAMES,
-        "must be cpu, load, mem, disk, file or http",
+        "must be cpu, load, mem, file or http",
     )? {
         Some(i) => METRICS[i],
-        None => return Err(p.fail(F::Metric, "missing (cpu, load, mem, disk, file or http)")),
+        None => return Err(p.fail(F::Metric, "missing (cpu, load, mem, file or http)")),
     };
     rule.metric = metric;
     let name = match p.str(F::Name)? {
@@ -570,9 +556,8 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     }
     let is_http = metric == Metric::Http;
     let is_file = metric == Metric::File;
-    let has_path = is_file || metric == Metric::Disk;
-    if !has_path {
-        p.none_of(F::Path, F::Path, "only for metric file or disk")?;
+    if !is_file {
+        p.none_of(F::Path, F::Path, "only for metric file")?;
     }
     if !is_http {
         p.none_of(F::Url, F::Stale, "only for metric http")?;
@@ -591,7 +576,6 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         }
         Some(_) => return Err(p.fail(F::Path, "must be 1 to 128 ASCII bytes")),
         None if is_file => return Err(p.fail(F::Path, "missing (the file to read)")),
-        None if has_path => return Err(p.fail(F::Path, "missing (a path)")),
         None => {}
     }
     // Only file and http rules may set decimals (refused above for the others).
@@ -647,7 +631,6 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         }
     }
     rule.smooth_ms = p.ms(F::SmoothMs)?;
-    check_drain(p, rule)?;
     if rule.curve.is_none() && rule.threshold.is_none() && !is_http {
         return Err(p.fail(
             F::Curve,
@@ -655,26 +638,6 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         ));
     }
     Ok(())
-}
-
-/// Checks `action` and `drain_ms`: what becomes of the rule's DOWN verdicts.
-fn check_drain(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
-    if rule.threshold.is_none() && rule.http.is_none() {
-        p.none_of(F::Action, F::DrainMs, "needs enter")?;
-    }
-    rule.drain = p.word(F::Action, &["down", "drain"], "must be down or drain")? == Some(1);
-    rule.drain_ms = p.ms(F::DrainMs)?;
-    if rule.drain && rule.drain_ms > 0 {
-        return Err(p.fail(F::DrainMs, "only with action down"));
-    }
-    Ok(())
-}
-
-/// Checks a dotted path into a JSON body: 1 to `FIELD_MAX` ASCII bytes, no empty component.
-fn field_path_ok(f: &[u8]) -> bool {
-    f.len() <= FIELD_MAX
-        && crate::os::ascii_str(f).is_some()
-        && crate::num::pieces(f, b'.').all(|c| !c.is_empty())
 }
 
 /// Checks an `http` rule's own fields and fills in `rule.http`.
@@ -710,13 +673,10 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         }
     }
     match p.str(F::Field)? {
-        Some(f) if field_path_ok(f) => copy(h.field.insert(String::new()).as_mut_view(), f, false),
-        Some(_) => {
-            return Err(p.fail(
-                F::Field,
-                "must be 1 to 32 ASCII bytes, a dotted path like stats.active",
-            ))
+        Some(f) if !f.is_empty() && f.len() <= FIELD_MAX && crate::os::ascii_str(f).is_some() => {
+            copy(h.field.insert(String::new()).as_mut_view(), f, false)
         }
+        Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 ASCII bytes")),
         None => {}
     }
     if let Some(i) = p.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
@@ -820,17 +780,6 @@ mod tests {
             .starts_with(b"GET /health?x=1 HTTP/1.0\r\nHost: 127.0.0.1:8080\r\n"));
         assert!(h.request.ends_with(b"\r\n\r\n"));
         assert_eq!(h.field.as_ref().unwrap().as_str(), "queue");
-        let c = parse(
-            br#"{"rules":[{"metric":"disk","path":"/var","enter":90,"action":"drain"},
-              {"metric":"http","url":"http://[::1]/","field":"stats.servers.0.load","drain_ms":3000}]}"#,
-        )
-        .unwrap();
-        let (d, h) = (&c.rules[0], &c.rules[1]);
-        assert_eq!(
-            (d.metric, d.path.as_str(), d.drain),
-            (Metric::Disk, "/var", true)
-        );
-        assert_eq!((h.drain, h.drain_ms), (false, 3000));
     }
 
     #[test]
@@ -854,11 +803,10 @@ mod tests {
             (Some(0), "limit".into(), "must be above low")
         );
         assert_eq!(
-            err(r#"{"rules":[{"metric":"cpu","enter":9},{"metric":"gpu"}]}"#).0,
+            err(r#"{"rules":[{"metric":"cpu","enter":9},{"metric":"disk"}]}"#).0,
             Some(1)
         );
-        assert_eq!(err(r#"{"rules":[{"metric":"gpu"}]}"#).1, "metric");
-        assert_eq!(err(r#"{"rules":[{"metric":"disk","enter":90}]}"#).1, "path");
+        assert_eq!(err(r#"{"rules":[{"metric":"disk"}]}"#).1, "metric");
         assert_eq!(err(r#"{"rules":[{"curve":"linear"}]}"#).1, "metric");
         assert_eq!(err(r#"{"rules":[{"metric":"cpu","limt":5}]}"#).1, "limt");
         assert_eq!(
@@ -947,24 +895,6 @@ mod tests {
         let (rule, field, what) = err(r#"{"rules":[{"metric":"cpu","enter":9}"#);
         assert_eq!((rule, field.as_str()), (None, "rules"));
         assert!(!what.is_empty());
-        assert_eq!(
-            err(r#"{"rules":[{"metric":"cpu","enter":9,"action":"stop"}]}"#).1,
-            "action"
-        );
-        assert_eq!(
-            err(r#"{"rules":[{"metric":"cpu","curve":"linear","limit":9,"action":"drain"}]}"#).2,
-            "needs enter"
-        );
-        assert_eq!(
-            err(r#"{"rules":[{"metric":"cpu","enter":9,"action":"drain","drain_ms":5}]}"#).2,
-            "only with action down"
-        );
-        for bad in ["", ".a", "a.", "a..b", "abcdefghijklmnopqrstuvwxyz.abcdefg"] {
-            let text = std::format!(
-                r#"{{"rules":[{{"metric":"http","url":"http://[::1]/","field":"{bad}"}}]}}"#
-            );
-            assert_eq!(err(&text).1, "field", "{bad}");
-        }
         assert_eq!(err("").2, "expected an object");
         assert_eq!(err("{} {}").2, "bytes after the JSON value");
         let many = std::format!(

@@ -2,10 +2,8 @@
 //! connect, one write and reads driven by the agent's own `poll(2)`.
 //!
 //! The request is HTTP/1.0 with `Connection: close`, so the answer is never
-//! chunked and ends at EOF or after `Content-Length` bytes. The head must fit
-//! in 2048 bytes; the body goes through the same buffer, a window at a time,
-//! into a `Scan` for the field's path, so a value anywhere in the first 64 KiB
-//! is found with the memory of one window.
+//! chunked and ends at EOF or after `Content-Length` bytes. Only the first
+//! 2048 bytes are kept; a JSON body that does not fit is a bad reply.
 
 use std::os::fd::{AsRawFd, RawFd};
 
@@ -13,15 +11,13 @@ use nix::errno::Errno;
 
 use super::config::HttpTarget;
 use super::metrics::{parse_decimal, split_once};
-use super::scan::Scan;
+use crate::model::json::{top_field, Token};
 use crate::num::pieces;
 use crate::os::{self, Fd};
 use crate::time::Instant;
 
-/// The longest head of an answer, and the window the body is read through.
+/// The most bytes of an answer kept.
 pub const RESPONSE_MAX: usize = 2048;
-/// The most bytes of a body searched for the field.
-pub const BODY_MAX: usize = 65536;
 
 /// How a check ended.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -30,10 +26,8 @@ pub enum Outcome {
     Healthy(Option<u32>),
     /// Any other status.
     Status(u16),
-    /// 2xx, but the field's path is not in the body (or its first 64 KiB).
-    NotInBody,
-    /// 2xx, but the value at the field's path is not a number.
-    NotNumber,
+    /// 2xx, but the body had no usable number in the field.
+    NoField,
     /// Not an HTTP answer, or too long.
     BadReply,
     /// No complete answer before the timeout.
@@ -71,26 +65,15 @@ fn content_length(head: &[u8]) -> Option<usize> {
     None
 }
 
-/// What the head of an answer says.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Head {
-    /// More bytes are needed.
-    More,
-    /// The check is decided.
-    Done(Outcome),
-    /// A 2xx answer whose body starts at `start`, `Content-Length` bytes long if given.
-    Body { start: usize, len: Option<usize> },
-}
-
-/// Judges the bytes of an answer so far, up to the end of its head.
+/// Judges the bytes of an answer so far; `None` means more are needed.
 ///
 /// `eof` says the server closed (or the buffer is full): decide with what there is.
-fn head(buf: &[u8], eof: bool) -> Head {
+pub fn judge(buf: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Option<Outcome> {
     let (line, after) = split_once(buf, b'\n');
     // The status line may still be coming.
     let open = after.is_none() && !eof;
     if open && buf.len() < 16 {
-        return Head::More;
+        return None;
     }
     // `HTTP/1.x ddd`: exactly three digits.
     let code = match line.get(8..12) {
@@ -103,23 +86,28 @@ fn head(buf: &[u8], eof: bool) -> Head {
     };
     let code = match code {
         Some(c) => c as u16,
-        None if open => return Head::More,
-        None => return Head::Done(Outcome::BadReply),
+        None if open => return None,
+        None => return Some(Outcome::BadReply),
     };
     let Some(start) = body_start(buf) else {
-        return if eof {
-            Head::Done(Outcome::BadReply)
-        } else {
-            Head::More
-        };
+        return eof.then_some(Outcome::BadReply);
     };
     if !(200..300).contains(&code) {
-        return Head::Done(Outcome::Status(code));
+        return Some(Outcome::Status(code));
     }
-    Head::Body {
-        start,
-        len: content_length(&buf[..start]),
-    }
+    let Some(field) = field else {
+        return Some(Outcome::Healthy(None));
+    };
+    let body = match (&buf[start..], content_length(&buf[..start])) {
+        (b, Some(n)) if b.len() >= n => &b[..n],
+        _ if !eof => return None,
+        (b, _) => b,
+    };
+    let v = match top_field(body, field) {
+        Some(Token::Bare(t)) | Some(Token::Str(t)) => parse_decimal(t, decimals),
+        None => None,
+    };
+    Some(v.map_or(Outcome::NoField, |v| Outcome::Healthy(Some(v))))
 }
 
 /// Where a check is.
@@ -139,12 +127,8 @@ pub struct Check {
     deadline: Instant,
     /// The answer so far.
     buf: [u8; RESPONSE_MAX],
-    /// How many bytes of `buf` hold the head so far.
+    /// How many bytes of `buf` hold the answer.
     len: usize,
-    /// Once the head is read: how many more body bytes are searched.
-    left: Option<usize>,
-    /// The search for the field's path in the body.
-    scan: Scan,
     /// This check's index in the poll set, while it is in one.
     pub pidx: Option<usize>,
 }
@@ -163,8 +147,6 @@ impl Check {
             deadline: Instant::from_ms(0),
             buf: [0; RESPONSE_MAX],
             len: 0,
-            left: None,
-            scan: Scan::new(),
             pidx: None,
         }
     }
@@ -189,8 +171,6 @@ impl Check {
     pub fn start(&mut self, t: &HttpTarget, now: Instant) -> Option<Outcome> {
         self.cancel();
         self.len = 0;
-        self.left = None;
-        self.scan = Scan::new();
         self.deadline = now + t.timeout_ms;
         let fd = match os::tcp_socket(t.ip) {
             Ok(fd) => fd,
@@ -242,66 +222,29 @@ impl Check {
     /// Out of line: inlined, it grew the agent's poll loop by more than its own size.
     #[inline(never)]
     pub fn ready(&mut self, t: &HttpTarget, decimals: u8) -> Option<Outcome> {
-        if self.conn.as_ref()?.1 == Phase::Connecting {
+        let (fd, phase) = self.conn.as_ref()?;
+        if *phase == Phase::Connecting {
             return self.send(t);
         }
         let field = t.field.as_ref().map(|f| f.as_bytes());
         // A few reads per wake-up at most, so that a fast talker cannot hold the loop.
         for _ in 0..4 {
-            // The head gathers in the buffer; the body passes through all of it.
-            let from = if self.left.is_some() { 0 } else { self.len };
-            let fd = &self.conn.as_ref()?.0;
-            let outcome = match os::recv(fd, &mut self.buf[from..]) {
-                Ok(n) => match self.take(from, from + n, n == 0, field, decimals) {
-                    Some(o) => o,
-                    None => continue,
-                },
+            let outcome = match os::recv(fd, &mut self.buf[self.len..]) {
+                Ok(n) => {
+                    self.len += n;
+                    // Closed or full: judge decides with what there is.
+                    let eof = n == 0 || self.len == RESPONSE_MAX;
+                    match judge(&self.buf[..self.len], eof, field, decimals) {
+                        None if !eof => continue,
+                        o => o.unwrap_or(Outcome::BadReply),
+                    }
+                }
                 Err(Errno::EAGAIN) => return None,
                 Err(e) => Outcome::Error(e),
             };
             return self.finish(outcome);
         }
         None
-    }
-
-    /// Takes the bytes read into `buf[from..to]`; `eof`: the server closed.
-    /// Returns the outcome once it is decided.
-    fn take(
-        &mut self,
-        mut from: usize,
-        to: usize,
-        eof: bool,
-        field: Option<&[u8]>,
-        decimals: u8,
-    ) -> Option<Outcome> {
-        if self.left.is_none() {
-            self.len = to;
-            // A full buffer without the end of the head: judged as if closed.
-            match head(&self.buf[..to], eof || to == RESPONSE_MAX) {
-                Head::More => return None,
-                Head::Done(o) => return Some(o),
-                Head::Body { .. } if field.is_none() => return Some(Outcome::Healthy(None)),
-                Head::Body { start, len } => {
-                    self.left = Some(len.unwrap_or(BODY_MAX).min(BODY_MAX));
-                    from = start;
-                }
-            }
-        }
-        let (left, path) = (self.left.as_mut()?, field?);
-        let n = (to - from).min(*left);
-        *left -= n;
-        let found = match self.scan.feed(&self.buf[from..from + n], path) {
-            Some(f) => f,
-            None if eof || *left == 0 => self.scan.finish(),
-            None => return None,
-        };
-        Some(match found {
-            false => Outcome::NotInBody,
-            true => match parse_decimal(self.scan.text(), decimals) {
-                Some(v) => Outcome::Healthy(Some(v)),
-                None => Outcome::NotNumber,
-            },
-        })
     }
 
     /// Ends a check that is past its deadline at `now`.
@@ -317,42 +260,6 @@ impl Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Feeds `answer` to a check in pieces of `step` bytes, as reads would,
-    /// then the end of the answer if `eof`; the outcome once decided.
-    fn judge_in(
-        answer: &[u8],
-        step: usize,
-        eof: bool,
-        field: Option<&[u8]>,
-        d: u8,
-    ) -> Option<Outcome> {
-        let mut c = Check::new();
-        let mut rest = answer;
-        while !rest.is_empty() {
-            let from = if c.left.is_some() { 0 } else { c.len };
-            let n = step.min(rest.len()).min(RESPONSE_MAX - from);
-            c.buf[from..from + n].copy_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            if let Some(o) = c.take(from, from + n, false, field, d) {
-                return Some(o);
-            }
-        }
-        let from = if c.left.is_some() { 0 } else { c.len };
-        eof.then(|| c.take(from, from, true, field, d)).flatten()
-    }
-
-    fn judge(answer: &[u8], eof: bool, field: Option<&[u8]>, decimals: u8) -> Option<Outcome> {
-        let whole = judge_in(answer, answer.len().max(1), eof, field, decimals);
-        for step in [1, 7] {
-            assert_eq!(
-                judge_in(answer, step, eof, field, decimals),
-                whole,
-                "{step}"
-            );
-        }
-        whole
-    }
 
     #[test]
     fn judges_status_lines() {
@@ -397,13 +304,6 @@ mod tests {
             judge(b"HTTP/2 200\r\n\r\n", false, None, 0),
             Some(Outcome::BadReply)
         );
-        // A head that does not fit in the buffer.
-        let mut long = b"HTTP/1.1 200 OK\r\n".to_vec();
-        long.extend_from_slice(&[b'x'; RESPONSE_MAX]);
-        assert_eq!(
-            judge_in(&long, 100, false, None, 0),
-            Some(Outcome::BadReply)
-        );
     }
 
     #[test]
@@ -416,39 +316,28 @@ mod tests {
             judge(&full, false, Some(b"queue"), 1),
             Some(Outcome::Healthy(Some(425)))
         );
-        // The number may end with the body: wait for Content-Length bytes (or the close).
-        let mut end = head.to_vec();
-        end.extend_from_slice(br#"{"ok":true,      "queue":42"#);
-        assert_eq!(judge(&end[..end.len() - 1], false, Some(b"queue"), 0), None);
+        // Until Content-Length bytes arrive, wait (unless the server closed).
         assert_eq!(
-            judge(&end, false, Some(b"queue"), 0),
-            Some(Outcome::Healthy(Some(42)))
+            judge(&full[..full.len() - 5], false, Some(b"queue"), 1),
+            None
         );
         let no_len = b"HTTP/1.0 200 OK\r\n\r\n{\"queue\": \"7\"}";
+        assert_eq!(judge(no_len, false, Some(b"queue"), 0), None);
         assert_eq!(
             judge(no_len, true, Some(b"queue"), 0),
             Some(Outcome::Healthy(Some(7)))
         );
         assert_eq!(
             judge(no_len, true, Some(b"depth"), 0),
-            Some(Outcome::NotInBody)
+            Some(Outcome::NoField)
         );
         assert_eq!(
             judge(b"HTTP/1.0 200 OK\r\n\r\nnot json", true, Some(b"q"), 0),
-            Some(Outcome::NotInBody)
+            Some(Outcome::NoField)
         );
         assert_eq!(
             judge(b"HTTP/1.0 200 OK\r\n\r\n{\"q\":true}", true, Some(b"q"), 0),
-            Some(Outcome::NotNumber)
-        );
-        assert_eq!(
-            judge(
-                b"HTTP/1.0 200 OK\r\n\r\n{\"q\":{\"a\":1}}",
-                true,
-                Some(b"q"),
-                0
-            ),
-            Some(Outcome::NotNumber)
+            Some(Outcome::NoField)
         );
         // A failing status wins without reading the body.
         assert_eq!(
@@ -458,23 +347,6 @@ mod tests {
         assert_eq!(
             content_length(b"HTTP/1.1 200 OK\r\ncontent-LENGTH:  12 \r\n"),
             Some(12)
-        );
-    }
-
-    #[test]
-    fn searches_the_first_64_kib_of_a_long_body() {
-        let pad = "x".repeat(60_000);
-        let body = format!(r#"{{"pad":"{pad}","stats":{{"active":4.8e1}},"more":"{pad}"}}"#);
-        let answer = format!("HTTP/1.0 200 OK\r\n\r\n{body}");
-        assert_eq!(
-            judge_in(answer.as_bytes(), 1500, false, Some(b"stats.active"), 0),
-            Some(Outcome::Healthy(Some(48)))
-        );
-        // Past 64 KiB: not looked at.
-        let late = format!("HTTP/1.0 200 OK\r\n\r\n{{\"pad\":\"{pad}{pad}\",\"active\":1}}");
-        assert_eq!(
-            judge_in(late.as_bytes(), 2000, false, Some(b"active"), 0),
-            Some(Outcome::NotInBody)
         );
     }
 }

@@ -9,17 +9,14 @@
 //! Everything is allocated once, when the configuration is first loaded.
 //!
 //! Module map: `config` and `json` read the configuration, `curve` and `rule`
-//! do the arithmetic, `metrics` parses `/proc` text, `httpcheck` runs checks,
-//! `scan` finds a field's path in a body as it arrives, `disk` asks `statfs`.
-//! Only this file and `disk` read the system.
+//! do the arithmetic, `metrics` parses `/proc` text, `httpcheck` runs checks.
+//! Only this file reads files.
 
 pub mod config;
 pub mod curve;
-pub mod disk;
 pub mod httpcheck;
 pub mod metrics;
 pub mod rule;
-pub mod scan;
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -90,8 +87,6 @@ pub struct Feedback {
     next_sample: Instant,
     /// The CPU times of the previous sample, for the busy % between two.
     cpu_prev: Option<CpuTimes>,
-    /// When the first running `drain_ms` grace ends, if one runs.
-    grace_end: Option<Instant>,
 }
 
 /// Reads and parses a configuration file into `cfg`, with `buf` as scratch space.
@@ -101,27 +96,7 @@ fn read_config(
     cfg: &mut Config,
 ) -> Result<(), LoadError> {
     let n = crate::os::fs::read(path, buf).map_err(LoadError::Io)?;
-    config::parse_into(&buf[..n], cfg).map_err(LoadError::Invalid)?;
-    check_disks(cfg).map_err(LoadError::Invalid)
-}
-
-/// Refuses a `disk` rule whose path is missing or on a filesystem where `statfs` can block.
-fn check_disks(cfg: &Config) -> Result<(), ConfigError> {
-    for (i, rule) in cfg.rules.iter().enumerate() {
-        if rule.metric != Metric::Disk {
-            continue;
-        }
-        if let Err(what) = disk::read(&rule.path) {
-            let mut field = heapless::String::new();
-            let _ = field.push_str("path");
-            return Err(ConfigError {
-                rule: Some(i as u8),
-                field,
-                what,
-            });
-        }
-    }
-    Ok(())
+    config::parse_into(&buf[..n], cfg).map_err(LoadError::Invalid)
 }
 
 /// Reads a file into `buf` and returns its bytes, `None` if it cannot be read.
@@ -146,7 +121,6 @@ impl Feedback {
             buf: [0; CONFIG_MAX + 1],
             next_sample: now,
             cpu_prev: None,
-            grace_end: None,
         });
         read_config(path, &mut f.buf, &mut f.cfg)?;
         f.log_loaded();
@@ -198,9 +172,6 @@ impl Feedback {
             return None;
         }
         let mut next = self.next_sample;
-        if let Some(g) = self.grace_end.filter(|g| g.is_before(next)) {
-            next = g;
-        }
         for c in self.checks.iter() {
             if let Some(d) = c.deadline() {
                 if d.is_before(next) {
@@ -282,10 +253,6 @@ impl Feedback {
                         None => Read::Failed,
                     }
                 }
-                Metric::Disk => match disk::read(&rule.path) {
-                    Ok(v) => Read::Value(v),
-                    Err(_) => Read::Failed,
-                },
                 Metric::Http => {
                     let check = &mut self.checks[ci];
                     ci += 1;
@@ -393,9 +360,6 @@ impl Feedback {
                     // Picks the words first: arms that each built the line would copy it.
                     let (what, path) = match SYSTEM_FILES.get(rule.metric as usize) {
                         Some(file) => (*file, ""),
-                        None if rule.metric == Metric::Disk => {
-                            ("the filesystem of ", rule.path.as_str())
-                        }
                         None => ("a number from ", rule.path.as_str()),
                     };
                     l.s(what)
@@ -443,31 +407,20 @@ impl Feedback {
     }
 
     /// Hands every entry of the agent its verdict.
-    #[inline(never)]
-    fn apply(&mut self, now: Instant, agent: &mut Agent) {
-        self.grace_end = None;
-        for (rule, st) in self.cfg.rules.iter().zip(self.states.iter_mut()) {
-            if let Some(end) = st.settle(rule, now) {
-                if self.grace_end.is_none_or(|g| end.is_before(g)) {
-                    self.grace_end = Some(end);
-                }
-            }
-        }
+    fn apply(&self, now: Instant, agent: &mut Agent) {
         // Entry 0 is the top level, entry k the k-th service.
         for i in 0..agent.state().services.len() + 1 {
             let service = i.checked_sub(1).map(|k| &agent.state().services[k].0);
             let v = self.verdict(service, now);
-            agent.set_verdict(i, v, now);
+            agent.set_verdict(i, v);
         }
     }
 
-    /// Combines the rules that apply to one entry: the lowest weight and the
-    /// first failure, a rule that says down before one that drains.
+    /// Combines the rules that apply to one entry: the lowest weight and the first failure.
     pub fn verdict(&self, service: Option<&Name>, now: Instant) -> Verdict {
         // Above any weight, so that the first rule that applies sets both.
         let (mut weight, mut min) = (u8::MAX, Verdict::none().min_weight);
-        // [down, drain]
-        let mut first: [Option<&Reason>; 2] = [None, None];
+        let mut down = None;
         for (i, rule) in self.cfg.rules.iter().enumerate() {
             if rule.service.is_some() && rule.service.as_ref() != service {
                 continue;
@@ -477,48 +430,31 @@ impl Feedback {
                 weight = say.weight;
                 min = say.min;
             }
-            let slot = &mut first[say.drain as usize];
-            *slot = slot.or(say.down);
+            down = down.or(say.down);
         }
-        let drain = first[0].is_none() && first[1].is_some();
         // Only the reason kept is copied.
         Verdict {
             weight_pct: weight.min(Verdict::none().weight_pct),
             min_weight: min,
-            down: first[drain as usize].cloned().unwrap_or_default(),
-            drain,
+            down: down.cloned().unwrap_or_default(),
         }
     }
 }
 
-/// Names a failed check for the stats page, e.g. `http status 503` or
-/// `app: stats.active not in body` (the colon keeps a path apart from the name).
+/// Names a failed check for the stats page, e.g. `http status 503`.
 fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
+    let mut r = Reason::new();
     let mut buf = heapless::Vec::new();
-    let word = match o {
+    let _ = r.push_str(&rule.name);
+    let _ = r.push_str(" ");
+    let _ = r.push_str(match o {
         Outcome::Healthy(_) => "",
         Outcome::Status(_) => "status ",
-        Outcome::NotInBody => " not in body",
-        Outcome::NotNumber => " not a number",
+        Outcome::NoField => "no number in the body",
         Outcome::BadReply => "bad reply",
         Outcome::Timeout => "timeout",
         Outcome::Error(e) => crate::num::errno_text(e, &mut buf),
-    };
-    let mut r = Reason::new();
-    let _ = r.push_str(&rule.name);
-    let field = match o {
-        Outcome::NotInBody | Outcome::NotNumber => {
-            rule.http.as_ref().and_then(|h| h.field.as_deref())
-        }
-        _ => None,
-    };
-    if let Some(f) = field {
-        let _ = r.push_str(": ");
-        let _ = r.push_str(f);
-    } else {
-        let _ = r.push_str(" ");
-    }
-    let _ = r.push_str(word);
+    });
     if let Outcome::Status(code) = o {
         metrics::push_value(&mut r, code as u32, 0);
     }
@@ -544,10 +480,7 @@ fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>) {
         (None, _) => {}
         // Only a value trips a rule, and an http rule only has one while
         // healthy: the trip's reason is what the rule says.
-        (Some(Change::Tripped), _) => note(
-            &st.trip_reason,
-            if rule.drain { ": drain" } else { ": down" },
-        ),
+        (Some(Change::Tripped), _) => note(&st.trip_reason, ": down"),
         (Some(Change::Cleared), Some(th)) => {
             let l = log::info()
                 .s("feedback: ")

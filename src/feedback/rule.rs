@@ -90,8 +90,6 @@ pub struct RuleState {
     pub last_good: Option<Instant>,
     /// Whether the source failed at the last read (to log changes only).
     pub failed: bool,
-    /// Since when the rule has said down, as `settle` last saw it (for `drain_ms`).
-    down_since: Option<Instant>,
 }
 
 /// What one rule asks of the entries it applies to.
@@ -101,10 +99,8 @@ pub struct Say<'a> {
     pub weight: u8,
     /// The rule's minimum weight.
     pub min: u8,
-    /// Set when the rule reports the server down (or, with `drain`, drains it).
+    /// Set when the rule reports the server down.
     pub down: Option<&'a Reason>,
-    /// The rule drains the server with the reason in `down` instead.
-    pub drain: bool,
 }
 
 impl Default for RuleState {
@@ -125,7 +121,6 @@ impl RuleState {
             health: Health::Unknown,
             last_good: None,
             failed: false,
-            down_since: None,
         }
     }
 
@@ -186,7 +181,6 @@ impl RuleState {
             },
             min,
             down: self.hyst.tripped().then_some(&self.trip_reason),
-            drain: false,
         };
         if let (Some(h), Health::Failing(why)) = (&rule.http, &self.health) {
             let fresh = self.last_good.is_some_and(|t| now.since(t) < h.stale_ms);
@@ -205,24 +199,7 @@ impl RuleState {
                 }
             }
         }
-        // Within `drain_ms` of saying down, the rule drains instead.
-        let grace = self
-            .down_since
-            .map_or(rule.drain_ms > 0, |t| now.since(t) < rule.drain_ms);
-        say.drain = say.down.is_some() && (rule.drain || grace);
         say
-    }
-
-    /// Notes when the rule started saying down, for `drain_ms`; returns when its
-    /// grace ends, while it runs.
-    #[inline(never)]
-    pub fn settle(&mut self, rule: &Rule, now: Instant) -> Option<Instant> {
-        if self.say(rule, now).down.is_none() {
-            self.down_since = None;
-            return None;
-        }
-        let end = *self.down_since.get_or_insert(now) + rule.drain_ms;
-        (!rule.drain && !now.reached(end)).then_some(end)
     }
 }
 
@@ -344,47 +321,5 @@ mod tests {
         assert!(s.say(&ignore, at(0)).down.is_some());
         s.http_result(&ignore, Err(why()), at(10));
         assert!(s.say(&ignore, at(10)).down.is_none());
-    }
-
-    #[test]
-    fn drain_actions_and_the_grace_before_down() {
-        // action drain: a trip drains, with the reason.
-        let r = rule(r#"{"metric":"cpu","enter":90,"action":"drain"}"#);
-        let mut s = RuleState::new();
-        s.observe(&r, 95, at(0));
-        assert_eq!(s.settle(&r, at(0)), None);
-        let say = s.say(&r, at(99_999));
-        assert_eq!(
-            (say.down.unwrap().as_str(), say.drain),
-            ("cpu 95 > 90", true)
-        );
-        // drain_ms: drains from the trip for the grace, then down; clearing ends both.
-        let r = rule(r#"{"metric":"cpu","enter":90,"leave":50,"drain_ms":1000}"#);
-        let mut s = RuleState::new();
-        s.observe(&r, 10, at(0));
-        assert_eq!(s.settle(&r, at(0)), None);
-        assert!(s.say(&r, at(0)).down.is_none());
-        s.observe(&r, 95, at(500));
-        assert!(s.say(&r, at(500)).drain);
-        assert_eq!(s.settle(&r, at(500)), Some(at(1500)));
-        assert!(s.say(&r, at(1499)).drain);
-        let say = s.say(&r, at(1500));
-        assert!(say.down.is_some() && !say.drain);
-        assert_eq!(s.settle(&r, at(1500)), None);
-        s.observe(&r, 10, at(2000));
-        assert_eq!(s.settle(&r, at(2000)), None);
-        assert!(s.say(&r, at(2000)).down.is_none());
-        // A new trip gets a new grace.
-        s.observe(&r, 95, at(3000));
-        assert_eq!(s.settle(&r, at(3000)), Some(at(4000)));
-        // An http failure gets the grace too.
-        let h = rule(r#"{"metric":"http","url":"http://127.0.0.1:1/","drain_ms":300}"#);
-        let mut s = RuleState::new();
-        let mut why = Reason::new();
-        let _ = why.push_str("http timeout");
-        s.http_result(&h, Err(why), at(0));
-        assert_eq!(s.settle(&h, at(0)), Some(at(300)));
-        assert!(s.say(&h, at(299)).drain);
-        assert!(!s.say(&h, at(300)).drain);
     }
 }

@@ -19,8 +19,6 @@ pub struct Verdict {
     /// When not empty, report the server down with this reason (a rule's
     /// reason never is: it starts with the rule's name and a space).
     pub down: state::Reason,
-    /// Drain (`up drain`) with the reason instead of reporting the server down.
-    pub drain: bool,
 }
 
 impl Verdict {
@@ -33,7 +31,6 @@ impl Verdict {
             weight_pct: 100,
             min_weight: 0,
             down: state::Reason::new(),
-            drain: false,
         }
     }
 }
@@ -191,10 +188,7 @@ impl Agent {
     }
 
     /// Sets the feedback verdict for entry `i` (0: the top level, k: the k-th service); re-formats on change.
-    ///
-    /// A change of the status shown restarts the ready window, as a change in
-    /// the file does: HAProxy keeps a DRAIN until it is sent `ready`.
-    pub fn set_verdict(&mut self, i: usize, v: Verdict, now: Instant) {
+    pub fn set_verdict(&mut self, i: usize, v: Verdict) {
         let (name, Some(e)) = nth(&self.state, i) else {
             return;
         };
@@ -205,11 +199,7 @@ impl Agent {
             return;
         }
         p.verdict = v;
-        let was = p.shown.0;
         p.shown = format(e, &p.verdict, &mut p.lines);
-        if p.shown.0 != was {
-            p.ready_until = self.window_ms.map(|w| now + w);
-        }
         log::info()
             .s("feedback: ")
             .s(name.map_or("", |n| n.as_str()))
@@ -249,12 +239,7 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
         status: e.status,
         weight: e.weight,
         maxconn: e.maxconn,
-        // The file's DRAIN is sent without its reason; a drain from feedback with its own.
-        reason: if e.status == Status::Drain {
-            b""
-        } else {
-            e.reason.as_bytes()
-        },
+        reason: e.reason.as_bytes(),
     };
     if matches!(e.status, Status::Up | Status::Ready) {
         if v.weight_pct < 100 {
@@ -262,7 +247,7 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
             r.weight = w.max(v.min_weight.min(e.weight));
         }
         if !v.down.is_empty() {
-            r.status = if v.drain { Status::Drain } else { Status::Down };
+            r.status = Status::Down;
             r.reason = v.down.as_bytes();
         }
     }

@@ -1,7 +1,8 @@
 //! Reads JSON a piece at a time from a byte slice, without allocating.
 //!
-//! Enough for the state file and the feedback configuration (whose errors
-//! must name the field, which a derived deserializer cannot do). Strings are returned raw,
+//! Enough for the state file, the feedback configuration (whose errors must
+//! name the field, which a derived deserializer cannot do) and picking one
+//! top-level field out of a health URL's body. Strings are returned raw,
 //! escapes left in place; `unescape` decodes one when text is wanted.
 //!
 //! # What is accepted
@@ -20,7 +21,7 @@
 //!
 //! Callers set their own limits (the state file's size, number of services
 //! and reason length; the configuration's size) and their own rule for a key
-//! given twice.
+//! given twice; `top_field` takes the first.
 //!
 //! # Differences from serde_json
 //!
@@ -307,6 +308,25 @@ pub fn is_key(raw: &[u8], name: &[u8]) -> bool {
     unescape(raw, &mut text) && text == name
 }
 
+/// Finds a top-level member of a JSON object and returns its value if it is a
+/// string or scalar: the first member with that key (escapes decoded), in a
+/// body that is all valid JSON.
+pub fn top_field<'a>(body: &'a [u8], key: &[u8]) -> Option<Token<'a>> {
+    let mut r = Reader::new(body);
+    let mut found = None;
+    let mut first = true;
+    r.open(b'{').ok()?;
+    while let Some(k) = r.next_key(&mut first).ok()? {
+        if found.is_none() && is_key(k, key) {
+            found = Some(r.token().ok()?);
+        } else {
+            r.skip().ok()?;
+        }
+    }
+    r.end().ok()?;
+    found
+}
+
 /// The letters that may follow a backslash, other than `u`.
 const ESCAPES: [u8; 8] = *b"\"\\/bfnrt";
 /// What each of `ESCAPES` stands for.
@@ -369,6 +389,36 @@ mod tests {
     /// Nests `inner` in `n` arrays.
     fn nested(n: usize, inner: &str) -> std::string::String {
         std::format!("{}{inner}{}", "[".repeat(n), "]".repeat(n))
+    }
+
+    #[test]
+    fn finds_top_level_fields() {
+        let body = br#"{"status":"ok","nested":{"queue":1,"a":[1,{"queue":2}]},"queue": 17.5 ,"s":"a\"b"}"#;
+        assert_eq!(top_field(body, b"queue"), Some(Token::Bare(b"17.5")));
+        assert_eq!(top_field(body, b"status"), Some(Token::Str(b"ok")));
+        assert_eq!(top_field(body, b"s"), Some(Token::Str(br#"a\"b"#)));
+        assert_eq!(top_field(body, b"missing"), None);
+        assert_eq!(top_field(body, b"nested"), None);
+        assert_eq!(top_field(b"[1,2]", b"queue"), None);
+        assert_eq!(top_field(br#"{"queue":1"#, b"queue"), None);
+        assert_eq!(top_field(br#"{"queue":tru}"#, b"queue"), None);
+        assert_eq!(top_field(br#"{"queue":1} x"#, b"queue"), None);
+        assert_eq!(top_field(b"", b"queue"), None);
+        // The first of two wins; an escaped key is the same key.
+        assert_eq!(
+            top_field(br#"{"queue":1,"queue":2}"#, b"queue"),
+            Some(Token::Bare(b"1"))
+        );
+        assert_eq!(
+            top_field(br#"{"q\u0075eue":3}"#, b"queue"),
+            Some(Token::Bare(b"3"))
+        );
+        // Deep nesting in another field does not hide the one asked for.
+        let deep = std::format!(r#"{{"x":{},"queue":4}}"#, nested(200, "{}"));
+        assert_eq!(
+            top_field(deep.as_bytes(), b"queue"),
+            Some(Token::Bare(b"4"))
+        );
     }
 
     #[test]

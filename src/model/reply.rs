@@ -26,8 +26,7 @@ pub struct Reply<'a> {
     pub weight: u8,
     /// The maxconn to report, if any.
     pub maxconn: Option<u16>,
-    /// The reason, sent after `#` for down statuses and DRAIN when not empty
-    /// (HAProxy shows it as `via agent : up (reason)` for a drain).
+    /// The reason, sent after `#` for down statuses when not empty.
     pub reason: &'a [u8],
 }
 
@@ -65,7 +64,7 @@ fn write(r: &Reply, ready: bool, out: &mut Line) -> Result<(), Full> {
         num::push(out, b" maxconn:")?;
         num::push_u32(out, m as u32)?;
     }
-    if (r.status.is_down() || r.status == Status::Drain) && !r.reason.is_empty() {
+    if r.status.is_down() && !r.reason.is_empty() {
         num::push(out, b" #")?;
         num::push(out, r.reason)?;
     }
@@ -138,12 +137,8 @@ mod tests {
     }
 
     #[test]
-    fn sends_reasons_only_when_down_or_draining() {
+    fn sends_reasons_only_when_down() {
         assert_eq!(f(Status::Up, 1, None, "ignored", true), "up ready 1%\n");
-        assert_eq!(
-            f(Status::Drain, 50, None, "cpu 99 > 98", false),
-            "up drain 50% #cpu 99 > 98\n"
-        );
         assert_eq!(f(Status::Maint, 1, None, "ignored", true), "maint 1%\n");
     }
 

@@ -189,6 +189,8 @@ pub fn each_name(dir: BorrowedFd, mut f: impl FnMut(&[u8])) -> Result<(), Errno>
     let d = open_dir(dir, Path::new("."))?;
     let mut buf = [0u64; 128];
     loop {
+        // A raw getdents64: neither nix nor libc reads a directory through a
+        // descriptor without allocating a DIR stream for it.
         // SAFETY: getdents64(2) writes at most the buffer's size in bytes into it.
         let n =
             unsafe { libc::syscall(libc::SYS_getdents64, d.as_raw_fd(), buf.as_mut_ptr(), 1024) };

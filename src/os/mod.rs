@@ -14,7 +14,6 @@ pub mod fs;
 pub mod ids;
 pub mod net;
 pub mod signal;
-pub mod statfs;
 
 pub use clock::now;
 pub use fd::{poll, read, write_all, write_stdout, write_within, Fd};

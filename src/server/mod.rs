@@ -20,7 +20,6 @@ use std::path::Path;
 
 use nix::errno::Errno;
 
-use crate::cli::Serve;
 use crate::log;
 use crate::model::agent::{Agent, LoadError};
 use crate::os::{self, Fd};
@@ -231,12 +230,30 @@ pub struct Server<'a> {
     feedback: Option<Box<crate::feedback::Feedback>>,
 }
 
+/// What the loop takes from the command line.
+pub struct Config<'a> {
+    /// The JSON state file.
+    pub state_file: &'a Path,
+    /// The flag or variable that named the state file, for first-run errors.
+    pub state_from: &'a str,
+    /// Who may ask.
+    pub allow: &'a allow::AllowList,
+    /// How long `ready` is sent after start-up and each status change; `None`: always.
+    pub ready_window_ms: Option<u32>,
+    /// With services, how long to wait for a payload's first word.
+    pub wait_ms: u32,
+    /// How long a connection may stay open.
+    pub timeout_ms: u32,
+    /// How many connections are served at once.
+    pub slots: u32,
+}
+
 impl<'a> Server<'a> {
     /// Builds the server around bound listeners (the agent's, HTTP's if
     /// configured); allocates everything it will ever use, failing (ENOMEM)
     /// rather than aborting when memory is short.
     pub fn new(
-        cfg: &'a Serve,
+        cfg: Config<'a>,
         listener: Fd,
         http: Option<Fd>,
         wake: Fd,
@@ -265,13 +282,13 @@ impl<'a> Server<'a> {
             http,
             wake,
             agent: Agent::new(cfg.ready_window_ms),
-            state_file: &cfg.state_file,
+            state_file: cfg.state_file,
             state_from: cfg.state_from,
             place: None,
             seen: persist::Seen::default(),
             busy: 0,
             read_buf,
-            allow: &cfg.allow,
+            allow: cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
             conns,

@@ -204,7 +204,7 @@ impl Agent {
     pub fn start_with(state: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Agent {
         let mut a = Agent::spawn(state, args, env, &[]);
         // A port found free can be taken by another process before heft
-        // binds it (seen once in CI): then start again on another port.
+        // binds it: then start again on another port.
         for _ in 0..3 {
             wait_for(Duration::from_secs(10), || {
                 a.log().contains("listening on") || !a.running()
