@@ -127,7 +127,6 @@ fn serve(cfg: &Serve) -> i32 {
         Ok(w) => w,
         Err(e) => return failed("installing signal handlers", b"", e, ""),
     };
-    #[cfg_attr(not(feature = "feedback"), allow(unused_mut))]
     let loop_cfg = server::Config {
         state_file: &cfg.state_file,
         allow: &cfg.allow,
@@ -136,6 +135,7 @@ fn serve(cfg: &Serve) -> i32 {
         timeout_ms: cfg.timeout_ms,
         slots: cfg.slots,
     };
+    #[cfg_attr(not(feature = "feedback"), allow(unused_mut))]
     let mut server = match Server::new(loop_cfg, listener, http, wake) {
         Ok(s) => s,
         Err(e) => return failed(e.step, b"", e.errno, ""),
