@@ -15,7 +15,6 @@ mod common;
 
 use common::haproxy::{server_line, Haproxy, Srv, ADMIN_DRAIN, ADMIN_MAINT, OP_DOWN, OP_UP};
 use common::*;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const BACKEND: &str = "b";
@@ -352,6 +351,7 @@ fn ready_window_lets_an_operator_maint_stick() {
 #[cfg(feature = "feedback")]
 mod feedback {
     use super::*;
+    use std::path::PathBuf;
 
     /// heft with one `file` rule (`rule` holds its other members) reading `value`, plus HAProxy.
     struct Setup {
