@@ -73,7 +73,11 @@ fn well_formed(rest: &[u8], eof: bool, decimals: u8) {
         let f = next();
         (f & 1 != 0, f & 2 != 0, f & 4 != 0, f & 8 != 0)
     };
-    let int: Vec<u8> = (0..1 + next() % 24).map(|_| b'0' + next() % 10).collect();
+    let mut int: Vec<u8> = (0..1 + next() % 24).map(|_| b'0' + next() % 10).collect();
+    // JSON numbers have no leading zero (the body must be valid JSON).
+    if int.len() > 1 && int[0] == b'0' {
+        int[0] = b'1';
+    }
     let frac: Vec<u8> = (0..next() % 6).map(|_| b'0' + next() % 10).collect();
     let mut num = Vec::new();
     if neg {

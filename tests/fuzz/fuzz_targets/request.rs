@@ -239,6 +239,7 @@ fuzz_target!(|data: &[u8]| {
             persist_errors: u64::MAX,
             state_errors: big,
             timeouts: u64::MAX,
+            log_dropped: big,
         };
         let mut buf = http::Response::new();
         let out = http::respond(&mut buf, head, path, &agent, &counters);
