@@ -369,7 +369,6 @@ if ! skip ansible && [ -x "$venv/bin/ansible-playbook" ]; then
         heft_allow: [127.0.0.1/32]
         heft_user: $user
         heft_group: $user
-        heft_validate_state: true
 EOF
     export ANSIBLE_ROLES_PATH=$repo/contrib/ansible/roles ANSIBLE_NOCOLOR=1 ANSIBLE_LOCALHOST_WARNING=0 \
         ANSIBLE_INVENTORY_UNPARSED_WARNING=0 ANSIBLE_PYTHON_INTERPRETER="$venv/bin/python3"
