@@ -88,7 +88,9 @@ fn check(buf: &[u8], done: bool, http: bool) -> Request<'_> {
             Request::Agent(_) => panic!("a probe on the HTTP port: {buf:?}"),
             Request::Http { head, path } => {
                 let method = &buf[..m.unwrap_or(buf.len())];
-                assert_eq!(head, method == b"HEAD", "{buf:?}");
+                // A method no separator ends (the client closed mid-word) is
+                // not known to be HEAD: it is answered as GET.
+                assert_eq!(head, m.is_some() && method == b"HEAD", "{buf:?}");
                 if m.is_some_and(|m| buf[m] == b' ') {
                     let at = inside(buf, path);
                     assert_eq!(at, method.len() + 1, "{buf:?}");
