@@ -335,7 +335,10 @@ const ESCAPED: [u8; 8] = *b"\"\\/\x08\x0c\n\r\t";
 /// Decodes the escapes of a raw string into `out`; returns false when it does
 /// not fit or an escape is malformed. A `\\u` escape outside ASCII becomes the
 /// byte 0x80, which callers that want printable ASCII refuse anyway.
-pub fn unescape<const N: usize>(raw: &[u8], out: &mut heapless::Vec<u8, N>) -> bool {
+///
+/// It takes a `VecView`, which every `heapless::Vec<u8, N>` coerces to, so it
+/// is compiled once rather than once per capacity.
+pub fn unescape(raw: &[u8], out: &mut heapless::vec::VecView<u8>) -> bool {
     let mut i = 0;
     while i < raw.len() {
         let mut c = raw[i];
