@@ -215,12 +215,10 @@ impl<'a> Reader<'a> {
             Some(b'-' | b'0'..=b'9') => {
                 let start = self.i;
                 self.take(|&c| c == b'-');
-                if self.take(|&c| c == b'0') {
-                    if self.take(u8::is_ascii_digit) {
-                        return Err(Syntax("number with a leading zero"));
-                    }
-                } else {
-                    self.digits()?;
+                let int = self.i;
+                self.digits()?;
+                if self.s[int] == b'0' && self.i - int > 1 {
+                    return Err(Syntax("number with a leading zero"));
                 }
                 if self.take(|&c| c == b'.') {
                     self.digits()?;
