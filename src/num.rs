@@ -123,59 +123,54 @@ fn parse_v4(s: &[u8]) -> Option<[u8; 4]> {
 
 /// Parses an IPv6 address into its sixteen bytes, each group big-endian.
 fn parse_v6(s: &[u8]) -> Option<[u8; 16]> {
-    let mut g = [0u8; 16];
-    let mut n = 0;
-    let mut gap = None;
-    let mut rest = s;
-    if let Some(r) = rest.strip_prefix(b"::") {
-        gap = Some(0);
-        rest = r;
+    let mut head = [0u8; 16];
+    // A `::` stands for one or more zero groups between a head and a tail.
+    let Some(at) = s.windows(2).position(|w| w == b"::") else {
+        return (groups(s, &mut head, true)? == 16).then_some(head);
+    };
+    let mut tail = [0u8; 16];
+    let n = groups(&s[..at], &mut head, false)?;
+    let m = groups(&s[at + 2..], &mut tail, true)?;
+    if n + m > 14 {
+        return None;
     }
-    while !rest.is_empty() {
-        let end = rest.iter().position(|&c| c == b':').unwrap_or(rest.len());
-        let part = &rest[..end];
-        rest = &rest[end..];
-        if rest.is_empty() && part.contains(&b'.') {
-            let v4 = parse_v4(part)?;
-            if n > 6 {
+    head[16 - m..].copy_from_slice(&tail[..m]);
+    Some(head)
+}
+
+/// Parses colon-separated hex groups (none if `s` is empty) into `out` and
+/// returns how many bytes they fill; when `last` (the text ends the address)
+/// the final group may be a dotted IPv4 address, worth two.
+fn groups(s: &[u8], out: &mut [u8; 16], last: bool) -> Option<usize> {
+    if s.is_empty() {
+        return Some(0);
+    }
+    let mut n = 0;
+    let mut v4 = false;
+    for part in pieces(s, b':') {
+        if v4 || n == 16 {
+            return None;
+        }
+        if part.contains(&b'.') {
+            if !last || n > 12 {
                 return None;
             }
-            g[2 * n..2 * n + 4].copy_from_slice(&v4);
-            n += 2;
-            break;
+            out[n..n + 4].copy_from_slice(&parse_v4(part)?);
+            n += 4;
+            v4 = true;
+            continue;
         }
-        if part.is_empty() || part.len() > 4 || n == 8 {
+        if part.is_empty() || part.len() > 4 {
             return None;
         }
         let mut v = 0u16;
         for &c in part {
             v = v << 4 | (c as char).to_digit(16)? as u16;
         }
-        g[2 * n..2 * n + 2].copy_from_slice(&v.to_be_bytes());
-        n += 1;
-        if let Some(r) = rest.strip_prefix(b"::") {
-            if gap.is_some() {
-                return None;
-            }
-            gap = Some(n);
-            rest = r;
-        } else if !rest.is_empty() {
-            rest = &rest[1..];
-            if rest.is_empty() {
-                return None;
-            }
-        }
+        out[n..n + 2].copy_from_slice(&v.to_be_bytes());
+        n += 2;
     }
-    match gap {
-        None if n == 8 => Some(g),
-        Some(at) if n < 8 => {
-            let tail = n - at;
-            g.copy_within(2 * at..2 * n, 16 - 2 * tail);
-            g[2 * at..16 - 2 * tail].fill(0);
-            Some(g)
-        }
-        _ => None,
-    }
+    Some(n)
 }
 
 /// A fixed buffer was too small for what had to go in it.
