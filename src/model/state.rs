@@ -352,13 +352,26 @@ fn entry(f: &Fields, missing: StateError) -> Result<Entry, StateError> {
     })
 }
 
-/// Reads an entry's object into `f`, skipping the members that are not entry fields.
-fn fields<'a>(r: &mut Reader<'a>, f: &mut Fields<'a>) -> Result<(), StateError> {
+/// Reads an entry's object into `f`, skipping the members that are not entry
+/// fields; at the top level (`top` given) `services` is read into `top`.
+fn fields<'a>(
+    r: &mut Reader<'a>,
+    f: &mut Fields<'a>,
+    mut top: Option<&mut State>,
+) -> Result<(), StateError> {
     let mut first = true;
+    let mut seen = false;
     r.open(b'{')?;
     while let Some(key) = r.next_key(&mut first)? {
-        if !f.take(r, key)? {
-            r.skip()?;
+        match top.as_deref_mut() {
+            Some(state) if json::is_key(key, b"services") => {
+                if core::mem::replace(&mut seen, true) {
+                    return Err(StateError(TWICE[FIELD_SERVICES], ""));
+                }
+                services(r, state)?;
+            }
+            _ if f.take(r, key)? => {}
+            _ => r.skip()?,
         }
     }
     Ok(())
@@ -387,7 +400,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
             v => return Err(wrong(FIELD_SERVICE, v)),
         }
         let mut f = Fields::default();
-        fields(r, &mut f)?;
+        fields(r, &mut f, None)?;
         let e = entry(&f, StateError::SERVICE_STATUS)?;
         let mut n = Name::new();
         // check_name bounded the length and the bytes, so this cannot fail.
@@ -410,19 +423,7 @@ pub fn parse(bytes: &[u8]) -> Result<State, StateError> {
     let mut state = State::default();
     let mut top = Fields::default();
     let mut r = Reader::new(bytes);
-    let mut seen = false;
-    let mut first = true;
-    r.open(b'{')?;
-    while let Some(key) = r.next_key(&mut first)? {
-        if json::is_key(key, b"services") {
-            if core::mem::replace(&mut seen, true) {
-                return Err(StateError(TWICE[FIELD_SERVICES], ""));
-            }
-            services(&mut r, &mut state)?;
-        } else if !top.take(&mut r, key)? {
-            r.skip()?;
-        }
-    }
+    fields(&mut r, &mut top, Some(&mut state))?;
     r.end()?;
     match entry(&top, StateError::MISSING_STATUS) {
         Ok(e) => state.top = Some(e),
