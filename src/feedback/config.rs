@@ -22,6 +22,7 @@ use super::curve::{Curve, Shape};
 use super::metrics::parse_decimal;
 use crate::model::json::{Reader, Token};
 use crate::model::state::{check_name, Name};
+use crate::num::pieces;
 
 /// The largest configuration file accepted, in bytes.
 pub const CONFIG_MAX: usize = 8192;
@@ -55,8 +56,8 @@ pub enum Metric {
 
 impl Metric {
     /// Names the metric as the configuration spells it.
-    pub fn name(self) -> &'static str {
-        METRIC_NAMES[self as usize]
+    pub fn name(self) -> &'static [u8] {
+        nth(METRIC_NAMES, self as usize)
     }
 }
 
@@ -198,27 +199,14 @@ impl ConfigError {
 }
 
 /// The fields a rule may have, in the order `Parser::vals` stores them.
-const RULE_FIELDS: [&str; 19] = [
-    "metric",
-    "name",
-    "service",
-    "path",
-    "url",
-    "field",
-    "timeout_ms",
-    "stale_ms",
-    "stale",
-    "decimals",
-    "curve",
-    "low",
-    "limit",
-    "min_weight",
-    "max_weight",
-    "enter",
-    "leave",
-    "hold_ms",
-    "smooth_ms",
-];
+///
+/// This and the other word lists below are one string of space-separated
+/// words rather than arrays of `&str`: an array stores a pointer and a length
+/// for every word.
+const RULE_FIELDS: &str = "metric name service path url field timeout_ms stale_ms stale \
+    decimals curve low limit min_weight max_weight enter leave hold_ms smooth_ms";
+/// How many words `RULE_FIELDS` has.
+const RULE_FIELD_COUNT: usize = F::SmoothMs as usize + 1;
 
 /// Indexes into `RULE_FIELDS`.
 #[derive(Clone, Copy)]
@@ -253,17 +241,17 @@ const METRICS: [Metric; 5] = [
     Metric::Http,
 ];
 /// The metrics' names as the configuration spells them.
-const METRIC_NAMES: [&str; 5] = ["cpu", "load", "mem", "file", "http"];
+const METRIC_NAMES: &str = "cpu load mem file http";
 /// The `stale` values, in the order of `STALE_NAMES`.
 const STALES: [Stale; 4] = [Stale::Down, Stale::Keep, Stale::Ignore, Stale::Min];
 /// The `stale` values as the configuration spells them.
-const STALE_NAMES: [&str; 4] = ["down", "keep", "ignore", "min"];
+const STALE_NAMES: &str = "down keep ignore min";
 /// The curve shapes, in the order of `SHAPE_NAMES`.
 const SHAPES: [Shape; 2] = [Shape::Linear, Shape::FirstOrder];
 /// The curve shapes as the configuration spells them.
-const SHAPE_NAMES: [&str; 2] = ["linear", "first-order"];
+const SHAPE_NAMES: &str = "linear first-order";
 /// The top-level fields.
-const TOP_FIELDS: [&str; 2] = ["interval_ms", "rules"];
+const TOP_FIELDS: &str = "interval_ms rules";
 
 /// Makes a rule with every field at its default, for `check_rule` to fill in
 /// (built field by field: a `const` would be a 600-byte copy from rodata).
@@ -282,9 +270,30 @@ fn blank_rule() -> Rule {
     }
 }
 
-/// Finds `s` among `words`.
-fn find(words: &[&str], s: &[u8]) -> Option<usize> {
-    words.iter().position(|w| w.as_bytes() == s)
+/// Finds `s` among the space-separated `words` and returns its index.
+fn find(words: &str, s: &[u8]) -> Option<usize> {
+    pieces(words.as_bytes(), b' ').position(|w| w == s)
+}
+
+/// Counts the space-separated words of a list, for the checks below.
+const fn word_count(words: &str) -> usize {
+    let (b, mut i, mut n) = (words.as_bytes(), 0, 1);
+    while i < b.len() {
+        n += (b[i] == b' ') as usize;
+        i += 1;
+    }
+    n
+}
+
+// Each list has a word for every value it stands for.
+const _: () = assert!(word_count(RULE_FIELDS) == RULE_FIELD_COUNT);
+const _: () = assert!(word_count(METRIC_NAMES) == METRICS.len());
+const _: () = assert!(word_count(STALE_NAMES) == STALES.len());
+const _: () = assert!(word_count(SHAPE_NAMES) == SHAPES.len());
+
+/// Returns word `i` of the space-separated `words` (empty past the last).
+fn nth(words: &str, i: usize) -> &[u8] {
+    pieces(words.as_bytes(), b' ').nth(i).unwrap_or_default()
 }
 
 /// Reads a whole number in `lo..=hi` from a token.
@@ -320,7 +329,7 @@ struct Parser<'a> {
     /// The index of the rule being read, if any.
     rule: Option<u8>,
     /// The rule's fields as written, before they are checked.
-    vals: [Option<Token<'a>>; RULE_FIELDS.len()],
+    vals: [Option<Token<'a>>; RULE_FIELD_COUNT],
     /// The decimal places values are read with.
     decimals: u8,
     /// The field found wrong, as written, and what is wrong with it.
@@ -340,7 +349,7 @@ impl<'a> Parser<'a> {
     #[cold]
     #[inline(never)]
     fn fail_at(&mut self, i: usize, what: &'static str) -> Stop {
-        self.record(RULE_FIELDS[i].as_bytes(), what)
+        self.record(nth(RULE_FIELDS, i), what)
     }
 
     /// Records that field `f` is wrong.
@@ -358,7 +367,7 @@ impl<'a> Parser<'a> {
         self.r.open(b'{').map_err(|e| self.record(b"", e.0))?;
         while let Some(key) = self.next_key(&mut first)? {
             // A syntax error inside a known field's value names the field.
-            match find(&TOP_FIELDS, key) {
+            match find(TOP_FIELDS, key) {
                 Some(0) => {
                     let t = self.r.token().map_err(|e| self.record(key, e.0))?;
                     cfg.interval_ms = bounded(t, 100, 3_600_000).ok_or_else(|| {
@@ -406,10 +415,10 @@ impl<'a> Parser<'a> {
     fn read_rule(&mut self, rule: &mut Rule) -> Result<(), Stop> {
         self.r.open(b'{').map_err(|e| self.record(b"", e.0))?;
         let start = self.r.pos();
-        self.vals = [None; RULE_FIELDS.len()];
+        self.vals = [None; RULE_FIELD_COUNT];
         let mut first = true;
         while let Some(key) = self.next_key(&mut first)? {
-            let Some(i) = find(&RULE_FIELDS, key) else {
+            let Some(i) = find(RULE_FIELDS, key) else {
                 return Err(self.record(
                     key,
                     "unknown field (expected a rule key, e.g. metric, curve, limit)",
@@ -451,7 +460,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads a string field that must be one of `words`, as an index into them.
-    fn word(&mut self, f: F, words: &[&str], what: &'static str) -> Result<Option<usize>, Stop> {
+    fn word(&mut self, f: F, words: &str, what: &'static str) -> Result<Option<usize>, Stop> {
         match self.str(f)? {
             None => Ok(None),
             Some(s) => match find(words, s) {
@@ -517,7 +526,7 @@ pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
     let mut p = Parser {
         r: Reader::new(bytes),
         rule: None,
-        vals: [None; RULE_FIELDS.len()],
+        vals: [None; RULE_FIELD_COUNT],
         decimals: 0,
         bad: (b"", "file larger than 8192 bytes"),
     };
@@ -535,7 +544,7 @@ pub fn parse_into(bytes: &[u8], cfg: &mut Config) -> Result<(), ConfigError> {
 fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let metric = match p.word(
         F::Metric,
-        &METRIC_NAMES,
+        METRIC_NAMES,
         "must be cpu, load, mem, file or http",
     )? {
         Some(i) => METRICS[i],
@@ -545,7 +554,7 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let name = match p.str(F::Name)? {
         Some(n) if n.len() <= RULE_NAME_MAX && check_name(n).is_ok() => n,
         Some(_) => return Err(p.fail(F::Name, "must be 1 to 16 of [A-Za-z0-9_.-]")),
-        None => metric.name().as_bytes(),
+        None => metric.name(),
     };
     copy(rule.name.as_mut_view(), name, false);
     if let Some(s) = p.str(F::Service)? {
@@ -589,7 +598,7 @@ fn check_rule(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
     let limit = p.value(F::Limit)?;
     let min_w = p.int(F::MinWeight, 0, 100, 1, "must be 0 to 100")?;
     let max_w = p.int(F::MaxWeight, 1, 100, 100, "must be 1 to 100")?;
-    match p.word(F::Curve, &SHAPE_NAMES, "must be linear or first-order")? {
+    match p.word(F::Curve, SHAPE_NAMES, "must be linear or first-order")? {
         None => p.none_of(
             F::Low,
             F::MaxWeight,
@@ -679,7 +688,7 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         Some(_) => return Err(p.fail(F::Field, "must be 1 to 32 ASCII bytes")),
         None => {}
     }
-    if let Some(i) = p.word(F::Stale, &STALE_NAMES, "must be down, keep, ignore or min")? {
+    if let Some(i) = p.word(F::Stale, STALE_NAMES, "must be down, keep, ignore or min")? {
         h.stale = STALES[i];
     }
     h.timeout_ms = p.int(F::TimeoutMs, 1, 60_000, 1000, "must be 1 to 60000")?;

@@ -60,10 +60,14 @@ pub fn split_once(s: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
     }
 }
 
-/// Splits a line into its space-separated words.
-fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|&c| c == b' ' || c == b'\t')
-        .filter(|w| !w.is_empty())
+/// Takes the next word (separated by spaces or tabs) off the front of `line`.
+fn next_word<'a>(line: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let blank = |c: &u8| *c == b' ' || *c == b'\t';
+    let start = line.iter().position(|c| !blank(c))?;
+    let rest = &line[start..];
+    let (word, after) = rest.split_at(rest.iter().position(blank).unwrap_or(rest.len()));
+    *line = after;
+    Some(word)
 }
 
 /// Reads the aggregate `cpu` line of `/proc/stat`.
@@ -71,12 +75,15 @@ fn words(line: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Busy is user + nice + system + irq + softirq + steal; idle and iowait are
 /// not busy. Guest time is already inside user and nice, so it is not added.
 pub fn parse_stat(text: &[u8]) -> Option<CpuTimes> {
-    let mut w = words(split_once(text, b'\n').0);
-    if w.next()? != b"cpu" {
+    let mut line = split_once(text, b'\n').0;
+    if next_word(&mut line)? != b"cpu" {
         return None;
     }
     let (mut total, mut idle, mut n) = (0u32, 0u32, 0);
-    for word in w.take(8) {
+    while n < 8 {
+        let Some(word) = next_word(&mut line) else {
+            break;
+        };
         let (v, _) = digits(word)?;
         total = total.wrapping_add(v);
         if n == 3 || n == 4 {
@@ -106,7 +113,7 @@ pub fn cpu_busy_pct(prev: CpuTimes, cur: CpuTimes) -> Option<u32> {
 
 /// Reads the 1-minute load average of `/proc/loadavg` in hundredths.
 pub fn parse_loadavg(text: &[u8]) -> Option<u32> {
-    let first = words(split_once(text, b'\n').0).next()?;
+    let first = next_word(&mut split_once(text, b'\n').0)?;
     parse_decimal(first, 2)
 }
 
@@ -140,12 +147,13 @@ pub fn parse_meminfo(text: &[u8]) -> Option<u32> {
     const KEYS: [&[u8]; 2] = [b"MemTotal:", b"MemAvailable:"];
     let mut kb = [None; 2];
     for line in pieces(text, b'\n') {
-        let mut w = words(line);
-        let Some(i) = w.next().and_then(|k| KEYS.iter().position(|&key| key == k)) else {
+        let mut line = line;
+        let Some(i) = next_word(&mut line).and_then(|k| KEYS.iter().position(|&key| key == k))
+        else {
             continue;
         };
         // Above 4 TiB in kB: u32::MAX, the ratio is what matters.
-        let (v, over) = digits(w.next()?)?;
+        let (v, over) = digits(next_word(&mut line)?)?;
         kb[i] = Some(if over { u32::MAX } else { v });
         if kb[0].is_some() && kb[1].is_some() {
             break;

@@ -432,12 +432,14 @@ impl Feedback {
             }
             down = down.or(say.down);
         }
-        // Only the reason kept is copied.
-        Verdict {
-            weight_pct: weight.min(Verdict::none().weight_pct),
-            min_weight: min,
-            down: down.cloned().unwrap_or_default(),
+        let mut v = Verdict::none();
+        v.weight_pct = weight.min(v.weight_pct);
+        v.min_weight = min;
+        // Only the reason kept is copied, into the verdict's own buffer.
+        if let Some(r) = down {
+            let _ = v.down.push_str(r);
         }
+        v
     }
 }
 
