@@ -93,6 +93,18 @@ pub fn send(fd: &Fd, buf: &[u8]) -> Result<usize, Errno> {
     socket::send(fd.as_raw_fd(), buf, MsgFlags::MSG_NOSIGNAL)
 }
 
+/// Sends the last bytes of a connection, which is closed or shut down for
+/// writing right after: MSG_MORE holds them until then, so the reply and the
+/// FIN leave in one segment and wake the peer once.
+pub fn send_last(fd: &Fd, buf: &[u8]) -> Result<usize, Errno> {
+    socket::send(
+        fd.as_raw_fd(),
+        buf,
+        // nix names no MSG_MORE.
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::from_bits_retain(libc::MSG_MORE),
+    )
+}
+
 /// Reads what has arrived, without waiting; 0 means the peer closed.
 pub fn recv(fd: &Fd, buf: &mut [u8]) -> Result<usize, Errno> {
     socket::recv(fd.as_raw_fd(), buf, MsgFlags::MSG_DONTWAIT)

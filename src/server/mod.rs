@@ -627,7 +627,7 @@ impl<'a> Server<'a> {
                 http::respond(&mut out, head, path, &self.agent, &self.counters)
             }
         };
-        let sent = os::send(&c.fd, reply);
+        let sent = os::send_last(&c.fd, reply);
         // A client whose bytes end what it says (a line for HAProxy's
         // agent-send, an empty line for an HTTP request head) has said all
         // it will, and the last read did not fill the buffer, so nothing is
