@@ -110,7 +110,7 @@ struct RateLimit {
 
 impl RateLimit {
     /// Sends `l`, ended with `before` and the count of lines skipped, unless one was sent in the last 10 s.
-    fn send(&mut self, now: Instant, l: log::Line, before: &str) {
+    fn send(&mut self, now: Instant, l: &mut log::Line, before: &str) {
         match self.last {
             Some(t) if now.since(t) < 10_000 => self.skipped += 1,
             _ => {
@@ -512,9 +512,8 @@ impl<'a> Server<'a> {
             }
             Err(e) => {
                 self.counters.persist_errors += 1;
-                let l = e.line(self.state_file);
                 let before = " (still serving the new state; retrying; ";
-                self.persist_log.send(now, l, before);
+                self.persist_log.send(now, &mut e.line(self.state_file), before);
                 self.persist_at = Some(now + PERSIST_RETRY_MS);
             }
         }
@@ -688,8 +687,8 @@ impl<'a> Server<'a> {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
                     self.counters.refused += 1;
                     let now = self.now();
-                    let l = log::info().s("refused a probe from ").b(&ip_text(ip));
-                    self.refuse_log.send(now, l, " (");
+                    let l = &mut log::info();
+                    self.refuse_log.send(now, l.s("refused a probe from ").b(&ip_text(ip)), " (");
                     return;
                 }
                 // Room is made (by closing or answering the connection that
@@ -723,8 +722,8 @@ impl<'a> Server<'a> {
                 // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can, or pause briefly.
                 self.counters.accept_errors += 1;
                 let now = self.now();
-                let l = log::error().s("accept: ").errno(e);
-                self.accept_log.send(now, l, " (pausing accepts; ");
+                let l = &mut log::error();
+                self.accept_log.send(now, l.s("accept: ").errno(e), " (pausing accepts; ");
                 if self.evict_one().is_none() {
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE_MS);
                 }
