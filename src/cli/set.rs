@@ -134,8 +134,7 @@ fn signal(pid_file: &Path) -> i32 {
             Err(e) => l.s("SIGHUP to ").u(pid).s(": ").errno(e),
         },
         Err(why) => {
-            l.s("pid file ")
-                .b(pid_file.as_os_str().as_encoded_bytes());
+            l.s("pid file ").b(pid_file.as_os_str().as_encoded_bytes());
             match why {
                 NotAgent::Unreadable(e) => l.s(": ").errno(e),
                 NotAgent::Stale => l.s(": no agent holds it (stale)"),

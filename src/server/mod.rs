@@ -513,7 +513,8 @@ impl<'a> Server<'a> {
             Err(e) => {
                 self.counters.persist_errors += 1;
                 let before = " (still serving the new state; retrying; ";
-                self.persist_log.send(now, &mut e.line(self.state_file), before);
+                self.persist_log
+                    .send(now, &mut e.line(self.state_file), before);
                 self.persist_at = Some(now + PERSIST_RETRY_MS);
             }
         }
@@ -688,7 +689,8 @@ impl<'a> Server<'a> {
                     self.counters.refused += 1;
                     let now = self.now();
                     let l = &mut log::info();
-                    self.refuse_log.send(now, l.s("refused a probe from ").b(&ip_text(ip)), " (");
+                    self.refuse_log
+                        .send(now, l.s("refused a probe from ").b(&ip_text(ip)), " (");
                     return;
                 }
                 // Room is made (by closing or answering the connection that
@@ -723,7 +725,8 @@ impl<'a> Server<'a> {
                 self.counters.accept_errors += 1;
                 let now = self.now();
                 let l = &mut log::error();
-                self.accept_log.send(now, l.s("accept: ").errno(e), " (pausing accepts; ");
+                self.accept_log
+                    .send(now, l.s("accept: ").errno(e), " (pausing accepts; ");
                 if self.evict_one().is_none() {
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE_MS);
                 }
