@@ -136,7 +136,8 @@ pub struct Server<'a> {
     seen: persist::Seen,
     /// How many writes in a row found the directory locked.
     busy: u8,
-    read_buf: Box<[u8; crate::model::state::FILE_MAX + 1]>,
+    /// Room for the state file as read, and scratch space when writing it.
+    read_buf: [u8; crate::model::state::FILE_MAX + 1],
     allow: &'a crate::server::allow::AllowList,
     wait_ms: u32,
     timeout_ms: u32,
@@ -194,22 +195,12 @@ impl<'a> Server<'a> {
         let slots = cfg.slots as usize;
         let mut conns = Vec::new();
         let mut pfds = Vec::new();
-        let mut read_buf = Vec::new();
-        let short = fail("allocating the connection slots");
         if conns.try_reserve_exact(slots).is_err()
             || pfds.try_reserve_exact(slots + 3 + FEEDBACK_FDS).is_err()
-            || read_buf
-                .try_reserve_exact(crate::model::state::FILE_MAX + 1)
-                .is_err()
         {
-            return Err(short(Errno::ENOMEM));
+            return Err(fail("allocating the connection slots")(Errno::ENOMEM));
         }
         conns.resize_with(slots, || None);
-        read_buf.resize(crate::model::state::FILE_MAX + 1, 0);
-        // The length is right: the conversion cannot fail.
-        let Ok(read_buf) = read_buf.into_boxed_slice().try_into() else {
-            return Err(short(Errno::ENOMEM));
-        };
         Ok(Server {
             listener,
             http,
@@ -219,7 +210,7 @@ impl<'a> Server<'a> {
             place: None,
             seen: persist::Seen::default(),
             busy: 0,
-            read_buf,
+            read_buf: [0; crate::model::state::FILE_MAX + 1],
             allow: cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
