@@ -36,18 +36,19 @@ pub fn set_v6_only(fd: &Fd, only: bool) -> Result<(), Errno> {
 
 /// Binds `fd` to `ip`:`port`.
 pub fn bind(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    socket::bind(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(SocketAddr::new(ip, port)),
-    )
+    socket::bind(fd.as_raw_fd(), &sockaddr(ip, port))
 }
 
 /// Starts connecting `fd` to `ip`:`port`; `EINPROGRESS` while a non-blocking connect runs.
 pub fn connect(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    socket::connect(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(SocketAddr::new(ip, port)),
-    )
+    socket::connect(fd.as_raw_fd(), &sockaddr(ip, port))
+}
+
+/// The address `ip`:`port` as bind(2) and connect(2) take it, built in one
+/// place rather than in each of them.
+#[inline(never)]
+fn sockaddr(ip: IpAddr, port: u16) -> SockaddrStorage {
+    SockaddrStorage::from(SocketAddr::new(ip, port))
 }
 
 /// Starts listening on `fd`, with room for as many connections not yet
