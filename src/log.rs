@@ -76,6 +76,10 @@ const PREFIX_MAX: usize = 22;
 const TEXT_MAX: usize = 256;
 
 /// One log line under construction, already holding its prefix.
+///
+/// Its methods append in place and return the line, so that a chain such as
+/// `log::info().s("x").u(1).send()` builds it in one stack slot, never
+/// copying it.
 pub struct Line {
     /// The prefix, the text, and room for stderr's newline.
     buf: heapless::Vec<u8, { PREFIX_MAX + TEXT_MAX + 1 }>,
@@ -116,93 +120,66 @@ impl Line {
             // RFC 3164 without a timestamp (syslogd adds it): facility daemon (3).
             // `<27>heft[`, `<30>heft[` or `<31>heft[` by level: one string
             // sliced (a match over three arrays is larger on MIPS).
-            l.put(&b"<27>heft[<30>heft[<31>heft["[level as usize * 9..][..9]);
-            l.put_u32(PID.load(Ordering::Relaxed) as u32);
-            l.put(b"]: ");
+            l.b(&b"<27>heft[<30>heft[<31>heft["[level as usize * 9..][..9])
+                .u(PID.load(Ordering::Relaxed) as u32)
+                .s("]: ");
         } else {
-            l.put(b"heft: ");
+            l.s("heft: ");
         }
         l.end = l.buf.len() + TEXT_MAX;
         if level == Level::Error {
-            l.put(b"error: ");
+            l.s("error: ");
         }
         l
     }
 
     /// Appends text.
     #[inline(always)]
-    pub fn s(self, s: &str) -> Line {
+    pub fn s(&mut self, s: &str) -> &mut Line {
         self.b(s.as_bytes())
     }
 
     /// Appends bytes, replacing anything that is not printable ASCII by `?`.
-    ///
-    /// Inlined into a call to `put`: the line then stays in its caller's
-    /// stack slot instead of being copied (about 300 bytes) at every step.
-    #[inline(always)]
-    pub fn b(mut self, s: &[u8]) -> Line {
-        self.put(s);
-        self
-    }
-
-    /// Appends bytes in place, as `b` does.
     #[inline(never)]
-    fn put(&mut self, s: &[u8]) {
+    pub fn b(&mut self, s: &[u8]) -> &mut Line {
         for &c in s {
             let c = if (0x20..0x7f).contains(&c) { c } else { b'?' };
             if self.buf.len() == self.end {
                 // Cut: the last three bytes of text become `...`.
                 self.buf.truncate(self.end - 3);
-                self.put(b"...");
-                break;
+                return self.b(b"...");
             }
             let _ = self.buf.push(c);
         }
-    }
-
-    /// Appends a number in decimal.
-    #[inline(always)]
-    pub fn u(mut self, n: u32) -> Line {
-        self.put_u32(n);
         self
     }
 
-    /// Appends a number in place, as `u` does.
+    /// Appends a number in decimal.
     #[inline(never)]
-    fn put_u32(&mut self, n: u32) {
-        let mut d = [0u8; 10];
-        self.put(num::fmt_u32(n, &mut d));
+    pub fn u(&mut self, n: u32) -> &mut Line {
+        self.b(num::fmt_u32(n, &mut [0; 10]))
     }
 
     /// Appends an OS error as its name and number, e.g. `EACCES (13)`, or
     /// `errno (123)` when heft has no name for it.
-    #[inline(always)]
-    pub fn errno(mut self, e: nix::errno::Errno) -> Line {
-        self.put_errno(e);
-        self
-    }
-
-    /// Appends an OS error in place, as `errno` does.
     #[inline(never)]
-    fn put_errno(&mut self, e: nix::errno::Errno) {
-        self.put(os::errno_name(e).unwrap_or("errno").as_bytes());
-        self.put(b" (");
-        self.put_u32(e as i32 as u32);
-        self.put(b")");
+    pub fn errno(&mut self, e: nix::errno::Errno) -> &mut Line {
+        self.s(os::errno_name(e).unwrap_or("errno"))
+            .s(" (")
+            .u(e as i32 as u32)
+            .s(")")
     }
 
     /// Writes the line if its level is enabled, with a newline on stderr,
     /// in one write(2) or one datagram if its reader takes it in time; it
     /// ends saying how many lines before it were dropped, if any were.
-    pub fn send(mut self) {
+    pub fn send(&mut self) {
         if !enabled(self.level) {
             return;
         }
         let unsaid = UNSAID.load(Ordering::Relaxed);
         if unsaid != 0 {
-            self.put(b" (");
-            self.put_u32(unsaid);
-            self.put(b" log lines dropped before)");
+            self.s(" (").u(unsaid).s(" log lines dropped before)");
         }
         let stderr = std::io::stderr();
         let fd = self.fd.unwrap_or_else(|| {

@@ -42,9 +42,8 @@ pub fn run(s: &Set) -> i32 {
             // Missing or invalid: replaced by what set is told. Anything
             // else (not a regular file, not readable) is left alone.
             let new = matches!(e, LoadError::Invalid(_) | LoadError::Io(Errno::ENOENT));
-            let l = if new { log::info() } else { log::error() };
-            let l = l
-                .s("state file ")
+            let l = &mut if new { log::info() } else { log::error() };
+            l.s("state file ")
                 .b(path.as_os_str().as_encoded_bytes())
                 .s(": ")
                 .s(&why);
@@ -125,18 +124,17 @@ pub fn apply(state: &mut State, s: &Set) -> bool {
 
 /// Sends SIGHUP to the agent serving `pid_file`; returns the exit code (0 sent, 1 not).
 fn signal(pid_file: &Path) -> i32 {
-    let l = match persist::agent_pid(pid_file) {
+    let l = &mut log::error();
+    match persist::agent_pid(pid_file) {
         Ok(pid) => match crate::os::kill(pid as i32, libc::SIGHUP) {
             Ok(()) => {
                 log::info().s("sent SIGHUP to ").u(pid).send();
                 return 0;
             }
-            Err(e) => log::error().s("SIGHUP to ").u(pid).s(": ").errno(e),
+            Err(e) => l.s("SIGHUP to ").u(pid).s(": ").errno(e),
         },
         Err(why) => {
-            let l = log::error()
-                .s("pid file ")
-                .b(pid_file.as_os_str().as_encoded_bytes());
+            l.s("pid file ").b(pid_file.as_os_str().as_encoded_bytes());
             match why {
                 NotAgent::Unreadable(e) => l.s(": ").errno(e),
                 NotAgent::Stale => l.s(": no agent holds it (stale)"),

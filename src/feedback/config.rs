@@ -181,18 +181,18 @@ impl ConfigError {
     }
 
     /// Appends `rules[N].field: what` to a log line.
-    pub fn describe(&self, mut l: crate::log::Line) -> crate::log::Line {
+    pub fn describe<'l>(&self, l: &'l mut crate::log::Line) -> &'l mut crate::log::Line {
         if let Some(i) = self.rule {
-            l = l.s("rules[").u(i as u32).s("]");
+            l.s("rules[").u(i as u32).s("]");
             if !self.field.is_empty() {
-                l = l.s(".");
+                l.s(".");
             }
         }
         if !self.field.is_empty() {
-            l = l.s(&self.field);
+            l.s(&self.field);
         }
         if self.rule.is_some() || !self.field.is_empty() {
-            l = l.s(": ");
+            l.s(": ");
         }
         l.s(self.what)
     }
@@ -961,7 +961,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.rule, Some(0));
         // describe() is exercised through the binary's start-up test.
-        let _ = e.describe(crate::log::error());
+        let _ = e.describe(&mut crate::log::error());
     }
 
     #[test]

@@ -47,14 +47,13 @@ pub enum LoadError {
 impl LoadError {
     /// Starts an error line about the configuration at `path` that describes the error.
     pub fn describe(&self, path: &Path) -> log::Line {
-        let l = log::error()
-            .s("feedback ")
-            .b(path.as_os_str().as_bytes())
-            .s(": ");
+        let mut l = log::error();
+        l.s("feedback ").b(path.as_os_str().as_bytes()).s(": ");
         match self {
             LoadError::Io(e) => l.s("unreadable: ").errno(*e),
-            LoadError::Invalid(e) => e.describe(l),
-        }
+            LoadError::Invalid(e) => e.describe(&mut l),
+        };
+        l
     }
 }
 
@@ -341,10 +340,10 @@ impl Feedback {
                 log_change(rule, st, change);
                 if log::enabled(log::Level::Debug) {
                     let say = st.say(rule, now);
-                    let l = log::debug().s("sample ").s(&rule.name).s(" ");
-                    let mut l = with_value(l, v, rule.decimals);
+                    let l = &mut log::debug();
+                    with_value(l.s("sample ").s(&rule.name).s(" "), v, rule.decimals);
                     if rule.smooth_ms > 0 {
-                        l = with_value(l.s(" smoothed "), st.value.unwrap_or(0), rule.decimals);
+                        with_value(l.s(" smoothed "), st.value.unwrap_or(0), rule.decimals);
                     }
                     l.s(" weight ").u(say.weight as u32).s("%").send();
                 }
@@ -353,11 +352,8 @@ impl Feedback {
             Read::Failed => {
                 st.lose_value();
                 if !core::mem::replace(&mut st.failed, true) {
-                    let l = log::error()
-                        .s("feedback: ")
-                        .s(&rule.name)
-                        .s(": cannot read ");
-                    // Picks the words first: arms that each built the line would copy it.
+                    let l = &mut log::error();
+                    l.s("feedback: ").s(&rule.name).s(": cannot read ");
                     let (what, path) = match SYSTEM_FILES.get(rule.metric as usize) {
                         Some(file) => (*file, ""),
                         None => ("a number from ", rule.path.as_str()),
@@ -464,10 +460,7 @@ fn outcome_reason(rule: &Rule, o: Outcome) -> Reason {
 }
 
 /// Appends a value with `decimals` decimal places to a log line.
-///
-/// Inlined: out of line, the line it takes and returns is copied both ways.
-#[inline(always)]
-fn with_value(l: log::Line, v: u32, decimals: u8) -> log::Line {
+fn with_value(l: &mut log::Line, v: u32, decimals: u8) -> &mut log::Line {
     l.b(metrics::value_text(v, decimals, &mut [0; 14]))
 }
 
@@ -484,10 +477,8 @@ fn log_change(rule: &Rule, st: &RuleState, change: Option<Change>) {
         // healthy: the trip's reason is what the rule says.
         (Some(Change::Tripped), _) => note(&st.trip_reason, ": down"),
         (Some(Change::Cleared), Some(th)) => {
-            let l = log::info()
-                .s("feedback: ")
-                .s(&rule.name)
-                .s(" cleared (below ");
+            let l = &mut log::info();
+            l.s("feedback: ").s(&rule.name).s(" cleared (below ");
             with_value(l, th.leave, rule.decimals)
                 .s(" for ")
                 .u(th.hold_ms)

@@ -258,15 +258,15 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
 
 /// Logs an entry that changed and why.
 fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
-    let mut l = log::info()
-        .s("state: ")
+    let l = &mut log::info();
+    l.s("state: ")
         .s(name.map_or("", |n| n.as_str()))
         .s(&" "[name.is_none() as usize..])
         .s(e.status.name())
         .s(" weight ")
         .u(e.weight as u32);
     if let Some(m) = e.maxconn {
-        l = l.s(" maxconn ").u(m as u32);
+        l.s(" maxconn ").u(m as u32);
     }
     // An empty reason is left out with its quotes.
     let quotes = if e.reason.is_empty() {

@@ -82,8 +82,14 @@ pub fn write_within(fd: BorrowedFd, bytes: &[u8], wait_ms: i32) -> bool {
 }
 
 /// Writes all of `buf` to standard output; false if it could not.
+///
+/// Straight to descriptor 1: std's `Stdout` would bring its lazily
+/// allocated buffer and the flush at exit, which heft never needs.
 pub fn write_stdout(buf: &[u8]) -> bool {
-    write_all(std::io::stdout().as_fd(), buf).is_ok()
+    // SAFETY: descriptor 1 stays open for the whole process (std's start-up
+    // opens /dev/null there if it was closed) and heft never closes it.
+    let fd = unsafe { BorrowedFd::borrow_raw(libc::STDOUT_FILENO) };
+    write_all(fd, buf).is_ok()
 }
 
 /// Waits for events on `fds` for at most `timeout_ms` (-1: forever).

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    self, sockopt, AddressFamily, Backlog, MsgFlags, Shutdown, SockFlag, SockType, SockaddrLike,
-    SockaddrStorage, UnixAddr,
+    self, sockopt, AddressFamily, Backlog, MsgFlags, Shutdown, SockFlag, SockType, SockaddrStorage,
+    UnixAddr,
 };
 
 use super::Fd;
@@ -36,18 +36,19 @@ pub fn set_v6_only(fd: &Fd, only: bool) -> Result<(), Errno> {
 
 /// Binds `fd` to `ip`:`port`.
 pub fn bind(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    socket::bind(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(SocketAddr::new(ip, port)),
-    )
+    socket::bind(fd.as_raw_fd(), &sockaddr(ip, port))
 }
 
 /// Starts connecting `fd` to `ip`:`port`; `EINPROGRESS` while a non-blocking connect runs.
 pub fn connect(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    socket::connect(
-        fd.as_raw_fd(),
-        &SockaddrStorage::from(SocketAddr::new(ip, port)),
-    )
+    socket::connect(fd.as_raw_fd(), &sockaddr(ip, port))
+}
+
+/// The address `ip`:`port` as bind(2) and connect(2) take it, built in one
+/// place rather than in each of them.
+#[inline(never)]
+fn sockaddr(ip: IpAddr, port: u16) -> SockaddrStorage {
+    SockaddrStorage::from(SocketAddr::new(ip, port))
 }
 
 /// Starts listening on `fd`, with room for as many connections not yet
@@ -71,13 +72,27 @@ pub fn accept(listener: &Fd) -> Result<(Fd, Option<IpAddr>), Errno> {
     let raw = Errno::result(unsafe { libc::accept4(listener.as_raw_fd(), p, &mut len, flags) })?;
     // SAFETY: accept4 just returned this descriptor; nothing else owns it.
     let fd = unsafe { Fd::from_raw_fd(raw) };
-    // SAFETY: accept4 wrote an address of `len` bytes (at most the buffer's size) to `addr`.
-    let peer = unsafe { SockaddrStorage::from_raw(p, Some(len)) }.and_then(|a| {
-        a.as_sockaddr_in()
-            .map(|a| IpAddr::V4(a.ip()))
-            .or_else(|| a.as_sockaddr_in6().map(|a| IpAddr::V6(a.ip())))
-    });
-    Ok((fd, peer))
+    Ok((fd, peer_ip(&addr, len as usize)))
+}
+
+/// Reads the IP address out of a peer address of `len` bytes that the
+/// kernel wrote; none if it is not a whole IPv4 or IPv6 address.
+fn peer_ip(addr: &libc::sockaddr_storage, len: usize) -> Option<IpAddr> {
+    let p: *const libc::sockaddr_storage = addr;
+    match addr.ss_family as i32 {
+        libc::AF_INET if len >= core::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the kernel wrote a whole sockaddr_in there (family and
+            // length say so), and sockaddr_storage is aligned for any sockaddr.
+            let a = unsafe { &*p.cast::<libc::sockaddr_in>() };
+            Some(IpAddr::from(a.sin_addr.s_addr.to_ne_bytes()))
+        }
+        libc::AF_INET6 if len >= core::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for a whole sockaddr_in6.
+            let a = unsafe { &*p.cast::<libc::sockaddr_in6>() };
+            Some(IpAddr::from(a.sin6_addr.s6_addr))
+        }
+        _ => None,
+    }
 }
 
 /// Takes the error a non-blocking connect ended with (`SO_ERROR`); `Ok` if it connected.

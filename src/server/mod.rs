@@ -110,7 +110,7 @@ struct RateLimit {
 
 impl RateLimit {
     /// Sends `l`, ended with `before` and the count of lines skipped, unless one was sent in the last 10 s.
-    fn send(&mut self, now: Instant, l: log::Line, before: &str) {
+    fn send(&mut self, now: Instant, l: &mut log::Line, before: &str) {
         match self.last {
             Some(t) if now.since(t) < 10_000 => self.skipped += 1,
             _ => {
@@ -136,7 +136,8 @@ pub struct Server<'a> {
     seen: persist::Seen,
     /// How many writes in a row found the directory locked.
     busy: u8,
-    read_buf: Box<[u8; crate::model::state::FILE_MAX + 1]>,
+    /// Room for the state file as read, and scratch space when writing it.
+    read_buf: [u8; crate::model::state::FILE_MAX + 1],
     allow: &'a crate::server::allow::AllowList,
     wait_ms: u32,
     timeout_ms: u32,
@@ -194,22 +195,12 @@ impl<'a> Server<'a> {
         let slots = cfg.slots as usize;
         let mut conns = Vec::new();
         let mut pfds = Vec::new();
-        let mut read_buf = Vec::new();
-        let short = fail("allocating the connection slots");
         if conns.try_reserve_exact(slots).is_err()
             || pfds.try_reserve_exact(slots + 3 + FEEDBACK_FDS).is_err()
-            || read_buf
-                .try_reserve_exact(crate::model::state::FILE_MAX + 1)
-                .is_err()
         {
-            return Err(short(Errno::ENOMEM));
+            return Err(fail("allocating the connection slots")(Errno::ENOMEM));
         }
         conns.resize_with(slots, || None);
-        read_buf.resize(crate::model::state::FILE_MAX + 1, 0);
-        // The length is right: the conversion cannot fail.
-        let Ok(read_buf) = read_buf.into_boxed_slice().try_into() else {
-            return Err(short(Errno::ENOMEM));
-        };
         Ok(Server {
             listener,
             http,
@@ -219,7 +210,7 @@ impl<'a> Server<'a> {
             place: None,
             seen: persist::Seen::default(),
             busy: 0,
-            read_buf,
+            read_buf: [0; crate::model::state::FILE_MAX + 1],
             allow: cfg.allow,
             wait_ms: cfg.wait_ms,
             timeout_ms: cfg.timeout_ms,
@@ -512,9 +503,9 @@ impl<'a> Server<'a> {
             }
             Err(e) => {
                 self.counters.persist_errors += 1;
-                let l = e.line(self.state_file);
                 let before = " (still serving the new state; retrying; ";
-                self.persist_log.send(now, l, before);
+                self.persist_log
+                    .send(now, &mut e.line(self.state_file), before);
                 self.persist_at = Some(now + PERSIST_RETRY_MS);
             }
         }
@@ -688,8 +679,9 @@ impl<'a> Server<'a> {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
                     self.counters.refused += 1;
                     let now = self.now();
-                    let l = log::info().s("refused a probe from ").b(&ip_text(ip));
-                    self.refuse_log.send(now, l, " (");
+                    let l = &mut log::info();
+                    self.refuse_log
+                        .send(now, l.s("refused a probe from ").b(&ip_text(ip)), " (");
                     return;
                 }
                 // Room is made (by closing or answering the connection that
@@ -723,8 +715,9 @@ impl<'a> Server<'a> {
                 // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can, or pause briefly.
                 self.counters.accept_errors += 1;
                 let now = self.now();
-                let l = log::error().s("accept: ").errno(e);
-                self.accept_log.send(now, l, " (pausing accepts; ");
+                let l = &mut log::error();
+                self.accept_log
+                    .send(now, l.s("accept: ").errno(e), " (pausing accepts; ");
                 if self.evict_one().is_none() {
                     self.accept_paused_until = Some(now + ACCEPT_PAUSE_MS);
                 }

@@ -46,15 +46,15 @@ impl WriteError {
 
     /// Starts the error line `writing PATH: step[: errno]` for a failed write of `path`.
     pub fn line(self, path: &Path) -> log::Line {
-        let l = log::error()
-            .s("writing ")
+        let mut l = log::error();
+        l.s("writing ")
             .b(path.as_os_str().as_encoded_bytes())
             .s(": ")
             .s(self.0);
-        match self.1 {
-            Some(e) => l.s(": ").errno(e),
-            None => l,
+        if let Some(e) = self.1 {
+            l.s(": ").errno(e);
         }
+        l
     }
 }
 
