@@ -62,7 +62,8 @@ fn run() -> i32 {
             log::set_level(s.level);
             heft::cli::set::run(s)
         }
-        Ok(Command::Serve(s)) => serve(s),
+        Ok(Command::Check(c)) => serve(c, true),
+        Ok(Command::Serve(s)) => serve(s, false),
     }
 }
 
@@ -87,12 +88,18 @@ fn usage(u: &cli::Usage) -> i32 {
     USAGE
 }
 
-/// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
+/// Loads the feedback rules, binds and writes the pid file, then runs the
+/// agent; returns the exit code. With `check` (`heft check`), reads the state
+/// file and the rules as the agent would, and returns 0, or 100 if one is bad.
 #[inline(never)]
-fn serve(cfg: &Serve) -> i32 {
+fn serve(cfg: &Serve, check: bool) -> i32 {
     // Nothing heft runs gains privileges. Kernels before 3.5 lack it: go on.
     let _ = heft::os::ids::forbid_new_privs();
     log::set_level(cfg.level);
+    let code = match check && !server::check_state(&cfg.state_file, cfg.state_from) {
+        true => USAGE,
+        false => 0,
+    };
     #[cfg(feature = "feedback")]
     let feedback = match cfg
         .feedback
@@ -106,15 +113,18 @@ fn serve(cfg: &Serve) -> i32 {
             return USAGE;
         }
     };
+    if check {
+        return code;
+    }
     // The addresses, as the start-up line and a failed bind name them.
     let mut at = Addrs::new();
-    let Some(listener) = bind(cfg.addr, cfg.port, &mut at) else {
+    let Some(listener) = bind(cfg.addr, cfg.port, &cfg.scope, &mut at) else {
         return SYSCALL;
     };
     let http = match cfg.http() {
-        Some((addr, port)) => {
+        Some((addr, port, scope)) => {
             let _ = at.extend_from_slice(b", HTTP on");
-            match bind(addr, port, &mut at) {
+            match bind(addr, port, scope, &mut at) {
                 Some(l) => Some(l),
                 None => return SYSCALL,
             }
@@ -129,6 +139,7 @@ fn serve(cfg: &Serve) -> i32 {
     };
     let loop_cfg = server::Config {
         state_file: &cfg.state_file,
+        state_from: cfg.state_from,
         allow: &cfg.allow,
         ready_window_ms: cfg.ready_window_ms,
         wait_ms: cfg.wait_ms,
@@ -210,9 +221,9 @@ fn drop_and_run(cfg: &Serve, mut server: Server, at: &[u8]) -> i32 {
 /// and HTTP's.
 type Addrs = heapless::Vec<u8, 112>;
 
-/// Opens a listener on `addr`:`port` and writes the address to `out`; logs
-/// why not, naming the address.
-fn bind(addr: IpAddr, port: u16, out: &mut Addrs) -> Option<heft::os::Fd> {
+/// Opens a listener on `addr`:`port` (on the interface `scope` names, for
+/// IPv6) and writes the address to `out`; logs why not, naming the address.
+fn bind(addr: IpAddr, port: u16, scope: &[u8], out: &mut Addrs) -> Option<heft::os::Fd> {
     let mark = out.len();
     let _ = out.push(b' ');
     let v6 = addr.is_ipv6();
@@ -220,14 +231,35 @@ fn bind(addr: IpAddr, port: u16, out: &mut Addrs) -> Option<heft::os::Fd> {
         let _ = out.push(b'[');
     }
     heft::num::push_ip(out, addr);
+    if !scope.is_empty() {
+        let _ = out.push(b'%');
+        let _ = heft::num::push(out, scope);
+    }
     if v6 {
         let _ = out.push(b']');
     }
     let _ = heft::num::push(out, b":");
     let _ = heft::num::push_u32(out, port as u32);
-    let e = match server::listen(addr, port) {
-        Ok(l) => return Some(l),
-        Err(e) => e,
+    // While the interface of a scoped address does not exist yet (at
+    // boot), say so once and try again every second.
+    let mut told = false;
+    let e = loop {
+        match server::listen(addr, port, scope) {
+            Ok(l) => return Some(l),
+            Err(e) if e.errno == Errno::ENODEV => {
+                if !told {
+                    told = true;
+                    log::error()
+                        .s("no interface ")
+                        .b(scope)
+                        .s(" yet: ENODEV; trying again every second")
+                        .send();
+                }
+                // poll(2) on nothing: a sleep that needs no other call.
+                let _ = heft::os::poll(&mut [], 1000);
+            }
+            Err(e) => break e,
+        }
     };
     let note = if e.errno == Errno::EADDRINUSE {
         " (another agent already listens there)"

@@ -43,6 +43,8 @@ pub const HELP: &str = include_str!("help.txt");
 pub const SET_HELP: &str = include_str!("set-help.txt");
 /// What `heft get --help` and `heft help get` print.
 pub const GET_HELP: &str = include_str!("get-help.txt");
+/// What `heft check --help` and `heft help check` print.
+pub const CHECK_HELP: &str = include_str!("check-help.txt");
 
 /// Looks up an environment variable: `std::env::var_os` in `main`, a map in tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
@@ -57,6 +59,8 @@ pub enum Command {
     Set(Set),
     /// Probe an agent.
     Get(Get),
+    /// Check the state file and the feedback rules that `serve` with these options would read.
+    Check(Serve),
     /// Print this help text.
     Help(&'static str),
     /// Print the version.
@@ -67,16 +71,22 @@ pub enum Command {
 pub struct Serve {
     /// Address to listen on (`::` is dual-stack).
     pub addr: IpAddr,
+    /// The IPv6 scope given after `%`: an interface's name or index; empty for none.
+    pub scope: Scope,
     /// Port to listen on.
     pub port: u16,
     /// Where to answer HTTP (health and `/metrics`), if anywhere: the
     /// address (`addr` if none) and the port (`DEFAULT_HTTP_PORT` if none);
     /// see `http`.
     pub http_addr: Option<IpAddr>,
+    /// The IPv6 scope of `http_addr`, as `scope`.
+    pub http_scope: Scope,
     /// The HTTP port, if given.
     pub http_port: Option<u16>,
     /// The JSON state file.
     pub state_file: PathBuf,
+    /// The flag or variable that named the state file; empty for the default.
+    pub state_from: &'static str,
     /// Where to write our pid, if anywhere.
     pub pid_file: Option<PathBuf>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
@@ -103,13 +113,16 @@ pub struct Serve {
 }
 
 impl Serve {
-    /// Where to answer HTTP: off unless its address or port is given.
-    pub fn http(&self) -> Option<(IpAddr, u16)> {
+    /// Where to answer HTTP, with the address's scope: off unless its address or port is given.
+    pub fn http(&self) -> Option<(IpAddr, u16, &[u8])> {
         if self.http_addr.is_none() && self.http_port.is_none() {
             return None;
         }
         let port = self.http_port.unwrap_or(DEFAULT_HTTP_PORT);
-        Some((self.http_addr.unwrap_or(self.addr), port))
+        Some(match self.http_addr {
+            Some(a) => (a, port, &self.http_scope),
+            None => (self.addr, port, &self.scope),
+        })
     }
 }
 
@@ -127,6 +140,8 @@ pub struct Set {
     pub service: Option<String>,
     /// The state file.
     pub state_file: PathBuf,
+    /// The flag or variable that named the state file; empty for the default.
+    pub state_from: &'static str,
     /// The agent's pid file, to send it SIGHUP.
     pub pid_file: Option<PathBuf>,
     /// How much to log.
@@ -137,6 +152,8 @@ pub struct Set {
 pub struct Get {
     /// Agent address.
     pub addr: IpAddr,
+    /// The IPv6 scope given after `%`, as `Serve::scope`.
+    pub scope: Scope,
     /// Agent port.
     pub port: u16,
     /// Bytes to send after connecting, at most `SEND_MAX`.
@@ -144,6 +161,10 @@ pub struct Get {
     /// How long to wait for the whole exchange.
     pub timeout_ms: u32,
 }
+
+/// An IPv6 scope as given after `%` (an interface's name, at most 15 bytes,
+/// or index); empty for none. Resolved when the socket is made.
+pub type Scope = Vec<u8>;
 
 /// The most bytes `heft get --send` sends.
 pub const SEND_MAX: usize = 256;
@@ -282,6 +303,7 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
             return Ok(Command::Help(match page {
                 Some("set") => SET_HELP,
                 Some("get") => GET_HELP,
+                Some("check") => CHECK_HELP,
                 _ => HELP,
             }));
         }
@@ -293,6 +315,10 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
         Some("get") => {
             args.next();
             &GET
+        }
+        Some("check") => {
+            args.next();
+            &CHECK
         }
         Some("serve") => {
             args.next();
@@ -349,10 +375,13 @@ const SERVE: Subcommand = Subcommand {
 fn serve(opts: &mut Options) -> Result<Command, Failed> {
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
+        scope: Scope::new(),
         port: DEFAULT_PORT,
         http_addr: None,
+        http_scope: Scope::new(),
         http_port: None,
         state_file: DEFAULT_STATE_FILE.into(),
+        state_from: "",
         pid_file: None,
         ready_window_ms: None,
         wait_ms: DEFAULT_WAIT_MS,
@@ -369,16 +398,14 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
     let (mut syslog, mut syslog_socket) = (false, None);
     while let Some(flag) = opts.next()? {
         match flag {
-            "--addr" => opts.read(&mut s.addr, ADDR, ip)?,
+            "--addr" => (s.addr, s.scope) = opts.addr()?,
             "--port" => s.port = opts.number(PORT, 1, 65535)? as u16,
             "--http-addr" => {
-                // Through `read`'s copy for IpAddr, which --addr uses too.
-                let mut a = s.addr;
-                opts.read(&mut a, ADDR, ip)?;
-                s.http_addr = Some(a);
+                let (a, scope) = opts.addr()?;
+                (s.http_addr, s.http_scope) = (Some(a), scope);
             }
             "--http-port" => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
-            "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
+            "--state-file" => s.state_from = opts.path_from(&mut s.state_file)?,
             "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
             "--ready-window" => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),
             "--wait" => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
@@ -428,6 +455,7 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
         reason: None,
         service: None,
         state_file: DEFAULT_STATE_FILE.into(),
+        state_from: "",
         pid_file: None,
         level: Level::Info,
     };
@@ -437,7 +465,7 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
             "--maxconn" => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn)?,
             "--reason" => opts.read_some(&mut s.reason, REASON, reason)?,
             "--service" => opts.read_some(&mut s.service, SERVICE, service)?,
-            "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
+            "--state-file" => s.state_from = opts.path_from(&mut s.state_file)?,
             "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
             "--help" => return Ok(Command::Help(SET_HELP)),
             // `next` returns only the flags of SET and `--help`.
@@ -464,6 +492,22 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
     Ok(Command::Set(s))
 }
 
+/// `heft check`: `serve`'s options, read the same way.
+const CHECK: Subcommand = Subcommand {
+    read: check,
+    page: "heft check --help",
+    flags: SERVE.flags,
+    takes_argument: false,
+};
+
+/// Reads the options of `heft check`: those of `heft serve`.
+fn check(opts: &mut Options) -> Result<Command, Failed> {
+    Ok(match serve(opts)? {
+        Command::Serve(s) => Command::Check(s),
+        _ => Command::Help(CHECK_HELP),
+    })
+}
+
 /// `heft get`.
 const GET: Subcommand = Subcommand {
     read: get,
@@ -481,13 +525,14 @@ const GET: Subcommand = Subcommand {
 fn get(opts: &mut Options) -> Result<Command, Failed> {
     let mut g = Get {
         addr: Ipv4Addr::LOCALHOST.into(),
+        scope: Scope::new(),
         port: DEFAULT_PORT,
         send: Vec::new(),
         timeout_ms: DEFAULT_TIMEOUT_MS,
     };
     while let Some(flag) = opts.next()? {
         match flag {
-            "--addr" => opts.read(&mut g.addr, ADDR, ip)?,
+            "--addr" => (g.addr, g.scope) = opts.addr()?,
             "--port" => g.port = opts.number(PORT, 1, 65535)? as u16,
             "--send" => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
             "--timeout" => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
@@ -500,7 +545,7 @@ fn get(opts: &mut Options) -> Result<Command, Failed> {
 }
 
 // What values must be, as errors say it.
-const ADDR: &str = "an IPv4 or IPv6 address";
+const ADDR: &str = "an IPv4 or IPv6[%interface] address";
 const PORT: &str = "a port number";
 const PATH: &str = "a path";
 /// What `--feedback` wants in a build without the `feedback` feature.
@@ -510,12 +555,22 @@ const ALLOW: &str = "CIDR[,CIDR...] like 10.0.0.0/8,::1/128";
 const REASON: &str = "at most 64 printable ASCII bytes without #";
 const SERVICE: &str = "a name of 1 to 32 bytes of [A-Za-z0-9_.-]";
 
-/// Reads an IP address, bare or in brackets.
-fn ip(v: &OsStr) -> Option<IpAddr> {
+/// Reads an IP address, bare or in brackets; an IPv6 one may end in
+/// `%scope`, an interface's name or index (`fe80::1%br-lan`, `fe80::1%2`).
+fn ip(v: &OsStr) -> Option<(IpAddr, Scope)> {
     let b = v.as_bytes();
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
-    num::parse_ip(b)
+    let (a, scope) = match b.iter().position(|&c| c == b'%') {
+        // An interface's name has 1 to 15 bytes (the kernel judges the rest).
+        Some(i) => (
+            &b[..i],
+            Some(&b[i + 1..]).filter(|s| (1..16).contains(&s.len()))?,
+        ),
+        None => (b, &b[..0]),
+    };
+    let ip = num::parse_ip(a)?;
+    (ip.is_ipv6() || scope.is_empty()).then(|| (ip, scope.to_vec()))
 }
 
 /// Reads a path: anything but nothing.
@@ -759,6 +814,19 @@ impl<'a> Options<'a> {
         read: fn(&OsStr) -> Option<T>,
     ) -> Result<(), Failed> {
         self.take(wants, &mut |v| read(v).map(|v| *to = v).is_some())
+    }
+
+    /// Reads an address and its IPv6 scope (`--addr`).
+    fn addr(&mut self) -> Result<(IpAddr, Scope), Failed> {
+        let mut a = (Ipv4Addr::UNSPECIFIED.into(), Scope::new());
+        self.read(&mut a, ADDR, ip)?;
+        Ok(a)
+    }
+
+    /// Reads a path into `to`; returns the flag or variable that gave it.
+    fn path_from(&mut self, to: &mut PathBuf) -> Result<&'static str, Failed> {
+        self.read(to, PATH, path)?;
+        Ok(self.source)
     }
 
     /// Reads the option's value into `to` as `read` does, when `to` is an `Option`.

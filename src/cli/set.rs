@@ -27,10 +27,10 @@ pub fn run(s: &Set) -> i32 {
     let path = &s.state_file;
     let place = match Place::find(path).map_err(persist::WriteError::dir) {
         Ok(p) => p,
-        Err(e) => return not_written(e, path),
+        Err(e) => return not_written(e, s),
     };
     if let Err(e) = place.lock(LOCK_WAIT_MS) {
-        return not_written(e, path);
+        return not_written(e, s);
     }
     let mut buf = [0u8; FILE_MAX + 1];
     let mut seen = Seen::default();
@@ -63,7 +63,7 @@ pub fn run(s: &Set) -> i32 {
         return USAGE;
     }
     if let Err(e) = persist::write(&place, seen, &state, &mut buf) {
-        return not_written(e, path);
+        return not_written(e, s);
     }
     match &s.pid_file {
         None => {
@@ -76,9 +76,12 @@ pub fn run(s: &Set) -> i32 {
     }
 }
 
-/// Logs why the state file at `path` was not written; returns the exit code.
-fn not_written(e: persist::WriteError, path: &Path) -> i32 {
-    e.line(path).send();
+/// Logs why the state file of `s` was not written; returns the exit code.
+fn not_written(e: persist::WriteError, s: &Set) -> i32 {
+    // A missing directory is named with what to create.
+    crate::server::firstrun::unwritable(&s.state_file, s.state_from)
+        .unwrap_or_else(|| e.line(&s.state_file))
+        .send();
     SYSCALL
 }
 
