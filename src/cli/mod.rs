@@ -164,7 +164,7 @@ pub struct Get {
 
 /// An IPv6 scope as given after `%` (an interface's name, at most 15 bytes,
 /// or index); empty for none. Resolved when the socket is made.
-pub type Scope = Vec<u8>;
+pub type Scope = heapless::Vec<u8, 15>;
 
 /// The most bytes `heft get --send` sends.
 pub const SEND_MAX: usize = 256;
@@ -296,35 +296,23 @@ impl Usage {
 #[inline(never)]
 pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
     let mut args = args.into_iter();
-    let first = args.as_slice().first().and_then(|a| a.to_str());
-    let sub = match first {
+    // The subcommand the `i`th argument names, if it names one.
+    let named = |args: &std::vec::IntoIter<OsString>, i: usize| {
+        let word = args.as_slice().get(i)?.to_str()?;
+        SUBCOMMANDS.iter().find(|(name, _)| *name == word).map(|&(_, sub)| sub)
+    };
+    let sub = match args.as_slice().first().and_then(|a| a.to_str()) {
         Some("help" | "-h" | "--help") => {
-            let page = args.as_slice().get(1).and_then(|a| a.to_str());
-            return Ok(Command::Help(match page {
-                Some("set") => SET_HELP,
-                Some("get") => GET_HELP,
-                Some("check") => CHECK_HELP,
-                _ => HELP,
-            }));
+            return Ok(Command::Help(named(&args, 1).map_or(HELP, |sub| sub.help)));
         }
         Some("version" | "-V" | "--version") => return Ok(Command::Version),
-        Some("set") => {
-            args.next();
-            &SET
-        }
-        Some("get") => {
-            args.next();
-            &GET
-        }
-        Some("check") => {
-            args.next();
-            &CHECK
-        }
-        Some("serve") => {
-            args.next();
-            &SERVE
-        }
-        _ => &SERVE,
+        _ => match named(&args, 0) {
+            Some(sub) => {
+                args.next();
+                sub
+            }
+            None => &SERVE,
+        },
     };
     let mut opts = Options::new(args, env, sub);
     match (sub.read)(&mut opts) {
@@ -333,10 +321,20 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
     }
 }
 
+/// The subcommands by name, for `heft NAME` and `heft help NAME`.
+const SUBCOMMANDS: [(&str, &Subcommand); 4] = [
+    ("serve", &SERVE),
+    ("set", &SET),
+    ("get", &GET),
+    ("check", &CHECK),
+];
+
 /// What `parse` and `Options` need to know of a subcommand.
 struct Subcommand {
     /// Reads its options into its command.
     read: fn(&mut Options) -> Result<Command, Failed>,
+    /// Its help text, for `--help` and `heft help`.
+    help: &'static str,
     /// The help that lists its options, for errors, e.g. `heft set --help`.
     page: &'static str,
     /// Its flags, each with the variables that may give it when the flag
@@ -349,6 +347,7 @@ struct Subcommand {
 /// `heft serve`.
 const SERVE: Subcommand = Subcommand {
     read: serve,
+    help: HELP,
     page: "heft --help",
     flags: &[
         ("--addr", &["HEFT_ADDR", "HAPGENT_IP"]),
@@ -420,7 +419,7 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
             "--group" => opts.given(&mut s.group, "a group name or number")?,
             "--syslog" => syslog = opts.switch()?,
             "--syslog-socket" => opts.read_some(&mut syslog_socket, PATH, path)?,
-            "--help" => return Ok(Command::Help(HELP)),
+            "--help" => return Ok(Command::Help(opts.sub.help)),
             // `next` returns only the flags of SERVE and `--help`.
             _ => unreachable!(),
         }
@@ -433,6 +432,7 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
 /// `heft set`.
 const SET: Subcommand = Subcommand {
     read: set,
+    help: SET_HELP,
     page: "heft set --help",
     flags: &[
         ("--weight", &[]),
@@ -467,7 +467,7 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
             "--service" => opts.read_some(&mut s.service, SERVICE, service)?,
             "--state-file" => s.state_from = opts.path_from(&mut s.state_file)?,
             "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
-            "--help" => return Ok(Command::Help(SET_HELP)),
+            "--help" => return Ok(Command::Help(opts.sub.help)),
             // `next` returns only the flags of SET and `--help`.
             _ => unreachable!(),
         }
@@ -495,6 +495,7 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
 /// `heft check`: `serve`'s options, read the same way.
 const CHECK: Subcommand = Subcommand {
     read: check,
+    help: CHECK_HELP,
     page: "heft check --help",
     flags: SERVE.flags,
     takes_argument: false,
@@ -504,13 +505,14 @@ const CHECK: Subcommand = Subcommand {
 fn check(opts: &mut Options) -> Result<Command, Failed> {
     Ok(match serve(opts)? {
         Command::Serve(s) => Command::Check(s),
-        _ => Command::Help(CHECK_HELP),
+        help => help,
     })
 }
 
 /// `heft get`.
 const GET: Subcommand = Subcommand {
     read: get,
+    help: GET_HELP,
     page: "heft get --help",
     flags: &[
         ("--addr", &[]),
@@ -536,7 +538,7 @@ fn get(opts: &mut Options) -> Result<Command, Failed> {
             "--port" => g.port = opts.number(PORT, 1, 65535)? as u16,
             "--send" => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
             "--timeout" => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
-            "--help" => return Ok(Command::Help(GET_HELP)),
+            "--help" => return Ok(Command::Help(opts.sub.help)),
             // `next` returns only the flags of GET and `--help`.
             _ => unreachable!(),
         }
@@ -562,15 +564,13 @@ fn ip(v: &OsStr) -> Option<(IpAddr, Scope)> {
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
     let (a, scope) = match b.iter().position(|&c| c == b'%') {
-        // An interface's name has 1 to 15 bytes (the kernel judges the rest).
-        Some(i) => (
-            &b[..i],
-            Some(&b[i + 1..]).filter(|s| (1..16).contains(&s.len()))?,
-        ),
+        Some(i) => (&b[..i], Some(&b[i + 1..]).filter(|s| !s.is_empty())?),
         None => (b, &b[..0]),
     };
     let ip = num::parse_ip(a)?;
-    (ip.is_ipv6() || scope.is_empty()).then(|| (ip, scope.to_vec()))
+    // An interface's name has at most 15 bytes (the kernel judges the rest).
+    let scope = Scope::from_slice(scope).ok()?;
+    (ip.is_ipv6() || scope.is_empty()).then_some((ip, scope))
 }
 
 /// Reads a path: anything but nothing.
