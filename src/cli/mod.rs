@@ -5,9 +5,10 @@
 //! `HEFT_*` variable, which beats hapgent's variable, which beats the default.
 //! A bad value is reported naming the flag or variable that gave it.
 //!
-//! Adding an option: one line in its subcommand's flag table (with its
-//! variables, if any), one arm in the subcommand's `match`, and one line in
-//! its help file.
+//! Adding an option: a `Flag` with its name (unless another subcommand has
+//! it already), one line in its subcommand's flag table (with its variables,
+//! if any), one arm in the subcommand's `match`, and one line in its help
+//! file.
 
 pub mod get;
 pub mod set;
@@ -339,9 +340,67 @@ struct Subcommand {
     page: &'static str,
     /// Its flags, each with the variables that may give it when the flag
     /// is not given, strongest first.
-    flags: &'static [(&'static str, &'static [&'static str])],
+    flags: &'static [(Flag, &'static [&'static str])],
     /// Whether it takes an argument that is not an option (`heft set`'s STATUS).
     takes_argument: bool,
+}
+
+/// A flag of some subcommand, as `Options::next` returns it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flag {
+    Addr,
+    Port,
+    HttpAddr,
+    HttpPort,
+    StateFile,
+    PidFile,
+    ReadyWindow,
+    Wait,
+    Timeout,
+    Slots,
+    Feedback,
+    Allow,
+    User,
+    Group,
+    Syslog,
+    SyslogSocket,
+    Weight,
+    Maxconn,
+    Reason,
+    Service,
+    Send,
+    /// `-h` or `--help`, which every subcommand takes.
+    Help,
+}
+
+impl Flag {
+    /// The flag as typed, e.g. `--port`.
+    fn name(self) -> &'static str {
+        match self {
+            Flag::Addr => "--addr",
+            Flag::Port => "--port",
+            Flag::HttpAddr => "--http-addr",
+            Flag::HttpPort => "--http-port",
+            Flag::StateFile => "--state-file",
+            Flag::PidFile => "--pid-file",
+            Flag::ReadyWindow => "--ready-window",
+            Flag::Wait => "--wait",
+            Flag::Timeout => "--timeout",
+            Flag::Slots => "--slots",
+            Flag::Feedback => "--feedback",
+            Flag::Allow => "--allow",
+            Flag::User => "--user",
+            Flag::Group => "--group",
+            Flag::Syslog => "--syslog",
+            Flag::SyslogSocket => "--syslog-socket",
+            Flag::Weight => "--weight",
+            Flag::Maxconn => "--maxconn",
+            Flag::Reason => "--reason",
+            Flag::Service => "--service",
+            Flag::Send => "--send",
+            Flag::Help => "--help",
+        }
+    }
 }
 
 /// `heft serve`.
@@ -350,22 +409,22 @@ const SERVE: Subcommand = Subcommand {
     help: HELP,
     page: "heft --help",
     flags: &[
-        ("--addr", &["HEFT_ADDR", "HAPGENT_IP"]),
-        ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
-        ("--http-addr", &["HEFT_HTTP_ADDR"]),
-        ("--http-port", &["HEFT_HTTP_PORT"]),
-        ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
-        ("--pid-file", &["HEFT_PID_FILE"]),
-        ("--ready-window", &["HEFT_READY_WINDOW"]),
-        ("--wait", &["HEFT_WAIT"]),
-        ("--timeout", &["HEFT_TIMEOUT"]),
-        ("--slots", &["HEFT_SLOTS"]),
-        ("--feedback", &["HEFT_FEEDBACK"]),
-        ("--allow", &["HEFT_ALLOW"]),
-        ("--user", &["HEFT_USER"]),
-        ("--group", &["HEFT_GROUP"]),
-        ("--syslog", &["HEFT_SYSLOG"]),
-        ("--syslog-socket", &["HEFT_SYSLOG_SOCKET"]),
+        (Flag::Addr, &["HEFT_ADDR", "HAPGENT_IP"]),
+        (Flag::Port, &["HEFT_PORT", "HAPGENT_PORT"]),
+        (Flag::HttpAddr, &["HEFT_HTTP_ADDR"]),
+        (Flag::HttpPort, &["HEFT_HTTP_PORT"]),
+        (Flag::StateFile, &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
+        (Flag::PidFile, &["HEFT_PID_FILE"]),
+        (Flag::ReadyWindow, &["HEFT_READY_WINDOW"]),
+        (Flag::Wait, &["HEFT_WAIT"]),
+        (Flag::Timeout, &["HEFT_TIMEOUT"]),
+        (Flag::Slots, &["HEFT_SLOTS"]),
+        (Flag::Feedback, &["HEFT_FEEDBACK"]),
+        (Flag::Allow, &["HEFT_ALLOW"]),
+        (Flag::User, &["HEFT_USER"]),
+        (Flag::Group, &["HEFT_GROUP"]),
+        (Flag::Syslog, &["HEFT_SYSLOG"]),
+        (Flag::SyslogSocket, &["HEFT_SYSLOG_SOCKET"]),
     ],
     takes_argument: false,
 };
@@ -397,29 +456,29 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
     let (mut syslog, mut syslog_socket) = (false, None);
     while let Some(flag) = opts.next()? {
         match flag {
-            "--addr" => (s.addr, s.scope) = opts.addr()?,
-            "--port" => s.port = opts.number(PORT, 1, 65535)? as u16,
-            "--http-addr" => {
+            Flag::Addr => (s.addr, s.scope) = opts.addr()?,
+            Flag::Port => s.port = opts.number(PORT, 1, 65535)? as u16,
+            Flag::HttpAddr => {
                 let (a, scope) = opts.addr()?;
                 (s.http_addr, s.http_scope) = (Some(a), scope);
             }
-            "--http-port" => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
-            "--state-file" => s.state_from = opts.path_from(&mut s.state_file)?,
-            "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
-            "--ready-window" => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),
-            "--wait" => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
-            "--timeout" => s.timeout_ms = opts.number("milliseconds", 10, 60_000)?,
-            "--slots" => s.slots = opts.number("a number", 1, SLOTS_MAX)?,
+            Flag::HttpPort => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
+            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file)?,
+            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path)?,
+            Flag::ReadyWindow => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),
+            Flag::Wait => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
+            Flag::Timeout => s.timeout_ms = opts.number("milliseconds", 10, 60_000)?,
+            Flag::Slots => s.slots = opts.number("a number", 1, SLOTS_MAX)?,
             #[cfg(feature = "feedback")]
-            "--feedback" => opts.read_some(&mut s.feedback, PATH, path)?,
+            Flag::Feedback => opts.read_some(&mut s.feedback, PATH, path)?,
             #[cfg(not(feature = "feedback"))]
-            "--feedback" => opts.read(&mut (), NO_FEEDBACK, |_| None)?,
-            "--allow" => opts.read(&mut s.allow, ALLOW, allow)?,
-            "--user" => opts.given(&mut s.user, "a user name or number")?,
-            "--group" => opts.given(&mut s.group, "a group name or number")?,
-            "--syslog" => syslog = opts.switch()?,
-            "--syslog-socket" => opts.read_some(&mut syslog_socket, PATH, path)?,
-            "--help" => return Ok(Command::Help(opts.sub.help)),
+            Flag::Feedback => opts.read(&mut (), NO_FEEDBACK, |_| None)?,
+            Flag::Allow => opts.read(&mut s.allow, ALLOW, allow)?,
+            Flag::User => opts.given(&mut s.user, "a user name or number")?,
+            Flag::Group => opts.given(&mut s.group, "a group name or number")?,
+            Flag::Syslog => syslog = opts.switch()?,
+            Flag::SyslogSocket => opts.read_some(&mut syslog_socket, PATH, path)?,
+            Flag::Help => return Ok(Command::Help(opts.sub.help)),
             // `next` returns only the flags of SERVE and `--help`.
             _ => unreachable!(),
         }
@@ -435,12 +494,12 @@ const SET: Subcommand = Subcommand {
     help: SET_HELP,
     page: "heft set --help",
     flags: &[
-        ("--weight", &[]),
-        ("--maxconn", &[]),
-        ("--reason", &[]),
-        ("--service", &[]),
-        ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
-        ("--pid-file", &["HEFT_PID_FILE"]),
+        (Flag::Weight, &[]),
+        (Flag::Maxconn, &[]),
+        (Flag::Reason, &[]),
+        (Flag::Service, &[]),
+        (Flag::StateFile, &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
+        (Flag::PidFile, &["HEFT_PID_FILE"]),
     ],
     takes_argument: true,
 };
@@ -461,13 +520,13 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
     };
     while let Some(flag) = opts.next()? {
         match flag {
-            "--weight" => s.weight = Some(opts.number("a weight", 0, 255)? as u8),
-            "--maxconn" => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn)?,
-            "--reason" => opts.read_some(&mut s.reason, REASON, reason)?,
-            "--service" => opts.read_some(&mut s.service, SERVICE, service)?,
-            "--state-file" => s.state_from = opts.path_from(&mut s.state_file)?,
-            "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
-            "--help" => return Ok(Command::Help(opts.sub.help)),
+            Flag::Weight => s.weight = Some(opts.number("a weight", 0, 255)? as u8),
+            Flag::Maxconn => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn)?,
+            Flag::Reason => opts.read_some(&mut s.reason, REASON, reason)?,
+            Flag::Service => opts.read_some(&mut s.service, SERVICE, service)?,
+            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file)?,
+            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path)?,
+            Flag::Help => return Ok(Command::Help(opts.sub.help)),
             // `next` returns only the flags of SET and `--help`.
             _ => unreachable!(),
         }
@@ -515,10 +574,10 @@ const GET: Subcommand = Subcommand {
     help: GET_HELP,
     page: "heft get --help",
     flags: &[
-        ("--addr", &[]),
-        ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
-        ("--send", &[]),
-        ("--timeout", &[]),
+        (Flag::Addr, &[]),
+        (Flag::Port, &["HEFT_PORT", "HAPGENT_PORT"]),
+        (Flag::Send, &[]),
+        (Flag::Timeout, &[]),
     ],
     takes_argument: false,
 };
@@ -534,11 +593,11 @@ fn get(opts: &mut Options) -> Result<Command, Failed> {
     };
     while let Some(flag) = opts.next()? {
         match flag {
-            "--addr" => (g.addr, g.scope) = opts.addr()?,
-            "--port" => g.port = opts.number(PORT, 1, 65535)? as u16,
-            "--send" => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
-            "--timeout" => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
-            "--help" => return Ok(Command::Help(opts.sub.help)),
+            Flag::Addr => (g.addr, g.scope) = opts.addr()?,
+            Flag::Port => g.port = opts.number(PORT, 1, 65535)? as u16,
+            Flag::Send => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
+            Flag::Timeout => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
+            Flag::Help => return Ok(Command::Help(opts.sub.help)),
             // `next` returns only the flags of GET and `--help`.
             _ => unreachable!(),
         }
@@ -639,8 +698,16 @@ fn bad(source: &'static str, value: OsString, wants: Wants) -> Usage {
     }
 }
 
-/// The flags every subcommand takes besides its own.
-const COMMON_FLAGS: &[&str] = &["-h", "--help", "-q", "--quiet", "-v", "--verbose"];
+/// The flags every subcommand takes besides its own: `-h` (help), and `-q`
+/// and `-v` with the level each asks for.
+const COMMON_FLAGS: [(&str, Option<Level>); 6] = [
+    ("-h", None),
+    ("--help", None),
+    ("-q", Some(Level::Error)),
+    ("--quiet", Some(Level::Error)),
+    ("-v", Some(Level::Debug)),
+    ("--verbose", Some(Level::Debug)),
+];
 
 /// The options of one subcommand as they are found: first the flags in the
 /// arguments, in order, then the variables for the flags that were not given.
@@ -659,8 +726,8 @@ struct Options<'a> {
     args_done: bool,
     /// How many of the subcommand's flags have had their variables looked at.
     vars_read: usize,
-    /// The flags given.
-    given: Vec<&'static str>,
+    /// The flags given, a bit each (`1 << flag`).
+    given: u32,
     /// The argument that is not an option, once found; only `heft set` takes one.
     argument: Option<OsString>,
     /// The level `-q` or `-v` asked for.
@@ -687,7 +754,7 @@ impl<'a> Options<'a> {
             sub,
             args_done: false,
             vars_read: 0,
-            given: Vec::new(),
+            given: 0,
             argument: None,
             level: None,
             flag: "",
@@ -706,23 +773,23 @@ impl<'a> Options<'a> {
     }
 
     /// Finds the next option and returns its flag, or `None` when all have been found.
-    fn next(&mut self) -> Result<Option<&'static str>, Failed> {
+    fn next(&mut self) -> Result<Option<Flag>, Failed> {
         if !self.args_done {
             if let Some(flag) = self.next_flag()? {
-                self.given.push(flag);
-                (self.flag, self.source) = (flag, flag);
+                self.given |= 1 << flag as u32;
+                (self.flag, self.source) = (flag.name(), flag.name());
                 return Ok(Some(flag));
             }
             self.args_done = true;
         }
         while let Some(&(flag, vars)) = self.sub.flags.get(self.vars_read) {
             self.vars_read += 1;
-            if self.given.contains(&flag) {
+            if self.given & 1 << flag as u32 != 0 {
                 continue;
             }
             for &var in vars {
                 if let Some(value) = (self.env)(var).filter(|v| !v.is_empty()) {
-                    (self.flag, self.source, self.inline) = (flag, var, Some(value));
+                    (self.flag, self.source, self.inline) = (flag.name(), var, Some(value));
                     return Ok(Some(flag));
                 }
             }
@@ -732,7 +799,7 @@ impl<'a> Options<'a> {
 
     /// Reads the arguments up to the next flag the subcommand is to look at
     /// and returns it, keeping the value given with it as `--flag=value`.
-    fn next_flag(&mut self) -> Result<Option<&'static str>, Failed> {
+    fn next_flag(&mut self) -> Result<Option<Flag>, Failed> {
         while let Some(arg) = self.args.next() {
             let b = arg.as_bytes();
             if b.len() < 2 || b[0] != b'-' {
@@ -749,10 +816,12 @@ impl<'a> Options<'a> {
                 Some(i) => (&b[..i], Some(OsStr::from_bytes(&b[i + 1..]).to_owned())),
                 None => (b, None),
             };
-            let own = self.sub.flags.iter().map(|&(flag, _)| flag);
-            let Some(flag) = own
-                .chain(COMMON_FLAGS.iter().copied())
-                .find(|f| f.as_bytes() == name)
+            self.inline = inline;
+            let own = self.sub.flags.iter().find(|(f, _)| f.name().as_bytes() == name);
+            if let Some(&(flag, _)) = own {
+                return Ok(Some(flag));
+            }
+            let Some(&(flag, level)) = COMMON_FLAGS.iter().find(|(f, _)| f.as_bytes() == name)
             else {
                 let option = OsStr::from_bytes(name).to_owned();
                 return Err(self.fail(Usage::Unknown {
@@ -760,12 +829,9 @@ impl<'a> Options<'a> {
                     page: self.sub.page,
                 }));
             };
-            self.inline = inline;
-            match flag {
-                "-h" | "--help" => return Ok(Some("--help")),
-                "-q" | "--quiet" => self.level = Some(Level::Error),
-                "-v" | "--verbose" => self.level = Some(Level::Debug),
-                _ => return Ok(Some(flag)),
+            match level {
+                None => return Ok(Some(Flag::Help)),
+                Some(level) => self.level = Some(level),
             }
             if let Some(v) = self.inline.take() {
                 return Err(self.fail(bad(flag, v, Wants::Text("no value"))));
