@@ -42,17 +42,19 @@ pub fn run(s: &Set) -> i32 {
             // Missing or invalid: replaced by what set is told. Anything
             // else (not a regular file, not readable) is left alone.
             let new = matches!(e, LoadError::Invalid(_) | LoadError::Io(Errno::ENOENT));
-            let l = if new { log::info() } else { log::error() };
-            let l = l
-                .s("state file ")
+            let (l, then) = match new {
+                true => (log::info(), "; writing a new one"),
+                false => (log::error(), "; not writing it"),
+            };
+            l.s("state file ")
                 .b(path.as_os_str().as_encoded_bytes())
                 .s(": ")
-                .s(&why);
+                .s(&why)
+                .s(then)
+                .send();
             if !new {
-                l.s("; not writing it").send();
                 return SYSCALL;
             }
-            l.s("; writing a new one").send();
             State::default()
         }
     };
