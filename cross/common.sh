@@ -6,7 +6,7 @@ REPO_DIR=$(dirname "$CROSS_DIR")
 # Cross builds get their own target dir so they never rebuild the host's
 # target/ that `cargo build` and `cargo test` use.
 CROSS_TARGET_DIR=${HEFT_CROSS_TARGET_DIR:-$REPO_DIR/target/cross}
-ALL_TARGETS="x86_64 aarch64 armv7 armv6 mipsel"
+ALL_TARGETS="x86_64 aarch64 armv7 armv6 mipsel mips"
 
 # The running script's name for messages, as typed from the repository's top.
 ME=$0

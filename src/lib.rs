@@ -15,13 +15,13 @@
 //!   once (tests/alloc.rs watches the process's memory stay flat).
 //! - No `core::fmt`: it would cost about 8 KB on every target.
 //!
-//! Not features: TLS, IPv6 scope ids, more than 16 services per file, reasons
+//! Not features: TLS, more than 16 services per file, reasons
 //! longer than 64 bytes, a configuration file for the agent itself (flags and
 //! variables suffice), Windows.
 //!
 //! Where things live (dependencies point down this list, never up):
 //!
-//! - `cli/`: the command line (`heft`, `heft get`, `heft set`).
+//! - `cli/`: the command line (`heft`, `heft get`, `heft set`, `heft check`).
 //! - `server/`: the poll loop, connection slots, persistence, the allow
 //!   list and the privilege drop.
 //! - `feedback/`: load feedback: rules, curves, metrics, the health URL

@@ -62,15 +62,15 @@ fn run() -> i32 {
             log::set_level(s.level);
             heft::cli::set::run(s)
         }
-        Ok(Command::Serve(s)) => serve(s),
+        Ok(Command::Check(c)) => serve(c, true),
+        Ok(Command::Serve(s)) => serve(s, false),
     }
 }
 
-/// Logs a start-up step that failed, as `what` `detail`: errno `note`; returns
-/// the exit code for a failed system call (the syslog caller goes on instead).
+/// Logs a start-up step that failed, as `what` `detail`: errno `note`.
 #[cold]
 #[inline(never)]
-fn failed(what: &str, detail: &[u8], e: Errno, note: &str) -> i32 {
+fn log_failed(what: &str, detail: &[u8], e: Errno, note: &str) {
     log::error()
         .s(what)
         .b(detail)
@@ -78,7 +78,16 @@ fn failed(what: &str, detail: &[u8], e: Errno, note: &str) -> i32 {
         .errno(e)
         .s(note)
         .send();
-    SYSCALL
+}
+
+/// Logs a start-up step that failed, as `log_failed` does, and exits 111.
+/// Only before the pid file exists: nothing else is left to undo, and the
+/// kernel closes the sockets.
+#[cold]
+#[inline(never)]
+fn exit_failed(what: &str, detail: &[u8], e: Errno, note: &str) -> ! {
+    log_failed(what, detail, e, note);
+    std::process::exit(SYSCALL)
 }
 
 /// Logs a bad command line or environment value; returns the exit code.
@@ -87,12 +96,19 @@ fn usage(u: &cli::Usage) -> i32 {
     USAGE
 }
 
-/// Loads the feedback rules, binds and writes the pid file, then runs the agent; returns the exit code.
+/// Loads the feedback rules, binds and writes the pid file, then runs the
+/// agent; returns the exit code. A step that fails before the pid file
+/// exists logs why and exits. With `check` (`heft check`), reads the state
+/// file and the rules as the agent would, and exits 0, or 100 if one is bad.
 #[inline(never)]
-fn serve(cfg: &Serve) -> i32 {
+fn serve(cfg: &Serve, check: bool) -> i32 {
     // Nothing heft runs gains privileges. Kernels before 3.5 lack it: go on.
     let _ = heft::os::ids::forbid_new_privs();
     log::set_level(cfg.level);
+    let code = match check && !server::check_state(&cfg.state_file, cfg.state_from) {
+        true => USAGE,
+        false => 0,
+    };
     #[cfg(feature = "feedback")]
     let feedback = match cfg
         .feedback
@@ -103,42 +119,38 @@ fn serve(cfg: &Serve) -> i32 {
         Some(Ok(f)) => Some(f),
         Some(Err((p, e))) => {
             e.describe(p).send();
-            return USAGE;
+            std::process::exit(USAGE);
         }
     };
+    if check {
+        std::process::exit(code);
+    }
     // The addresses, as the start-up line and a failed bind name them.
     let mut at = Addrs::new();
-    let Some(listener) = bind(cfg.addr, cfg.port, &mut at) else {
-        return SYSCALL;
-    };
-    let http = match cfg.http() {
-        Some((addr, port)) => {
-            let _ = at.extend_from_slice(b", HTTP on");
-            match bind(addr, port, &mut at) {
-                Some(l) => Some(l),
-                None => return SYSCALL,
-            }
-        }
-        None => None,
-    };
+    let listener = bind(cfg.addr, cfg.port, &cfg.scope, &mut at);
+    let http = cfg.http().map(|(addr, port, scope)| {
+        let _ = at.extend_from_slice(b", HTTP on");
+        bind(addr, port, scope, &mut at)
+    });
     // What can fail (handlers, memory) is set up before the pid file, so a
     // failed start leaves none behind.
     let wake = match heft::os::signal::install() {
         Ok(w) => w,
-        Err(e) => return failed("installing signal handlers", b"", e, ""),
+        Err(e) => exit_failed("installing signal handlers", b"", e, ""),
     };
     let loop_cfg = server::Config {
         state_file: &cfg.state_file,
+        state_from: cfg.state_from,
         allow: &cfg.allow,
         ready_window_ms: cfg.ready_window_ms,
         wait_ms: cfg.wait_ms,
         timeout_ms: cfg.timeout_ms,
         slots: cfg.slots,
     };
-    #[cfg_attr(not(feature = "feedback"), allow(unused_mut))]
+    // Never dropped: the process exits when the loop ends, and the drop is code.
     let mut server = match Server::new(loop_cfg, listener, http, wake) {
-        Ok(s) => s,
-        Err(e) => return failed(e.step, b"", e.errno, ""),
+        Ok(s) => std::mem::ManuallyDrop::new(s),
+        Err(e) => exit_failed(e.step, b"", e.errno, ""),
     };
     #[cfg(feature = "feedback")]
     if let Some(f) = feedback {
@@ -154,11 +166,11 @@ fn serve(cfg: &Serve) -> i32 {
                     Errno::EPERM => " (another user's, or it has other links)",
                     _ => "",
                 };
-                return failed("pid file ", p.as_os_str().as_bytes(), e, note);
+                exit_failed("pid file ", p.as_os_str().as_bytes(), e, note);
             }
         }
     }
-    let code = drop_and_run(cfg, server, &at);
+    let code = drop_and_run(cfg, &mut server, &at);
     if let Some(p) = pid_file {
         p.remove();
     }
@@ -168,7 +180,7 @@ fn serve(cfg: &Serve) -> i32 {
 /// Start-up after the pid file: drop privileges, syslog; then the loop.
 /// `at`: the listen addresses, for the start-up line.
 #[inline(never)]
-fn drop_and_run(cfg: &Serve, mut server: Server, at: &[u8]) -> i32 {
+fn drop_and_run(cfg: &Serve, server: &mut Server, at: &[u8]) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
         let user = cfg.user.as_ref().map(|g| g.value.as_os_str());
         let group = cfg.group.as_ref().map(|g| g.value.as_os_str());
@@ -177,7 +189,8 @@ fn drop_and_run(cfg: &Serve, mut server: Server, at: &[u8]) -> i32 {
                 DropError::NoUser => (&cfg.user, "a user in /etc/passwd or a number"),
                 DropError::NoGroup => (&cfg.group, "a group in /etc/group or a number"),
                 DropError::Call(c, errno) => {
-                    return failed("dropping privileges: ", c.as_bytes(), errno, "")
+                    log_failed("dropping privileges: ", c.as_bytes(), errno, "");
+                    return SYSCALL;
                 }
             };
             return match given {
@@ -191,7 +204,7 @@ fn drop_and_run(cfg: &Serve, mut server: Server, at: &[u8]) -> i32 {
             Ok(fd) => log::use_syslog(fd, heft::os::pid() as i32),
             Err(e) => {
                 let detail = path.as_os_str().as_bytes();
-                let _ = failed("syslog ", detail, e, " (logging to stderr)");
+                log_failed("syslog ", detail, e, " (logging to stderr)");
             }
         }
     }
@@ -210,9 +223,10 @@ fn drop_and_run(cfg: &Serve, mut server: Server, at: &[u8]) -> i32 {
 /// and HTTP's.
 type Addrs = heapless::Vec<u8, 112>;
 
-/// Opens a listener on `addr`:`port` and writes the address to `out`; logs
-/// why not, naming the address.
-fn bind(addr: IpAddr, port: u16, out: &mut Addrs) -> Option<heft::os::Fd> {
+/// Opens a listener on `addr`:`port` (on the interface `scope` names, for
+/// IPv6) and writes the address to `out`; if it cannot, logs why, naming the
+/// address, and exits 111.
+fn bind(addr: IpAddr, port: u16, scope: &[u8], out: &mut Addrs) -> heft::os::Fd {
     let mark = out.len();
     let _ = out.push(b' ');
     let v6 = addr.is_ipv6();
@@ -220,20 +234,40 @@ fn bind(addr: IpAddr, port: u16, out: &mut Addrs) -> Option<heft::os::Fd> {
         let _ = out.push(b'[');
     }
     heft::num::push_ip(out, addr);
+    if !scope.is_empty() {
+        let _ = out.push(b'%');
+        let _ = heft::num::push(out, scope);
+    }
     if v6 {
         let _ = out.push(b']');
     }
     let _ = heft::num::push(out, b":");
     let _ = heft::num::push_u32(out, port as u32);
-    let e = match server::listen(addr, port) {
-        Ok(l) => return Some(l),
-        Err(e) => e,
+    // While the interface of a scoped address does not exist yet (at
+    // boot), say so once and try again every second.
+    let mut told = false;
+    let e = loop {
+        match server::listen(addr, port, scope) {
+            Ok(l) => return l,
+            Err(e) if e.errno == Errno::ENODEV => {
+                if !told {
+                    told = true;
+                    log::error()
+                        .s("no interface ")
+                        .b(scope)
+                        .s(" yet: ENODEV; trying again every second")
+                        .send();
+                }
+                // poll(2) on nothing: a sleep that needs no other call.
+                let _ = heft::os::poll(&mut [], 1000);
+            }
+            Err(e) => break e,
+        }
     };
     let note = if e.errno == Errno::EADDRINUSE {
         " (another agent already listens there)"
     } else {
         ""
     };
-    failed(e.step, &out[mark..], e.errno, note);
-    None
+    exit_failed(e.step, &out[mark..], e.errno, note)
 }

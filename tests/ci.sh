@@ -25,7 +25,7 @@
 #
 # Cross builds go to $HEFT_CROSS_TARGET_DIR (default target/cross).
 # On a fresh machine with 2 cores a run takes about 25 minutes: installing
-# about 5 (cargo-fuzz's build most of it), cross/ci about 6 (std for five
+# about 5 (cargo-fuzz's build most of it), cross/ci about 7 (std for six
 # targets), the qemu agent tests about a minute per target, fuzzing about 3.
 set -u
 cd "$(dirname "$0")/.."
@@ -121,7 +121,7 @@ qemu_suite() {
     HEFT_BIN=$bin HEFT_RUNNER=$runner \
         cargo test --no-fail-fast --test replies --test signals --test persistence --test stress
 }
-for t in aarch64 armv7 armv6 mipsel; do
+for t in aarch64 armv7 armv6 mipsel mips; do
     run "agent tests under qemu: $t" qemu_suite "$t"
 done
 

@@ -347,11 +347,10 @@ if ! skip ansible && [ -x "$venv/bin/ansible-playbook" ]; then
     s=$(printf '%s\n' "${shorts[@]}" | grep -x x86_64)
     tb=$dist/heft-$version-x86_64.tar.gz
     sha=$(sha256sum <"$tb" | cut -d' ' -f1)
-    # `heft check` validates state files once it exists; until then the test turns validation off.
+    # The role validates each state file it writes with the release's `heft check`.
     bin=$tmp/check-bin
     tar -xOzf "$tb" "heft-$version-x86_64/heft" >"$bin" && chmod +x "$bin"
-    validate=false
-    "$bin" check --state-file contrib/state.json >/dev/null 2>&1 && validate=true
+    check "heft check passes contrib/state.json" "$bin" check --state-file contrib/state.json
     user=hefttest
     cat >"$tmp/play.yml" <<EOF
 - hosts: localhost
@@ -370,7 +369,6 @@ if ! skip ansible && [ -x "$venv/bin/ansible-playbook" ]; then
         heft_allow: [127.0.0.1/32]
         heft_user: $user
         heft_group: $user
-        heft_validate_state: $validate
 EOF
     export ANSIBLE_ROLES_PATH=$repo/contrib/ansible/roles ANSIBLE_NOCOLOR=1 ANSIBLE_LOCALHOST_WARNING=0 \
         ANSIBLE_INVENTORY_UNPARSED_WARNING=0 ANSIBLE_PYTHON_INTERPRETER="$venv/bin/python3"
@@ -393,6 +391,14 @@ EOF
     [ $code = 0 ] || tail -n 30 "$tmp/ansible-2.log"
     check "ansible sysv: second run changed=0" grep -q 'localhost *: ok=[0-9]* *changed=0 ' "$tmp/ansible-2.log"
     grep -q 'changed=0 ' "$tmp/ansible-2.log" || grep -E '^changed:' "$tmp/ansible-2.log"
+    # A bad state file is refused by `heft check` (validate:) and not written.
+    before=$(cat "$root/etc/heft/state.json")
+    pb -e heft_init=sysv -e heft_state_force=true -e '{"heft_state": {"status": "UP", "weight": 300}}' \
+        >"$tmp/ansible-3.log" 2>&1
+    code=$?
+    check "ansible: a bad state file fails the run" test $code != 0
+    check "ansible: heft check said why" grep -q 'weight: expected a whole number 0-255' "$tmp/ansible-3.log"
+    check "ansible: the state file is unchanged" test "$(cat "$root/etc/heft/state.json")" = "$before"
     for init in systemd openrc; do
         r2=$tmp/ansible-$init
         mkdir -p "$r2"

@@ -147,7 +147,7 @@ fn bad_state_files_at_startup_serve_fail_and_keep_running() {
         let logged = a.log();
         assert!(
             logged.lines().any(|l| l.contains("error:")
-                && l.contains(&format!("state file {path}: "))
+                && l.contains(&format!("state file {path}"))
                 && l.contains(&reason[..reason.len().min(40)])),
             "{what}: error not logged with the path:\n{logged}"
         );
@@ -178,6 +178,127 @@ fn unreadable_state_file_serves_fail() {
     a.expect_reply(&fail_reply("unreadable EISDIR"));
     std::fs::remove_dir(&a.state).unwrap();
     a.reload(r#"{"status":"DRAIN"}"#, "up drain 100%\n");
+}
+
+/// A missing state file or directory at start-up: the log names the path,
+/// what chose it and what to create; the reply says which is missing. Once
+/// the directory exists, a signal writes the file.
+#[test]
+fn a_missing_state_file_or_directory_says_what_to_create() {
+    let dir = temp_dir("fresh");
+    let etc = dir.join("etc");
+    let state = etc.join("state.json");
+    let (sf, d) = (state.to_str().unwrap(), etc.to_str().unwrap());
+    let a = Agent::start(None, &["--state-file", sf]);
+    assert_eq!(
+        a.probe(),
+        fail_reply("unreadable ENOENT, no directory (see the log)")
+    );
+    // (The line is cut at 256 bytes: this temporary path is longer than most.)
+    let want = format!(
+        "error: state file {sf} (from --state-file): unreadable ENOENT, no directory {d}; create it \
+         (mkdir -p {d}, writable by the agent) or point --state-file"
+    );
+    assert!(a.log().contains(&want), "{}\nwanted {want}", a.log());
+    std::fs::create_dir(&etc).unwrap();
+    a.signal(libc::SIGUSR2);
+    a.expect_reply("down ready 100%\n");
+    assert!(wait_for(SECS5, || exists(&state)), "{}", a.log());
+    drop(a);
+    // The directory exists, the file does not.
+    std::fs::remove_file(&state).unwrap();
+    let a = Agent::start(None, &["--state-file", sf]);
+    assert_eq!(a.probe(), fail_reply("unreadable ENOENT"));
+    let want = format!(
+        "error: state file {sf} (from --state-file): unreadable ENOENT; create it \
+         (heft set UP --state-file {sf}) or point --state-file / HEFT_STATE_FILE elsewhere"
+    );
+    assert!(a.log().contains(&want), "{}\nwanted {want}", a.log());
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// At boot the listen address may not exist yet (DHCP, a bridge that comes
+/// later): heft binds it anyway (IP_FREEBIND) and serves once it exists,
+/// instead of exiting into the init system's respawn limit. 198.51.100.7
+/// (TEST-NET-2) is not on this host; binding sends nothing anywhere.
+#[test]
+fn binds_an_address_the_host_does_not_have_yet() {
+    let port = free_port();
+    let mut a = spawn_in_with(
+        temp_dir("freebind"),
+        "198.51.100.7",
+        port,
+        Some(STATE),
+        &[],
+        &[],
+        &[],
+    );
+    let want = format!("listening on 198.51.100.7:{port}");
+    assert!(wait_for(SECS5, || a.log().contains(&want)), "{}", a.log());
+    assert!(a.running(), "{}", a.log());
+    assert_eq!(a.stop(), Some(0));
+}
+
+/// A link-local IPv6 address with its scope, by name or index, is bound on
+/// that interface (the loopback has no link-local address: IP_FREEBIND binds
+/// it anyway); `::1%lo` serves for real; an interface that does not exist
+/// yet is waited for, with one line saying so.
+#[test]
+fn scoped_ipv6_addresses_are_bound_on_their_interface() {
+    let lo = std::fs::read_to_string("/sys/class/net/lo/ifindex").unwrap();
+    let lo = lo.trim();
+    let full = "fe80:0000:0000:0000:0000:0000:0000:0001";
+    for (addr, shown) in [
+        ("fe80::1%lo".to_string(), format!("{full}%lo")),
+        (format!("[fe80::1%{lo}]"), format!("{full}%{lo}")),
+    ] {
+        let port = free_port();
+        let mut a = spawn_in_with(temp_dir("scope"), &addr, port, Some(STATE), &[], &[], &[]);
+        let want = format!("listening on [{shown}]:{port}");
+        assert!(
+            wait_for(SECS5, || a.log().contains(&want)),
+            "{addr}: {}",
+            a.log()
+        );
+        assert!(a.running(), "{}", a.log());
+        assert_eq!(a.stop(), Some(0));
+    }
+    let port = free_port();
+    let a = spawn_in_with(
+        temp_dir("scope"),
+        "::1%lo",
+        port,
+        Some(STATE),
+        &[],
+        &[],
+        &[],
+    );
+    let p = port.to_string();
+    let mut got = (0, String::new(), String::new());
+    let served = wait_for(SECS5, || {
+        got = run_heft(&["get", "--addr", "::1%lo", "--port", &p], &[]);
+        got.0 == 0
+    });
+    assert!(served, "{got:?}; log:\n{}", a.log());
+    assert_eq!(got.1, "up ready 77% maxconn:300\n");
+    drop(a);
+
+    let mut a = spawn_in_with(
+        temp_dir("scope"),
+        "fe80::1%heftnone0",
+        free_port(),
+        Some(STATE),
+        &[],
+        &[],
+        &[],
+    );
+    let want = "error: no interface heftnone0 yet: ENODEV; trying again every second";
+    assert!(wait_for(SECS5, || a.log().contains(want)), "{}", a.log());
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(a.running(), "{}", a.log());
+    assert_eq!(a.log().matches("no interface").count(), 1, "{}", a.log());
+    assert!(!a.log().contains("listening"), "{}", a.log());
 }
 
 /// A state file that is a symlink loop, or whose path is too long to open,

@@ -294,7 +294,7 @@ fn set_exit_codes() {
         )],
     );
     assert_eq!(code, 111, "{err}");
-    assert!(err.contains("error: writing"), "{err:?}");
+    assert!(err.contains("error: state file"), "{err:?}");
     let in_the_way = dir.join("dir.json");
     std::fs::create_dir(&in_the_way).unwrap();
     std::fs::write(in_the_way.join("x"), "x").unwrap();
@@ -308,6 +308,53 @@ fn set_exit_codes() {
         "{err:?}"
     );
     assert!(temp_files(&dir).is_empty(), "{:?}", file_names(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// On a fresh box, `heft set` names the missing directory, what chose the
+/// path, and what to do; once the directory exists, it writes the file.
+#[test]
+fn set_on_a_fresh_box_says_what_to_create() {
+    let dir = temp_dir("fresh");
+    // Short names: the log line has room for 256 bytes, and says the path twice.
+    let etc = dir.join("e");
+    let state = etc.join("s.json");
+    let sf = state.to_str().unwrap();
+    let d = etc.to_str().unwrap();
+    let advice = format!(
+        "unreadable ENOENT, no directory {d}; create it (mkdir -p {d}, writable by the agent) \
+         or point --state-file / HEFT_STATE_FILE elsewhere"
+    );
+    for (args, env, from) in [
+        (
+            &["set", "drain", "--state-file", sf][..],
+            &[][..],
+            "from --state-file",
+        ),
+        (
+            &["set", "drain"],
+            &[("HEFT_STATE_FILE", sf)],
+            "from HEFT_STATE_FILE",
+        ),
+        (
+            &["set", "drain"],
+            &[("HAPGENT_STATE_FILE", sf)],
+            "from HAPGENT_STATE_FILE",
+        ),
+    ] {
+        let (code, _, err) = run_heft(args, env);
+        assert_eq!(code, 111, "{err}");
+        let want = format!("error: state file {sf} ({from}): {advice}\n");
+        assert!(err.ends_with(&want), "{err:?}\nwanted {want:?}");
+    }
+    assert!(!etc.exists());
+    std::fs::create_dir_all(&etc).unwrap();
+    let (code, _, err) = run_heft(&["set", "drain"], &[("HEFT_STATE_FILE", sf)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        top_of(&std::fs::read_to_string(&state).unwrap()).0,
+        heft::model::state::Status::Drain
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -383,6 +430,31 @@ fn get_prints_the_reply_line() {
     // A line ended by \r, with more after it.
     let fake = fake_agent(b"up 50%\r\ntrailing words\n").to_string();
     ok(&["get", "--port", &fake], &[], "up 50%\n");
+}
+
+/// `heft get --addr` takes an IPv6 scope, by interface name or index, and
+/// connects through it; an interface that does not exist is an error.
+#[test]
+fn get_takes_a_scoped_ipv6_address() {
+    let l = TcpListener::bind("[::1]:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let _ = (&s).write_all(b"up 42%\n");
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    });
+    let lo = std::fs::read_to_string("/sys/class/net/lo/ifindex").unwrap();
+    for addr in ["::1%lo".to_string(), format!("[::1%{}]", lo.trim())] {
+        let (code, out, err) = run_heft(&["get", "--addr", &addr, "--port", &port], &[]);
+        assert_eq!((code, out.as_str()), (0, "up 42%\n"), "{addr}: {err}");
+    }
+    let (code, out, err) = run_heft(
+        &["get", "--addr", "fe80::1%heftnone0", "--port", &port],
+        &[],
+    );
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("no interface heftnone0"), "{err:?}");
 }
 
 /// `heft get` exits non-zero without a whole line: refused, closed before a

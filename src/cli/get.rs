@@ -18,7 +18,13 @@ pub fn run(g: &Get) -> i32 {
     let fd = match connect(g, deadline) {
         Ok(fd) => fd,
         Err(e) => {
-            log::error().s("connect: ").errno(e).send();
+            // (ENODEV also stands for a file that is not regular in the log's names.)
+            let mut l = log::error();
+            match e {
+                Errno::ENODEV => l.s("no interface ").b(&g.scope),
+                e => l.s("connect: ").errno(e),
+            }
+            .send();
             return 1;
         }
     };
@@ -59,7 +65,8 @@ fn read_line<'a>(fd: &Fd, buf: &'a mut [u8; 4096], deadline: Instant) -> Option<
 /// Opens a non-blocking connection to the agent, waiting until `deadline` for it.
 fn connect(g: &Get, deadline: Instant) -> Result<Fd, Errno> {
     let fd = os::tcp_socket(g.addr)?;
-    match os::connect(&fd, g.addr, g.port) {
+    let scope = crate::server::scope_id(&fd, &g.scope)?;
+    match os::net::connect_scoped(&fd, g.addr, g.port, scope) {
         Ok(()) => Ok(fd),
         Err(Errno::EINPROGRESS) if !wait(&fd, libc::POLLOUT, deadline) => Err(Errno::ETIMEDOUT),
         Err(Errno::EINPROGRESS) => os::socket_error(&fd).map(|()| fd),

@@ -5,9 +5,10 @@
 //! `HEFT_*` variable, which beats hapgent's variable, which beats the default.
 //! A bad value is reported naming the flag or variable that gave it.
 //!
-//! Adding an option: one line in its subcommand's flag table (with its
-//! variables, if any), one arm in the subcommand's `match`, and one line in
-//! its help file.
+//! Adding an option: a `Flag` with its name (unless another subcommand has
+//! it already), one line in its subcommand's flag table (with its variables,
+//! if any), one arm in the subcommand's `match`, and one line in its help
+//! file.
 
 pub mod get;
 pub mod set;
@@ -43,6 +44,8 @@ pub const HELP: &str = include_str!("help.txt");
 pub const SET_HELP: &str = include_str!("set-help.txt");
 /// What `heft get --help` and `heft help get` print.
 pub const GET_HELP: &str = include_str!("get-help.txt");
+/// What `heft check --help` and `heft help check` print.
+pub const CHECK_HELP: &str = include_str!("check-help.txt");
 
 /// Looks up an environment variable: `std::env::var_os` in `main`, a map in tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
@@ -57,6 +60,8 @@ pub enum Command {
     Set(Set),
     /// Probe an agent.
     Get(Get),
+    /// Check the state file and the feedback rules that `serve` with these options would read.
+    Check(Serve),
     /// Print this help text.
     Help(&'static str),
     /// Print the version.
@@ -67,16 +72,22 @@ pub enum Command {
 pub struct Serve {
     /// Address to listen on (`::` is dual-stack).
     pub addr: IpAddr,
+    /// The IPv6 scope given after `%`: an interface's name or index; empty for none.
+    pub scope: Scope,
     /// Port to listen on.
     pub port: u16,
     /// Where to answer HTTP (health and `/metrics`), if anywhere: the
     /// address (`addr` if none) and the port (`DEFAULT_HTTP_PORT` if none);
     /// see `http`.
     pub http_addr: Option<IpAddr>,
+    /// The IPv6 scope of `http_addr`, as `scope`.
+    pub http_scope: Scope,
     /// The HTTP port, if given.
     pub http_port: Option<u16>,
     /// The JSON state file.
     pub state_file: PathBuf,
+    /// The flag or variable that named the state file; empty for the default.
+    pub state_from: &'static str,
     /// Where to write our pid, if anywhere.
     pub pid_file: Option<PathBuf>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
@@ -103,13 +114,16 @@ pub struct Serve {
 }
 
 impl Serve {
-    /// Where to answer HTTP: off unless its address or port is given.
-    pub fn http(&self) -> Option<(IpAddr, u16)> {
+    /// Where to answer HTTP, with the address's scope: off unless its address or port is given.
+    pub fn http(&self) -> Option<(IpAddr, u16, &[u8])> {
         if self.http_addr.is_none() && self.http_port.is_none() {
             return None;
         }
         let port = self.http_port.unwrap_or(DEFAULT_HTTP_PORT);
-        Some((self.http_addr.unwrap_or(self.addr), port))
+        Some(match self.http_addr {
+            Some(a) => (a, port, &self.http_scope),
+            None => (self.addr, port, &self.scope),
+        })
     }
 }
 
@@ -127,6 +141,8 @@ pub struct Set {
     pub service: Option<String>,
     /// The state file.
     pub state_file: PathBuf,
+    /// The flag or variable that named the state file; empty for the default.
+    pub state_from: &'static str,
     /// The agent's pid file, to send it SIGHUP.
     pub pid_file: Option<PathBuf>,
     /// How much to log.
@@ -137,6 +153,8 @@ pub struct Set {
 pub struct Get {
     /// Agent address.
     pub addr: IpAddr,
+    /// The IPv6 scope given after `%`, as `Serve::scope`.
+    pub scope: Scope,
     /// Agent port.
     pub port: u16,
     /// Bytes to send after connecting, at most `SEND_MAX`.
@@ -144,6 +162,10 @@ pub struct Get {
     /// How long to wait for the whole exchange.
     pub timeout_ms: u32,
 }
+
+/// An IPv6 scope as given after `%` (an interface's name, at most 15 bytes,
+/// or index); empty for none. Resolved when the socket is made.
+pub type Scope = heapless::Vec<u8, 15>;
 
 /// The most bytes `heft get --send` sends.
 pub const SEND_MAX: usize = 256;
@@ -275,30 +297,23 @@ impl Usage {
 #[inline(never)]
 pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
     let mut args = args.into_iter();
-    let first = args.as_slice().first().and_then(|a| a.to_str());
-    let sub = match first {
+    // The subcommand the `i`th argument names, if it names one.
+    let named = |args: &std::vec::IntoIter<OsString>, i: usize| {
+        let word = args.as_slice().get(i)?.to_str()?;
+        SUBCOMMANDS.iter().find(|(name, _)| *name == word).map(|&(_, sub)| sub)
+    };
+    let sub = match args.as_slice().first().and_then(|a| a.to_str()) {
         Some("help" | "-h" | "--help") => {
-            let page = args.as_slice().get(1).and_then(|a| a.to_str());
-            return Ok(Command::Help(match page {
-                Some("set") => SET_HELP,
-                Some("get") => GET_HELP,
-                _ => HELP,
-            }));
+            return Ok(Command::Help(named(&args, 1).map_or(HELP, |sub| sub.help)));
         }
         Some("version" | "-V" | "--version") => return Ok(Command::Version),
-        Some("set") => {
-            args.next();
-            &SET
-        }
-        Some("get") => {
-            args.next();
-            &GET
-        }
-        Some("serve") => {
-            args.next();
-            &SERVE
-        }
-        _ => &SERVE,
+        _ => match named(&args, 0) {
+            Some(sub) => {
+                args.next();
+                sub
+            }
+            None => &SERVE,
+        },
     };
     let mut opts = Options::new(args, env, sub);
     match (sub.read)(&mut opts) {
@@ -307,40 +322,109 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
     }
 }
 
+/// The subcommands by name, for `heft NAME` and `heft help NAME`.
+const SUBCOMMANDS: [(&str, &Subcommand); 4] = [
+    ("serve", &SERVE),
+    ("set", &SET),
+    ("get", &GET),
+    ("check", &CHECK),
+];
+
 /// What `parse` and `Options` need to know of a subcommand.
 struct Subcommand {
     /// Reads its options into its command.
     read: fn(&mut Options) -> Result<Command, Failed>,
+    /// Its help text, for `--help` and `heft help`.
+    help: &'static str,
     /// The help that lists its options, for errors, e.g. `heft set --help`.
     page: &'static str,
     /// Its flags, each with the variables that may give it when the flag
     /// is not given, strongest first.
-    flags: &'static [(&'static str, &'static [&'static str])],
+    flags: &'static [(Flag, &'static [&'static str])],
     /// Whether it takes an argument that is not an option (`heft set`'s STATUS).
     takes_argument: bool,
+}
+
+/// A flag of some subcommand, as `Options::next` returns it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Flag {
+    Addr,
+    Port,
+    HttpAddr,
+    HttpPort,
+    StateFile,
+    PidFile,
+    ReadyWindow,
+    Wait,
+    Timeout,
+    Slots,
+    Feedback,
+    Allow,
+    User,
+    Group,
+    Syslog,
+    SyslogSocket,
+    Weight,
+    Maxconn,
+    Reason,
+    Service,
+    Send,
+    /// `-h` or `--help`, which every subcommand takes.
+    Help,
+}
+
+impl Flag {
+    /// The flag as typed, e.g. `--port`.
+    fn name(self) -> &'static str {
+        match self {
+            Flag::Addr => "--addr",
+            Flag::Port => "--port",
+            Flag::HttpAddr => "--http-addr",
+            Flag::HttpPort => "--http-port",
+            Flag::StateFile => "--state-file",
+            Flag::PidFile => "--pid-file",
+            Flag::ReadyWindow => "--ready-window",
+            Flag::Wait => "--wait",
+            Flag::Timeout => "--timeout",
+            Flag::Slots => "--slots",
+            Flag::Feedback => "--feedback",
+            Flag::Allow => "--allow",
+            Flag::User => "--user",
+            Flag::Group => "--group",
+            Flag::Syslog => "--syslog",
+            Flag::SyslogSocket => "--syslog-socket",
+            Flag::Weight => "--weight",
+            Flag::Maxconn => "--maxconn",
+            Flag::Reason => "--reason",
+            Flag::Service => "--service",
+            Flag::Send => "--send",
+            Flag::Help => "--help",
+        }
+    }
 }
 
 /// `heft serve`.
 const SERVE: Subcommand = Subcommand {
     read: serve,
+    help: HELP,
     page: "heft --help",
     flags: &[
-        ("--addr", &["HEFT_ADDR", "HAPGENT_IP"]),
-        ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
-        ("--http-addr", &["HEFT_HTTP_ADDR"]),
-        ("--http-port", &["HEFT_HTTP_PORT"]),
-        ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
-        ("--pid-file", &["HEFT_PID_FILE"]),
-        ("--ready-window", &["HEFT_READY_WINDOW"]),
-        ("--wait", &["HEFT_WAIT"]),
-        ("--timeout", &["HEFT_TIMEOUT"]),
-        ("--slots", &["HEFT_SLOTS"]),
-        ("--feedback", &["HEFT_FEEDBACK"]),
-        ("--allow", &["HEFT_ALLOW"]),
-        ("--user", &["HEFT_USER"]),
-        ("--group", &["HEFT_GROUP"]),
-        ("--syslog", &["HEFT_SYSLOG"]),
-        ("--syslog-socket", &["HEFT_SYSLOG_SOCKET"]),
+        (Flag::Addr, &["HEFT_ADDR", "HAPGENT_IP"]),
+        (Flag::Port, &["HEFT_PORT", "HAPGENT_PORT"]),
+        (Flag::HttpAddr, &["HEFT_HTTP_ADDR"]),
+        (Flag::HttpPort, &["HEFT_HTTP_PORT"]),
+        (Flag::StateFile, &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
+        (Flag::PidFile, &["HEFT_PID_FILE"]),
+        (Flag::ReadyWindow, &["HEFT_READY_WINDOW"]),
+        (Flag::Wait, &["HEFT_WAIT"]),
+        (Flag::Timeout, &["HEFT_TIMEOUT"]),
+        (Flag::Slots, &["HEFT_SLOTS"]),
+        (Flag::Feedback, &["HEFT_FEEDBACK"]),
+        (Flag::Allow, &["HEFT_ALLOW"]),
+        (Flag::User, &["HEFT_USER"]),
+        (Flag::Group, &["HEFT_GROUP"]),
+        (Flag::Syslog, &["HEFT_SYSLOG"]),
+        (Flag::SyslogSocket, &["HEFT_SYSLOG_SOCKET"]),
     ],
     takes_argument: false,
 };
@@ -349,10 +433,13 @@ const SERVE: Subcommand = Subcommand {
 fn serve(opts: &mut Options) -> Result<Command, Failed> {
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
+        scope: Scope::new(),
         port: DEFAULT_PORT,
         http_addr: None,
+        http_scope: Scope::new(),
         http_port: None,
         state_file: DEFAULT_STATE_FILE.into(),
+        state_from: "",
         pid_file: None,
         ready_window_ms: None,
         wait_ms: DEFAULT_WAIT_MS,
@@ -369,31 +456,29 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
     let (mut syslog, mut syslog_socket) = (false, None);
     while let Some(flag) = opts.next()? {
         match flag {
-            "--addr" => opts.read(&mut s.addr, ADDR, ip)?,
-            "--port" => s.port = opts.number(PORT, 1, 65535)? as u16,
-            "--http-addr" => {
-                // Through `read`'s copy for IpAddr, which --addr uses too.
-                let mut a = s.addr;
-                opts.read(&mut a, ADDR, ip)?;
-                s.http_addr = Some(a);
+            Flag::Addr => (s.addr, s.scope) = opts.addr()?,
+            Flag::Port => s.port = opts.number(PORT, 1, 65535)? as u16,
+            Flag::HttpAddr => {
+                let (a, scope) = opts.addr()?;
+                (s.http_addr, s.http_scope) = (Some(a), scope);
             }
-            "--http-port" => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
-            "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
-            "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
-            "--ready-window" => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),
-            "--wait" => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
-            "--timeout" => s.timeout_ms = opts.number("milliseconds", 10, 60_000)?,
-            "--slots" => s.slots = opts.number("a number", 1, SLOTS_MAX)?,
+            Flag::HttpPort => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
+            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file)?,
+            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path)?,
+            Flag::ReadyWindow => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),
+            Flag::Wait => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
+            Flag::Timeout => s.timeout_ms = opts.number("milliseconds", 10, 60_000)?,
+            Flag::Slots => s.slots = opts.number("a number", 1, SLOTS_MAX)?,
             #[cfg(feature = "feedback")]
-            "--feedback" => opts.read_some(&mut s.feedback, PATH, path)?,
+            Flag::Feedback => opts.read_some(&mut s.feedback, PATH, path)?,
             #[cfg(not(feature = "feedback"))]
-            "--feedback" => opts.read(&mut (), NO_FEEDBACK, |_| None)?,
-            "--allow" => opts.read(&mut s.allow, ALLOW, allow)?,
-            "--user" => opts.given(&mut s.user, "a user name or number")?,
-            "--group" => opts.given(&mut s.group, "a group name or number")?,
-            "--syslog" => syslog = opts.switch()?,
-            "--syslog-socket" => opts.read_some(&mut syslog_socket, PATH, path)?,
-            "--help" => return Ok(Command::Help(HELP)),
+            Flag::Feedback => opts.read(&mut (), NO_FEEDBACK, |_| None)?,
+            Flag::Allow => opts.read(&mut s.allow, ALLOW, allow)?,
+            Flag::User => opts.given(&mut s.user, "a user name or number")?,
+            Flag::Group => opts.given(&mut s.group, "a group name or number")?,
+            Flag::Syslog => syslog = opts.switch()?,
+            Flag::SyslogSocket => opts.read_some(&mut syslog_socket, PATH, path)?,
+            Flag::Help => return Ok(Command::Help(opts.sub.help)),
             // `next` returns only the flags of SERVE and `--help`.
             _ => unreachable!(),
         }
@@ -406,14 +491,15 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
 /// `heft set`.
 const SET: Subcommand = Subcommand {
     read: set,
+    help: SET_HELP,
     page: "heft set --help",
     flags: &[
-        ("--weight", &[]),
-        ("--maxconn", &[]),
-        ("--reason", &[]),
-        ("--service", &[]),
-        ("--state-file", &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
-        ("--pid-file", &["HEFT_PID_FILE"]),
+        (Flag::Weight, &[]),
+        (Flag::Maxconn, &[]),
+        (Flag::Reason, &[]),
+        (Flag::Service, &[]),
+        (Flag::StateFile, &["HEFT_STATE_FILE", "HAPGENT_STATE_FILE"]),
+        (Flag::PidFile, &["HEFT_PID_FILE"]),
     ],
     takes_argument: true,
 };
@@ -428,18 +514,19 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
         reason: None,
         service: None,
         state_file: DEFAULT_STATE_FILE.into(),
+        state_from: "",
         pid_file: None,
         level: Level::Info,
     };
     while let Some(flag) = opts.next()? {
         match flag {
-            "--weight" => s.weight = Some(opts.number("a weight", 0, 255)? as u8),
-            "--maxconn" => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn)?,
-            "--reason" => opts.read_some(&mut s.reason, REASON, reason)?,
-            "--service" => opts.read_some(&mut s.service, SERVICE, service)?,
-            "--state-file" => opts.read(&mut s.state_file, PATH, path)?,
-            "--pid-file" => opts.read_some(&mut s.pid_file, PATH, path)?,
-            "--help" => return Ok(Command::Help(SET_HELP)),
+            Flag::Weight => s.weight = Some(opts.number("a weight", 0, 255)? as u8),
+            Flag::Maxconn => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn)?,
+            Flag::Reason => opts.read_some(&mut s.reason, REASON, reason)?,
+            Flag::Service => opts.read_some(&mut s.service, SERVICE, service)?,
+            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file)?,
+            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path)?,
+            Flag::Help => return Ok(Command::Help(opts.sub.help)),
             // `next` returns only the flags of SET and `--help`.
             _ => unreachable!(),
         }
@@ -464,15 +551,33 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
     Ok(Command::Set(s))
 }
 
+/// `heft check`: `serve`'s options, read the same way.
+const CHECK: Subcommand = Subcommand {
+    read: check,
+    help: CHECK_HELP,
+    page: "heft check --help",
+    flags: SERVE.flags,
+    takes_argument: false,
+};
+
+/// Reads the options of `heft check`: those of `heft serve`.
+fn check(opts: &mut Options) -> Result<Command, Failed> {
+    Ok(match serve(opts)? {
+        Command::Serve(s) => Command::Check(s),
+        help => help,
+    })
+}
+
 /// `heft get`.
 const GET: Subcommand = Subcommand {
     read: get,
+    help: GET_HELP,
     page: "heft get --help",
     flags: &[
-        ("--addr", &[]),
-        ("--port", &["HEFT_PORT", "HAPGENT_PORT"]),
-        ("--send", &[]),
-        ("--timeout", &[]),
+        (Flag::Addr, &[]),
+        (Flag::Port, &["HEFT_PORT", "HAPGENT_PORT"]),
+        (Flag::Send, &[]),
+        (Flag::Timeout, &[]),
     ],
     takes_argument: false,
 };
@@ -481,17 +586,18 @@ const GET: Subcommand = Subcommand {
 fn get(opts: &mut Options) -> Result<Command, Failed> {
     let mut g = Get {
         addr: Ipv4Addr::LOCALHOST.into(),
+        scope: Scope::new(),
         port: DEFAULT_PORT,
         send: Vec::new(),
         timeout_ms: DEFAULT_TIMEOUT_MS,
     };
     while let Some(flag) = opts.next()? {
         match flag {
-            "--addr" => opts.read(&mut g.addr, ADDR, ip)?,
-            "--port" => g.port = opts.number(PORT, 1, 65535)? as u16,
-            "--send" => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
-            "--timeout" => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
-            "--help" => return Ok(Command::Help(GET_HELP)),
+            Flag::Addr => (g.addr, g.scope) = opts.addr()?,
+            Flag::Port => g.port = opts.number(PORT, 1, 65535)? as u16,
+            Flag::Send => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
+            Flag::Timeout => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
+            Flag::Help => return Ok(Command::Help(opts.sub.help)),
             // `next` returns only the flags of GET and `--help`.
             _ => unreachable!(),
         }
@@ -500,7 +606,7 @@ fn get(opts: &mut Options) -> Result<Command, Failed> {
 }
 
 // What values must be, as errors say it.
-const ADDR: &str = "an IPv4 or IPv6 address";
+const ADDR: &str = "an IPv4 or IPv6[%interface] address";
 const PORT: &str = "a port number";
 const PATH: &str = "a path";
 /// What `--feedback` wants in a build without the `feedback` feature.
@@ -510,12 +616,20 @@ const ALLOW: &str = "CIDR[,CIDR...] like 10.0.0.0/8,::1/128";
 const REASON: &str = "at most 64 printable ASCII bytes without #";
 const SERVICE: &str = "a name of 1 to 32 bytes of [A-Za-z0-9_.-]";
 
-/// Reads an IP address, bare or in brackets.
-fn ip(v: &OsStr) -> Option<IpAddr> {
+/// Reads an IP address, bare or in brackets; an IPv6 one may end in
+/// `%scope`, an interface's name or index (`fe80::1%br-lan`, `fe80::1%2`).
+fn ip(v: &OsStr) -> Option<(IpAddr, Scope)> {
     let b = v.as_bytes();
     let b = b.strip_prefix(b"[").unwrap_or(b);
     let b = b.strip_suffix(b"]").unwrap_or(b);
-    num::parse_ip(b)
+    let (a, scope) = match b.iter().position(|&c| c == b'%') {
+        Some(i) => (&b[..i], Some(&b[i + 1..]).filter(|s| !s.is_empty())?),
+        None => (b, &b[..0]),
+    };
+    let ip = num::parse_ip(a)?;
+    // An interface's name has at most 15 bytes (the kernel judges the rest).
+    let scope = Scope::from_slice(scope).ok()?;
+    (ip.is_ipv6() || scope.is_empty()).then_some((ip, scope))
 }
 
 /// Reads a path: anything but nothing.
@@ -584,8 +698,16 @@ fn bad(source: &'static str, value: OsString, wants: Wants) -> Usage {
     }
 }
 
-/// The flags every subcommand takes besides its own.
-const COMMON_FLAGS: &[&str] = &["-h", "--help", "-q", "--quiet", "-v", "--verbose"];
+/// The flags every subcommand takes besides its own: `-h` (help), and `-q`
+/// and `-v` with the level each asks for.
+const COMMON_FLAGS: [(&str, Option<Level>); 6] = [
+    ("-h", None),
+    ("--help", None),
+    ("-q", Some(Level::Error)),
+    ("--quiet", Some(Level::Error)),
+    ("-v", Some(Level::Debug)),
+    ("--verbose", Some(Level::Debug)),
+];
 
 /// The options of one subcommand as they are found: first the flags in the
 /// arguments, in order, then the variables for the flags that were not given.
@@ -604,8 +726,8 @@ struct Options<'a> {
     args_done: bool,
     /// How many of the subcommand's flags have had their variables looked at.
     vars_read: usize,
-    /// The flags given.
-    given: Vec<&'static str>,
+    /// The flags given, a bit each (`1 << flag`).
+    given: u32,
     /// The argument that is not an option, once found; only `heft set` takes one.
     argument: Option<OsString>,
     /// The level `-q` or `-v` asked for.
@@ -632,7 +754,7 @@ impl<'a> Options<'a> {
             sub,
             args_done: false,
             vars_read: 0,
-            given: Vec::new(),
+            given: 0,
             argument: None,
             level: None,
             flag: "",
@@ -651,23 +773,23 @@ impl<'a> Options<'a> {
     }
 
     /// Finds the next option and returns its flag, or `None` when all have been found.
-    fn next(&mut self) -> Result<Option<&'static str>, Failed> {
+    fn next(&mut self) -> Result<Option<Flag>, Failed> {
         if !self.args_done {
             if let Some(flag) = self.next_flag()? {
-                self.given.push(flag);
-                (self.flag, self.source) = (flag, flag);
+                self.given |= 1 << flag as u32;
+                (self.flag, self.source) = (flag.name(), flag.name());
                 return Ok(Some(flag));
             }
             self.args_done = true;
         }
         while let Some(&(flag, vars)) = self.sub.flags.get(self.vars_read) {
             self.vars_read += 1;
-            if self.given.contains(&flag) {
+            if self.given & 1 << flag as u32 != 0 {
                 continue;
             }
             for &var in vars {
                 if let Some(value) = (self.env)(var).filter(|v| !v.is_empty()) {
-                    (self.flag, self.source, self.inline) = (flag, var, Some(value));
+                    (self.flag, self.source, self.inline) = (flag.name(), var, Some(value));
                     return Ok(Some(flag));
                 }
             }
@@ -677,7 +799,7 @@ impl<'a> Options<'a> {
 
     /// Reads the arguments up to the next flag the subcommand is to look at
     /// and returns it, keeping the value given with it as `--flag=value`.
-    fn next_flag(&mut self) -> Result<Option<&'static str>, Failed> {
+    fn next_flag(&mut self) -> Result<Option<Flag>, Failed> {
         while let Some(arg) = self.args.next() {
             let b = arg.as_bytes();
             if b.len() < 2 || b[0] != b'-' {
@@ -694,10 +816,12 @@ impl<'a> Options<'a> {
                 Some(i) => (&b[..i], Some(OsStr::from_bytes(&b[i + 1..]).to_owned())),
                 None => (b, None),
             };
-            let own = self.sub.flags.iter().map(|&(flag, _)| flag);
-            let Some(flag) = own
-                .chain(COMMON_FLAGS.iter().copied())
-                .find(|f| f.as_bytes() == name)
+            self.inline = inline;
+            let own = self.sub.flags.iter().find(|(f, _)| f.name().as_bytes() == name);
+            if let Some(&(flag, _)) = own {
+                return Ok(Some(flag));
+            }
+            let Some(&(flag, level)) = COMMON_FLAGS.iter().find(|(f, _)| f.as_bytes() == name)
             else {
                 let option = OsStr::from_bytes(name).to_owned();
                 return Err(self.fail(Usage::Unknown {
@@ -705,12 +829,9 @@ impl<'a> Options<'a> {
                     page: self.sub.page,
                 }));
             };
-            self.inline = inline;
-            match flag {
-                "-h" | "--help" => return Ok(Some("--help")),
-                "-q" | "--quiet" => self.level = Some(Level::Error),
-                "-v" | "--verbose" => self.level = Some(Level::Debug),
-                _ => return Ok(Some(flag)),
+            match level {
+                None => return Ok(Some(Flag::Help)),
+                Some(level) => self.level = Some(level),
             }
             if let Some(v) = self.inline.take() {
                 return Err(self.fail(bad(flag, v, Wants::Text("no value"))));
@@ -759,6 +880,19 @@ impl<'a> Options<'a> {
         read: fn(&OsStr) -> Option<T>,
     ) -> Result<(), Failed> {
         self.take(wants, &mut |v| read(v).map(|v| *to = v).is_some())
+    }
+
+    /// Reads an address and its IPv6 scope (`--addr`).
+    fn addr(&mut self) -> Result<(IpAddr, Scope), Failed> {
+        let mut a = (Ipv4Addr::UNSPECIFIED.into(), Scope::new());
+        self.read(&mut a, ADDR, ip)?;
+        Ok(a)
+    }
+
+    /// Reads a path into `to`; returns the flag or variable that gave it.
+    fn path_from(&mut self, to: &mut PathBuf) -> Result<&'static str, Failed> {
+        self.read(to, PATH, path)?;
+        Ok(self.source)
     }
 
     /// Reads the option's value into `to` as `read` does, when `to` is an `Option`.

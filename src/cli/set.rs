@@ -27,10 +27,10 @@ pub fn run(s: &Set) -> i32 {
     let path = &s.state_file;
     let place = match Place::find(path).map_err(persist::WriteError::dir) {
         Ok(p) => p,
-        Err(e) => return not_written(e, path),
+        Err(e) => return not_written(e, s),
     };
     if let Err(e) = place.lock(LOCK_WAIT_MS) {
-        return not_written(e, path);
+        return not_written(e, s);
     }
     let mut buf = [0u8; FILE_MAX + 1];
     let mut seen = Seen::default();
@@ -42,16 +42,19 @@ pub fn run(s: &Set) -> i32 {
             // Missing or invalid: replaced by what set is told. Anything
             // else (not a regular file, not readable) is left alone.
             let new = matches!(e, LoadError::Invalid(_) | LoadError::Io(Errno::ENOENT));
-            let l = &mut if new { log::info() } else { log::error() };
+            let (mut l, then) = match new {
+                true => (log::info(), "; writing a new one"),
+                false => (log::error(), "; not writing it"),
+            };
             l.s("state file ")
                 .b(path.as_os_str().as_encoded_bytes())
                 .s(": ")
-                .s(&why);
+                .s(&why)
+                .s(then)
+                .send();
             if !new {
-                l.s("; not writing it").send();
                 return SYSCALL;
             }
-            l.s("; writing a new one").send();
             State::default()
         }
     };
@@ -62,7 +65,7 @@ pub fn run(s: &Set) -> i32 {
         return USAGE;
     }
     if let Err(e) = persist::write(&place, seen, &state, &mut buf) {
-        return not_written(e, path);
+        return not_written(e, s);
     }
     match &s.pid_file {
         None => {
@@ -75,9 +78,12 @@ pub fn run(s: &Set) -> i32 {
     }
 }
 
-/// Logs why the state file at `path` was not written; returns the exit code.
-fn not_written(e: persist::WriteError, path: &Path) -> i32 {
-    e.line(path).send();
+/// Logs why the state file of `s` was not written; returns the exit code.
+fn not_written(e: persist::WriteError, s: &Set) -> i32 {
+    // A missing directory is named with what to create.
+    crate::server::firstrun::unwritable(&s.state_file, s.state_from)
+        .unwrap_or_else(|| e.line(&s.state_file))
+        .send();
     SYSCALL
 }
 

@@ -47,6 +47,15 @@ fn get(args: &[&str], env: &[(&str, &str)]) -> Get {
     }
 }
 
+fn check(args: &[&str], env: &[(&str, &str)]) -> Serve {
+    let args = [&["check"], args].concat();
+    match run(&args, env) {
+        Ok(Command::Check(c)) => c,
+        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&u.message())),
+        Ok(_) => panic!("{args:?}: not check"),
+    }
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -54,7 +63,10 @@ fn ip(s: &str) -> IpAddr {
 #[test]
 fn serve_defaults() {
     let s = serve(&[], &[]);
-    assert_eq!((s.addr, s.port, s.http()), (ip("0.0.0.0"), 9777, None));
+    assert_eq!(
+        (s.addr, s.port, s.http().map(|(a, p, _)| (a, p))),
+        (ip("0.0.0.0"), 9777, None)
+    );
     assert_eq!(s.state_file, Path::new("/etc/heft/state.json"));
     assert_eq!((s.pid_file, s.ready_window_ms), (None, None));
     assert_eq!((s.wait_ms, s.timeout_ms, s.slots), (50, 2000, 64));
@@ -157,10 +169,10 @@ fn every_serve_option_and_its_variable() {
         ("--port", "HEFT_PORT", "65535", |s| s.port == 65535),
         ("--port", "HAPGENT_PORT", "1", |s| s.port == 1),
         ("--http-port", "HEFT_HTTP_PORT", "80", |s| {
-            s.http() == Some((ip("0.0.0.0"), 80))
+            s.http().map(|(a, p, _)| (a, p)) == Some((ip("0.0.0.0"), 80))
         }),
         ("--http-addr", "HEFT_HTTP_ADDR", "::1", |s| {
-            s.http() == Some((ip("::1"), 9778))
+            s.http().map(|(a, p, _)| (a, p)) == Some((ip("::1"), 9778))
         }),
         ("--state-file", "HEFT_STATE_FILE", "/s.json", |s| {
             s.state_file == Path::new("/s.json")
@@ -230,29 +242,42 @@ fn user_and_group_remember_their_source() {
 
 #[test]
 fn http_listens_only_when_asked_on_the_agents_address_by_default() {
-    assert_eq!(serve(&[], &[]).http(), None);
+    assert_eq!(serve(&[], &[]).http().map(|(a, p, _)| (a, p)), None);
     let s = serve(&["--addr", "::1", "--http-port", "9778"], &[]);
-    assert_eq!(s.http(), Some((ip("::1"), 9778)));
+    assert_eq!(s.http().map(|(a, p, _)| (a, p)), Some((ip("::1"), 9778)));
     let s = serve(
         &["--http-addr", "127.0.0.2"],
         &[("HEFT_HTTP_PORT", "1"), ("HEFT_ADDR", "::")],
     );
-    assert_eq!(s.http(), Some((ip("127.0.0.2"), 1)));
+    assert_eq!(s.http().map(|(a, p, _)| (a, p)), Some((ip("127.0.0.2"), 1)));
     let s = serve(
         &[],
         &[("HEFT_HTTP_ADDR", "[::1]"), ("HEFT_HTTP_PORT", "80")],
     );
-    assert_eq!(s.http(), Some((ip("::1"), 80)));
+    assert_eq!(s.http().map(|(a, p, _)| (a, p)), Some((ip("::1"), 80)));
+    // The scope goes with its address: HTTP's own, else the agent's.
+    let s = serve(&["--addr", "fe80::1%lo", "--http-port", "80"], &[]);
+    assert_eq!(s.http(), Some((ip("fe80::1"), 80, &b"lo"[..])));
+    let s = serve(
+        &["--addr", "fe80::1%lo", "--http-addr", "fe80::2%eth0"],
+        &[],
+    );
+    assert_eq!(s.http(), Some((ip("fe80::2"), 9778, &b"eth0"[..])));
+    let s = serve(&["--addr", "fe80::1%lo", "--http-addr", "::1"], &[]);
+    assert_eq!(s.http(), Some((ip("::1"), 9778, &b""[..])));
     // An address alone turns HTTP on at its default port.
     let s = serve(&["--http-addr", "127.0.0.1"], &[]);
-    assert_eq!(s.http(), Some((ip("127.0.0.1"), 9778)));
+    assert_eq!(
+        s.http().map(|(a, p, _)| (a, p)),
+        Some((ip("127.0.0.1"), 9778))
+    );
     assert_eq!(
         err(&[], &[("HEFT_HTTP_PORT", "0")]),
         "HEFT_HTTP_PORT: bad value \"0\": expected a port number 1-65535"
     );
     assert_eq!(
         err(&["--http-addr", "x", "--http-port", "1"], &[]),
-        "--http-addr: bad value \"x\": expected an IPv4 or IPv6 address"
+        "--http-addr: bad value \"x\": expected an IPv4 or IPv6[%interface] address"
     );
 }
 
@@ -311,17 +336,17 @@ fn serve_bad_values() {
         (
             &["--addr", "1.2.3"][..],
             &[][..],
-            "--addr: bad value \"1.2.3\": expected an IPv4 or IPv6 address",
+            "--addr: bad value \"1.2.3\": expected an IPv4 or IPv6[%interface] address",
         ),
         (
             &[],
             &[("HEFT_ADDR", "nowhere")],
-            "HEFT_ADDR: bad value \"nowhere\": expected an IPv4 or IPv6 address",
+            "HEFT_ADDR: bad value \"nowhere\": expected an IPv4 or IPv6[%interface] address",
         ),
         (
             &[],
             &[("HAPGENT_IP", "nope")],
-            "HAPGENT_IP: bad value \"nope\": expected an IPv4 or IPv6 address",
+            "HAPGENT_IP: bad value \"nope\": expected an IPv4 or IPv6[%interface] address",
         ),
         (
             &["--allow", "10.0.0.0/33"],
@@ -366,7 +391,10 @@ fn serve_bad_values() {
 #[test]
 fn missing_values() {
     for (args, want) in [
-        (&["--addr"][..], "--addr wants an IPv4 or IPv6 address"),
+        (
+            &["--addr"][..],
+            "--addr wants an IPv4 or IPv6[%interface] address",
+        ),
         (&["--port"], "--port wants a port number 1-65535"),
         (&["--state-file"], "--state-file wants a path"),
         (&["--pid-file"], "--pid-file wants a path"),
@@ -398,7 +426,10 @@ fn missing_values() {
         ),
         (&["set", "up", "--state-file"], "--state-file wants a path"),
         (&["set", "up", "--pid-file"], "--pid-file wants a path"),
-        (&["get", "--addr"], "--addr wants an IPv4 or IPv6 address"),
+        (
+            &["get", "--addr"],
+            "--addr wants an IPv4 or IPv6[%interface] address",
+        ),
         (&["get", "--port"], "--port wants a port number 1-65535"),
         (
             &["get", "--send"],
@@ -500,6 +531,8 @@ fn help_for_each_subcommand() {
         (&["get", "--help"], GET_HELP),
         (&["get", "-h"], GET_HELP),
         (&["help", "get"], GET_HELP),
+        (&["check", "--help"], CHECK_HELP),
+        (&["help", "check"], CHECK_HELP),
     ] {
         match run(args, &[("HEFT_PORT", "x")]) {
             Ok(Command::Help(text)) => assert_eq!(text, page, "{args:?}"),
@@ -515,13 +548,22 @@ fn help_for_each_subcommand() {
 /// a page shows is one its subcommand takes.
 #[test]
 fn help_pages_and_options_agree() {
+    // `heft check --help` shows the flags of serve that name files.
+    let files = ["--state-file", "--feedback"];
+    let check: Vec<_> = SERVE
+        .flags
+        .iter()
+        .copied()
+        .filter(|f| files.contains(&f.0.name()))
+        .collect();
     for (page, vars, cmd) in [
         (HELP, SERVE.flags, "serve"),
         (SET_HELP, SET.flags, "set"),
         (GET_HELP, GET.flags, "get"),
+        (CHECK_HELP, &check[..], "check"),
     ] {
         for (flag, vars) in vars {
-            assert!(page.contains(flag), "{cmd}: {flag}");
+            assert!(page.contains(flag.name()), "{cmd}: {flag:?}");
             for var in *vars {
                 assert!(page.contains(var), "{cmd}: {var}");
             }
@@ -537,7 +579,10 @@ fn help_pages_and_options_agree() {
             flags.contains(&"--state-file") || cmd == "get",
             "{cmd}: {flags:?}"
         );
-        assert!(flags.contains(&"-q") || cmd == "get", "{cmd}: {flags:?}");
+        assert!(
+            flags.contains(&"-q") || cmd == "get" || cmd == "check",
+            "{cmd}: {flags:?}"
+        );
         for flag in flags {
             let args = [cmd, "up", flag, "1"];
             let args = if cmd == "set" {
@@ -721,7 +766,7 @@ fn get_options() {
         ),
         (
             &["--addr", "localhost"],
-            "--addr: bad value \"localhost\": expected an IPv4 or IPv6 address",
+            "--addr: bad value \"localhost\": expected an IPv4 or IPv6[%interface] address",
         ),
     ] {
         assert_eq!(err(&[&["get"], args].concat(), &[]), want, "{args:?}");
@@ -792,5 +837,102 @@ fn feedback_needs_the_feature() {
         err(&[], &[("HEFT_FEEDBACK", "/f.json")]),
         "HEFT_FEEDBACK: bad value \"/f.json\": expected a build with the feedback feature \
          (this one leaves load feedback out)"
+    );
+}
+
+#[test]
+fn a_scope_follows_an_ipv6_address() {
+    for (given, want, scope) in [
+        ("fe80::1%br-lan", "fe80::1", "br-lan"),
+        ("[fe80::1%2]", "fe80::1", "2"),
+        ("fe80::1%eth0.100", "fe80::1", "eth0.100"),
+        ("fe80::1%abcdefghijklmno", "fe80::1", "abcdefghijklmno"),
+        ("fe80::1", "fe80::1", ""),
+    ] {
+        let s = serve(&["--addr", given], &[]);
+        assert_eq!(
+            (s.addr, &s.scope[..]),
+            (ip(want), scope.as_bytes()),
+            "{given}"
+        );
+        let g = get(&["--addr", given], &[]);
+        assert_eq!(
+            (g.addr, &g.scope[..]),
+            (ip(want), scope.as_bytes()),
+            "{given}"
+        );
+    }
+    assert_eq!(
+        &serve(&[], &[("HAPGENT_IP", "fe80::1%lo")]).scope[..],
+        b"lo"
+    );
+    // No scope for IPv4, none empty, none longer than an interface name (15
+    // bytes); the kernel judges the rest (and `heft serve` waits for it).
+    for bad in ["10.0.0.1%lo", "fe80::1%", "fe80::1%abcdefghijklmnop"] {
+        assert_eq!(
+            err(&["--addr", bad], &[]),
+            format!("--addr: bad value \"{bad}\": expected an IPv4 or IPv6[%interface] address")
+        );
+    }
+}
+
+#[test]
+fn the_state_file_remembers_what_named_it() {
+    assert_eq!(serve(&[], &[]).state_from, "");
+    let s = serve(&[], &[("HAPGENT_STATE_FILE", "/h.json")]);
+    assert_eq!(
+        (s.state_file, s.state_from),
+        ("/h.json".into(), "HAPGENT_STATE_FILE")
+    );
+    let s = set(
+        &["up", "--state-file=/a.json"],
+        &[("HEFT_STATE_FILE", "/h.json")],
+    );
+    assert_eq!(
+        (s.state_file, s.state_from),
+        ("/a.json".into(), "--state-file")
+    );
+    let c = check(
+        &[],
+        &[("HEFT_STATE_FILE", "/h.json"), ("HAPGENT_STATE_FILE", "/x")],
+    );
+    assert_eq!(
+        (c.state_file, c.state_from),
+        ("/h.json".into(), "HEFT_STATE_FILE")
+    );
+}
+
+#[test]
+fn check_takes_serves_options() {
+    let c = check(&[], &[]);
+    assert_eq!(c.state_file, Path::new("/etc/heft/state.json"));
+    assert_eq!(c.level, Level::Info);
+    assert_eq!(check(&["-q"], &[]).level, Level::Error);
+    let c = check(
+        &["--port", "1", "--addr", "fe80::1%lo"],
+        &[("HEFT_SLOTS", "3")],
+    );
+    assert_eq!((c.port, c.slots, &c.scope[..]), (1, 3, &b"lo"[..]));
+    #[cfg(feature = "feedback")]
+    {
+        assert_eq!(check(&[], &[]).feedback, None);
+        let c = check(&["--feedback", "/f.json"], &[]);
+        assert_eq!(c.feedback, Some(PathBuf::from("/f.json")));
+        let c = check(&[], &[("HEFT_FEEDBACK", "/g.json")]);
+        assert_eq!(c.feedback, Some(PathBuf::from("/g.json")));
+    }
+    #[cfg(not(feature = "feedback"))]
+    assert!(err(&["check", "--feedback", "/f.json"], &[]).contains("feedback feature"));
+    assert_eq!(
+        err(&["check", "--prot", "1"], &[]),
+        "unknown option --prot (see heft check --help)"
+    );
+    assert_eq!(
+        err(&["check", "x.json"], &[]),
+        "unexpected argument \"x.json\" (see heft check --help)"
+    );
+    assert_eq!(
+        err(&["check"], &[("HEFT_PORT", "0")]),
+        "HEFT_PORT: bad value \"0\": expected a port number 1-65535"
     );
 }

@@ -88,7 +88,7 @@ impl Agent {
         // A missing file may be created; anything else is kept for a human.
         self.may_persist = matches!(
             loaded,
-            Ok(_) | Err(LoadError::Io(nix::errno::Errno::ENOENT))
+            Ok(_) | Err(LoadError::Io(nix::errno::Errno::ENOENT) | LoadError::NoDir)
         );
         self.made_up = loaded.is_err();
         let s = loaded.unwrap_or_else(|e| {
@@ -282,6 +282,8 @@ fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
 pub enum LoadError {
     /// It could not be opened or read.
     Io(nix::errno::Errno),
+    /// Its directory does not exist (ENOENT).
+    NoDir,
     /// Its content is invalid.
     Invalid(StateError),
 }
@@ -291,6 +293,7 @@ impl LoadError {
     pub fn describe(self, out: &mut state::Reason) {
         let mut buf = heapless::Vec::new();
         let (a, b) = match self {
+            LoadError::NoDir => ("unreadable ENOENT, no directory (see the log)", ""),
             // A refusal of `fs` (see `os::errno_name`) says what it is without "unreadable".
             LoadError::Io(e) => match crate::num::errno_text(e, &mut buf) {
                 n if n.starts_with('E') || n.starts_with("errno") => ("unreadable ", n),

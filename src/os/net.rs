@@ -1,7 +1,7 @@
 //! Sockets: the agent's listener and connections, outgoing TCP checks, the
 //! syslog socket.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd};
 use std::path::Path;
 
@@ -34,21 +34,55 @@ pub fn set_v6_only(fd: &Fd, only: bool) -> Result<(), Errno> {
     socket::setsockopt(fd, sockopt::Ipv6V6Only, &only)
 }
 
-/// Binds `fd` to `ip`:`port`.
-pub fn bind(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    socket::bind(fd.as_raw_fd(), &sockaddr(ip, port))
+/// Lets `fd` bind an address the host does not have yet (`IP_FREEBIND`, which
+/// Linux applies to IPv6 sockets too): at boot, DHCP or a bridge may bring it later.
+pub fn set_freebind(fd: &Fd) -> Result<(), Errno> {
+    socket::setsockopt(fd, sockopt::IpFreebind, &true)
+}
+
+/// The index of the interface `name` (`SIOCGIFINDEX` on any socket `fd`);
+/// `ENODEV` if there is none.
+pub fn if_index(fd: &Fd, name: &[u8]) -> Result<u32, Errno> {
+    // SAFETY: ifreq is plain data (a name and a union of integers); all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { core::mem::zeroed() };
+    // The name must leave room for its NUL, which the zeroes provide.
+    if name.len() >= req.ifr_name.len() || name.contains(&0) {
+        return Err(Errno::ENODEV);
+    }
+    for (d, &c) in req.ifr_name.iter_mut().zip(name) {
+        *d = c as libc::c_char;
+    }
+    // SAFETY: SIOCGIFINDEX reads the NUL-terminated name in `req`, which
+    // lives across the call, and writes only its ifr_ifindex.
+    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFINDEX as _, &mut req) })?;
+    // SAFETY: the call succeeded, so the kernel wrote the index into the union.
+    Ok(unsafe { req.ifr_ifru.ifru_ifindex } as u32)
+}
+
+/// The socket address of `ip`:`port`, with the interface index `scope` for
+/// IPv6, as bind(2) and connect(2) take it: built in one place rather than
+/// in each of them.
+#[inline(never)]
+fn sockaddr(ip: IpAddr, port: u16, scope: u32) -> SockaddrStorage {
+    SockaddrStorage::from(match ip {
+        IpAddr::V4(a) => SocketAddr::V4(SocketAddrV4::new(a, port)),
+        IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope)),
+    })
+}
+
+/// Binds `fd` to `ip`:`port`, on the interface `scope` (0: any) for IPv6.
+pub fn bind(fd: &Fd, ip: IpAddr, port: u16, scope: u32) -> Result<(), Errno> {
+    socket::bind(fd.as_raw_fd(), &sockaddr(ip, port, scope))
 }
 
 /// Starts connecting `fd` to `ip`:`port`; `EINPROGRESS` while a non-blocking connect runs.
 pub fn connect(fd: &Fd, ip: IpAddr, port: u16) -> Result<(), Errno> {
-    socket::connect(fd.as_raw_fd(), &sockaddr(ip, port))
+    connect_scoped(fd, ip, port, 0)
 }
 
-/// The address `ip`:`port` as bind(2) and connect(2) take it, built in one
-/// place rather than in each of them.
-#[inline(never)]
-fn sockaddr(ip: IpAddr, port: u16) -> SockaddrStorage {
-    SockaddrStorage::from(SocketAddr::new(ip, port))
+/// Like `connect`, through the interface `scope` (0: any) for IPv6.
+pub fn connect_scoped(fd: &Fd, ip: IpAddr, port: u16, scope: u32) -> Result<(), Errno> {
+    socket::connect(fd.as_raw_fd(), &sockaddr(ip, port, scope))
 }
 
 /// Starts listening on `fd`, with room for as many connections not yet

@@ -10,6 +10,7 @@
 //! RST). The clock is read only in a wake-up that needs it.
 
 pub mod allow;
+pub mod firstrun;
 pub mod persist;
 pub mod privs;
 
@@ -20,7 +21,7 @@ use std::path::Path;
 use nix::errno::Errno;
 
 use crate::log;
-use crate::model::agent::Agent;
+use crate::model::agent::{Agent, LoadError};
 use crate::os::{self, Fd};
 use crate::proto::http::{self, Counters};
 use crate::proto::request::{self, Request};
@@ -56,20 +57,84 @@ fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
     move |errno| StartError { step, errno }
 }
 
-/// Opens the listening socket: exclusive (no SO_REUSEPORT), dual-stack for `::`.
-pub fn listen(addr: IpAddr, port: u16) -> Result<Fd, StartError> {
+/// Opens the listening socket: exclusive (no SO_REUSEPORT), dual-stack for
+/// `::`, on the interface `scope` names for IPv6 (`ENODEV` while there is no
+/// such interface), and bound even to an address the host does not have yet
+/// (`IP_FREEBIND`).
+pub fn listen(addr: IpAddr, port: u16, scope: &[u8]) -> Result<Fd, StartError> {
     let fd = os::tcp_socket(addr).map_err(fail("socket"))?;
+    let scope = scope_id(&fd, scope).map_err(fail("interface"))?;
     // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
     // Linux still refuses a second listener on the same address and port.
     os::net::set_reuse_addr(&fd).map_err(fail("setsockopt SO_REUSEADDR"))?;
     if addr.is_ipv6() {
         os::net::set_v6_only(&fd, false).map_err(fail("setsockopt IPV6_V6ONLY"))?;
     }
-    os::net::bind(&fd, addr, port).map_err(fail("bind"))?;
+    // Without it (a kernel that refuses it), bind says whether the address is there.
+    let _ = os::net::set_freebind(&fd);
+    os::net::bind(&fd, addr, port, scope).map_err(fail("bind"))?;
     // The deepest queue the kernel allows: a flood's burst waits there
     // rather than having SYNs dropped (which costs a probe a second).
     os::net::listen(&fd).map_err(fail("listen"))?;
     Ok(fd)
+}
+
+/// The interface index an IPv6 scope names: a number as it is (as glibc
+/// reads `%2`), else an interface's name, looked up through the socket `fd`;
+/// 0 for none.
+pub fn scope_id(fd: &Fd, scope: &[u8]) -> Result<u32, Errno> {
+    match crate::num::parse_u32(scope) {
+        Some(n) => Ok(n),
+        None if scope.is_empty() => Ok(0),
+        None => os::net::if_index(fd, scope),
+    }
+}
+
+/// Reads the state file in `place` (or the error finding it) as the agent does.
+fn read_state(
+    place: Result<&persist::Place, Errno>,
+    buf: &mut [u8; crate::model::state::FILE_MAX + 1],
+    seen: &mut persist::Seen,
+) -> Result<crate::model::state::State, LoadError> {
+    persist::read(place.map_err(LoadError::Io)?, buf, seen)
+}
+
+/// Reads the state file at `path` (named by `from`) once, as the agent
+/// would, for `heft check`; logs what is wrong, as the agent would, and
+/// returns false then.
+pub fn check_state(path: &Path, from: &str) -> bool {
+    let mut buf = [0u8; crate::model::state::FILE_MAX + 1];
+    let place = persist::Place::find(path);
+    match read_state(
+        place.as_ref().map_err(|e| *e),
+        &mut buf,
+        &mut persist::Seen::default(),
+    ) {
+        Ok(_) => true,
+        Err(e) => {
+            state_error(path, from, e, "").send();
+            false
+        }
+    }
+}
+
+/// The error line for the state file `path` (named by `from`) that could not
+/// be used, ended by `end`: what to create when it is missing, else why.
+pub fn state_error(path: &Path, from: &str, e: LoadError, end: &str) -> log::Line {
+    let mut l = if e == LoadError::Io(Errno::ENOENT) {
+        firstrun::missing(path, from)
+    } else {
+        let mut reason = crate::model::state::Reason::new();
+        e.describe(&mut reason);
+        let mut l = log::error();
+        l.s("state file ")
+            .b(path.as_os_str().as_encoded_bytes())
+            .s(": ")
+            .s(&reason);
+        l
+    };
+    l.s(end);
+    l
 }
 
 /// Where a connection is in its short life.
@@ -130,6 +195,8 @@ pub struct Server<'a> {
     wake: Fd,
     agent: Agent,
     state_file: &'a Path,
+    /// The flag or variable that named the state file, for first-run errors.
+    state_from: &'a str,
     /// The state file's directory and name, once found (see `persist::Place::find`).
     place: Option<persist::Place>,
     /// What was last read from or written to the state file.
@@ -170,6 +237,8 @@ pub struct Server<'a> {
 pub struct Config<'a> {
     /// The JSON state file.
     pub state_file: &'a Path,
+    /// The flag or variable that named the state file, for first-run errors.
+    pub state_from: &'a str,
     /// Who may ask.
     pub allow: &'a allow::AllowList,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
@@ -207,6 +276,7 @@ impl<'a> Server<'a> {
             wake,
             agent: Agent::new(cfg.ready_window_ms),
             state_file: cfg.state_file,
+            state_from: cfg.state_from,
             place: None,
             seen: persist::Seen::default(),
             busy: 0,
@@ -245,21 +315,12 @@ impl<'a> Server<'a> {
     /// Reads the state file (at start-up and on SIGHUP) and logs any failure with the path.
     fn load(&mut self, now: Instant) {
         self.seen = persist::Seen::default();
-        let loaded = match persist::Place::keep(&mut self.place, self.state_file) {
-            Ok(p) => persist::read(p, &mut self.read_buf, &mut self.seen),
-            Err(e) => Err(crate::model::agent::LoadError::Io(e)),
-        };
-        if let Err(e) = &loaded {
+        let place = persist::Place::keep(&mut self.place, self.state_file);
+        let mut loaded = read_state(place, &mut self.read_buf, &mut self.seen);
+        if let Err(e) = loaded {
             self.counters.state_errors += 1;
-            let mut reason = crate::model::state::Reason::new();
-            e.describe(&mut reason);
-            log::error()
-                .s("state file ")
-                .b(self.state_file.as_os_str().as_encoded_bytes())
-                .s(": ")
-                .s(&reason)
-                .s(" (serving FAIL)")
-                .send();
+            state_error(self.state_file, self.state_from, e, " (serving FAIL)").send();
+            loaded = Err(firstrun::refine(self.state_file, e));
         }
         self.agent.load(loaded, now);
         self.persist_at = None;
