@@ -932,3 +932,49 @@ fn a_bad_reason_in_the_file_at_start_up_serves_fail_and_keeps_the_file() {
     assert_eq!(code, 100, "{err}");
     assert_eq!(a.state_text(), bad);
 }
+
+/// The descriptors the process `pid` has open.
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn a_client_that_closed_its_side_is_answered_and_let_go_at_once() {
+    // Without this, such a connection would linger until its timeout.
+    if skip_under_runner("reads the agent's /proc/PID/fd, which is qemu's under qemu-user") {
+        return;
+    }
+    let a = Agent::start(Some(r#"{"status":"UP","weight":50}"#), &[]);
+    // Start-up's own check of the port connects and closes: past the 2 s a
+    // connection may linger, its descriptor is surely gone.
+    std::thread::sleep(Duration::from_millis(2300));
+    let idle = open_fds(a.pid());
+    // Stopped, the agent accepts each connection only after its FIN has
+    // arrived, so its first read finds the EOF.
+    a.signal(libc::SIGSTOP);
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let s = TcpStream::connect(("127.0.0.1", a.port)).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        held.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    a.signal(libc::SIGCONT);
+    for s in &mut held {
+        let mut got = String::new();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.read_to_string(&mut got).unwrap();
+        assert_eq!(got, "up ready 50%\n");
+    }
+    // Each is still open on this side, so only heft's own close frees its
+    // descriptor.
+    // The fds are gone well before the 2 s an unfinished probe may linger.
+    let gone = wait_for(Duration::from_millis(500), || open_fds(a.pid()) == idle);
+    assert!(
+        gone,
+        "{} descriptors open, {idle} when idle",
+        open_fds(a.pid())
+    );
+}

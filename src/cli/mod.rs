@@ -300,7 +300,10 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
     // The subcommand the `i`th argument names, if it names one.
     let named = |args: &std::vec::IntoIter<OsString>, i: usize| {
         let word = args.as_slice().get(i)?.to_str()?;
-        SUBCOMMANDS.iter().find(|(name, _)| *name == word).map(|&(_, sub)| sub)
+        SUBCOMMANDS
+            .iter()
+            .find(|(name, _)| *name == word)
+            .map(|&(_, sub)| sub)
     };
     let sub = match args.as_slice().first().and_then(|a| a.to_str()) {
         Some("help" | "-h" | "--help") => {
@@ -465,7 +468,9 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
             Flag::HttpPort => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
             Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file)?,
             Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path)?,
-            Flag::ReadyWindow => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000),
+            Flag::ReadyWindow => {
+                s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000)
+            }
             Flag::Wait => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
             Flag::Timeout => s.timeout_ms = opts.number("milliseconds", 10, 60_000)?,
             Flag::Slots => s.slots = opts.number("a number", 1, SLOTS_MAX)?,
@@ -817,7 +822,11 @@ impl<'a> Options<'a> {
                 None => (b, None),
             };
             self.inline = inline;
-            let own = self.sub.flags.iter().find(|(f, _)| f.name().as_bytes() == name);
+            let own = self
+                .sub
+                .flags
+                .iter()
+                .find(|(f, _)| f.name().as_bytes() == name);
             if let Some(&(flag, _)) = own {
                 return Ok(Some(flag));
             }

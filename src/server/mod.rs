@@ -164,6 +164,8 @@ struct Conn {
     first: [u8; FIRST_BYTES],
     /// How many of `first` were received.
     len: u8,
+    /// Whether a read found the client's EOF: it sends nothing more.
+    eof: bool,
 }
 
 /// Logs an error at most once per interval, with how many were skipped.
@@ -607,7 +609,8 @@ impl<'a> Server<'a> {
                 // Done at EOF (nothing read) or with the buffer full.
                 Ok(n) => {
                     c.len += n as u8;
-                    n == 0 || c.len as usize == FIRST_BYTES
+                    c.eof = n == 0;
+                    c.eof || c.len as usize == FIRST_BYTES
                 }
                 Err(Errno::EAGAIN) => false,
                 Err(_) => {
@@ -680,14 +683,14 @@ impl<'a> Server<'a> {
             }
         };
         let sent = os::send_last(&c.fd, reply);
-        // A client whose bytes end what it says (a line for HAProxy's
-        // agent-send, an empty line for an HTTP request head) has said all
-        // it will, and the last read did not fill the buffer, so nothing is
-        // left unread: closing now sends FIN, not RST, and saves a shutdown,
-        // a poll and a read. Anything else is shut down for writing and
-        // drained to EOF or the deadline.
+        // A client whose EOF was read, or whose bytes end what it says (a
+        // line for HAProxy's agent-send, an empty line for an HTTP request
+        // head) and did not fill the buffer, has said all it will, so
+        // nothing is left unread: closing now sends FIN, not RST, and saves
+        // a shutdown, a poll and a read. Anything else is shut down for
+        // writing and drained to EOF or the deadline.
         let end: &[u8] = if c.http { b"\n\r\n" } else { b"\n" };
-        let said_all = first.len() < FIRST_BYTES && first.ends_with(end);
+        let said_all = c.eof || (first.len() < FIRST_BYTES && first.ends_with(end));
         // A failed send or shutdown is a reset: nothing more to do for it.
         if sent.is_ok() && !said_all && os::shutdown_write(&c.fd).is_ok() {
             // One answered at accept lingers unpolled: its client usually
@@ -757,6 +760,7 @@ impl<'a> Server<'a> {
                     wait_until: Instant::default(),
                     first: [0; FIRST_BYTES],
                     len: 0,
+                    eof: false,
                 });
                 self.readable(slot);
                 // Still waiting: its wait and deadline start now. An HTTP
