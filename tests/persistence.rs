@@ -159,10 +159,11 @@ fn failed_rename_keeps_serving_and_retries() {
     assert_eq!(a.probe(), "down ready 77% maxconn:300\n");
 }
 
-/// Runs `nsenter` into `pid`'s mount namespace with `args`; panics on failure.
+/// Runs `nsenter` into `pid`'s mount namespace and root directory (so a
+/// chroot the tests run in is kept) with `args`; panics on failure.
 fn in_mount_ns(pid: i32, args: &[&str]) {
     let out = std::process::Command::new("nsenter")
-        .args(["-t", &pid.to_string(), "-m", "--"])
+        .args(["-t", &pid.to_string(), "-m", "-r", "--"])
         .args(args)
         .output()
         .unwrap();
