@@ -496,10 +496,9 @@ impl<'a> Server<'a> {
             // was, keep it (and keep trying). A changed file wins.
             self.persist_now();
             let kept = self.persist_at.is_some()
-                && self
-                    .place
-                    .as_ref()
-                    .is_some_and(|p| persist::unchanged(p, self.seen, &mut self.read_buf[..]));
+                && self.place.as_ref().is_some_and(|p| {
+                    persist::unchanged(p, self.seen, &mut self.read_buf[..]) == Ok(true)
+                });
             if kept {
                 log::error()
                     .s("the state file is unchanged and the signal's change is not saved yet: keeping it")

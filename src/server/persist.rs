@@ -184,10 +184,15 @@ pub fn read(
     state::parse(bytes).map_err(LoadError::Invalid)
 }
 
-/// Tells whether the state file is still what `seen` says (`buf` is scratch space).
-pub fn unchanged(place: &Place, seen: Seen, buf: &mut [u8]) -> bool {
+/// Tells whether the state file is still what `seen` says (`buf` is scratch
+/// space). A file that cannot be read now (EMFILE, say) is an error, not a
+/// change: taking it for one would drop the change heft is writing.
+pub fn unchanged(place: &Place, seen: Seen, buf: &mut [u8]) -> Result<bool, Errno> {
     let mut now = Seen::default();
-    matches!(look(place, buf, &mut now), Ok(_) | Err(Errno::ENOENT)) && now == seen
+    match look(place, buf, &mut now) {
+        Ok(_) | Err(Errno::ENOENT) => Ok(now == seen),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes `st` to the state file at `place`, under the directory's lock,
@@ -321,7 +326,7 @@ fn fill(
     let _ = file::fchmod(fd, mode);
     fsync(f).map_err(failed("fsync"))?;
     let new = Seen::of(&file::fstat(fd).map_err(failed("fstat"))?, bytes);
-    if !unchanged(place, seen, buf) {
+    if !unchanged(place, seen, buf).map_err(failed("reading it again"))? {
         return Err(CHANGED);
     }
     file::rename_at(place.dir(), tmp, &place.name).map_err(failed("rename"))?;
@@ -422,5 +427,41 @@ pub fn agent_pid(path: &Path) -> Result<u32, NotAgent> {
         None => Err(NotAgent::Stale),
         Some(h) if Some(h) == named => Ok(h),
         Some(h) => Err(NotAgent::Other(h)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary one, with `state.json` in it.
+    fn place(tag: &str) -> (std::path::PathBuf, Place) {
+        let dir = std::env::temp_dir().join(format!("heft-persist-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        std::fs::write(&path, r#"{"status":"UP"}"#).unwrap();
+        let p = Place::find(&path).unwrap();
+        (dir, p)
+    }
+
+    #[test]
+    fn unchanged_tells_a_change_from_a_file_it_cannot_read() {
+        let (dir, p) = place("unchanged");
+        let mut buf = [0u8; FILE_MAX + 1];
+        let mut seen = Seen::default();
+        read(&p, &mut buf, &mut seen).unwrap();
+        assert_eq!(unchanged(&p, seen, &mut buf), Ok(true));
+        std::fs::write(dir.join("state.json"), r#"{"status":"DOWN"}"#).unwrap();
+        assert_eq!(unchanged(&p, seen, &mut buf), Ok(false));
+        // Not a regular file: it cannot be read, which says nothing of a change.
+        std::fs::remove_file(dir.join("state.json")).unwrap();
+        nix::unistd::mkfifo(
+            &dir.join("state.json"),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert_eq!(unchanged(&p, seen, &mut buf), Err(Errno::ESPIPE));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
