@@ -72,6 +72,13 @@ pub enum Token<'a> {
     Bare(&'a [u8]),
 }
 
+impl Token<'_> {
+    /// Tells whether the token is `null` (the only bare word starting with `n`).
+    pub fn is_null(self) -> bool {
+        matches!(self, Token::Bare([b'n', ..]))
+    }
+}
+
 impl<'a> Reader<'a> {
     /// Starts reading at the beginning of `s`, after a byte order mark if it has one.
     pub fn new(s: &'a [u8]) -> Reader<'a> {

@@ -246,8 +246,10 @@ fn wrong(field: usize, v: Val) -> StateError {
     let kind = match v {
         // A status or reason string is checked on its own (`BAD_STATUS`, `REASON_INVALID`).
         Val::Tok(Token::Str(_)) => 0,
-        Val::Tok(Token::Bare(b"true" | b"false")) => 2,
-        Val::Tok(Token::Bare(b"null")) => 3,
+        // The reader's bare tokens are numbers, `true`, `false` and `null`:
+        // the first letter tells the words apart.
+        Val::Tok(Token::Bare([b't' | b'f', ..])) => 2,
+        Val::Tok(Token::Bare([b'n', ..])) => 3,
         Val::Tok(Token::Bare(_)) if matches!(field, 1 | 2) => {
             return StateError(EXPECTED[field], ANOTHER)
         }
@@ -286,7 +288,7 @@ impl<'a> Fields<'a> {
 
     /// Returns field `i` unless it is absent or `null`.
     fn get(&self, i: usize) -> Option<Token<'a>> {
-        self.0[i].filter(|t| *t != Token::Bare(b"null"))
+        self.0[i].filter(|t| !t.is_null())
     }
 }
 
@@ -381,7 +383,7 @@ fn fields<'a>(
 fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
     match val(r)? {
         Val::Object => {}
-        Val::Tok(Token::Bare(b"null")) => return Ok(()),
+        Val::Tok(t) if t.is_null() => return Ok(()),
         v => return Err(wrong(FIELD_SERVICES, v)),
     }
     let mut first = true;
