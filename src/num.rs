@@ -85,17 +85,20 @@ pub fn push_ip(out: &mut heapless::vec::VecView<u8>, ip: std::net::IpAddr) {
             }
         }
         std::net::IpAddr::V6(v6) => {
+            // Two hex digits a byte, and a colon after every second byte but the last.
+            let mut text = [b':'; 39];
             for (i, b) in v6.octets().iter().enumerate() {
-                if i > 0 && i % 2 == 0 {
-                    let _ = out.push(b':');
-                }
-                for nibble in [b >> 4, b & 15] {
-                    let _ = out.push(b"0123456789abcdef"[nibble as usize]);
-                }
+                let at = i * 2 + i / 2;
+                text[at] = HEX[(b >> 4) as usize];
+                text[at + 1] = HEX[(b & 15) as usize];
             }
+            let _ = out.extend_from_slice(&text);
         }
     }
 }
+
+/// The hex digits, by value.
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Parses an IPv4 address (`a.b.c.d`) or an IPv6 address (RFC 4291 text,
 /// with `::` and a trailing dotted IPv4), accepting what `core::net` accepts.
