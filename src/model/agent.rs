@@ -200,10 +200,7 @@ impl Agent {
         }
         p.verdict = v;
         p.shown = format(e, &p.verdict, &mut p.lines);
-        log::info()
-            .s("feedback: ")
-            .s(name.map_or("", |n| n.as_str()))
-            .s(&" "[name.is_none() as usize..])
+        log_start("feedback: ", name)
             .b(p.lines[1].strip_suffix(b"\n").unwrap_or_default())
             .send();
     }
@@ -256,13 +253,20 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
     (r.status, r.weight)
 }
 
+/// Starts an event line with `what`, then the service's name and a space if
+/// there is one (the top level has none).
+fn log_start(what: &str, name: Option<&Name>) -> log::Line {
+    let mut l = log::info();
+    l.s(what)
+        .s(name.map_or("", |n| n.as_str()))
+        .s(&" "[name.is_none() as usize..]);
+    l
+}
+
 /// Logs an entry that changed and why.
 fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
-    let l = &mut log::info();
-    l.s("state: ")
-        .s(name.map_or("", |n| n.as_str()))
-        .s(&" "[name.is_none() as usize..])
-        .s(e.status.name())
+    let l = &mut log_start("state: ", name);
+    l.s(e.status.name())
         .s(" weight ")
         .u(e.weight as u32);
     if let Some(m) = e.maxconn {
