@@ -266,9 +266,7 @@ fn log_start(what: &str, name: Option<&Name>) -> log::Line {
 /// Logs an entry that changed and why.
 fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
     let l = &mut log_start("state: ", name);
-    l.s(e.status.name())
-        .s(" weight ")
-        .u(e.weight as u32);
+    l.s(e.status.name()).s(" weight ").u(e.weight as u32);
     if let Some(m) = e.maxconn {
         l.s(" maxconn ").u(m as u32);
     }
