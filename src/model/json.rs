@@ -205,14 +205,17 @@ impl<'a> Reader<'a> {
                     }
                 }
                 0..=0x1f => return Err(Syntax("control character in a string (escape it)")),
+                0x80.. => {
+                    let n = utf8_tail(c, &self.s[self.i..]);
+                    if n == 0 {
+                        return Err(Syntax("invalid UTF-8 in a string"));
+                    }
+                    self.i += n;
+                }
                 _ => {}
             }
         }
-        let raw = &self.s[start..self.i - 1];
-        if core::str::from_utf8(raw).is_err() {
-            return Err(Syntax("invalid UTF-8 in a string"));
-        }
-        Ok(raw)
+        Ok(&self.s[start..self.i - 1])
     }
 
     /// Reads a string, number, `true`, `false` or `null`.
@@ -300,6 +303,32 @@ impl<'a> Reader<'a> {
             None => Ok(()),
             Some(_) => Err(Syntax("bytes after the JSON value")),
         }
+    }
+}
+
+/// Checks the bytes after the lead byte `c` (0x80 or more) of a UTF-8
+/// sequence at the start of `rest`, and returns how many continuation bytes
+/// it has: 1 to 3, or 0 if the sequence is not valid UTF-8 (RFC 3629:
+/// no overlong forms, no surrogates, nothing above U+10FFFF).
+fn utf8_tail(c: u8, rest: &[u8]) -> usize {
+    // How many continuation bytes follow, and the range of the first one.
+    let (n, lo, hi) = match c {
+        0xc2..=0xdf => (1, 0x80, 0xbf),
+        0xe0 => (2, 0xa0, 0xbf),
+        0xed => (2, 0x80, 0x9f),
+        0xe1..=0xef => (2, 0x80, 0xbf),
+        0xf0 => (3, 0x90, 0xbf),
+        0xf1..=0xf3 => (3, 0x80, 0xbf),
+        0xf4 => (3, 0x80, 0x8f),
+        _ => return 0,
+    };
+    match rest.get(..n) {
+        Some([first, others @ ..])
+            if (lo..=hi).contains(first) && others.iter().all(|b| (0x80..=0xbf).contains(b)) =>
+        {
+            n
+        }
+        _ => 0,
     }
 }
 
