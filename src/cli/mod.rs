@@ -299,13 +299,17 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
     let mut args = args.into_iter();
     // The subcommand the `i`th argument names, if it names one.
     let named = |args: &std::vec::IntoIter<OsString>, i: usize| {
-        let word = args.as_slice().get(i)?.to_str()?;
+        let word = crate::os::ascii_str(args.as_slice().get(i)?.as_bytes())?;
         SUBCOMMANDS
             .iter()
             .find(|(name, _)| *name == word)
             .map(|&(_, sub)| sub)
     };
-    let sub = match args.as_slice().first().and_then(|a| a.to_str()) {
+    let sub = match args
+        .as_slice()
+        .first()
+        .and_then(|a| crate::os::ascii_str(a.as_bytes()))
+    {
         Some("help" | "-h" | "--help") => {
             return Ok(Command::Help(named(&args, 1).map_or(HELP, |sub| sub.help)));
         }
@@ -657,14 +661,14 @@ fn maxconn(v: &OsStr) -> Option<Option<u16>> {
 
 /// Reads `heft set --reason`, checked to fit a state file's reason.
 fn reason(v: &OsStr) -> Option<String> {
-    let s = v.to_str()?;
+    let s = crate::os::ascii_str(v.as_bytes())?;
     state::check_reason(s.as_bytes()).ok()?;
     Some(s.into())
 }
 
 /// Reads `heft set --service`, checked to be a service's name.
 fn service(v: &OsStr) -> Option<String> {
-    let s = v.to_str()?;
+    let s = crate::os::ascii_str(v.as_bytes())?;
     state::check_name(s.as_bytes()).ok()?;
     Some(s.into())
 }
@@ -852,7 +856,7 @@ impl<'a> Options<'a> {
     /// The level asked for: by `-q` or `-v` (the last given), else by
     /// `HEFT_LOG` (`quiet` or `verbose`; other values are ignored), else `Info`.
     fn level(&self) -> Level {
-        let var = || match (self.env)("HEFT_LOG")?.to_str()? {
+        let var = || match crate::os::ascii_str((self.env)("HEFT_LOG")?.as_bytes())? {
             "quiet" => Some(Level::Error),
             "verbose" => Some(Level::Debug),
             _ => None,
