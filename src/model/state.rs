@@ -305,11 +305,8 @@ fn number(f: &Fields, i: usize, max: u32) -> Result<Option<u32>, StateError> {
         Some(Token::Bare(t)) => t,
         Some(t) => return Err(wrong(i, Val::Tok(t))),
     };
-    let v = match t.strip_prefix(b"-") {
-        Some(b"0") => Some(0),
-        Some(_) => None,
-        None => num::parse_u32(t),
-    };
+    // parse_u32 refuses any other sign.
+    let v = if t == b"-0" { Some(0) } else { num::parse_u32(t) };
     match v {
         Some(v) if v <= max => Ok(Some(v)),
         _ => Err(wrong(i, Val::Tok(Token::Bare(t)))),
