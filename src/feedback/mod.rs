@@ -273,55 +273,32 @@ impl Feedback {
     /// Reads the system metric `m`: cpu, load or mem.
     #[inline(never)]
     fn read_system(&mut self, m: Metric) -> Read {
-        match m {
-            Metric::Cpu => self.read_cpu(),
-            Metric::Load => self.read_load(),
-            _ => self.read_with(
-                Path::new(SYSTEM_FILES[Metric::Mem as usize]),
-                metrics::parse_meminfo,
-            ),
-        }
-    }
-
-    /// Reads `/proc/stat` and returns the busy % since the previous read.
-    fn read_cpu(&mut self) -> Read {
-        let cur = read_file(
-            Path::new(SYSTEM_FILES[Metric::Cpu as usize]),
-            &mut self.buf[..1024],
-        )
-        .and_then(metrics::parse_stat);
-        let Some(cur) = cur else {
+        let path = Path::new(SYSTEM_FILES[m as usize]);
+        let Some(text) = read_file(path, &mut self.buf[..4096]) else {
             return Read::Failed;
         };
-        let prev = self.cpu_prev.replace(cur);
-        match prev.and_then(|p| metrics::cpu_busy_pct(p, cur)) {
-            Some(v) => Read::Value(v),
-            None => Read::Pending,
-        }
-    }
-
-    /// Reads the load average and the online CPU count; returns hundredths of load per CPU.
-    fn read_load(&mut self) -> Read {
-        let Read::Value(load) = self.read_with(
-            Path::new(SYSTEM_FILES[Metric::Load as usize]),
-            metrics::parse_loadavg,
-        ) else {
-            return Read::Failed;
+        let v = match m {
+            // The busy % since the previous read: nothing yet on the first.
+            Metric::Cpu => {
+                let Some(cur) = metrics::parse_stat(text) else {
+                    return Read::Failed;
+                };
+                let prev = self.cpu_prev.replace(cur);
+                match prev.and_then(|p| metrics::cpu_busy_pct(p, cur)) {
+                    Some(v) => Some(v),
+                    None => return Read::Pending,
+                }
+            }
+            // Hundredths of load per online CPU (one if they cannot be counted).
+            Metric::Load => metrics::parse_loadavg(text).map(|load| {
+                let online = Path::new("/sys/devices/system/cpu/online");
+                let cpus =
+                    read_file(online, &mut self.buf[..4096]).and_then(metrics::parse_cpu_list);
+                metrics::load_per_cpu(load, cpus.unwrap_or(1))
+            }),
+            _ => metrics::parse_meminfo(text),
         };
-        let cpus = match self.read_with(
-            Path::new("/sys/devices/system/cpu/online"),
-            metrics::parse_cpu_list,
-        ) {
-            Read::Value(n) => n,
-            _ => 1,
-        };
-        Read::Value(metrics::load_per_cpu(load, cpus))
-    }
-
-    /// Reads a small file and parses it.
-    #[inline(always)]
-    fn read_with(&mut self, path: &Path, parse: fn(&[u8]) -> Option<u32>) -> Read {
-        match read_file(path, &mut self.buf[..4096]).and_then(parse) {
+        match v {
             Some(v) => Read::Value(v),
             None => Read::Failed,
         }
