@@ -110,18 +110,11 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
         false => 0,
     };
     #[cfg(feature = "feedback")]
-    let feedback = match cfg
-        .feedback
-        .as_deref()
-        .map(|p| heft::feedback::Feedback::load(p, heft::os::now()).map_err(|e| (p, e)))
-    {
-        None => None,
-        Some(Ok(f)) => Some(f),
-        Some(Err((p, e))) => {
-            e.describe(p).send();
-            std::process::exit(USAGE);
-        }
-    };
+    let feedback = cfg.feedback.as_deref().map(|p| {
+        // `load` has logged why the rules cannot be used.
+        heft::feedback::Feedback::load(p, heft::os::now())
+            .unwrap_or_else(|| std::process::exit(USAGE))
+    });
     if check {
         std::process::exit(code);
     }

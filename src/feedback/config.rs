@@ -271,7 +271,7 @@ fn blank_rule() -> Rule {
 }
 
 /// Finds `s` among the space-separated `words` and returns its index.
-fn find(words: &str, s: &[u8]) -> Option<usize> {
+pub(super) fn find(words: &str, s: &[u8]) -> Option<usize> {
     pieces(words.as_bytes(), b' ').position(|w| w == s)
 }
 

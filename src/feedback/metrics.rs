@@ -4,6 +4,7 @@
 //! long-lived many-core host, but the difference between two samples a few
 //! seconds apart never does, and `wrapping_sub` gets it right.
 
+use super::config::find;
 use super::curve::VALUE_MAX;
 use crate::model::state::Reason;
 use crate::num::pieces;
@@ -144,12 +145,11 @@ pub fn load_per_cpu(load: u32, cpus: u32) -> u32 {
 
 /// Reads `MemTotal` and `MemAvailable` from `/proc/meminfo` and returns the % in use (0 to 100).
 pub fn parse_meminfo(text: &[u8]) -> Option<u32> {
-    const KEYS: [&[u8]; 2] = [b"MemTotal:", b"MemAvailable:"];
+    // kB of each key, in the order of this list.
     let mut kb = [None; 2];
     for line in pieces(text, b'\n') {
         let mut line = line;
-        let Some(i) = next_word(&mut line).and_then(|k| KEYS.iter().position(|&key| key == k))
-        else {
+        let Some(i) = next_word(&mut line).and_then(|k| find("MemTotal: MemAvailable:", k)) else {
             continue;
         };
         // Above 4 TiB in kB: u32::MAX, the ratio is what matters.

@@ -36,8 +36,7 @@ use rule::{Change, Health, RuleState};
 pub const FDS_MAX: usize = HTTP_MAX;
 
 /// Why the configuration could not be used.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LoadError {
+enum LoadError {
     /// It could not be opened or read.
     Io(Errno),
     /// Its content is invalid.
@@ -45,15 +44,15 @@ pub enum LoadError {
 }
 
 impl LoadError {
-    /// Starts an error line about the configuration at `path` that describes the error.
-    pub fn describe(&self, path: &Path) -> log::Line {
+    /// Logs the error about the configuration at `path`, ending the line with `after`.
+    fn log(&self, path: &Path, after: &str) {
         let mut l = log::error();
         l.s("feedback ").b(path.as_os_str().as_bytes()).s(": ");
         match self {
             LoadError::Io(e) => l.s("unreadable: ").errno(*e),
             LoadError::Invalid(e) => e.describe(&mut l),
         };
-        l
+        l.s(after).send();
     }
 }
 
@@ -88,14 +87,20 @@ pub struct Feedback {
     cpu_prev: Option<CpuTimes>,
 }
 
-/// Reads and parses a configuration file into `cfg`, with `buf` as scratch space.
-fn read_config(
-    path: &Path,
-    buf: &mut [u8; CONFIG_MAX + 1],
-    cfg: &mut Config,
-) -> Result<(), LoadError> {
-    let n = crate::os::fs::read(path, buf).map_err(LoadError::Io)?;
-    config::parse_into(&buf[..n], cfg).map_err(LoadError::Invalid)
+/// Reads and parses a configuration file into `cfg`, with `buf` as scratch
+/// space; if it cannot be used, logs why, ending the line with `after`.
+fn read_config(path: &Path, buf: &mut [u8; CONFIG_MAX + 1], cfg: &mut Config, after: &str) -> bool {
+    let r = match crate::os::fs::read(path, buf) {
+        Ok(n) => config::parse_into(&buf[..n], cfg).map_err(LoadError::Invalid),
+        Err(e) => Err(LoadError::Io(e)),
+    };
+    match r {
+        Ok(()) => true,
+        Err(e) => {
+            e.log(path, after);
+            false
+        }
+    }
 }
 
 /// Reads a file into `buf` and returns its bytes, `None` if it cannot be read.
@@ -110,7 +115,8 @@ const SYSTEM_FILES: [&str; 3] = ["/proc/stat", "/proc/loadavg", "/proc/meminfo"]
 
 impl Feedback {
     /// Reads and checks the configuration at `path`; allocates everything feedback will use.
-    pub fn load(path: &Path, now: Instant) -> Result<Box<Feedback>, LoadError> {
+    /// Logs why the configuration cannot be used and returns `None` if so.
+    pub fn load(path: &Path, now: Instant) -> Option<Box<Feedback>> {
         let mut f = Box::new(Feedback {
             path: path.to_path_buf(),
             cfg: Config::new(),
@@ -121,9 +127,11 @@ impl Feedback {
             next_sample: now,
             cpu_prev: None,
         });
-        read_config(path, &mut f.buf, &mut f.cfg)?;
+        if !read_config(path, &mut f.buf, &mut f.cfg, "") {
+            return None;
+        }
         f.log_loaded();
-        Ok(f)
+        Some(f)
     }
 
     /// Logs how many rules were loaded, from where, and the sampling interval.
@@ -141,15 +149,10 @@ impl Feedback {
 
     /// Re-reads the configuration (SIGHUP); keeps the previous rules if the new file is bad.
     pub fn reload(&mut self, now: Instant) {
-        match read_config(&self.path, &mut self.buf, &mut self.spare) {
-            Ok(()) => {}
-            Err(e) => {
-                e.describe(&self.path)
-                    .s(" (keeping the previous rules)")
-                    .send();
-                return;
-            }
-        };
+        let after = " (keeping the previous rules)";
+        if !read_config(&self.path, &mut self.buf, &mut self.spare, after) {
+            return;
+        }
         for i in 0..RULES_MAX {
             // A rule that did not change keeps its value, smoothing and trip.
             let hash = |c: &Config| c.rules.get(i).map(|r| r.text_hash);
@@ -273,55 +276,32 @@ impl Feedback {
     /// Reads the system metric `m`: cpu, load or mem.
     #[inline(never)]
     fn read_system(&mut self, m: Metric) -> Read {
-        match m {
-            Metric::Cpu => self.read_cpu(),
-            Metric::Load => self.read_load(),
-            _ => self.read_with(
-                Path::new(SYSTEM_FILES[Metric::Mem as usize]),
-                metrics::parse_meminfo,
-            ),
-        }
-    }
-
-    /// Reads `/proc/stat` and returns the busy % since the previous read.
-    fn read_cpu(&mut self) -> Read {
-        let cur = read_file(
-            Path::new(SYSTEM_FILES[Metric::Cpu as usize]),
-            &mut self.buf[..1024],
-        )
-        .and_then(metrics::parse_stat);
-        let Some(cur) = cur else {
+        let path = Path::new(SYSTEM_FILES[m as usize]);
+        let Some(text) = read_file(path, &mut self.buf[..4096]) else {
             return Read::Failed;
         };
-        let prev = self.cpu_prev.replace(cur);
-        match prev.and_then(|p| metrics::cpu_busy_pct(p, cur)) {
-            Some(v) => Read::Value(v),
-            None => Read::Pending,
-        }
-    }
-
-    /// Reads the load average and the online CPU count; returns hundredths of load per CPU.
-    fn read_load(&mut self) -> Read {
-        let Read::Value(load) = self.read_with(
-            Path::new(SYSTEM_FILES[Metric::Load as usize]),
-            metrics::parse_loadavg,
-        ) else {
-            return Read::Failed;
+        let v = match m {
+            // The busy % since the previous read: nothing yet on the first.
+            Metric::Cpu => {
+                let Some(cur) = metrics::parse_stat(text) else {
+                    return Read::Failed;
+                };
+                let prev = self.cpu_prev.replace(cur);
+                match prev.and_then(|p| metrics::cpu_busy_pct(p, cur)) {
+                    Some(v) => Some(v),
+                    None => return Read::Pending,
+                }
+            }
+            // Hundredths of load per online CPU (one if they cannot be counted).
+            Metric::Load => metrics::parse_loadavg(text).map(|load| {
+                let online = Path::new("/sys/devices/system/cpu/online");
+                let cpus =
+                    read_file(online, &mut self.buf[..4096]).and_then(metrics::parse_cpu_list);
+                metrics::load_per_cpu(load, cpus.unwrap_or(1))
+            }),
+            _ => metrics::parse_meminfo(text),
         };
-        let cpus = match self.read_with(
-            Path::new("/sys/devices/system/cpu/online"),
-            metrics::parse_cpu_list,
-        ) {
-            Read::Value(n) => n,
-            _ => 1,
-        };
-        Read::Value(metrics::load_per_cpu(load, cpus))
-    }
-
-    /// Reads a small file and parses it.
-    #[inline(always)]
-    fn read_with(&mut self, path: &Path, parse: fn(&[u8]) -> Option<u32>) -> Read {
-        match read_file(path, &mut self.buf[..4096]).and_then(parse) {
+        match v {
             Some(v) => Read::Value(v),
             None => Read::Failed,
         }
