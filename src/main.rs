@@ -92,7 +92,11 @@ fn exit_failed(what: &str, detail: &[u8], e: Errno, note: &str) -> ! {
 
 /// Logs a bad command line or environment value; returns the exit code.
 fn usage(u: &cli::Usage) -> i32 {
-    log::error().b(&u.message()).send();
+    let mut line = log::error();
+    u.say(&mut |part| {
+        line.b(part);
+    });
+    line.send();
     USAGE
 }
 

@@ -237,8 +237,10 @@ pub enum Usage {
 }
 
 impl Usage {
-    /// The error line, e.g. `--port: bad value "x": expected a port number 1-65535`.
-    pub fn message(&self) -> Vec<u8> {
+    /// Says the error line, e.g. `--port: bad value "x": expected a port
+    /// number 1-65535`, piece by piece to `say`, so that it is written
+    /// straight into a log line.
+    pub fn say(&self, say: &mut dyn FnMut(&[u8])) {
         let (parts, wants): ([&[u8]; 5], _) = match self {
             Usage::Unknown { option, page } => (
                 [
@@ -278,16 +280,26 @@ impl Usage {
                 Some(wants),
             ),
         };
-        let mut line = parts.concat();
+        for part in parts {
+            say(part);
+        }
         match wants {
             None => {}
-            Some(Wants::Text(t)) => line.extend_from_slice(t.as_bytes()),
+            Some(Wants::Text(t)) => say(t.as_bytes()),
             Some(&Wants::Range(t, min, max)) => {
-                let (mut a, mut b) = ([0; 10], [0; 10]);
-                let (min, max) = (num::fmt_u32(min, &mut a), num::fmt_u32(max, &mut b));
-                line.extend_from_slice(&[t.as_bytes(), b" ", min, b"-", max].concat());
+                say(t.as_bytes());
+                say(b" ");
+                say(num::fmt_u32(min, &mut [0; 10]));
+                say(b"-");
+                say(num::fmt_u32(max, &mut [0; 10]));
             }
         }
+    }
+
+    /// The error line, as `say` says it.
+    pub fn message(&self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.say(&mut |part| line.extend_from_slice(part));
         line
     }
 }
