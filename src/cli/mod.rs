@@ -16,7 +16,7 @@ pub mod set;
 use std::ffi::{OsStr, OsString};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::log::Level;
 use crate::model::state::{self, Status};
@@ -47,8 +47,10 @@ pub const GET_HELP: &str = include_str!("get-help.txt");
 /// What `heft check --help` and `heft help check` print.
 pub const CHECK_HELP: &str = include_str!("check-help.txt");
 
-/// Looks up an environment variable: `std::env::var_os` in `main`, a map in tests.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+/// Looks up an environment variable: `heft::os::env` in `main`, a map in tests.
+/// Values, like the arguments, live as long as the process, so the options
+/// borrow them instead of copying them.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<&'static OsStr>;
 
 /// What to run.
 // Made once at start-up and matched at once: boxing `Serve` would only add an allocation.
@@ -85,11 +87,11 @@ pub struct Serve {
     /// The HTTP port, if given.
     pub http_port: Option<u16>,
     /// The JSON state file.
-    pub state_file: PathBuf,
+    pub state_file: &'static Path,
     /// The flag or variable that named the state file; empty for the default.
     pub state_from: &'static str,
     /// Where to write our pid, if anywhere.
-    pub pid_file: Option<PathBuf>,
+    pub pid_file: Option<&'static Path>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
     pub ready_window_ms: Option<u32>,
     /// With services, how long to wait for a payload's first word before answering.
@@ -100,7 +102,7 @@ pub struct Serve {
     pub slots: u32,
     /// The load feedback rules, if any.
     #[cfg(feature = "feedback")]
-    pub feedback: Option<PathBuf>,
+    pub feedback: Option<&'static Path>,
     /// Who may ask.
     pub allow: AllowList,
     /// User to run as after binding, and the flag or variable that said so.
@@ -108,7 +110,7 @@ pub struct Serve {
     /// Group to run as after binding, and the flag or variable that said so.
     pub group: Option<Given>,
     /// The syslog socket to log to, when logging to syslog.
-    pub syslog: Option<PathBuf>,
+    pub syslog: Option<&'static Path>,
     /// How much to log.
     pub level: Level,
 }
@@ -136,15 +138,15 @@ pub struct Set {
     /// The new maxconn (`Some(None)` removes it), if told.
     pub maxconn: Option<Option<u16>>,
     /// The new reason (empty removes it), if told; checked to fit a `Reason`.
-    pub reason: Option<String>,
+    pub reason: Option<&'static str>,
     /// The service to change instead of the top level; checked to fit a `Name`.
-    pub service: Option<String>,
+    pub service: Option<&'static str>,
     /// The state file.
-    pub state_file: PathBuf,
+    pub state_file: &'static Path,
     /// The flag or variable that named the state file; empty for the default.
     pub state_from: &'static str,
     /// The agent's pid file, to send it SIGHUP.
-    pub pid_file: Option<PathBuf>,
+    pub pid_file: Option<&'static Path>,
     /// How much to log.
     pub level: Level,
 }
@@ -158,7 +160,7 @@ pub struct Get {
     /// Agent port.
     pub port: u16,
     /// Bytes to send after connecting, at most `SEND_MAX`.
-    pub send: Vec<u8>,
+    pub send: Send,
     /// How long to wait for the whole exchange.
     pub timeout_ms: u32,
 }
@@ -170,6 +172,9 @@ pub type Scope = heapless::Vec<u8, 15>;
 /// The most bytes `heft get --send` sends.
 pub const SEND_MAX: usize = 256;
 
+/// The bytes `heft get --send` sends.
+pub type Send = heapless::Vec<u8, SEND_MAX>;
+
 /// A value kept as given, with the flag or variable that gave it, for
 /// checks made after start-up (`--user`, `--group`).
 #[derive(Debug, PartialEq)]
@@ -177,7 +182,7 @@ pub struct Given {
     /// The flag or variable, e.g. `--user` or `HEFT_USER`.
     pub source: &'static str,
     /// The value.
-    pub value: OsString,
+    pub value: &'static OsStr,
 }
 
 impl Given {
@@ -185,7 +190,7 @@ impl Given {
     pub fn bad(&self, expected: &'static str) -> Usage {
         Usage::Bad {
             source: self.source,
-            value: self.value.clone(),
+            value: self.value,
             wants: Wants::Text(expected),
         }
     }
@@ -207,14 +212,14 @@ pub enum Usage {
     /// An option the subcommand does not have.
     Unknown {
         /// The option as given, without its `=value`.
-        option: OsString,
+        option: &'static OsStr,
         /// The help that lists the subcommand's options, e.g. `heft set --help`.
         page: &'static str,
     },
     /// An argument where the subcommand takes none, or no more.
     Unexpected {
         /// The argument.
-        argument: OsString,
+        argument: &'static OsStr,
         /// The help that lists the subcommand's options.
         page: &'static str,
     },
@@ -230,7 +235,7 @@ pub enum Usage {
         /// The flag or variable that gave it.
         source: &'static str,
         /// The value.
-        value: OsString,
+        value: &'static OsStr,
         /// What it must be.
         wants: Wants,
     },
@@ -307,10 +312,10 @@ impl Usage {
 /// Parses the arguments after the program name, reading variables through `env`.
 // Kept out of `main`, where the commands would be copied between more stack slots.
 #[inline(never)]
-pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
-    let mut args = args.into_iter();
+pub fn parse(args: &'static [OsString], env: Env) -> Result<Command, Usage> {
+    let mut args = args.iter();
     // The subcommand the `i`th argument names, if it names one.
-    let named = |args: &std::vec::IntoIter<OsString>, i: usize| {
+    let named = |args: &Args, i: usize| {
         let word = args.as_slice().get(i)?.to_str()?;
         SUBCOMMANDS
             .iter()
@@ -453,7 +458,7 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
         http_addr: None,
         http_scope: Scope::new(),
         http_port: None,
-        state_file: DEFAULT_STATE_FILE.into(),
+        state_file: Path::new(DEFAULT_STATE_FILE),
         state_from: "",
         pid_file: None,
         ready_window_ms: None,
@@ -500,7 +505,7 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
             _ => unreachable!(),
         }
     }
-    s.syslog = syslog_socket.or(syslog.then(|| "/dev/log".into()));
+    s.syslog = syslog_socket.or(syslog.then(|| Path::new("/dev/log")));
     s.level = opts.level();
     Ok(Command::Serve(s))
 }
@@ -530,7 +535,7 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
         maxconn: None,
         reason: None,
         service: None,
-        state_file: DEFAULT_STATE_FILE.into(),
+        state_file: Path::new(DEFAULT_STATE_FILE),
         state_from: "",
         pid_file: None,
         level: Level::Info,
@@ -605,7 +610,7 @@ fn get(opts: &mut Options) -> Result<Command, Failed> {
         addr: Ipv4Addr::LOCALHOST.into(),
         scope: Scope::new(),
         port: DEFAULT_PORT,
-        send: Vec::new(),
+        send: Send::new(),
         timeout_ms: DEFAULT_TIMEOUT_MS,
     };
     while let Some(flag) = opts.next()? {
@@ -650,8 +655,8 @@ fn ip(v: &OsStr) -> Option<(IpAddr, Scope)> {
 }
 
 /// Reads a path: anything but nothing.
-fn path(v: &OsStr) -> Option<PathBuf> {
-    (!v.is_empty()).then(|| v.into())
+fn path(v: &'static OsStr) -> Option<&'static Path> {
+    (!v.is_empty()).then(|| Path::new(v))
 }
 
 /// Reads `--allow`.
@@ -668,23 +673,23 @@ fn maxconn(v: &OsStr) -> Option<Option<u16>> {
 }
 
 /// Reads `heft set --reason`, checked to fit a state file's reason.
-fn reason(v: &OsStr) -> Option<String> {
+fn reason(v: &'static OsStr) -> Option<&'static str> {
     let s = v.to_str()?;
     state::check_reason(s.as_bytes()).ok()?;
-    Some(s.into())
+    Some(s)
 }
 
 /// Reads `heft set --service`, checked to be a service's name.
-fn service(v: &OsStr) -> Option<String> {
+fn service(v: &'static OsStr) -> Option<&'static str> {
     let s = v.to_str()?;
     state::check_name(s.as_bytes()).ok()?;
-    Some(s.into())
+    Some(s)
 }
 
 /// Reads `heft get --send`, turning `\n`, `\r`, `\t` and `\\` into their
 /// bytes (a backslash before any other byte stands for that byte).
-fn unescape(v: &OsStr) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
+fn unescape(v: &OsStr) -> Option<Send> {
+    let mut out = Send::new();
     let mut it = v.as_bytes().iter();
     while let Some(&c) = it.next() {
         let b = if c != b'\\' {
@@ -698,16 +703,19 @@ fn unescape(v: &OsStr) -> Option<Vec<u8>> {
                 None => b'\\',
             }
         };
-        out.push(b);
+        out.push(b).ok()?;
     }
-    (out.len() <= SEND_MAX).then_some(out)
+    Some(out)
 }
+
+/// The arguments not yet read, borrowed for the life of the process.
+type Args = std::slice::Iter<'static, OsString>;
 
 /// Says that reading the options failed: `Options::error` says why.
 struct Failed;
 
 /// The error for a bad `value` from `source`.
-fn bad(source: &'static str, value: OsString, wants: Wants) -> Usage {
+fn bad(source: &'static str, value: &'static OsStr, wants: Wants) -> Usage {
     Usage::Bad {
         source,
         value,
@@ -734,7 +742,7 @@ const COMMON_FLAGS: [(&str, Option<Level>); 6] = [
 /// here; so is the argument that is not an option (`heft set`'s STATUS).
 struct Options<'a> {
     /// The arguments not yet read.
-    args: std::vec::IntoIter<OsString>,
+    args: Args,
     /// Looks up variables.
     env: Env<'a>,
     /// The subcommand.
@@ -746,7 +754,7 @@ struct Options<'a> {
     /// The flags given, a bit each (`1 << flag`).
     given: u32,
     /// The argument that is not an option, once found; only `heft set` takes one.
-    argument: Option<OsString>,
+    argument: Option<&'static OsStr>,
     /// The level `-q` or `-v` asked for.
     level: Option<Level>,
     /// The flag of the option found last, e.g. `--port`, also when a variable gave it.
@@ -754,14 +762,14 @@ struct Options<'a> {
     /// The flag or variable that gave it, e.g. `--port` or `HEFT_PORT`.
     source: &'static str,
     /// Its value given with `--flag=value`, or its variable's.
-    inline: Option<OsString>,
+    inline: Option<&'static OsStr>,
     /// What was wrong, once something was.
     error: Option<Usage>,
 }
 
 impl<'a> Options<'a> {
     fn new(
-        args: std::vec::IntoIter<OsString>,
+        args: Args,
         env: Env<'a>,
         sub: &'static Subcommand,
     ) -> Options<'a> {
@@ -818,6 +826,7 @@ impl<'a> Options<'a> {
     /// and returns it, keeping the value given with it as `--flag=value`.
     fn next_flag(&mut self) -> Result<Option<Flag>, Failed> {
         while let Some(arg) = self.args.next() {
+            let arg = arg.as_os_str();
             let b = arg.as_bytes();
             if b.len() < 2 || b[0] != b'-' {
                 if !self.sub.takes_argument || self.argument.is_some() {
@@ -830,7 +839,7 @@ impl<'a> Options<'a> {
                 continue;
             }
             let (name, inline) = match b.iter().position(|&c| c == b'=') {
-                Some(i) => (&b[..i], Some(OsStr::from_bytes(&b[i + 1..]).to_owned())),
+                Some(i) => (&b[..i], Some(OsStr::from_bytes(&b[i + 1..]))),
                 None => (b, None),
             };
             self.inline = inline;
@@ -844,7 +853,7 @@ impl<'a> Options<'a> {
             }
             let Some(&(flag, level)) = COMMON_FLAGS.iter().find(|(f, _)| f.as_bytes() == name)
             else {
-                let option = OsStr::from_bytes(name).to_owned();
+                let option = OsStr::from_bytes(name);
                 return Err(self.fail(Usage::Unknown {
                     option,
                     page: self.sub.page,
@@ -875,14 +884,14 @@ impl<'a> Options<'a> {
     /// Refuses the option's `value`, which is not what `wants` says.
     #[cold]
     #[inline(never)]
-    fn refuse(&mut self, value: OsString, wants: Wants) -> Failed {
+    fn refuse(&mut self, value: &'static OsStr, wants: Wants) -> Failed {
         self.fail(bad(self.source, value, wants))
     }
 
     /// Takes the option's value: the one after `=` or the variable's, else
     /// the next argument; `wants` says what it must be if there is none.
-    fn value(&mut self, wants: Wants) -> Result<OsString, Failed> {
-        match self.inline.take().or_else(|| self.args.next()) {
+    fn value(&mut self, wants: Wants) -> Result<&'static OsStr, Failed> {
+        match self.inline.take().or_else(|| self.args.next().map(|a| a.as_os_str())) {
             Some(v) => Ok(v),
             None => Err(self.fail(Usage::Missing {
                 option: self.flag,
@@ -898,7 +907,7 @@ impl<'a> Options<'a> {
         &mut self,
         to: &mut T,
         wants: &'static str,
-        read: fn(&OsStr) -> Option<T>,
+        read: fn(&'static OsStr) -> Option<T>,
     ) -> Result<(), Failed> {
         self.take(wants, &mut |v| read(v).map(|v| *to = v).is_some())
     }
@@ -911,7 +920,7 @@ impl<'a> Options<'a> {
     }
 
     /// Reads a path into `to`; returns the flag or variable that gave it.
-    fn path_from(&mut self, to: &mut PathBuf) -> Result<&'static str, Failed> {
+    fn path_from(&mut self, to: &mut &'static Path) -> Result<&'static str, Failed> {
         self.read(to, PATH, path)?;
         Ok(self.source)
     }
@@ -921,7 +930,7 @@ impl<'a> Options<'a> {
         &mut self,
         to: &mut Option<T>,
         wants: &'static str,
-        read: fn(&OsStr) -> Option<T>,
+        read: fn(&'static OsStr) -> Option<T>,
     ) -> Result<(), Failed> {
         self.take(wants, &mut |v| read(v).map(|v| *to = Some(v)).is_some())
     }
@@ -933,11 +942,11 @@ impl<'a> Options<'a> {
     fn take(
         &mut self,
         wants: &'static str,
-        store: &mut dyn FnMut(&OsStr) -> bool,
+        store: &mut dyn FnMut(&'static OsStr) -> bool,
     ) -> Result<(), Failed> {
         let wants = Wants::Text(wants);
         let value = self.value(wants)?;
-        if store(&value) {
+        if store(value) {
             Ok(())
         } else {
             Err(self.refuse(value, wants))
@@ -956,8 +965,8 @@ impl<'a> Options<'a> {
 
     /// Reads into `to` a value kept as given, with its source, for checks made later.
     fn given(&mut self, to: &mut Option<Given>, wants: &'static str) -> Result<(), Failed> {
-        let mut value = OsString::new();
-        self.read(&mut value, wants, |v| (!v.is_empty()).then(|| v.to_owned()))?;
+        let mut value = OsStr::new("");
+        self.read(&mut value, wants, |v| (!v.is_empty()).then_some(v))?;
         *to = Some(Given {
             source: self.source,
             value,
