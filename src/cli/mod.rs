@@ -336,9 +336,10 @@ pub fn parse(args: &'static [OsString], env: Env) -> Result<Command, Usage> {
         },
     };
     let mut opts = Options::new(args, env, sub);
-    match (sub.read)(&mut opts) {
-        Ok(command) => Ok(command),
-        Err(Failed) => Err(opts.error.expect("Failed comes with an error")),
+    let command = (sub.read)(&mut opts);
+    match opts.error {
+        None => Ok(command),
+        Some(error) => Err(error),
     }
 }
 
@@ -352,8 +353,9 @@ const SUBCOMMANDS: [(&str, &Subcommand); 4] = [
 
 /// What `parse` and `Options` need to know of a subcommand.
 struct Subcommand {
-    /// Reads its options into its command.
-    read: fn(&mut Options) -> Result<Command, Failed>,
+    /// Reads its options into its command (which means nothing once
+    /// `Options::error` holds an error).
+    read: fn(&mut Options) -> Command,
     /// Its help text, for `--help` and `heft help`.
     help: &'static str,
     /// The help that lists its options, for errors, e.g. `heft set --help`.
@@ -450,7 +452,7 @@ const SERVE: Subcommand = Subcommand {
 };
 
 /// Reads the options of `heft serve`.
-fn serve(opts: &mut Options) -> Result<Command, Failed> {
+fn serve(opts: &mut Options) -> Command {
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
         scope: Scope::new(),
@@ -474,40 +476,38 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
         level: Level::Info,
     };
     let (mut syslog, mut syslog_socket) = (false, None);
-    while let Some(flag) = opts.next()? {
+    while let Some(flag) = opts.next() {
         match flag {
-            Flag::Addr => (s.addr, s.scope) = opts.addr()?,
-            Flag::Port => s.port = opts.number(PORT, 1, 65535)? as u16,
+            Flag::Addr => (s.addr, s.scope) = opts.addr(),
+            Flag::Port => s.port = opts.number(PORT, 1, 65535) as u16,
             Flag::HttpAddr => {
-                let (a, scope) = opts.addr()?;
+                let (a, scope) = opts.addr();
                 (s.http_addr, s.http_scope) = (Some(a), scope);
             }
-            Flag::HttpPort => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
-            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file)?,
-            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path)?,
-            Flag::ReadyWindow => {
-                s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000)
-            }
-            Flag::Wait => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
-            Flag::Timeout => s.timeout_ms = opts.number("milliseconds", 10, 60_000)?,
-            Flag::Slots => s.slots = opts.number("a number", 1, SLOTS_MAX)?,
+            Flag::HttpPort => s.http_port = Some(opts.number(PORT, 1, 65535) as u16),
+            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file),
+            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path),
+            Flag::ReadyWindow => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400) * 1000),
+            Flag::Wait => s.wait_ms = opts.number("milliseconds", 0, 10_000),
+            Flag::Timeout => s.timeout_ms = opts.number("milliseconds", 10, 60_000),
+            Flag::Slots => s.slots = opts.number("a number", 1, SLOTS_MAX),
             #[cfg(feature = "feedback")]
-            Flag::Feedback => opts.read_some(&mut s.feedback, PATH, path)?,
+            Flag::Feedback => opts.read_some(&mut s.feedback, PATH, path),
             #[cfg(not(feature = "feedback"))]
-            Flag::Feedback => opts.read(&mut (), NO_FEEDBACK, |_| None)?,
-            Flag::Allow => opts.read(&mut s.allow, ALLOW, allow)?,
-            Flag::User => opts.given(&mut s.user, "a user name or number")?,
-            Flag::Group => opts.given(&mut s.group, "a group name or number")?,
-            Flag::Syslog => syslog = opts.switch()?,
-            Flag::SyslogSocket => opts.read_some(&mut syslog_socket, PATH, path)?,
-            Flag::Help => return Ok(Command::Help(opts.sub.help)),
+            Flag::Feedback => opts.read(&mut (), NO_FEEDBACK, |_| None),
+            Flag::Allow => opts.read(&mut s.allow, ALLOW, allow),
+            Flag::User => opts.given(&mut s.user, "a user name or number"),
+            Flag::Group => opts.given(&mut s.group, "a group name or number"),
+            Flag::Syslog => syslog = opts.switch(),
+            Flag::SyslogSocket => opts.read_some(&mut syslog_socket, PATH, path),
+            Flag::Help => return Command::Help(opts.sub.help),
             // `next` returns only the flags of SERVE and `--help`.
             _ => unreachable!(),
         }
     }
     s.syslog = syslog_socket.or(syslog.then(|| Path::new("/dev/log")));
     s.level = opts.level();
-    Ok(Command::Serve(s))
+    Command::Serve(s)
 }
 
 /// `heft set`.
@@ -527,7 +527,7 @@ const SET: Subcommand = Subcommand {
 };
 
 /// Reads the status and options of `heft set`.
-fn set(opts: &mut Options) -> Result<Command, Failed> {
+fn set(opts: &mut Options) -> Command {
     let mut s = Set {
         // Replaced by the STATUS argument, read once the options are.
         status: Status::Up,
@@ -540,37 +540,37 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
         pid_file: None,
         level: Level::Info,
     };
-    while let Some(flag) = opts.next()? {
+    while let Some(flag) = opts.next() {
         match flag {
-            Flag::Weight => s.weight = Some(opts.number("a weight", 0, 255)? as u8),
-            Flag::Maxconn => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn)?,
-            Flag::Reason => opts.read_some(&mut s.reason, REASON, reason)?,
-            Flag::Service => opts.read_some(&mut s.service, SERVICE, service)?,
-            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file)?,
-            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path)?,
-            Flag::Help => return Ok(Command::Help(opts.sub.help)),
+            Flag::Weight => s.weight = Some(opts.number("a weight", 0, 255) as u8),
+            Flag::Maxconn => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn),
+            Flag::Reason => opts.read_some(&mut s.reason, REASON, reason),
+            Flag::Service => opts.read_some(&mut s.service, SERVICE, service),
+            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file),
+            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path),
+            Flag::Help => return Command::Help(opts.sub.help),
             // `next` returns only the flags of SET and `--help`.
             _ => unreachable!(),
         }
     }
-    s.status = match opts.argument.take() {
+    match opts.argument.take() {
         None => {
             let wants = "a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED";
-            return Err(opts.fail(Usage::Missing {
+            opts.fail(Usage::Missing {
                 option: "set",
                 wants: Wants::Text(wants),
-            }));
+            });
         }
         Some(a) => match Status::parse(a.as_bytes()) {
-            Some(status) => status,
+            Some(status) => s.status = status,
             None => {
                 let statuses = "UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED";
-                return Err(opts.fail(bad("STATUS", a, Wants::Text(statuses))));
+                opts.fail(bad("STATUS", a, Wants::Text(statuses)));
             }
         },
-    };
+    }
     s.level = opts.level();
-    Ok(Command::Set(s))
+    Command::Set(s)
 }
 
 /// `heft check`: `serve`'s options, read the same way.
@@ -583,11 +583,11 @@ const CHECK: Subcommand = Subcommand {
 };
 
 /// Reads the options of `heft check`: those of `heft serve`.
-fn check(opts: &mut Options) -> Result<Command, Failed> {
-    Ok(match serve(opts)? {
+fn check(opts: &mut Options) -> Command {
+    match serve(opts) {
         Command::Serve(s) => Command::Check(s),
         help => help,
-    })
+    }
 }
 
 /// `heft get`.
@@ -605,7 +605,7 @@ const GET: Subcommand = Subcommand {
 };
 
 /// Reads the options of `heft get`.
-fn get(opts: &mut Options) -> Result<Command, Failed> {
+fn get(opts: &mut Options) -> Command {
     let mut g = Get {
         addr: Ipv4Addr::LOCALHOST.into(),
         scope: Scope::new(),
@@ -613,18 +613,18 @@ fn get(opts: &mut Options) -> Result<Command, Failed> {
         send: Send::new(),
         timeout_ms: DEFAULT_TIMEOUT_MS,
     };
-    while let Some(flag) = opts.next()? {
+    while let Some(flag) = opts.next() {
         match flag {
-            Flag::Addr => (g.addr, g.scope) = opts.addr()?,
-            Flag::Port => g.port = opts.number(PORT, 1, 65535)? as u16,
-            Flag::Send => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
-            Flag::Timeout => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
-            Flag::Help => return Ok(Command::Help(opts.sub.help)),
+            Flag::Addr => (g.addr, g.scope) = opts.addr(),
+            Flag::Port => g.port = opts.number(PORT, 1, 65535) as u16,
+            Flag::Send => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape),
+            Flag::Timeout => g.timeout_ms = opts.number("milliseconds", 1, 600_000),
+            Flag::Help => return Command::Help(opts.sub.help),
             // `next` returns only the flags of GET and `--help`.
             _ => unreachable!(),
         }
     }
-    Ok(Command::Get(g))
+    Command::Get(g)
 }
 
 // What values must be, as errors say it.
@@ -711,9 +711,6 @@ fn unescape(v: &OsStr) -> Option<Send> {
 /// The arguments not yet read, borrowed for the life of the process.
 type Args = std::slice::Iter<'static, OsString>;
 
-/// Says that reading the options failed: `Options::error` says why.
-struct Failed;
-
 /// The error for a bad `value` from `source`.
 fn bad(source: &'static str, value: &'static OsStr, wants: Wants) -> Usage {
     Usage::Bad {
@@ -737,6 +734,10 @@ const COMMON_FLAGS: [(&str, Option<Level>); 6] = [
 /// The options of one subcommand as they are found: first the flags in the
 /// arguments, in order, then the variables for the flags that were not given.
 /// `next` returns each option's flag; `read` and the others then read its value.
+///
+/// The first bad value is kept in `error`, and then `next` finds no more
+/// options: the readers return a stand-in value instead of failing, and
+/// `parse` returns the error instead of the command.
 ///
 /// `-h`, `-q`, `-v` and `HEFT_LOG`, which every subcommand takes, are read
 /// here; so is the argument that is not an option (`heft set`'s STATUS).
@@ -763,16 +764,12 @@ struct Options<'a> {
     source: &'static str,
     /// Its value given with `--flag=value`, or its variable's.
     inline: Option<&'static OsStr>,
-    /// What was wrong, once something was.
+    /// What was wrong first, once something was.
     error: Option<Usage>,
 }
 
 impl<'a> Options<'a> {
-    fn new(
-        args: Args,
-        env: Env<'a>,
-        sub: &'static Subcommand,
-    ) -> Options<'a> {
+    fn new(args: Args, env: Env<'a>, sub: &'static Subcommand) -> Options<'a> {
         Options {
             args,
             env,
@@ -789,25 +786,26 @@ impl<'a> Options<'a> {
         }
     }
 
-    /// Keeps `error` for `parse` to return.
+    /// Keeps `error` for `parse` to return, unless an earlier one is kept.
     #[cold]
     #[inline(never)]
-    fn fail(&mut self, error: Usage) -> Failed {
-        self.error = Some(error);
-        Failed
+    fn fail(&mut self, error: Usage) {
+        self.error.get_or_insert(error);
     }
 
-    /// Finds the next option and returns its flag, or `None` when all have been found.
-    fn next(&mut self) -> Result<Option<Flag>, Failed> {
+    /// Finds the next option and returns its flag, or `None` when all have
+    /// been found or something was wrong.
+    fn next(&mut self) -> Option<Flag> {
         if !self.args_done {
-            if let Some(flag) = self.next_flag()? {
+            if let Some(flag) = self.next_flag() {
                 self.given |= 1 << flag as u32;
                 (self.flag, self.source) = (flag.name(), flag.name());
-                return Ok(Some(flag));
+                return Some(flag);
             }
             self.args_done = true;
         }
-        while let Some(&(flag, vars)) = self.sub.flags.get(self.vars_read) {
+        while self.error.is_none() {
+            let &(flag, vars) = self.sub.flags.get(self.vars_read)?;
             self.vars_read += 1;
             if self.given & 1 << flag as u32 != 0 {
                 continue;
@@ -815,27 +813,28 @@ impl<'a> Options<'a> {
             for &var in vars {
                 if let Some(value) = (self.env)(var).filter(|v| !v.is_empty()) {
                     (self.flag, self.source, self.inline) = (flag.name(), var, Some(value));
-                    return Ok(Some(flag));
+                    return Some(flag);
                 }
             }
         }
-        Ok(None)
+        None
     }
 
     /// Reads the arguments up to the next flag the subcommand is to look at
     /// and returns it, keeping the value given with it as `--flag=value`.
-    fn next_flag(&mut self) -> Result<Option<Flag>, Failed> {
-        while let Some(arg) = self.args.next() {
-            let arg = arg.as_os_str();
+    fn next_flag(&mut self) -> Option<Flag> {
+        while self.error.is_none() {
+            let arg = self.args.next()?.as_os_str();
             let b = arg.as_bytes();
             if b.len() < 2 || b[0] != b'-' {
                 if !self.sub.takes_argument || self.argument.is_some() {
-                    return Err(self.fail(Usage::Unexpected {
+                    self.fail(Usage::Unexpected {
                         argument: arg,
                         page: self.sub.page,
-                    }));
+                    });
+                } else {
+                    self.argument = Some(arg);
                 }
-                self.argument = Some(arg);
                 continue;
             }
             let (name, inline) = match b.iter().position(|&c| c == b'=') {
@@ -849,25 +848,26 @@ impl<'a> Options<'a> {
                 .iter()
                 .find(|(f, _)| f.name().as_bytes() == name);
             if let Some(&(flag, _)) = own {
-                return Ok(Some(flag));
+                return Some(flag);
             }
             let Some(&(flag, level)) = COMMON_FLAGS.iter().find(|(f, _)| f.as_bytes() == name)
             else {
                 let option = OsStr::from_bytes(name);
-                return Err(self.fail(Usage::Unknown {
+                self.fail(Usage::Unknown {
                     option,
                     page: self.sub.page,
-                }));
+                });
+                continue;
             };
             match level {
-                None => return Ok(Some(Flag::Help)),
+                None => return Some(Flag::Help),
                 Some(level) => self.level = Some(level),
             }
             if let Some(v) = self.inline.take() {
-                return Err(self.fail(bad(flag, v, Wants::Text("no value"))));
+                self.fail(bad(flag, v, Wants::Text("no value")));
             }
         }
-        Ok(None)
+        None
     }
 
     /// The level asked for: by `-q` or `-v` (the last given), else by
@@ -884,45 +884,44 @@ impl<'a> Options<'a> {
     /// Refuses the option's `value`, which is not what `wants` says.
     #[cold]
     #[inline(never)]
-    fn refuse(&mut self, value: &'static OsStr, wants: Wants) -> Failed {
+    fn refuse(&mut self, value: &'static OsStr, wants: Wants) {
         self.fail(bad(self.source, value, wants))
     }
 
     /// Takes the option's value: the one after `=` or the variable's, else
     /// the next argument; `wants` says what it must be if there is none.
-    fn value(&mut self, wants: Wants) -> Result<&'static OsStr, Failed> {
-        match self.inline.take().or_else(|| self.args.next().map(|a| a.as_os_str())) {
-            Some(v) => Ok(v),
-            None => Err(self.fail(Usage::Missing {
+    fn value(&mut self, wants: Wants) -> Option<&'static OsStr> {
+        let value = self
+            .inline
+            .take()
+            .or_else(|| self.args.next().map(|a| a.as_os_str()));
+        if value.is_none() {
+            self.fail(Usage::Missing {
                 option: self.flag,
                 wants,
-            })),
+            });
         }
+        value
     }
 
     /// Reads the option's value into `to` with `read`; names the flag or
     /// variable if the value is missing or `read` refuses it, saying what
     /// was wanted.
-    fn read<T>(
-        &mut self,
-        to: &mut T,
-        wants: &'static str,
-        read: fn(&'static OsStr) -> Option<T>,
-    ) -> Result<(), Failed> {
+    fn read<T>(&mut self, to: &mut T, wants: &'static str, read: fn(&'static OsStr) -> Option<T>) {
         self.take(wants, &mut |v| read(v).map(|v| *to = v).is_some())
     }
 
     /// Reads an address and its IPv6 scope (`--addr`).
-    fn addr(&mut self) -> Result<(IpAddr, Scope), Failed> {
+    fn addr(&mut self) -> (IpAddr, Scope) {
         let mut a = (Ipv4Addr::UNSPECIFIED.into(), Scope::new());
-        self.read(&mut a, ADDR, ip)?;
-        Ok(a)
+        self.read(&mut a, ADDR, ip);
+        a
     }
 
     /// Reads a path into `to`; returns the flag or variable that gave it.
-    fn path_from(&mut self, to: &mut &'static Path) -> Result<&'static str, Failed> {
-        self.read(to, PATH, path)?;
-        Ok(self.source)
+    fn path_from(&mut self, to: &mut &'static Path) -> &'static str {
+        self.read(to, PATH, path);
+        self.source
     }
 
     /// Reads the option's value into `to` as `read` does, when `to` is an `Option`.
@@ -931,7 +930,7 @@ impl<'a> Options<'a> {
         to: &mut Option<T>,
         wants: &'static str,
         read: fn(&'static OsStr) -> Option<T>,
-    ) -> Result<(), Failed> {
+    ) {
         self.take(wants, &mut |v| read(v).map(|v| *to = Some(v)).is_some())
     }
 
@@ -939,57 +938,57 @@ impl<'a> Options<'a> {
     /// says true, or refuses it; not generic, so each value type adds only
     /// its small `store`.
     #[inline(never)]
-    fn take(
-        &mut self,
-        wants: &'static str,
-        store: &mut dyn FnMut(&'static OsStr) -> bool,
-    ) -> Result<(), Failed> {
+    fn take(&mut self, wants: &'static str, store: &mut dyn FnMut(&'static OsStr) -> bool) {
         let wants = Wants::Text(wants);
-        let value = self.value(wants)?;
-        if store(value) {
-            Ok(())
-        } else {
-            Err(self.refuse(value, wants))
+        if let Some(value) = self.value(wants) {
+            if !store(value) {
+                self.refuse(value, wants);
+            }
         }
     }
 
     /// Reads a whole number from `min` to `max`; `what` names it in errors.
-    fn number(&mut self, what: &'static str, min: u32, max: u32) -> Result<u32, Failed> {
+    /// A bad or missing one reads as `min`.
+    fn number(&mut self, what: &'static str, min: u32, max: u32) -> u32 {
         let wants = Wants::Range(what, min, max);
-        let value = self.value(wants)?;
+        let Some(value) = self.value(wants) else {
+            return min;
+        };
         match num::parse_u32(value.as_bytes()) {
-            Some(n) if min <= n && n <= max => Ok(n),
-            _ => Err(self.refuse(value, wants)),
+            Some(n) if min <= n && n <= max => n,
+            _ => {
+                self.refuse(value, wants);
+                min
+            }
         }
     }
 
     /// Reads into `to` a value kept as given, with its source, for checks made later.
-    fn given(&mut self, to: &mut Option<Given>, wants: &'static str) -> Result<(), Failed> {
+    fn given(&mut self, to: &mut Option<Given>, wants: &'static str) {
         let mut value = OsStr::new("");
-        self.read(&mut value, wants, |v| (!v.is_empty()).then_some(v))?;
+        self.read(&mut value, wants, |v| (!v.is_empty()).then_some(v));
         *to = Some(Given {
             source: self.source,
             value,
         });
-        Ok(())
     }
 
     /// Reads a switch: the flag, which takes no value, turns it on; its
     /// variable turns it on with `1` or `yes`, off with `0` or `no`.
-    fn switch(&mut self) -> Result<bool, Failed> {
+    fn switch(&mut self) -> bool {
         if self.args_done {
             let mut on = false;
             self.read(&mut on, "1, yes, 0 or no", |v| match v.as_bytes() {
                 b"1" | b"yes" => Some(true),
                 b"0" | b"no" => Some(false),
                 _ => None,
-            })?;
-            return Ok(on);
+            });
+            return on;
         }
-        match self.inline.take() {
-            None => Ok(true),
-            Some(v) => Err(self.fail(bad(self.flag, v, Wants::Text("no value")))),
+        if let Some(v) = self.inline.take() {
+            self.fail(bad(self.flag, v, Wants::Text("no value")));
         }
+        true
     }
 }
 

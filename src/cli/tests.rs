@@ -10,7 +10,10 @@ use super::*;
 /// Parses `args` with the variables `env`.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Usage> {
     let lookup = |k: &str| env.iter().find(|e| e.0 == k).map(|e| os(e.1));
-    parse(args.iter().map(OsString::from).collect::<Vec<_>>().leak(), &lookup)
+    parse(
+        args.iter().map(OsString::from).collect::<Vec<_>>().leak(),
+        &lookup,
+    )
 }
 
 /// `s` kept for the life of the test process, as the arguments and
@@ -667,10 +670,7 @@ fn set_options() {
         (s.status, s.weight, s.maxconn),
         (Status::Drain, Some(5), Some(None))
     );
-    assert_eq!(
-        (s.reason, s.service),
-        (Some("x y"), Some("web.1"))
-    );
+    assert_eq!((s.reason, s.service), (Some("x y"), Some("web.1")));
     // The status may come anywhere, in any case; `=` works as for serve.
     let s = set(
         &["--weight=255", "Maint", "--maxconn=65535", "--reason="],
@@ -826,10 +826,7 @@ fn the_last_flag_given_wins() {
         Some(2)
     );
     // A value may look like a flag.
-    assert_eq!(
-        set(&["up", "--reason", "-v"], &[]).reason,
-        Some("-v")
-    );
+    assert_eq!(set(&["up", "--reason", "-v"], &[]).reason, Some("-v"));
 }
 
 #[cfg(not(feature = "feedback"))]
