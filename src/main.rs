@@ -36,9 +36,11 @@ fn run() -> i32 {
     for arg in std::env::args_os().skip(1) {
         args.push(arg);
     }
-    // Never dropped: the process exits right after, and the drop is code.
-    let parsed = std::mem::ManuallyDrop::new(cli::parse(args, &heft::os::env));
-    match &*parsed {
+    // Kept for the life of the process (it exits right after), so that the
+    // options borrow the arguments, as they borrow the variables, instead of
+    // copying them.
+    let parsed = cli::parse(args.leak(), &heft::os::env);
+    match &parsed {
         Err(u) => usage(u),
         Ok(Command::Help(text)) => {
             heft::os::write_stdout(text.as_bytes());
@@ -92,7 +94,11 @@ fn exit_failed(what: &str, detail: &[u8], e: Errno, note: &str) -> ! {
 
 /// Logs a bad command line or environment value; returns the exit code.
 fn usage(u: &cli::Usage) -> i32 {
-    log::error().b(&u.message()).send();
+    let mut line = log::error();
+    u.say(&mut |part| {
+        line.b(part);
+    });
+    line.send();
     USAGE
 }
 
@@ -105,12 +111,12 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
     // Nothing heft runs gains privileges. Kernels before 3.5 lack it: go on.
     let _ = heft::os::ids::forbid_new_privs();
     log::set_level(cfg.level);
-    let code = match check && !server::check_state(&cfg.state_file, cfg.state_from) {
+    let code = match check && !server::check_state(cfg.state_file, cfg.state_from) {
         true => USAGE,
         false => 0,
     };
     #[cfg(feature = "feedback")]
-    let feedback = cfg.feedback.as_deref().map(|p| {
+    let feedback = cfg.feedback.map(|p| {
         // `load` has logged why the rules cannot be used.
         heft::feedback::Feedback::load(p, heft::os::now())
             .unwrap_or_else(|| std::process::exit(USAGE))
@@ -132,7 +138,7 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
         Err(e) => exit_failed("installing signal handlers", b"", e, ""),
     };
     let loop_cfg = server::Config {
-        state_file: &cfg.state_file,
+        state_file: cfg.state_file,
         state_from: cfg.state_from,
         allow: &cfg.allow,
         ready_window_ms: cfg.ready_window_ms,
@@ -175,8 +181,8 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
 #[inline(never)]
 fn drop_and_run(cfg: &Serve, server: &mut Server, at: &[u8]) -> i32 {
     if cfg.user.is_some() || cfg.group.is_some() {
-        let user = cfg.user.as_ref().map(|g| g.value.as_os_str());
-        let group = cfg.group.as_ref().map(|g| g.value.as_os_str());
+        let user = cfg.user.as_ref().map(|g| g.value);
+        let group = cfg.group.as_ref().map(|g| g.value);
         if let Err(e) = heft::server::privs::drop_to(user, group) {
             let (given, what) = match e {
                 DropError::NoUser => (&cfg.user, "a user in /etc/passwd or a number"),

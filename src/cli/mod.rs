@@ -16,7 +16,7 @@ pub mod set;
 use std::ffi::{OsStr, OsString};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::log::Level;
 use crate::model::state::{self, Status};
@@ -47,8 +47,10 @@ pub const GET_HELP: &str = include_str!("get-help.txt");
 /// What `heft check --help` and `heft help check` print.
 pub const CHECK_HELP: &str = include_str!("check-help.txt");
 
-/// Looks up an environment variable: `std::env::var_os` in `main`, a map in tests.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<OsString>;
+/// Looks up an environment variable: `heft::os::env` in `main`, a map in tests.
+/// Values, like the arguments, live as long as the process, so the options
+/// borrow them instead of copying them.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<&'static OsStr>;
 
 /// What to run.
 // Made once at start-up and matched at once: boxing `Serve` would only add an allocation.
@@ -85,11 +87,11 @@ pub struct Serve {
     /// The HTTP port, if given.
     pub http_port: Option<u16>,
     /// The JSON state file.
-    pub state_file: PathBuf,
+    pub state_file: &'static Path,
     /// The flag or variable that named the state file; empty for the default.
     pub state_from: &'static str,
     /// Where to write our pid, if anywhere.
-    pub pid_file: Option<PathBuf>,
+    pub pid_file: Option<&'static Path>,
     /// How long `ready` is sent after start-up and each status change; `None`: always.
     pub ready_window_ms: Option<u32>,
     /// With services, how long to wait for a payload's first word before answering.
@@ -100,7 +102,7 @@ pub struct Serve {
     pub slots: u32,
     /// The load feedback rules, if any.
     #[cfg(feature = "feedback")]
-    pub feedback: Option<PathBuf>,
+    pub feedback: Option<&'static Path>,
     /// Who may ask.
     pub allow: AllowList,
     /// User to run as after binding, and the flag or variable that said so.
@@ -108,7 +110,7 @@ pub struct Serve {
     /// Group to run as after binding, and the flag or variable that said so.
     pub group: Option<Given>,
     /// The syslog socket to log to, when logging to syslog.
-    pub syslog: Option<PathBuf>,
+    pub syslog: Option<&'static Path>,
     /// How much to log.
     pub level: Level,
 }
@@ -136,15 +138,15 @@ pub struct Set {
     /// The new maxconn (`Some(None)` removes it), if told.
     pub maxconn: Option<Option<u16>>,
     /// The new reason (empty removes it), if told; checked to fit a `Reason`.
-    pub reason: Option<String>,
+    pub reason: Option<&'static str>,
     /// The service to change instead of the top level; checked to fit a `Name`.
-    pub service: Option<String>,
+    pub service: Option<&'static str>,
     /// The state file.
-    pub state_file: PathBuf,
+    pub state_file: &'static Path,
     /// The flag or variable that named the state file; empty for the default.
     pub state_from: &'static str,
     /// The agent's pid file, to send it SIGHUP.
-    pub pid_file: Option<PathBuf>,
+    pub pid_file: Option<&'static Path>,
     /// How much to log.
     pub level: Level,
 }
@@ -158,7 +160,7 @@ pub struct Get {
     /// Agent port.
     pub port: u16,
     /// Bytes to send after connecting, at most `SEND_MAX`.
-    pub send: Vec<u8>,
+    pub send: Send,
     /// How long to wait for the whole exchange.
     pub timeout_ms: u32,
 }
@@ -170,6 +172,9 @@ pub type Scope = heapless::Vec<u8, 15>;
 /// The most bytes `heft get --send` sends.
 pub const SEND_MAX: usize = 256;
 
+/// The bytes `heft get --send` sends.
+pub type Send = heapless::Vec<u8, SEND_MAX>;
+
 /// A value kept as given, with the flag or variable that gave it, for
 /// checks made after start-up (`--user`, `--group`).
 #[derive(Debug, PartialEq)]
@@ -177,7 +182,7 @@ pub struct Given {
     /// The flag or variable, e.g. `--user` or `HEFT_USER`.
     pub source: &'static str,
     /// The value.
-    pub value: OsString,
+    pub value: &'static OsStr,
 }
 
 impl Given {
@@ -185,7 +190,7 @@ impl Given {
     pub fn bad(&self, expected: &'static str) -> Usage {
         Usage::Bad {
             source: self.source,
-            value: self.value.clone(),
+            value: self.value,
             wants: Wants::Text(expected),
         }
     }
@@ -207,14 +212,14 @@ pub enum Usage {
     /// An option the subcommand does not have.
     Unknown {
         /// The option as given, without its `=value`.
-        option: OsString,
+        option: &'static OsStr,
         /// The help that lists the subcommand's options, e.g. `heft set --help`.
         page: &'static str,
     },
     /// An argument where the subcommand takes none, or no more.
     Unexpected {
         /// The argument.
-        argument: OsString,
+        argument: &'static OsStr,
         /// The help that lists the subcommand's options.
         page: &'static str,
     },
@@ -230,15 +235,17 @@ pub enum Usage {
         /// The flag or variable that gave it.
         source: &'static str,
         /// The value.
-        value: OsString,
+        value: &'static OsStr,
         /// What it must be.
         wants: Wants,
     },
 }
 
 impl Usage {
-    /// The error line, e.g. `--port: bad value "x": expected a port number 1-65535`.
-    pub fn message(&self) -> Vec<u8> {
+    /// Says the error line, e.g. `--port: bad value "x": expected a port
+    /// number 1-65535`, piece by piece to `say`, so that it is written
+    /// straight into a log line.
+    pub fn say(&self, say: &mut dyn FnMut(&[u8])) {
         let (parts, wants): ([&[u8]; 5], _) = match self {
             Usage::Unknown { option, page } => (
                 [
@@ -278,16 +285,26 @@ impl Usage {
                 Some(wants),
             ),
         };
-        let mut line = parts.concat();
+        for part in parts {
+            say(part);
+        }
         match wants {
             None => {}
-            Some(Wants::Text(t)) => line.extend_from_slice(t.as_bytes()),
+            Some(Wants::Text(t)) => say(t.as_bytes()),
             Some(&Wants::Range(t, min, max)) => {
-                let (mut a, mut b) = ([0; 10], [0; 10]);
-                let (min, max) = (num::fmt_u32(min, &mut a), num::fmt_u32(max, &mut b));
-                line.extend_from_slice(&[t.as_bytes(), b" ", min, b"-", max].concat());
+                say(t.as_bytes());
+                say(b" ");
+                say(num::fmt_u32(min, &mut [0; 10]));
+                say(b"-");
+                say(num::fmt_u32(max, &mut [0; 10]));
             }
         }
+    }
+
+    /// The error line, as `say` says it.
+    pub fn message(&self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.say(&mut |part| line.extend_from_slice(part));
         line
     }
 }
@@ -295,10 +312,10 @@ impl Usage {
 /// Parses the arguments after the program name, reading variables through `env`.
 // Kept out of `main`, where the commands would be copied between more stack slots.
 #[inline(never)]
-pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
-    let mut args = args.into_iter();
+pub fn parse(args: &'static [OsString], env: Env) -> Result<Command, Usage> {
+    let mut args = args.iter();
     // The subcommand the `i`th argument names, if it names one.
-    let named = |args: &std::vec::IntoIter<OsString>, i: usize| {
+    let named = |args: &Args, i: usize| {
         let word = crate::os::ascii_str(args.as_slice().get(i)?.as_bytes())?;
         SUBCOMMANDS
             .iter()
@@ -323,9 +340,10 @@ pub fn parse(args: Vec<OsString>, env: Env) -> Result<Command, Usage> {
         },
     };
     let mut opts = Options::new(args, env, sub);
-    match (sub.read)(&mut opts) {
-        Ok(command) => Ok(command),
-        Err(Failed) => Err(opts.error.expect("Failed comes with an error")),
+    let command = (sub.read)(&mut opts);
+    match opts.error {
+        None => Ok(command),
+        Some(error) => Err(error),
     }
 }
 
@@ -339,8 +357,9 @@ const SUBCOMMANDS: [(&str, &Subcommand); 4] = [
 
 /// What `parse` and `Options` need to know of a subcommand.
 struct Subcommand {
-    /// Reads its options into its command.
-    read: fn(&mut Options) -> Result<Command, Failed>,
+    /// Reads its options into its command (which means nothing once
+    /// `Options::error` holds an error).
+    read: fn(&mut Options) -> Command,
     /// Its help text, for `--help` and `heft help`.
     help: &'static str,
     /// The help that lists its options, for errors, e.g. `heft set --help`.
@@ -437,7 +456,7 @@ const SERVE: Subcommand = Subcommand {
 };
 
 /// Reads the options of `heft serve`.
-fn serve(opts: &mut Options) -> Result<Command, Failed> {
+fn serve(opts: &mut Options) -> Command {
     let mut s = Serve {
         addr: Ipv4Addr::UNSPECIFIED.into(),
         scope: Scope::new(),
@@ -445,7 +464,7 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
         http_addr: None,
         http_scope: Scope::new(),
         http_port: None,
-        state_file: DEFAULT_STATE_FILE.into(),
+        state_file: Path::new(DEFAULT_STATE_FILE),
         state_from: "",
         pid_file: None,
         ready_window_ms: None,
@@ -461,40 +480,38 @@ fn serve(opts: &mut Options) -> Result<Command, Failed> {
         level: Level::Info,
     };
     let (mut syslog, mut syslog_socket) = (false, None);
-    while let Some(flag) = opts.next()? {
+    while let Some(flag) = opts.next() {
         match flag {
-            Flag::Addr => (s.addr, s.scope) = opts.addr()?,
-            Flag::Port => s.port = opts.number(PORT, 1, 65535)? as u16,
+            Flag::Addr => (s.addr, s.scope) = opts.addr(),
+            Flag::Port => s.port = opts.number(PORT, 1, 65535) as u16,
             Flag::HttpAddr => {
-                let (a, scope) = opts.addr()?;
+                let (a, scope) = opts.addr();
                 (s.http_addr, s.http_scope) = (Some(a), scope);
             }
-            Flag::HttpPort => s.http_port = Some(opts.number(PORT, 1, 65535)? as u16),
-            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file)?,
-            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path)?,
-            Flag::ReadyWindow => {
-                s.ready_window_ms = Some(opts.number("seconds", 1, 86_400)? * 1000)
-            }
-            Flag::Wait => s.wait_ms = opts.number("milliseconds", 0, 10_000)?,
-            Flag::Timeout => s.timeout_ms = opts.number("milliseconds", 10, 60_000)?,
-            Flag::Slots => s.slots = opts.number("a number", 1, SLOTS_MAX)?,
+            Flag::HttpPort => s.http_port = Some(opts.number(PORT, 1, 65535) as u16),
+            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file),
+            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path),
+            Flag::ReadyWindow => s.ready_window_ms = Some(opts.number("seconds", 1, 86_400) * 1000),
+            Flag::Wait => s.wait_ms = opts.number("milliseconds", 0, 10_000),
+            Flag::Timeout => s.timeout_ms = opts.number("milliseconds", 10, 60_000),
+            Flag::Slots => s.slots = opts.number("a number", 1, SLOTS_MAX),
             #[cfg(feature = "feedback")]
-            Flag::Feedback => opts.read_some(&mut s.feedback, PATH, path)?,
+            Flag::Feedback => opts.read_some(&mut s.feedback, PATH, path),
             #[cfg(not(feature = "feedback"))]
-            Flag::Feedback => opts.read(&mut (), NO_FEEDBACK, |_| None)?,
-            Flag::Allow => opts.read(&mut s.allow, ALLOW, allow)?,
-            Flag::User => opts.given(&mut s.user, "a user name or number")?,
-            Flag::Group => opts.given(&mut s.group, "a group name or number")?,
-            Flag::Syslog => syslog = opts.switch()?,
-            Flag::SyslogSocket => opts.read_some(&mut syslog_socket, PATH, path)?,
-            Flag::Help => return Ok(Command::Help(opts.sub.help)),
+            Flag::Feedback => opts.read(&mut (), NO_FEEDBACK, |_| None),
+            Flag::Allow => opts.read(&mut s.allow, ALLOW, allow),
+            Flag::User => opts.given(&mut s.user, "a user name or number"),
+            Flag::Group => opts.given(&mut s.group, "a group name or number"),
+            Flag::Syslog => syslog = opts.switch(),
+            Flag::SyslogSocket => opts.read_some(&mut syslog_socket, PATH, path),
+            Flag::Help => return Command::Help(opts.sub.help),
             // `next` returns only the flags of SERVE and `--help`.
             _ => unreachable!(),
         }
     }
-    s.syslog = syslog_socket.or(syslog.then(|| "/dev/log".into()));
+    s.syslog = syslog_socket.or(syslog.then(|| Path::new("/dev/log")));
     s.level = opts.level();
-    Ok(Command::Serve(s))
+    Command::Serve(s)
 }
 
 /// `heft set`.
@@ -514,7 +531,7 @@ const SET: Subcommand = Subcommand {
 };
 
 /// Reads the status and options of `heft set`.
-fn set(opts: &mut Options) -> Result<Command, Failed> {
+fn set(opts: &mut Options) -> Command {
     let mut s = Set {
         // Replaced by the STATUS argument, read once the options are.
         status: Status::Up,
@@ -522,42 +539,42 @@ fn set(opts: &mut Options) -> Result<Command, Failed> {
         maxconn: None,
         reason: None,
         service: None,
-        state_file: DEFAULT_STATE_FILE.into(),
+        state_file: Path::new(DEFAULT_STATE_FILE),
         state_from: "",
         pid_file: None,
         level: Level::Info,
     };
-    while let Some(flag) = opts.next()? {
+    while let Some(flag) = opts.next() {
         match flag {
-            Flag::Weight => s.weight = Some(opts.number("a weight", 0, 255)? as u8),
-            Flag::Maxconn => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn)?,
-            Flag::Reason => opts.read_some(&mut s.reason, REASON, reason)?,
-            Flag::Service => opts.read_some(&mut s.service, SERVICE, service)?,
-            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file)?,
-            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path)?,
-            Flag::Help => return Ok(Command::Help(opts.sub.help)),
+            Flag::Weight => s.weight = Some(opts.number("a weight", 0, 255) as u8),
+            Flag::Maxconn => opts.read_some(&mut s.maxconn, "a number 0-65535 or none", maxconn),
+            Flag::Reason => opts.read_some(&mut s.reason, REASON, reason),
+            Flag::Service => opts.read_some(&mut s.service, SERVICE, service),
+            Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file),
+            Flag::PidFile => opts.read_some(&mut s.pid_file, PATH, path),
+            Flag::Help => return Command::Help(opts.sub.help),
             // `next` returns only the flags of SET and `--help`.
             _ => unreachable!(),
         }
     }
-    s.status = match opts.argument.take() {
+    match opts.argument.take() {
         None => {
             let wants = "a STATUS: UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED";
-            return Err(opts.fail(Usage::Missing {
+            opts.fail(Usage::Missing {
                 option: "set",
                 wants: Wants::Text(wants),
-            }));
+            });
         }
         Some(a) => match Status::parse(a.as_bytes()) {
-            Some(status) => status,
+            Some(status) => s.status = status,
             None => {
                 let statuses = "UP, READY, DRAIN, MAINT, DOWN, FAIL or STOPPED";
-                return Err(opts.fail(bad("STATUS", a, Wants::Text(statuses))));
+                opts.fail(bad("STATUS", a, Wants::Text(statuses)));
             }
         },
-    };
+    }
     s.level = opts.level();
-    Ok(Command::Set(s))
+    Command::Set(s)
 }
 
 /// `heft check`: `serve`'s options, read the same way.
@@ -570,11 +587,11 @@ const CHECK: Subcommand = Subcommand {
 };
 
 /// Reads the options of `heft check`: those of `heft serve`.
-fn check(opts: &mut Options) -> Result<Command, Failed> {
-    Ok(match serve(opts)? {
+fn check(opts: &mut Options) -> Command {
+    match serve(opts) {
         Command::Serve(s) => Command::Check(s),
         help => help,
-    })
+    }
 }
 
 /// `heft get`.
@@ -592,26 +609,26 @@ const GET: Subcommand = Subcommand {
 };
 
 /// Reads the options of `heft get`.
-fn get(opts: &mut Options) -> Result<Command, Failed> {
+fn get(opts: &mut Options) -> Command {
     let mut g = Get {
         addr: Ipv4Addr::LOCALHOST.into(),
         scope: Scope::new(),
         port: DEFAULT_PORT,
-        send: Vec::new(),
+        send: Send::new(),
         timeout_ms: DEFAULT_TIMEOUT_MS,
     };
-    while let Some(flag) = opts.next()? {
+    while let Some(flag) = opts.next() {
         match flag {
-            Flag::Addr => (g.addr, g.scope) = opts.addr()?,
-            Flag::Port => g.port = opts.number(PORT, 1, 65535)? as u16,
-            Flag::Send => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape)?,
-            Flag::Timeout => g.timeout_ms = opts.number("milliseconds", 1, 600_000)?,
-            Flag::Help => return Ok(Command::Help(opts.sub.help)),
+            Flag::Addr => (g.addr, g.scope) = opts.addr(),
+            Flag::Port => g.port = opts.number(PORT, 1, 65535) as u16,
+            Flag::Send => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape),
+            Flag::Timeout => g.timeout_ms = opts.number("milliseconds", 1, 600_000),
+            Flag::Help => return Command::Help(opts.sub.help),
             // `next` returns only the flags of GET and `--help`.
             _ => unreachable!(),
         }
     }
-    Ok(Command::Get(g))
+    Command::Get(g)
 }
 
 // What values must be, as errors say it.
@@ -642,8 +659,8 @@ fn ip(v: &OsStr) -> Option<(IpAddr, Scope)> {
 }
 
 /// Reads a path: anything but nothing.
-fn path(v: &OsStr) -> Option<PathBuf> {
-    (!v.is_empty()).then(|| v.into())
+fn path(v: &'static OsStr) -> Option<&'static Path> {
+    (!v.is_empty()).then(|| Path::new(v))
 }
 
 /// Reads `--allow`.
@@ -660,23 +677,23 @@ fn maxconn(v: &OsStr) -> Option<Option<u16>> {
 }
 
 /// Reads `heft set --reason`, checked to fit a state file's reason.
-fn reason(v: &OsStr) -> Option<String> {
+fn reason(v: &'static OsStr) -> Option<&'static str> {
     let s = crate::os::ascii_str(v.as_bytes())?;
     state::check_reason(s.as_bytes()).ok()?;
-    Some(s.into())
+    Some(s)
 }
 
 /// Reads `heft set --service`, checked to be a service's name.
-fn service(v: &OsStr) -> Option<String> {
+fn service(v: &'static OsStr) -> Option<&'static str> {
     let s = crate::os::ascii_str(v.as_bytes())?;
     state::check_name(s.as_bytes()).ok()?;
-    Some(s.into())
+    Some(s)
 }
 
 /// Reads `heft get --send`, turning `\n`, `\r`, `\t` and `\\` into their
 /// bytes (a backslash before any other byte stands for that byte).
-fn unescape(v: &OsStr) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
+fn unescape(v: &OsStr) -> Option<Send> {
+    let mut out = Send::new();
     let mut it = v.as_bytes().iter();
     while let Some(&c) = it.next() {
         let b = if c != b'\\' {
@@ -690,16 +707,16 @@ fn unescape(v: &OsStr) -> Option<Vec<u8>> {
                 None => b'\\',
             }
         };
-        out.push(b);
+        out.push(b).ok()?;
     }
-    (out.len() <= SEND_MAX).then_some(out)
+    Some(out)
 }
 
-/// Says that reading the options failed: `Options::error` says why.
-struct Failed;
+/// The arguments not yet read, borrowed for the life of the process.
+type Args = std::slice::Iter<'static, OsString>;
 
 /// The error for a bad `value` from `source`.
-fn bad(source: &'static str, value: OsString, wants: Wants) -> Usage {
+fn bad(source: &'static str, value: &'static OsStr, wants: Wants) -> Usage {
     Usage::Bad {
         source,
         value,
@@ -722,11 +739,15 @@ const COMMON_FLAGS: [(&str, Option<Level>); 6] = [
 /// arguments, in order, then the variables for the flags that were not given.
 /// `next` returns each option's flag; `read` and the others then read its value.
 ///
+/// The first bad value is kept in `error`, and then `next` finds no more
+/// options: the readers return a stand-in value instead of failing, and
+/// `parse` returns the error instead of the command.
+///
 /// `-h`, `-q`, `-v` and `HEFT_LOG`, which every subcommand takes, are read
 /// here; so is the argument that is not an option (`heft set`'s STATUS).
 struct Options<'a> {
     /// The arguments not yet read.
-    args: std::vec::IntoIter<OsString>,
+    args: Args,
     /// Looks up variables.
     env: Env<'a>,
     /// The subcommand.
@@ -738,7 +759,7 @@ struct Options<'a> {
     /// The flags given, a bit each (`1 << flag`).
     given: u32,
     /// The argument that is not an option, once found; only `heft set` takes one.
-    argument: Option<OsString>,
+    argument: Option<&'static OsStr>,
     /// The level `-q` or `-v` asked for.
     level: Option<Level>,
     /// The flag of the option found last, e.g. `--port`, also when a variable gave it.
@@ -746,17 +767,13 @@ struct Options<'a> {
     /// The flag or variable that gave it, e.g. `--port` or `HEFT_PORT`.
     source: &'static str,
     /// Its value given with `--flag=value`, or its variable's.
-    inline: Option<OsString>,
-    /// What was wrong, once something was.
+    inline: Option<&'static OsStr>,
+    /// What was wrong first, once something was.
     error: Option<Usage>,
 }
 
 impl<'a> Options<'a> {
-    fn new(
-        args: std::vec::IntoIter<OsString>,
-        env: Env<'a>,
-        sub: &'static Subcommand,
-    ) -> Options<'a> {
+    fn new(args: Args, env: Env<'a>, sub: &'static Subcommand) -> Options<'a> {
         Options {
             args,
             env,
@@ -773,25 +790,26 @@ impl<'a> Options<'a> {
         }
     }
 
-    /// Keeps `error` for `parse` to return.
+    /// Keeps `error` for `parse` to return, unless an earlier one is kept.
     #[cold]
     #[inline(never)]
-    fn fail(&mut self, error: Usage) -> Failed {
-        self.error = Some(error);
-        Failed
+    fn fail(&mut self, error: Usage) {
+        self.error.get_or_insert(error);
     }
 
-    /// Finds the next option and returns its flag, or `None` when all have been found.
-    fn next(&mut self) -> Result<Option<Flag>, Failed> {
+    /// Finds the next option and returns its flag, or `None` when all have
+    /// been found or something was wrong.
+    fn next(&mut self) -> Option<Flag> {
         if !self.args_done {
-            if let Some(flag) = self.next_flag()? {
+            if let Some(flag) = self.next_flag() {
                 self.given |= 1 << flag as u32;
                 (self.flag, self.source) = (flag.name(), flag.name());
-                return Ok(Some(flag));
+                return Some(flag);
             }
             self.args_done = true;
         }
-        while let Some(&(flag, vars)) = self.sub.flags.get(self.vars_read) {
+        while self.error.is_none() {
+            let &(flag, vars) = self.sub.flags.get(self.vars_read)?;
             self.vars_read += 1;
             if self.given & 1 << flag as u32 != 0 {
                 continue;
@@ -799,30 +817,32 @@ impl<'a> Options<'a> {
             for &var in vars {
                 if let Some(value) = (self.env)(var).filter(|v| !v.is_empty()) {
                     (self.flag, self.source, self.inline) = (flag.name(), var, Some(value));
-                    return Ok(Some(flag));
+                    return Some(flag);
                 }
             }
         }
-        Ok(None)
+        None
     }
 
     /// Reads the arguments up to the next flag the subcommand is to look at
     /// and returns it, keeping the value given with it as `--flag=value`.
-    fn next_flag(&mut self) -> Result<Option<Flag>, Failed> {
-        while let Some(arg) = self.args.next() {
+    fn next_flag(&mut self) -> Option<Flag> {
+        while self.error.is_none() {
+            let arg = self.args.next()?.as_os_str();
             let b = arg.as_bytes();
             if b.len() < 2 || b[0] != b'-' {
                 if !self.sub.takes_argument || self.argument.is_some() {
-                    return Err(self.fail(Usage::Unexpected {
+                    self.fail(Usage::Unexpected {
                         argument: arg,
                         page: self.sub.page,
-                    }));
+                    });
+                } else {
+                    self.argument = Some(arg);
                 }
-                self.argument = Some(arg);
                 continue;
             }
             let (name, inline) = match b.iter().position(|&c| c == b'=') {
-                Some(i) => (&b[..i], Some(OsStr::from_bytes(&b[i + 1..]).to_owned())),
+                Some(i) => (&b[..i], Some(OsStr::from_bytes(&b[i + 1..]))),
                 None => (b, None),
             };
             self.inline = inline;
@@ -832,25 +852,26 @@ impl<'a> Options<'a> {
                 .iter()
                 .find(|(f, _)| f.name().as_bytes() == name);
             if let Some(&(flag, _)) = own {
-                return Ok(Some(flag));
+                return Some(flag);
             }
             let Some(&(flag, level)) = COMMON_FLAGS.iter().find(|(f, _)| f.as_bytes() == name)
             else {
-                let option = OsStr::from_bytes(name).to_owned();
-                return Err(self.fail(Usage::Unknown {
+                let option = OsStr::from_bytes(name);
+                self.fail(Usage::Unknown {
                     option,
                     page: self.sub.page,
-                }));
+                });
+                continue;
             };
             match level {
-                None => return Ok(Some(Flag::Help)),
+                None => return Some(Flag::Help),
                 Some(level) => self.level = Some(level),
             }
             if let Some(v) = self.inline.take() {
-                return Err(self.fail(bad(flag, v, Wants::Text("no value"))));
+                self.fail(bad(flag, v, Wants::Text("no value")));
             }
         }
-        Ok(None)
+        None
     }
 
     /// The level asked for: by `-q` or `-v` (the last given), else by
@@ -867,45 +888,44 @@ impl<'a> Options<'a> {
     /// Refuses the option's `value`, which is not what `wants` says.
     #[cold]
     #[inline(never)]
-    fn refuse(&mut self, value: OsString, wants: Wants) -> Failed {
+    fn refuse(&mut self, value: &'static OsStr, wants: Wants) {
         self.fail(bad(self.source, value, wants))
     }
 
     /// Takes the option's value: the one after `=` or the variable's, else
     /// the next argument; `wants` says what it must be if there is none.
-    fn value(&mut self, wants: Wants) -> Result<OsString, Failed> {
-        match self.inline.take().or_else(|| self.args.next()) {
-            Some(v) => Ok(v),
-            None => Err(self.fail(Usage::Missing {
+    fn value(&mut self, wants: Wants) -> Option<&'static OsStr> {
+        let value = self
+            .inline
+            .take()
+            .or_else(|| self.args.next().map(|a| a.as_os_str()));
+        if value.is_none() {
+            self.fail(Usage::Missing {
                 option: self.flag,
                 wants,
-            })),
+            });
         }
+        value
     }
 
     /// Reads the option's value into `to` with `read`; names the flag or
     /// variable if the value is missing or `read` refuses it, saying what
     /// was wanted.
-    fn read<T>(
-        &mut self,
-        to: &mut T,
-        wants: &'static str,
-        read: fn(&OsStr) -> Option<T>,
-    ) -> Result<(), Failed> {
+    fn read<T>(&mut self, to: &mut T, wants: &'static str, read: fn(&'static OsStr) -> Option<T>) {
         self.take(wants, &mut |v| read(v).map(|v| *to = v).is_some())
     }
 
     /// Reads an address and its IPv6 scope (`--addr`).
-    fn addr(&mut self) -> Result<(IpAddr, Scope), Failed> {
+    fn addr(&mut self) -> (IpAddr, Scope) {
         let mut a = (Ipv4Addr::UNSPECIFIED.into(), Scope::new());
-        self.read(&mut a, ADDR, ip)?;
-        Ok(a)
+        self.read(&mut a, ADDR, ip);
+        a
     }
 
     /// Reads a path into `to`; returns the flag or variable that gave it.
-    fn path_from(&mut self, to: &mut PathBuf) -> Result<&'static str, Failed> {
-        self.read(to, PATH, path)?;
-        Ok(self.source)
+    fn path_from(&mut self, to: &mut &'static Path) -> &'static str {
+        self.read(to, PATH, path);
+        self.source
     }
 
     /// Reads the option's value into `to` as `read` does, when `to` is an `Option`.
@@ -913,8 +933,8 @@ impl<'a> Options<'a> {
         &mut self,
         to: &mut Option<T>,
         wants: &'static str,
-        read: fn(&OsStr) -> Option<T>,
-    ) -> Result<(), Failed> {
+        read: fn(&'static OsStr) -> Option<T>,
+    ) {
         self.take(wants, &mut |v| read(v).map(|v| *to = Some(v)).is_some())
     }
 
@@ -922,57 +942,57 @@ impl<'a> Options<'a> {
     /// says true, or refuses it; not generic, so each value type adds only
     /// its small `store`.
     #[inline(never)]
-    fn take(
-        &mut self,
-        wants: &'static str,
-        store: &mut dyn FnMut(&OsStr) -> bool,
-    ) -> Result<(), Failed> {
+    fn take(&mut self, wants: &'static str, store: &mut dyn FnMut(&'static OsStr) -> bool) {
         let wants = Wants::Text(wants);
-        let value = self.value(wants)?;
-        if store(&value) {
-            Ok(())
-        } else {
-            Err(self.refuse(value, wants))
+        if let Some(value) = self.value(wants) {
+            if !store(value) {
+                self.refuse(value, wants);
+            }
         }
     }
 
     /// Reads a whole number from `min` to `max`; `what` names it in errors.
-    fn number(&mut self, what: &'static str, min: u32, max: u32) -> Result<u32, Failed> {
+    /// A bad or missing one reads as `min`.
+    fn number(&mut self, what: &'static str, min: u32, max: u32) -> u32 {
         let wants = Wants::Range(what, min, max);
-        let value = self.value(wants)?;
+        let Some(value) = self.value(wants) else {
+            return min;
+        };
         match num::parse_u32(value.as_bytes()) {
-            Some(n) if min <= n && n <= max => Ok(n),
-            _ => Err(self.refuse(value, wants)),
+            Some(n) if min <= n && n <= max => n,
+            _ => {
+                self.refuse(value, wants);
+                min
+            }
         }
     }
 
     /// Reads into `to` a value kept as given, with its source, for checks made later.
-    fn given(&mut self, to: &mut Option<Given>, wants: &'static str) -> Result<(), Failed> {
-        let mut value = OsString::new();
-        self.read(&mut value, wants, |v| (!v.is_empty()).then(|| v.to_owned()))?;
+    fn given(&mut self, to: &mut Option<Given>, wants: &'static str) {
+        let mut value = OsStr::new("");
+        self.read(&mut value, wants, |v| (!v.is_empty()).then_some(v));
         *to = Some(Given {
             source: self.source,
             value,
         });
-        Ok(())
     }
 
     /// Reads a switch: the flag, which takes no value, turns it on; its
     /// variable turns it on with `1` or `yes`, off with `0` or `no`.
-    fn switch(&mut self) -> Result<bool, Failed> {
+    fn switch(&mut self) -> bool {
         if self.args_done {
             let mut on = false;
             self.read(&mut on, "1, yes, 0 or no", |v| match v.as_bytes() {
                 b"1" | b"yes" => Some(true),
                 b"0" | b"no" => Some(false),
                 _ => None,
-            })?;
-            return Ok(on);
+            });
+            return on;
         }
-        match self.inline.take() {
-            None => Ok(true),
-            Some(v) => Err(self.fail(bad(self.flag, v, Wants::Text("no value")))),
+        if let Some(v) = self.inline.take() {
+            self.fail(bad(self.flag, v, Wants::Text("no value")));
         }
+        true
     }
 }
 

@@ -81,8 +81,8 @@ pub fn run(s: &Set) -> i32 {
 /// Logs why the state file of `s` was not written; returns the exit code.
 fn not_written(e: persist::WriteError, s: &Set) -> i32 {
     // A missing directory is named with what to create.
-    crate::server::firstrun::unwritable(&s.state_file, s.state_from)
-        .unwrap_or_else(|| e.line(&s.state_file))
+    crate::server::firstrun::unwritable(s.state_file, s.state_from)
+        .unwrap_or_else(|| e.line(s.state_file))
         .send();
     SYSCALL
 }
@@ -91,7 +91,7 @@ fn not_written(e: persist::WriteError, s: &Set) -> i32 {
 /// is not told to change. Returns false, changing nothing, when a new
 /// service does not fit.
 pub fn apply(state: &mut State, s: &Set) -> bool {
-    let entry: &mut Entry = match s.service.as_deref() {
+    let entry: &mut Entry = match s.service {
         None => state.top.get_or_insert_with(|| Entry::new(s.status)),
         Some(name) => {
             let services = &mut state.services;

@@ -1,16 +1,25 @@
 //! Unit tests of the command line: every option, its variables, its errors.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::net::IpAddr;
-use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
 
 use super::*;
 
 /// Parses `args` with the variables `env`.
 fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Command, Usage> {
-    let lookup = |k: &str| env.iter().find(|e| e.0 == k).map(|e| OsString::from(e.1));
-    parse(args.iter().map(OsString::from).collect(), &lookup)
+    let lookup = |k: &str| env.iter().find(|e| e.0 == k).map(|e| os(e.1));
+    parse(
+        args.iter().map(OsString::from).collect::<Vec<_>>().leak(),
+        &lookup,
+    )
+}
+
+/// `s` kept for the life of the test process, as the arguments and
+/// variables `parse` reads are.
+fn os(s: impl Into<OsString>) -> &'static OsStr {
+    OsStr::from_bytes(s.into().into_vec().leak())
 }
 
 /// The error line `args` and `env` give.
@@ -88,7 +97,7 @@ fn set_and_get_defaults() {
     assert_eq!((s.pid_file, s.level), (None, Level::Info));
     let g = get(&[], &[]);
     assert_eq!((g.addr, g.port), (ip("127.0.0.1"), 9777));
-    assert_eq!((g.send, g.timeout_ms), (vec![], 2000));
+    assert_eq!((&g.send[..], g.timeout_ms), (&b""[..], 2000));
 }
 
 #[test]
@@ -181,7 +190,7 @@ fn every_serve_option_and_its_variable() {
             s.state_file == Path::new("/h.json")
         }),
         ("--pid-file", "HEFT_PID_FILE", "/run/h.pid", |s| {
-            s.pid_file.as_deref() == Some(Path::new("/run/h.pid"))
+            s.pid_file == Some(Path::new("/run/h.pid"))
         }),
         ("--ready-window", "HEFT_READY_WINDOW", "86400", |s| {
             s.ready_window_ms == Some(86_400_000)
@@ -193,7 +202,7 @@ fn every_serve_option_and_its_variable() {
         ("--slots", "HEFT_SLOTS", "1024", |s| s.slots == 1024),
         #[cfg(feature = "feedback")]
         ("--feedback", "HEFT_FEEDBACK", "/f.json", |s| {
-            s.feedback.as_deref() == Some(Path::new("/f.json"))
+            s.feedback == Some(Path::new("/f.json"))
         }),
         ("--allow", "HEFT_ALLOW", "10.0.0.0/8,::1/128", |s| {
             s.allow != AllowList::everyone()
@@ -205,7 +214,7 @@ fn every_serve_option_and_its_variable() {
             s.group.as_ref().is_some_and(|g| g.value == "0")
         }),
         ("--syslog-socket", "HEFT_SYSLOG_SOCKET", "/l", |s| {
-            s.syslog.as_deref() == Some(Path::new("/l"))
+            s.syslog == Some(Path::new("/l"))
         }),
     ];
     for &(flag, var, value, check) in cases {
@@ -481,11 +490,11 @@ fn unknown_options_point_at_their_subcommands_help() {
         assert_eq!(err(args, &[]), want, "{args:?}");
     }
     let odd = OsString::from_vec(b"--\xff".to_vec());
-    let e = parse(vec![odd.clone()], &|_| None).err().unwrap();
+    let e = parse(vec![odd.clone()].leak(), &|_| None).err().unwrap();
     assert_eq!(
         e,
         Usage::Unknown {
-            option: odd,
+            option: os(odd),
             page: "heft --help"
         }
     );
@@ -622,7 +631,7 @@ fn levels() {
 #[test]
 fn syslog_switch_and_socket() {
     let syslog = |args: &[&str], env: &[(&str, &str)]| serve(args, env).syslog;
-    let dev_log = Some(PathBuf::from("/dev/log"));
+    let dev_log = Some(Path::new("/dev/log"));
     assert_eq!(syslog(&["--syslog"], &[]), dev_log);
     for on in ["1", "yes"] {
         assert_eq!(syslog(&[], &[("HEFT_SYSLOG", on)]), dev_log);
@@ -633,7 +642,7 @@ fn syslog_switch_and_socket() {
     // The flag beats the variable that turns it off.
     assert_eq!(syslog(&["--syslog"], &[("HEFT_SYSLOG", "0")]), dev_log);
     // A socket is used whether or not the switch is on.
-    let socket = Some(PathBuf::from("/s"));
+    let socket = Some(Path::new("/s"));
     assert_eq!(syslog(&["--syslog-socket", "/s", "--syslog"], &[]), socket);
     assert_eq!(
         syslog(&["--syslog-socket", "/s"], &[("HEFT_SYSLOG", "0")]),
@@ -661,10 +670,7 @@ fn set_options() {
         (s.status, s.weight, s.maxconn),
         (Status::Drain, Some(5), Some(None))
     );
-    assert_eq!(
-        (s.reason.as_deref(), s.service.as_deref()),
-        (Some("x y"), Some("web.1"))
-    );
+    assert_eq!((s.reason, s.service), (Some("x y"), Some("web.1")));
     // The status may come anywhere, in any case; `=` works as for serve.
     let s = set(
         &["--weight=255", "Maint", "--maxconn=65535", "--reason="],
@@ -674,13 +680,13 @@ fn set_options() {
         (s.status, s.weight, s.maxconn),
         (Status::Maint, Some(255), Some(Some(65535)))
     );
-    assert_eq!(s.reason.as_deref(), Some(""));
+    assert_eq!(s.reason, Some(""));
     assert_eq!(set(&["up", "--maxconn", "0"], &[]).maxconn, Some(Some(0)));
     let s = set(&["up", "--pid-file", "/p"], &[("HEFT_PID_FILE", "/q")]);
-    assert_eq!(s.pid_file, Some(PathBuf::from("/p")));
+    assert_eq!(s.pid_file, Some(Path::new("/p")));
     assert_eq!(
         set(&["up"], &[("HEFT_PID_FILE", "/q")]).pid_file,
-        Some(PathBuf::from("/q"))
+        Some(Path::new("/q"))
     );
     // Serve's other variables are not set's.
     set(&["up"], &[("HEFT_PORT", "x"), ("HEFT_ALLOW", "x")]);
@@ -788,7 +794,7 @@ fn send_escapes() {
     assert_eq!(send(""), b"");
     assert_eq!(get(&["--send=a=b"], &[]).send, b"a=b");
     assert_eq!(send(&"x".repeat(256)).len(), 256);
-    assert_eq!(send(&"\\n".repeat(256)), vec![b'\n'; 256]);
+    assert_eq!(send(&"\\n".repeat(256)), [b'\n'; 256]);
     let long = "x".repeat(257);
     assert_eq!(
         err(&["get", "--send", &long], &[]),
@@ -800,13 +806,14 @@ fn send_escapes() {
 fn values_need_not_be_utf8() {
     let path = OsString::from_vec(b"/tmp/\xff.json".to_vec());
     let args = [OsString::from("--state-file"), path.clone()];
-    match parse(args.into(), &|_| None) {
+    match parse(Vec::from(args).leak(), &|_| None) {
         Ok(Command::Serve(s)) => assert_eq!(s.state_file.as_os_str(), path),
         _ => panic!("not serve"),
     }
-    let env = |k: &str| (k == "HEFT_PID_FILE").then(|| path.clone());
-    match parse(vec!["set".into(), "up".into()], &env) {
-        Ok(Command::Set(s)) => assert_eq!(s.pid_file.as_deref(), Some(Path::new(&path))),
+    let value = os(path.clone());
+    let env = |k: &str| (k == "HEFT_PID_FILE").then_some(value);
+    match parse(vec!["set".into(), "up".into()].leak(), &env) {
+        Ok(Command::Set(s)) => assert_eq!(s.pid_file, Some(Path::new(&path))),
         _ => panic!("not set"),
     }
 }
@@ -819,10 +826,7 @@ fn the_last_flag_given_wins() {
         Some(2)
     );
     // A value may look like a flag.
-    assert_eq!(
-        set(&["up", "--reason", "-v"], &[]).reason.as_deref(),
-        Some("-v")
-    );
+    assert_eq!(set(&["up", "--reason", "-v"], &[]).reason, Some("-v"));
 }
 
 #[cfg(not(feature = "feedback"))]
@@ -882,7 +886,7 @@ fn the_state_file_remembers_what_named_it() {
     let s = serve(&[], &[("HAPGENT_STATE_FILE", "/h.json")]);
     assert_eq!(
         (s.state_file, s.state_from),
-        ("/h.json".into(), "HAPGENT_STATE_FILE")
+        (Path::new("/h.json"), "HAPGENT_STATE_FILE")
     );
     let s = set(
         &["up", "--state-file=/a.json"],
@@ -890,7 +894,7 @@ fn the_state_file_remembers_what_named_it() {
     );
     assert_eq!(
         (s.state_file, s.state_from),
-        ("/a.json".into(), "--state-file")
+        (Path::new("/a.json"), "--state-file")
     );
     let c = check(
         &[],
@@ -898,7 +902,7 @@ fn the_state_file_remembers_what_named_it() {
     );
     assert_eq!(
         (c.state_file, c.state_from),
-        ("/h.json".into(), "HEFT_STATE_FILE")
+        (Path::new("/h.json"), "HEFT_STATE_FILE")
     );
 }
 
@@ -917,9 +921,9 @@ fn check_takes_serves_options() {
     {
         assert_eq!(check(&[], &[]).feedback, None);
         let c = check(&["--feedback", "/f.json"], &[]);
-        assert_eq!(c.feedback, Some(PathBuf::from("/f.json")));
+        assert_eq!(c.feedback, Some(Path::new("/f.json")));
         let c = check(&[], &[("HEFT_FEEDBACK", "/g.json")]);
-        assert_eq!(c.feedback, Some(PathBuf::from("/g.json")));
+        assert_eq!(c.feedback, Some(Path::new("/g.json")));
     }
     #[cfg(not(feature = "feedback"))]
     assert!(err(&["check", "--feedback", "/f.json"], &[]).contains("feedback feature"));

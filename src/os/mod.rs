@@ -25,20 +25,22 @@ pub use signal::{kill, UserSignal};
 use nix::errno::Errno;
 
 /// Returns the environment variable `name`, through libc's getenv(3):
-/// std's lookup brings a lock and a heap copy of the name with it.
-pub fn env(name: &str) -> Option<std::ffi::OsString> {
+/// std's lookup brings a lock and a heap copy of the name with it. The value
+/// is borrowed, not copied: it lives as long as the process.
+pub fn env(name: &str) -> Option<&'static std::ffi::OsStr> {
     use std::os::unix::ffi::OsStrExt;
     let mut buf = [0; 1024];
     let name = fs::c(std::path::Path::new(name), &mut buf).ok()?;
-    // SAFETY: `name` is a C string that outlives the call; heft never
-    // changes its environment, so the result stays valid while it is copied.
+    // SAFETY: `name` is a C string that outlives the call.
     let v = unsafe { libc::getenv(name.as_ptr()) };
     if v.is_null() {
         return None;
     }
-    // SAFETY: a non-null getenv(3) result is a NUL-terminated C string.
-    let v = unsafe { std::ffi::CStr::from_ptr(v) };
-    Some(std::ffi::OsStr::from_bytes(v.to_bytes()).to_os_string())
+    // SAFETY: a non-null getenv(3) result is a NUL-terminated C string in
+    // the environment the process started with; heft never changes its
+    // environment, so the string stays there, unchanged, until it exits.
+    let v: &'static std::ffi::CStr = unsafe { std::ffi::CStr::from_ptr(v) };
+    Some(std::ffi::OsStr::from_bytes(v.to_bytes()))
 }
 
 /// Views bytes as a `str` if they are all ASCII, without core's UTF-8
