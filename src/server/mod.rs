@@ -271,7 +271,7 @@ impl<'a> Server<'a> {
         {
             return Err(fail("allocating the connection slots")(Errno::ENOMEM));
         }
-        conns.resize_with(slots, || None);
+        conns.extend((0..slots).map(|_| None));
         Ok(Server {
             listener,
             http,
