@@ -106,7 +106,8 @@ fn put(out: &mut Response, template: &[u8], args: [&[u8]; 3]) -> Result<(), Full
             if matches!(b, b'\\' | b'"' | b'\n') {
                 out.push(b'\\').map_err(|_| Full)?;
             }
-            out.push(if b == b'\n' { b'n' } else { b }).map_err(|_| Full)?;
+            out.push(if b == b'\n' { b'n' } else { b })
+                .map_err(|_| Full)?;
         }
     }
     Ok(())
