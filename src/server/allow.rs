@@ -47,7 +47,7 @@ impl AllowList {
     /// Parses `CIDR[,CIDR...]`; a bare address is a one-address block.
     pub fn parse(s: &[u8]) -> Option<AllowList> {
         let mut list = AllowList::default();
-        for part in s.split(|&c| c == b',') {
+        for part in crate::num::pieces(s, b',') {
             let part = part.trim_ascii();
             let (a, len) = match part.iter().position(|&c| c == b'/') {
                 Some(p) => (&part[..p], Some(crate::num::parse_u32(&part[p + 1..])?)),
@@ -128,6 +128,8 @@ mod tests {
             b"10.0.0.0/8,",
             b"x",
             b"1.2.3.4/",
+            b"1.2.3.4/8/8",
+            b"/8",
         ] {
             assert!(AllowList::parse(bad).is_none(), "{:?}", bad);
         }
