@@ -49,23 +49,19 @@ pub fn classify(buf: &[u8], done: bool, http: bool) -> Request<'_> {
             None => partial_or(done, Request::Http { head, path: rest }),
         };
     }
-    // The service is the first word of the first line: a line that ends (or a
-    // word that a separator ends) decides, whatever arrives after it.
-    let mut start = None;
-    for (i, &c) in buf.iter().enumerate() {
-        let line_end = matches!(c, b'\n' | b'\r' | 0);
-        if line_end || matches!(c, b' ' | b'\t' | b',') {
-            if let Some(s) = start {
-                return Request::Agent(Some(&buf[s..i]));
-            }
-            if line_end {
-                return Request::Agent(None);
-            }
-        } else if start.is_none() {
-            start = Some(i);
-        }
+    // The service is the first word of the first line, after any separators:
+    // the line's end or a separator after it decides, whatever arrives next.
+    let separator = |c: &u8| matches!(c, b' ' | b'\t' | b',');
+    let word = &buf[buf.iter().take_while(|c| separator(c)).count()..];
+    let end = word
+        .iter()
+        .position(|c| separator(c) || matches!(c, b'\n' | b'\r' | 0));
+    match end {
+        // The line ended before any word.
+        Some(0) => Request::Agent(None),
+        Some(e) => Request::Agent(Some(&word[..e])),
+        None => partial_or(done, Request::Agent((!word.is_empty()).then_some(word))),
     }
-    partial_or(done, Request::Agent(start.map(|s| &buf[s..])))
 }
 
 /// Returns `r` once no more bytes will come (`done`), else `Partial`.

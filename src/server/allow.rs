@@ -5,11 +5,12 @@ use std::net::IpAddr;
 /// The most blocks one list may hold.
 pub const BLOCKS_MAX: usize = 16;
 
-/// One block, kept as an IPv6 prefix (IPv4 is mapped into `::ffff:0:0/96`).
+/// One block, kept as an IPv6 prefix (IPv4 is mapped into `::ffff:0:0/96`):
+/// the address as given and how many of its leading bits an address must share.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Block {
-    addr: u128,
-    mask: u128,
+    addr: [u8; 16],
+    bits: u8,
 }
 
 /// Who may ask; empty means everyone.
@@ -18,11 +19,22 @@ pub struct AllowList {
     blocks: heapless::Vec<Block, BLOCKS_MAX>,
 }
 
-/// Returns an address as a number in IPv6 space (IPv4 as `::ffff:a.b.c.d`).
-fn mapped(ip: IpAddr) -> u128 {
+/// Returns an address's bytes in IPv6 space (IPv4 as `::ffff:a.b.c.d`).
+fn mapped(ip: IpAddr) -> [u8; 16] {
     match ip {
-        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
-        IpAddr::V6(v6) => u128::from(v6),
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+impl Block {
+    /// Tells whether `a` starts with the block's leading `bits`.
+    fn covers(&self, a: &[u8; 16]) -> bool {
+        // Byte `i` must match in its leading `bits - 8 * i` bits (all 8 at most).
+        (0..16).all(|i| {
+            let keep = (self.bits as u32).saturating_sub(8 * i).min(8);
+            u32::from(a[i as usize] ^ self.addr[i as usize]) >> (8 - keep) == 0
+        })
     }
 }
 
@@ -35,7 +47,7 @@ impl AllowList {
     /// Parses `CIDR[,CIDR...]`; a bare address is a one-address block.
     pub fn parse(s: &[u8]) -> Option<AllowList> {
         let mut list = AllowList::default();
-        for part in s.split(|&c| c == b',') {
+        for part in crate::num::pieces(s, b',') {
             let part = part.trim_ascii();
             let (a, len) = match part.iter().position(|&c| c == b'/') {
                 Some(p) => (&part[..p], Some(crate::num::parse_u32(&part[p + 1..])?)),
@@ -47,11 +59,10 @@ impl AllowList {
             if len > max {
                 return None;
             }
-            let mask = u128::MAX.checked_shl(128 - (len + offset)).unwrap_or(0);
             list.blocks
                 .push(Block {
-                    addr: mapped(ip) & mask,
-                    mask,
+                    addr: mapped(ip),
+                    bits: (len + offset) as u8,
                 })
                 .ok()?;
         }
@@ -66,7 +77,7 @@ impl AllowList {
         // A dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d, the
         // very number an IPv4 address maps to.
         let a = mapped(ip);
-        self.blocks.iter().any(|b| a & b.mask == b.addr)
+        self.blocks.iter().any(|b| b.covers(&a))
     }
 }
 
@@ -96,6 +107,16 @@ mod tests {
             .allows(ip("2001:db8::1")));
         assert!(AllowList::parse(b"::/0").unwrap().allows(ip("2001:db8::1")));
         assert!(AllowList::everyone().allows(ip("1.2.3.4")));
+        // Prefixes that end inside a byte.
+        let l = AllowList::parse(b"10.16.0.0/12,2001:db8::/33,::ff00/121").unwrap();
+        assert!(l.allows(ip("10.31.255.255")));
+        assert!(l.allows(ip("10.16.0.0")));
+        assert!(!l.allows(ip("10.32.0.0")));
+        assert!(!l.allows(ip("10.15.255.255")));
+        assert!(l.allows(ip("2001:db8:7fff::1")));
+        assert!(!l.allows(ip("2001:db8:8000::")));
+        assert!(l.allows(ip("::ff7f")));
+        assert!(!l.allows(ip("::fe80")));
     }
 
     #[test]
@@ -107,6 +128,8 @@ mod tests {
             b"10.0.0.0/8,",
             b"x",
             b"1.2.3.4/",
+            b"1.2.3.4/8/8",
+            b"/8",
         ] {
             assert!(AllowList::parse(bad).is_none(), "{:?}", bad);
         }

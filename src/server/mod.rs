@@ -271,7 +271,7 @@ impl<'a> Server<'a> {
         {
             return Err(fail("allocating the connection slots")(Errno::ENOMEM));
         }
-        conns.resize_with(slots, || None);
+        conns.extend((0..slots).map(|_| None));
         Ok(Server {
             listener,
             http,
@@ -367,9 +367,10 @@ impl<'a> Server<'a> {
             self.linger_bound &= ready == 0;
             self.service();
             self.expire();
-            for http in [false, true] {
-                if self.pfds[1 + http as usize].revents != 0 {
-                    self.accept(http);
+            // The agent listener is at index 1, HTTP's at 2.
+            for i in 1..3 {
+                if self.pfds[i].revents != 0 {
+                    self.accept(i == 2);
                 }
             }
             #[cfg(feature = "feedback")]
