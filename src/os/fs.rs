@@ -40,8 +40,6 @@ pub const CWD: BorrowedFd<'static> = fcntl::AT_FDCWD;
 pub struct Stat {
     /// The device and inode: the file's identity.
     pub id: (u64, u64),
-    /// The size in bytes.
-    pub size: u64,
     /// The type and permission bits.
     pub mode: u32,
     /// The owner.
@@ -58,7 +56,6 @@ pub struct Stat {
 fn stat_of(st: stat::FileStat) -> Stat {
     Stat {
         id: (st.st_dev as u64, st.st_ino as u64),
-        size: st.st_size as u64,
         mode: st.st_mode as u32,
         uid: st.st_uid,
         gid: st.st_gid,
