@@ -78,7 +78,7 @@ impl Place {
     /// belongs to root or this user and no one else may write it: ENOLINK
     /// otherwise, so a link another user plants never redirects a write.
     pub fn find(path: &Path) -> Result<Place, Errno> {
-        let mut p = Place::open(path)?;
+        let mut p = Place::open_in(CWD, path)?;
         let mut buf = [0u8; 256];
         for _ in 0..LINKS_MAX {
             let Ok(n) = file::link_target(p.dir(), &p.name, &mut buf) else {
@@ -89,18 +89,17 @@ impl Place {
                 return Err(Errno::ENOLINK);
             }
             let t = Path::new(std::ffi::OsStr::from_bytes(&buf[..n]));
-            p = Place {
-                dir: file::open_dir(p.dir(), file::dir_of(t))?,
-                name: file::file_name(t).into(),
-            };
+            p = Place::open_in(p.dir(), t)?;
         }
         Err(Errno::ELOOP)
     }
 
-    /// Opens the directory of `path`, taking its last part as the name as it is.
-    fn open(path: &Path) -> Result<Place, Errno> {
+    /// Opens the directory of `path` relative to `base` (a link's target is
+    /// relative to the directory holding the link), taking its last part as
+    /// the name as it is.
+    fn open_in(base: BorrowedFd, path: &Path) -> Result<Place, Errno> {
         Ok(Place {
-            dir: file::open_dir(CWD, file::dir_of(path))?,
+            dir: file::open_dir(base, file::dir_of(path))?,
             name: file::file_name(path).into(),
         })
     }
@@ -369,7 +368,7 @@ impl PidFile {
     /// (a regular file with one link, owned by this user, that no process
     /// holds), locks it and writes this process's id.
     pub fn create(path: &Path) -> Result<PidFile, Errno> {
-        let place = Place::open(path)?;
+        let place = Place::open_in(CWD, path)?;
         let fd = match file::create_new_at(place.dir(), &place.name) {
             Err(Errno::EEXIST) => {
                 let (fd, st) =
