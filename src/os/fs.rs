@@ -224,8 +224,13 @@ pub fn fchmod(fd: BorrowedFd, mode: u32) -> Result<(), Errno> {
 }
 
 /// Sets the owner and group of the file open at `fd`.
+///
+/// fchownat(2) with an empty path (AT_EMPTY_PATH) acts on `fd` itself, as
+/// fchown(2) does, without musl's fchown fallback for O_PATH descriptors
+/// (a /proc path), which heft never passes.
 pub fn fchown(fd: BorrowedFd, uid: u32, gid: u32) -> Result<(), Errno> {
-    unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+    let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    unistd::fchownat(fd, c"", uid, gid, fcntl::AtFlags::AT_EMPTY_PATH)
 }
 
 /// Flushes what was written to `fd` to the disk.
