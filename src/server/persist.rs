@@ -242,13 +242,12 @@ pub fn remove_leftovers(place: &Place) {
     if place.lock(0).is_err() {
         return;
     }
+    let hex = n - 20..n - 4;
     let _ = file::each_name(place.dir(), |e| {
-        let hex = e.get(n - 20..n - 4).unwrap_or(&[]);
-        if e.len() == n
-            && e.starts_with(&tmp[..n - 20])
-            && e.ends_with(b".tmp")
-            && hex.iter().all(u8::is_ascii_hexdigit)
-        {
+        // `tmp`'s bytes, but for any hex digit in place of each of its 16 zeroes.
+        let leftover = e.len() == n
+            && (0..n).all(|i| e[i] == tmp[i] || hex.contains(&i) && e[i].is_ascii_hexdigit());
+        if leftover {
             let _ = file::remove_at(place.dir(), Path::new(std::ffi::OsStr::from_bytes(e)));
         }
     });
