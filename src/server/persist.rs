@@ -220,7 +220,7 @@ fn write_locked(
         Err(Errno::ENOENT) => None,
         Err(e) => return Err(failed("reading it first")(e)),
     };
-    match (replace(place, old, bytes, now, buf), old) {
+    match (replace(place, old.as_ref(), bytes, &now, buf), old) {
         (Err(WriteError(_, Some(Errno::EACCES | Errno::EPERM))), Some(o)) => {
             in_place(place, o, bytes)
         }
@@ -277,9 +277,9 @@ fn as_path(t: &TempName) -> &Path {
 /// it over the state file and syncs the directory.
 fn replace(
     place: &Place,
-    old: Option<Stat>,
+    old: Option<&Stat>,
     bytes: &[u8],
-    seen: Seen,
+    seen: &Seen,
     buf: &mut [u8],
 ) -> Result<Seen, WriteError> {
     let mut tmp = TempName::new();
@@ -303,10 +303,10 @@ fn replace(
 fn fill(
     place: &Place,
     f: &Fd,
-    old: Option<Stat>,
+    old: Option<&Stat>,
     bytes: &[u8],
     tmp: &Path,
-    seen: Seen,
+    seen: &Seen,
     buf: &mut [u8],
 ) -> Result<Seen, WriteError> {
     let fd = f.as_fd();
@@ -324,7 +324,7 @@ fn fill(
     let _ = file::fchmod(fd, mode);
     fsync(f).map_err(failed("fsync"))?;
     let new = Seen::of(&file::fstat(fd).map_err(failed("fstat"))?, bytes);
-    if !unchanged(place, seen, buf).map_err(failed("reading it again"))? {
+    if !unchanged(place, *seen, buf).map_err(failed("reading it again"))? {
         return Err(CHANGED);
     }
     file::rename_at(place.dir(), tmp, &place.name).map_err(failed("rename"))?;
