@@ -16,7 +16,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -102,7 +102,7 @@ fn failed(step: Step) -> impl Fn(Errno) -> WriteError {
 /// Where a file lives: its directory, open for good, and its name in it.
 pub struct Place {
     dir: Fd,
-    name: PathBuf,
+    name: Box<Path>,
 }
 
 /// How many symbolic links `Place::find` follows from the path it is given.
