@@ -40,8 +40,6 @@ pub const CWD: BorrowedFd<'static> = fcntl::AT_FDCWD;
 pub struct Stat {
     /// The device and inode: the file's identity.
     pub id: (u64, u64),
-    /// The size in bytes.
-    pub size: u64,
     /// The type and permission bits.
     pub mode: u32,
     /// The owner.
@@ -58,7 +56,6 @@ pub struct Stat {
 fn stat_of(st: stat::FileStat) -> Stat {
     Stat {
         id: (st.st_dev as u64, st.st_ino as u64),
-        size: st.st_size as u64,
         mode: st.st_mode as u32,
         uid: st.st_uid,
         gid: st.st_gid,
@@ -227,8 +224,13 @@ pub fn fchmod(fd: BorrowedFd, mode: u32) -> Result<(), Errno> {
 }
 
 /// Sets the owner and group of the file open at `fd`.
+///
+/// fchownat(2) with an empty path (AT_EMPTY_PATH) acts on `fd` itself, as
+/// fchown(2) does, without musl's fchown fallback for O_PATH descriptors
+/// (a /proc path), which heft never passes.
 pub fn fchown(fd: BorrowedFd, uid: u32, gid: u32) -> Result<(), Errno> {
-    unistd::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+    let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+    unistd::fchownat(fd, c"", uid, gid, fcntl::AtFlags::AT_EMPTY_PATH)
 }
 
 /// Flushes what was written to `fd` to the disk.

@@ -16,7 +16,7 @@
 
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -29,19 +29,55 @@ use crate::os::{self, fsync, Fd};
 
 /// The step of a write that failed, for the log, and its error if it has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WriteError(&'static str, Option<Errno>);
+pub struct WriteError(Step, Option<Errno>);
 
 /// The file is no longer what heft last read or wrote: it was not written.
-pub const CHANGED: WriteError = WriteError("changed on disk", None);
+pub const CHANGED: WriteError = WriteError(Step::Changed, None);
 /// Another process (`heft set`) holds the directory's lock: try again later.
-pub const BUSY: WriteError = WriteError(LOCKING, Some(Errno::EWOULDBLOCK));
-/// The step of taking the directory's lock.
-const LOCKING: &str = "locking its directory";
+pub const BUSY: WriteError = WriteError(Step::Locking, Some(Errno::EWOULDBLOCK));
+
+/// The steps of a write that can fail (a small integer: errors compare
+/// without comparing text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Changed,
+    TooLarge,
+    FindingDir,
+    Locking,
+    ReadingFirst,
+    CreatingTemp,
+    WritingTemp,
+    Fsync,
+    Fstat,
+    ReadingAgain,
+    Rename,
+    InPlace,
+}
+
+impl Step {
+    /// How the log names the step.
+    fn name(self) -> &'static str {
+        match self {
+            Step::Changed => "changed on disk",
+            Step::TooLarge => "state larger than 4096 bytes",
+            Step::FindingDir => "finding its directory",
+            Step::Locking => "locking its directory",
+            Step::ReadingFirst => "reading it first",
+            Step::CreatingTemp => "creating a temporary file",
+            Step::WritingTemp => "writing a temporary file",
+            Step::Fsync => "fsync",
+            Step::Fstat => "fstat",
+            Step::ReadingAgain => "reading it again",
+            Step::Rename => "rename",
+            Step::InPlace => "rewriting it in place",
+        }
+    }
+}
 
 impl WriteError {
     /// The error of a state file whose directory could not be found.
     pub fn dir(e: Errno) -> WriteError {
-        failed("finding its directory")(e)
+        failed(Step::FindingDir)(e)
     }
 
     /// Starts the error line `writing PATH: step[: errno]` for a failed write of `path`.
@@ -50,7 +86,7 @@ impl WriteError {
         l.s("writing ")
             .b(path.as_os_str().as_encoded_bytes())
             .s(": ")
-            .s(self.0);
+            .s(self.0.name());
         if let Some(e) = self.1 {
             l.s(": ").errno(e);
         }
@@ -58,15 +94,15 @@ impl WriteError {
     }
 }
 
-/// Makes the error of a failed step from its name.
-fn failed(step: &'static str) -> impl Fn(Errno) -> WriteError {
+/// Makes the error of a failed step.
+fn failed(step: Step) -> impl Fn(Errno) -> WriteError {
     move |e| WriteError(step, Some(e))
 }
 
 /// Where a file lives: its directory, open for good, and its name in it.
 pub struct Place {
     dir: Fd,
-    name: PathBuf,
+    name: Box<Path>,
 }
 
 /// How many symbolic links `Place::find` follows from the path it is given.
@@ -78,7 +114,7 @@ impl Place {
     /// belongs to root or this user and no one else may write it: ENOLINK
     /// otherwise, so a link another user plants never redirects a write.
     pub fn find(path: &Path) -> Result<Place, Errno> {
-        let mut p = Place::open(path)?;
+        let mut p = Place::open_in(CWD, path)?;
         let mut buf = [0u8; 256];
         for _ in 0..LINKS_MAX {
             let Ok(n) = file::link_target(p.dir(), &p.name, &mut buf) else {
@@ -89,18 +125,17 @@ impl Place {
                 return Err(Errno::ENOLINK);
             }
             let t = Path::new(std::ffi::OsStr::from_bytes(&buf[..n]));
-            p = Place {
-                dir: file::open_dir(p.dir(), file::dir_of(t))?,
-                name: file::file_name(t).into(),
-            };
+            p = Place::open_in(p.dir(), t)?;
         }
         Err(Errno::ELOOP)
     }
 
-    /// Opens the directory of `path`, taking its last part as the name as it is.
-    fn open(path: &Path) -> Result<Place, Errno> {
+    /// Opens the directory of `path` relative to `base` (a link's target is
+    /// relative to the directory holding the link), taking its last part as
+    /// the name as it is.
+    fn open_in(base: BorrowedFd, path: &Path) -> Result<Place, Errno> {
         Ok(Place {
-            dir: file::open_dir(CWD, file::dir_of(path))?,
+            dir: file::open_dir(base, file::dir_of(path))?,
             name: file::file_name(path).into(),
         })
     }
@@ -132,7 +167,7 @@ impl Place {
                     let _ = os::poll(&mut [], 10);
                     waited += 10;
                 }
-                r => return r.map_err(failed(LOCKING)),
+                r => return r.map_err(failed(Step::Locking)),
             }
         }
     }
@@ -200,7 +235,7 @@ pub fn unchanged(place: &Place, seen: Seen, buf: &mut [u8]) -> Result<bool, Errn
 /// gone since is created. `buf` is scratch space. Returns what was written.
 pub fn write(place: &Place, seen: Seen, st: &State, buf: &mut [u8]) -> Result<Seen, WriteError> {
     let mut out: heapless::Vec<u8, FILE_MAX> = heapless::Vec::new();
-    state::write(st, &mut out).map_err(|_| WriteError("state larger than 4096 bytes", None))?;
+    state::write(st, &mut out).map_err(|_| WriteError(Step::TooLarge, None))?;
     place.lock(0)?;
     let result = write_locked(place, seen, &out, buf);
     let _ = file::flock(place.dir(), false);
@@ -219,9 +254,9 @@ fn write_locked(
         Ok((_, st)) if now == seen => Some(st),
         Ok(_) => return Err(CHANGED),
         Err(Errno::ENOENT) => None,
-        Err(e) => return Err(failed("reading it first")(e)),
+        Err(e) => return Err(failed(Step::ReadingFirst)(e)),
     };
-    match (replace(place, old, bytes, now, buf), old) {
+    match (replace(place, old.as_ref(), bytes, &now, buf), old) {
         (Err(WriteError(_, Some(Errno::EACCES | Errno::EPERM))), Some(o)) => {
             in_place(place, o, bytes)
         }
@@ -243,13 +278,12 @@ pub fn remove_leftovers(place: &Place) {
     if place.lock(0).is_err() {
         return;
     }
+    let hex = n - 20..n - 4;
     let _ = file::each_name(place.dir(), |e| {
-        let hex = e.get(n - 20..n - 4).unwrap_or(&[]);
-        if e.len() == n
-            && e.starts_with(&tmp[..n - 20])
-            && e.ends_with(b".tmp")
-            && hex.iter().all(u8::is_ascii_hexdigit)
-        {
+        // `tmp`'s bytes, but for any hex digit in place of each of its 16 zeroes.
+        let leftover = e.len() == n
+            && (0..n).all(|i| e[i] == tmp[i] || hex.contains(&i) && e[i].is_ascii_hexdigit());
+        if leftover {
             let _ = file::remove_at(place.dir(), Path::new(std::ffi::OsStr::from_bytes(e)));
         }
     });
@@ -279,9 +313,9 @@ fn as_path(t: &TempName) -> &Path {
 /// it over the state file and syncs the directory.
 fn replace(
     place: &Place,
-    old: Option<Stat>,
+    old: Option<&Stat>,
     bytes: &[u8],
-    seen: Seen,
+    seen: &Seen,
     buf: &mut [u8],
 ) -> Result<Seen, WriteError> {
     let mut tmp = TempName::new();
@@ -291,7 +325,7 @@ fn replace(
         match file::create_new_at(place.dir(), as_path(&tmp)) {
             // Something already has that name (by chance, or planted): another one.
             Err(Errno::EEXIST) if salt < 16 => salt += 1,
-            r => break r.map_err(failed("creating a temporary file"))?,
+            r => break r.map_err(failed(Step::CreatingTemp))?,
         }
     };
     let result = fill(place, &f, old, bytes, as_path(&tmp), seen, buf);
@@ -305,14 +339,14 @@ fn replace(
 fn fill(
     place: &Place,
     f: &Fd,
-    old: Option<Stat>,
+    old: Option<&Stat>,
     bytes: &[u8],
     tmp: &Path,
-    seen: Seen,
+    seen: &Seen,
     buf: &mut [u8],
 ) -> Result<Seen, WriteError> {
     let fd = f.as_fd();
-    os::write_all(fd, bytes).map_err(failed("writing a temporary file"))?;
+    os::write_all(fd, bytes).map_err(failed(Step::WritingTemp))?;
     // Only this new file gets the old one's owner and mode: root's `heft set`
     // must leave a file the agent's user can still read and replace. Without
     // the right to chown (not root), the file stays ours.
@@ -324,13 +358,13 @@ fn fill(
         None => 0o644,
     };
     let _ = file::fchmod(fd, mode);
-    fsync(f).map_err(failed("fsync"))?;
-    let new = Seen::of(&file::fstat(fd).map_err(failed("fstat"))?, bytes);
-    if !unchanged(place, seen, buf).map_err(failed("reading it again"))? {
+    fsync(f).map_err(failed(Step::Fsync))?;
+    let new = Seen::of(&file::fstat(fd).map_err(failed(Step::Fstat))?, bytes);
+    if !unchanged(place, *seen, buf).map_err(failed(Step::ReadingAgain))? {
         return Err(CHANGED);
     }
-    file::rename_at(place.dir(), tmp, &place.name).map_err(failed("rename"))?;
-    fsync(&place.dir).map_err(failed("fsync"))?;
+    file::rename_at(place.dir(), tmp, &place.name).map_err(failed(Step::Rename))?;
+    fsync(&place.dir).map_err(failed(Step::Fsync))?;
     Ok(new)
 }
 
@@ -338,7 +372,7 @@ fn fill(
 /// only the regular file `old` with one link, owned by root or this user,
 /// opened without following a link. A crash meanwhile can leave it half-written.
 fn in_place(place: &Place, old: Stat, bytes: &[u8]) -> Result<Seen, WriteError> {
-    let step = "rewriting it in place";
+    let step = Step::InPlace;
     let (f, st) = file::open_at(
         place.dir(),
         &place.name,
@@ -369,7 +403,7 @@ impl PidFile {
     /// (a regular file with one link, owned by this user, that no process
     /// holds), locks it and writes this process's id.
     pub fn create(path: &Path) -> Result<PidFile, Errno> {
-        let place = Place::open(path)?;
+        let place = Place::open_in(CWD, path)?;
         let fd = match file::create_new_at(place.dir(), &place.name) {
             Err(Errno::EEXIST) => {
                 let (fd, st) =
