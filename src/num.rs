@@ -124,46 +124,32 @@ fn parse_v4(s: &[u8]) -> Option<[u8; 4]> {
     parts.next().is_none().then_some(out)
 }
 
-/// Parses an IPv6 address into its sixteen bytes, each group big-endian.
+/// Parses an IPv6 address into its sixteen bytes, each group big-endian, in
+/// one pass: hex groups, at most one `::` standing for one or more zero
+/// groups, and a dotted IPv4 address (worth two groups) that may end the text.
 fn parse_v6(s: &[u8]) -> Option<[u8; 16]> {
-    let mut head = [0u8; 16];
-    // A `::` stands for one or more zero groups between a head and a tail.
-    let Some(at) = s.windows(2).position(|w| w == b"::") else {
-        return (groups(s, &mut head, true)? == 16).then_some(head);
-    };
-    let mut tail = [0u8; 16];
-    let n = groups(&s[..at], &mut head, false)?;
-    let m = groups(&s[at + 2..], &mut tail, true)?;
-    if n + m > 14 {
-        return None;
-    }
-    head[16 - m..].copy_from_slice(&tail[..m]);
-    Some(head)
-}
-
-/// Parses colon-separated hex groups (none if `s` is empty) into `out` and
-/// returns how many bytes they fill; when `last` (the text ends the address)
-/// the final group may be a dotted IPv4 address, worth two.
-fn groups(s: &[u8], out: &mut [u8; 16], last: bool) -> Option<usize> {
-    if s.is_empty() {
-        return Some(0);
-    }
+    let mut out = [0u8; 16];
+    // Bytes filled, and where the `::` stands once seen.
     let mut n = 0;
-    let mut v4 = false;
-    for part in pieces(s, b':') {
-        if v4 || n == 16 {
-            return None;
-        }
+    let mut gap = None;
+    let mut rest = s;
+    if let Some(r) = s.strip_prefix(b"::") {
+        gap = Some(0);
+        rest = r;
+    }
+    // A group follows every `:`; a `::` may also end the text.
+    while !(rest.is_empty() && gap == Some(n)) {
+        let end = rest.iter().position(|&c| c == b':').unwrap_or(rest.len());
+        let part = &rest[..end];
         if part.contains(&b'.') {
-            if !last || n > 12 {
+            if end < rest.len() || n > 12 {
                 return None;
             }
             out[n..n + 4].copy_from_slice(&parse_v4(part)?);
             n += 4;
-            v4 = true;
-            continue;
+            break;
         }
-        if part.is_empty() || part.len() > 4 {
+        if part.is_empty() || part.len() > 4 || n == 16 {
             return None;
         }
         let mut v = 0u16;
@@ -172,8 +158,30 @@ fn groups(s: &[u8], out: &mut [u8; 16], last: bool) -> Option<usize> {
         }
         out[n..n + 2].copy_from_slice(&v.to_be_bytes());
         n += 2;
+        if end == rest.len() {
+            break;
+        }
+        rest = &rest[end + 1..];
+        if let Some(r) = rest.strip_prefix(b":") {
+            if gap.is_some() {
+                return None;
+            }
+            gap = Some(n);
+            rest = r;
+        }
     }
-    Some(n)
+    match gap {
+        None => (n == 16).then_some(out),
+        // The groups after the `::` move to the end, a byte at a time from
+        // the last, each leaving a zero.
+        Some(g) if n <= 14 => {
+            for k in (g..n).rev() {
+                out[k + 16 - n] = core::mem::take(&mut out[k]);
+            }
+            Some(out)
+        }
+        Some(_) => None,
+    }
 }
 
 /// A fixed buffer was too small for what had to go in it.

@@ -364,23 +364,23 @@ impl<'a> Parser<'a> {
         cfg.rules.clear();
         let mut http_count = 0;
         let mut first = true;
-        self.r.open(b'{').map_err(|e| self.record(b"", e.0))?;
+        self.r.open(b'{').map_err(|e| self.record(b"", e.text()))?;
         while let Some(key) = self.next_key(&mut first)? {
             // A syntax error inside a known field's value names the field.
             match find(TOP_FIELDS, key) {
                 Some(0) => {
-                    let t = self.r.token().map_err(|e| self.record(key, e.0))?;
+                    let t = self.r.token().map_err(|e| self.record(key, e.text()))?;
                     cfg.interval_ms = bounded(t, 100, 3_600_000).ok_or_else(|| {
                         self.record(key, "must be a whole number from 100 to 3600000")
                     })?;
                 }
                 Some(_) => {
                     let mut first = true;
-                    self.r.open(b'[').map_err(|e| self.record(key, e.0))?;
+                    self.r.open(b'[').map_err(|e| self.record(key, e.text()))?;
                     while self
                         .r
                         .next_item(&mut first)
-                        .map_err(|e| self.record(key, e.0))?
+                        .map_err(|e| self.record(key, e.text()))?
                     {
                         let idx = cfg.rules.len();
                         if cfg.rules.push(blank_rule()).is_err() {
@@ -403,17 +403,19 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        self.r.end().map_err(|e| self.record(b"", e.0))
+        self.r.end().map_err(|e| self.record(b"", e.text()))
     }
 
     /// Moves to the next member of the object being read and returns its key.
     fn next_key(&mut self, first: &mut bool) -> Result<Option<&'a [u8]>, Stop> {
-        self.r.next_key(first).map_err(|e| self.record(b"", e.0))
+        self.r
+            .next_key(first)
+            .map_err(|e| self.record(b"", e.text()))
     }
 
     /// Reads the rule at the reader into `rule`, a blank one.
     fn read_rule(&mut self, rule: &mut Rule) -> Result<(), Stop> {
-        self.r.open(b'{').map_err(|e| self.record(b"", e.0))?;
+        self.r.open(b'{').map_err(|e| self.record(b"", e.text()))?;
         let start = self.r.pos();
         self.vals = [None; RULE_FIELD_COUNT];
         let mut first = true;
@@ -427,7 +429,7 @@ impl<'a> Parser<'a> {
             if self.vals[i].is_some() {
                 return Err(self.record(key, "given twice"));
             }
-            self.vals[i] = Some(self.r.token().map_err(|e| self.record(key, e.0))?);
+            self.vals[i] = Some(self.r.token().map_err(|e| self.record(key, e.text()))?);
         }
         check_rule(self, rule)?;
         // FNV-1a.

@@ -301,7 +301,7 @@ impl LoadError {
                 n if n.starts_with('E') || n.starts_with("errno") => ("unreadable ", n),
                 n => ("", n),
             },
-            LoadError::Invalid(e) => (e.0, e.1),
+            LoadError::Invalid(e) => e.parts(),
         };
         // Both texts are ASCII, so any cut is on a character boundary.
         for t in &[a, b] {

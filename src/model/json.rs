@@ -53,9 +53,71 @@ const BARE_WORDS: [&[u8]; 3] = [b"true", b"false", b"null"];
 /// The UTF-8 byte order mark.
 const BOM: &[u8] = b"\xef\xbb\xbf";
 
-/// What was wrong with the JSON text.
+/// What was wrong with the JSON text; `text` says it in words.
+///
+/// A one-byte code rather than the text: every reading step returns it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Syntax(pub &'static str);
+pub enum Syntax {
+    /// No `{` where an object must start.
+    Object,
+    /// No `[` where an array must start.
+    Array,
+    /// A member that does not start with a string.
+    Key,
+    /// No `:` after a key.
+    Colon,
+    /// Neither `,` nor `}` after a member.
+    ObjectComma,
+    /// Neither `,` nor `]` after an item.
+    ArrayComma,
+    /// A number without digits where they must be.
+    Digit,
+    /// A string without its closing quote.
+    StringEnd,
+    /// A backslash followed by something else than an escape.
+    Escape,
+    /// A raw control character in a string.
+    Control,
+    /// Invalid UTF-8 in a string.
+    Utf8,
+    /// A number such as `077`.
+    LeadingZero,
+    /// Lowercase letters that are not `true`, `false` or `null`.
+    Word,
+    /// An object or array where a string or scalar must be.
+    Scalar,
+    /// Nothing that starts a value.
+    Value,
+    /// Nesting deeper than `DEPTH_MAX`.
+    Deep,
+    /// More than whitespace after the value.
+    Trailing,
+}
+
+impl Syntax {
+    /// Says what was wrong, as the logs and the FAIL reason show it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Syntax::Object => "expected an object",
+            Syntax::Array => "expected an array",
+            Syntax::Key => "expected a quoted key",
+            Syntax::Colon => "expected ':' after a key",
+            Syntax::ObjectComma => "expected ',' or '}' in an object",
+            Syntax::ArrayComma => "expected ',' or ']' in an array",
+            Syntax::Digit => "expected a digit in a number",
+            Syntax::StringEnd => "expected '\"' to end a string",
+            Syntax::Escape => "expected an escape of \" \\ / b f n r t or uXXXX",
+            Syntax::Control => "control character in a string (escape it)",
+            Syntax::Utf8 => "invalid UTF-8 in a string",
+            Syntax::LeadingZero => "number with a leading zero",
+            Syntax::Word => "expected a value, or true, false or null",
+            Syntax::Scalar => "expected a string or a number",
+            Syntax::Value => "expected a value",
+            Syntax::Deep => "nested deeper than 1024 levels",
+            Syntax::Trailing => "bytes after the JSON value",
+        }
+    }
+}
 
 /// A position in a JSON text.
 pub struct Reader<'a> {
@@ -98,9 +160,9 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes the byte `c` after any whitespace, or fails with `what`.
-    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), Syntax> {
+    fn expect(&mut self, c: u8, what: Syntax) -> Result<(), Syntax> {
         if self.peek() != Some(c) {
-            return Err(Syntax(what));
+            return Err(what);
         }
         self.i += 1;
         Ok(())
@@ -119,9 +181,9 @@ impl<'a> Reader<'a> {
     /// Starts reading an object (`open` is `{`) or an array (`[`): consumes the opening byte.
     pub fn open(&mut self, open: u8) -> Result<(), Syntax> {
         let what = if open == b'{' {
-            "expected an object"
+            Syntax::Object
         } else {
-            "expected an array"
+            Syntax::Array
         };
         self.expect(open, what)
     }
@@ -134,10 +196,10 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         if self.peek() != Some(b'"') {
-            return Err(Syntax("expected a quoted key"));
+            return Err(Syntax::Key);
         }
         let key = self.string()?;
-        self.expect(b':', "expected ':' after a key")?;
+        self.expect(b':', Syntax::Colon)?;
         Ok(Some(key))
     }
 
@@ -154,9 +216,9 @@ impl<'a> Reader<'a> {
         }
         if !core::mem::replace(first, false) {
             let what = if close == b'}' {
-                "expected ',' or '}' in an object"
+                Syntax::ObjectComma
             } else {
-                "expected ',' or ']' in an array"
+                Syntax::ArrayComma
             };
             self.expect(b',', what)?;
         }
@@ -173,7 +235,7 @@ impl<'a> Reader<'a> {
     /// Takes one or more digits, or fails.
     fn digits(&mut self) -> Result<(), Syntax> {
         if !self.take(u8::is_ascii_digit) {
-            return Err(Syntax("expected a digit in a number"));
+            return Err(Syntax::Digit);
         }
         while self.take(u8::is_ascii_digit) {}
         Ok(())
@@ -185,7 +247,7 @@ impl<'a> Reader<'a> {
         let start = self.i;
         loop {
             let Some(&c) = self.s.get(self.i) else {
-                return Err(Syntax("expected '\"' to end a string"));
+                return Err(Syntax::StringEnd);
             };
             self.i += 1;
             match c {
@@ -201,14 +263,14 @@ impl<'a> Reader<'a> {
                     if hex {
                         self.i += 4;
                     } else if !ESCAPES.contains(&e) {
-                        return Err(Syntax("expected an escape of \" \\ / b f n r t or uXXXX"));
+                        return Err(Syntax::Escape);
                     }
                 }
-                0..=0x1f => return Err(Syntax("control character in a string (escape it)")),
+                0..=0x1f => return Err(Syntax::Control),
                 0x80.. => {
                     let n = utf8_tail(c, &self.s[self.i..]);
                     if n == 0 {
-                        return Err(Syntax("invalid UTF-8 in a string"));
+                        return Err(Syntax::Utf8);
                     }
                     self.i += n;
                 }
@@ -228,7 +290,7 @@ impl<'a> Reader<'a> {
                 let int = self.i;
                 self.digits()?;
                 if self.s[int] == b'0' && self.i - int > 1 {
-                    return Err(Syntax("number with a leading zero"));
+                    return Err(Syntax::LeadingZero);
                 }
                 if self.take(|&c| c == b'.') {
                     self.digits()?;
@@ -246,11 +308,11 @@ impl<'a> Reader<'a> {
                 if BARE_WORDS.contains(&t) {
                     Ok(Token::Bare(t))
                 } else {
-                    Err(Syntax("expected a value, or true, false or null"))
+                    Err(Syntax::Word)
                 }
             }
-            Some(b'{') | Some(b'[') => Err(Syntax("expected a string or a number")),
-            _ => Err(Syntax("expected a value")),
+            Some(b'{') | Some(b'[') => Err(Syntax::Scalar),
+            _ => Err(Syntax::Value),
         }
     }
 
@@ -264,7 +326,7 @@ impl<'a> Reader<'a> {
             match self.peek() {
                 Some(c @ (b'{' | b'[')) => {
                     if depth == DEPTH_MAX {
-                        return Err(Syntax("nested deeper than 1024 levels"));
+                        return Err(Syntax::Deep);
                     }
                     self.i += 1;
                     let bit = 1 << (depth % 64);
@@ -301,7 +363,7 @@ impl<'a> Reader<'a> {
     pub fn end(&mut self) -> Result<(), Syntax> {
         match self.peek() {
             None => Ok(()),
-            Some(_) => Err(Syntax("bytes after the JSON value")),
+            Some(_) => Err(Syntax::Trailing),
         }
     }
 }
@@ -531,8 +593,8 @@ mod tests {
             (b"{} x", "bytes after the JSON value"),
         ] {
             assert_eq!(
-                valid(bad),
-                Err(Syntax(why)),
+                valid(bad).map_err(Syntax::text),
+                Err(why),
                 "{:?}",
                 std::string::String::from_utf8_lossy(bad)
             );
@@ -542,7 +604,7 @@ mod tests {
         assert!(valid(br#"{"x":[01]}"#).is_err());
         assert_eq!(
             valid(nested(DEPTH_MAX + 1, "").as_bytes()),
-            Err(Syntax("nested deeper than 1024 levels"))
+            Err(Syntax::Deep)
         );
     }
 

@@ -125,44 +125,71 @@ impl State {
 }
 
 /// Why a state file was refused, in a few words for logs and the FAIL reason:
-/// the field and what was expected of it, or what is wrong with the JSON; the
-/// message is both parts one after the other.
+/// the field and what was expected of it, or what is wrong with the JSON.
+/// `parts` gives the message as two texts to write one after the other.
+///
+/// Indices into tables of texts keep it one word: every parsing step returns it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct StateError(pub &'static str, pub &'static str);
+pub enum StateError {
+    /// The JSON itself is wrong.
+    Syntax(Syntax),
+    /// A message on its own, an index of `PLAIN`.
+    Plain(u8),
+    /// A field (an index of `EXPECTED`) given twice.
+    Twice(u8),
+    /// A field (an index of `EXPECTED`) holding what `FOUND` says at the second index.
+    Wrong(u8, u8),
+}
 
 impl StateError {
     /// Larger than `FILE_MAX`.
-    pub const TOO_LARGE: StateError = StateError("file larger than 4096 bytes", "");
+    pub const TOO_LARGE: StateError = StateError::Plain(0);
     /// No `status`, and more than `services` at the top level or no services.
-    pub const MISSING_STATUS: StateError = StateError(
-        "status: missing (needed unless only services are given)",
-        "",
-    );
+    pub const MISSING_STATUS: StateError = StateError::Plain(1);
     /// A `status` that is not one of the seven names.
-    pub const BAD_STATUS: StateError = StateError(
-        "status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
-        "",
-    );
+    pub const BAD_STATUS: StateError = StateError::Plain(2);
     /// `weight` a number other than a whole one from 0 to 255.
-    pub const WEIGHT_RANGE: StateError = StateError(EXPECTED[1], ANOTHER);
+    pub const WEIGHT_RANGE: StateError = StateError::Wrong(1, ANOTHER);
     /// `maxconn` a number other than a whole one from 0 to 65535.
-    pub const MAXCONN_RANGE: StateError = StateError(EXPECTED[2], ANOTHER);
+    pub const MAXCONN_RANGE: StateError = StateError::Wrong(2, ANOTHER);
     /// `reason` longer than 64 bytes.
-    pub const REASON_TOO_LONG: StateError = StateError("reason: expected at most 64 bytes", "");
+    pub const REASON_TOO_LONG: StateError = StateError::Plain(3);
     /// `reason` with a byte that is not printable ASCII, or with `#`.
-    pub const REASON_INVALID: StateError =
-        StateError("reason: expected printable ASCII without a hash sign", "");
+    pub const REASON_INVALID: StateError = StateError::Plain(4);
     /// A service name that is empty, too long or has other bytes.
-    pub const BAD_NAME: StateError =
-        StateError("service name: expected 1 to 32 of [A-Za-z0-9_.-]", "");
+    pub const BAD_NAME: StateError = StateError::Plain(5);
     /// A service without a status.
-    pub const SERVICE_STATUS: StateError = StateError("status: missing in a service", "");
+    pub const SERVICE_STATUS: StateError = StateError::Plain(6);
+    /// More than `SERVICES_MAX` services.
+    pub const TOO_MANY_SERVICES: StateError = StateError::Plain(7);
+
+    /// Returns the message as two texts to write one after the other (the second often empty).
+    pub fn parts(self) -> (&'static str, &'static str) {
+        match self {
+            StateError::Syntax(s) => (s.text(), ""),
+            StateError::Plain(i) => (PLAIN[i as usize], ""),
+            StateError::Twice(f) => (TWICE[f as usize], ""),
+            StateError::Wrong(f, k) => (EXPECTED[f as usize], FOUND[k as usize]),
+        }
+    }
 }
 
+/// The messages that stand alone, in the order of `StateError`'s constants.
+const PLAIN: [&str; 8] = [
+    "file larger than 4096 bytes",
+    "status: missing (needed unless only services are given)",
+    "status: expected one of UP READY DRAIN MAINT DOWN FAIL STOPPED",
+    "reason: expected at most 64 bytes",
+    "reason: expected printable ASCII without a hash sign",
+    "service name: expected 1 to 32 of [A-Za-z0-9_.-]",
+    "status: missing in a service",
+    "services: expected at most 16, got more",
+];
+
 /// Where a value sits: an entry's fields in `KEYS` order, then `services` and one service.
-const FIELD_SERVICES: usize = 4;
+const FIELD_SERVICES: u8 = 4;
 /// A service's entry, in `EXPECTED`.
-const FIELD_SERVICE: usize = 5;
+const FIELD_SERVICE: u8 = 5;
 
 /// What each field expects, by field (`KEYS`, then `services`, then a
 /// service); `wrong` adds what was found instead.
@@ -175,15 +202,20 @@ const EXPECTED: [&str; 6] = [
     "service: expected an object",
 ];
 
-/// What was found instead, by the kind of value (`wrong`).
-const FOUND: [&str; 6] = [
+/// What was found instead, by the kind of value (`wrong`); the last is what a
+/// number field says of a number it cannot take.
+const FOUND: [&str; 7] = [
     ", got a string",
     ", got a number",
     ", got true or false",
     ", got null",
     ", got an object",
     ", got an array",
+    ", got another number",
 ];
+
+/// The index in `FOUND` of a number a number field cannot take.
+const ANOTHER: u8 = 6;
 
 /// The message for a key given twice, by field as in `EXPECTED`.
 const TWICE: [&str; 6] = [
@@ -238,9 +270,6 @@ fn val<'a>(r: &mut Reader<'a>) -> Result<Val<'a>, StateError> {
     })
 }
 
-/// What a number field says of a number it cannot take.
-const ANOTHER: &str = ", got another number";
-
 /// The error for `field` (an index of `EXPECTED`) holding `v`.
 fn wrong(field: usize, v: Val) -> StateError {
     let kind = match v {
@@ -250,14 +279,12 @@ fn wrong(field: usize, v: Val) -> StateError {
         // the first letter tells the words apart.
         Val::Tok(Token::Bare([b't' | b'f', ..])) => 2,
         Val::Tok(Token::Bare([b'n', ..])) => 3,
-        Val::Tok(Token::Bare(_)) if matches!(field, 1 | 2) => {
-            return StateError(EXPECTED[field], ANOTHER)
-        }
+        Val::Tok(Token::Bare(_)) if matches!(field, 1 | 2) => ANOTHER,
         Val::Tok(Token::Bare(_)) => 1,
         Val::Object => 4,
         Val::Array => 5,
     };
-    StateError(EXPECTED[field], FOUND[kind])
+    StateError::Wrong(field as u8, kind)
 }
 
 /// The fields of one entry as the file has them, in `KEYS` order, before any
@@ -272,7 +299,7 @@ impl<'a> Fields<'a> {
             return Ok(false);
         };
         if self.0[i].is_some() {
-            return Err(StateError(TWICE[i], ""));
+            return Err(StateError::Twice(i as u8));
         }
         match val(r)? {
             Val::Tok(t) => self.0[i] = Some(t),
@@ -294,7 +321,7 @@ impl<'a> Fields<'a> {
 
 impl From<Syntax> for StateError {
     fn from(s: Syntax) -> StateError {
-        StateError(s.0, "")
+        StateError::Syntax(s)
     }
 }
 
@@ -306,7 +333,11 @@ fn number(f: &Fields, i: usize, max: u32) -> Result<Option<u32>, StateError> {
         Some(t) => return Err(wrong(i, Val::Tok(t))),
     };
     // parse_u32 refuses any other sign.
-    let v = if t == b"-0" { Some(0) } else { num::parse_u32(t) };
+    let v = if t == b"-0" {
+        Some(0)
+    } else {
+        num::parse_u32(t)
+    };
     match v {
         Some(v) if v <= max => Ok(Some(v)),
         _ => Err(wrong(i, Val::Tok(Token::Bare(t)))),
@@ -365,7 +396,7 @@ fn fields<'a>(
         match top.as_deref_mut() {
             Some(state) if json::is_key(key, b"services") => {
                 if core::mem::replace(&mut seen, true) {
-                    return Err(StateError(TWICE[FIELD_SERVICES], ""));
+                    return Err(StateError::Twice(FIELD_SERVICES));
                 }
                 services(r, state)?;
             }
@@ -381,7 +412,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
     match val(r)? {
         Val::Object => {}
         Val::Tok(t) if t.is_null() => return Ok(()),
-        v => return Err(wrong(FIELD_SERVICES, v)),
+        v => return Err(wrong(FIELD_SERVICES as usize, v)),
     }
     let mut first = true;
     r.open(b'{')?;
@@ -392,11 +423,11 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
         }
         check_name(&name)?;
         if state.service(&name).is_some() {
-            return Err(StateError(TWICE[FIELD_SERVICE], ""));
+            return Err(StateError::Twice(FIELD_SERVICE));
         }
         match val(r)? {
             Val::Object => {}
-            v => return Err(wrong(FIELD_SERVICE, v)),
+            v => return Err(wrong(FIELD_SERVICE as usize, v)),
         }
         let mut f = Fields::default();
         fields(r, &mut f, None)?;
@@ -407,7 +438,7 @@ fn services(r: &mut Reader, state: &mut State) -> Result<(), StateError> {
         state
             .services
             .push((n, e))
-            .map_err(|_| StateError("services: expected at most 16, got more", ""))?;
+            .map_err(|_| StateError::TOO_MANY_SERVICES)?;
     }
     Ok(())
 }
@@ -566,12 +597,12 @@ mod tests {
         assert_eq!(p(r#"{"status":"UPP"}"#), Err(StateError::BAD_STATUS));
         assert_eq!(p(r#"{"weight":5}"#), Err(StateError::MISSING_STATUS));
         assert_eq!(p(r#"{}"#), Err(StateError::MISSING_STATUS));
-        for (text, why) in [
+        for (text, msg) in [
             (r#"{"status":"UP""#, "expected ',' or '}' in an object"),
             (r#"{"status":"UP"} x"#, "bytes after the JSON value"),
             ("", "expected an object"),
         ] {
-            assert_eq!(p(text), Err(StateError(why, "")), "{text}");
+            assert_eq!(why(text), msg, "{text}");
         }
         assert_eq!(parse(&[b' '; FILE_MAX + 1]), Err(StateError::TOO_LARGE));
     }
@@ -580,7 +611,7 @@ mod tests {
     fn why(text: &str) -> std::string::String {
         match p(text) {
             Ok(s) => panic!("{text} parsed: {s:?}"),
-            Err(e) => [e.0, e.1].concat(),
+            Err(e) => [e.parts().0, e.parts().1].concat(),
         }
     }
 
@@ -789,22 +820,7 @@ mod tests {
     #[test]
     fn messages_can_be_a_reason() {
         // A FAIL reply carries the message as its reason, and a signal may write it to the file.
-        let all = EXPECTED
-            .iter()
-            .chain(&FOUND)
-            .chain(&[ANOTHER])
-            .chain(TWICE.iter())
-            .chain(
-                [
-                    StateError::TOO_LARGE,
-                    StateError::MISSING_STATUS,
-                    StateError::REASON_TOO_LONG,
-                    StateError::BAD_NAME,
-                    StateError::SERVICE_STATUS,
-                ]
-                .iter()
-                .map(|e| &e.0),
-            );
+        let all = EXPECTED.iter().chain(&FOUND).chain(&TWICE).chain(&PLAIN);
         for m in all {
             assert!(
                 m.bytes().all(|c| (0x20..0x7f).contains(&c) && c != b'#'),

@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
     let s = match state::parse(data) {
         Ok(s) => s,
         Err(e) => {
-            assert!(!e.0.is_empty());
+            assert!(!e.parts().0.is_empty());
             agent.load(Err(LoadError::Invalid(e)), Instant::default());
             let line = agent.reply(None);
             check_line(line);
@@ -131,7 +131,7 @@ fuzz_target!(|data: &[u8]| {
     let again = state::parse(&out).unwrap_or_else(|e| {
         panic!(
             "written file does not parse ({}): {}",
-            e.0,
+            e.parts().0,
             String::from_utf8_lossy(&out)
         )
     });
