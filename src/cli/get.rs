@@ -65,7 +65,7 @@ fn read_line<'a>(fd: &Fd, buf: &'a mut [u8; 4096], deadline: Instant) -> Option<
 /// Opens a non-blocking connection to the agent, waiting until `deadline` for it.
 fn connect(g: &Get, deadline: Instant) -> Result<Fd, Errno> {
     let fd = os::tcp_socket(g.addr)?;
-    let scope = crate::server::scope_id(&fd, &g.scope)?;
+    let scope = crate::server::scope_id(&g.scope)?;
     match os::net::connect_scoped(&fd, g.addr, g.port, scope) {
         Ok(()) => Ok(fd),
         Err(Errno::EINPROGRESS) if !wait(&fd, libc::POLLOUT, deadline) => Err(Errno::ETIMEDOUT),

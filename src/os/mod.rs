@@ -94,7 +94,10 @@ const ERRNO_NAMES: [(Errno, &str); 29] = [
 /// ESPIPE and ENODEV for a file that is not regular, ENOLINK for a symlink
 /// heft will not follow.
 pub fn errno_name(e: Errno) -> Option<&'static str> {
-    ERRNO_NAMES.iter().find(|&&(n, _)| n == e).map(|&(_, name)| name)
+    ERRNO_NAMES
+        .iter()
+        .find(|&&(n, _)| n == e)
+        .map(|&(_, name)| name)
 }
 
 #[cfg(test)]

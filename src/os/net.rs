@@ -40,25 +40,6 @@ pub fn set_freebind(fd: &Fd) -> Result<(), Errno> {
     socket::setsockopt(fd, sockopt::IpFreebind, &true)
 }
 
-/// The index of the interface `name` (`SIOCGIFINDEX` on any socket `fd`);
-/// `ENODEV` if there is none.
-pub fn if_index(fd: &Fd, name: &[u8]) -> Result<u32, Errno> {
-    // SAFETY: ifreq is plain data (a name and a union of integers); all zeroes is a valid value.
-    let mut req: libc::ifreq = unsafe { core::mem::zeroed() };
-    // The name must leave room for its NUL, which the zeroes provide.
-    if name.len() >= req.ifr_name.len() || name.contains(&0) {
-        return Err(Errno::ENODEV);
-    }
-    for (d, &c) in req.ifr_name.iter_mut().zip(name) {
-        *d = c as libc::c_char;
-    }
-    // SAFETY: SIOCGIFINDEX reads the NUL-terminated name in `req`, which
-    // lives across the call, and writes only its ifr_ifindex.
-    Errno::result(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFINDEX as _, &mut req) })?;
-    // SAFETY: the call succeeded, so the kernel wrote the index into the union.
-    Ok(unsafe { req.ifr_ifru.ifru_ifindex } as u32)
-}
-
 /// The socket address of `ip`:`port`, with the interface index `scope` for
 /// IPv6, as bind(2) and connect(2) take it: built in one place rather than
 /// in each of them.

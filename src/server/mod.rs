@@ -14,8 +14,10 @@ pub mod firstrun;
 pub mod persist;
 pub mod privs;
 
+use std::ffi::OsStr;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use nix::errno::Errno;
@@ -63,7 +65,7 @@ fn fail(step: &'static str) -> impl FnOnce(Errno) -> StartError {
 /// (`IP_FREEBIND`).
 pub fn listen(addr: IpAddr, port: u16, scope: &[u8]) -> Result<Fd, StartError> {
     let fd = os::tcp_socket(addr).map_err(fail("socket"))?;
-    let scope = scope_id(&fd, scope).map_err(fail("interface"))?;
+    let scope = scope_id(scope).map_err(fail("interface"))?;
     // SO_REUSEADDR only lets us bind over TIME_WAIT leftovers after a restart;
     // Linux still refuses a second listener on the same address and port.
     os::net::set_reuse_addr(&fd).map_err(fail("setsockopt SO_REUSEADDR"))?;
@@ -80,14 +82,35 @@ pub fn listen(addr: IpAddr, port: u16, scope: &[u8]) -> Result<Fd, StartError> {
 }
 
 /// The interface index an IPv6 scope names: a number as it is (as glibc
-/// reads `%2`), else an interface's name, looked up through the socket `fd`;
-/// 0 for none.
-pub fn scope_id(fd: &Fd, scope: &[u8]) -> Result<u32, Errno> {
+/// reads `%2`), else an interface's name, looked up in sysfs; 0 for none.
+pub fn scope_id(scope: &[u8]) -> Result<u32, Errno> {
     match crate::num::parse_u32(scope) {
         Some(n) => Ok(n),
         None if scope.is_empty() => Ok(0),
-        None => os::net::if_index(fd, scope),
+        None => if_index(scope),
     }
+}
+
+/// The index of the interface `name`, from `/sys/class/net/NAME/ifindex`
+/// (where iproute2 and udev read it too); `ENODEV` if there is no such
+/// interface, or none can have that name.
+fn if_index(name: &[u8]) -> Result<u32, Errno> {
+    // The names the kernel accepts: 1-15 bytes, not `.` or `..`, no `/`,
+    // `:` or white space; this also keeps the path inside /sys/class/net.
+    let bad = |c: &u8| matches!(c, b'/' | b':') || *c <= b' ';
+    if name.len() > 15 || name == b"." || name == b".." || name.iter().any(bad) {
+        return Err(Errno::ENODEV);
+    }
+    let mut path = heapless::Vec::<u8, 40>::new();
+    for part in [b"/sys/class/net/".as_slice(), name, b"/ifindex"] {
+        let _ = path.extend_from_slice(part);
+    }
+    let mut buf = [0; 12];
+    let n = match os::fs::read(Path::new(OsStr::from_bytes(&path)), &mut buf) {
+        Err(Errno::ENOENT) => return Err(Errno::ENODEV),
+        r => r?,
+    };
+    crate::num::parse_u32(buf[..n].trim_ascii_end()).ok_or(Errno::ENODEV)
 }
 
 /// Reads the state file in `place` (or the error finding it) as the agent does.
@@ -867,6 +890,26 @@ fn canonical(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_are_numbers_or_interface_names_only() {
+        let lo = std::fs::read_to_string("/sys/class/net/lo/ifindex").unwrap();
+        assert_eq!(scope_id(b"lo"), Ok(lo.trim().parse().unwrap()));
+        assert_eq!(scope_id(b"7"), Ok(7));
+        assert_eq!(scope_id(b""), Ok(0));
+        for name in [
+            &b"heftnone0"[..],
+            b"..",
+            b".",
+            b"lo/..",
+            b"../net/lo",
+            b"lo x",
+            b"a:b",
+            b"sixteen-bytes-xx",
+        ] {
+            assert_eq!(scope_id(name), Err(Errno::ENODEV), "{name:?}");
+        }
+    }
 
     #[test]
     fn evicts_the_earliest_deadline_across_the_wrap() {
