@@ -482,11 +482,11 @@ fn serve(opts: &mut Options) -> Command {
     let (mut syslog, mut syslog_socket) = (false, None);
     while let Some(flag) = opts.next() {
         match flag {
-            Flag::Addr => (s.addr, s.scope) = opts.addr(),
+            Flag::Addr => opts.addr(&mut s.addr, &mut s.scope),
             Flag::Port => s.port = opts.number(PORT, 1, 65535) as u16,
             Flag::HttpAddr => {
-                let (a, scope) = opts.addr();
-                (s.http_addr, s.http_scope) = (Some(a), scope);
+                let addr = s.http_addr.insert(Ipv4Addr::UNSPECIFIED.into());
+                opts.addr(addr, &mut s.http_scope);
             }
             Flag::HttpPort => s.http_port = Some(opts.number(PORT, 1, 65535) as u16),
             Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file),
@@ -619,7 +619,7 @@ fn get(opts: &mut Options) -> Command {
     };
     while let Some(flag) = opts.next() {
         match flag {
-            Flag::Addr => (g.addr, g.scope) = opts.addr(),
+            Flag::Addr => opts.addr(&mut g.addr, &mut g.scope),
             Flag::Port => g.port = opts.number(PORT, 1, 65535) as u16,
             Flag::Send => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape),
             Flag::Timeout => g.timeout_ms = opts.number("milliseconds", 1, 600_000),
@@ -915,11 +915,9 @@ impl<'a> Options<'a> {
         self.take(wants, &mut |v| read(v).map(|v| *to = v).is_some())
     }
 
-    /// Reads an address and its IPv6 scope (`--addr`).
-    fn addr(&mut self) -> (IpAddr, Scope) {
-        let mut a = (Ipv4Addr::UNSPECIFIED.into(), Scope::new());
-        self.read(&mut a, ADDR, ip);
-        a
+    /// Reads an address and its IPv6 scope (`--addr`) into `addr` and `scope`.
+    fn addr(&mut self, addr: &mut IpAddr, scope: &mut Scope) {
+        self.take(ADDR, &mut |v| ip(v).map(|a| (*addr, *scope) = a).is_some())
     }
 
     /// Reads a path into `to`; returns the flag or variable that gave it.
