@@ -33,7 +33,10 @@ fn main() {
 fn run() -> i32 {
     // Pushed one by one: `collect` brings a larger, generic Vec::from_iter.
     let mut args = Vec::new();
-    for arg in std::env::args_os().skip(1) {
+    let mut all = std::env::args_os();
+    // The program name.
+    all.next();
+    for arg in all {
         args.push(arg);
     }
     // Kept for the life of the process (it exits right after), so that the
