@@ -621,7 +621,10 @@ fn get(opts: &mut Options) -> Command {
         match flag {
             Flag::Addr => opts.addr(&mut g.addr, &mut g.scope),
             Flag::Port => g.port = opts.number(PORT, 1, 65535) as u16,
-            Flag::Send => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape),
+            Flag::Send => {
+                let wants = "a payload of at most 256 bytes";
+                opts.take(wants, &mut |v| unescape(v, &mut g.send));
+            }
             Flag::Timeout => g.timeout_ms = opts.number("milliseconds", 1, 600_000),
             Flag::Help => return Command::Help(opts.sub.help),
             // `next` returns only the flags of GET and `--help`.
@@ -690,10 +693,11 @@ fn service(v: &'static OsStr) -> Option<&'static str> {
     Some(s)
 }
 
-/// Reads `heft get --send`, turning `\n`, `\r`, `\t` and `\\` into their
-/// bytes (a backslash before any other byte stands for that byte).
-fn unescape(v: &OsStr) -> Option<Send> {
-    let mut out = Send::new();
+/// Reads `heft get --send` into `out`, turning `\n`, `\r`, `\t` and `\\`
+/// into their bytes (a backslash before any other byte stands for that
+/// byte); false if it does not fit.
+fn unescape(v: &OsStr, out: &mut Send) -> bool {
+    out.clear();
     let mut it = v.as_bytes().iter();
     while let Some(&c) = it.next() {
         let b = if c != b'\\' {
@@ -707,9 +711,11 @@ fn unescape(v: &OsStr) -> Option<Send> {
                 None => b'\\',
             }
         };
-        out.push(b).ok()?;
+        if out.push(b).is_err() {
+            return false;
+        }
     }
-    Some(out)
+    true
 }
 
 /// The arguments not yet read, borrowed for the life of the process.
