@@ -33,7 +33,10 @@ fn main() {
 fn run() -> i32 {
     // Pushed one by one: `collect` brings a larger, generic Vec::from_iter.
     let mut args = Vec::new();
-    for arg in std::env::args_os().skip(1) {
+    let mut all = std::env::args_os();
+    // The program name.
+    all.next();
+    for arg in all {
         args.push(arg);
     }
     // Kept for the life of the process (it exits right after), so that the
@@ -227,20 +230,14 @@ type Addrs = heapless::Vec<u8, 112>;
 /// address, and exits 111.
 fn bind(addr: IpAddr, port: u16, scope: &[u8], out: &mut Addrs) -> heft::os::Fd {
     let mark = out.len();
-    let _ = out.push(b' ');
     let v6 = addr.is_ipv6();
-    if v6 {
-        let _ = out.push(b'[');
-    }
+    let _ = heft::num::push(out, if v6 { b" [" } else { b" " });
     heft::num::push_ip(out, addr);
     if !scope.is_empty() {
-        let _ = out.push(b'%');
+        let _ = heft::num::push(out, b"%");
         let _ = heft::num::push(out, scope);
     }
-    if v6 {
-        let _ = out.push(b']');
-    }
-    let _ = heft::num::push(out, b":");
+    let _ = heft::num::push(out, if v6 { b"]:" } else { b":" });
     let _ = heft::num::push_u32(out, port as u32);
     // While the interface of a scoped address does not exist yet (at
     // boot), say so once and try again every second.

@@ -482,11 +482,11 @@ fn serve(opts: &mut Options) -> Command {
     let (mut syslog, mut syslog_socket) = (false, None);
     while let Some(flag) = opts.next() {
         match flag {
-            Flag::Addr => (s.addr, s.scope) = opts.addr(),
+            Flag::Addr => opts.addr(&mut s.addr, &mut s.scope),
             Flag::Port => s.port = opts.number(PORT, 1, 65535) as u16,
             Flag::HttpAddr => {
-                let (a, scope) = opts.addr();
-                (s.http_addr, s.http_scope) = (Some(a), scope);
+                let addr = s.http_addr.insert(Ipv4Addr::UNSPECIFIED.into());
+                opts.addr(addr, &mut s.http_scope);
             }
             Flag::HttpPort => s.http_port = Some(opts.number(PORT, 1, 65535) as u16),
             Flag::StateFile => s.state_from = opts.path_from(&mut s.state_file),
@@ -619,9 +619,12 @@ fn get(opts: &mut Options) -> Command {
     };
     while let Some(flag) = opts.next() {
         match flag {
-            Flag::Addr => (g.addr, g.scope) = opts.addr(),
+            Flag::Addr => opts.addr(&mut g.addr, &mut g.scope),
             Flag::Port => g.port = opts.number(PORT, 1, 65535) as u16,
-            Flag::Send => opts.read(&mut g.send, "a payload of at most 256 bytes", unescape),
+            Flag::Send => {
+                let wants = "a payload of at most 256 bytes";
+                opts.take(wants, &mut |v| unescape(v, &mut g.send));
+            }
             Flag::Timeout => g.timeout_ms = opts.number("milliseconds", 1, 600_000),
             Flag::Help => return Command::Help(opts.sub.help),
             // `next` returns only the flags of GET and `--help`.
@@ -690,10 +693,11 @@ fn service(v: &'static OsStr) -> Option<&'static str> {
     Some(s)
 }
 
-/// Reads `heft get --send`, turning `\n`, `\r`, `\t` and `\\` into their
-/// bytes (a backslash before any other byte stands for that byte).
-fn unescape(v: &OsStr) -> Option<Send> {
-    let mut out = Send::new();
+/// Reads `heft get --send` into `out`, turning `\n`, `\r`, `\t` and `\\`
+/// into their bytes (a backslash before any other byte stands for that
+/// byte); false if it does not fit.
+fn unescape(v: &OsStr, out: &mut Send) -> bool {
+    out.clear();
     let mut it = v.as_bytes().iter();
     while let Some(&c) = it.next() {
         let b = if c != b'\\' {
@@ -707,9 +711,11 @@ fn unescape(v: &OsStr) -> Option<Send> {
                 None => b'\\',
             }
         };
-        out.push(b).ok()?;
+        if out.push(b).is_err() {
+            return false;
+        }
     }
-    Some(out)
+    true
 }
 
 /// The arguments not yet read, borrowed for the life of the process.
@@ -915,11 +921,9 @@ impl<'a> Options<'a> {
         self.take(wants, &mut |v| read(v).map(|v| *to = v).is_some())
     }
 
-    /// Reads an address and its IPv6 scope (`--addr`).
-    fn addr(&mut self) -> (IpAddr, Scope) {
-        let mut a = (Ipv4Addr::UNSPECIFIED.into(), Scope::new());
-        self.read(&mut a, ADDR, ip);
-        a
+    /// Reads an address and its IPv6 scope (`--addr`) into `addr` and `scope`.
+    fn addr(&mut self, addr: &mut IpAddr, scope: &mut Scope) {
+        self.take(ADDR, &mut |v| ip(v).map(|a| (*addr, *scope) = a).is_some())
     }
 
     /// Reads a path into `to`; returns the flag or variable that gave it.

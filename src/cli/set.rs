@@ -42,9 +42,12 @@ pub fn run(s: &Set) -> i32 {
             // Missing or invalid: replaced by what set is told. Anything
             // else (not a regular file, not readable) is left alone.
             let new = matches!(e, LoadError::Invalid(_) | LoadError::Io(Errno::ENOENT));
-            let (mut l, then) = match new {
-                true => (log::info(), "; writing a new one"),
-                false => (log::error(), "; not writing it"),
+            // Each line is made where it is kept: a tuple would copy it.
+            let mut l = if new { log::info() } else { log::error() };
+            let then = if new {
+                "; writing a new one"
+            } else {
+                "; not writing it"
             };
             l.s("state file ")
                 .b(path.as_os_str().as_encoded_bytes())
