@@ -676,7 +676,7 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         host,
         b"\r\nUser-Agent: heft\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
     ];
-    for part in parts {
+    for part in &parts {
         if h.request.extend_from_slice(part).is_err() {
             return Err(p.fail(F::Url, "too long"));
         }
