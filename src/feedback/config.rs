@@ -13,7 +13,7 @@
 //!
 //! Every error names the field it is about, e.g. `rules[1].limit: must be above low`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use heapless::string::StringView;
 use heapless::{String, Vec};
@@ -724,11 +724,13 @@ pub fn parse_url(url: &[u8]) -> Option<(IpAddr, u16, &[u8], &[u8])> {
             .filter(|&p| p != 0)?,
         None => 80,
     };
-    let ip: IpAddr = if host.eq_ignore_ascii_case(b"localhost") {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    // `localhost` is read as its address, so that one parse makes every `IpAddr`.
+    let host: &[u8] = if host.eq_ignore_ascii_case(b"localhost") {
+        b"127.0.0.1"
     } else {
-        crate::num::parse_ip(host)?
+        host
     };
+    let ip = crate::num::parse_ip(host)?;
     Some((ip, port, authority, path))
 }
 
