@@ -198,6 +198,9 @@ impl Check {
     }
 
     /// Sends the request once connected.
+    ///
+    /// Inlined into `start` and `ready`: as a call, its outcome came back through memory.
+    #[inline(always)]
     fn send(&mut self, t: &HttpTarget) -> Option<Outcome> {
         let (fd, phase) = self.conn.as_mut()?;
         let e = match os::socket_error(fd).and_then(|()| os::send(fd, &t.request)) {
