@@ -221,9 +221,6 @@ impl Check {
     }
 
     /// Moves the check along after `poll` reported events on its socket.
-    ///
-    /// Out of line: inlined, it grew the agent's poll loop by more than its own size.
-    #[inline(never)]
     pub fn ready(&mut self, t: &HttpTarget, decimals: u8) -> Option<Outcome> {
         let (fd, phase) = self.conn.as_ref()?;
         if *phase == Phase::Connecting {
