@@ -339,7 +339,6 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// Records that `field`, as written, is wrong.
     #[cold]
-    #[inline(never)]
     fn record(&mut self, field: &'a [u8], what: &'static str) -> Stop {
         self.bad = (field, what);
         Stop
