@@ -13,7 +13,7 @@
 //!
 //! Every error names the field it is about, e.g. `rules[1].limit: must be above low`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use heapless::string::StringView;
 use heapless::{String, Vec};
@@ -339,7 +339,6 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// Records that `field`, as written, is wrong.
     #[cold]
-    #[inline(never)]
     fn record(&mut self, field: &'a [u8], what: &'static str) -> Stop {
         self.bad = (field, what);
         Stop
@@ -462,6 +461,9 @@ impl<'a> Parser<'a> {
     }
 
     /// Reads a string field that must be one of `words`, as an index into them.
+    ///
+    /// Inlined into its three callers: that comes out smaller than the calls.
+    #[inline(always)]
     fn word(&mut self, f: F, words: &str, what: &'static str) -> Result<Option<usize>, Stop> {
         match self.str(f)? {
             None => Ok(None),
@@ -678,7 +680,7 @@ fn check_http(p: &mut Parser<'_>, rule: &mut Rule) -> Result<(), Stop> {
         host,
         b"\r\nUser-Agent: heft\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
     ];
-    for part in parts {
+    for part in &parts {
         if h.request.extend_from_slice(part).is_err() {
             return Err(p.fail(F::Url, "too long"));
         }
@@ -726,11 +728,13 @@ pub fn parse_url(url: &[u8]) -> Option<(IpAddr, u16, &[u8], &[u8])> {
             .filter(|&p| p != 0)?,
         None => 80,
     };
-    let ip: IpAddr = if host.eq_ignore_ascii_case(b"localhost") {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    // `localhost` is read as its address, so that one parse makes every `IpAddr`.
+    let host: &[u8] = if host.eq_ignore_ascii_case(b"localhost") {
+        b"127.0.0.1"
     } else {
-        crate::num::parse_ip(host)?
+        host
     };
+    let ip = crate::num::parse_ip(host)?;
     Some((ip, port, authority, path))
 }
 

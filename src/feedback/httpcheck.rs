@@ -198,6 +198,9 @@ impl Check {
     }
 
     /// Sends the request once connected.
+    ///
+    /// Inlined into `start` and `ready`: as a call, its outcome came back through memory.
+    #[inline(always)]
     fn send(&mut self, t: &HttpTarget) -> Option<Outcome> {
         let (fd, phase) = self.conn.as_mut()?;
         let e = match os::socket_error(fd).and_then(|()| os::send(fd, &t.request)) {
@@ -218,9 +221,6 @@ impl Check {
     }
 
     /// Moves the check along after `poll` reported events on its socket.
-    ///
-    /// Out of line: inlined, it grew the agent's poll loop by more than its own size.
-    #[inline(never)]
     pub fn ready(&mut self, t: &HttpTarget, decimals: u8) -> Option<Outcome> {
         let (fd, phase) = self.conn.as_ref()?;
         if *phase == Phase::Connecting {

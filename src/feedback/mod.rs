@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod rule;
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
 
@@ -69,8 +69,8 @@ enum Read {
 
 /// The feedback engine the loop drives.
 pub struct Feedback {
-    /// The configuration file, read again on SIGHUP.
-    path: PathBuf,
+    /// The configuration file, read again on SIGHUP (the command line's, which lives as long as the process).
+    path: &'static Path,
     /// The configuration in use.
     cfg: Config,
     /// Where SIGHUP reads a new configuration before it replaces `cfg`.
@@ -116,9 +116,9 @@ const SYSTEM_FILES: [&str; 3] = ["/proc/stat", "/proc/loadavg", "/proc/meminfo"]
 impl Feedback {
     /// Reads and checks the configuration at `path`; allocates everything feedback will use.
     /// Logs why the configuration cannot be used and returns `None` if so.
-    pub fn load(path: &Path, now: Instant) -> Option<Box<Feedback>> {
+    pub fn load(path: &'static Path, now: Instant) -> Option<Box<Feedback>> {
         let mut f = Box::new(Feedback {
-            path: path.to_path_buf(),
+            path,
             cfg: Config::new(),
             spare: Config::new(),
             states: core::array::from_fn(|_| RuleState::new()),
@@ -150,7 +150,7 @@ impl Feedback {
     /// Re-reads the configuration (SIGHUP); keeps the previous rules if the new file is bad.
     pub fn reload(&mut self, now: Instant) {
         let after = " (keeping the previous rules)";
-        if !read_config(&self.path, &mut self.buf, &mut self.spare, after) {
+        if !read_config(self.path, &mut self.buf, &mut self.spare, after) {
             return;
         }
         for i in 0..RULES_MAX {
@@ -274,7 +274,6 @@ impl Feedback {
     }
 
     /// Reads the system metric `m`: cpu, load or mem.
-    #[inline(never)]
     fn read_system(&mut self, m: Metric) -> Read {
         let path = Path::new(SYSTEM_FILES[m as usize]);
         let Some(text) = read_file(path, &mut self.buf[..4096]) else {
