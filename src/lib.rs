@@ -9,7 +9,7 @@
 //!   second; a poll loop is all it needs and the smallest thing that works.
 //! - Replies are formatted when the state changes, never per probe, so a
 //!   probe costs accept, (read), write, shutdown, read, close.
-//! - Signal handlers store to atomics and poke a self-pipe; the loop does the
+//! - Signal handlers store to atomics and poke an eventfd; the loop does the
 //!   rest. Nothing in a handler can block or deadlock.
 //! - No heap allocation after start-up: fixed buffers, a slot table sized
 //!   once (tests/alloc.rs watches the process's memory stay flat).

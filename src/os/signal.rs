@@ -1,4 +1,4 @@
-//! Signals: handlers that record what arrived, a self-pipe that wakes
+//! Signals: handlers that record what arrived, an eventfd that wakes
 //! `poll`, and sending signals.
 //!
 //! The handlers and the loop share atomics with plain loads and stores, never
@@ -11,10 +11,11 @@
 //! SIGHUP that lands meanwhile causes one more reload, never none.
 
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use nix::errno::Errno;
-use nix::fcntl::OFlag;
+use nix::fcntl::{fcntl, FcntlArg};
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
@@ -28,7 +29,7 @@ static USER_SEEN: AtomicU32 = AtomicU32::new(0);
 static HUP: AtomicBool = AtomicBool::new(false);
 /// Whether SIGTERM or SIGINT arrived.
 static STOP: AtomicBool = AtomicBool::new(false);
-/// The write end of the self-pipe that wakes `poll`, or -1.
+/// The eventfd the handlers write to wake `poll`, or -1.
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
 
 /// The ordering every atomic here uses (see above).
@@ -47,11 +48,10 @@ extern "C" fn on_signal(sig: libc::c_int) {
     let fd = WAKE_FD.load(R);
     if fd >= 0 {
         let errno = Errno::last_raw();
-        // SAFETY: the write end of the self-pipe stays open for the whole
-        // process (`install`).
+        // SAFETY: the handlers' eventfd stays open for the whole process (`install`).
         let wake = unsafe { BorrowedFd::borrow_raw(fd) };
-        // A full pipe (EAGAIN) is fine: the loop is awake already.
-        let _ = nix::unistd::write(wake, b"!");
+        // Adds one to its counter; a full counter (EAGAIN) is fine: the loop is awake already.
+        let _ = nix::unistd::write(wake, &1u64.to_ne_bytes());
         Errno::set_raw(errno);
     }
 }
@@ -112,14 +112,23 @@ pub fn pending() -> bool {
 }
 
 /// Installs the handlers for SIGUSR1, SIGUSR2, SIGHUP, SIGTERM and SIGINT,
-/// and returns the self-pipe's read end for `poll`.
+/// and returns a descriptor of the eventfd they write, for `poll`.
 ///
 /// SA_RESTART makes every other blocking call resume by itself, so the one
 /// place that sees EINTR is `poll`.
 pub fn install() -> Result<Fd, Errno> {
-    let (r, w) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
-    // The write end lives for the whole process: a handler may use it at any time.
-    WAKE_FD.store(w.into_raw_fd(), R);
+    let w = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
+    let w = OwnedFd::from(w).into_raw_fd();
+    // This descriptor lives for the whole process: a handler may use it at
+    // any time. The loop gets a copy of its own.
+    WAKE_FD.store(w, R);
+    // SAFETY: `w` stays open for the whole process.
+    let copy = fcntl(
+        unsafe { BorrowedFd::borrow_raw(w) },
+        FcntlArg::F_DUPFD_CLOEXEC(0),
+    )?;
+    // SAFETY: fcntl just made this descriptor, and nothing else owns it.
+    let r = unsafe { Fd::from_raw_fd(copy) };
     let ours = [
         Signal::SIGUSR1,
         Signal::SIGUSR2,
@@ -140,14 +149,9 @@ pub fn install() -> Result<Fd, Errno> {
     Ok(r)
 }
 
-/// Empties the self-pipe after it woke `poll`.
+/// Resets the eventfd's counter after it woke `poll`.
 pub fn drain_wake(fd: &Fd) {
-    let mut buf = [0u8; 64];
-    while let Ok(n) = super::read(fd, &mut buf) {
-        if n < buf.len() {
-            break;
-        }
-    }
+    let _ = super::read(fd, &mut [0u8; 8]);
 }
 
 /// Sends signal number `sig` to process `pid`.

@@ -1,5 +1,5 @@
 //! Runs the agent: one `poll(2)` loop over the listeners (agent and HTTP),
-//! the self-pipe and a fixed table of connection slots.
+//! the signals' eventfd and a fixed table of connection slots.
 //!
 //! Each wake-up does bounded work: take signals, serve ready connections,
 //! look again at those answered at accept, close expired ones, accept one
@@ -234,7 +234,7 @@ pub struct Server<'a> {
     wait_ms: u32,
     timeout_ms: u32,
     conns: Vec<Option<Conn>>,
-    /// The self-pipe, the two listeners, each polled connection in slot order, then feedback's.
+    /// The signals' eventfd, the two listeners, each polled connection in slot order, then feedback's.
     pfds: Vec<libc::pollfd>,
     /// This wake-up's time, once read.
     clock: Option<Instant>,
@@ -449,7 +449,7 @@ impl<'a> Server<'a> {
         i32::try_from(next).unwrap_or(-1)
     }
 
-    /// Lists the fds to poll: wake pipe, the agent and HTTP listeners (-1
+    /// Lists the fds to poll: the signals' eventfd, the agent and HTTP listeners (-1
     /// while not accepting or not configured), polled connections, feedback's.
     fn build_pollset(&mut self) {
         if let Some(t) = self.accept_paused_until {
