@@ -274,7 +274,6 @@ impl Feedback {
     }
 
     /// Reads the system metric `m`: cpu, load or mem.
-    #[inline(never)]
     fn read_system(&mut self, m: Metric) -> Read {
         let path = Path::new(SYSTEM_FILES[m as usize]);
         let Some(text) = read_file(path, &mut self.buf[..4096]) else {
