@@ -49,6 +49,9 @@ fn scaled(mut whole: u32, mut part: u32) -> (u32, u32) {
 }
 
 /// Rounds `part` of `whole` (below 2^24, not 0) to a percentage.
+///
+/// Out of line: the cpu and mem reads share one copy of its division.
+#[inline(never)]
 fn percent(part: u32, whole: u32) -> u32 {
     (part * 100 + whole / 2) / whole.max(1)
 }
