@@ -159,8 +159,9 @@ pub fn ema_alpha(dt_ms: u32, tau_ms: u32) -> u32 {
     if tau_ms == 0 || dt_ms >= tau_ms.saturating_mul(12) {
         return 256;
     }
+    // Both below 2^22, so d·T_ONE fits in 32 bits; the ratio is what counts.
     let (mut d, mut t) = (dt_ms, tau_ms);
-    while t >= 1 << 22 {
+    while d.max(t) >= 1 << 22 {
         d >>= 1;
         t >>= 1;
     }
@@ -284,6 +285,24 @@ mod tests {
         assert!((ema_alpha(2000, 10000) as i32 - 46).abs() <= 1);
         assert_eq!(ema_alpha(1, 1_000_000), 1);
         assert_eq!(ema_alpha(100_000, 1000), 256);
+        // Long gaps and long time constants: only the ratio counts.
+        for (dt, tau) in [
+            (5_000, 1_000),
+            (4_500, 1_000),
+            (3_000, 1_000),
+            (1_000, 1_000),
+        ] {
+            assert_eq!(
+                ema_alpha(dt * 1_000, tau * 1_000),
+                ema_alpha(dt, tau),
+                "{dt} {tau}"
+            );
+            assert_eq!(
+                ema_alpha(dt * 4_000, tau * 4_000),
+                ema_alpha(dt, tau),
+                "{dt} {tau}"
+            );
+        }
     }
 
     #[test]
