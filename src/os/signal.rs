@@ -136,12 +136,8 @@ pub fn install() -> Result<Fd, Errno> {
         Signal::SIGTERM,
         Signal::SIGINT,
     ];
-    // Each handler blocks all of ours while it runs, so handlers never nest.
-    let mut mask = SigSet::empty();
-    for sig in ours {
-        mask.add(sig);
-    }
-    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, mask);
+    // Each handler blocks every signal it can while it runs, so handlers never nest.
+    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::all());
     for sig in ours {
         // SAFETY: the handler only touches atomics and errno and calls write(2).
         unsafe { signal::sigaction(sig, &action) }?;
