@@ -271,12 +271,10 @@ fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
         l.s(" maxconn ").u(m as u32);
     }
     // An empty reason is left out with its quotes.
-    let quotes = if e.reason.is_empty() {
-        ["", ""]
-    } else {
-        [" reason \"", "\""]
-    };
-    l.s(quotes[0]).s(&e.reason).s(quotes[1]).s(cause).send();
+    if !e.reason.is_empty() {
+        l.s(" reason \"").s(&e.reason).s("\"");
+    }
+    l.s(cause).send();
 }
 
 /// Why the state file could not be used.
