@@ -257,9 +257,10 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
 /// there is one (the top level has none).
 fn log_start(what: &str, name: Option<&Name>) -> log::Line {
     let mut l = log::info();
-    l.s(what)
-        .s(name.map_or("", |n| n.as_str()))
-        .s(&" "[name.is_none() as usize..]);
+    l.s(what);
+    if let Some(n) = name {
+        l.s(n).s(" ");
+    }
     l
 }
 
