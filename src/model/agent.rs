@@ -257,9 +257,10 @@ fn format(e: &Entry, v: &Verdict, lines: &mut [Line; 2]) -> (Status, u8) {
 /// there is one (the top level has none).
 fn log_start(what: &str, name: Option<&Name>) -> log::Line {
     let mut l = log::info();
-    l.s(what)
-        .s(name.map_or("", |n| n.as_str()))
-        .s(&" "[name.is_none() as usize..]);
+    l.s(what);
+    if let Some(n) = name {
+        l.s(n).s(" ");
+    }
     l
 }
 
@@ -271,12 +272,10 @@ fn log_entry(cause: &str, name: Option<&Name>, e: &Entry) {
         l.s(" maxconn ").u(m as u32);
     }
     // An empty reason is left out with its quotes.
-    let quotes = if e.reason.is_empty() {
-        ["", ""]
-    } else {
-        [" reason \"", "\""]
-    };
-    l.s(quotes[0]).s(&e.reason).s(quotes[1]).s(cause).send();
+    if !e.reason.is_empty() {
+        l.s(" reason \"").s(&e.reason).s("\"");
+    }
+    l.s(cause).send();
 }
 
 /// Why the state file could not be used.
@@ -296,9 +295,10 @@ impl LoadError {
         let mut buf = heapless::Vec::new();
         let (a, b) = match self {
             LoadError::NoDir => ("unreadable ENOENT, no directory (see the log)", ""),
-            // A refusal of `fs` (see `os::errno_name`) says what it is without "unreadable".
+            // A name (`EACCES`) or number (`errno 123`) follows "unreadable"; a
+            // refusal of `fs` (see `os::errno_name`) says what it is without it.
             LoadError::Io(e) => match crate::num::errno_text(e, &mut buf) {
-                n if n.starts_with('E') || n.starts_with("errno") => ("unreadable ", n),
+                n if matches!(n.as_bytes().first(), Some(b'E' | b'e')) => ("unreadable ", n),
                 n => ("", n),
             },
             LoadError::Invalid(e) => e.parts(),
@@ -307,6 +307,26 @@ impl LoadError {
         for t in &[a, b] {
             let room = out.capacity() - out.len();
             let _ = out.push_str(t.get(..t.len().min(room)).unwrap_or(""));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn says_unreadable_except_for_refusals() {
+        for raw in 0..4096 {
+            let e = nix::errno::Errno::from_raw(raw);
+            let mut out = state::Reason::new();
+            LoadError::Io(e).describe(&mut out);
+            // Only the refusals of `fs` are named without "E" or "errno".
+            let named = crate::os::errno_name(e).filter(|n| !n.starts_with('E'));
+            match named {
+                Some(n) => assert_eq!(out.as_str(), n),
+                None => assert!(out.starts_with("unreadable "), "{out}"),
+            }
         }
     }
 }
