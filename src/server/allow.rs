@@ -108,12 +108,8 @@ mod tests {
         assert!(l.allows(ip("::1")));
         assert!(!l.allows(ip("::2")));
         assert!(!l.allows(ip("11.0.0.1")));
-        assert!(parse(b"0.0.0.0/0")
-            .unwrap()
-            .allows(ip("1.2.3.4")));
-        assert!(!parse(b"0.0.0.0/0")
-            .unwrap()
-            .allows(ip("2001:db8::1")));
+        assert!(parse(b"0.0.0.0/0").unwrap().allows(ip("1.2.3.4")));
+        assert!(!parse(b"0.0.0.0/0").unwrap().allows(ip("2001:db8::1")));
         assert!(parse(b"::/0").unwrap().allows(ip("2001:db8::1")));
         assert!(AllowList::everyone().allows(ip("1.2.3.4")));
         // Prefixes that end inside a byte.
