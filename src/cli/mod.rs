@@ -499,7 +499,7 @@ fn serve(opts: &mut Options) -> Command {
             Flag::Feedback => opts.read_some(&mut s.feedback, PATH, path),
             #[cfg(not(feature = "feedback"))]
             Flag::Feedback => opts.read(&mut (), NO_FEEDBACK, |_| None),
-            Flag::Allow => opts.read(&mut s.allow, ALLOW, allow),
+            Flag::Allow => opts.take(ALLOW, &mut |v| s.allow.read(v.as_bytes())),
             Flag::User => opts.given(&mut s.user, "a user name or number"),
             Flag::Group => opts.given(&mut s.group, "a group name or number"),
             Flag::Syslog => syslog = opts.switch(),
@@ -664,11 +664,6 @@ fn ip(v: &OsStr) -> Option<(IpAddr, Scope)> {
 /// Reads a path: anything but nothing.
 fn path(v: &'static OsStr) -> Option<&'static Path> {
     (!v.is_empty()).then(|| Path::new(v))
-}
-
-/// Reads `--allow`.
-fn allow(v: &OsStr) -> Option<AllowList> {
-    AllowList::parse(v.as_bytes())
 }
 
 /// Reads `heft set --maxconn`: a number, or `none` to remove it.

@@ -121,32 +121,24 @@ fn sample(out: &mut Response, template: &[u8], args: [&[u8]; 3], v: u64) -> Resu
     put(out, b" \x01\n", [num::fmt_u64(v, &mut digits), b"", b""])
 }
 
-/// Every family's name, help text and type, in the order `metrics` writes
-/// them: the gauges, the counters with one sample each, the errors by kind.
-const FAMILIES: [(&[u8], &[u8], &[u8]); 10] = [
-    (b"heft_up", b"1 if up (ready or drain), else 0", b"gauge"),
-    (b"heft_weight", b"weight sent", b"gauge"),
-    (b"heft_maxconn", b"maxconn sent", b"gauge"),
-    (b"heft_probes_total", b"agent replies written", b"counter"),
-    (
-        b"heft_http_requests_total",
-        b"HTTP requests answered",
-        b"counter",
-    ),
-    (
-        b"heft_refused_total",
-        b"connections refused by --allow",
-        b"counter",
-    ),
-    (b"heft_reloads_total", b"state file reloads", b"counter"),
-    (b"heft_timeouts_total", b"connections timed out", b"counter"),
-    (
-        b"heft_log_lines_dropped_total",
-        b"log lines dropped (stalled reader)",
-        b"counter",
-    ),
-    (b"heft_errors_total", b"errors by kind", b"counter"),
+/// Every family's `# HELP` text: its name, a space and what it counts, in
+/// the order `metrics` writes them: the gauges (the first `GAUGES`), the
+/// counters with one sample each, the errors by kind.
+const FAMILIES: [&[u8]; 10] = [
+    b"heft_up 1 if up (ready or drain), else 0",
+    b"heft_weight weight sent",
+    b"heft_maxconn maxconn sent",
+    b"heft_probes_total agent replies written",
+    b"heft_http_requests_total HTTP requests answered",
+    b"heft_refused_total connections refused by --allow",
+    b"heft_reloads_total state file reloads",
+    b"heft_timeouts_total connections timed out",
+    b"heft_log_lines_dropped_total log lines dropped (stalled reader)",
+    b"heft_errors_total errors by kind",
 ];
+
+/// How many of `FAMILIES` are gauges; the others are counters.
+const GAUGES: usize = 3;
 
 /// The kinds of `heft_errors_total`, in the order `metrics` gives their values.
 const ERROR_KINDS: [&[u8]; 3] = [b"accept", b"persist", b"state_file"];
@@ -163,15 +155,17 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
         &c.log_dropped,
     ];
     let errors = [&c.accept_errors, &c.persist_errors, &c.state_errors];
-    for (k, &(name, help, kind)) in FAMILIES.iter().enumerate() {
+    for (k, &family) in FAMILIES.iter().enumerate() {
+        let name = family.split(|&b| b == b' ').next().unwrap_or(family);
+        let kind: &[u8] = if k < GAUGES { b"gauge" } else { b"counter" };
         put(
             out,
-            b"# HELP \x01 \x02\n# TYPE \x01 \x03\n",
-            [name, help, kind],
+            b"# HELP \x01\n# TYPE \x02 \x03\n",
+            [family, name, kind],
         )?;
-        if let Some(&&v) = counters.get(k.wrapping_sub(3)) {
+        if let Some(&&v) = counters.get(k.wrapping_sub(GAUGES)) {
             sample(out, b"\x01", [name, b"", b""], v)?;
-        } else if k > 2 {
+        } else if k >= GAUGES {
             for (&kind, &&v) in ERROR_KINDS.iter().zip(&errors) {
                 sample(out, b"\x01{kind=\"\x02\"}", [name, kind, b""], v)?;
             }

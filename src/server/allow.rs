@@ -44,29 +44,32 @@ impl AllowList {
         AllowList::default()
     }
 
-    /// Parses `CIDR[,CIDR...]`; a bare address is a one-address block.
-    pub fn parse(s: &[u8]) -> Option<AllowList> {
-        let mut list = AllowList::default();
-        for part in crate::num::pieces(s, b',') {
-            let part = part.trim_ascii();
-            let (a, len) = match part.iter().position(|&c| c == b'/') {
-                Some(p) => (&part[..p], Some(crate::num::parse_u32(&part[p + 1..])?)),
-                None => (part, None),
-            };
-            let ip = crate::num::parse_ip(a)?;
-            let (max, offset) = if ip.is_ipv4() { (32, 96) } else { (128, 0) };
-            let len = len.unwrap_or(max);
-            if len > max {
-                return None;
-            }
-            list.blocks
-                .push(Block {
-                    addr: mapped(ip),
-                    bits: (len + offset) as u8,
-                })
-                .ok()?;
+    /// Reads `CIDR[,CIDR...]` into the list, in place of what it held (a
+    /// bare address is a one-address block); false if the text is not such a
+    /// list, the list then holding the blocks read before the fault.
+    pub fn read(&mut self, s: &[u8]) -> bool {
+        self.blocks.clear();
+        crate::num::pieces(s, b',').all(|part| self.push(part.trim_ascii()).is_some())
+    }
+
+    /// Adds the block `a[/len]`; none if it is malformed or the list is full.
+    fn push(&mut self, part: &[u8]) -> Option<()> {
+        let (a, len) = match part.iter().position(|&c| c == b'/') {
+            Some(p) => (&part[..p], Some(crate::num::parse_u32(&part[p + 1..])?)),
+            None => (part, None),
+        };
+        let ip = crate::num::parse_ip(a)?;
+        let (max, offset) = if ip.is_ipv4() { (32, 96) } else { (128, 0) };
+        let len = len.unwrap_or(max);
+        if len > max {
+            return None;
         }
-        Some(list)
+        self.blocks
+            .push(Block {
+                addr: mapped(ip),
+                bits: (len + offset) as u8,
+            })
+            .ok()
     }
 
     /// Tells whether `ip` may ask.
@@ -89,9 +92,15 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// The list `s` reads as, none if it is malformed.
+    fn parse(s: &[u8]) -> Option<AllowList> {
+        let mut l = AllowList::everyone();
+        l.read(s).then_some(l)
+    }
+
     #[test]
     fn matches_blocks() {
-        let l = AllowList::parse(b"10.0.0.0/8, 127.0.0.1,::1/128").unwrap();
+        let l = parse(b"10.0.0.0/8, 127.0.0.1,::1/128").unwrap();
         assert!(l.allows(ip("10.1.2.3")));
         assert!(l.allows(ip("127.0.0.1")));
         assert!(l.allows(ip("::ffff:127.0.0.1")));
@@ -99,16 +108,12 @@ mod tests {
         assert!(l.allows(ip("::1")));
         assert!(!l.allows(ip("::2")));
         assert!(!l.allows(ip("11.0.0.1")));
-        assert!(AllowList::parse(b"0.0.0.0/0")
-            .unwrap()
-            .allows(ip("1.2.3.4")));
-        assert!(!AllowList::parse(b"0.0.0.0/0")
-            .unwrap()
-            .allows(ip("2001:db8::1")));
-        assert!(AllowList::parse(b"::/0").unwrap().allows(ip("2001:db8::1")));
+        assert!(parse(b"0.0.0.0/0").unwrap().allows(ip("1.2.3.4")));
+        assert!(!parse(b"0.0.0.0/0").unwrap().allows(ip("2001:db8::1")));
+        assert!(parse(b"::/0").unwrap().allows(ip("2001:db8::1")));
         assert!(AllowList::everyone().allows(ip("1.2.3.4")));
         // Prefixes that end inside a byte.
-        let l = AllowList::parse(b"10.16.0.0/12,2001:db8::/33,::ff00/121").unwrap();
+        let l = parse(b"10.16.0.0/12,2001:db8::/33,::ff00/121").unwrap();
         assert!(l.allows(ip("10.31.255.255")));
         assert!(l.allows(ip("10.16.0.0")));
         assert!(!l.allows(ip("10.32.0.0")));
@@ -131,7 +136,7 @@ mod tests {
             b"1.2.3.4/8/8",
             b"/8",
         ] {
-            assert!(AllowList::parse(bad).is_none(), "{:?}", bad);
+            assert!(parse(bad).is_none(), "{:?}", bad);
         }
     }
 }

@@ -172,7 +172,9 @@ enum Phase {
     Drain,
 }
 
-/// One connection slot.
+/// One connection slot; 128 bytes, a power of two, so that finding a slot
+/// in the table is a shift rather than a multiplication.
+#[repr(align(128))]
 struct Conn {
     fd: Fd,
     phase: Phase,
