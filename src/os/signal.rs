@@ -137,7 +137,11 @@ pub fn install() -> Result<Fd, Errno> {
         Signal::SIGINT,
     ];
     // Each handler blocks every signal it can while it runs, so handlers never nest.
-    let action = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::all());
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::all(),
+    );
     for sig in ours {
         // SAFETY: the handler only touches atomics and errno and calls write(2).
         unsafe { signal::sigaction(sig, &action) }?;

@@ -93,20 +93,21 @@ pub fn scope_id(scope: &[u8]) -> Result<u32, Errno> {
 
 /// The index of the interface `name`, from `/sys/class/net/NAME/ifindex`
 /// (where iproute2 and udev read it too); `ENODEV` if there is no such
-/// interface, or none can have that name.
+/// interface.
 fn if_index(name: &[u8]) -> Result<u32, Errno> {
-    // The names the kernel accepts: 1-15 bytes, not `.` or `..`, no `/`,
-    // `:` or white space; this also keeps the path inside /sys/class/net.
-    let bad = |c: &u8| matches!(c, b'/' | b':') || *c <= b' ';
-    if name.len() > 15 || name == b"." || name == b".." || name.iter().any(bad) {
+    // Interface names have at most 15 bytes and no `/`, which would lead
+    // out of /sys/class/net.
+    if name.len() > 15 || name.contains(&b'/') {
         return Err(Errno::ENODEV);
     }
-    let mut path = heapless::Vec::<u8, 40>::new();
-    for part in [b"/sys/class/net/".as_slice(), name, b"/ifindex"] {
-        let _ = path.extend_from_slice(part);
-    }
+    // The name goes over the 15 placeholders; `/ifindex` moves up behind it.
+    let mut path = *b"/sys/class/net/_______________/ifindex";
+    let end = 15 + name.len();
+    path[15..end].copy_from_slice(name);
+    path.copy_within(30.., end);
+    let path = &path[..end + 8];
     let mut buf = [0; 12];
-    let n = match os::fs::read(Path::new(OsStr::from_bytes(&path)), &mut buf) {
+    let n = match os::fs::read(Path::new(OsStr::from_bytes(path)), &mut buf) {
         Err(Errno::ENOENT) => return Err(Errno::ENODEV),
         r => r?,
     };
