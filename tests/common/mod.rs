@@ -73,12 +73,6 @@ pub fn under_runner() -> bool {
 pub const READS_PROC_STATUS: &str =
     "reads the agent's /proc/PID/status, which is qemu's under qemu-user";
 
-/// Why a test that needs a connect's ECONNREFUSED named is skipped under a
-/// runner: heft reads it through SO_ERROR, whose value qemu 7.2 hands a MIPS
-/// guest in the host's numbering, which MIPS does not call ECONNREFUSED.
-pub const SO_ERROR_UNTRANSLATED: &str =
-    "reads connect's ECONNREFUSED through SO_ERROR, which qemu 7.2 passes untranslated (x86 numbering) to a MIPS guest";
-
 /// When `$HEFT_RUNNER` is set, says on stderr (past the harness's capture)
 /// that the calling test is skipped and why, and returns true: the test
 /// then returns at once. Returns false without a runner.
