@@ -154,7 +154,7 @@ fn parse_v6(s: &[u8]) -> Option<[u8; 16]> {
         }
         let mut v = 0u16;
         for &c in part {
-            v = v << 4 | (c as char).to_digit(16)? as u16;
+            v = v << 4 | HEX.iter().position(|&h| h == c.to_ascii_lowercase())? as u16;
         }
         out[n..n + 2].copy_from_slice(&v.to_be_bytes());
         n += 2;

@@ -319,7 +319,8 @@ impl<'a> Reader<'a> {
     /// Skips one value of any kind, nested up to `DEPTH_MAX` levels, without recursion.
     pub fn skip(&mut self) -> Result<(), Syntax> {
         // One bit per open container, set for an object; `depth` are open.
-        let mut objects = [0u64; DEPTH_MAX / 64];
+        // 32-bit words: shifts of a u64 take several instructions on 32-bit targets.
+        let mut objects = [0u32; DEPTH_MAX / 32];
         let mut depth = 0;
         loop {
             let mut first = false;
@@ -329,8 +330,8 @@ impl<'a> Reader<'a> {
                         return Err(Syntax::Deep);
                     }
                     self.i += 1;
-                    let bit = 1 << (depth % 64);
-                    let word = &mut objects[depth / 64];
+                    let bit = 1 << (depth % 32);
+                    let word = &mut objects[depth / 32];
                     *word = if c == b'{' { *word | bit } else { *word & !bit };
                     depth += 1;
                     first = true;
@@ -345,7 +346,7 @@ impl<'a> Reader<'a> {
                     return Ok(());
                 }
                 let top = depth - 1;
-                let more = if objects[top / 64] >> (top % 64) & 1 == 1 {
+                let more = if objects[top / 32] >> (top % 32) & 1 == 1 {
                     self.next_key(&mut first)?.is_some()
                 } else {
                     self.next_item(&mut first)?
