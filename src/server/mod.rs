@@ -148,17 +148,24 @@ pub fn state_error(path: &Path, from: &str, e: LoadError, end: &str) -> log::Lin
     let mut l = if e == LoadError::Io(Errno::ENOENT) {
         firstrun::missing(path, from)
     } else {
-        let mut reason = crate::model::state::Reason::new();
-        e.describe(&mut reason);
         let mut l = log::error();
-        l.s("state file ")
-            .b(path.as_os_str().as_encoded_bytes())
-            .s(": ")
-            .s(&reason);
+        unreadable(&mut l, path, e);
         l
     };
     l.s(end);
     l
+}
+
+/// Appends `state file PATH: why` to `l`, for the state file `path` that
+/// could not be used as `e` says (the agent's line and `heft set`'s).
+#[inline(never)]
+pub fn unreadable<'l>(l: &'l mut log::Line, path: &Path, e: LoadError) -> &'l mut log::Line {
+    let mut why = crate::model::state::Reason::new();
+    e.describe(&mut why);
+    l.s("state file ")
+        .b(path.as_os_str().as_encoded_bytes())
+        .s(": ")
+        .s(&why)
 }
 
 /// Where a connection is in its short life.
