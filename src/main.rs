@@ -129,7 +129,7 @@ fn serve(cfg: &Serve, check: bool) -> i32 {
     }
     // The addresses, as the start-up line and a failed bind name them.
     let mut at = Addrs::new();
-    let listener = bind(cfg.addr, cfg.port, &cfg.scope, &mut at);
+    let listener = bind(&cfg.addr, cfg.port, &cfg.scope, &mut at);
     let http = cfg.http().map(|(addr, port, scope)| {
         let _ = at.extend_from_slice(b", HTTP on");
         bind(addr, port, scope, &mut at)
@@ -228,11 +228,11 @@ type Addrs = heapless::Vec<u8, 112>;
 /// Opens a listener on `addr`:`port` (on the interface `scope` names, for
 /// IPv6) and writes the address to `out`; if it cannot, logs why, naming the
 /// address, and exits 111.
-fn bind(addr: IpAddr, port: u16, scope: &[u8], out: &mut Addrs) -> heft::os::Fd {
+fn bind(addr: &IpAddr, port: u16, scope: &[u8], out: &mut Addrs) -> heft::os::Fd {
     let mark = out.len();
     let v6 = addr.is_ipv6();
     let _ = heft::num::push(out, if v6 { b" [" } else { b" " });
-    heft::num::push_ip(out, addr);
+    heft::num::push_ip(out, *addr);
     if !scope.is_empty() {
         let _ = heft::num::push(out, b"%");
         let _ = heft::num::push(out, scope);
@@ -243,7 +243,7 @@ fn bind(addr: IpAddr, port: u16, scope: &[u8], out: &mut Addrs) -> heft::os::Fd 
     // boot), say so once and try again every second.
     let mut told = false;
     let e = loop {
-        match server::listen(addr, port, scope) {
+        match server::listen(*addr, port, scope) {
             Ok(l) => return l,
             Err(e) if e.errno == Errno::ENODEV => {
                 if !told {

@@ -117,14 +117,14 @@ pub struct Serve {
 
 impl Serve {
     /// Where to answer HTTP, with the address's scope: off unless its address or port is given.
-    pub fn http(&self) -> Option<(IpAddr, u16, &[u8])> {
+    pub fn http(&self) -> Option<(&IpAddr, u16, &[u8])> {
         if self.http_addr.is_none() && self.http_port.is_none() {
             return None;
         }
         let port = self.http_port.unwrap_or(DEFAULT_HTTP_PORT);
-        Some(match self.http_addr {
+        Some(match &self.http_addr {
             Some(a) => (a, port, &self.http_scope),
-            None => (self.addr, port, &self.scope),
+            None => (&self.addr, port, &self.scope),
         })
     }
 }

@@ -37,8 +37,6 @@ pub fn run(s: &Set) -> i32 {
     let mut state = match persist::read(&place, &mut buf, &mut seen) {
         Ok(st) => st,
         Err(e) => {
-            let mut why = crate::model::state::Reason::new();
-            e.describe(&mut why);
             // Missing or invalid: replaced by what set is told. Anything
             // else (not a regular file, not readable) is left alone.
             let new = matches!(e, LoadError::Invalid(_) | LoadError::Io(Errno::ENOENT));
@@ -49,12 +47,7 @@ pub fn run(s: &Set) -> i32 {
             } else {
                 "; not writing it"
             };
-            l.s("state file ")
-                .b(path.as_os_str().as_encoded_bytes())
-                .s(": ")
-                .s(&why)
-                .s(then)
-                .send();
+            crate::server::unreadable(&mut l, path, e).s(then).send();
             if !new {
                 return SYSCALL;
             }

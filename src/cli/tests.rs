@@ -73,7 +73,7 @@ fn ip(s: &str) -> IpAddr {
 fn serve_defaults() {
     let s = serve(&[], &[]);
     assert_eq!(
-        (s.addr, s.port, s.http().map(|(a, p, _)| (a, p))),
+        (s.addr, s.port, s.http().map(|(a, p, _)| (*a, p))),
         (ip("0.0.0.0"), 9777, None)
     );
     assert_eq!(s.state_file, Path::new("/etc/heft/state.json"));
@@ -178,10 +178,10 @@ fn every_serve_option_and_its_variable() {
         ("--port", "HEFT_PORT", "65535", |s| s.port == 65535),
         ("--port", "HAPGENT_PORT", "1", |s| s.port == 1),
         ("--http-port", "HEFT_HTTP_PORT", "80", |s| {
-            s.http().map(|(a, p, _)| (a, p)) == Some((ip("0.0.0.0"), 80))
+            s.http().map(|(a, p, _)| (*a, p)) == Some((ip("0.0.0.0"), 80))
         }),
         ("--http-addr", "HEFT_HTTP_ADDR", "::1", |s| {
-            s.http().map(|(a, p, _)| (a, p)) == Some((ip("::1"), 9778))
+            s.http().map(|(a, p, _)| (*a, p)) == Some((ip("::1"), 9778))
         }),
         ("--state-file", "HEFT_STATE_FILE", "/s.json", |s| {
             s.state_file == Path::new("/s.json")
@@ -251,33 +251,33 @@ fn user_and_group_remember_their_source() {
 
 #[test]
 fn http_listens_only_when_asked_on_the_agents_address_by_default() {
-    assert_eq!(serve(&[], &[]).http().map(|(a, p, _)| (a, p)), None);
+    assert_eq!(serve(&[], &[]).http().map(|(a, p, _)| (*a, p)), None);
     let s = serve(&["--addr", "::1", "--http-port", "9778"], &[]);
-    assert_eq!(s.http().map(|(a, p, _)| (a, p)), Some((ip("::1"), 9778)));
+    assert_eq!(s.http().map(|(a, p, _)| (*a, p)), Some((ip("::1"), 9778)));
     let s = serve(
         &["--http-addr", "127.0.0.2"],
         &[("HEFT_HTTP_PORT", "1"), ("HEFT_ADDR", "::")],
     );
-    assert_eq!(s.http().map(|(a, p, _)| (a, p)), Some((ip("127.0.0.2"), 1)));
+    assert_eq!(s.http().map(|(a, p, _)| (*a, p)), Some((ip("127.0.0.2"), 1)));
     let s = serve(
         &[],
         &[("HEFT_HTTP_ADDR", "[::1]"), ("HEFT_HTTP_PORT", "80")],
     );
-    assert_eq!(s.http().map(|(a, p, _)| (a, p)), Some((ip("::1"), 80)));
+    assert_eq!(s.http().map(|(a, p, _)| (*a, p)), Some((ip("::1"), 80)));
     // The scope goes with its address: HTTP's own, else the agent's.
     let s = serve(&["--addr", "fe80::1%lo", "--http-port", "80"], &[]);
-    assert_eq!(s.http(), Some((ip("fe80::1"), 80, &b"lo"[..])));
+    assert_eq!(s.http(), Some((&ip("fe80::1"), 80, &b"lo"[..])));
     let s = serve(
         &["--addr", "fe80::1%lo", "--http-addr", "fe80::2%eth0"],
         &[],
     );
-    assert_eq!(s.http(), Some((ip("fe80::2"), 9778, &b"eth0"[..])));
+    assert_eq!(s.http(), Some((&ip("fe80::2"), 9778, &b"eth0"[..])));
     let s = serve(&["--addr", "fe80::1%lo", "--http-addr", "::1"], &[]);
-    assert_eq!(s.http(), Some((ip("::1"), 9778, &b""[..])));
+    assert_eq!(s.http(), Some((&ip("::1"), 9778, &b""[..])));
     // An address alone turns HTTP on at its default port.
     let s = serve(&["--http-addr", "127.0.0.1"], &[]);
     assert_eq!(
-        s.http().map(|(a, p, _)| (a, p)),
+        s.http().map(|(a, p, _)| (*a, p)),
         Some((ip("127.0.0.1"), 9778))
     );
     assert_eq!(

@@ -8,27 +8,52 @@
 use crate::model::agent::Agent;
 use crate::num::{self, Full};
 
-/// Counts of what happened, for `/metrics` and the log; 64-bit, so none wraps.
+/// Counts of what happened, for `/metrics` and the log, indexed by
+/// `Counter`; 64-bit, so none wraps.
 #[derive(Default, Clone, Copy, Debug)]
-pub struct Counters {
+pub struct Counters(pub [u64; COUNTERS]);
+
+/// What `Counters` counts, in the order `/metrics` writes them: the counter
+/// families with one sample each, then `heft_errors_total` by kind.
+#[derive(Clone, Copy, Debug)]
+pub enum Counter {
     /// Agent replies written.
-    pub probes: u64,
+    Probes,
     /// HTTP requests answered.
-    pub http: u64,
+    Http,
     /// Connections closed at once because of `--allow`.
-    pub refused: u64,
+    Refused,
     /// Times the state file was read after start-up.
-    pub reloads: u64,
-    /// Failed accepts (EMFILE, ENFILE, ENOMEM, ...).
-    pub accept_errors: u64,
-    /// Failed writes of the state file.
-    pub persist_errors: u64,
-    /// State file reads that failed.
-    pub state_errors: u64,
+    Reloads,
     /// Connections closed at their deadline.
-    pub timeouts: u64,
+    Timeouts,
     /// Log lines dropped because their reader could not take them at once.
-    pub log_dropped: u64,
+    LogDropped,
+    /// Failed accepts (EMFILE, ENFILE, ENOMEM, ...).
+    AcceptErrors,
+    /// Failed writes of the state file.
+    PersistErrors,
+    /// State file reads that failed.
+    StateErrors,
+}
+
+/// How many counts `Counters` holds: one for each `Counter`.
+pub const COUNTERS: usize = Counter::StateErrors as usize + 1;
+
+impl core::ops::Index<Counter> for Counters {
+    type Output = u64;
+
+    /// The count of `c`.
+    fn index(&self, c: Counter) -> &u64 {
+        &self.0[c as usize]
+    }
+}
+
+impl core::ops::IndexMut<Counter> for Counters {
+    /// The count of `c`, to change it.
+    fn index_mut(&mut self, c: Counter) -> &mut u64 {
+        &mut self.0[c as usize]
+    }
 }
 
 /// The largest response.
@@ -145,16 +170,8 @@ const ERROR_KINDS: [&[u8]; 3] = [b"accept", b"persist", b"state_file"];
 
 /// Writes the `/metrics` body: each family's HELP and TYPE, then all its samples.
 fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> {
-    // References, not copies: a 64-bit copy is two loads and two stores on 32-bit targets.
-    let counters = [
-        &c.probes,
-        &c.http,
-        &c.refused,
-        &c.reloads,
-        &c.timeouts,
-        &c.log_dropped,
-    ];
-    let errors = [&c.accept_errors, &c.persist_errors, &c.state_errors];
+    // The counter families' samples, then the errors by kind (`Counter`'s order).
+    let (counters, errors) = c.0.split_at(Counter::AcceptErrors as usize);
     for (k, &family) in FAMILIES.iter().enumerate() {
         let name = family.split(|&b| b == b' ').next().unwrap_or(family);
         let kind: &[u8] = if k < GAUGES { b"gauge" } else { b"counter" };
@@ -163,10 +180,10 @@ fn metrics(out: &mut Response, agent: &Agent, c: &Counters) -> Result<(), Full> 
             b"# HELP \x01\n# TYPE \x02 \x03\n",
             [family, name, kind],
         )?;
-        if let Some(&&v) = counters.get(k.wrapping_sub(GAUGES)) {
+        if let Some(&v) = counters.get(k.wrapping_sub(GAUGES)) {
             sample(out, b"\x01", [name, b"", b""], v)?;
         } else if k >= GAUGES {
-            for (&kind, &&v) in ERROR_KINDS.iter().zip(&errors) {
+            for (&kind, &v) in ERROR_KINDS.iter().zip(errors) {
                 sample(out, b"\x01{kind=\"\x02\"}", [name, kind, b""], v)?;
             }
         } else {
@@ -211,10 +228,8 @@ mod tests {
         )
         .unwrap();
         agent.load(Ok(s), crate::time::Instant::default());
-        let c = Counters {
-            probes: 1 << 40,
-            ..Counters::default()
-        };
+        let mut c = Counters::default();
+        c[Counter::Probes] = 1 << 40;
         let mut out = Response::new();
         let body = respond(&mut out, false, b"/metrics", &agent, &c);
         let text = core::str::from_utf8(body).unwrap();

@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use crate::log;
 use crate::model::agent::{Agent, LoadError};
 use crate::os::{self, Fd};
-use crate::proto::http::{self, Counters};
+use crate::proto::http::{self, Counter, Counters};
 use crate::proto::request::{self, Request};
 use crate::time::Instant;
 
@@ -148,17 +148,24 @@ pub fn state_error(path: &Path, from: &str, e: LoadError, end: &str) -> log::Lin
     let mut l = if e == LoadError::Io(Errno::ENOENT) {
         firstrun::missing(path, from)
     } else {
-        let mut reason = crate::model::state::Reason::new();
-        e.describe(&mut reason);
         let mut l = log::error();
-        l.s("state file ")
-            .b(path.as_os_str().as_encoded_bytes())
-            .s(": ")
-            .s(&reason);
+        unreadable(&mut l, path, e);
         l
     };
     l.s(end);
     l
+}
+
+/// Appends `state file PATH: why` to `l`, for the state file `path` that
+/// could not be used as `e` says (the agent's line and `heft set`'s).
+#[inline(never)]
+pub fn unreadable<'l>(l: &'l mut log::Line, path: &Path, e: LoadError) -> &'l mut log::Line {
+    let mut why = crate::model::state::Reason::new();
+    e.describe(&mut why);
+    l.s("state file ")
+        .b(path.as_os_str().as_encoded_bytes())
+        .s(": ")
+        .s(&why)
 }
 
 /// Where a connection is in its short life.
@@ -346,7 +353,7 @@ impl<'a> Server<'a> {
         let place = persist::Place::keep(&mut self.place, self.state_file);
         let mut loaded = read_state(place, &mut self.read_buf, &mut self.seen);
         if let Err(e) = loaded {
-            self.counters.state_errors += 1;
+            self.counters[Counter::StateErrors] += 1;
             state_error(self.state_file, self.state_from, e, " (serving FAIL)").send();
             loaded = Err(firstrun::refine(self.state_file, e));
         }
@@ -517,7 +524,7 @@ impl<'a> Server<'a> {
                 .s("SIGHUP: reading ")
                 .b(self.state_file.as_os_str().as_encoded_bytes())
                 .send();
-            self.counters.reloads += 1;
+            self.counters[Counter::Reloads] += 1;
             // A signal's state not yet written would be undone by reading the
             // old file: write it first; if that fails and the file is as it
             // was, keep it (and keep trying). A changed file wins.
@@ -591,7 +598,7 @@ impl<'a> Server<'a> {
                 self.persist_at = Some(now + PERSIST_GAP_MS);
             }
             Err(e) => {
-                self.counters.persist_errors += 1;
+                self.counters[Counter::PersistErrors] += 1;
                 let before = " (still serving the new state; retrying; ";
                 self.persist_log
                     .send(now, &mut e.line(self.state_file), before);
@@ -663,7 +670,7 @@ impl<'a> Server<'a> {
         // lingered that long already (the poll ran out waiting for it).
         if c.phase == Phase::Linger {
             if self.linger_bound {
-                self.counters.timeouts += 1;
+                self.counters[Counter::Timeouts] += 1;
                 self.conns[slot] = None;
             } else {
                 c.phase = Phase::Drain;
@@ -699,12 +706,12 @@ impl<'a> Server<'a> {
         let reply = match request {
             Request::Partial => return,
             Request::Agent(word) => {
-                self.counters.probes += 1;
+                self.counters[Counter::Probes] += 1;
                 self.agent.reply(word)
             }
             Request::Http { head, path } => {
-                self.counters.http += 1;
-                self.counters.log_dropped += u64::from(log::take_dropped());
+                self.counters[Counter::Http] += 1;
+                self.counters[Counter::LogDropped] += u64::from(log::take_dropped());
                 http::respond(&mut out, head, path, &self.agent, &self.counters)
             }
         };
@@ -742,7 +749,7 @@ impl<'a> Server<'a> {
                 self.answer(slot, true);
             }
             if self.conns[slot].is_some() && now.reached(deadline) {
-                self.counters.timeouts += 1;
+                self.counters[Counter::Timeouts] += 1;
                 self.conns[slot] = None;
             }
         }
@@ -767,7 +774,7 @@ impl<'a> Server<'a> {
         match os::accept(listener) {
             Ok((fd, peer)) => {
                 if let Some(ip) = peer.filter(|ip| !self.allow.allows(*ip)) {
-                    self.counters.refused += 1;
+                    self.counters[Counter::Refused] += 1;
                     let now = self.now();
                     let l = &mut log::info();
                     self.refuse_log
@@ -804,7 +811,7 @@ impl<'a> Server<'a> {
             Err(Errno::EAGAIN) | Err(Errno::ECONNABORTED) | Err(Errno::EPROTO) => {}
             Err(e) => {
                 // EMFILE, ENFILE, ENOMEM, ENOBUFS: free what we can, or pause briefly.
-                self.counters.accept_errors += 1;
+                self.counters[Counter::AcceptErrors] += 1;
                 let now = self.now();
                 let l = &mut log::error();
                 self.accept_log
@@ -855,7 +862,7 @@ impl<'a> Server<'a> {
         let mut b = [0; 20];
         log::info()
             .s("stopping: ")
-            .b(crate::num::fmt_u64(self.counters.probes, &mut b))
+            .b(crate::num::fmt_u64(self.counters[Counter::Probes], &mut b))
             .s(" probes served")
             .send();
     }

@@ -232,17 +232,19 @@ fuzz_target!(|data: &[u8]| {
         let mut agent = Agent::new(None);
         agent.load(Ok(if flags & 4 != 0 { big_state() } else { small_state() }), Instant::default());
         let big = (flags >> 3) as u64;
-        let counters = Counters {
-            probes: u64::MAX - big,
-            http: big * 1000,
-            refused: big,
-            reloads: u64::MAX,
-            accept_errors: big,
-            persist_errors: u64::MAX,
-            state_errors: big,
-            timeouts: u64::MAX,
-            log_dropped: big,
-        };
+        // Probes, HTTP, refused, reloads, timeouts, log lines dropped; accept,
+        // persist and state file errors (`Counter`'s order).
+        let counters = Counters([
+            u64::MAX - big,
+            big * 1000,
+            big,
+            u64::MAX,
+            u64::MAX,
+            big,
+            big,
+            u64::MAX,
+            big,
+        ]);
         let mut buf = http::Response::new();
         let out = http::respond(&mut buf, head, path, &agent, &counters);
         check_response(out, head, path, &agent);
