@@ -258,7 +258,10 @@ fn http_listens_only_when_asked_on_the_agents_address_by_default() {
         &["--http-addr", "127.0.0.2"],
         &[("HEFT_HTTP_PORT", "1"), ("HEFT_ADDR", "::")],
     );
-    assert_eq!(s.http().map(|(a, p, _)| (*a, p)), Some((ip("127.0.0.2"), 1)));
+    assert_eq!(
+        s.http().map(|(a, p, _)| (*a, p)),
+        Some((ip("127.0.0.2"), 1))
+    );
     let s = serve(
         &[],
         &[("HEFT_HTTP_ADDR", "[::1]"), ("HEFT_HTTP_PORT", "80")],
