@@ -69,7 +69,7 @@ fn connect(g: &Get, deadline: Instant) -> Result<Fd, Errno> {
     match os::net::connect_scoped(&fd, g.addr, g.port, scope) {
         Ok(()) => Ok(fd),
         Err(Errno::EINPROGRESS) if !wait(&fd, libc::POLLOUT, deadline) => Err(Errno::ETIMEDOUT),
-        Err(Errno::EINPROGRESS) => os::socket_error(&fd).map(|()| fd),
+        Err(Errno::EINPROGRESS) => os::connect_result(&fd).map(|()| fd),
         Err(e) => Err(e),
     }
 }

@@ -300,13 +300,6 @@ impl Usage {
             }
         }
     }
-
-    /// The error line, as `say` says it.
-    pub fn message(&self) -> Vec<u8> {
-        let mut line = Vec::new();
-        self.say(&mut |part| line.extend_from_slice(part));
-        line
-    }
 }
 
 /// Parses the arguments after the program name, reading variables through `env`.

@@ -22,10 +22,17 @@ fn os(s: impl Into<OsString>) -> &'static OsStr {
     OsStr::from_bytes(s.into().into_vec().leak())
 }
 
+/// The error line `u` says, as a log line would hold it.
+fn message(u: &Usage) -> Vec<u8> {
+    let mut line = Vec::new();
+    u.say(&mut |part| line.extend_from_slice(part));
+    line
+}
+
 /// The error line `args` and `env` give.
 fn err(args: &[&str], env: &[(&str, &str)]) -> String {
     match run(args, env) {
-        Err(u) => String::from_utf8(u.message()).unwrap(),
+        Err(u) => String::from_utf8(message(&u)).unwrap(),
         Ok(_) => panic!("{args:?} {env:?}: no error"),
     }
 }
@@ -33,7 +40,7 @@ fn err(args: &[&str], env: &[(&str, &str)]) -> String {
 fn serve(args: &[&str], env: &[(&str, &str)]) -> Serve {
     match run(args, env) {
         Ok(Command::Serve(s)) => s,
-        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&u.message())),
+        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&message(&u))),
         Ok(_) => panic!("{args:?}: not serve"),
     }
 }
@@ -42,7 +49,7 @@ fn set(args: &[&str], env: &[(&str, &str)]) -> Set {
     let args = [&["set"], args].concat();
     match run(&args, env) {
         Ok(Command::Set(s)) => s,
-        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&u.message())),
+        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&message(&u))),
         Ok(_) => panic!("{args:?}: not set"),
     }
 }
@@ -51,7 +58,7 @@ fn get(args: &[&str], env: &[(&str, &str)]) -> Get {
     let args = [&["get"], args].concat();
     match run(&args, env) {
         Ok(Command::Get(g)) => g,
-        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&u.message())),
+        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&message(&u))),
         Ok(_) => panic!("{args:?}: not get"),
     }
 }
@@ -60,7 +67,7 @@ fn check(args: &[&str], env: &[(&str, &str)]) -> Serve {
     let args = [&["check"], args].concat();
     match run(&args, env) {
         Ok(Command::Check(c)) => c,
-        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&u.message())),
+        Err(u) => panic!("{args:?}: {}", String::from_utf8_lossy(&message(&u))),
         Ok(_) => panic!("{args:?}: not check"),
     }
 }
@@ -244,7 +251,7 @@ fn user_and_group_remember_their_source() {
     let (user, group) = (s.user.unwrap(), s.group.unwrap());
     assert_eq!((user.source, group.source), ("--user", "HEFT_GROUP"));
     assert_eq!(
-        String::from_utf8(group.bad("a group in /etc/group or a number").message()).unwrap(),
+        String::from_utf8(message(&group.bad("a group in /etc/group or a number"))).unwrap(),
         "HEFT_GROUP: bad value \"nogroup\": expected a group in /etc/group or a number"
     );
 }

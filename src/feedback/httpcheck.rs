@@ -197,13 +197,14 @@ impl Check {
         })
     }
 
-    /// Sends the request once connected.
+    /// Sends the request once connected; a connect that failed fails the
+    /// send with its error (ECONNREFUSED, ...), so that needs no check of its own.
     ///
     /// Inlined into `start` and `ready`: as a call, its outcome came back through memory.
     #[inline(always)]
     fn send(&mut self, t: &HttpTarget) -> Option<Outcome> {
         let (fd, phase) = self.conn.as_mut()?;
-        let e = match os::socket_error(fd).and_then(|()| os::send(fd, &t.request)) {
+        let e = match os::send(fd, &t.request) {
             Ok(n) if n == t.request.len() => {
                 *phase = Phase::Reading;
                 return None;

@@ -19,7 +19,7 @@ pub use clock::now;
 pub use fd::{poll, read, write_all, write_stdout, write_within, Fd};
 pub use fs::fsync;
 pub use ids::{euid, pid};
-pub use net::{accept, connect, recv, send, send_last, shutdown_write, socket_error, tcp_socket};
+pub use net::{accept, connect, connect_result, recv, send, send_last, shutdown_write, tcp_socket};
 pub use signal::{kill, UserSignal};
 
 use nix::errno::Errno;

@@ -113,7 +113,7 @@ fn peer_ip(addr: &libc::sockaddr_storage, len: usize) -> Option<IpAddr> {
 /// Takes the error a non-blocking connect ended with; `Ok` if it connected.
 /// A send of no bytes returns that error as `SO_ERROR` would (TCP checks
 /// the connection before it looks at the length), and sends nothing.
-pub fn socket_error(fd: &Fd) -> Result<(), Errno> {
+pub fn connect_result(fd: &Fd) -> Result<(), Errno> {
     send(fd, &[]).map(drop)
 }
 
