@@ -2,8 +2,9 @@
 # tests/ci.sh: the project's whole test run, from a clean clone on a fresh
 # machine of this kind (Debian bookworm, root, rustup with stable and nightly).
 # It installs what is missing, then runs, in order:
-#   1. install: apt packages (haproxy, busybox, curl, strace, prometheus for
-#      promtool), cross/setup (qemu-user-static, zig, rust-src) and cargo-fuzz;
+#   1. install: a check of free disk space, apt packages (haproxy, busybox,
+#      curl, strace, prometheus for promtool), cross/setup (qemu-user-static,
+#      zig, rust-src) and cargo-fuzz;
 #   2. cargo test (host build, default features);
 #   3. cargo test --no-default-features (every test that does not need
 #      `feedback`, against a build without it);
@@ -24,7 +25,7 @@
 #   tests/ci.sh --install-only   step 1 only (set up a machine for the tests)
 #
 # Cross builds go to $HEFT_CROSS_TARGET_DIR (default target/cross).
-# On a fresh machine with 2 cores a run takes about 25 minutes: installing
+# On a fresh machine with 2 cores a run takes about 20 minutes: installing
 # about 5 (cargo-fuzz's build most of it), cross/ci about 7 (std for six
 # targets), the qemu agent tests about a minute per target, fuzzing about 3.
 set -u
@@ -70,8 +71,23 @@ summary() {
 }
 
 # --- 1. install -------------------------------------------------------------
+# A whole run writes about 2.5 GB under target/ (host and cross builds, std
+# for six targets, the fuzz builds). On a full disk every step fails with
+# ENOSPC, so say so once, first.
+disk_space() {
+    local dir=${CARGO_TARGET_DIR:-target} kb
+    mkdir -p "$dir" "$CROSS_TARGET_DIR" || return 1
+    for dir in "$dir" "$CROSS_TARGET_DIR"; do
+        kb=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+        if [ "${kb:-0}" -lt $((3 * 1024 * 1024)) ]; then
+            echo "tests/ci.sh: only $((${kb:-0} / 1024)) MiB free for $dir; a whole run needs about 3 GiB there: free some space (cargo clean in old checkouts) or set CARGO_TARGET_DIR and HEFT_CROSS_TARGET_DIR to a larger disk" >&2
+            return 1
+        fi
+    done
+}
 install() {
     local need=() cmd pkg
+    disk_space || return 1
     for cmd in haproxy:haproxy busybox:busybox curl:curl strace:strace promtool:prometheus python3:python3; do
         command -v "${cmd%%:*}" >/dev/null 2>&1 || need+=("${cmd#*:}")
     done
