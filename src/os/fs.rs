@@ -161,6 +161,8 @@ pub fn remove_at(dir: BorrowedFd, name: &Path) -> Result<(), Errno> {
 
 /// Reads where the symbolic link `name` in `dir` points into `buf`; returns
 /// its length (EINVAL: not a link; ENAMETOOLONG: longer than `buf`).
+///
+/// libc's readlinkat, not nix's: nix's returns a heap `OsString`.
 pub fn link_target(dir: BorrowedFd, name: &Path, buf: &mut [u8]) -> Result<usize, Errno> {
     let mut cbuf = [0; 1024];
     let name = c(name, &mut cbuf)?;
@@ -240,6 +242,9 @@ pub fn fsync(fd: &Fd) -> Result<(), Errno> {
 
 /// Takes (`true`) or drops the exclusive `flock` on `fd`, without waiting:
 /// EWOULDBLOCK while another open file holds it.
+///
+/// libc's flock, not nix's: nix's `Flock` takes the file for the lock's life,
+/// and the directory it locks here stays borrowed by its owner.
 pub fn flock(fd: BorrowedFd, take: bool) -> Result<(), Errno> {
     let op = if take {
         libc::LOCK_EX | libc::LOCK_NB
@@ -251,32 +256,32 @@ pub fn flock(fd: BorrowedFd, take: bool) -> Result<(), Errno> {
 }
 
 /// The whole-file write lock that `lock` takes and `lock_holder` asks about.
-fn whole_file(cmd: libc::c_int, fd: BorrowedFd) -> Result<libc::flock, Errno> {
+fn whole_file() -> libc::flock {
     // SAFETY: flock is plain data; all zeroes is a valid value.
     let mut l: libc::flock = unsafe { core::mem::zeroed() };
     l.l_type = libc::F_WRLCK as _;
     l.l_whence = libc::SEEK_SET as _;
-    // SAFETY: fcntl(2) with F_SETLK or F_GETLK reads (and for F_GETLK
-    // writes) the flock we pass by exclusive reference.
-    Errno::result(unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut l) })?;
-    Ok(l)
+    l
 }
 
 /// Takes a write lock on the whole file open (for writing) at `fd`, for as
 /// long as this process keeps it open; EAGAIN or EACCES while another holds it.
 pub fn lock(fd: BorrowedFd) -> Result<(), Errno> {
-    whole_file(libc::F_SETLK, fd).map(drop)
+    fcntl::fcntl(fd, fcntl::FcntlArg::F_SETLK(&whole_file())).map(drop)
 }
 
 /// Returns the pid of the process holding a lock on the file open at `fd`, none if none does.
 pub fn lock_holder(fd: BorrowedFd) -> Result<Option<u32>, Errno> {
-    let l = whole_file(libc::F_GETLK, fd)?;
+    let mut l = whole_file();
+    fcntl::fcntl(fd, fcntl::FcntlArg::F_GETLK(&mut l))?;
     Ok((l.l_type != libc::F_UNLCK as _).then_some(l.l_pid as u32))
 }
 
 /// Returns 64 bits no other user can predict: getrandom(2) without waiting
 /// for entropy, else the clock, the pid and `salt` (callers create files
 /// exclusively, so a guessed name is only a retry).
+///
+/// libc's getrandom: nix has no wrapper for it.
 pub fn random(salt: u32) -> u64 {
     let mut r = [0u8; 8];
     // SAFETY: getrandom(2) writes at most `r.len()` bytes into `r`.

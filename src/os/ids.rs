@@ -59,28 +59,22 @@ pub fn can_become_root() -> bool {
     id_call(nr::SETUID, 0, 0, 0).is_ok()
 }
 
-/// Makes prctl call `op` with argument `a` (the others 0, as the kernel
-/// wants); raw, as musl's variadic prctl is about 200 bytes more.
-fn prctl(op: libc::c_int, a: libc::c_long) -> Result<(), Errno> {
-    // SAFETY: these prctl operations take integers and touch no memory of ours.
-    Errno::result(unsafe { libc::syscall(libc::SYS_prctl, op as libc::c_long, a, 0, 0, 0) })
-        .map(drop)
-}
-
 /// Makes sure no program this process runs gains privileges (setuid bits,
 /// file capabilities); inherited by children, irreversible.
 pub fn forbid_new_privs() -> Result<(), Errno> {
-    prctl(libc::PR_SET_NO_NEW_PRIVS, 1)
+    nix::sys::prctl::set_no_new_privs()
 }
 
 /// Empties the capability bounding set, so that no capability can come
 /// back; needs CAP_SETPCAP, so before the switch away from root.
 pub fn clear_cap_bound() -> Result<(), Errno> {
     // Every capability up to the kernel's last: the next is EINVAL.
-    let mut cap = 0;
+    let mut cap: libc::c_ulong = 0;
     loop {
-        match prctl(libc::PR_CAPBSET_DROP, cap) {
-            Ok(()) => cap += 1,
+        // SAFETY: PR_CAPBSET_DROP takes one integer and touches no memory of
+        // ours; nix has no wrapper for it.
+        match Errno::result(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap) }) {
+            Ok(_) => cap += 1,
             Err(Errno::EINVAL) if cap > 0 => return Ok(()),
             Err(e) => return Err(e),
         }
